@@ -1,0 +1,16 @@
+/* libfuture — asyncio's core for C on Linux.  Include this one header.
+ *
+ *   future/loop.h      the event loop: callbacks, timers, fd watchers
+ *   future/future.h    futures: set_result, cancel, done callbacks
+ *   future/errors.h    error codes, fut_strerror
+ *   future/version.h   version and export macros
+ */
+#ifndef FUTURE_H
+#define FUTURE_H
+
+#include "future/version.h"
+#include "future/errors.h"
+#include "future/loop.h"
+#include "future/future.h"
+
+#endif

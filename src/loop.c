@@ -1,0 +1,544 @@
+/* The loop: lifetime, the tick, run / stop, call_soon / call_later,
+ * handles, the exception handler and debug mode. */
+#include "internal.h"
+
+#include <string.h>
+#include <unistd.h>
+
+/* Poll skipping (DESIGN.md §3): while ready work remains, the zero-timeout
+ * epoll_wait is skipped unless one of these bounds is reached, so a chain of
+ * callbacks runs without a syscall per hop and I/O still waits at most
+ * about POLL_SKIP_NS. */
+#define POLL_SKIP_MAX_DRAINS 1024u
+#define POLL_SKIP_MAX_CBS 16384u
+#define POLL_SKIP_CLOCK_EVERY 64u /* drains between clock reads */
+#define POLL_SKIP_NS FUT_US(50)
+
+atomic_uint fut__fork_gen;
+static _Thread_local fut_loop_t *running_loop;
+static pthread_once_t init_once = PTHREAD_ONCE_INIT;
+
+static void on_fork_child(void) { atomic_fetch_add(&fut__fork_gen, 1); }
+
+static void release_handle(void *h) { fut_handle_unref(h); }
+
+static void global_init(void) {
+  pthread_atfork(NULL, NULL, on_fork_child);
+  fut__register_release(fut__handle_run, release_handle);
+  fut__future_global_init();
+}
+
+/* ---- handles ------------------------------------------------------------ */
+
+int fut__handle_new(fut_loop_t *loop, fut_cb cb, void *arg, uint8_t flags,
+                    fut_handle_t **out) {
+  fut_handle_t *h = fut__slab_alloc(&loop->handle_slab);
+  if (FUT__UNLIKELY(!h))
+    return fut__error(-ENOMEM, "out of memory for a handle");
+  h->cb = cb;
+  h->arg = arg;
+  h->loop = loop;
+  h->when = 0;
+  h->seq = 0;
+  h->heap_idx = FUT__NOT_IN_HEAP;
+  h->refs = 1;
+  h->flags = flags;
+  loop->live_handles++;
+  *out = h;
+  return 0;
+}
+
+void fut_handle_ref(fut_handle_t *h) {
+  if (h)
+    h->refs++;
+}
+
+void fut_handle_unref(fut_handle_t *h) {
+  if (!h)
+    return;
+  FUT__ASSERT(h->refs > 0);
+  if (--h->refs > 0)
+    return;
+  fut_loop_t *loop = h->loop;
+  fut__slab_free(&loop->handle_slab, h);
+  loop->live_handles--;
+  if (FUT__UNLIKELY(loop->freed))
+    fut__loop_maybe_release(loop);
+}
+
+void fut__handle_run(void *p) {
+  fut_handle_t *h = p;
+  if (!(h->flags & FUT__H_CANCELLED)) {
+    if (!(h->flags & FUT__H_IO))
+      h->flags |= FUT__H_RAN;
+    h->cb(h->arg);
+  }
+  fut_handle_unref(h);
+}
+
+void fut_handle_cancel(fut_handle_t *h) {
+  if (!h || (h->flags & (FUT__H_CANCELLED | FUT__H_RAN)))
+    return;
+  h->flags |= FUT__H_CANCELLED;
+  /* A pending timer leaves the heap at once; a handle already in the ready
+   * queue is skipped there and released when its entry is reached. */
+  if (h->heap_idx != FUT__NOT_IN_HEAP) {
+    fut__timer_remove(h->loop, h);
+    fut_handle_unref(h);
+  }
+}
+
+bool fut_handle_cancelled(const fut_handle_t *h) {
+  return h && (h->flags & FUT__H_CANCELLED);
+}
+
+uint64_t fut_handle_when(const fut_handle_t *h) {
+  return h && (h->flags & FUT__H_TIMER) ? h->when : 0;
+}
+
+/* ---- lifetime ----------------------------------------------------------- */
+
+int fut__check_usable(const fut_loop_t *loop) {
+  if (FUT__UNLIKELY(loop->closed))
+    return fut__error(FUT_E_CLOSED, "the loop is closed");
+  if (FUT__UNLIKELY(loop->fork_gen !=
+                    atomic_load_explicit(&fut__fork_gen,
+                                         memory_order_relaxed)))
+    return fut__error(FUT_E_FORKED, "the loop was created before a fork: "
+                      "call fut_loop_fork() in the child first");
+  return fut__check_thread(loop);
+}
+
+int fut_loop_new(fut_loop_t **out) {
+  if (!out)
+    return fut__error(-EINVAL, "fut_loop_new: NULL out");
+  *out = NULL;
+  pthread_once(&init_once, global_init);
+  fut_loop_t *loop = fut__calloc(1, sizeof *loop);
+  if (!loop)
+    return fut__error(-ENOMEM, "fut_loop_new: out of memory");
+  loop->epfd = loop->evfd = -1;
+  loop->owner = pthread_self();
+  loop->fork_gen = atomic_load(&fut__fork_gen);
+  loop->slow_ns = FUT_MS(100);
+  const char *dbg = getenv("FUT_DEBUG");
+  loop->debug = dbg && dbg[0] && strcmp(dbg, "0") != 0;
+  fut__slab_init(&loop->fut_slab, sizeof(fut_t), 256);
+  fut__slab_init(&loop->handle_slab, sizeof(fut_handle_t), 256);
+  int err = fut__ring_grow(&loop->ready);
+  if (err)
+    goto fail_ring;
+  if ((err = fut__tsq_init(loop)))
+    goto fail_tsq;
+  if ((err = fut__epoll_create(loop)))
+    goto fail_epoll;
+  *out = loop;
+  return 0;
+
+fail_epoll:
+  fut__tsq_destroy(loop);
+fail_tsq:
+  fut__free(loop->ready.ents);
+fail_ring:
+  fut__free(loop->events);
+  fut__free(loop);
+  return err;
+}
+
+bool fut_loop_is_closed(const fut_loop_t *loop) { return loop->closed; }
+bool fut_loop_is_running(const fut_loop_t *loop) { return loop->running; }
+
+int fut_loop_close(fut_loop_t *loop) {
+  if (!loop)
+    return fut__error(-EINVAL, "fut_loop_close: NULL loop");
+  if (loop->running)
+    return fut__error(FUT_E_RUNNING, "fut_loop_close: the loop is running");
+  if (loop->closed)
+    return 0;
+  int err = fut__check_thread(loop);
+  if (err)
+    return err;
+  /* Upper layers first: they may still schedule or release futures. */
+  if (loop->task_close)
+    loop->task_close(loop);
+  if (loop->executor_close)
+    loop->executor_close(loop);
+  loop->closed = true;
+  fut__tsq_close(loop);
+  fut__timers_clear(loop);
+  fut__io_clear(loop);
+  fut__ready_clear(loop);
+  fut__epoll_destroy(loop);
+  return 0;
+}
+
+static void release_memory(fut_loop_t *loop) {
+  fut__slab_destroy(&loop->fut_slab);
+  fut__slab_destroy(&loop->handle_slab);
+  fut__free(loop->ready.ents);
+  fut__free(loop->heap);
+  fut__free(loop->events);
+  fut__tsq_destroy(loop);
+  fut__free(loop);
+}
+
+void fut__loop_maybe_release(fut_loop_t *loop) {
+  if (loop->freed && loop->live_futures == 0 && loop->live_handles == 0)
+    release_memory(loop);
+}
+
+int fut_loop_free(fut_loop_t *loop) {
+  if (!loop)
+    return 0;
+  int err = fut_loop_close(loop);
+  if (err)
+    return err;
+  /* Futures or handles the user still holds keep the memory alive; the
+   * last of them releases it. */
+  loop->freed = true;
+  fut__loop_maybe_release(loop);
+  return 0;
+}
+
+/* ---- the tick ----------------------------------------------------------- */
+
+static void report_slow(fut_loop_t *loop, const struct fut__ready_ent *e,
+                        uint64_t took) {
+  char msg[128];
+  snprintf(msg, sizeof msg, "executing callback %p took %.3f seconds",
+           *(void **)(void *)&e->fn, (double)took / 1e9);
+  fut__report_exception(loop, msg, 0, NULL,
+                        e->fn == fut__handle_run ? e->arg : NULL, NULL);
+}
+
+/* Runs the entries present when the drain began (asyncio's snapshot):
+ * whatever they schedule waits for the next iteration. */
+static void drain(fut_loop_t *loop) {
+  struct fut__ring *r = &loop->ready;
+  uint32_t n = r->tail - r->head;
+  loop->cbs_since_poll += n;
+  if (FUT__UNLIKELY(loop->debug)) {
+    while (n--) {
+      struct fut__ready_ent e = r->ents[r->head & r->mask];
+      r->head++;
+      uint64_t t0 = fut__now();
+      e.fn(e.arg);
+      uint64_t took = fut__now() - t0;
+      if (took >= loop->slow_ns)
+        report_slow(loop, &e, took);
+    }
+    return;
+  }
+  while (n--) {
+    /* Re-read the ring each time: a callback may grow it. */
+    struct fut__ready_ent e = r->ents[r->head & r->mask];
+    r->head++;
+    e.fn(e.arg);
+  }
+}
+
+static bool may_skip_poll(fut_loop_t *loop) {
+  if (loop->drains_since_poll >= POLL_SKIP_MAX_DRAINS ||
+      loop->cbs_since_poll >= POLL_SKIP_MAX_CBS)
+    return false;
+  if (loop->drains_since_poll % POLL_SKIP_CLOCK_EVERY ==
+      POLL_SKIP_CLOCK_EVERY - 1)
+    return fut__now() - loop->last_poll < POLL_SKIP_NS;
+  return true;
+}
+
+static int tick(fut_loop_t *loop, uint64_t max_timeout) {
+  bool have_ready = loop->ready.tail != loop->ready.head;
+  if (have_ready && may_skip_poll(loop)) {
+    loop->drains_since_poll++;
+  } else {
+    uint64_t timeout;
+    if (have_ready || loop->stopping) {
+      timeout = 0;
+    } else if (loop->heap_len > 0) {
+      uint64_t now = fut__now(), when = loop->heap[0]->when;
+      timeout = when > now ? when - now : 0;
+    } else {
+      timeout = UINT64_MAX;
+    }
+    if (timeout > max_timeout)
+      timeout = max_timeout;
+    int n = fut__epoll_poll(loop, timeout);
+    if (n < 0)
+      return n;
+    loop->last_poll = fut__now();
+    loop->drains_since_poll = 0;
+    loop->cbs_since_poll = 0;
+  }
+  if (loop->heap_len > 0)
+    fut__timers_expire(loop, fut__now());
+  drain(loop);
+  return 0;
+}
+
+static int enter(fut_loop_t *loop, const char *what) {
+  if (!loop)
+    return fut__error(-EINVAL, "%s: NULL loop", what);
+  int err = fut__check_usable(loop);
+  if (err)
+    return err;
+  if (loop->running)
+    return fut__error(FUT_E_RUNNING, "%s: the loop is already running", what);
+  if (running_loop)
+    return fut__error(FUT_E_RUNNING, "%s: another loop is running in this "
+                      "thread", what);
+  loop->running = true;
+  loop->owner = pthread_self();
+  running_loop = loop;
+  return 0;
+}
+
+static void leave(fut_loop_t *loop) {
+  loop->stopping = false;
+  loop->running = false;
+  running_loop = NULL;
+}
+
+int fut_loop_run_forever(fut_loop_t *loop) {
+  int err = enter(loop, "fut_loop_run_forever");
+  if (err)
+    return err;
+  for (;;) {
+    if ((err = tick(loop, UINT64_MAX)) != 0)
+      break;
+    if (loop->stopping)
+      break;
+  }
+  leave(loop);
+  return err;
+}
+
+int fut_loop_run_once(fut_loop_t *loop, uint64_t timeout_ns) {
+  int err = enter(loop, "fut_loop_run_once");
+  if (err)
+    return err;
+  err = tick(loop, timeout_ns);
+  leave(loop);
+  return err;
+}
+
+static void stop_cb(fut_t *f, void *arg) {
+  (void)f;
+  fut_loop_stop(arg);
+}
+
+int fut_loop_run_until_complete(fut_loop_t *loop, fut_t *f) {
+  if (!loop || !f)
+    return fut__error(-EINVAL, "fut_loop_run_until_complete: NULL %s",
+                      !loop ? "loop" : "future");
+  if (f->loop != loop)
+    return fut__error(FUT_E_OTHER_LOOP, "fut_loop_run_until_complete: the "
+                      "future belongs to another loop");
+  if (loop->running)
+    return fut__error(FUT_E_RUNNING, "fut_loop_run_until_complete: the loop "
+                      "is already running");
+  int err = fut_add_done_callback(f, stop_cb, loop);
+  if (err)
+    return err;
+  fut_ref(f);
+  err = fut_loop_run_forever(loop);
+  fut_remove_done_callback(f, stop_cb, loop);
+  if (err == 0) {
+    if (!fut_done(f))
+      err = fut__error(FUT_E_STOPPED, "fut_loop_run_until_complete: the loop "
+                       "stopped before the future completed");
+    else
+      err = fut_result(f, NULL);
+  }
+  fut_unref(f);
+  return err;
+}
+
+void fut_loop_stop(fut_loop_t *loop) {
+  if (loop)
+    loop->stopping = true;
+}
+
+uint64_t fut_loop_time(const fut_loop_t *loop) {
+  (void)loop;
+  return fut__now();
+}
+
+fut_loop_t *fut_get_running_loop(void) { return running_loop; }
+
+/* ---- scheduling --------------------------------------------------------- */
+
+int fut_loop_call_soon(fut_loop_t *loop, fut_cb cb, void *arg,
+                       fut_handle_t **hout) {
+  if (FUT__UNLIKELY(!loop || !cb))
+    return fut__error(-EINVAL, "fut_loop_call_soon: NULL %s",
+                      !loop ? "loop" : "callback");
+  if (FUT__UNLIKELY(loop->closed || loop->debug)) {
+    int err = fut__check_usable(loop);
+    if (err)
+      return err;
+  }
+  if (!hout)
+    return fut__ring_push(&loop->ready, cb, arg);
+  fut_handle_t *h;
+  int err = fut__handle_new(loop, cb, arg, 0, &h);
+  if (err)
+    return err;
+  if ((err = fut__ring_push(&loop->ready, fut__handle_run, h))) {
+    fut_handle_unref(h);
+    return err;
+  }
+  h->refs++; /* the queue's and the caller's */
+  *hout = h;
+  return 0;
+}
+
+int fut_loop_call_at(fut_loop_t *loop, uint64_t when, fut_cb cb, void *arg,
+                     fut_handle_t **hout) {
+  if (FUT__UNLIKELY(!loop || !cb))
+    return fut__error(-EINVAL, "fut_loop_call_at: NULL %s",
+                      !loop ? "loop" : "callback");
+  int err = fut__check_usable(loop);
+  if (err)
+    return err;
+  fut_handle_t *h;
+  if ((err = fut__handle_new(loop, cb, arg, FUT__H_TIMER, &h)))
+    return err;
+  h->when = when;
+  if ((err = fut__timer_push(loop, h))) {
+    fut_handle_unref(h);
+    return err;
+  }
+  if (hout) {
+    h->refs++;
+    *hout = h;
+  }
+  return 0;
+}
+
+int fut_loop_call_later(fut_loop_t *loop, uint64_t delay_ns, fut_cb cb,
+                        void *arg, fut_handle_t **hout) {
+  uint64_t now = fut__now();
+  /* Clamp instead of wrapping: a huge delay means "never, in practice". */
+  uint64_t when = delay_ns > UINT64_MAX - now ? UINT64_MAX : now + delay_ns;
+  return fut_loop_call_at(loop, when, cb, arg, hout);
+}
+
+/* ---- exceptions --------------------------------------------------------- */
+
+void fut_loop_set_exception_handler(fut_loop_t *loop,
+                                    fut_exception_handler_cb cb, void *arg) {
+  loop->exc_cb = cb;
+  loop->exc_arg = cb ? arg : NULL;
+}
+
+void fut_loop_get_exception_handler(const fut_loop_t *loop,
+                                    fut_exception_handler_cb *cb, void **arg) {
+  if (cb)
+    *cb = loop->exc_cb;
+  if (arg)
+    *arg = loop->exc_arg;
+}
+
+void fut_loop_default_exception_handler(fut_loop_t *loop,
+                                        const fut_exception_ctx_t *ctx,
+                                        void *unused) {
+  (void)unused;
+  char buf[1024];
+  int n = snprintf(buf, sizeof buf, "libfuture: loop %p: %s\n",
+                   (void *)loop, ctx->message ? ctx->message : "(no message)");
+  if (ctx->err && n < (int)sizeof buf)
+    n += snprintf(buf + n, sizeof buf - (size_t)n, "  error: %s (%s)\n",
+                  fut_err_name(ctx->err), fut_strerror(ctx->err));
+  if (ctx->detail && n < (int)sizeof buf)
+    n += snprintf(buf + n, sizeof buf - (size_t)n, "  message: %s\n",
+                  ctx->detail);
+  if (ctx->future && n < (int)sizeof buf) {
+    const struct fut__ops *ops = fut__ops_of(ctx->future);
+    static const char *const states[] = {"pending", "finished", "cancelled"};
+    n += snprintf(buf + n, sizeof buf - (size_t)n, "  future: %s %p (%s)\n",
+                  ops ? ops->type_name : "future", (void *)ctx->future,
+                  states[ctx->future->state]);
+  }
+  if (ctx->handle && n < (int)sizeof buf)
+    n += snprintf(buf + n, sizeof buf - (size_t)n,
+                  "  handle: %p callback %p arg %p\n", (void *)ctx->handle,
+                  *(void **)(void *)&ctx->handle->cb, ctx->handle->arg);
+  fputs(buf, stderr);
+}
+
+void fut_loop_call_exception_handler(fut_loop_t *loop,
+                                     const fut_exception_ctx_t *ctx) {
+  if (loop->exc_cb)
+    loop->exc_cb(loop, ctx, loop->exc_arg);
+  else
+    fut_loop_default_exception_handler(loop, ctx, NULL);
+}
+
+void fut__report_exception(fut_loop_t *loop, const char *message, int err,
+                           fut_t *f, fut_handle_t *h, const char *detail) {
+  fut_exception_ctx_t ctx = {.message = message, .err = err, .future = f,
+                             .handle = h, .detail = detail};
+  fut_loop_call_exception_handler(loop, &ctx);
+}
+
+/* ---- debug, embedding, fork, stats -------------------------------------- */
+
+void fut_loop_set_debug(fut_loop_t *loop, bool enabled) {
+  loop->debug = enabled;
+}
+bool fut_loop_get_debug(const fut_loop_t *loop) { return loop->debug; }
+void fut_loop_set_slow_callback_duration(fut_loop_t *loop, uint64_t ns) {
+  loop->slow_ns = ns;
+}
+
+int fut_loop_backend_fd(const fut_loop_t *loop) { return loop->epfd; }
+
+uint64_t fut_loop_backend_timeout(const fut_loop_t *loop) {
+  if (loop->ready.tail != loop->ready.head || loop->stopping)
+    return 0;
+  if (loop->heap_len == 0)
+    return UINT64_MAX;
+  uint64_t now = fut__now(), when = loop->heap[0]->when;
+  return when > now ? when - now : 0;
+}
+
+int fut_loop_fork(fut_loop_t *loop) {
+  if (!loop)
+    return fut__error(-EINVAL, "fut_loop_fork: NULL loop");
+  if (loop->closed)
+    return fut__error(FUT_E_CLOSED, "fut_loop_fork: the loop is closed");
+  /* The parent's epoll instance is shared with ours: closing our copies of
+   * its fds leaves the parent's registrations alone. */
+  fut__epoll_destroy(loop);
+  int err = fut__epoll_create(loop);
+  if (err)
+    return err;
+  /* A thread of the parent may have held the lock at fork time. */
+  pthread_mutex_init(&loop->tsq.lock, NULL);
+  atomic_store(&loop->tsq.rung, false);
+  if (loop->tsq.len > 0) {
+    atomic_store(&loop->tsq.rung, true);
+    uint64_t one = 1;
+    ssize_t r = write(loop->evfd, &one, sizeof one);
+    (void)r;
+  }
+  if ((err = fut__io_reregister(loop)))
+    return err;
+  loop->owner = pthread_self();
+  loop->running = false;
+  running_loop = NULL;
+  loop->fork_gen = atomic_load(&fut__fork_gen);
+  return 0;
+}
+
+void fut_loop_stats(const fut_loop_t *loop, fut_loop_stats_t *out) {
+  out->live_futures = loop->live_futures;
+  out->live_handles = loop->live_handles;
+  out->pending_timers = loop->heap_len;
+  out->ready = loop->ready.tail - loop->ready.head;
+  out->watchers = loop->nwatchers;
+  pthread_mutex_lock((pthread_mutex_t *)&loop->tsq.lock);
+  out->threadsafe = loop->tsq.len;
+  pthread_mutex_unlock((pthread_mutex_t *)&loop->tsq.lock);
+}
