@@ -18,5 +18,7 @@ void fut__executor_counters(fut_loop_t *loop, uint64_t *drains,
 
 /* Test hook: threads a thread pool currently has (started, not exited). */
 size_t fut__thread_pool_nthreads(fut_executor_t *ex);
+/* Test hook: workers of a thread pool waiting for work. */
+size_t fut__thread_pool_nidle(fut_executor_t *ex);
 
 #endif

@@ -404,3 +404,13 @@ size_t fut__thread_pool_nthreads(fut_executor_t *ex) {
   pthread_mutex_unlock(&p->lock);
   return n;
 }
+
+size_t fut__thread_pool_nidle(fut_executor_t *ex) {
+  if (fut_executor_ops(ex) != &tp_ops)
+    return 0;
+  struct pool *p = fut_executor_self(ex);
+  pthread_mutex_lock(&p->lock);
+  size_t n = p->nidle;
+  pthread_mutex_unlock(&p->lock);
+  return n;
+}
