@@ -40,7 +40,7 @@
  * (fut_await of a pending future, fut_sleep, fut_yield, which then return
  * -ECANCELED) or, if the task never started, the task ends cancelled
  * without running.  The task may catch the -ECANCELED, clean up and go on.
- * fut_task_cancelling / fut_task_uncancel count requests as asyncio 3.11.
+ * fut_task_cancelling / fut_task_uncancel count requests as asyncio 3.11+.
  *
  * Threads: tasks belong to their loop's thread; every function here must be
  * called on that thread.  Task-only functions (fut_await, fut_sleep, ...)
@@ -117,8 +117,10 @@ FUT_EXTERN size_t fut_all_tasks(fut_loop_t *loop, fut_t **out, size_t cap);
 /* asyncio's Task.cancelling(): the number of cancel requests not yet
  * withdrawn by fut_task_uncancel.  0 if f is not a task. */
 FUT_EXTERN unsigned fut_task_cancelling(const fut_t *task);
-/* asyncio 3.11's Task.uncancel(): decrements the count (not below 0) and
- * returns it. */
+/* asyncio's Task.uncancel(): decrements the count (not below 0) and
+ * returns it; reaching 0 also withdraws a cancel not yet delivered (the
+ * asyncio 3.13 fix, so an expired fut_timeout cannot leak a cancel past
+ * its block). */
 FUT_EXTERN unsigned fut_task_uncancel(fut_t *task);
 
 /* ---- inside a task ------------------------------------------------------- */
@@ -196,10 +198,11 @@ enum {
 /* asyncio.gather: finishes when every child is done (result: NULL
  * pointer; read the children's results in argument order with
  * fut_gather_child), or as soon as one child fails or is cancelled, with
- * that child's code (-ECANCELED for a cancelled child, as a failure), unless
- * FUT_GATHER_RETURN_EXCEPTIONS.  A child's failure does not cancel the
- * others.  Cancelling the gather cancels every pending child; the gather
- * then ends with -ECANCELED whatever the flags.  n may be 0 (done at once).
+ * that child's code (-ECANCELED for a cancelled child, as a failure, as
+ * asyncio does), unless FUT_GATHER_RETURN_EXCEPTIONS.  A child's failure
+ * does not cancel the others.  Cancelling the gather cancels every pending
+ * child (true if any accepted); the gather then ends cancelled whatever the
+ * flags.  n may be 0 (done at once).
  * The same future may appear several times. */
 FUT_EXTERN int fut_gather(fut_loop_t *loop, fut_t *const *fs, size_t n,
                           unsigned flags, fut_t **out);
@@ -210,7 +213,8 @@ FUT_EXTERN size_t fut_gather_count(const fut_t *g);
 
 typedef enum fut_wait_when {
   FUT_FIRST_COMPLETED = 1,
-  FUT_FIRST_EXCEPTION = 2, /* a failure or a cancellation, or all done */
+  FUT_FIRST_EXCEPTION = 2, /* a failure (a cancellation is not one, as in
+                              asyncio), or all done */
   FUT_ALL_COMPLETED = 3
 } fut_wait_when_t;
 
