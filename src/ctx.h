@@ -106,12 +106,12 @@ static inline void fut__ctx_make(struct fut__ctx *c, void *lo, size_t size,
 
 /* ---- stacks (stack.c) ---------------------------------------------------- */
 
-/* One mmap: a guard page, then the usable stack, which grows down towards
+/* One mmap: a guard region, then the usable stack, which grows down towards
  * the guard.  Pages are committed when first touched. */
 struct fut__stack {
-  void *map;        /* start of the mapping (the guard page); NULL = none */
+  void *map;        /* start of the mapping (the guard); NULL = none */
   size_t map_size;  /* guard + usable, page multiple */
-  size_t size;      /* usable bytes: [map + page, map + map_size) */
+  size_t size;      /* usable bytes, the top of the mapping */
   unsigned vg_id;   /* valgrind stack id while mapped, 0 without valgrind */
 };
 
@@ -140,6 +140,6 @@ void fut__stack_cache_clear(struct fut__stack_cache *c);
  * SIGSEGV handler that recognises guard pages. */
 void fut__stack_guard_setup(void);
 
-/* task.c: whether addr lies in the guard page of the task running on this
+/* task.c: whether addr lies in the guard region of the task running on this
  * thread; then its name and stack size.  Async-signal-safe. */
 bool fut__task_guard_hit(const void *addr, const char **name, size_t *size);

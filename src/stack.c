@@ -1,5 +1,5 @@
 /* Task stacks: one anonymous mapping per stack with a guard page below the
- * usable part, recycled through a small per-loop cache, and the SIGSEGV
+ * usable part (a guard region of 16 pages), recycled through a small per-loop cache, and the SIGSEGV
  * handler that turns a guard-page hit into a message naming the task.
  *
  * The guard is installed with MADV_GUARD_INSTALL where the kernel has it
@@ -25,6 +25,12 @@
 #ifndef MADV_GUARD_INSTALL
 #define MADV_GUARD_INSTALL 102
 #endif
+
+/* The guard region below each stack: several pages, so that a frame
+ * larger than a page (a big local array) still lands in it instead of
+ * skipping over it into a neighbouring mapping.  With MADV_GUARD_INSTALL
+ * it costs no memory and no VMA; with mprotect, address space only. */
+#define GUARD_PAGES 16
 
 /* Largest stack accepted: far beyond any sane task, small enough that
  * rounding never overflows. */
@@ -76,7 +82,8 @@ int fut__stack_get(struct fut__stack_cache *c, size_t size,
     }
   }
   size_t ps = page_size();
-  size_t map_size = size + ps;
+  size_t guard = GUARD_PAGES * ps;
+  size_t map_size = size + guard;
   void *map = mmap(NULL, map_size, PROT_READ | PROT_WRITE,
                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK,
                    -1, 0);
@@ -85,8 +92,8 @@ int fut__stack_get(struct fut__stack_cache *c, size_t size,
                       map_size, strerror(errno));
   /* A huge page would commit 2 MiB for a task that touches 4 KiB. */
   madvise(map, map_size, MADV_NOHUGEPAGE);
-  if (madvise(map, ps, MADV_GUARD_INSTALL) != 0 &&
-      mprotect(map, ps, PROT_NONE) != 0) {
+  if (madvise(map, guard, MADV_GUARD_INSTALL) != 0 &&
+      mprotect(map, guard, PROT_NONE) != 0) {
     int e = errno;
     munmap(map, map_size);
     return fut__error(-ENOMEM, "task stack: cannot protect the guard page: "
@@ -98,7 +105,7 @@ int fut__stack_get(struct fut__stack_cache *c, size_t size,
   out->size = size;
   out->vg_id = 0;
 #if defined(FUT__VALGRIND)
-  out->vg_id = VALGRIND_STACK_REGISTER((char *)map + ps,
+  out->vg_id = VALGRIND_STACK_REGISTER((char *)map + guard,
                                        (char *)map + map_size);
 #endif
   return 0;

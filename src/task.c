@@ -465,11 +465,8 @@ bool fut__task_guard_hit(const void *addr, const char **name,
   if (!t || !t->stack.map)
     return false;
   const char *g = t->stack.map;
-  /* The guard page plus a little below: a large frame may skip past the
-   * guard's start. */
   size_t guard = t->stack.map_size - t->stack.size;
-  if ((const char *)addr < g - 16 * guard ||
-      (const char *)addr >= g + guard)
+  if ((const char *)addr < g || (const char *)addr >= g + guard)
     return false;
   *name = t->name;
   *size = t->stack.size;
