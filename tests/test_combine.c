@@ -105,21 +105,23 @@ static void test_gather_results_in_argument_order(void **state) {
 static void test_gather_child_failure_fails_gather_others_go_on(void **state) {
   (void)state;
   fut_loop_t *loop = new_loop();
-  struct job j[3] = {{.ms = 1, .v = -EIO}, {.ms = 5, .v = 2},
-                     {.ms = 6, .v = 3}};
-  fut_t *ts[3];
-  for (int i = 0; i < 3; i++)
-    ts[i] = spawn(loop, job_fn, &j[i]);
+  fut_t *fs[3] = {newf(loop), newf(loop), newf(loop)};
   fut_t *g;
-  assert_int_equal(fut_gather(loop, ts, 3, 0, &g), 0);
+  assert_int_equal(fut_gather(loop, fs, 3, 0, &g), 0);
+  fut_set_exception(fs[0], -EIO, "boom");
   assert_int_equal(fut_loop_run_until_complete(loop, g), -EIO);
-  assert_false(fut_done(ts[1]));
-  settle(loop, ts[2]);
-  assert_int_equal(i64_of(ts[1]), 2);
-  assert_int_equal(i64_of(ts[2]), 3);
+  const char *msg;
+  assert_int_equal(fut_exception(g, &msg), -EIO);
+  assert_string_equal(msg, "boom");
+  /* The others are neither cancelled nor done, and may still finish. */
+  assert_false(fut_done(fs[1]));
+  assert_false(fut_done(fs[2]));
+  fut_set_result_i64(fs[1], 2);
+  fut_set_result_i64(fs[2], 3);
   drain(loop);
+  assert_int_equal(i64_of(fs[1]), 2);
   for (int i = 0; i < 3; i++)
-    fut_unref(ts[i]);
+    fut_unref(fs[i]);
   fut_unref(g);
   end_loop(loop);
 }
@@ -574,24 +576,41 @@ static void test_wait_for_bad_arguments(void **state) {
 
 /* ---- shield ----------------------------------------------------------------------- */
 
+struct gated {
+  fut_t *gate;
+  int rc;
+  bool finished;
+};
+
+static int gated_fn(void *arg) {
+  struct gated *g = arg;
+  g->rc = fut_await(g->gate, NULL);
+  g->finished = true;
+  return g->rc ? g->rc : fut_task_return_i64(11);
+}
+
 static void test_shield_keeps_inner_alive(void **state) {
   (void)state;
   fut_loop_t *loop = new_loop();
-  struct job j = {.ms = 3, .v = 11};
-  fut_t *t = spawn(loop, job_fn, &j);
+  struct gated gd = {.gate = newf(loop)};
+  fut_t *t = spawn(loop, gated_fn, &gd);
   fut_t *s;
   assert_int_equal(fut_shield(t, &s), 0);
-  fut_unref(t); /* only the shield keeps the inner task now */
+  fut_unref(t); /* only the shield (and the loop) keep the inner task */
   fut_t *outer = spawn(loop, await_wait_for, s);
   drain(loop);
   fut_cancel(outer, NULL);
   assert_int_equal(fut_loop_run_until_complete(loop, outer), -ECANCELED);
   assert_true(fut_cancelled(s));
-  /* The inner goes on and completes. */
+  assert_false(gd.finished);
+  /* The inner was not cancelled: it goes on and completes. */
+  fut_set_result(gd.gate, NULL, NULL);
   while (fut_all_tasks(loop, NULL, 0) > 0)
     fut_loop_run_once(loop, UINT64_MAX);
-  assert_int_equal(j.sleep_rc, 0);
+  assert_true(gd.finished);
+  assert_int_equal(gd.rc, 0);
   drain(loop);
+  fut_unref(gd.gate);
   fut_unref(s);
   fut_unref(outer);
   end_loop(loop);
