@@ -3,6 +3,7 @@
  *   future/loop.h      the event loop: callbacks, timers, fd watchers
  *   future/future.h    futures: set_result, cancel, done callbacks
  *   future/errors.h    error codes, fut_strerror
+ *   future/executor.h  concurrent futures, thread pool, run_in_executor
  *   future/version.h   version and export macros
  */
 #ifndef FUTURE_H
@@ -12,5 +13,6 @@
 #include "future/errors.h"
 #include "future/loop.h"
 #include "future/future.h"
+#include "future/executor.h"
 
 #endif

@@ -1,0 +1,637 @@
+/* Executors: the generic executor object, job helpers, and the loop glue
+ * (wrap_future, run_in_executor, the default executor).
+ *
+ * Completions cross from worker threads to the loop through a per-loop
+ * inbox: a cfuture's done callback pushes its wrapper onto the inbox under
+ * the inbox lock and, only when the inbox was empty and no drain is queued,
+ * asks the loop for one drain with fut_loop_call_soon_threadsafe.  So one
+ * thread-safe call (one doorbell) carries every completion that arrives
+ * before the loop gets to it.
+ *
+ * Lifetimes.  A wrapper (struct wrap) is a loop future with two memory
+ * owners: the loop side (the future's references, loop thread only) and the
+ * cfuture's done callback (which may run in any thread).  `mem` counts
+ * them atomically; the memory goes when both let go, so a callback racing
+ * with loop close never touches freed memory.  The inbox is refcounted too
+ * (the loop state, each wrapper, a queued drain), so a worker finishing
+ * after the loop is gone finds a closed inbox, not a dangling loop. */
+#include "executor_internal.h"
+
+#include <string.h>
+
+/* ======================================================================
+ * Generic executor
+ * ====================================================================== */
+
+struct fut_executor {
+  const fut_executor_ops_t *ops; /* never changes */
+  void *self;                    /* implementation object; never changes */
+  atomic_uint refs;              /* > 0 while alive */
+  atomic_bool shut;              /* fut_executor_shutdown was called */
+};
+
+int fut_executor_new(const fut_executor_ops_t *ops, void *self,
+                     fut_executor_t **out) {
+  if (!out)
+    return fut__error(-EINVAL, "fut_executor_new: NULL out");
+  *out = NULL;
+  if (!ops || !ops->submit || !ops->shutdown || !ops->destroy)
+    return fut__error(-EINVAL, "fut_executor_new: ops or one of its "
+                      "functions is NULL");
+  fut_executor_t *ex = fut__malloc(sizeof *ex);
+  if (!ex)
+    return fut__error(-ENOMEM, "fut_executor_new: out of memory");
+  ex->ops = ops;
+  ex->self = self;
+  atomic_init(&ex->refs, 1);
+  atomic_init(&ex->shut, false);
+  *out = ex;
+  return 0;
+}
+
+void *fut_executor_self(const fut_executor_t *ex) {
+  return ex ? ex->self : NULL;
+}
+const fut_executor_ops_t *fut_executor_ops(const fut_executor_t *ex) {
+  return ex ? ex->ops : NULL;
+}
+
+fut_executor_t *fut_executor_ref(fut_executor_t *ex) {
+  if (ex)
+    atomic_fetch_add_explicit(&ex->refs, 1, memory_order_relaxed);
+  return ex;
+}
+
+void fut_executor_free(fut_executor_t *ex) {
+  if (!ex)
+    return;
+  unsigned old = atomic_fetch_sub_explicit(&ex->refs, 1, memory_order_acq_rel);
+  FUT__ASSERT(old > 0);
+  if (old != 1)
+    return;
+  if (!atomic_exchange(&ex->shut, true))
+    (void)ex->ops->shutdown(ex->self, true, false, FUT_FOREVER);
+  ex->ops->destroy(ex->self);
+  fut__free(ex);
+}
+
+bool fut_executor_is_shutdown(const fut_executor_t *ex) {
+  return ex && atomic_load(&ex->shut);
+}
+
+int fut_executor_shutdown(fut_executor_t *ex, bool wait, bool cancel_pending,
+                          uint64_t timeout_ns) {
+  if (!ex)
+    return fut__error(-EINVAL, "fut_executor_shutdown: NULL executor");
+  atomic_store(&ex->shut, true);
+  return ex->ops->shutdown(ex->self, wait, cancel_pending, timeout_ns);
+}
+
+static int check_job(const fut_job_t *job, const char *what) {
+  if (!job)
+    return fut__error(-EINVAL, "%s: NULL job", what);
+  if (!job->fn == !job->bytes_fn)
+    return fut__error(-EINVAL, "%s: a job needs exactly one of fn and "
+                      "bytes_fn", what);
+  if (job->bytes_fn && job->len > 0 && !job->data)
+    return fut__error(-EINVAL, "%s: NULL data with length %zu", what,
+                      job->len);
+  return 0;
+}
+
+int fut_executor_submit_job(fut_executor_t *ex, const fut_job_t *job,
+                            fut_cfuture_t **out) {
+  if (!ex || !out)
+    return fut__error(-EINVAL, "fut_executor_submit: NULL %s",
+                      !ex ? "executor" : "out");
+  int err = check_job(job, "fut_executor_submit");
+  if (err)
+    return err;
+  if (atomic_load_explicit(&ex->shut, memory_order_acquire))
+    return fut__error(FUT_E_SHUTDOWN, "fut_executor_submit: the %s has been "
+                      "shut down", ex->ops->name ? ex->ops->name : "executor");
+  fut_cfuture_t *cf = NULL;
+  err = ex->ops->submit(ex->self, job, &cf);
+  if (err)
+    return err;
+  FUT__ASSERT(cf != NULL);
+  *out = cf;
+  return 0;
+}
+
+int fut_executor_submit(fut_executor_t *ex, fut_job_fn fn, void *arg,
+                        fut_cfuture_t **out) {
+  if (!fn)
+    return fut__error(-EINVAL, "fut_executor_submit: NULL function");
+  fut_job_t job = fut_job_call(fn, arg);
+  return fut_executor_submit_job(ex, &job, out);
+}
+
+int fut_executor_map_jobs(fut_executor_t *ex, const fut_job_t *jobs, size_t n,
+                          fut_cfuture_t **out) {
+  if (!ex || !out || (n > 0 && !jobs))
+    return fut__error(-EINVAL, "fut_executor_map: NULL %s",
+                      !ex ? "executor" : !out ? "out" : "jobs");
+  for (size_t i = 0; i < n; i++)
+    out[i] = NULL;
+  for (size_t i = 0; i < n; i++) {
+    int err = fut_executor_submit_job(ex, &jobs[i], &out[i]);
+    if (err) {
+      /* All or nothing, as Python's map cancels what it submitted when it
+       * fails part way. */
+      for (size_t j = 0; j < i; j++) {
+        fut_cfuture_cancel(out[j]);
+        fut_cfuture_unref(out[j]);
+        out[j] = NULL;
+      }
+      return err;
+    }
+  }
+  return 0;
+}
+
+int fut_executor_map(fut_executor_t *ex, fut_job_fn fn, void *const *args,
+                     size_t n, fut_cfuture_t **out) {
+  if (!fn || (n > 0 && !args))
+    return fut__error(-EINVAL, "fut_executor_map: NULL %s",
+                      !fn ? "function" : "args");
+  if (!ex || !out)
+    return fut__error(-EINVAL, "fut_executor_map: NULL %s",
+                      !ex ? "executor" : "out");
+  for (size_t i = 0; i < n; i++)
+    out[i] = NULL;
+  for (size_t i = 0; i < n; i++) {
+    fut_job_t job = fut_job_call(fn, args[i]);
+    int err = fut_executor_submit_job(ex, &job, &out[i]);
+    if (err) {
+      for (size_t j = 0; j < i; j++) {
+        fut_cfuture_cancel(out[j]);
+        fut_cfuture_unref(out[j]);
+        out[j] = NULL;
+      }
+      return err;
+    }
+  }
+  return 0;
+}
+
+/* ======================================================================
+ * Jobs
+ * ====================================================================== */
+
+int fut_job_copy(const fut_job_t *src, fut_job_t **out) {
+  if (!out)
+    return fut__error(-EINVAL, "fut_job_copy: NULL out");
+  *out = NULL;
+  int err = check_job(src, "fut_job_copy");
+  if (err)
+    return err;
+  /* Borrowed bytes are copied into the same allocation as the job. */
+  bool copy = src->bytes_fn && !src->data_free && src->len > 0;
+  size_t extra = copy ? src->len : 0;
+  if (extra > SIZE_MAX - sizeof(fut_job_t))
+    return fut__error(-ENOMEM, "fut_job_copy: %zu bytes is too big", extra);
+  fut_job_t *j = fut__malloc(sizeof *j + extra);
+  if (!j)
+    return fut__error(-ENOMEM, "fut_job_copy: out of memory for %zu bytes",
+                      sizeof *j + extra);
+  *j = *src;
+  if (copy) {
+    memcpy(j + 1, src->data, src->len);
+    j->data = j + 1;
+  }
+  *out = j;
+  return 0;
+}
+
+void fut_job_free(fut_job_t *job) {
+  if (!job)
+    return;
+  if (job->data_free)
+    job->data_free((void *)(uintptr_t)job->data);
+  fut__free(job);
+}
+
+bool fut_job_run(const fut_job_t *job, fut_cfuture_t *cf) {
+  if (!job || !cf || fut_cfuture_set_running_or_notify_cancel(cf) != 1)
+    return false;
+  /* The detail of this thread's last libfuture error becomes the message
+   * of a failed job: clear it so a stale one is not reported. */
+  fut__error(0, "%s", "");
+  int ret;
+  if (job->fn) {
+    ret = job->fn(job->arg, cf);
+    if (ret == 0 && !fut_cfuture_done(cf))
+      fut_cfuture_set_result(cf, NULL, NULL);
+  } else {
+    void *out = NULL;
+    size_t out_len = 0;
+    ret = job->bytes_fn(job->data, job->len, &out, &out_len);
+    if (ret == 0) {
+      if (out_len > 0 && !out)
+        ret = fut__error(-EINVAL, "bytes job returned NULL data with length "
+                         "%zu", out_len);
+      else if (fut_cfuture_set_result_bytes_owned(cf, out, out_len) != 0)
+        free(out); /* already done: the job completed cf itself */
+    } else {
+      free(out);
+    }
+  }
+  if (ret != 0 && !fut_cfuture_done(cf)) {
+    int code = ret < 0 ? ret : FUT_E_JOB_FAILED;
+    const char *detail = fut_last_error();
+    if (detail[0])
+      fut_cfuture_set_exception(cf, code, "%s", detail);
+    else if (ret > 0)
+      fut_cfuture_set_exception(cf, code, "job returned %d", ret);
+    else
+      fut_cfuture_set_exception(cf, code, NULL);
+  }
+  return true;
+}
+
+/* ======================================================================
+ * Loop glue
+ * ====================================================================== */
+
+struct wrap;
+
+/* Completion inbox of one loop (see the top of the file). */
+struct inbox {
+  pthread_mutex_t lock;
+  atomic_uint refs;          /* loop state + live wrappers + queued drain */
+  fut_loop_t *loop;          /* guarded by lock; NULL once the loop closed */
+  struct wrap *head, *tail;  /* guarded by lock: completed, not drained */
+  bool scheduled;            /* guarded by lock: a drain is queued */
+  uint64_t drains;           /* loop thread: drains run (tests) */
+  uint64_t delivered;        /* loop thread: completions delivered */
+};
+
+struct exec_state {
+  struct inbox *inbox;        /* owned reference */
+  fut_executor_t *def;        /* default executor (a reference) or NULL */
+  bool def_shut;              /* shutdown_default_executor was called */
+  struct wrap *inflight;      /* wrappers whose cfuture callback may still
+                                 come (doubly linked, loop thread only) */
+};
+
+struct wrap {
+  atomic_uint mem;           /* memory owners: loop side + pending callback */
+  struct inbox *inbox;       /* owned reference */
+  fut_cfuture_t *cf;         /* owned reference, dropped with the memory */
+  struct wrap *next_done;    /* inbox list link (guarded by inbox lock) */
+  struct wrap *prev, *next;  /* exec_state.inflight links (loop thread) */
+  bool inflight;             /* in exec_state.inflight (loop thread) */
+  struct fut__ext x;         /* the loop future; last: fut__ext ends with it */
+};
+
+static void inbox_unref(struct inbox *ib) {
+  if (atomic_fetch_sub_explicit(&ib->refs, 1, memory_order_acq_rel) != 1)
+    return;
+  pthread_mutex_destroy(&ib->lock);
+  fut__free(ib);
+}
+
+static void wrap_mem_unref(struct wrap *w) {
+  if (atomic_fetch_sub_explicit(&w->mem, 1, memory_order_acq_rel) != 1)
+    return;
+  fut_cfuture_unref(w->cf);
+  inbox_unref(w->inbox);
+  fut__free(w);
+}
+
+static struct wrap *wrap_of(fut_t *f) {
+  return fut__container_of(fut__container_of(f, struct fut__ext, fut),
+                           struct wrap, x);
+}
+
+static void inflight_remove(fut_loop_t *loop, struct wrap *w) {
+  struct exec_state *st = loop->executor_state;
+  if (!w->inflight)
+    return;
+  if (w->prev)
+    w->prev->next = w->next;
+  else
+    st->inflight = w->next;
+  if (w->next)
+    w->next->prev = w->prev;
+  w->inflight = false;
+}
+
+static bool wrap_cancel(fut_t *f, const char *msg) {
+  struct wrap *w = wrap_of(f);
+  /* As asyncio's _chain_future: the loop future is cancelled; the job is
+   * stopped only if it has not started. */
+  fut_cfuture_cancel(w->cf);
+  return fut__cancel_base(f, msg);
+}
+
+static void wrap_destroy(fut_t *f) { wrap_mem_unref(wrap_of(f)); }
+
+static const struct fut__ops wrap_ops = {"wrap_future", wrap_cancel,
+                                         wrap_destroy};
+
+static void drain(void *p);
+
+/* The cfuture's done callback, in the completing thread. */
+static void on_cf_done(fut_cfuture_t *cf, void *arg) {
+  (void)cf;
+  struct wrap *w = arg;
+  struct inbox *ib = w->inbox;
+  pthread_mutex_lock(&ib->lock);
+  if (ib->loop) {
+    /* The callback's memory reference moves to the inbox entry. */
+    w->next_done = NULL;
+    if (ib->tail)
+      ib->tail->next_done = w;
+    else
+      ib->head = w;
+    ib->tail = w;
+    if (!ib->scheduled) {
+      /* Under the inbox lock: the loop cannot finish closing meanwhile
+       * (its close hook takes this lock), so ib->loop stays valid. */
+      atomic_fetch_add_explicit(&ib->refs, 1, memory_order_relaxed);
+      if (fut_loop_call_soon_threadsafe(ib->loop, drain, ib) == 0) {
+        ib->scheduled = true;
+      } else {
+        /* Out of memory or closing: the entry stays in the inbox and is
+         * picked up by the next drain or by close. */
+        atomic_fetch_sub_explicit(&ib->refs, 1, memory_order_relaxed);
+      }
+    }
+    pthread_mutex_unlock(&ib->lock);
+    return;
+  }
+  pthread_mutex_unlock(&ib->lock);
+  wrap_mem_unref(w);
+}
+
+/* Moves the cfuture's outcome into the loop future (unless it was
+ * cancelled meanwhile: a late result is dropped). */
+static void deliver(struct wrap *w) {
+  fut_t *f = &w->x.fut;
+  if (fut_done(f))
+    return;
+  fut_cfuture_t *cf = w->cf;
+  if (fut_cfuture_cancelled(cf)) {
+    fut__cancel_base(f, NULL);
+    return;
+  }
+  const char *msg = NULL;
+  int err = fut_cfuture_exception(cf, 0, &msg);
+  int r;
+  if (err) {
+    r = msg ? fut_set_exception(f, err, "%s", msg)
+            : fut_set_exception(f, err, NULL);
+  } else {
+    r = fut__cfuture_copy_result(cf, f);
+  }
+  if (r)
+    fut_set_exception(f, r, "could not deliver the job's outcome: %s",
+                      fut_strerror(r));
+}
+
+static struct wrap *inbox_take(struct inbox *ib, bool unschedule) {
+  pthread_mutex_lock(&ib->lock);
+  struct wrap *list = ib->head;
+  ib->head = ib->tail = NULL;
+  if (unschedule)
+    ib->scheduled = false;
+  pthread_mutex_unlock(&ib->lock);
+  return list;
+}
+
+/* The thread-safe trampoline: runs on the loop thread. */
+static void drain(void *p) {
+  struct inbox *ib = p;
+  struct wrap *list = inbox_take(ib, true);
+  fut_loop_t *loop = ib->loop; /* loop thread: stable while it runs */
+  ib->drains++;
+  while (list) {
+    struct wrap *w = list;
+    list = w->next_done;
+    ib->delivered++;
+    inflight_remove(loop, w);
+    deliver(w);
+    wrap_mem_unref(w);     /* the callback's share */
+    fut_unref(&w->x.fut);  /* the in-flight reference */
+  }
+  inbox_unref(ib);
+}
+
+static void drain_release(void *p) { inbox_unref(p); }
+
+static pthread_once_t glue_once = PTHREAD_ONCE_INIT;
+static void glue_init(void) { fut__register_release(drain, drain_release); }
+
+static void executor_close(fut_loop_t *loop) {
+  struct exec_state *st = loop->executor_state;
+  if (!st)
+    return;
+  if (st->def) {
+    fut_executor_shutdown(st->def, true, false, FUT_FOREVER);
+    fut_executor_free(st->def);
+    st->def = NULL;
+  }
+  struct inbox *ib = st->inbox;
+  /* Close the inbox: callbacks from now on drop their share themselves. */
+  pthread_mutex_lock(&ib->lock);
+  ib->loop = NULL;
+  struct wrap *list = ib->head;
+  ib->head = ib->tail = NULL;
+  pthread_mutex_unlock(&ib->lock);
+  while (list) {
+    struct wrap *w = list;
+    list = w->next_done;
+    inflight_remove(loop, w);
+    wrap_mem_unref(w);
+    fut_unref(&w->x.fut);
+  }
+  while (st->inflight) {
+    struct wrap *w = st->inflight;
+    inflight_remove(loop, w);
+    /* If the callback is still registered it will never run: drop its
+     * share here.  Otherwise it is running now and drops it itself. */
+    if (fut_cfuture_remove_done_callback(w->cf, on_cf_done, w) > 0)
+      wrap_mem_unref(w);
+    fut_unref(&w->x.fut);
+  }
+  inbox_unref(ib);
+  fut__free(st);
+  loop->executor_state = NULL;
+  loop->executor_close = NULL;
+}
+
+static int get_state(fut_loop_t *loop, struct exec_state **out) {
+  if (loop->executor_state) {
+    *out = loop->executor_state;
+    return 0;
+  }
+  pthread_once(&glue_once, glue_init);
+  struct exec_state *st = fut__calloc(1, sizeof *st);
+  struct inbox *ib = fut__calloc(1, sizeof *ib);
+  if (!st || !ib) {
+    fut__free(st);
+    fut__free(ib);
+    return fut__error(-ENOMEM, "out of memory for the loop's executor state");
+  }
+  pthread_mutex_init(&ib->lock, NULL);
+  atomic_init(&ib->refs, 1);
+  ib->loop = loop;
+  st->inbox = ib;
+  loop->executor_state = st;
+  loop->executor_close = executor_close;
+  *out = st;
+  return 0;
+}
+
+int fut_wrap_future(fut_loop_t *loop, fut_cfuture_t *cf, fut_t **out) {
+  if (!out)
+    return fut__error(-EINVAL, "fut_wrap_future: NULL out");
+  *out = NULL;
+  if (!loop || !cf)
+    return fut__error(-EINVAL, "fut_wrap_future: NULL %s",
+                      !loop ? "loop" : "cfuture");
+  int err = fut__check_usable(loop);
+  if (err)
+    return err;
+  struct exec_state *st;
+  if ((err = get_state(loop, &st)))
+    return err;
+  struct wrap *w = fut__malloc(sizeof *w);
+  if (!w)
+    return fut__error(-ENOMEM, "fut_wrap_future: out of memory");
+  if ((err = fut__ext_init(loop, &w->x, &wrap_ops))) {
+    fut__free(w);
+    return err;
+  }
+  atomic_init(&w->mem, 2);
+  w->inbox = st->inbox;
+  atomic_fetch_add_explicit(&w->inbox->refs, 1, memory_order_relaxed);
+  w->cf = fut_cfuture_ref(cf);
+  w->next_done = NULL;
+  /* In flight: the loop holds a reference until the outcome arrives. */
+  fut_ref(&w->x.fut);
+  w->prev = NULL;
+  w->next = st->inflight;
+  if (st->inflight)
+    st->inflight->prev = w;
+  st->inflight = w;
+  w->inflight = true;
+  /* May run on_cf_done inline (cf already done): it queues a drain. */
+  err = fut_cfuture_add_done_callback(cf, on_cf_done, w);
+  if (err) {
+    inflight_remove(loop, w);
+    atomic_fetch_sub(&w->mem, 1); /* the callback will never run */
+    fut_unref(&w->x.fut);
+    fut_unref(&w->x.fut);
+    return err;
+  }
+  *out = &w->x.fut;
+  return 0;
+}
+
+static int default_executor(fut_loop_t *loop, fut_executor_t **out) {
+  struct exec_state *st;
+  int err = get_state(loop, &st);
+  if (err)
+    return err;
+  if (!st->def) {
+    if (st->def_shut)
+      return fut__error(FUT_E_SHUTDOWN, "fut_run_in_executor: the default "
+                        "executor has been shut down");
+    if ((err = fut_thread_pool_new(0, &st->def)))
+      return err;
+  }
+  *out = st->def;
+  return 0;
+}
+
+int fut_run_in_executor_job(fut_loop_t *loop, fut_executor_t *ex,
+                            const fut_job_t *job, fut_t **out) {
+  if (!out)
+    return fut__error(-EINVAL, "fut_run_in_executor: NULL out");
+  *out = NULL;
+  if (!loop)
+    return fut__error(-EINVAL, "fut_run_in_executor: NULL loop");
+  int err = fut__check_usable(loop);
+  if (err)
+    return err;
+  if ((err = check_job(job, "fut_run_in_executor")))
+    return err;
+  if (!ex && (err = default_executor(loop, &ex)))
+    return err;
+  struct exec_state *st;
+  if ((err = get_state(loop, &st)))
+    return err;
+  fut_cfuture_t *cf;
+  if ((err = fut_executor_submit_job(ex, job, &cf)))
+    return err;
+  err = fut_wrap_future(loop, cf, out);
+  if (err)
+    fut_cfuture_cancel(cf); /* best effort: nobody will read it */
+  fut_cfuture_unref(cf);
+  return err;
+}
+
+int fut_run_in_executor(fut_loop_t *loop, fut_executor_t *ex, fut_job_fn fn,
+                        void *arg, fut_t **out) {
+  if (!fn) {
+    if (out)
+      *out = NULL;
+    return fut__error(-EINVAL, "fut_run_in_executor: NULL function");
+  }
+  fut_job_t job = fut_job_call(fn, arg);
+  return fut_run_in_executor_job(loop, ex, &job, out);
+}
+
+int fut_loop_set_default_executor(fut_loop_t *loop, fut_executor_t *ex) {
+  if (!loop || !ex)
+    return fut__error(-EINVAL, "fut_loop_set_default_executor: NULL %s",
+                      !loop ? "loop" : "executor");
+  int err = fut__check_usable(loop);
+  if (err)
+    return err;
+  struct exec_state *st;
+  if ((err = get_state(loop, &st)))
+    return err;
+  fut_executor_t *old = st->def;
+  st->def = fut_executor_ref(ex);
+  st->def_shut = false;
+  fut_executor_free(old);
+  return 0;
+}
+
+int fut_loop_shutdown_default_executor(fut_loop_t *loop, uint64_t timeout_ns) {
+  if (!loop)
+    return fut__error(-EINVAL, "fut_loop_shutdown_default_executor: NULL "
+                      "loop");
+  int err = fut__check_thread(loop);
+  if (err)
+    return err;
+  struct exec_state *st = loop->executor_state;
+  if (!st) {
+    if (loop->closed)
+      return 0;
+    if ((err = get_state(loop, &st)))
+      return err;
+  }
+  st->def_shut = true;
+  fut_executor_t *ex = st->def;
+  st->def = NULL;
+  if (!ex)
+    return 0;
+  err = fut_executor_shutdown(ex, true, false, timeout_ns);
+  fut_executor_free(ex);
+  if (err == -ETIMEDOUT)
+    return fut__error(err, "fut_loop_shutdown_default_executor: jobs still "
+                      "running after the timeout");
+  return err;
+}
+
+void fut__executor_counters(fut_loop_t *loop, uint64_t *drains,
+                            uint64_t *delivered) {
+  struct exec_state *st = loop->executor_state;
+  *drains = st ? st->inbox->drains : 0;
+  *delivered = st ? st->inbox->delivered : 0;
+}

@@ -1,0 +1,406 @@
+/* The thread pool (ThreadPoolExecutor) behind the executor vtable.
+ *
+ * One mutex guards a FIFO of work items and the worker bookkeeping.
+ * Workers start on demand, as in Python: a submission wakes an idle worker
+ * when one is waiting for it, and otherwise starts a new thread while fewer
+ * than max_workers exist.  A worker runs its item unlocked through
+ * fut_job_run, which marks the cfuture running (or finds it cancelled and
+ * skips the job): so cancel-if-not-started needs no extra locking here.
+ *
+ * The pool memory is refcounted: one reference for the executor, one per
+ * live worker.  A shutdown that does not wait (or runs out of time) lets
+ * the executor be freed while workers finish their last job; the last one
+ * out frees the pool. */
+#include "executor_internal.h"
+
+#include <sched.h>
+#include <signal.h>
+#include <string.h>
+#include <unistd.h>
+
+#define MAX_WORKERS_LIMIT 4096u
+
+struct tp_item {
+  struct tp_item *next;  /* FIFO link */
+  fut_cfuture_t *cf;     /* the pool's reference to the job's cfuture */
+  fut_job_t job;         /* owns its bytes (copied after the item or
+                            job.data_free) */
+};
+
+struct worker {
+  struct worker *next;   /* in pool->workers */
+  struct pool *pool;     /* never changes */
+  pthread_t tid;         /* valid once started */
+  unsigned idx;          /* for the thread name */
+  bool exited;           /* guarded by pool->lock: left the work loop */
+};
+
+struct pool {
+  pthread_mutex_t lock;
+  pthread_cond_t work_cv;      /* signalled on new work, shutdown, broken */
+  pthread_cond_t exit_cv;      /* broadcast when a worker exits */
+  struct tp_item *head, *tail; /* guarded by lock: queued, not started */
+  size_t nqueued;              /* guarded by lock: items in the FIFO */
+  size_t nthreads;             /* guarded by lock: started, not exited */
+  size_t nidle;                /* guarded by lock: waiting on work_cv */
+  size_t max_workers;          /* >= 1; never changes */
+  unsigned next_idx;           /* guarded by lock: next thread name index */
+  struct worker *workers;      /* guarded by lock: not yet joined */
+  bool shutdown;               /* guarded by lock: refuses submissions */
+  bool broken;                 /* guarded by lock: an initializer failed */
+  int broken_err;              /* guarded by lock: the initializer's code */
+  atomic_uint refs;            /* executor + live workers */
+  fut_init_fn init;            /* never changes */
+  void *initarg;               /* never changes */
+  char prefix[16];             /* thread name prefix; never changes */
+};
+
+static void pool_unref(struct pool *p) {
+  if (atomic_fetch_sub_explicit(&p->refs, 1, memory_order_acq_rel) != 1)
+    return;
+  struct worker *w = p->workers;
+  while (w) {
+    struct worker *next = w->next;
+    fut__free(w);
+    w = next;
+  }
+  pthread_cond_destroy(&p->work_cv);
+  pthread_cond_destroy(&p->exit_cv);
+  pthread_mutex_destroy(&p->lock);
+  fut__free(p);
+}
+
+static void item_free(struct tp_item *it) {
+  if (it->job.data_free)
+    it->job.data_free((void *)(uintptr_t)it->job.data);
+  fut_cfuture_unref(it->cf);
+  fut__free(it);
+}
+
+static struct tp_item *take_queue(struct pool *p) {
+  struct tp_item *list = p->head;
+  p->head = p->tail = NULL;
+  p->nqueued = 0;
+  return list;
+}
+
+static void fail_items(struct tp_item *list, int err, const char *prefix) {
+  while (list) {
+    struct tp_item *it = list;
+    list = it->next;
+    fut_cfuture_set_exception(it->cf, FUT_E_BROKEN_POOL,
+                              "thread pool %s is broken: a worker's "
+                              "initializer failed (%s)", prefix,
+                              fut_err_name(err));
+    item_free(it);
+  }
+}
+
+static void *worker_main(void *arg) {
+  struct worker *w = arg;
+  struct pool *p = w->pool;
+  /* The kernel keeps 15 bytes of a thread name; longer ones are cut. */
+  char name[32];
+  snprintf(name, sizeof name, "%s_%u", p->prefix, w->idx % 100000u);
+  name[15] = '\0';
+  pthread_setname_np(pthread_self(), name);
+  if (p->init) {
+    int r = p->init(p->initarg);
+    if (r != 0) {
+      pthread_mutex_lock(&p->lock);
+      if (!p->broken) {
+        p->broken = true;
+        p->broken_err = r < 0 ? r : FUT_E_JOB_FAILED;
+      }
+      struct tp_item *list = take_queue(p);
+      pthread_cond_broadcast(&p->work_cv);
+      pthread_mutex_unlock(&p->lock);
+      fail_items(list, r < 0 ? r : FUT_E_JOB_FAILED, p->prefix);
+      pthread_mutex_lock(&p->lock);
+      goto out;
+    }
+  }
+  pthread_mutex_lock(&p->lock);
+  for (;;) {
+    while (!p->head && !p->shutdown && !p->broken) {
+      p->nidle++;
+      pthread_cond_wait(&p->work_cv, &p->lock);
+      p->nidle--;
+    }
+    struct tp_item *it = p->head;
+    if (!it)
+      break;
+    p->head = it->next;
+    if (!p->head)
+      p->tail = NULL;
+    p->nqueued--;
+    pthread_mutex_unlock(&p->lock);
+    fut_job_run(&it->job, it->cf);
+    item_free(it);
+    pthread_mutex_lock(&p->lock);
+  }
+out:
+  p->nthreads--;
+  w->exited = true;
+  pthread_cond_broadcast(&p->exit_cv);
+  pthread_mutex_unlock(&p->lock);
+  pool_unref(p);
+  return NULL;
+}
+
+/* With p->lock held: starts one worker.  Workers block every signal, so
+ * signals go to the application's own threads. */
+static int spawn(struct pool *p) {
+  struct worker *w = fut__calloc(1, sizeof *w);
+  if (!w)
+    return fut__error(-ENOMEM, "thread pool: out of memory for a worker");
+  w->pool = p;
+  w->idx = p->next_idx;
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
+  atomic_fetch_add_explicit(&p->refs, 1, memory_order_relaxed);
+  int err = pthread_create(&w->tid, NULL, worker_main, w);
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  if (err) {
+    atomic_fetch_sub_explicit(&p->refs, 1, memory_order_relaxed);
+    fut__free(w);
+    return fut__error(-err, "thread pool: pthread_create: %s",
+                      fut_strerror(-err));
+  }
+  p->next_idx++;
+  p->nthreads++;
+  w->next = p->workers;
+  p->workers = w;
+  return 0;
+}
+
+static int tp_submit(void *self, const fut_job_t *job, fut_cfuture_t **out) {
+  struct pool *p = self;
+  bool copy = job->bytes_fn && !job->data_free && job->len > 0;
+  size_t extra = copy ? job->len : 0;
+  if (extra > SIZE_MAX - sizeof(struct tp_item))
+    return fut__error(-ENOMEM, "thread pool: %zu argument bytes is too big",
+                      extra);
+  struct tp_item *it = fut__malloc(sizeof *it + extra);
+  if (!it)
+    return fut__error(-ENOMEM, "thread pool: out of memory for a job");
+  int err = fut_cfuture_new(&it->cf);
+  if (err) {
+    fut__free(it);
+    return err;
+  }
+  it->next = NULL;
+  it->job = *job;
+  if (copy) {
+    memcpy(it + 1, job->data, job->len);
+    it->job.data = it + 1;
+  }
+  pthread_mutex_lock(&p->lock);
+  if (p->shutdown || p->broken) {
+    bool broken = p->broken;
+    int why = p->broken_err;
+    pthread_mutex_unlock(&p->lock);
+    fut_cfuture_unref(it->cf);
+    fut__free(it);
+    if (broken)
+      return fut__error(FUT_E_BROKEN_POOL, "fut_executor_submit: thread pool "
+                        "%s is broken: a worker's initializer failed (%s)",
+                        p->prefix, fut_err_name(why));
+    return fut__error(FUT_E_SHUTDOWN, "fut_executor_submit: thread pool %s "
+                      "has been shut down", p->prefix);
+  }
+  if (p->tail)
+    p->tail->next = it;
+  else
+    p->head = it;
+  p->tail = it;
+  p->nqueued++;
+  if (p->nidle < p->nqueued && p->nthreads < p->max_workers) {
+    err = spawn(p);
+    if (err && p->nthreads == 0) {
+      /* Nobody would ever run it: take it back. */
+      p->head = p->tail = NULL;
+      p->nqueued = 0;
+      pthread_mutex_unlock(&p->lock);
+      fut_cfuture_unref(it->cf);
+      fut__free(it);
+      return err;
+    }
+  } else {
+    pthread_cond_signal(&p->work_cv);
+  }
+  *out = fut_cfuture_ref(it->cf);
+  pthread_mutex_unlock(&p->lock);
+  return 0;
+}
+
+static bool is_own_worker(struct pool *p) {
+  pthread_t me = pthread_self();
+  for (struct worker *w = p->workers; w; w = w->next)
+    if (!w->exited && pthread_equal(w->tid, me))
+      return true;
+  return false;
+}
+
+static int tp_shutdown(void *self, bool wait, bool cancel_pending,
+                       uint64_t timeout_ns) {
+  struct pool *p = self;
+  pthread_mutex_lock(&p->lock);
+  p->shutdown = true;
+  struct tp_item *list = cancel_pending ? take_queue(p) : NULL;
+  bool own = wait && is_own_worker(p);
+  pthread_cond_broadcast(&p->work_cv);
+  pthread_mutex_unlock(&p->lock);
+  while (list) {
+    struct tp_item *it = list;
+    list = it->next;
+    fut_cfuture_cancel(it->cf);
+    item_free(it);
+  }
+  if (!wait)
+    return 0;
+  if (own)
+    return fut__error(-EDEADLK, "fut_executor_shutdown: cannot wait for "
+                      "thread pool %s from one of its own workers",
+                      p->prefix);
+  struct timespec dl = {0, 0};
+  bool forever = timeout_ns == FUT_FOREVER;
+  if (!forever) {
+    uint64_t now = fut__now();
+    uint64_t when = now + timeout_ns < now ? UINT64_MAX : now + timeout_ns;
+    dl.tv_sec = (time_t)(when / 1000000000u);
+    dl.tv_nsec = (long)(when % 1000000000u);
+  }
+  pthread_mutex_lock(&p->lock);
+  while (p->nthreads > 0) {
+    if (forever) {
+      pthread_cond_wait(&p->exit_cv, &p->lock);
+    } else if (pthread_cond_timedwait(&p->exit_cv, &p->lock, &dl) ==
+                   ETIMEDOUT &&
+               p->nthreads > 0) {
+      pthread_mutex_unlock(&p->lock);
+      return fut__error(-ETIMEDOUT, "fut_executor_shutdown: thread pool %s "
+                        "still has running jobs after the timeout",
+                        p->prefix);
+    }
+  }
+  struct worker *ws = p->workers;
+  p->workers = NULL;
+  pthread_mutex_unlock(&p->lock);
+  /* Every worker has left its loop; joining only waits for the thread to
+   * finish returning. */
+  while (ws) {
+    struct worker *next = ws->next;
+    pthread_join(ws->tid, NULL);
+    fut__free(ws);
+    ws = next;
+  }
+  return 0;
+}
+
+static void tp_destroy(void *self) {
+  struct pool *p = self;
+  pthread_mutex_lock(&p->lock);
+  /* Threads still running after a shutdown without wait: let them go.  The
+   * records stay (they write to them) and go with the pool. */
+  for (struct worker *w = p->workers; w; w = w->next)
+    pthread_detach(w->tid);
+  pthread_mutex_unlock(&p->lock);
+  pool_unref(p);
+}
+
+/* The condition variable waits on CLOCK_MONOTONIC, like every deadline in
+ * the library. */
+static int init_cond(pthread_cond_t *c) {
+  pthread_condattr_t a;
+  pthread_condattr_init(&a);
+  pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
+  int err = pthread_cond_init(c, &a);
+  pthread_condattr_destroy(&a);
+  return -err;
+}
+
+static const fut_executor_ops_t tp_ops = {"thread pool", tp_submit,
+                                          tp_shutdown, tp_destroy};
+
+size_t fut_thread_pool_default_workers(void) {
+  cpu_set_t set;
+  long n = 0;
+  if (sched_getaffinity(0, sizeof set, &set) == 0)
+    n = CPU_COUNT(&set);
+  if (n <= 0)
+    n = sysconf(_SC_NPROCESSORS_ONLN);
+  if (n <= 0)
+    n = 1;
+  return (size_t)(n + 4 < 32 ? n + 4 : 32);
+}
+
+void fut_thread_pool_options_init(fut_thread_pool_options_t *o) {
+  if (o)
+    memset(o, 0, sizeof *o);
+}
+
+int fut_thread_pool_new_ex(const fut_thread_pool_options_t *o,
+                           fut_executor_t **out) {
+  if (!out)
+    return fut__error(-EINVAL, "fut_thread_pool_new: NULL out");
+  *out = NULL;
+  fut_thread_pool_options_t defaults;
+  if (!o) {
+    fut_thread_pool_options_init(&defaults);
+    o = &defaults;
+  }
+  if (o->max_workers > MAX_WORKERS_LIMIT)
+    return fut__error(-EINVAL, "fut_thread_pool_new: max_workers %zu is "
+                      "above the limit %u", o->max_workers,
+                      MAX_WORKERS_LIMIT);
+  struct pool *p = fut__calloc(1, sizeof *p);
+  if (!p)
+    return fut__error(-ENOMEM, "fut_thread_pool_new: out of memory");
+  p->max_workers =
+      o->max_workers ? o->max_workers : fut_thread_pool_default_workers();
+  p->init = o->initializer;
+  p->initarg = o->initarg;
+  snprintf(p->prefix, sizeof p->prefix, "%s",
+           o->name_prefix ? o->name_prefix : "fut-pool");
+  atomic_init(&p->refs, 1);
+  int err = -pthread_mutex_init(&p->lock, NULL);
+  if (err)
+    goto fail_lock;
+  if ((err = init_cond(&p->work_cv)))
+    goto fail_work;
+  if ((err = init_cond(&p->exit_cv)))
+    goto fail_exit;
+  if ((err = fut_executor_new(&tp_ops, p, out)))
+    goto fail_ex;
+  return 0;
+
+fail_ex:
+  pthread_cond_destroy(&p->exit_cv);
+fail_exit:
+  pthread_cond_destroy(&p->work_cv);
+fail_work:
+  pthread_mutex_destroy(&p->lock);
+fail_lock:
+  fut__free(p);
+  return err == -ENOMEM ? err : fut__error(err, "fut_thread_pool_new: %s",
+                                            fut_strerror(err));
+}
+
+int fut_thread_pool_new(size_t max_workers, fut_executor_t **out) {
+  fut_thread_pool_options_t o;
+  fut_thread_pool_options_init(&o);
+  o.max_workers = max_workers;
+  return fut_thread_pool_new_ex(&o, out);
+}
+
+size_t fut__thread_pool_nthreads(fut_executor_t *ex) {
+  if (fut_executor_ops(ex) != &tp_ops)
+    return 0;
+  struct pool *p = fut_executor_self(ex);
+  pthread_mutex_lock(&p->lock);
+  size_t n = p->nthreads;
+  pthread_mutex_unlock(&p->lock);
+  return n;
+}

@@ -1,0 +1,112 @@
+/* Helpers for the executor tests: a gate jobs block on (no sleeps as
+ * synchronisation), a thread counter, and a loop-clean check. */
+#ifndef EXEC_HELPERS_H
+#define EXEC_HELPERS_H
+
+#include <dirent.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <time.h>
+
+#include <cmocka.h>
+
+#include "future.h"
+
+/* A gate: jobs wait until it opens; the test waits until n jobs arrived. */
+struct gate {
+  pthread_mutex_t m;
+  pthread_cond_t c;
+  int open;      /* guarded by m */
+  int arrived;   /* guarded by m: jobs that reached the gate */
+  int passed;    /* guarded by m: jobs that went through */
+};
+
+static inline void gate_init(struct gate *g) {
+  pthread_mutex_init(&g->m, NULL);
+  pthread_cond_init(&g->c, NULL);
+  g->open = g->arrived = g->passed = 0;
+}
+
+static inline void gate_destroy(struct gate *g) {
+  pthread_cond_destroy(&g->c);
+  pthread_mutex_destroy(&g->m);
+}
+
+/* Called by jobs: announce arrival, wait for the gate to open. */
+static inline void gate_pass(struct gate *g) {
+  pthread_mutex_lock(&g->m);
+  g->arrived++;
+  pthread_cond_broadcast(&g->c);
+  while (!g->open)
+    pthread_cond_wait(&g->c, &g->m);
+  g->passed++;
+  pthread_mutex_unlock(&g->m);
+}
+
+static inline void gate_open(struct gate *g) {
+  pthread_mutex_lock(&g->m);
+  g->open = 1;
+  pthread_cond_broadcast(&g->c);
+  pthread_mutex_unlock(&g->m);
+}
+
+/* Test side: wait until n jobs arrived. */
+static inline void gate_wait_arrived(struct gate *g, int n) {
+  pthread_mutex_lock(&g->m);
+  while (g->arrived < n)
+    pthread_cond_wait(&g->c, &g->m);
+  pthread_mutex_unlock(&g->m);
+}
+
+static inline int gate_count(struct gate *g, int *field) {
+  pthread_mutex_lock(&g->m);
+  int v = *field;
+  pthread_mutex_unlock(&g->m);
+  return v;
+}
+
+/* Entries in /proc/self/task: the process's threads. */
+static inline int count_threads(void) {
+  DIR *d = opendir("/proc/self/task");
+  if (!d)
+    return -1;
+  int n = 0;
+  struct dirent *e;
+  while ((e = readdir(d)))
+    if (e->d_name[0] != '.')
+      n++;
+  closedir(d);
+  return n;
+}
+
+/* A joined thread may linger in /proc for a moment while the kernel reaps
+ * it: poll (bounded, 5 s) until the count is back to baseline. */
+static inline int threads_settle(int baseline) {
+  int n = count_threads();
+  for (int i = 0; i < 5000 && n != baseline; i++) {
+    struct timespec ts = {0, 1000000};
+    nanosleep(&ts, NULL);
+    n = count_threads();
+  }
+  return n;
+}
+
+static inline uint64_t now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Proves the loop holds nothing, then frees it. */
+static inline void loop_free_clean(fut_loop_t *loop) {
+  fut_loop_stats_t st;
+  fut_loop_stats(loop, &st);
+  assert_int_equal(st.live_futures, 0);
+  assert_int_equal(st.live_handles, 0);
+  assert_int_equal(fut_loop_free(loop), 0);
+}
+
+#endif

@@ -1,0 +1,749 @@
+/* The thread pool through the executor interface, without any loop:
+ * results and errors, cancellation, shutdown modes, the initializer, map,
+ * wait / as_completed, threads on demand and back to baseline. */
+#include "exec_helpers.h"
+#include "executor_internal.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static int baseline;
+
+static int setup(void **state) {
+  (void)state;
+  baseline = count_threads();
+  return 0;
+}
+
+/* Every test leaves no pool thread behind. */
+static int teardown(void **state) {
+  (void)state;
+  assert_int_equal(threads_settle(baseline), baseline);
+  return 0;
+}
+
+#define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+
+/* ---- jobs ----------------------------------------------------------------- */
+
+static int job_i64(void *arg, fut_cfuture_t *cf) {
+  return fut_cfuture_set_result_i64(cf, (int64_t)(intptr_t)arg);
+}
+
+static int job_square(void *arg, fut_cfuture_t *cf) {
+  int64_t v = (int64_t)(intptr_t)arg;
+  return fut_cfuture_set_result_i64(cf, v * v);
+}
+
+static int job_noop(void *arg, fut_cfuture_t *cf) {
+  (void)arg;
+  (void)cf;
+  return 0;
+}
+
+static int job_fail(void *arg, fut_cfuture_t *cf) {
+  (void)arg;
+  (void)cf;
+  return -ENOENT;
+}
+
+static int job_fail_msg(void *arg, fut_cfuture_t *cf) {
+  return fut_cfuture_set_exception(cf, -EIO, "read failed at %d",
+                                   (int)(intptr_t)arg);
+}
+
+static int job_positive(void *arg, fut_cfuture_t *cf) {
+  (void)arg;
+  (void)cf;
+  return 3;
+}
+
+/* Waits at the gate, then finishes with the value 1. */
+static int job_gated(void *arg, fut_cfuture_t *cf) {
+  gate_pass(arg);
+  return fut_cfuture_set_result_i64(cf, 1);
+}
+
+static int bytes_upper(const void *data, size_t len, void **out,
+                       size_t *out_len) {
+  char *o = malloc(len);
+  if (!o)
+    return -ENOMEM;
+  for (size_t i = 0; i < len; i++) {
+    char c = ((const char *)data)[i];
+    o[i] = (c >= 'a' && c <= 'z') ? (char)(c - 32) : c;
+  }
+  *out = o;
+  *out_len = len;
+  return 0;
+}
+
+static int bytes_fail(const void *data, size_t len, void **out,
+                      size_t *out_len) {
+  (void)data;
+  (void)len;
+  *out = malloc(4); /* freed by the executor on failure */
+  *out_len = 4;
+  return -ERANGE;
+}
+
+/* ---- results and errors ------------------------------------------------- */
+
+static void test_threadpool_result_i64(void **state) {
+  (void)state;
+  fut_executor_t *ex;
+  assert_int_equal(fut_thread_pool_new(2, &ex), 0);
+  fut_cfuture_t *cf;
+  assert_int_equal(fut_executor_submit(ex, job_i64, (void *)(intptr_t)77, &cf),
+                   0);
+  int64_t v = 0;
+  assert_int_equal(fut_cfuture_result_i64(cf, FUT_FOREVER, &v), 0);
+  assert_int_equal(v, 77);
+  fut_cfuture_unref(cf);
+  fut_executor_free(ex);
+}
+
+static void test_threadpool_result_none(void **state) {
+  (void)state;
+  fut_executor_t *ex;
+  assert_int_equal(fut_thread_pool_new(1, &ex), 0);
+  fut_cfuture_t *cf;
+  assert_int_equal(fut_executor_submit(ex, job_noop, NULL, &cf), 0);
+  void *p = (void *)1;
+  assert_int_equal(fut_cfuture_result(cf, FUT_FOREVER, &p), 0);
+  assert_null(p);
+  fut_cfuture_unref(cf);
+  fut_executor_free(ex);
+}
+
+static void test_threadpool_bytes_job(void **state) {
+  (void)state;
+  fut_executor_t *ex;
+  assert_int_equal(fut_thread_pool_new(1, &ex), 0);
+  char arg[] = "hello";
+  fut_job_t job = fut_job_bytes(bytes_upper, arg, 5);
+  fut_cfuture_t *cf;
+  assert_int_equal(fut_executor_submit_job(ex, &job, &cf), 0);
+  memset(arg, 'x', 5); /* the argument was copied at submit */
+  const void *d;
+  size_t len;
+  assert_int_equal(fut_cfuture_result_bytes(cf, FUT_FOREVER, &d, &len), 0);
+  assert_int_equal(len, 5);
+  assert_memory_equal(d, "HELLO", 5);
+  fut_cfuture_unref(cf);
+
+  /* Owned argument bytes are freed by the pool (ASan checks). */
+  char *owned = strdup("abc");
+  job = fut_job_bytes(bytes_upper, owned, 3);
+  job.data_free = free;
+  assert_int_equal(fut_executor_submit_job(ex, &job, &cf), 0);
+  assert_int_equal(fut_cfuture_result_bytes(cf, FUT_FOREVER, &d, &len), 0);
+  assert_memory_equal(d, "ABC", 3);
+  fut_cfuture_unref(cf);
+
+  job = fut_job_bytes(bytes_fail, "", 0);
+  assert_int_equal(fut_executor_submit_job(ex, &job, &cf), 0);
+  assert_int_equal(fut_cfuture_result(cf, FUT_FOREVER, NULL), -ERANGE);
+  fut_cfuture_unref(cf);
+  fut_executor_free(ex);
+}
+
+static void test_threadpool_error_code(void **state) {
+  (void)state;
+  fut_executor_t *ex;
+  assert_int_equal(fut_thread_pool_new(2, &ex), 0);
+  fut_cfuture_t *a, *b, *c;
+  assert_int_equal(fut_executor_submit(ex, job_fail, NULL, &a), 0);
+  assert_int_equal(fut_executor_submit(ex, job_fail_msg, (void *)5, &b), 0);
+  assert_int_equal(fut_executor_submit(ex, job_positive, NULL, &c), 0);
+  assert_int_equal(fut_cfuture_result(a, FUT_FOREVER, NULL), -ENOENT);
+  const char *msg;
+  assert_int_equal(fut_cfuture_exception(b, FUT_FOREVER, &msg), -EIO);
+  assert_string_equal(msg, "read failed at 5");
+  assert_int_equal(fut_cfuture_exception(c, FUT_FOREVER, &msg),
+                   FUT_E_JOB_FAILED);
+  assert_non_null(strstr(msg, "3"));
+  fut_cfuture_unref(a);
+  fut_cfuture_unref(b);
+  fut_cfuture_unref(c);
+  fut_executor_free(ex);
+}
+
+static void test_threadpool_bad_args(void **state) {
+  (void)state;
+  fut_executor_t *ex = (fut_executor_t *)1;
+  assert_int_equal(fut_thread_pool_new(0, NULL), -EINVAL);
+  assert_int_equal(fut_thread_pool_new(100000, &ex), -EINVAL);
+  assert_null(ex);
+  assert_int_equal(fut_thread_pool_new(1, &ex), 0);
+  fut_cfuture_t *cf;
+  assert_int_equal(fut_executor_submit(ex, NULL, NULL, &cf), -EINVAL);
+  assert_int_equal(fut_executor_submit(NULL, job_noop, NULL, &cf), -EINVAL);
+  assert_int_equal(fut_executor_submit(ex, job_noop, NULL, NULL), -EINVAL);
+  fut_job_t both = fut_job_call(job_noop, NULL);
+  both.bytes_fn = bytes_upper;
+  assert_int_equal(fut_executor_submit_job(ex, &both, &cf), -EINVAL);
+  fut_job_t nodata = fut_job_bytes(bytes_upper, NULL, 4);
+  assert_int_equal(fut_executor_submit_job(ex, &nodata, &cf), -EINVAL);
+  assert_int_equal(fut_executor_shutdown(NULL, true, false, 0), -EINVAL);
+  fut_executor_t *other;
+  assert_int_equal(fut_executor_new(NULL, NULL, &other), -EINVAL);
+  assert_null(other);
+  assert_int_equal(fut__thread_pool_nthreads(ex), 0); /* nothing started */
+  fut_executor_free(ex);
+  fut_executor_free(NULL);
+}
+
+static void test_threadpool_alloc_failure(void **state) {
+  (void)state;
+  fut_executor_t *ex;
+  fut__alloc_fail_after(1, false);
+  assert_int_equal(fut_thread_pool_new(1, &ex), -ENOMEM);
+  fut__alloc_fail_after(0, false);
+  assert_int_equal(fut_thread_pool_new(1, &ex), 0);
+  fut_cfuture_t *cf = NULL;
+  for (int n = 1; n <= 3; n++) {
+    fut__alloc_fail_after(n, false);
+    int err = fut_executor_submit(ex, job_noop, NULL, &cf);
+    fut__alloc_fail_after(0, false);
+    if (err == 0) {
+      assert_int_equal(fut_cfuture_wait(cf, FUT_FOREVER), 0);
+      fut_cfuture_unref(cf);
+    } else {
+      assert_int_equal(err, -ENOMEM);
+    }
+  }
+  fut_executor_free(ex);
+}
+
+/* ---- threads ------------------------------------------------------------ */
+
+static void test_threadpool_threads_on_demand(void **state) {
+  (void)state;
+  fut_executor_t *ex;
+  assert_int_equal(fut_thread_pool_new(3, &ex), 0);
+  assert_int_equal(fut__thread_pool_nthreads(ex), 0);
+  assert_int_equal(count_threads(), baseline);
+  struct gate g;
+  gate_init(&g);
+  enum { N = 6 };
+  fut_cfuture_t *cf[N];
+  for (int i = 0; i < N; i++)
+    assert_int_equal(fut_executor_submit(ex, job_gated, &g, &cf[i]), 0);
+  gate_wait_arrived(&g, 3);
+  /* Never more than max_workers. */
+  assert_int_equal(fut__thread_pool_nthreads(ex), 3);
+  assert_int_equal(count_threads(), baseline + 3);
+  gate_open(&g);
+  assert_int_equal(fut_cfutures_wait(cf, N, FUT_CF_ALL_COMPLETED, FUT_FOREVER,
+                                     NULL),
+                   N);
+  for (int i = 0; i < N; i++)
+    fut_cfuture_unref(cf[i]);
+  fut_executor_free(ex);
+  gate_destroy(&g);
+}
+
+static void test_threadpool_idle_worker_reused(void **state) {
+  (void)state;
+  fut_executor_t *ex;
+  assert_int_equal(fut_thread_pool_new(8, &ex), 0);
+  for (int i = 0; i < 20; i++) {
+    fut_cfuture_t *cf;
+    assert_int_equal(fut_executor_submit(ex, job_noop, NULL, &cf), 0);
+    assert_int_equal(fut_cfuture_wait(cf, FUT_FOREVER), 0);
+    fut_cfuture_unref(cf);
+  }
+  /* Sequential jobs: an idle worker takes each, no new thread. */
+  assert_true(fut__thread_pool_nthreads(ex) <= 2);
+  fut_executor_free(ex);
+}
+
+static int job_thread_name(void *arg, fut_cfuture_t *cf) {
+  (void)arg;
+  char name[32] = "";
+  pthread_getname_np(pthread_self(), name, sizeof name);
+  return fut_cfuture_set_result_bytes(cf, name, strlen(name));
+}
+
+static void test_threadpool_name_prefix(void **state) {
+  (void)state;
+  fut_thread_pool_options_t o;
+  fut_thread_pool_options_init(&o);
+  o.name_prefix = "reader";
+  o.max_workers = 1;
+  fut_executor_t *ex;
+  assert_int_equal(fut_thread_pool_new_ex(&o, &ex), 0);
+  fut_cfuture_t *cf;
+  assert_int_equal(fut_executor_submit(ex, job_thread_name, NULL, &cf), 0);
+  const void *d;
+  size_t len;
+  assert_int_equal(fut_cfuture_result_bytes(cf, FUT_FOREVER, &d, &len), 0);
+  assert_string_equal(d, "reader_0");
+  fut_cfuture_unref(cf);
+  fut_executor_free(ex);
+}
+
+static void test_threadpool_default_workers(void **state) {
+  (void)state;
+  size_t n = fut_thread_pool_default_workers();
+  assert_true(n >= 5 && n <= 32);
+}
+
+static void test_threadpool_several_pools(void **state) {
+  (void)state;
+  fut_executor_t *a, *b;
+  assert_int_equal(fut_thread_pool_new(2, &a), 0);
+  assert_int_equal(fut_thread_pool_new(2, &b), 0);
+  fut_cfuture_t *fa, *fb;
+  assert_int_equal(fut_executor_submit(a, job_i64, (void *)1, &fa), 0);
+  assert_int_equal(fut_executor_submit(b, job_i64, (void *)2, &fb), 0);
+  int64_t va, vb;
+  assert_int_equal(fut_cfuture_result_i64(fa, FUT_FOREVER, &va), 0);
+  assert_int_equal(fut_cfuture_result_i64(fb, FUT_FOREVER, &vb), 0);
+  assert_int_equal(va + vb, 3);
+  fut_executor_shutdown(a, true, false, FUT_FOREVER);
+  /* b still serves after a shut down. */
+  fut_cfuture_unref(fb);
+  assert_int_equal(fut_executor_submit(b, job_i64, (void *)3, &fb), 0);
+  assert_int_equal(fut_cfuture_result_i64(fb, FUT_FOREVER, &vb), 0);
+  assert_int_equal(vb, 3);
+  fut_cfuture_unref(fa);
+  fut_cfuture_unref(fb);
+  fut_executor_free(a);
+  fut_executor_free(b);
+}
+
+/* ---- cancellation -------------------------------------------------------- */
+
+static int ran_count;
+static pthread_mutex_t ran_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static int job_count(void *arg, fut_cfuture_t *cf) {
+  (void)arg;
+  (void)cf;
+  pthread_mutex_lock(&ran_lock);
+  ran_count++;
+  pthread_mutex_unlock(&ran_lock);
+  return 0;
+}
+
+static int get_ran(void) {
+  pthread_mutex_lock(&ran_lock);
+  int n = ran_count;
+  pthread_mutex_unlock(&ran_lock);
+  return n;
+}
+
+static void test_threadpool_cancel_before_start(void **state) {
+  (void)state;
+  ran_count = 0;
+  fut_executor_t *ex;
+  assert_int_equal(fut_thread_pool_new(1, &ex), 0);
+  struct gate g;
+  gate_init(&g);
+  fut_cfuture_t *busy, *queued;
+  assert_int_equal(fut_executor_submit(ex, job_gated, &g, &busy), 0);
+  gate_wait_arrived(&g, 1);
+  assert_int_equal(fut_executor_submit(ex, job_count, NULL, &queued), 0);
+  assert_true(fut_cfuture_cancel(queued));
+  assert_true(fut_cfuture_cancelled(queued));
+  assert_int_equal(fut_cfuture_result(queued, 0, NULL), -ECANCELED);
+  gate_open(&g);
+  assert_int_equal(fut_cfuture_wait(busy, FUT_FOREVER), 0);
+  fut_executor_shutdown(ex, true, false, FUT_FOREVER);
+  assert_int_equal(get_ran(), 0); /* the cancelled job never ran */
+  fut_cfuture_unref(busy);
+  fut_cfuture_unref(queued);
+  fut_executor_free(ex);
+  gate_destroy(&g);
+}
+
+static void test_threadpool_cancel_after_start(void **state) {
+  (void)state;
+  fut_executor_t *ex;
+  assert_int_equal(fut_thread_pool_new(1, &ex), 0);
+  struct gate g;
+  gate_init(&g);
+  fut_cfuture_t *cf;
+  assert_int_equal(fut_executor_submit(ex, job_gated, &g, &cf), 0);
+  gate_wait_arrived(&g, 1);
+  assert_true(fut_cfuture_running(cf));
+  assert_false(fut_cfuture_cancel(cf)); /* a running job is not stopped */
+  gate_open(&g);
+  int64_t v = 0;
+  assert_int_equal(fut_cfuture_result_i64(cf, FUT_FOREVER, &v), 0);
+  assert_int_equal(v, 1);
+  fut_cfuture_unref(cf);
+  fut_executor_free(ex);
+  gate_destroy(&g);
+}
+
+/* ---- shutdown -------------------------------------------------------------- */
+
+static void test_threadpool_shutdown_wait(void **state) {
+  (void)state;
+  fut_executor_t *ex;
+  assert_int_equal(fut_thread_pool_new(2, &ex), 0);
+  struct gate g;
+  gate_init(&g);
+  gate_open(&g);
+  enum { N = 10 };
+  fut_cfuture_t *cf[N];
+  for (int i = 0; i < N; i++)
+    assert_int_equal(fut_executor_submit(ex, job_gated, &g, &cf[i]), 0);
+  assert_int_equal(fut_executor_shutdown(ex, true, false, FUT_FOREVER), 0);
+  assert_true(fut_executor_is_shutdown(ex));
+  /* Waiting shutdown: every queued job ran, every thread is gone. */
+  for (int i = 0; i < N; i++) {
+    assert_int_equal(fut_cfuture_state(cf[i]), FUT_CF_FINISHED);
+    fut_cfuture_unref(cf[i]);
+  }
+  assert_int_equal(fut__thread_pool_nthreads(ex), 0);
+  assert_int_equal(threads_settle(baseline), baseline);
+  assert_int_equal(fut_executor_shutdown(ex, true, false, 0), 0); /* again */
+  fut_executor_free(ex);
+  gate_destroy(&g);
+}
+
+static void test_threadpool_shutdown_nowait(void **state) {
+  (void)state;
+  fut_executor_t *ex;
+  assert_int_equal(fut_thread_pool_new(1, &ex), 0);
+  struct gate g;
+  gate_init(&g);
+  fut_cfuture_t *a, *b;
+  assert_int_equal(fut_executor_submit(ex, job_gated, &g, &a), 0);
+  assert_int_equal(fut_executor_submit(ex, job_gated, &g, &b), 0);
+  gate_wait_arrived(&g, 1);
+  /* Returns at once although a job is blocked. */
+  assert_int_equal(fut_executor_shutdown(ex, false, false, FUT_FOREVER), 0);
+  assert_false(fut_cfuture_done(a));
+  gate_open(&g);
+  /* Without cancel_pending, the queued job still runs. */
+  assert_int_equal(fut_cfuture_result(b, FUT_FOREVER, NULL), 0);
+  assert_int_equal(fut_cfuture_result(a, FUT_FOREVER, NULL), 0);
+  assert_int_equal(fut_executor_shutdown(ex, true, false, FUT_FOREVER), 0);
+  fut_cfuture_unref(a);
+  fut_cfuture_unref(b);
+  fut_executor_free(ex);
+  gate_destroy(&g);
+}
+
+static void test_threadpool_shutdown_nowait_then_free(void **state) {
+  (void)state;
+  fut_executor_t *ex;
+  assert_int_equal(fut_thread_pool_new(1, &ex), 0);
+  struct gate g;
+  gate_init(&g);
+  fut_cfuture_t *a;
+  assert_int_equal(fut_executor_submit(ex, job_gated, &g, &a), 0);
+  gate_wait_arrived(&g, 1);
+  fut_executor_shutdown(ex, false, false, 0);
+  /* Freed while its worker still runs: the worker keeps the pool alive. */
+  fut_executor_free(ex);
+  gate_open(&g);
+  assert_int_equal(fut_cfuture_result(a, FUT_FOREVER, NULL), 0);
+  fut_cfuture_unref(a);
+  gate_destroy(&g); /* the worker passed the gate before completing a */
+}
+
+static void test_threadpool_shutdown_cancel_pending(void **state) {
+  (void)state;
+  ran_count = 0;
+  fut_executor_t *ex;
+  assert_int_equal(fut_thread_pool_new(1, &ex), 0);
+  struct gate g;
+  gate_init(&g);
+  fut_cfuture_t *busy, *q[5];
+  assert_int_equal(fut_executor_submit(ex, job_gated, &g, &busy), 0);
+  gate_wait_arrived(&g, 1);
+  for (int i = 0; i < 5; i++)
+    assert_int_equal(fut_executor_submit(ex, job_count, NULL, &q[i]), 0);
+  assert_int_equal(fut_executor_shutdown(ex, false, true, 0), 0);
+  for (int i = 0; i < 5; i++)
+    assert_true(fut_cfuture_cancelled(q[i]));
+  assert_false(fut_cfuture_done(busy)); /* the running one goes on */
+  gate_open(&g);
+  assert_int_equal(fut_executor_shutdown(ex, true, true, FUT_FOREVER), 0);
+  assert_int_equal(fut_cfuture_result(busy, 0, NULL), 0);
+  assert_int_equal(get_ran(), 0);
+  for (int i = 0; i < 5; i++)
+    fut_cfuture_unref(q[i]);
+  fut_cfuture_unref(busy);
+  fut_executor_free(ex);
+  gate_destroy(&g);
+}
+
+static void test_threadpool_shutdown_timeout_stuck_job(void **state) {
+  (void)state;
+  fut_executor_t *ex;
+  assert_int_equal(fut_thread_pool_new(1, &ex), 0);
+  struct gate g;
+  gate_init(&g);
+  fut_cfuture_t *cf;
+  assert_int_equal(fut_executor_submit(ex, job_gated, &g, &cf), 0);
+  gate_wait_arrived(&g, 1);
+  uint64_t t0 = now_ns();
+  assert_int_equal(fut_executor_shutdown(ex, true, false, FUT_MS(50)),
+                   -ETIMEDOUT);
+  uint64_t dt = now_ns() - t0;
+  assert_true(dt >= FUT_MS(50));
+  assert_true(dt < FUT_SEC(5));
+  assert_int_equal(fut__thread_pool_nthreads(ex), 1);
+  /* Shut down anyway: no new work. */
+  fut_cfuture_t *late;
+  assert_int_equal(fut_executor_submit(ex, job_noop, NULL, &late),
+                   FUT_E_SHUTDOWN);
+  gate_open(&g);
+  assert_int_equal(fut_executor_shutdown(ex, true, false, FUT_FOREVER), 0);
+  assert_int_equal(fut_cfuture_result(cf, 0, NULL), 0);
+  fut_cfuture_unref(cf);
+  fut_executor_free(ex);
+  gate_destroy(&g);
+}
+
+static void test_threadpool_submit_after_shutdown(void **state) {
+  (void)state;
+  fut_executor_t *ex;
+  assert_int_equal(fut_thread_pool_new(1, &ex), 0);
+  assert_int_equal(fut_executor_shutdown(ex, true, false, FUT_FOREVER), 0);
+  fut_cfuture_t *cf = NULL;
+  assert_int_equal(fut_executor_submit(ex, job_noop, NULL, &cf),
+                   FUT_E_SHUTDOWN);
+  assert_null(cf);
+  assert_non_null(strstr(fut_last_error(), "shut down"));
+  void *args[2] = {NULL, NULL};
+  fut_cfuture_t *out[2];
+  assert_int_equal(fut_executor_map(ex, job_noop, args, 2, out),
+                   FUT_E_SHUTDOWN);
+  fut_executor_free(ex);
+}
+
+static int job_shutdown_self(void *arg, fut_cfuture_t *cf) {
+  (void)cf;
+  return fut_executor_shutdown(arg, true, false, FUT_FOREVER);
+}
+
+static void test_threadpool_shutdown_from_worker(void **state) {
+  (void)state;
+  fut_executor_t *ex;
+  assert_int_equal(fut_thread_pool_new(1, &ex), 0);
+  fut_cfuture_t *cf;
+  assert_int_equal(fut_executor_submit(ex, job_shutdown_self, ex, &cf), 0);
+  assert_int_equal(fut_cfuture_result(cf, FUT_FOREVER, NULL), -EDEADLK);
+  fut_cfuture_unref(cf);
+  fut_executor_free(ex);
+}
+
+static void test_threadpool_free_without_shutdown_waits(void **state) {
+  (void)state;
+  ran_count = 0;
+  fut_executor_t *ex;
+  assert_int_equal(fut_thread_pool_new(2, &ex), 0);
+  for (int i = 0; i < 10; i++) {
+    fut_cfuture_t *cf;
+    assert_int_equal(fut_executor_submit(ex, job_count, NULL, &cf), 0);
+    fut_cfuture_unref(cf); /* fire and forget */
+  }
+  fut_executor_free(ex); /* shutdown(wait): every job ran */
+  assert_int_equal(get_ran(), 10);
+}
+
+/* ---- initializer ----------------------------------------------------------- */
+
+static int init_fail(void *arg) {
+  (void)arg;
+  return -EACCES;
+}
+
+static void test_threadpool_initializer_failure(void **state) {
+  (void)state;
+  fut_thread_pool_options_t o;
+  fut_thread_pool_options_init(&o);
+  o.max_workers = 1;
+  o.initializer = init_fail;
+  fut_executor_t *ex;
+  assert_int_equal(fut_thread_pool_new_ex(&o, &ex), 0);
+  fut_cfuture_t *cf;
+  assert_int_equal(fut_executor_submit(ex, job_noop, NULL, &cf), 0);
+  const char *msg;
+  assert_int_equal(fut_cfuture_exception(cf, FUT_FOREVER, &msg),
+                   FUT_E_BROKEN_POOL);
+  assert_non_null(strstr(msg, "EACCES"));
+  fut_cfuture_unref(cf);
+  fut_cfuture_t *late = NULL;
+  assert_int_equal(fut_executor_submit(ex, job_noop, NULL, &late),
+                   FUT_E_BROKEN_POOL);
+  assert_null(late);
+  fut_executor_free(ex);
+}
+
+static int init_calls;
+static int init_count(void *arg) {
+  pthread_mutex_lock(&ran_lock);
+  init_calls += (int)(intptr_t)arg;
+  pthread_mutex_unlock(&ran_lock);
+  return 0;
+}
+
+static void test_threadpool_initializer_per_worker(void **state) {
+  (void)state;
+  init_calls = 0;
+  fut_thread_pool_options_t o;
+  fut_thread_pool_options_init(&o);
+  o.max_workers = 3;
+  o.initializer = init_count;
+  o.initarg = (void *)1;
+  fut_executor_t *ex;
+  assert_int_equal(fut_thread_pool_new_ex(&o, &ex), 0);
+  struct gate g;
+  gate_init(&g);
+  fut_cfuture_t *cf[3];
+  for (int i = 0; i < 3; i++)
+    assert_int_equal(fut_executor_submit(ex, job_gated, &g, &cf[i]), 0);
+  gate_wait_arrived(&g, 3);
+  gate_open(&g);
+  fut_executor_shutdown(ex, true, false, FUT_FOREVER);
+  pthread_mutex_lock(&ran_lock);
+  assert_int_equal(init_calls, 3);
+  pthread_mutex_unlock(&ran_lock);
+  for (int i = 0; i < 3; i++)
+    fut_cfuture_unref(cf[i]);
+  fut_executor_free(ex);
+  gate_destroy(&g);
+}
+
+/* ---- map, wait, as_completed ---------------------------------------------- */
+
+static void test_threadpool_map_order(void **state) {
+  (void)state;
+  fut_executor_t *ex;
+  assert_int_equal(fut_thread_pool_new(4, &ex), 0);
+  enum { N = 50 };
+  void *args[N];
+  fut_cfuture_t *out[N];
+  for (int i = 0; i < N; i++)
+    args[i] = (void *)(intptr_t)i;
+  assert_int_equal(fut_executor_map(ex, job_square, args, N, out), 0);
+  for (int i = 0; i < N; i++) {
+    int64_t v = -1;
+    assert_int_equal(fut_cfuture_result_i64(out[i], FUT_FOREVER, &v), 0);
+    assert_int_equal(v, (int64_t)i * i);
+    fut_cfuture_unref(out[i]);
+  }
+  /* map_jobs mixes bytes jobs in. */
+  fut_job_t jobs[2] = {fut_job_bytes(bytes_upper, "ab", 2),
+                       fut_job_call(job_i64, (void *)9)};
+  assert_int_equal(fut_executor_map_jobs(ex, jobs, 2, out), 0);
+  const void *d;
+  size_t len;
+  assert_int_equal(fut_cfuture_result_bytes(out[0], FUT_FOREVER, &d, &len),
+                   0);
+  assert_memory_equal(d, "AB", 2);
+  int64_t v;
+  assert_int_equal(fut_cfuture_result_i64(out[1], FUT_FOREVER, &v), 0);
+  assert_int_equal(v, 9);
+  fut_cfuture_unref(out[0]);
+  fut_cfuture_unref(out[1]);
+  /* A bad job makes map fail as a whole. */
+  jobs[1].fn = NULL;
+  out[0] = (fut_cfuture_t *)1;
+  assert_int_equal(fut_executor_map_jobs(ex, jobs, 2, out), -EINVAL);
+  assert_null(out[0]);
+  fut_executor_free(ex);
+}
+
+static void test_threadpool_wait_and_as_completed(void **state) {
+  (void)state;
+  fut_executor_t *ex;
+  assert_int_equal(fut_thread_pool_new(3, &ex), 0);
+  struct gate g;
+  gate_init(&g);
+  fut_cfuture_t *fs[3];
+  assert_int_equal(fut_executor_submit(ex, job_gated, &g, &fs[0]), 0);
+  assert_int_equal(fut_executor_submit(ex, job_fail, NULL, &fs[1]), 0);
+  assert_int_equal(fut_executor_submit(ex, job_gated, &g, &fs[2]), 0);
+  bool done[3];
+  assert_int_equal(fut_cfutures_wait(fs, 3, FUT_CF_FIRST_EXCEPTION,
+                                     FUT_FOREVER, done),
+                   1);
+  assert_true(done[1]);
+  fut_as_completed_t *it;
+  assert_int_equal(fut_cfutures_as_completed(fs, 3, FUT_FOREVER, &it), 0);
+  fut_cfuture_t *got;
+  assert_int_equal(fut_as_completed_next(it, &got), 0);
+  assert_ptr_equal(got, fs[1]); /* the only one done so far */
+  gate_open(&g);
+  int seen = 0;
+  while (fut_as_completed_next(it, &got) == 0) {
+    assert_true(got == fs[0] || got == fs[2]);
+    seen++;
+  }
+  assert_int_equal(seen, 2);
+  fut_as_completed_free(it);
+  for (int i = 0; i < 3; i++)
+    fut_cfuture_unref(fs[i]);
+  fut_executor_free(ex);
+  gate_destroy(&g);
+}
+
+/* ---- user helpers ----------------------------------------------------------- */
+
+static void test_threadpool_job_helpers(void **state) {
+  (void)state;
+  fut_job_t *j;
+  fut_job_t src = fut_job_bytes(bytes_upper, "xy", 2);
+  assert_int_equal(fut_job_copy(&src, &j), 0);
+  assert_ptr_not_equal(j->data, src.data);
+  fut_cfuture_t *cf;
+  assert_int_equal(fut_cfuture_new(&cf), 0);
+  assert_true(fut_job_run(j, cf));
+  assert_false(fut_job_run(j, cf)); /* already done: does not run again */
+  const void *d;
+  size_t len;
+  assert_int_equal(fut_cfuture_result_bytes(cf, 0, &d, &len), 0);
+  assert_memory_equal(d, "XY", 2);
+  fut_cfuture_unref(cf);
+  fut_job_free(j);
+  assert_int_equal(fut_cfuture_new(&cf), 0);
+  fut_cfuture_cancel(cf);
+  fut_job_t call = fut_job_call(job_noop, NULL);
+  assert_false(fut_job_run(&call, cf));
+  fut_cfuture_unref(cf);
+  fut_job_t bad = {0};
+  assert_int_equal(fut_job_copy(&bad, &j), -EINVAL);
+  fut_job_free(NULL);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      T(test_threadpool_result_i64),
+      T(test_threadpool_result_none),
+      T(test_threadpool_bytes_job),
+      T(test_threadpool_error_code),
+      T(test_threadpool_bad_args),
+      T(test_threadpool_alloc_failure),
+      T(test_threadpool_threads_on_demand),
+      T(test_threadpool_idle_worker_reused),
+      T(test_threadpool_name_prefix),
+      T(test_threadpool_default_workers),
+      T(test_threadpool_several_pools),
+      T(test_threadpool_cancel_before_start),
+      T(test_threadpool_cancel_after_start),
+      T(test_threadpool_shutdown_wait),
+      T(test_threadpool_shutdown_nowait),
+      T(test_threadpool_shutdown_nowait_then_free),
+      T(test_threadpool_shutdown_cancel_pending),
+      T(test_threadpool_shutdown_timeout_stuck_job),
+      T(test_threadpool_submit_after_shutdown),
+      T(test_threadpool_shutdown_from_worker),
+      T(test_threadpool_free_without_shutdown_waits),
+      T(test_threadpool_initializer_failure),
+      T(test_threadpool_initializer_per_worker),
+      T(test_threadpool_map_order),
+      T(test_threadpool_wait_and_as_completed),
+      T(test_threadpool_job_helpers),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}

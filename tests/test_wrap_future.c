@@ -1,0 +1,650 @@
+/* wrap_future and run_in_executor: concurrent futures delivered to a loop
+ * in batches, cancellation across the boundary, late results dropped, the
+ * default executor, custom and user-written executors, loop close with
+ * completions in flight. */
+#include "exec_helpers.h"
+#include "executor_internal.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static int baseline;
+
+static int setup(void **state) {
+  (void)state;
+  baseline = count_threads();
+  return 0;
+}
+
+static int teardown(void **state) {
+  (void)state;
+  assert_int_equal(threads_settle(baseline), baseline);
+  return 0;
+}
+
+#define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+
+static int job_i64(void *arg, fut_cfuture_t *cf) {
+  return fut_cfuture_set_result_i64(cf, (int64_t)(intptr_t)arg);
+}
+
+static int job_noop(void *arg, fut_cfuture_t *cf) {
+  (void)arg;
+  (void)cf;
+  return 0;
+}
+
+static int job_gated(void *arg, fut_cfuture_t *cf) {
+  gate_pass(arg);
+  return fut_cfuture_set_result_i64(cf, 1);
+}
+
+static int frees;
+static void count_free(void *p) {
+  __atomic_fetch_add(&frees, 1, __ATOMIC_SEQ_CST);
+  free(p);
+}
+
+static int job_gated_ptr(void *arg, fut_cfuture_t *cf) {
+  gate_pass(arg);
+  return fut_cfuture_set_result(cf, strdup("late"), count_free);
+}
+
+static int job_thread_name(void *arg, fut_cfuture_t *cf) {
+  (void)arg;
+  char name[32] = "";
+  pthread_getname_np(pthread_self(), name, sizeof name);
+  return fut_cfuture_set_result_bytes(cf, name, strlen(name));
+}
+
+static int bytes_rev(const void *data, size_t len, void **out,
+                     size_t *out_len) {
+  char *o = malloc(len ? len : 1);
+  if (!o)
+    return -ENOMEM;
+  for (size_t i = 0; i < len; i++)
+    o[i] = ((const char *)data)[len - 1 - i];
+  *out = o;
+  *out_len = len;
+  return 0;
+}
+
+struct completer {
+  fut_cfuture_t *cf;
+  int kind; /* 0 i64, 1 ptr, 2 bytes, 3 exception */
+  void *ptr;
+};
+
+static void *complete_main(void *arg) {
+  struct completer *c = arg;
+  switch (c->kind) {
+  case 0: fut_cfuture_set_result_i64(c->cf, -5); break;
+  case 1: fut_cfuture_set_result(c->cf, c->ptr, free); break;
+  case 2: fut_cfuture_set_result_bytes(c->cf, "\x00\x01z", 3); break;
+  default: fut_cfuture_set_exception(c->cf, -EPIPE, "pipe %s", "gone"); break;
+  }
+  return NULL;
+}
+
+/* ---- wrap_future ------------------------------------------------------------ */
+
+static void test_wrap_future_result_kinds(void **state) {
+  (void)state;
+  fut_loop_t *loop;
+  assert_int_equal(fut_loop_new(&loop), 0);
+  for (int kind = 0; kind < 4; kind++) {
+    fut_cfuture_t *cf;
+    assert_int_equal(fut_cfuture_new(&cf), 0);
+    fut_t *f;
+    assert_int_equal(fut_wrap_future(loop, cf, &f), 0);
+    struct completer c = {cf, kind, kind == 1 ? strdup("ptr") : NULL};
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, complete_main, &c), 0);
+    int rc = fut_loop_run_until_complete(loop, f);
+    pthread_join(t, NULL);
+    if (kind == 0) {
+      int64_t v;
+      assert_int_equal(rc, 0);
+      assert_int_equal(fut_result_i64(f, &v), 0);
+      assert_int_equal(v, -5);
+    } else if (kind == 1) {
+      void *p;
+      assert_int_equal(fut_result(f, &p), 0);
+      assert_ptr_equal(p, c.ptr); /* shared, not copied */
+      /* The loop future keeps cf (and so the pointer) alive. */
+      fut_cfuture_unref(cf);
+      cf = NULL;
+      assert_string_equal(p, "ptr");
+    } else if (kind == 2) {
+      const void *d;
+      size_t len;
+      assert_int_equal(fut_result_bytes(f, &d, &len), 0);
+      assert_int_equal(len, 3);
+      assert_memory_equal(d, "\x00\x01z", 3);
+    } else {
+      const char *msg;
+      assert_int_equal(rc, -EPIPE);
+      assert_int_equal(fut_exception(f, &msg), -EPIPE);
+      assert_string_equal(msg, "pipe gone");
+    }
+    fut_unref(f);
+    fut_cfuture_unref(cf);
+  }
+  loop_free_clean(loop);
+}
+
+static void test_wrap_future_already_done(void **state) {
+  (void)state;
+  fut_loop_t *loop;
+  assert_int_equal(fut_loop_new(&loop), 0);
+  fut_cfuture_t *cf;
+  assert_int_equal(fut_cfuture_new(&cf), 0);
+  fut_cfuture_set_result_i64(cf, 3);
+  fut_t *f;
+  assert_int_equal(fut_wrap_future(loop, cf, &f), 0);
+  assert_false(fut_done(f)); /* delivered on the loop, never inline */
+  assert_int_equal(fut_loop_run_until_complete(loop, f), 0);
+  int64_t v;
+  assert_int_equal(fut_result_i64(f, &v), 0);
+  assert_int_equal(v, 3);
+  fut_unref(f);
+  fut_cfuture_unref(cf);
+  loop_free_clean(loop);
+}
+
+static void test_wrap_future_cancelled_cfuture(void **state) {
+  (void)state;
+  fut_loop_t *loop;
+  assert_int_equal(fut_loop_new(&loop), 0);
+  fut_cfuture_t *cf;
+  assert_int_equal(fut_cfuture_new(&cf), 0);
+  fut_t *f;
+  assert_int_equal(fut_wrap_future(loop, cf, &f), 0);
+  assert_true(fut_cfuture_cancel(cf));
+  assert_int_equal(fut_loop_run_until_complete(loop, f), -ECANCELED);
+  assert_true(fut_cancelled(f));
+  fut_unref(f);
+  fut_cfuture_unref(cf);
+  loop_free_clean(loop);
+}
+
+static void test_wrap_future_bad_args(void **state) {
+  (void)state;
+  fut_loop_t *loop;
+  assert_int_equal(fut_loop_new(&loop), 0);
+  fut_cfuture_t *cf;
+  assert_int_equal(fut_cfuture_new(&cf), 0);
+  fut_t *f = (fut_t *)1;
+  assert_int_equal(fut_wrap_future(NULL, cf, &f), -EINVAL);
+  assert_null(f);
+  assert_int_equal(fut_wrap_future(loop, NULL, &f), -EINVAL);
+  assert_int_equal(fut_wrap_future(loop, cf, NULL), -EINVAL);
+  fut__alloc_fail_after(1, true);
+  int err = fut_wrap_future(loop, cf, &f);
+  fut__alloc_fail_after(0, false);
+  assert_int_equal(err, -ENOMEM);
+  fut_loop_close(loop);
+  assert_int_equal(fut_wrap_future(loop, cf, &f), FUT_E_CLOSED);
+  fut_cfuture_unref(cf);
+  loop_free_clean(loop);
+}
+
+/* Many completions while the loop sleeps: one thread-safe call, one drain. */
+static void test_wrap_future_batching(void **state) {
+  (void)state;
+  fut_loop_t *loop;
+  assert_int_equal(fut_loop_new(&loop), 0);
+  fut_executor_t *ex;
+  assert_int_equal(fut_thread_pool_new(4, &ex), 0);
+  struct gate g;
+  gate_init(&g);
+  enum { N = 200 };
+  fut_cfuture_t *cf[N];
+  fut_t *f[N];
+  for (int i = 0; i < N; i++) {
+    assert_int_equal(fut_executor_submit(ex, job_gated, &g, &cf[i]), 0);
+    assert_int_equal(fut_wrap_future(loop, cf[i], &f[i]), 0);
+  }
+  gate_open(&g);
+  assert_int_equal(fut_cfutures_wait(cf, N, FUT_CF_ALL_COMPLETED, FUT_FOREVER,
+                                     NULL),
+                   N);
+  fut_loop_stats_t st;
+  fut_loop_stats(loop, &st);
+  assert_int_equal(st.threadsafe, 1); /* one doorbell for N completions */
+  uint64_t drains, delivered;
+  for (int i = 0; i < N; i++)
+    assert_int_equal(fut_loop_run_until_complete(loop, f[i]), 0);
+  fut__executor_counters(loop, &drains, &delivered);
+  assert_int_equal(drains, 1);
+  assert_int_equal(delivered, N);
+  for (int i = 0; i < N; i++) {
+    fut_unref(f[i]);
+    fut_cfuture_unref(cf[i]);
+  }
+  fut_executor_free(ex);
+  gate_destroy(&g);
+  loop_free_clean(loop);
+}
+
+static void test_wrap_future_cancel_cancels_pending_job(void **state) {
+  (void)state;
+  fut_loop_t *loop;
+  assert_int_equal(fut_loop_new(&loop), 0);
+  fut_executor_t *ex;
+  assert_int_equal(fut_thread_pool_new(1, &ex), 0);
+  struct gate g;
+  gate_init(&g);
+  fut_cfuture_t *busy, *queued;
+  assert_int_equal(fut_executor_submit(ex, job_gated, &g, &busy), 0);
+  gate_wait_arrived(&g, 1);
+  assert_int_equal(fut_executor_submit(ex, job_gated, &g, &queued), 0);
+  fut_t *f;
+  assert_int_equal(fut_wrap_future(loop, queued, &f), 0);
+  assert_true(fut_cancel(f, "stop"));
+  assert_true(fut_cfuture_cancelled(queued)); /* not started: stopped */
+  gate_open(&g);
+  fut_executor_shutdown(ex, true, false, FUT_FOREVER);
+  assert_int_equal(gate_count(&g, &g.passed), 1); /* it never ran */
+  assert_int_equal(fut_loop_run_until_complete(loop, f), -ECANCELED);
+  /* The cancellation still crosses the inbox: let it drain. */
+  uint64_t drains = 0, delivered = 0;
+  while (delivered == 0) {
+    assert_int_equal(fut_loop_run_once(loop, FUT_MS(100)), 0);
+    fut__executor_counters(loop, &drains, &delivered);
+  }
+  fut_unref(f);
+  fut_cfuture_unref(busy);
+  fut_cfuture_unref(queued);
+  fut_executor_free(ex);
+  gate_destroy(&g);
+  loop_free_clean(loop);
+}
+
+static void test_wrap_future_late_result_dropped(void **state) {
+  (void)state;
+  frees = 0;
+  fut_loop_t *loop;
+  assert_int_equal(fut_loop_new(&loop), 0);
+  fut_executor_t *ex;
+  assert_int_equal(fut_thread_pool_new(1, &ex), 0);
+  struct gate g;
+  gate_init(&g);
+  fut_cfuture_t *cf;
+  assert_int_equal(fut_executor_submit(ex, job_gated_ptr, &g, &cf), 0);
+  fut_t *f;
+  assert_int_equal(fut_wrap_future(loop, cf, &f), 0);
+  gate_wait_arrived(&g, 1);
+  assert_true(fut_cancel(f, NULL)); /* the loop future is cancelled... */
+  assert_true(fut_cfuture_running(cf)); /* ...the running job is not */
+  gate_open(&g);
+  assert_int_equal(fut_cfuture_wait(cf, FUT_FOREVER), 0);
+  assert_int_equal(fut_cfuture_result(cf, 0, NULL), 0);
+  /* Deliver: the late result is dropped, the loop future stays cancelled. */
+  uint64_t drains = 0, delivered = 0;
+  while (delivered == 0) {
+    assert_int_equal(fut_loop_run_once(loop, FUT_MS(100)), 0);
+    fut__executor_counters(loop, &drains, &delivered);
+  }
+  assert_true(fut_cancelled(f));
+  assert_int_equal(fut_result(f, NULL), -ECANCELED);
+  fut_unref(f);
+  assert_int_equal(__atomic_load_n(&frees, __ATOMIC_SEQ_CST), 0);
+  fut_cfuture_unref(cf);
+  fut_executor_free(ex);
+  /* The result was freed exactly once, with its cfuture. */
+  assert_int_equal(__atomic_load_n(&frees, __ATOMIC_SEQ_CST), 1);
+  gate_destroy(&g);
+  loop_free_clean(loop);
+}
+
+/* Closing the loop while a job runs: nothing leaks, the late completion
+ * finds the loop gone and does nothing. */
+static void test_wrap_future_loop_close_inflight(void **state) {
+  (void)state;
+  fut_loop_t *loop;
+  assert_int_equal(fut_loop_new(&loop), 0);
+  fut_executor_t *ex;
+  assert_int_equal(fut_thread_pool_new(1, &ex), 0);
+  struct gate g;
+  gate_init(&g);
+  fut_t *f;
+  assert_int_equal(fut_run_in_executor(loop, ex, job_gated, &g, &f), 0);
+  gate_wait_arrived(&g, 1);
+  fut_unref(f);
+  assert_int_equal(fut_loop_close(loop), 0);
+  fut_loop_stats_t st;
+  fut_loop_stats(loop, &st);
+  assert_int_equal(st.live_futures, 0);
+  assert_int_equal(fut_loop_free(loop), 0);
+  gate_open(&g);
+  fut_executor_free(ex); /* waits: the job completes after the loop */
+  gate_destroy(&g);
+}
+
+/* Closing the loop with a drain queued but not run: its reference is
+ * released by close (fut__register_release). */
+static void test_wrap_future_loop_close_completion_queued(void **state) {
+  (void)state;
+  fut_loop_t *loop;
+  assert_int_equal(fut_loop_new(&loop), 0);
+  fut_executor_t *ex;
+  assert_int_equal(fut_thread_pool_new(2, &ex), 0);
+  fut_cfuture_t *cf[3];
+  fut_t *f[3];
+  for (int i = 0; i < 3; i++) {
+    assert_int_equal(fut_executor_submit(ex, job_i64, (void *)7, &cf[i]), 0);
+    assert_int_equal(fut_wrap_future(loop, cf[i], &f[i]), 0);
+  }
+  assert_int_equal(fut_cfutures_wait(cf, 3, FUT_CF_ALL_COMPLETED, FUT_FOREVER,
+                                     NULL),
+                   3);
+  fut_loop_stats_t st;
+  fut_loop_stats(loop, &st);
+  assert_int_equal(st.threadsafe, 1);
+  assert_int_equal(fut_loop_close(loop), 0);
+  for (int i = 0; i < 3; i++) {
+    assert_false(fut_done(f[i])); /* never delivered */
+    fut_unref(f[i]);
+    fut_cfuture_unref(cf[i]);
+  }
+  fut_executor_free(ex);
+  loop_free_clean(loop);
+}
+
+/* ---- run_in_executor ---------------------------------------------------------- */
+
+static void test_run_in_executor_default(void **state) {
+  (void)state;
+  fut_loop_t *loop;
+  assert_int_equal(fut_loop_new(&loop), 0);
+  assert_int_equal(count_threads(), baseline); /* created lazily */
+  fut_t *f;
+  assert_int_equal(fut_run_in_executor(loop, NULL, job_i64, (void *)11, &f),
+                   0);
+  assert_int_equal(fut_loop_run_until_complete(loop, f), 0);
+  int64_t v;
+  assert_int_equal(fut_result_i64(f, &v), 0);
+  assert_int_equal(v, 11);
+  fut_unref(f);
+  assert_true(count_threads() > baseline);
+  /* Closing the loop shuts the default executor down and joins it. */
+  loop_free_clean(loop);
+  assert_int_equal(threads_settle(baseline), baseline);
+}
+
+static void test_run_in_executor_custom_pool(void **state) {
+  (void)state;
+  fut_loop_t *loop;
+  assert_int_equal(fut_loop_new(&loop), 0);
+  fut_thread_pool_options_t o;
+  fut_thread_pool_options_init(&o);
+  o.name_prefix = "custom";
+  fut_executor_t *ex;
+  assert_int_equal(fut_thread_pool_new_ex(&o, &ex), 0);
+  fut_t *f;
+  assert_int_equal(fut_run_in_executor(loop, ex, job_thread_name, NULL, &f),
+                   0);
+  assert_int_equal(fut_loop_run_until_complete(loop, f), 0);
+  const void *d;
+  size_t len;
+  assert_int_equal(fut_result_bytes(f, &d, &len), 0);
+  assert_int_equal(strncmp(d, "custom_", 7), 0);
+  fut_unref(f);
+  fut_job_t job = fut_job_bytes(bytes_rev, "abc", 3);
+  assert_int_equal(fut_run_in_executor_job(loop, ex, &job, &f), 0);
+  assert_int_equal(fut_loop_run_until_complete(loop, f), 0);
+  assert_int_equal(fut_result_bytes(f, &d, &len), 0);
+  assert_memory_equal(d, "cba", 3);
+  fut_unref(f);
+  fut_executor_free(ex);
+  loop_free_clean(loop);
+}
+
+static void test_run_in_executor_many(void **state) {
+  (void)state;
+  fut_loop_t *loop;
+  assert_int_equal(fut_loop_new(&loop), 0);
+  fut_executor_t *ex;
+  assert_int_equal(fut_thread_pool_new(3, &ex), 0);
+  enum { N = 2000 };
+  static fut_t *f[N];
+  for (int i = 0; i < N; i++)
+    assert_int_equal(fut_run_in_executor(loop, ex, job_i64,
+                                         (void *)(intptr_t)i, &f[i]),
+                     0);
+  for (int i = 0; i < N; i++) {
+    assert_int_equal(fut_loop_run_until_complete(loop, f[i]), 0);
+    int64_t v;
+    assert_int_equal(fut_result_i64(f[i], &v), 0);
+    assert_int_equal(v, i);
+    fut_unref(f[i]);
+  }
+  uint64_t drains, delivered;
+  fut__executor_counters(loop, &drains, &delivered);
+  assert_int_equal(delivered, N);
+  assert_true(drains <= delivered);
+  fut_executor_free(ex);
+  loop_free_clean(loop);
+}
+
+/* A user-written executor: one thread per job, through the public vtable. */
+struct tpj {
+  pthread_mutex_t m;
+  pthread_t threads[64]; /* guarded by m */
+  int n;                 /* guarded by m */
+  int joined;            /* guarded by m */
+};
+
+struct tpj_run {
+  fut_job_t *job;
+  fut_cfuture_t *cf;
+};
+
+static void *tpj_main(void *arg) {
+  struct tpj_run *r = arg;
+  fut_job_run(r->job, r->cf);
+  fut_cfuture_unref(r->cf);
+  fut_job_free(r->job);
+  free(r);
+  return NULL;
+}
+
+static int tpj_submit(void *self, const fut_job_t *job, fut_cfuture_t **out) {
+  struct tpj *x = self;
+  struct tpj_run *r = malloc(sizeof *r);
+  if (!r)
+    return -ENOMEM;
+  int err = fut_job_copy(job, &r->job);
+  if (err) {
+    free(r);
+    return err;
+  }
+  if ((err = fut_cfuture_new(&r->cf))) {
+    fut_job_free(r->job);
+    free(r);
+    return err;
+  }
+  *out = fut_cfuture_ref(r->cf);
+  pthread_mutex_lock(&x->m);
+  assert_true(x->n < 64);
+  pthread_create(&x->threads[x->n++], NULL, tpj_main, r);
+  pthread_mutex_unlock(&x->m);
+  return 0;
+}
+
+static int tpj_shutdown(void *self, bool wait, bool cancel_pending,
+                        uint64_t timeout_ns) {
+  (void)cancel_pending;
+  (void)timeout_ns;
+  struct tpj *x = self;
+  if (!wait)
+    return 0;
+  pthread_mutex_lock(&x->m);
+  for (; x->joined < x->n; x->joined++)
+    pthread_join(x->threads[x->joined], NULL);
+  pthread_mutex_unlock(&x->m);
+  return 0;
+}
+
+static void tpj_destroy(void *self) {
+  struct tpj *x = self;
+  pthread_mutex_destroy(&x->m);
+  free(x);
+}
+
+static const fut_executor_ops_t tpj_ops = {"thread per job", tpj_submit,
+                                           tpj_shutdown, tpj_destroy};
+
+static void test_run_in_executor_user_executor(void **state) {
+  (void)state;
+  fut_loop_t *loop;
+  assert_int_equal(fut_loop_new(&loop), 0);
+  struct tpj *x = calloc(1, sizeof *x);
+  pthread_mutex_init(&x->m, NULL);
+  fut_executor_t *ex;
+  assert_int_equal(fut_executor_new(&tpj_ops, x, &ex), 0);
+  assert_ptr_equal(fut_executor_self(ex), x);
+  fut_t *f[3];
+  assert_int_equal(fut_run_in_executor(loop, ex, job_i64, (void *)4, &f[0]),
+                   0);
+  fut_job_t job = fut_job_bytes(bytes_rev, "xyz", 3);
+  assert_int_equal(fut_run_in_executor_job(loop, ex, &job, &f[1]), 0);
+  assert_int_equal(fut_run_in_executor(loop, ex, job_noop, NULL, &f[2]), 0);
+  for (int i = 0; i < 3; i++)
+    assert_int_equal(fut_loop_run_until_complete(loop, f[i]), 0);
+  int64_t v;
+  assert_int_equal(fut_result_i64(f[0], &v), 0);
+  assert_int_equal(v, 4);
+  const void *d;
+  size_t len;
+  assert_int_equal(fut_result_bytes(f[1], &d, &len), 0);
+  assert_memory_equal(d, "zyx", 3);
+  for (int i = 0; i < 3; i++)
+    fut_unref(f[i]);
+  /* As the default executor too. */
+  assert_int_equal(fut_loop_set_default_executor(loop, ex), 0);
+  assert_int_equal(fut_run_in_executor(loop, NULL, job_i64, (void *)5, &f[0]),
+                   0);
+  assert_int_equal(fut_loop_run_until_complete(loop, f[0]), 0);
+  fut_unref(f[0]);
+  fut_executor_free(ex); /* the loop still holds it */
+  assert_int_equal(fut_loop_shutdown_default_executor(loop, FUT_FOREVER), 0);
+  loop_free_clean(loop);
+}
+
+static void test_run_in_executor_set_default_executor(void **state) {
+  (void)state;
+  fut_loop_t *loop;
+  assert_int_equal(fut_loop_new(&loop), 0);
+  fut_thread_pool_options_t o;
+  fut_thread_pool_options_init(&o);
+  o.name_prefix = "mine";
+  fut_executor_t *ex;
+  assert_int_equal(fut_thread_pool_new_ex(&o, &ex), 0);
+  assert_int_equal(fut_loop_set_default_executor(loop, ex), 0);
+  fut_executor_free(ex); /* the loop keeps its own reference */
+  fut_t *f;
+  assert_int_equal(fut_run_in_executor(loop, NULL, job_thread_name, NULL, &f),
+                   0);
+  assert_int_equal(fut_loop_run_until_complete(loop, f), 0);
+  const void *d;
+  assert_int_equal(fut_result_bytes(f, &d, NULL), 0);
+  assert_int_equal(strncmp(d, "mine_", 5), 0);
+  fut_unref(f);
+  assert_int_equal(fut_loop_set_default_executor(loop, NULL), -EINVAL);
+  loop_free_clean(loop); /* shuts the pool down */
+}
+
+static void test_run_in_executor_after_shutdown_default(void **state) {
+  (void)state;
+  fut_loop_t *loop;
+  assert_int_equal(fut_loop_new(&loop), 0);
+  fut_t *f;
+  assert_int_equal(fut_run_in_executor(loop, NULL, job_noop, NULL, &f), 0);
+  assert_int_equal(fut_loop_run_until_complete(loop, f), 0);
+  fut_unref(f);
+  assert_int_equal(fut_loop_shutdown_default_executor(loop, FUT_SEC(5)), 0);
+  assert_int_equal(threads_settle(baseline), baseline);
+  f = (fut_t *)1;
+  assert_int_equal(fut_run_in_executor(loop, NULL, job_noop, NULL, &f),
+                   FUT_E_SHUTDOWN);
+  assert_null(f);
+  /* A custom executor still works. */
+  fut_executor_t *ex;
+  assert_int_equal(fut_thread_pool_new(1, &ex), 0);
+  assert_int_equal(fut_run_in_executor(loop, ex, job_noop, NULL, &f), 0);
+  assert_int_equal(fut_loop_run_until_complete(loop, f), 0);
+  fut_unref(f);
+  fut_executor_shutdown(ex, true, false, FUT_FOREVER);
+  assert_int_equal(fut_run_in_executor(loop, ex, job_noop, NULL, &f),
+                   FUT_E_SHUTDOWN);
+  fut_executor_free(ex);
+  loop_free_clean(loop);
+}
+
+static void test_run_in_executor_shutdown_default_timeout(void **state) {
+  (void)state;
+  fut_loop_t *loop;
+  assert_int_equal(fut_loop_new(&loop), 0);
+  struct gate g;
+  gate_init(&g);
+  fut_t *f;
+  assert_int_equal(fut_run_in_executor(loop, NULL, job_gated, &g, &f), 0);
+  gate_wait_arrived(&g, 1);
+  uint64_t t0 = now_ns();
+  assert_int_equal(fut_loop_shutdown_default_executor(loop, FUT_MS(30)),
+                   -ETIMEDOUT);
+  assert_true(now_ns() - t0 >= FUT_MS(30));
+  gate_open(&g);
+  /* The job still completes and is delivered. */
+  assert_int_equal(fut_loop_run_until_complete(loop, f), 0);
+  fut_unref(f);
+  loop_free_clean(loop);
+  assert_int_equal(threads_settle(baseline), baseline);
+  gate_destroy(&g);
+}
+
+static void test_run_in_executor_bad_args(void **state) {
+  (void)state;
+  fut_loop_t *loop;
+  assert_int_equal(fut_loop_new(&loop), 0);
+  fut_t *f;
+  assert_int_equal(fut_run_in_executor(NULL, NULL, job_noop, NULL, &f),
+                   -EINVAL);
+  assert_int_equal(fut_run_in_executor(loop, NULL, NULL, NULL, &f), -EINVAL);
+  assert_int_equal(fut_run_in_executor(loop, NULL, job_noop, NULL, NULL),
+                   -EINVAL);
+  fut_job_t bad = {0};
+  assert_int_equal(fut_run_in_executor_job(loop, NULL, &bad, &f), -EINVAL);
+  assert_int_equal(fut_loop_shutdown_default_executor(NULL, 0), -EINVAL);
+  assert_int_equal(count_threads(), baseline); /* nothing was started */
+  fut_loop_close(loop);
+  assert_int_equal(fut_run_in_executor(loop, NULL, job_noop, NULL, &f),
+                   FUT_E_CLOSED);
+  assert_int_equal(fut_loop_shutdown_default_executor(loop, 0), 0);
+  loop_free_clean(loop);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      T(test_wrap_future_result_kinds),
+      T(test_wrap_future_already_done),
+      T(test_wrap_future_cancelled_cfuture),
+      T(test_wrap_future_bad_args),
+      T(test_wrap_future_batching),
+      T(test_wrap_future_cancel_cancels_pending_job),
+      T(test_wrap_future_late_result_dropped),
+      T(test_wrap_future_loop_close_inflight),
+      T(test_wrap_future_loop_close_completion_queued),
+      T(test_run_in_executor_default),
+      T(test_run_in_executor_custom_pool),
+      T(test_run_in_executor_many),
+      T(test_run_in_executor_user_executor),
+      T(test_run_in_executor_set_default_executor),
+      T(test_run_in_executor_after_shutdown_default),
+      T(test_run_in_executor_shutdown_default_timeout),
+      T(test_run_in_executor_bad_args),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
