@@ -4,6 +4,7 @@
  *   future/future.h    futures: set_result, cancel, done callbacks
  *   future/errors.h    error codes, fut_strerror
  *   future/executor.h  concurrent futures, thread pool, run_in_executor
+ *   future/procpool.h  process pool
  *   future/version.h   version and export macros
  */
 #ifndef FUTURE_H
@@ -14,5 +15,6 @@
 #include "future/loop.h"
 #include "future/future.h"
 #include "future/executor.h"
+#include "future/procpool.h"
 
 #endif

@@ -89,7 +89,7 @@ static int name_fn(uintptr_t fn, char **module, size_t *module_len,
 
 /* ---- creation ------------------------------------------------------------- */
 
-static void pool_destroy(fut_procpool_t *p) {
+void fut__procpool_destroy(fut_procpool_t *p) {
   pthread_mutex_destroy(&p->lock);
   pthread_cond_destroy(&p->cv);
   if (p->evfd >= 0)
@@ -158,7 +158,7 @@ int fut_procpool_new(const fut_procpool_opts_t *opts, fut_procpool_t **out) {
   p->evfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (p->evfd < 0) {
     int e = errno;
-    pool_destroy(p);
+    fut__procpool_destroy(p);
     return fut__error(-e, "fut_procpool_new: eventfd: %s", strerror(e));
   }
 
@@ -170,7 +170,7 @@ int fut_procpool_new(const fut_procpool_opts_t *opts, fut_procpool_t **out) {
   int err = pthread_create(&p->thread, NULL, fut__pp_manager, p);
   pthread_sigmask(SIG_SETMASK, &old, NULL);
   if (err) {
-    pool_destroy(p);
+    fut__procpool_destroy(p);
     return fut__error(-err, "fut_procpool_new: pthread_create: %s",
                       strerror(err));
   }
@@ -183,7 +183,7 @@ int fut_procpool_new(const fut_procpool_opts_t *opts, fut_procpool_t **out) {
     char detail[256];
     snprintf(detail, sizeof detail, "%s", p->broken_msg);
     pthread_join(p->thread, NULL);
-    pool_destroy(p);
+    fut__procpool_destroy(p);
     return fut__error(err, "%s", detail);
   }
   *out = p;
@@ -204,6 +204,14 @@ void fut__pp_ring(fut_procpool_t *p) {
 int fut_procpool_submit(fut_procpool_t *p, fut_proc_fn fn, const void *arg,
                         size_t len, fut_procpool_start_cb start,
                         fut_procpool_done_cb done, void *ud) {
+  return fut__procpool_submit_kind(p, FUT__PP_KIND_PROC, (uintptr_t)fn, arg,
+                                   len, start, done, ud);
+}
+
+int fut__procpool_submit_kind(fut_procpool_t *p, int kind, uintptr_t fn,
+                              const void *arg, size_t len,
+                              fut_procpool_start_cb start,
+                              fut_procpool_done_cb done, void *ud) {
   if (!p || !fn || !done || (!arg && len))
     return fut__error(-EINVAL, "fut_procpool_submit: %s",
                       !p    ? "NULL pool"
@@ -217,7 +225,7 @@ int fut_procpool_submit(fut_procpool_t *p, fut_proc_fn fn, const void *arg,
   char *module;
   size_t mlen;
   uint64_t off;
-  int err = name_fn((uintptr_t)fn, &module, &mlen, &off);
+  int err = name_fn(fn, &module, &mlen, &off);
   if (err)
     return err;
   struct fut__pp_job *j = fut__malloc(sizeof *j + len + mlen);
@@ -232,7 +240,7 @@ int fut_procpool_submit(fut_procpool_t *p, fut_proc_fn fn, const void *arg,
   j->started = false;
   j->hdr = (struct fut__pp_hdr){.magic = FUT__PP_MAGIC, .type = FUT__PP_JOB,
                                 .len = len + mlen, .off = off,
-                                .aux = (uint32_t)mlen};
+                                .err = kind, .aux = (uint32_t)mlen};
   if (len)
     memcpy(j->payload, arg, len);
   memcpy(j->payload + len, module, mlen);
@@ -310,11 +318,32 @@ int fut_procpool_shutdown(fut_procpool_t *p, bool wait, bool cancel_pending,
   return ret;
 }
 
+void fut__procpool_detach(fut_procpool_t *p) {
+  pthread_mutex_lock(&p->lock);
+  if (!p->finished) {
+    pthread_t t = p->thread;
+    bool detach = !p->joined;
+    p->joined = true;
+    p->orphaned = true;
+    pthread_mutex_unlock(&p->lock);
+    /* From here the manager may free p at any moment. */
+    if (detach)
+      pthread_detach(t);
+    return;
+  }
+  bool join = !p->joined;
+  p->joined = true;
+  pthread_mutex_unlock(&p->lock);
+  if (join)
+    pthread_join(p->thread, NULL);
+  fut__procpool_destroy(p);
+}
+
 void fut_procpool_free(fut_procpool_t *p) {
   if (!p)
     return;
   (void)fut_procpool_shutdown(p, true, false, UINT64_MAX);
-  pool_destroy(p);
+  fut__procpool_destroy(p);
 }
 
 pid_t fut_procpool_server_pid(const fut_procpool_t *p) {

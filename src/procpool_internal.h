@@ -31,6 +31,11 @@ enum {
                          aux = its message */
 };
 
+enum {
+  FUT__PP_KIND_PROC = 0,  /* fut_proc_fn(arg, len, fut_buf_t *) */
+  FUT__PP_KIND_BYTES = 1  /* fut_bytes_fn(data, len, &out, &out_len) */
+};
+
 #define FUT__PP_MAGIC 0x66757470u /* "futp" */
 
 /* Every frame: this header, then len bytes = data then aux trailing bytes.
@@ -42,7 +47,8 @@ struct fut__pp_hdr {
   uint64_t id;     /* job id (JOB, RESULT) */
   uint64_t len;    /* bytes after the header: data + aux */
   uint64_t off;    /* JOB: function offset in its module */
-  int32_t err;     /* RESULT / HELLO: 0 or a negative code */
+  int32_t err;     /* RESULT / HELLO: 0 or a negative code;
+                      JOB: the function's kind, FUT__PP_KIND_* */
   uint32_t aux;    /* trailing string bytes (module name / message) */
 };
 
@@ -196,7 +202,10 @@ struct fut_procpool {
   bool start_done;              /* lock: the manager finished starting */
   int start_err;                /* lock: its result */
   bool finished;                /* lock: the manager tore everything down */
-  bool joined;                  /* lock: someone joined (or joins) thread */
+  bool joined;                  /* lock: someone joined (or joins) thread,
+                                   or it was detached */
+  bool orphaned;                /* lock: detached; the manager frees the
+                                   pool when it finishes */
   char broken_msg[256];         /* lock: why the pool broke */
 
   _Atomic pid_t server_pid;     /* 0 when no server */
@@ -209,6 +218,18 @@ struct fut_procpool {
   uint64_t next_wid;
   struct fut__pp_jobq retry;    /* started jobs of dead workers: first */
 };
+
+/* fut_procpool_submit for either kind of function (procpool.c). */
+int fut__procpool_submit_kind(fut_procpool_t *pool, int kind, uintptr_t fn,
+                              const void *arg, size_t len,
+                              fut_procpool_start_cb start,
+                              fut_procpool_done_cb done, void *ud);
+/* Lets go of the pool without waiting: if the manager still runs (after a
+ * shutdown that did not wait), it frees the pool itself when done. */
+void fut__procpool_detach(fut_procpool_t *pool);
+
+/* Frees the pool's memory (the manager thread is gone or is the caller). */
+void fut__procpool_destroy(fut_procpool_t *pool);
 
 /* The manager thread's body (procpool_manager.c). */
 void *fut__pp_manager(void *pool);

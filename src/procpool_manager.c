@@ -667,7 +667,10 @@ void *fut__pp_manager(void *arg) {
   fut__free(ws);
   pthread_mutex_lock(&p->lock);
   p->finished = true;
+  bool orphaned = p->orphaned;
   pthread_cond_broadcast(&p->cv);
   pthread_mutex_unlock(&p->lock);
+  if (orphaned)
+    fut__procpool_destroy(p); /* nobody else will */
   return NULL;
 }

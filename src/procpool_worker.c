@@ -282,7 +282,32 @@ static void run_job(struct worker *w, const struct fut__pp_hdr *h) {
     }
   }
   module[h->aux] = saved;
-  if (!rc) {
+  if (!rc && h->err == FUT__PP_KIND_BYTES) {
+    void *res = NULL;
+    size_t res_len = 0;
+    rc = ((fut_bytes_fn)fn)(w->payload, arg_len, &res, &res_len);
+    if (rc > 0) {
+      fut_buf_errorf(&out, FUT_E_JOB_FAILED,
+                     "job returned %d (a job returns 0 or a negative code)",
+                     rc);
+      rc = FUT_E_JOB_FAILED;
+    } else if (rc < 0) {
+      fut_buf_errorf(&out, rc, "job failed: %s (%s)", fut_err_name(rc),
+                     fut_strerror(rc));
+    } else if (res_len > out.max) {
+      rc = fut_buf_errorf(&out, FUT_E_TOO_BIG,
+                          "job result of %zu bytes exceeds the pool's "
+                          "max_frame of %zu bytes", res_len, out.max);
+    } else if (res_len && !res) {
+      rc = fut_buf_errorf(&out, -EINVAL, "job returned a NULL result of "
+                          "%zu bytes", res_len);
+    } else {
+      out.data = res; /* sent as is, freed below */
+      out.len = res_len;
+      res = NULL;
+    }
+    free(res);
+  } else if (!rc) {
     rc = ((fut_proc_fn)fn)(w->payload, arg_len, &out);
     if (rc > 0) {
       fut_buf_errorf(&out, FUT_E_JOB_FAILED,

@@ -90,7 +90,7 @@ FUT_TEST_UNUSED static int job_positive(const void *arg, size_t len, fut_buf_t *
 /* arg: directory holding FIFOs "started" and "go".  Writes its pid into
  * "started" (which blocks until the test reads it: proof the job runs),
  * then blocks until the test writes a byte into "go". */
-FUT_TEST_UNUSED static int job_gate(const void *arg, size_t len, fut_buf_t *out) {
+FUT_TEST_UNUSED static int gate_body(const void *arg, size_t len) {
   char dir[PATH_MAX], path[PATH_MAX + 16];
   if (len == 0 || len >= sizeof dir)
     return -EINVAL;
@@ -112,7 +112,16 @@ FUT_TEST_UNUSED static int job_gate(const void *arg, size_t len, fut_buf_t *out)
   char c = 0;
   ssize_t r = read(fd, &c, 1);
   close(fd);
-  return r == 1 ? fut_buf_append(out, &c, 1) : -EPIPE;
+  return r == 1 ? c : -EPIPE;
+}
+
+FUT_TEST_UNUSED static int job_gate(const void *arg, size_t len,
+                                    fut_buf_t *out) {
+  int c = gate_body(arg, len);
+  if (c < 0)
+    return c;
+  char ch = (char)c;
+  return fut_buf_append(out, &ch, 1);
 }
 
 /* Initializer: stores its argument (an int64) for job_init_value. */

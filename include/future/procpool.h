@@ -47,6 +47,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "future/executor.h"
 #include "future/version.h"
 
 #ifdef __cplusplus
@@ -156,6 +157,27 @@ FUT_EXTERN int fut_procpool_shutdown(fut_procpool_t *pool, bool wait,
  * before) and frees the pool.  NULL is a no-op.  Must not be called from
  * a completion callback. */
 FUT_EXTERN void fut_procpool_free(fut_procpool_t *pool);
+
+/* ---- as an executor (concurrent.futures.ProcessPoolExecutor) ----------- */
+
+/* Creates a process pool wrapped as a fut_executor_t (see executor.h), so
+ * fut_executor_submit_job / fut_executor_map_jobs give cfutures and
+ * fut_run_in_executor_job(loop, ex, &job, &f) a loop future.  It runs
+ * bytes jobs (fut_job_bytes: a fut_bytes_fn and argument bytes; the result
+ * is a byte result of the cfuture); a call job (fut_job_call: a pointer
+ * argument) fails at submit with FUT_E_NOT_SENDABLE, as does a function
+ * that no module maps.  fut_executor_self(ex) is the fut_procpool_t, for
+ * the diagnostics below and fut_procpool_submit.
+ *
+ * Cancelling a cfuture stops its job if no worker took it yet.
+ * fut_executor_shutdown behaves as fut_procpool_shutdown: a wait that times
+ * out kills the workers (unlike a thread pool, a process can be stopped)
+ * and fails their jobs with FUT_E_SHUTDOWN.  A bytes job's failure carries
+ * its code and a message naming it.  Errors: as fut_procpool_new. */
+FUT_EXTERN int fut_process_pool_new_ex(const fut_procpool_opts_t *opts,
+                                       fut_executor_t **out);
+/* Shorthand: max_workers (0 = ncpu), the other options default. */
+FUT_EXTERN int fut_process_pool_new(size_t max_workers, fut_executor_t **out);
 
 /* Diagnostics.  The fork server's pid (0 once it is gone). */
 FUT_EXTERN pid_t fut_procpool_server_pid(const fut_procpool_t *pool);
