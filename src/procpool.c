@@ -222,9 +222,9 @@ int fut__procpool_submit_kind(fut_procpool_t *p, int kind, uintptr_t fn,
     return fut__error(FUT_E_TOO_BIG, "fut_procpool_submit: argument of %zu "
                       "bytes exceeds max_frame (%zu)",
                       len, p->max_frame);
-  char *module;
-  size_t mlen;
-  uint64_t off;
+  char *module = NULL;
+  size_t mlen = 0;
+  uint64_t off = 0;
   int err = name_fn(fn, &module, &mlen, &off);
   if (err)
     return err;

@@ -6,8 +6,8 @@
  *
  * Dispatch: jobs leave the pending queue in FIFO order, first to idle
  * workers, then to new workers (spawned on demand up to max_workers), then
- * pipelined behind a running job (PIPELINE in flight per worker) so a
- * worker finishing a tiny job finds the next one already in its socket.  A
+ * pipelined behind a running job (see PIPELINE) so a worker finishing a
+ * tiny job finds the next one already in its socket.  A
  * dispatched job is started (its start callback said yes): it can no
  * longer be cancelled, as with Python's call queue.
  *
@@ -27,7 +27,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#define PIPELINE 2                /* jobs in flight per worker */
+/* Jobs in flight per worker: PIPELINE normally, up to PIPELINE_MAX while
+ * the backlog would keep every worker busy anyway.  Deeper pipelines pay
+ * for fewer wake-ups (20k tiny jobs: ~18 µs/job at depth 1, ~8 at 2, ~2 at
+ * 8) but a job queued behind a long one waits for it and can no longer be
+ * cancelled. */
+#define PIPELINE 2
+#define PIPELINE_MAX 8
 #define RX_CAP (64u * 1024u)
 #define SOCKBUF (4 << 20)         /* asked; the kernel clamps it */
 
@@ -155,7 +161,8 @@ static bool can_take(const fut_procpool_t *p, const struct fut__pp_worker *w,
 /* An idle worker, else a new one (when may_spawn; with !may_spawn, any
  * non-NULL answer only means "there is room"), else one with room in its
  * pipeline.  NULL: every worker is full. */
-static struct fut__pp_worker *pick(fut_procpool_t *p, bool may_spawn) {
+static struct fut__pp_worker *pick(fut_procpool_t *p, bool may_spawn,
+                                   size_t depth) {
   for (struct fut__pp_worker *w = p->workers; w; w = w->next)
     if (can_take(p, w, 1))
       return w;
@@ -163,14 +170,20 @@ static struct fut__pp_worker *pick(fut_procpool_t *p, bool may_spawn) {
     return spawn(p);
   struct fut__pp_worker *best = NULL;
   for (struct fut__pp_worker *w = p->workers; w; w = w->next)
-    if (can_take(p, w, PIPELINE) &&
+    if (can_take(p, w, depth) &&
         (!best || w->inflight.len < best->inflight.len))
       best = w;
   return best;
 }
 
-static bool has_room(fut_procpool_t *p) {
-  return p->nlive < p->max_workers || pick(p, false) != NULL;
+static bool has_room(fut_procpool_t *p, size_t depth) {
+  return p->nlive < p->max_workers || pick(p, false, depth) != NULL;
+}
+
+/* The pipeline depth for a backlog of n queued jobs. */
+static size_t depth_for(const fut_procpool_t *p, size_t n) {
+  return n >= (size_t)p->max_workers * PIPELINE_MAX ? PIPELINE_MAX
+                                                     : PIPELINE;
 }
 
 /* Writes what it can of the worker's unsent frames. */
@@ -213,37 +226,53 @@ static void flush_out(struct fut__pp_worker *w) {
   }
 }
 
-/* Takes the next job: retried ones first, then the pending queue. */
-static struct fut__pp_job *take_job(fut_procpool_t *p) {
+/* Takes the next job: retried ones first, then the pending queue.  *left
+ * gets the backlog behind it. */
+static struct fut__pp_job *take_job(fut_procpool_t *p, size_t *left) {
   struct fut__pp_job *j = fut__pp_q_pop(&p->retry);
-  if (j)
-    return j;
   pthread_mutex_lock(&p->lock);
-  j = fut__pp_q_pop(&p->pending);
+  if (!j)
+    j = fut__pp_q_pop(&p->pending);
+  *left = p->pending.len + p->retry.len;
   pthread_mutex_unlock(&p->lock);
   return j;
 }
 
-/* Sends queued jobs to workers while some have room.  Returns true when
- * more capacity remains (so the caller need not sleep on pending work). */
+/* Sends queued jobs to workers while some have room, then writes what the
+ * sockets take without blocking. */
 static void dispatch(fut_procpool_t *p) {
+  size_t depth = PIPELINE_MAX;
   while (!is_broken(p)) {
-    if (!has_room(p))
+    if (!has_room(p, depth))
       break;
-    struct fut__pp_job *j = take_job(p);
+    size_t left;
+    struct fut__pp_job *j = take_job(p, &left);
     if (!j)
       break;
+    depth = depth_for(p, left + 1);
+    struct fut__pp_worker *w = pick(p, true, depth);
+    if (!w) {
+      if (is_broken(p)) { /* spawning failed */
+        job_fail(j, FUT_E_BROKEN_POOL, p->broken_msg);
+        break;
+      }
+      /* The backlog shrank below the deep pipeline's threshold: the job
+       * waits for a worker, where it was. */
+      if (j->started) {
+        fut__pp_q_push_front(&p->retry, j);
+      } else {
+        pthread_mutex_lock(&p->lock);
+        fut__pp_q_push_front(&p->pending, j);
+        pthread_mutex_unlock(&p->lock);
+      }
+      break;
+    }
     if (!j->started) {
       if (j->start && !j->start(j->ud)) {
         job_fail(j, -ECANCELED, "cancelled before it started");
         continue;
       }
       j->started = true;
-    }
-    struct fut__pp_worker *w = pick(p, true);
-    if (!w) { /* spawning failed: the pool is broken now */
-      job_fail(j, FUT_E_BROKEN_POOL, p->broken_msg);
-      break;
     }
     fut__pp_q_push(&w->inflight, j);
     if (!w->send_job) {
@@ -634,7 +663,8 @@ void *fut__pp_manager(void *arg) {
     if (sd && idle(p))
       break;
     pthread_mutex_lock(&p->lock);
-    bool more = p->pending.len > 0 && has_room(p);
+    bool more = p->pending.len > 0 &&
+                has_room(p, depth_for(p, p->pending.len + p->retry.len));
     p->sleeping = !more;
     pthread_mutex_unlock(&p->lock);
     if (more)
