@@ -69,6 +69,7 @@ static int bytes_spin(const void *data, size_t len, void **out,
   volatile uint64_t x = 0;
   for (int64_t i = 0; i < n * 100000; i++)
     x += (uint64_t)i;
+  (void)x;
   int64_t *r = malloc(sizeof *r);
   if (!r)
     return -ENOMEM;
