@@ -4,6 +4,7 @@
  *   future/future.h    futures: set_result, cancel, done callbacks
  *   future/task.h      tasks (fut_await, fut_run) and combinators
  *   future/executor.h  concurrent futures, thread pool, run_in_executor
+ *   future/procpool.h  process pool
  *   future/errors.h    error codes, fut_strerror
  *   future/version.h   version and export macros
  */
@@ -16,5 +17,6 @@
 #include "future/future.h"
 #include "future/task.h"
 #include "future/executor.h"
+#include "future/procpool.h"
 
 #endif

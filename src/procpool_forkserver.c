@@ -1,0 +1,313 @@
+/* The fork server: a fresh exec of /proc/self/exe that forks the workers.
+ *
+ * Why exec and not a plain fork of the parent: the parent is usually
+ * threaded (a thread pool, the pool's own manager thread, the user's
+ * threads).  A fork copies only the calling thread; any lock another thread
+ * held at that instant (malloc's arenas, a stdio FILE, the loader lock, the
+ * user's mutexes) stays locked forever in the child.  pthread_atfork can
+ * protect our own locks but not libc's internals nor the user's.  An exec'd
+ * image starts with one thread and no inherited lock; workers forked from
+ * it are as safe as a fork can be.  The price is naming functions as
+ * (module, offset) instead of raw pointers (see procpool_frames.c) and one
+ * exec per pool.
+ *
+ * The server's mode is chosen by a library constructor, before the
+ * program's main: when the environment holds FUT__PP_ENV=<fd>:<ppid> the
+ * constructor never returns.  In a static link the constructor comes with
+ * fut__forkserver_start, which the pool calls: same object file. */
+#include "procpool_internal.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+extern char **environ;
+
+#define CTL_FD 3 /* the control socket's fd number in the server */
+
+/* ---- the server (runs in the exec'd image) ---------------------------- */
+
+struct server {
+  int ctl;                   /* control socket to the parent */
+  int sfd;                   /* signalfd for SIGCHLD */
+  sigset_t oldmask;          /* mask to restore in workers */
+  pid_t *kids;               /* live (unreaped) workers */
+  size_t nkids, capkids;
+  struct fut__pp_config cfg; /* from the parent's CONFIG message */
+};
+
+static void add_kid(struct server *s, pid_t pid) {
+  if (s->nkids == s->capkids) {
+    size_t cap = s->capkids ? s->capkids * 2 : 16;
+    pid_t *k = realloc(s->kids, cap * sizeof *k);
+    if (!k) {
+      /* Cannot track it: kill it rather than leak an unreaped child. */
+      kill(pid, SIGKILL);
+      return;
+    }
+    s->kids = k;
+    s->capkids = cap;
+  }
+  s->kids[s->nkids++] = pid;
+}
+
+static bool del_kid(struct server *s, pid_t pid) {
+  for (size_t i = 0; i < s->nkids; i++)
+    if (s->kids[i] == pid) {
+      s->kids[i] = s->kids[--s->nkids];
+      return true;
+    }
+  return false;
+}
+
+/* Reaps every exited child and reports it. */
+static void reap(struct server *s) {
+  for (;;) {
+    int st;
+    pid_t pid = waitpid(-1, &st, WNOHANG);
+    if (pid <= 0)
+      return;
+    if (!del_kid(s, pid))
+      continue; /* a grandchild adopted? not ours to report */
+    struct fut__ctl_msg m = {.type = FUT__CTL_DIED, .b = (uint64_t)pid,
+                             .c = st};
+    (void)fut__pp_ctl_send(s->ctl, &m, NULL, 0, -1);
+  }
+}
+
+static _Noreturn void server_exit(struct server *s) {
+  /* The parent is gone or shut us down: no worker may outlive us. */
+  for (size_t i = 0; i < s->nkids; i++)
+    kill(s->kids[i], SIGKILL);
+  while (s->nkids > 0) {
+    int st;
+    pid_t pid = waitpid(-1, &st, 0);
+    if (pid < 0 && errno != EINTR)
+      break;
+    if (pid > 0)
+      del_kid(s, pid);
+  }
+  _exit(0);
+}
+
+static void spawn(struct server *s, uint64_t wid, int fd) {
+  pid_t me = getpid();
+  pid_t pid = fork();
+  if (pid == 0) {
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != me)
+      _exit(0);
+    close(s->ctl);
+    close(s->sfd);
+    signal(SIGCHLD, SIG_DFL);
+    sigprocmask(SIG_SETMASK, &s->oldmask, NULL);
+    fut__pp_worker_main(fd, &s->cfg);
+  }
+  int err = pid < 0 ? -errno : 0;
+  close(fd);
+  if (pid > 0)
+    add_kid(s, pid);
+  struct fut__ctl_msg m = {.type = FUT__CTL_SPAWNED, .a = wid,
+                           .b = pid > 0 ? (uint64_t)pid : 0, .c = err};
+  (void)fut__pp_ctl_send(s->ctl, &m, NULL, 0, -1);
+}
+
+static int read_config(struct server *s) {
+  static char pl[FUT__CTL_MAX_PAYLOAD + 1];
+  struct fut__ctl_msg m;
+  size_t n = 0;
+  int err = fut__pp_ctl_recv(s->ctl, &m, pl, FUT__CTL_MAX_PAYLOAD, &n, NULL);
+  if (err)
+    return err;
+  if (m.type != FUT__CTL_CONFIG)
+    return -EPROTO;
+  s->cfg.max_tasks = (unsigned)m.a;
+  s->cfg.max_frame = (size_t)m.c;
+  s->cfg.has_init = m.has_init != 0;
+  s->cfg.init_off = m.b;
+  if (s->cfg.has_init) {
+    size_t name_len = strnlen(pl, n);
+    if (name_len == n)
+      return -EPROTO;
+    s->cfg.init_module = strdup(pl);
+    s->cfg.initarg_len = n - name_len - 1;
+    /* 16-byte aligned like job arguments. */
+    s->cfg.initarg = aligned_alloc(16, (s->cfg.initarg_len + 16) & ~(size_t)15);
+    if (!s->cfg.init_module || !s->cfg.initarg)
+      return -ENOMEM;
+    memcpy(s->cfg.initarg, pl + name_len + 1, s->cfg.initarg_len);
+  }
+  return 0;
+}
+
+static _Noreturn void server_main(int ctl, pid_t parent) {
+  struct server s = {.ctl = ctl, .sfd = -1};
+  /* PR_SET_PDEATHSIG was set before exec and survives it; if the parent
+   * died before that, we were reparented: leave. */
+  if (getppid() != parent)
+    _exit(0);
+  /* A parent ignoring SIGCHLD would make our children auto-reaped and
+   * their statuses lost. */
+  signal(SIGCHLD, SIG_DFL);
+  signal(SIGPIPE, SIG_IGN);
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGCHLD);
+  sigprocmask(SIG_BLOCK, &set, &s.oldmask);
+  sigdelset(&s.oldmask, SIGCHLD);
+  s.sfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+  if (s.sfd < 0)
+    _exit(127);
+  struct fut__ctl_msg ready = {.type = FUT__CTL_READY,
+                               .a = (uint64_t)getpid()};
+  if (fut__pp_ctl_send(ctl, &ready, NULL, 0, -1) || read_config(&s))
+    _exit(127);
+
+  for (;;) {
+    struct pollfd p[2] = {{ctl, POLLIN, 0}, {s.sfd, POLLIN, 0}};
+    if (poll(p, 2, -1) < 0) {
+      if (errno == EINTR)
+        continue;
+      server_exit(&s);
+    }
+    if (p[1].revents) {
+      struct signalfd_siginfo si;
+      while (read(s.sfd, &si, sizeof si) > 0) {
+      }
+      reap(&s);
+    }
+    if (p[0].revents) {
+      struct fut__ctl_msg m;
+      int fd = -1;
+      int err = fut__pp_ctl_recv(ctl, &m, NULL, 0, NULL, &fd);
+      if (err == -EPIPE || (err && err != -EAGAIN && err != -EPROTO))
+        server_exit(&s);
+      if (err)
+        continue;
+      if (m.type == FUT__CTL_SPAWN && fd >= 0) {
+        spawn(&s, m.a, fd);
+        fd = -1;
+      } else if (m.type == FUT__CTL_KILL) {
+        pid_t pid = (pid_t)m.b;
+        for (size_t i = 0; i < s.nkids; i++)
+          if (s.kids[i] == pid)
+            kill(pid, SIGKILL);
+      }
+      if (fd >= 0)
+        close(fd);
+    }
+  }
+}
+
+/* Runs before main in every program linking libfuture; a no-op unless
+ * this process is a fork server the pool just exec'd.  The marker is
+ * removed from the environment at once so workers' own children (and
+ * anything a job execs) run normally. */
+__attribute__((constructor(101))) static void forkserver_ctor(void) {
+  const char *v = getenv(FUT__PP_ENV);
+  if (!v)
+    return;
+  int fd = -1;
+  long ppid = -1;
+  int n = 0;
+  if (sscanf(v, "%d:%ld%n", &fd, &ppid, &n) != 2 || v[n] != '\0' || fd < 0 ||
+      ppid <= 0)
+    return; /* not ours: leave the program alone */
+  unsetenv(FUT__PP_ENV);
+  server_main(fd, (pid_t)ppid);
+}
+
+/* ---- starting it (runs in the parent) --------------------------------- */
+
+static void close_from(int lowfd) {
+#ifdef SYS_close_range
+  if (syscall(SYS_close_range, (unsigned)lowfd, ~0u, 0u) == 0)
+    return;
+#endif
+  long max = sysconf(_SC_OPEN_MAX);
+  if (max < 0 || max > 65536)
+    max = 65536;
+  for (int fd = lowfd; fd < max; fd++)
+    close(fd);
+}
+
+int fut__forkserver_start(int *ctl_out, pid_t *pid_out) {
+  *ctl_out = -1;
+  *pid_out = 0;
+  int sv[2];
+  if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+    return fut__error(-errno, "process pool: socketpair: %s",
+                      strerror(errno));
+
+  /* Everything the child needs is built here: between fork and exec in a
+   * threaded process only async-signal-safe calls are allowed. */
+  size_t nenv = 0;
+  for (char **e = environ; e && *e; e++)
+    nenv++;
+  char **envp = fut__calloc(nenv + 2, sizeof *envp);
+  char marker[64];
+  if (!envp) {
+    close(sv[0]);
+    close(sv[1]);
+    return fut__error(-ENOMEM, "process pool: out of memory");
+  }
+  size_t k = 0;
+  size_t plen = strlen(FUT__PP_ENV);
+  for (char **e = environ; e && *e; e++)
+    if (strncmp(*e, FUT__PP_ENV, plen) != 0 || (*e)[plen] != '=')
+      envp[k++] = *e;
+  pid_t parent = getpid();
+  snprintf(marker, sizeof marker, "%s=%d:%ld", FUT__PP_ENV, CTL_FD,
+           (long)parent);
+  envp[k++] = marker;
+  envp[k] = NULL;
+  char *argv[] = {(char *)"libfuture-forkserver", NULL};
+  sigset_t empty;
+  sigemptyset(&empty);
+
+  pid_t pid = fork();
+  if (pid == 0) {
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent)
+      _exit(127);
+    int fd = sv[1];
+    if (fd == CTL_FD) {
+      fcntl(fd, F_SETFD, 0);
+    } else if (dup2(fd, CTL_FD) < 0) {
+      _exit(127);
+    }
+    close_from(CTL_FD + 1);
+    sigprocmask(SIG_SETMASK, &empty, NULL);
+    execve("/proc/self/exe", argv, envp);
+    _exit(127);
+  }
+  int saved = errno;
+  fut__free(envp);
+  close(sv[1]);
+  if (pid < 0) {
+    close(sv[0]);
+    return fut__error(-saved, "process pool: fork: %s", strerror(saved));
+  }
+  struct fut__ctl_msg m;
+  int err = fut__pp_ctl_recv(sv[0], &m, NULL, 0, NULL, NULL);
+  if (err || m.type != FUT__CTL_READY || m.a != (uint64_t)pid) {
+    close(sv[0]);
+    int st;
+    while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
+    }
+    return fut__error(err ? err : -EPROTO,
+                      "process pool: the fork server (exec of "
+                      "/proc/self/exe) did not start: %s",
+                      err ? fut_strerror(err) : "bad handshake");
+  }
+  *ctl_out = sv[0];
+  *pid_out = pid;
+  return 0;
+}

@@ -1,0 +1,701 @@
+/* Process pool, pool-level API (fut_procpool_*): results, errors, limits,
+ * shutdown, worker death, recycling, fds and threads. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <poll.h>
+#include <stdatomic.h>
+
+#include "procpool_jobs.h"
+
+/* ---- a blocking completion ------------------------------------------- */
+
+struct waiter {
+  pthread_mutex_t lock;
+  pthread_cond_t cv;
+  bool done;
+  bool refuse;        /* start callback says "cancelled" */
+  int err;
+  void *data;
+  size_t len;
+  char msg[512];
+};
+
+static void waiter_init(struct waiter *w) {
+  memset(w, 0, sizeof *w);
+  pthread_mutex_init(&w->lock, NULL);
+  pthread_cond_init(&w->cv, NULL);
+}
+
+static void waiter_done(void *ud, int err, void *data, size_t len,
+                        const char *msg) {
+  struct waiter *w = ud;
+  pthread_mutex_lock(&w->lock);
+  w->err = err;
+  w->data = data;
+  w->len = len;
+  snprintf(w->msg, sizeof w->msg, "%s", msg ? msg : "");
+  w->done = true;
+  pthread_cond_broadcast(&w->cv);
+  pthread_mutex_unlock(&w->lock);
+}
+
+static bool waiter_start(void *ud) {
+  struct waiter *w = ud;
+  return !w->refuse;
+}
+
+static int waiter_wait(struct waiter *w) {
+  pthread_mutex_lock(&w->lock);
+  while (!w->done)
+    pthread_cond_wait(&w->cv, &w->lock);
+  pthread_mutex_unlock(&w->lock);
+  return w->err;
+}
+
+static bool waiter_is_done(struct waiter *w) {
+  pthread_mutex_lock(&w->lock);
+  bool d = w->done;
+  pthread_mutex_unlock(&w->lock);
+  return d;
+}
+
+static void waiter_destroy(struct waiter *w) {
+  free(w->data);
+  pthread_mutex_destroy(&w->lock);
+  pthread_cond_destroy(&w->cv);
+}
+
+static int submit(fut_procpool_t *p, fut_proc_fn fn, const void *arg,
+                  size_t len, struct waiter *w) {
+  waiter_init(w);
+  return fut_procpool_submit(p, fn, arg, len, waiter_start, waiter_done, w);
+}
+
+static int64_t run_square(fut_procpool_t *p, int64_t n) {
+  struct waiter w;
+  assert_int_equal(submit(p, job_square, &n, sizeof n, &w), 0);
+  assert_int_equal(waiter_wait(&w), 0);
+  assert_int_equal(w.len, sizeof n);
+  int64_t r;
+  memcpy(&r, w.data, sizeof r);
+  waiter_destroy(&w);
+  return r;
+}
+
+static int64_t run_getpid(fut_procpool_t *p) {
+  struct waiter w;
+  assert_int_equal(submit(p, job_getpid, NULL, 0, &w), 0);
+  assert_int_equal(waiter_wait(&w), 0);
+  int64_t r;
+  memcpy(&r, w.data, sizeof r);
+  waiter_destroy(&w);
+  return r;
+}
+
+static fut_procpool_t *new_pool(unsigned workers) {
+  fut_procpool_opts_t o;
+  fut_procpool_opts_init(&o);
+  o.max_workers = workers;
+  fut_procpool_t *p = NULL;
+  assert_int_equal(fut_procpool_new(&o, &p), 0);
+  assert_non_null(p);
+  return p;
+}
+
+/* ---- tests --------------------------------------------------------------- */
+
+static void test_procpool_result(void **state) {
+  (void)state;
+  fut_procpool_t *p = new_pool(2);
+  assert_true(fut_procpool_server_pid(p) > 0);
+  assert_true(fut_procpool_server_pid(p) != getpid());
+  for (int64_t i = 0; i < 20; i++)
+    assert_int_equal(run_square(p, i + 1000), (i + 1000) * (i + 1000));
+  assert_true(run_getpid(p) != getpid());
+  fut_procpool_free(p);
+}
+
+static void test_procpool_many_concurrent(void **state) {
+  (void)state;
+  fut_procpool_t *p = new_pool(2);
+  enum { N = 500 };
+  static struct waiter ws[N];
+  int64_t args[N];
+  for (int i = 0; i < N; i++) {
+    args[i] = i;
+    assert_int_equal(submit(p, job_square, &args[i], sizeof args[i], &ws[i]),
+                     0);
+  }
+  for (int i = 0; i < N; i++) {
+    assert_int_equal(waiter_wait(&ws[i]), 0);
+    int64_t r;
+    memcpy(&r, ws[i].data, sizeof r);
+    assert_int_equal(r, (int64_t)i * i);
+    waiter_destroy(&ws[i]);
+  }
+  assert_true(fut_procpool_nworkers(p) <= 2);
+  fut_procpool_free(p);
+}
+
+static void test_procpool_error(void **state) {
+  (void)state;
+  fut_procpool_t *p = new_pool(1);
+  struct waiter w;
+  assert_int_equal(submit(p, job_fail, "abc", 3, &w), 0);
+  assert_int_equal(waiter_wait(&w), -EDOM);
+  assert_string_equal(w.msg, "job_fail got 3 bytes");
+  assert_null(w.data);
+  waiter_destroy(&w);
+  /* A wrong argument size is the job's own -EINVAL. */
+  assert_int_equal(submit(p, job_square, "x", 1, &w), 0);
+  assert_int_equal(waiter_wait(&w), -EINVAL);
+  assert_string_equal(w.msg, "want 8 bytes, got 1");
+  waiter_destroy(&w);
+  /* A positive return is a bug in the job: FUT_E_JOB_FAILED. */
+  assert_int_equal(submit(p, job_positive, NULL, 0, &w), 0);
+  assert_int_equal(waiter_wait(&w), FUT_E_JOB_FAILED);
+  assert_non_null(strstr(w.msg, "returned 7"));
+  waiter_destroy(&w);
+  /* The pool still serves. */
+  assert_int_equal(run_square(p, 9), 81);
+  fut_procpool_free(p);
+}
+
+static void test_procpool_bad_arguments(void **state) {
+  (void)state;
+  fut_procpool_t *p = NULL;
+  assert_int_equal(fut_procpool_new(NULL, NULL), -EINVAL);
+  fut_procpool_opts_t o;
+  fut_procpool_opts_init(&o);
+  o.max_workers = 100000;
+  assert_int_equal(fut_procpool_new(&o, &p), -EINVAL);
+  assert_null(p);
+  fut_procpool_opts_init(&o);
+  o.initarg_len = 4;
+  assert_int_equal(fut_procpool_new(&o, &p), -EINVAL);
+  static char huge[70000];
+  fut_procpool_opts_init(&o);
+  o.initializer = init_store;
+  o.initarg = huge;
+  o.initarg_len = sizeof huge;
+  assert_int_equal(fut_procpool_new(&o, &p), FUT_E_TOO_BIG);
+
+  p = new_pool(1);
+  struct waiter w;
+  waiter_init(&w);
+  assert_int_equal(fut_procpool_submit(NULL, job_square, NULL, 0, NULL,
+                                       waiter_done, &w), -EINVAL);
+  assert_int_equal(fut_procpool_submit(p, NULL, NULL, 0, NULL, waiter_done,
+                                       &w), -EINVAL);
+  assert_int_equal(fut_procpool_submit(p, job_square, NULL, 0, NULL, NULL,
+                                       &w), -EINVAL);
+  assert_int_equal(fut_procpool_submit(p, job_square, NULL, 5, NULL,
+                                       waiter_done, &w), -EINVAL);
+  assert_int_equal(fut_procpool_shutdown(NULL, true, false, 0), -EINVAL);
+  fut_procpool_free(NULL);
+  waiter_destroy(&w);
+  fut_procpool_free(p);
+}
+
+static void test_procpool_not_sendable(void **state) {
+  (void)state;
+  fut_procpool_t *p = new_pool(1);
+  /* Code the loader does not map: a heap address, like JIT output. */
+  void *heap = malloc(64);
+  struct waiter w;
+  waiter_init(&w);
+  fut_proc_fn jit = (fut_proc_fn)(uintptr_t)heap;
+  assert_int_equal(fut_procpool_submit(p, jit, NULL, 0, NULL, waiter_done,
+                                       &w), FUT_E_NOT_SENDABLE);
+  assert_non_null(strstr(fut_last_error(), "JIT"));
+  assert_false(waiter_is_done(&w));
+  free(heap);
+  /* An initializer likewise, at creation. */
+  fut_procpool_opts_t o;
+  fut_procpool_opts_init(&o);
+  o.initializer = (fut_proc_init_fn)(uintptr_t)&w;
+  fut_procpool_t *q = NULL;
+  assert_int_equal(fut_procpool_new(&o, &q), FUT_E_NOT_SENDABLE);
+  assert_null(q);
+  /* A function of a shared library loaded at startup is sendable. */
+  assert_int_equal(run_square(p, 12), 144);
+  waiter_destroy(&w);
+  fut_procpool_free(p);
+}
+
+static void test_procpool_too_big(void **state) {
+  (void)state;
+  fut_procpool_opts_t o;
+  fut_procpool_opts_init(&o);
+  o.max_workers = 1;
+  o.max_frame = 4096;
+  fut_procpool_t *p = NULL;
+  assert_int_equal(fut_procpool_new(&o, &p), 0);
+  static char arg[8192];
+  struct waiter w;
+  waiter_init(&w);
+  assert_int_equal(fut_procpool_submit(p, job_xor, arg, sizeof arg, NULL,
+                                       waiter_done, &w), FUT_E_TOO_BIG);
+  /* A result over the cap fails the job, not the pool. */
+  uint64_t n = 5000;
+  assert_int_equal(submit(p, job_big_result, &n, sizeof n, &w), 0);
+  assert_int_equal(waiter_wait(&w), FUT_E_TOO_BIG);
+  assert_non_null(strstr(w.msg, "max_frame"));
+  waiter_destroy(&w);
+  n = 4096;
+  assert_int_equal(submit(p, job_big_result, &n, sizeof n, &w), 0);
+  assert_int_equal(waiter_wait(&w), 0);
+  assert_int_equal(w.len, 4096);
+  waiter_destroy(&w);
+  fut_procpool_free(p);
+}
+
+static void test_procpool_cancel_before_start(void **state) {
+  (void)state;
+  fut_procpool_t *p = new_pool(1);
+  struct gate g;
+  gate_init(&g);
+  struct waiter a, b, c, d;
+  assert_int_equal(submit(p, job_gate, g.dir, strlen(g.dir), &a), 0);
+  gate_wait_started(&g); /* the only worker is busy with a */
+  assert_int_equal(submit(p, job_square, &(int64_t){2}, 8, &b), 0);
+  waiter_init(&c);
+  c.refuse = true; /* cancelled before its turn: start says no */
+  assert_int_equal(fut_procpool_submit(p, job_square, &(int64_t){3}, 8,
+                                       waiter_start, waiter_done, &c), 0);
+  assert_int_equal(submit(p, job_square, &(int64_t){4}, 8, &d), 0);
+  gate_open(&g);
+  assert_int_equal(waiter_wait(&a), 0);
+  assert_int_equal(waiter_wait(&b), 0);
+  assert_int_equal(waiter_wait(&c), -ECANCELED);
+  assert_null(c.data);
+  assert_int_equal(waiter_wait(&d), 0);
+  waiter_destroy(&a);
+  waiter_destroy(&b);
+  waiter_destroy(&c);
+  waiter_destroy(&d);
+  gate_destroy(&g);
+  fut_procpool_free(p);
+}
+
+static void test_procpool_shutdown_wait(void **state) {
+  (void)state;
+  fut_procpool_t *p = new_pool(2);
+  enum { N = 20 };
+  struct waiter ws[N];
+  for (int i = 0; i < N; i++)
+    assert_int_equal(submit(p, job_square, &(int64_t){i}, 8, &ws[i]), 0);
+  assert_int_equal(fut_procpool_shutdown(p, true, false, UINT64_MAX), 0);
+  /* Everything ran, and the server is gone. */
+  for (int i = 0; i < N; i++) {
+    assert_true(waiter_is_done(&ws[i]));
+    assert_int_equal(ws[i].err, 0);
+    waiter_destroy(&ws[i]);
+  }
+  assert_int_equal(fut_procpool_server_pid(p), 0);
+  assert_int_equal(fut_procpool_nworkers(p), 0);
+  fut_procpool_free(p);
+}
+
+static void test_procpool_shutdown_nowait(void **state) {
+  (void)state;
+  fut_procpool_t *p = new_pool(1);
+  struct gate g;
+  gate_init(&g);
+  struct waiter a, b;
+  assert_int_equal(submit(p, job_gate, g.dir, strlen(g.dir), &a), 0);
+  assert_int_equal(submit(p, job_square, &(int64_t){5}, 8, &b), 0);
+  gate_wait_started(&g);
+  /* Returns at once although a job is stuck. */
+  assert_int_equal(fut_procpool_shutdown(p, false, false, 0), 0);
+  assert_false(waiter_is_done(&a));
+  struct waiter c;
+  waiter_init(&c);
+  assert_int_equal(fut_procpool_submit(p, job_square, &(int64_t){1}, 8, NULL,
+                                       waiter_done, &c), FUT_E_SHUTDOWN);
+  gate_open(&g);
+  /* Jobs already queued still run. */
+  assert_int_equal(waiter_wait(&a), 0);
+  assert_int_equal(waiter_wait(&b), 0);
+  fut_procpool_free(p); /* waits for the teardown */
+  waiter_destroy(&a);
+  waiter_destroy(&b);
+  waiter_destroy(&c);
+  gate_destroy(&g);
+}
+
+static void test_procpool_shutdown_cancel_pending(void **state) {
+  (void)state;
+  fut_procpool_t *p = new_pool(1);
+  struct gate g;
+  gate_init(&g);
+  enum { N = 6 };
+  struct waiter a, ws[N];
+  assert_int_equal(submit(p, job_gate, g.dir, strlen(g.dir), &a), 0);
+  gate_wait_started(&g);
+  for (int i = 0; i < N; i++)
+    assert_int_equal(submit(p, job_square, &(int64_t){i}, 8, &ws[i]), 0);
+  assert_int_equal(fut_procpool_shutdown(p, false, true, 0), 0);
+  /* At most PIPELINE - 1 jobs were already sent behind the running one;
+   * the rest were cancelled before shutdown returned. */
+  int cancelled = 0;
+  for (int i = 0; i < N; i++)
+    if (waiter_is_done(&ws[i])) {
+      assert_int_equal(ws[i].err, -ECANCELED);
+      cancelled++;
+    }
+  assert_true(cancelled >= N - 1);
+  gate_open(&g);
+  assert_int_equal(fut_procpool_shutdown(p, true, false, UINT64_MAX), 0);
+  assert_int_equal(a.err, 0);
+  for (int i = 0; i < N; i++) {
+    assert_true(ws[i].done);
+    assert_true(ws[i].err == 0 || ws[i].err == -ECANCELED);
+    waiter_destroy(&ws[i]);
+  }
+  waiter_destroy(&a);
+  gate_destroy(&g);
+  fut_procpool_free(p);
+}
+
+static uint64_t now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static void test_procpool_shutdown_timeout_stuck(void **state) {
+  (void)state;
+  fut_procpool_t *p = new_pool(2);
+  struct gate g;
+  gate_init(&g);
+  struct waiter a;
+  assert_int_equal(submit(p, job_gate, g.dir, strlen(g.dir), &a), 0);
+  int pid = gate_wait_started(&g);
+  assert_true(pid > 0);
+  pid_t server = fut_procpool_server_pid(p);
+  uint64_t t0 = now_ns();
+  assert_int_equal(fut_procpool_shutdown(p, true, false, 200000000u),
+                   -ETIMEDOUT);
+  uint64_t dt = now_ns() - t0;
+  assert_true(dt >= 190000000u);
+  assert_true(dt < 5000000000u);
+  /* The stuck job was abandoned, its worker killed and reaped. */
+  assert_true(waiter_is_done(&a));
+  assert_int_equal(a.err, FUT_E_SHUTDOWN);
+  assert_int_equal(kill(pid, 0), -1);
+  assert_int_equal(kill(server, 0), -1);
+  waiter_destroy(&a);
+  gate_destroy(&g);
+  fut_procpool_free(p);
+}
+
+static void test_procpool_submit_after_shutdown(void **state) {
+  (void)state;
+  fut_procpool_t *p = new_pool(1);
+  assert_int_equal(run_square(p, 3), 9);
+  assert_int_equal(fut_procpool_shutdown(p, true, false, UINT64_MAX), 0);
+  struct waiter w;
+  waiter_init(&w);
+  assert_int_equal(fut_procpool_submit(p, job_square, &(int64_t){1}, 8, NULL,
+                                       waiter_done, &w), FUT_E_SHUTDOWN);
+  assert_false(waiter_is_done(&w));
+  /* Shutting down again is harmless. */
+  assert_int_equal(fut_procpool_shutdown(p, true, true, 0), 0);
+  waiter_destroy(&w);
+  fut_procpool_free(p);
+}
+
+static void test_procpool_initializer(void **state) {
+  (void)state;
+  fut_procpool_opts_t o;
+  fut_procpool_opts_init(&o);
+  o.max_workers = 2;
+  o.initializer = init_store;
+  int64_t v = 4242;
+  o.initarg = &v;
+  o.initarg_len = sizeof v;
+  fut_procpool_t *p = NULL;
+  assert_int_equal(fut_procpool_new(&o, &p), 0);
+  for (int i = 0; i < 4; i++) {
+    struct waiter w;
+    assert_int_equal(submit(p, job_init_value, NULL, 0, &w), 0);
+    assert_int_equal(waiter_wait(&w), 0);
+    int64_t got;
+    memcpy(&got, w.data, sizeof got);
+    assert_int_equal(got, 4242);
+    waiter_destroy(&w);
+  }
+  assert_int_equal(init_value, -1); /* the parent's copy is untouched */
+  fut_procpool_free(p);
+}
+
+static void test_procpool_initializer_failure(void **state) {
+  (void)state;
+  fut_procpool_opts_t o;
+  fut_procpool_opts_init(&o);
+  o.max_workers = 2;
+  o.initializer = init_refuse;
+  fut_procpool_t *p = NULL;
+  assert_int_equal(fut_procpool_new(&o, &p), 0);
+  struct waiter w;
+  assert_int_equal(submit(p, job_square, &(int64_t){2}, 8, &w), 0);
+  assert_int_equal(waiter_wait(&w), FUT_E_BROKEN_POOL);
+  assert_non_null(strstr(w.msg, "initializer"));
+  waiter_destroy(&w);
+  waiter_init(&w);
+  assert_int_equal(fut_procpool_submit(p, job_square, &(int64_t){1}, 8, NULL,
+                                       waiter_done, &w), FUT_E_BROKEN_POOL);
+  assert_non_null(strstr(fut_last_error(), "initializer"));
+  waiter_destroy(&w);
+  fut_procpool_free(p);
+}
+
+static void test_procpool_max_tasks_per_child(void **state) {
+  (void)state;
+  fut_procpool_opts_t o;
+  fut_procpool_opts_init(&o);
+  o.max_workers = 1;
+  o.max_tasks_per_child = 2;
+  fut_procpool_t *p = NULL;
+  assert_int_equal(fut_procpool_new(&o, &p), 0);
+  int64_t pids[6];
+  for (int i = 0; i < 6; i++)
+    pids[i] = run_getpid(p);
+  for (int i = 0; i < 6; i += 2) {
+    assert_int_equal(pids[i], pids[i + 1]);
+    if (i > 0)
+      assert_true(pids[i] != pids[i - 1]);
+  }
+  /* Also with a burst: each worker gets at most 2 jobs. */
+  enum { N = 12 };
+  struct waiter ws[N];
+  for (int i = 0; i < N; i++)
+    assert_int_equal(submit(p, job_getpid, NULL, 0, &ws[i]), 0);
+  int64_t seen[N];
+  for (int i = 0; i < N; i++) {
+    assert_int_equal(waiter_wait(&ws[i]), 0);
+    memcpy(&seen[i], ws[i].data, sizeof seen[i]);
+    waiter_destroy(&ws[i]);
+  }
+  for (int i = 0; i < N; i++) {
+    int same = 0;
+    for (int k = 0; k < N; k++)
+      same += seen[k] == seen[i];
+    assert_true(same <= 2);
+  }
+  assert_int_equal(fut_procpool_shutdown(p, true, false, UINT64_MAX), 0);
+  /* Every retired worker was reaped (ESRCH: not even a zombie). */
+  for (int i = 0; i < 6; i++)
+    assert_true(kill((pid_t)pids[i], 0) == -1 && errno == ESRCH);
+  for (int i = 0; i < N; i++)
+    assert_true(kill((pid_t)seen[i], 0) == -1 && errno == ESRCH);
+  fut_procpool_free(p);
+}
+
+static void test_procpool_big_frames(void **state) {
+  (void)state;
+  fut_procpool_t *p = new_pool(1);
+  size_t n = (size_t)64 << 20;
+  unsigned char *arg = malloc(n);
+  assert_non_null(arg);
+  uint64_t x = 88172645463325252ull;
+  for (size_t i = 0; i < n; i++) {
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    arg[i] = (unsigned char)x;
+  }
+  struct waiter w;
+  assert_int_equal(submit(p, job_xor, arg, n, &w), 0);
+  assert_int_equal(waiter_wait(&w), 0);
+  assert_int_equal(w.len, n);
+  const unsigned char *r = w.data;
+  size_t bad = 0;
+  for (size_t i = 0; i < n; i++)
+    bad += r[i] != (arg[i] ^ 0x5a);
+  assert_int_equal(bad, 0);
+  waiter_destroy(&w);
+  /* Small jobs still flow afterwards. */
+  assert_int_equal(run_square(p, 7), 49);
+  free(arg);
+  fut_procpool_free(p);
+}
+
+static void test_procpool_worker_sigkill(void **state) {
+  (void)state;
+  fut_procpool_t *p = new_pool(1);
+  pid_t server = fut_procpool_server_pid(p);
+  struct gate g;
+  gate_init(&g);
+  struct waiter a, b;
+  assert_int_equal(submit(p, job_gate, g.dir, strlen(g.dir), &a), 0);
+  int pid = gate_wait_started(&g);
+  assert_true(pid > 0);
+  /* Queued behind the doomed job: must run in the replacement. */
+  assert_int_equal(submit(p, job_square, &(int64_t){6}, 8, &b), 0);
+  assert_int_equal(kill(pid, SIGKILL), 0);
+  assert_int_equal(waiter_wait(&a), FUT_E_WORKER_DIED);
+  char want[64];
+  snprintf(want, sizeof want, "worker process %d killed by signal 9", pid);
+  assert_non_null(strstr(a.msg, want));
+  assert_non_null(strstr(a.msg, "SIGKILL"));
+  assert_int_equal(waiter_wait(&b), 0);
+  for (int i = 0; i < 5; i++)
+    assert_int_equal(run_square(p, i), i * i);
+  assert_true(run_getpid(p) != pid);
+  /* Reaped by the fork server before the failure was reported. */
+  assert_int_equal(zombies_of(server), 0);
+  assert_int_equal(kill(pid, 0), -1);
+  waiter_destroy(&a);
+  waiter_destroy(&b);
+  gate_destroy(&g);
+  fut_procpool_free(p);
+}
+
+static void test_procpool_worker_exit(void **state) {
+  (void)state;
+  fut_procpool_t *p = new_pool(2);
+  struct waiter w;
+  int code = 3;
+  assert_int_equal(submit(p, job_exit, &code, sizeof code, &w), 0);
+  assert_int_equal(waiter_wait(&w), FUT_E_WORKER_DIED);
+  assert_non_null(strstr(w.msg, "exited with status 3"));
+  waiter_destroy(&w);
+  for (int i = 0; i < 4; i++)
+    assert_int_equal(run_square(p, i + 2), (i + 2) * (i + 2));
+  assert_int_equal(zombies_of(fut_procpool_server_pid(p)), 0);
+  fut_procpool_free(p);
+}
+
+static void test_procpool_fds_threads_baseline(void **state) {
+  (void)state;
+  int fds0 = count_dir("/proc/self/fd");
+  int thr0 = count_dir("/proc/self/task");
+  for (int round = 0; round < 3; round++) {
+    fut_procpool_t *p = new_pool(2);
+    fut_procpool_t *q = new_pool(1);
+    assert_int_equal(run_square(p, 3), 9);
+    assert_int_equal(run_square(q, 4), 16);
+    assert_true(count_dir("/proc/self/task") > thr0);
+    assert_true(count_dir("/proc/self/fd") > fds0);
+    assert_int_equal(fut_procpool_shutdown(p, true, false, UINT64_MAX), 0);
+    fut_procpool_free(p);
+    fut_procpool_free(q);
+    assert_int_equal(count_dir("/proc/self/fd"), fds0);
+    assert_int_equal(threads_settle(thr0), thr0);
+  }
+}
+
+static atomic_bool busy_stop;
+/* Holds stdout's lock (printing to /dev/null meanwhile) and malloc's. */
+static void *busy_stdio_malloc(void *arg) {
+  FILE *f = arg;
+  while (!atomic_load(&busy_stop)) {
+    flockfile(stdout);
+    flockfile(f);
+    for (int i = 0; i < 64; i++) {
+      void *m = malloc(1 + (size_t)i * 97);
+      fprintf(f, "%p\n", m);
+      free(m);
+    }
+    funlockfile(f);
+    funlockfile(stdout);
+  }
+  return NULL;
+}
+
+static void test_procpool_busy_thread_no_deadlock(void **state) {
+  (void)state;
+  FILE *f = fopen("/dev/null", "we");
+  assert_non_null(f);
+  atomic_store(&busy_stop, false);
+  pthread_t t[2];
+  assert_int_equal(pthread_create(&t[0], NULL, busy_stdio_malloc, f), 0);
+  assert_int_equal(pthread_create(&t[1], NULL, busy_stdio_malloc, f), 0);
+  for (int i = 0; i < 5; i++) {
+    fut_procpool_t *p = new_pool(2);
+    assert_int_equal(run_square(p, i), i * i);
+    assert_int_equal(run_square(p, i + 1), (i + 1) * (i + 1));
+    fut_procpool_free(p);
+  }
+  atomic_store(&busy_stop, true);
+  pthread_join(t[0], NULL);
+  pthread_join(t[1], NULL);
+  fclose(f);
+}
+
+/* The pool's parent dies without shutting down: its server and workers
+ * must exit too. */
+static void test_procpool_parent_death(void **state) {
+  (void)state;
+  int pfd[2];
+  assert_int_equal(pipe2(pfd, O_CLOEXEC), 0);
+  pid_t child = fork();
+  assert_true(child >= 0);
+  if (child == 0) {
+    fut_procpool_t *p = NULL;
+    if (fut_procpool_new(NULL, &p))
+      _exit(1);
+    int64_t pids[2] = {fut_procpool_server_pid(p), 0};
+    struct waiter w;
+    if (submit(p, job_getpid, NULL, 0, &w) || waiter_wait(&w))
+      _exit(2);
+    memcpy(&pids[1], w.data, sizeof pids[1]);
+    if (write(pfd[1], pids, sizeof pids) != sizeof pids)
+      _exit(3);
+    _exit(0); /* no shutdown */
+  }
+  close(pfd[1]);
+  int64_t pids[2];
+  assert_int_equal(read(pfd[0], pids, sizeof pids), sizeof pids);
+  close(pfd[0]);
+  int pidfds[2];
+  for (int i = 0; i < 2; i++) {
+    pidfds[i] = (int)syscall(SYS_pidfd_open, (pid_t)pids[i], 0);
+    if (pidfds[i] < 0)
+      assert_int_equal(errno, ESRCH); /* already gone */
+  }
+  int st;
+  assert_int_equal(waitpid(child, &st, 0), child);
+  assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+  for (int i = 0; i < 2; i++) {
+    if (pidfds[i] < 0)
+      continue;
+    struct pollfd pf = {pidfds[i], POLLIN, 0};
+    assert_int_equal(poll(&pf, 1, 10000), 1); /* readable = it exited */
+    close(pidfds[i]);
+  }
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_procpool_result),
+      cmocka_unit_test(test_procpool_many_concurrent),
+      cmocka_unit_test(test_procpool_error),
+      cmocka_unit_test(test_procpool_bad_arguments),
+      cmocka_unit_test(test_procpool_not_sendable),
+      cmocka_unit_test(test_procpool_too_big),
+      cmocka_unit_test(test_procpool_cancel_before_start),
+      cmocka_unit_test(test_procpool_shutdown_wait),
+      cmocka_unit_test(test_procpool_shutdown_nowait),
+      cmocka_unit_test(test_procpool_shutdown_cancel_pending),
+      cmocka_unit_test(test_procpool_shutdown_timeout_stuck),
+      cmocka_unit_test(test_procpool_submit_after_shutdown),
+      cmocka_unit_test(test_procpool_initializer),
+      cmocka_unit_test(test_procpool_initializer_failure),
+      cmocka_unit_test(test_procpool_max_tasks_per_child),
+      cmocka_unit_test(test_procpool_big_frames),
+      cmocka_unit_test(test_procpool_worker_sigkill),
+      cmocka_unit_test(test_procpool_worker_exit),
+      cmocka_unit_test(test_procpool_fds_threads_baseline),
+      cmocka_unit_test(test_procpool_busy_thread_no_deadlock),
+      cmocka_unit_test(test_procpool_parent_death),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
