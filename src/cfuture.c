@@ -634,7 +634,7 @@ int fut_cfutures_wait(fut_cfuture_t *const *fs, size_t n,
   return ndone;
 }
 
-struct fut_as_completed {
+struct fut_cf_as_completed {
   size_t n;                 /* cfutures watched */
   fut_cfuture_t **fs;       /* references, one per entry */
   struct cf_node *nodes;    /* one per entry, linked until done or free */
@@ -646,14 +646,14 @@ struct fut_as_completed {
 };
 
 int fut_cfutures_as_completed(fut_cfuture_t *const *fs, size_t n,
-                              uint64_t timeout_ns, fut_as_completed_t **out) {
+                              uint64_t timeout_ns, fut_cf_as_completed_t **out) {
   if (!out)
     return fut__error(-EINVAL, "fut_cfutures_as_completed: NULL out");
   *out = NULL;
   int err = check_array(fs, n, "fut_cfutures_as_completed");
   if (err)
     return err;
-  fut_as_completed_t *it = fut__calloc(1, sizeof *it);
+  fut_cf_as_completed_t *it = fut__calloc(1, sizeof *it);
   size_t cnt = n ? n : 1;
   if (it) {
     it->fs = fut__calloc(cnt, sizeof *it->fs);
@@ -686,9 +686,9 @@ static bool pred_more(struct cf_waiter *w, const void *p) {
   return w->norder > *(const size_t *)p;
 }
 
-int fut_as_completed_next(fut_as_completed_t *it, fut_cfuture_t **out) {
+int fut_cf_as_completed_next(fut_cf_as_completed_t *it, fut_cfuture_t **out) {
   if (!it || !out)
-    return fut__error(-EINVAL, "fut_as_completed_next: NULL %s",
+    return fut__error(-EINVAL, "fut_cf_as_completed_next: NULL %s",
                       !it ? "iterator" : "out");
   *out = NULL;
   if (it->next == it->n)
@@ -698,14 +698,14 @@ int fut_as_completed_next(fut_as_completed_t *it, fut_cfuture_t **out) {
   size_t idx = ok ? it->order[it->next] : 0;
   pthread_mutex_unlock(&it->w.m);
   if (!ok)
-    return fut__error(-ETIMEDOUT, "fut_as_completed_next: %zu of %zu "
+    return fut__error(-ETIMEDOUT, "fut_cf_as_completed_next: %zu of %zu "
                       "cfutures not done in time", it->n - it->next, it->n);
   it->next++;
   *out = it->fs[idx];
   return 0;
 }
 
-void fut_as_completed_free(fut_as_completed_t *it) {
+void fut_cf_as_completed_free(fut_cf_as_completed_t *it) {
   if (!it)
     return;
   for (size_t i = 0; i < it->n; i++) {

@@ -674,19 +674,19 @@ static void test_threadpool_wait_and_as_completed(void **state) {
                                      FUT_FOREVER, done),
                    1);
   assert_true(done[1]);
-  fut_as_completed_t *it;
+  fut_cf_as_completed_t *it;
   assert_int_equal(fut_cfutures_as_completed(fs, 3, FUT_FOREVER, &it), 0);
   fut_cfuture_t *got;
-  assert_int_equal(fut_as_completed_next(it, &got), 0);
+  assert_int_equal(fut_cf_as_completed_next(it, &got), 0);
   assert_ptr_equal(got, fs[1]); /* the only one done so far */
   gate_open(&g);
   int seen = 0;
-  while (fut_as_completed_next(it, &got) == 0) {
+  while (fut_cf_as_completed_next(it, &got) == 0) {
     assert_true(got == fs[0] || got == fs[2]);
     seen++;
   }
   assert_int_equal(seen, 2);
-  fut_as_completed_free(it);
+  fut_cf_as_completed_free(it);
   for (int i = 0; i < 3; i++)
     fut_cfuture_unref(fs[i]);
   fut_executor_free(ex);
