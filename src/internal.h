@@ -102,11 +102,19 @@ struct fut_handle {
 };
 #define FUT__NOT_IN_HEAP UINT32_MAX
 
-int fut__handle_new(fut_loop_t *loop, fut_cb cb, void *arg, uint8_t flags,
-                    fut_handle_t **out);
+/* A handle with one reference, or NULL (out of memory, detail recorded). */
+fut_handle_t *fut__handle_new(fut_loop_t *loop, fut_cb cb, void *arg,
+                              uint8_t flags);
 /* Ready-queue trampoline for handles: skips cancelled ones, drops the
  * queue's reference. */
 void fut__handle_run(void *h);
+
+/* A timer heap slot caches its deadline, so sifting compares without
+ * touching the handles (which are scattered in memory). */
+struct fut__heap_ent {
+  uint64_t when;
+  fut_handle_t *h;
+};
 
 /* ---- ready queue (ready.c) --------------------------------------------- */
 struct fut__ready_ent {
@@ -246,7 +254,7 @@ static inline const struct fut__ops *fut__ops_of(const fut_t *f) {
 struct fut_loop {
   struct fut__ring ready;         /* the ready queue */
 
-  fut_handle_t **heap;            /* timer min-heap by (when, seq) */
+  struct fut__heap_ent *heap;     /* timer 4-ary min-heap by (when, seq) */
   uint32_t heap_len, heap_cap;
   uint32_t timer_seq;             /* next seq for a timer */
 
@@ -279,8 +287,9 @@ struct fut_loop {
   unsigned fork_gen;              /* fut__fork_gen when epfd was made */
 
   uint64_t last_poll;             /* loop time of the last epoll_wait */
-  unsigned drains_since_poll;     /* drains skipped polling since then */
-  size_t cbs_since_poll;          /* callbacks run since the last poll */
+  unsigned drains_since_poll;     /* drains that skipped polling since */
+  unsigned skip_budget;           /* drains left before reading the clock
+                                     to bound the time without a poll */
   uint64_t slow_ns;               /* debug: slow callback threshold */
 
   fut_exception_handler_cb exc_cb; /* NULL = default */

@@ -34,9 +34,9 @@ static int add_watcher(fut_loop_t *loop, int fd, fut_cb cb, void *arg,
     return fut__error(-EBADF, "%s: fd %d is not open", what, fd);
   if ((err = grow_table(loop, fd)))
     return err;
-  fut_handle_t *h;
-  if ((err = fut__handle_new(loop, cb, arg, FUT__H_IO, &h)))
-    return err;
+  fut_handle_t *h = fut__handle_new(loop, cb, arg, FUT__H_IO);
+  if (!h)
+    return -ENOMEM;
   struct fut__io *io = &loop->io[fd];
   uint32_t want = io->registered | bit;
   if (want != io->registered) {

@@ -10,7 +10,6 @@
  * callbacks runs without a syscall per hop and I/O still waits at most
  * about POLL_SKIP_NS. */
 #define POLL_SKIP_MAX_DRAINS 1024u
-#define POLL_SKIP_MAX_CBS 16384u
 #define POLL_SKIP_CLOCK_EVERY 64u /* drains between clock reads */
 #define POLL_SKIP_NS FUT_US(50)
 
@@ -30,11 +29,13 @@ static void global_init(void) {
 
 /* ---- handles ------------------------------------------------------------ */
 
-int fut__handle_new(fut_loop_t *loop, fut_cb cb, void *arg, uint8_t flags,
-                    fut_handle_t **out) {
+fut_handle_t *fut__handle_new(fut_loop_t *loop, fut_cb cb, void *arg,
+                              uint8_t flags) {
   fut_handle_t *h = fut__slab_alloc(&loop->handle_slab);
-  if (FUT__UNLIKELY(!h))
-    return fut__error(-ENOMEM, "out of memory for a handle");
+  if (FUT__UNLIKELY(!h)) {
+    fut__error(-ENOMEM, "out of memory for a handle");
+    return NULL;
+  }
   h->cb = cb;
   h->arg = arg;
   h->loop = loop;
@@ -44,8 +45,7 @@ int fut__handle_new(fut_loop_t *loop, fut_cb cb, void *arg, uint8_t flags,
   h->refs = 1;
   h->flags = flags;
   loop->live_handles++;
-  *out = h;
-  return 0;
+  return h;
 }
 
 void fut_handle_ref(fut_handle_t *h) {
@@ -202,7 +202,8 @@ int fut_loop_free(fut_loop_t *loop) {
 
 /* ---- the tick ----------------------------------------------------------- */
 
-static void report_slow(fut_loop_t *loop, const struct fut__ready_ent *e,
+__attribute__((noinline)) static void
+report_slow(fut_loop_t *loop, const struct fut__ready_ent *e,
                         uint64_t took) {
   char msg[128];
   snprintf(msg, sizeof msg, "executing callback %p took %.3f seconds",
@@ -211,22 +212,28 @@ static void report_slow(fut_loop_t *loop, const struct fut__ready_ent *e,
                         e->fn == fut__handle_run ? e->arg : NULL, NULL);
 }
 
+/* The debug drain times each callback to report slow ones. */
+__attribute__((noinline)) static void drain_debug(fut_loop_t *loop,
+                                                  uint32_t n) {
+  struct fut__ring *r = &loop->ready;
+  while (n--) {
+    struct fut__ready_ent e = r->ents[r->head & r->mask];
+    r->head++;
+    uint64_t t0 = fut__now();
+    e.fn(e.arg);
+    uint64_t took = fut__now() - t0;
+    if (took >= loop->slow_ns)
+      report_slow(loop, &e, took);
+  }
+}
+
 /* Runs the entries present when the drain began (asyncio's snapshot):
  * whatever they schedule waits for the next iteration. */
-static void drain(fut_loop_t *loop) {
+static inline void drain(fut_loop_t *loop) {
   struct fut__ring *r = &loop->ready;
   uint32_t n = r->tail - r->head;
-  loop->cbs_since_poll += n;
   if (FUT__UNLIKELY(loop->debug)) {
-    while (n--) {
-      struct fut__ready_ent e = r->ents[r->head & r->mask];
-      r->head++;
-      uint64_t t0 = fut__now();
-      e.fn(e.arg);
-      uint64_t took = fut__now() - t0;
-      if (took >= loop->slow_ns)
-        report_slow(loop, &e, took);
-    }
+    drain_debug(loop, n);
     return;
   }
   while (n--) {
@@ -237,14 +244,39 @@ static void drain(fut_loop_t *loop) {
   }
 }
 
-static bool may_skip_poll(fut_loop_t *loop) {
+/* Whether this tick may skip its zero-timeout poll: only a countdown on
+ * the hot path; the clock is read once per POLL_SKIP_CLOCK_EVERY drains. */
+static inline bool may_skip_poll(fut_loop_t *loop) {
+  if (FUT__LIKELY(--loop->skip_budget > 0))
+    return true;
   if (loop->drains_since_poll >= POLL_SKIP_MAX_DRAINS ||
-      loop->cbs_since_poll >= POLL_SKIP_MAX_CBS)
+      fut__now() - loop->last_poll >= POLL_SKIP_NS)
     return false;
-  if (loop->drains_since_poll % POLL_SKIP_CLOCK_EVERY ==
-      POLL_SKIP_CLOCK_EVERY - 1)
-    return fut__now() - loop->last_poll < POLL_SKIP_NS;
+  loop->skip_budget = POLL_SKIP_CLOCK_EVERY;
   return true;
+}
+
+/* Polls epoll with the timeout the loop's state allows. */
+__attribute__((noinline)) static int poll_io(fut_loop_t *loop, bool have_ready,
+                                             uint64_t max_timeout) {
+  uint64_t timeout;
+  if (have_ready || loop->stopping) {
+    timeout = 0;
+  } else if (loop->heap_len > 0) {
+    uint64_t now = fut__now(), when = loop->heap[0].when;
+    timeout = when > now ? when - now : 0;
+  } else {
+    timeout = UINT64_MAX;
+  }
+  if (timeout > max_timeout)
+    timeout = max_timeout;
+  int n = fut__epoll_poll(loop, timeout);
+  if (n < 0)
+    return n;
+  loop->last_poll = fut__now();
+  loop->drains_since_poll = 0;
+  loop->skip_budget = POLL_SKIP_CLOCK_EVERY;
+  return 0;
 }
 
 static int tick(fut_loop_t *loop, uint64_t max_timeout) {
@@ -252,23 +284,9 @@ static int tick(fut_loop_t *loop, uint64_t max_timeout) {
   if (have_ready && may_skip_poll(loop)) {
     loop->drains_since_poll++;
   } else {
-    uint64_t timeout;
-    if (have_ready || loop->stopping) {
-      timeout = 0;
-    } else if (loop->heap_len > 0) {
-      uint64_t now = fut__now(), when = loop->heap[0]->when;
-      timeout = when > now ? when - now : 0;
-    } else {
-      timeout = UINT64_MAX;
-    }
-    if (timeout > max_timeout)
-      timeout = max_timeout;
-    int n = fut__epoll_poll(loop, timeout);
-    if (n < 0)
-      return n;
-    loop->last_poll = fut__now();
-    loop->drains_since_poll = 0;
-    loop->cbs_since_poll = 0;
+    int err = poll_io(loop, have_ready, max_timeout);
+    if (err)
+      return err;
   }
   if (loop->heap_len > 0)
     fut__timers_expire(loop, fut__now());
@@ -368,22 +386,20 @@ fut_loop_t *fut_get_running_loop(void) { return running_loop; }
 
 /* ---- scheduling --------------------------------------------------------- */
 
-int fut_loop_call_soon(fut_loop_t *loop, fut_cb cb, void *arg,
-                       fut_handle_t **hout) {
-  if (FUT__UNLIKELY(!loop || !cb))
+__attribute__((noinline)) static int
+call_soon_slow(fut_loop_t *loop, fut_cb cb, void *arg,
+                          fut_handle_t **hout) {
+  if (!loop || !cb)
     return fut__error(-EINVAL, "fut_loop_call_soon: NULL %s",
                       !loop ? "loop" : "callback");
-  if (FUT__UNLIKELY(loop->closed || loop->debug)) {
-    int err = fut__check_usable(loop);
-    if (err)
-      return err;
-  }
-  if (!hout)
-    return fut__ring_push(&loop->ready, cb, arg);
-  fut_handle_t *h;
-  int err = fut__handle_new(loop, cb, arg, 0, &h);
+  int err = fut__check_usable(loop);
   if (err)
     return err;
+  if (!hout)
+    return fut__ring_push(&loop->ready, cb, arg);
+  fut_handle_t *h = fut__handle_new(loop, cb, arg, 0);
+  if (!h)
+    return -ENOMEM;
   if ((err = fut__ring_push(&loop->ready, fut__handle_run, h))) {
     fut_handle_unref(h);
     return err;
@@ -391,6 +407,22 @@ int fut_loop_call_soon(fut_loop_t *loop, fut_cb cb, void *arg,
   h->refs++; /* the queue's and the caller's */
   *hout = h;
   return 0;
+}
+
+int fut_loop_call_soon(fut_loop_t *loop, fut_cb cb, void *arg,
+                       fut_handle_t **hout) {
+  /* The hot path: no handle, a healthy loop, room in the ring. */
+  if (FUT__LIKELY(!hout && loop && cb && !loop->closed && !loop->debug)) {
+    struct fut__ring *r = &loop->ready;
+    if (FUT__LIKELY(r->tail - r->head <= r->mask)) {
+      struct fut__ready_ent *e = &r->ents[r->tail & r->mask];
+      e->fn = cb;
+      e->arg = arg;
+      r->tail++;
+      return 0;
+    }
+  }
+  return call_soon_slow(loop, cb, arg, hout);
 }
 
 int fut_loop_call_at(fut_loop_t *loop, uint64_t when, fut_cb cb, void *arg,
@@ -401,9 +433,9 @@ int fut_loop_call_at(fut_loop_t *loop, uint64_t when, fut_cb cb, void *arg,
   int err = fut__check_usable(loop);
   if (err)
     return err;
-  fut_handle_t *h;
-  if ((err = fut__handle_new(loop, cb, arg, FUT__H_TIMER, &h)))
-    return err;
+  fut_handle_t *h = fut__handle_new(loop, cb, arg, FUT__H_TIMER);
+  if (!h)
+    return -ENOMEM;
   h->when = when;
   if ((err = fut__timer_push(loop, h))) {
     fut_handle_unref(h);
@@ -499,7 +531,7 @@ uint64_t fut_loop_backend_timeout(const fut_loop_t *loop) {
     return 0;
   if (loop->heap_len == 0)
     return UINT64_MAX;
-  uint64_t now = fut__now(), when = loop->heap[0]->when;
+  uint64_t now = fut__now(), when = loop->heap[0].when;
   return when > now ? when - now : 0;
 }
 
