@@ -8,7 +8,12 @@ add_test(NAME exports
     -DLIB=$<TARGET_FILE:future>
     -DMAJOR=${PROJECT_VERSION_MAJOR}
     -P ${CMAKE_CURRENT_SOURCE_DIR}/check_exports.cmake)
+set(consumer_flags "")
+if(FUT_SANITIZE)
+  set(consumer_flags "-fsanitize=${FUT_SANITIZE}")
+endif()
 add_test(NAME install_consumer
   COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/install_consumer.sh
-    ${PROJECT_BINARY_DIR} ${CMAKE_CURRENT_SOURCE_DIR}/consumer ${CMAKE_C_COMPILER})
+    ${PROJECT_BINARY_DIR} ${CMAKE_CURRENT_SOURCE_DIR}/consumer ${CMAKE_C_COMPILER}
+        "${consumer_flags}")
 set_tests_properties(exports install_consumer PROPERTIES TIMEOUT 300)
