@@ -84,7 +84,8 @@ enum {
   FUT__H_CANCELLED = 1u << 0, /* cancelled: never runs again */
   FUT__H_TIMER = 1u << 1,     /* scheduled by call_later / call_at */
   FUT__H_IO = 1u << 2,        /* an fd watcher's handle, runs repeatedly */
-  FUT__H_RAN = 1u << 3        /* a one-shot handle that has run */
+  FUT__H_RAN = 1u << 3,       /* a one-shot handle that has run */
+  FUT__H_IN_HEAP = 1u << 4    /* a timer the heap still references */
 };
 
 struct fut_handle {
@@ -95,12 +96,9 @@ struct fut_handle {
   void *arg;            /* borrowed from the user */
   fut_loop_t *loop;     /* owner; never changes */
   uint64_t when;        /* timers: deadline in loop time */
-  uint32_t seq;         /* timers: FIFO tie-break among equal deadlines */
-  uint32_t heap_idx;    /* timers: index in loop->heap, UINT32_MAX if not in */
-  uint16_t refs;        /* user + loop references (heap, ready queue) */
+  uint32_t refs;        /* user + loop references (heap, ready queue) */
   uint8_t flags;        /* FUT__H_* */
 };
-#define FUT__NOT_IN_HEAP UINT32_MAX
 
 /* A handle with one reference, or NULL (out of memory, detail recorded). */
 fut_handle_t *fut__handle_new(fut_loop_t *loop, fut_cb cb, void *arg,
@@ -109,11 +107,17 @@ fut_handle_t *fut__handle_new(fut_loop_t *loop, fut_cb cb, void *arg,
  * queue's reference. */
 void fut__handle_run(void *h);
 
-/* A timer heap slot caches its deadline, so sifting compares without
- * touching the handles (which are scattered in memory). */
+/* A timer heap slot.  It holds the whole timer when nobody asked for a
+ * handle (cb set), so fire-and-forget timers allocate nothing and firing
+ * touches only the heap; otherwise cb is NULL and arg is the handle.  The
+ * deadline and sequence are cached either way, so sifting never touches a
+ * handle (handles are scattered in memory). */
 struct fut__heap_ent {
-  uint64_t when;
-  fut_handle_t *h;
+  uint64_t when;   /* deadline in loop time */
+  uint32_t seq;    /* FIFO tie-break among equal deadlines (wraps) */
+  uint32_t unused;
+  fut_cb cb;       /* the callback, or NULL when arg is a fut_handle_t */
+  void *arg;
 };
 
 /* ---- ready queue (ready.c) --------------------------------------------- */
@@ -256,6 +260,7 @@ struct fut_loop {
 
   struct fut__heap_ent *heap;     /* timer 4-ary min-heap by (when, seq) */
   uint32_t heap_len, heap_cap;
+  uint32_t heap_cancelled;        /* cancelled timers still in the heap */
   uint32_t timer_seq;             /* next seq for a timer */
 
   struct fut__io *io;             /* indexed by fd, io_cap entries */
@@ -321,8 +326,14 @@ int fut__check_usable(const fut_loop_t *loop);
 void fut__loop_maybe_release(fut_loop_t *loop);
 
 /* timer.c */
+/* Schedules cb(arg) at `when` with no handle. */
+int fut__timer_push_cb(fut_loop_t *loop, uint64_t when, fut_cb cb, void *arg);
+/* Schedules a timer handle (h->when set); the heap takes a reference. */
 int fut__timer_push(fut_loop_t *loop, fut_handle_t *h);
-void fut__timer_remove(fut_loop_t *loop, fut_handle_t *h);
+/* Called when a timer still in the heap is cancelled. */
+void fut__timer_cancelled(fut_loop_t *loop, fut_handle_t *h);
+/* The earliest live deadline, UINT64_MAX when none. */
+uint64_t fut__timer_next(fut_loop_t *loop);
 void fut__timers_expire(fut_loop_t *loop, uint64_t now);
 void fut__timers_clear(fut_loop_t *loop);
 

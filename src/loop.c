@@ -40,8 +40,6 @@ fut_handle_t *fut__handle_new(fut_loop_t *loop, fut_cb cb, void *arg,
   h->arg = arg;
   h->loop = loop;
   h->when = 0;
-  h->seq = 0;
-  h->heap_idx = FUT__NOT_IN_HEAP;
   h->refs = 1;
   h->flags = flags;
   loop->live_handles++;
@@ -80,12 +78,10 @@ void fut_handle_cancel(fut_handle_t *h) {
   if (!h || (h->flags & (FUT__H_CANCELLED | FUT__H_RAN)))
     return;
   h->flags |= FUT__H_CANCELLED;
-  /* A pending timer leaves the heap at once; a handle already in the ready
-   * queue is skipped there and released when its entry is reached. */
-  if (h->heap_idx != FUT__NOT_IN_HEAP) {
-    fut__timer_remove(h->loop, h);
-    fut_handle_unref(h);
-  }
+  /* A cancelled handle is skipped where it waits (heap or ready queue) and
+   * released when reached; the heap also sheds cancelled timers in bulk. */
+  if (h->flags & FUT__H_IN_HEAP)
+    fut__timer_cancelled(h->loop, h);
 }
 
 bool fut_handle_cancelled(const fut_handle_t *h) {
@@ -263,8 +259,8 @@ __attribute__((noinline)) static int poll_io(fut_loop_t *loop, bool have_ready,
   if (have_ready || loop->stopping) {
     timeout = 0;
   } else if (loop->heap_len > 0) {
-    uint64_t now = fut__now(), when = loop->heap[0].when;
-    timeout = when > now ? when - now : 0;
+    uint64_t now = fut__now(), when = fut__timer_next(loop);
+    timeout = when == UINT64_MAX ? UINT64_MAX : when > now ? when - now : 0;
   } else {
     timeout = UINT64_MAX;
   }
@@ -433,6 +429,8 @@ int fut_loop_call_at(fut_loop_t *loop, uint64_t when, fut_cb cb, void *arg,
   int err = fut__check_usable(loop);
   if (err)
     return err;
+  if (!hout)
+    return fut__timer_push_cb(loop, when, cb, arg);
   fut_handle_t *h = fut__handle_new(loop, cb, arg, FUT__H_TIMER);
   if (!h)
     return -ENOMEM;
@@ -441,10 +439,8 @@ int fut_loop_call_at(fut_loop_t *loop, uint64_t when, fut_cb cb, void *arg,
     fut_handle_unref(h);
     return err;
   }
-  if (hout) {
-    h->refs++;
-    *hout = h;
-  }
+  h->refs++; /* the heap's and the caller's */
+  *hout = h;
   return 0;
 }
 
@@ -529,9 +525,10 @@ int fut_loop_backend_fd(const fut_loop_t *loop) { return loop->epfd; }
 uint64_t fut_loop_backend_timeout(const fut_loop_t *loop) {
   if (loop->ready.tail != loop->ready.head || loop->stopping)
     return 0;
-  if (loop->heap_len == 0)
+  uint64_t when = fut__timer_next((fut_loop_t *)loop);
+  if (when == UINT64_MAX)
     return UINT64_MAX;
-  uint64_t now = fut__now(), when = loop->heap[0].when;
+  uint64_t now = fut__now();
   return when > now ? when - now : 0;
 }
 
@@ -566,8 +563,9 @@ int fut_loop_fork(fut_loop_t *loop) {
 
 void fut_loop_stats(const fut_loop_t *loop, fut_loop_stats_t *out) {
   out->live_futures = loop->live_futures;
-  out->live_handles = loop->live_handles;
-  out->pending_timers = loop->heap_len;
+  /* Cancelled timers the heap has not shed yet are dead to the user. */
+  out->live_handles = loop->live_handles - loop->heap_cancelled;
+  out->pending_timers = loop->heap_len - loop->heap_cancelled;
   out->ready = loop->ready.tail - loop->ready.head;
   out->watchers = loop->nwatchers;
   pthread_mutex_lock((pthread_mutex_t *)&loop->tsq.lock);
