@@ -261,6 +261,8 @@ struct fut_loop {
   struct fut__heap_ent *heap;     /* timer 4-ary min-heap by (when, seq) */
   uint32_t heap_len, heap_cap;
   uint32_t heap_cancelled;        /* cancelled timers still in the heap */
+  uint32_t heap_zombies;          /* of those, handles only the heap holds:
+                                     dead to the user, freed when shed */
   uint32_t timer_seq;             /* next seq for a timer */
 
   struct fut__io *io;             /* indexed by fd, io_cap entries */

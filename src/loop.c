@@ -55,8 +55,12 @@ void fut_handle_unref(fut_handle_t *h) {
   if (!h)
     return;
   FUT__ASSERT(h->refs > 0);
-  if (--h->refs > 0)
+  if (--h->refs > 0) {
+    if (h->refs == 1 && (h->flags & (FUT__H_IN_HEAP | FUT__H_CANCELLED)) ==
+                            (FUT__H_IN_HEAP | FUT__H_CANCELLED))
+      h->loop->heap_zombies++;
     return;
+  }
   fut_loop_t *loop = h->loop;
   fut__slab_free(&loop->handle_slab, h);
   loop->live_handles--;
@@ -563,8 +567,8 @@ int fut_loop_fork(fut_loop_t *loop) {
 
 void fut_loop_stats(const fut_loop_t *loop, fut_loop_stats_t *out) {
   out->live_futures = loop->live_futures;
-  /* Cancelled timers the heap has not shed yet are dead to the user. */
-  out->live_handles = loop->live_handles - loop->heap_cancelled;
+  /* Cancelled timers only the heap still holds are dead to the user. */
+  out->live_handles = loop->live_handles - loop->heap_zombies;
   out->pending_timers = loop->heap_len - loop->heap_cancelled;
   out->ready = loop->ready.tail - loop->ready.head;
   out->watchers = loop->nwatchers;

@@ -112,9 +112,12 @@ int fut__timer_push(fut_loop_t *loop, fut_handle_t *h) {
 
 /* Drops the heap's reference to a timer that left it. */
 static void release(fut_loop_t *loop, fut_handle_t *h) {
-  h->flags &= (uint8_t)~FUT__H_IN_HEAP;
-  if (h->flags & FUT__H_CANCELLED)
+  if (h->flags & FUT__H_CANCELLED) {
     loop->heap_cancelled--;
+    if (h->refs == 1)
+      loop->heap_zombies--;
+  }
+  h->flags &= (uint8_t)~FUT__H_IN_HEAP;
   fut_handle_unref(h);
 }
 
@@ -136,8 +139,9 @@ static void compact(fut_loop_t *loop) {
 }
 
 void fut__timer_cancelled(fut_loop_t *loop, fut_handle_t *h) {
-  (void)h;
   loop->heap_cancelled++;
+  if (h->refs == 1)
+    loop->heap_zombies++;
   if (loop->heap_len >= COMPACT_MIN &&
       loop->heap_cancelled > loop->heap_len / 2)
     compact(loop);
@@ -192,5 +196,5 @@ void fut__timers_clear(fut_loop_t *loop) {
     h->flags &= (uint8_t)~FUT__H_IN_HEAP;
     fut_handle_unref(h);
   }
-  loop->heap_cancelled = 0;
+  loop->heap_cancelled = loop->heap_zombies = 0;
 }
