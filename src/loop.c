@@ -58,7 +58,7 @@ void fut_handle_unref(fut_handle_t *h) {
   if (--h->refs > 0) {
     if (h->refs == 1 && (h->flags & (FUT__H_IN_HEAP | FUT__H_CANCELLED)) ==
                             (FUT__H_IN_HEAP | FUT__H_CANCELLED))
-      h->loop->heap_zombies++;
+      h->loop->timers.zombies++;
     return;
   }
   fut_loop_t *loop = h->loop;
@@ -125,6 +125,7 @@ int fut_loop_new(fut_loop_t **out) {
   loop->debug = dbg && dbg[0] && strcmp(dbg, "0") != 0;
   fut__slab_init(&loop->fut_slab, sizeof(fut_t), 256);
   fut__slab_init(&loop->handle_slab, sizeof(fut_handle_t), 256);
+  fut__timers_init(loop, fut__now());
   int err = fut__ring_grow(&loop->ready);
   if (err)
     goto fail_ring;
@@ -176,7 +177,7 @@ static void release_memory(fut_loop_t *loop) {
   fut__slab_destroy(&loop->fut_slab);
   fut__slab_destroy(&loop->handle_slab);
   fut__free(loop->ready.ents);
-  fut__free(loop->heap);
+  fut__timers_free(loop);
   fut__free(loop->events);
   fut__tsq_destroy(loop);
   fut__free(loop);
@@ -262,7 +263,7 @@ __attribute__((noinline)) static int poll_io(fut_loop_t *loop, bool have_ready,
   uint64_t timeout;
   if (have_ready || loop->stopping) {
     timeout = 0;
-  } else if (loop->heap_len > 0) {
+  } else if (loop->timers.total > 0) {
     uint64_t now = fut__now(), when = fut__timer_next(loop);
     timeout = when == UINT64_MAX ? UINT64_MAX : when > now ? when - now : 0;
   } else {
@@ -288,7 +289,7 @@ static int tick(fut_loop_t *loop, uint64_t max_timeout) {
     if (err)
       return err;
   }
-  if (loop->heap_len > 0)
+  if (loop->timers.total > 0)
     fut__timers_expire(loop, fut__now());
   drain(loop);
   return 0;
@@ -568,8 +569,8 @@ int fut_loop_fork(fut_loop_t *loop) {
 void fut_loop_stats(const fut_loop_t *loop, fut_loop_stats_t *out) {
   out->live_futures = loop->live_futures;
   /* Cancelled timers only the heap still holds are dead to the user. */
-  out->live_handles = loop->live_handles - loop->heap_zombies;
-  out->pending_timers = loop->heap_len - loop->heap_cancelled;
+  out->live_handles = loop->live_handles - loop->timers.zombies;
+  out->pending_timers = loop->timers.total - loop->timers.cancelled;
   out->ready = loop->ready.tail - loop->ready.head;
   out->watchers = loop->nwatchers;
   pthread_mutex_lock((pthread_mutex_t *)&loop->tsq.lock);
