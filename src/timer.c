@@ -285,13 +285,12 @@ int fut__timer_push(fut_loop_t *loop, fut_handle_t *h) {
   return err;
 }
 
-/* Sheds cancelled timers from the top of the near heap. */
-static void prune_near(fut_loop_t *loop) {
-  struct fut__theap *near = &loop->timers.near;
-  while (loop->timers.cancelled > 0 && near->len > 0 &&
-         is_cancelled(&near->ents[0])) {
-    fut_handle_t *h = near->ents[0].arg;
-    heap_pop(near);
+/* Sheds cancelled timers from the top of a heap. */
+static void prune(fut_loop_t *loop, struct fut__theap *heap) {
+  while (loop->timers.cancelled > 0 && heap->len > 0 &&
+         is_cancelled(&heap->ents[0])) {
+    fut_handle_t *h = heap->ents[0].arg;
+    heap_pop(heap);
     shed(loop, h);
   }
 }
@@ -301,7 +300,9 @@ static void prune_near(fut_loop_t *loop) {
  * then files the slot into the near heap, never fires anything early. */
 uint64_t fut__timer_next(fut_loop_t *loop) {
   struct fut__timers *t = &loop->timers;
-  prune_near(loop);
+  if (t->total == t->cancelled)
+    return UINT64_MAX; /* only cancelled timers wait: nothing to wake for */
+  prune(loop, &t->near);
   if (t->near.len > 0)
     return t->near.ents[0].when;
   for (uint32_t k = 1; k < FUT__WHEEL_SLOTS; k++) {
@@ -315,6 +316,7 @@ uint64_t fut__timer_next(fut_loop_t *loop) {
     if (t->wheel_bits[b / 64] & (UINT64_C(1) << (b % 64)))
       return s << FUT__SLOT_SHIFT;
   }
+  prune(loop, &t->far);
   return t->far.len > 0 ? t->far.ents[0].when : UINT64_MAX;
 }
 
