@@ -280,7 +280,8 @@ __attribute__((noinline)) static int poll_io(fut_loop_t *loop, bool have_ready,
   return 0;
 }
 
-static int tick(fut_loop_t *loop, uint64_t max_timeout) {
+static inline __attribute__((always_inline)) int tick(fut_loop_t *loop,
+                                                     uint64_t max_timeout) {
   bool have_ready = loop->ready.tail != loop->ready.head;
   if (have_ready && may_skip_poll(loop)) {
     loop->drains_since_poll++;
