@@ -20,7 +20,14 @@ static pthread_once_t init_once = PTHREAD_ONCE_INIT;
 
 static void on_fork_child(void) { atomic_fetch_add(&fut__fork_gen, 1); }
 
-static void release_handle(void *h) { fut_handle_unref(h); }
+/* A handle dropped from the ready queue by close never runs: it reads as
+ * cancelled to whoever still holds it. */
+static void release_handle(void *p) {
+  fut_handle_t *h = p;
+  if (!(h->flags & FUT__H_RAN))
+    h->flags |= FUT__H_CANCELLED;
+  fut_handle_unref(h);
+}
 
 static void global_init(void) {
   pthread_atfork(NULL, NULL, on_fork_child);
