@@ -307,6 +307,8 @@ static void test_loop_close_frees_scheduled(void **state) {
   int dummy = 0;
   assert_int_equal(fut_add_done_callback(f, fx_done_count_cb, &dummy), 0);
   assert_int_equal(fut_set_result_bytes(f, "abc", 3), 0);
+  /* And a registration made after completion (its own queued entry). */
+  assert_int_equal(fut_add_done_callback(f, fx_done_count_cb, &dummy), 0);
   fut_unref(f);
   /* A threadsafe call not yet run. */
   assert_int_equal(fut_loop_call_soon_threadsafe(loop, fx_fail_cb, NULL), 0);
