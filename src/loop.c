@@ -228,11 +228,16 @@ static void drain(fut_loop_t *loop) {
     while (n--) {
       struct fut__ready_ent e = r->ents[r->head & r->mask];
       r->head++;
+      /* The report shows the handle: keep it alive across the call, which
+       * may drop the queue's last reference. */
+      fut_handle_t *h = e.fn == fut__handle_run ? e.arg : NULL;
+      fut_handle_ref(h);
       uint64_t t0 = fut__now();
       e.fn(e.arg);
       uint64_t took = fut__now() - t0;
       if (took >= loop->slow_ns)
         report_slow(loop, &e, took);
+      fut_handle_unref(h);
     }
     return;
   }
