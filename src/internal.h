@@ -283,6 +283,9 @@ struct fut_loop {
   size_t cbs_since_poll;          /* callbacks run since the last poll */
   uint64_t slow_ns;               /* debug: slow callback threshold */
 
+  fut_t *ruc_future;              /* the future run_until_complete waits
+                                     for, NULL outside it */
+
   fut_exception_handler_cb exc_cb; /* NULL = default */
   void *exc_arg;
 

@@ -334,9 +334,14 @@ int fut_loop_run_once(fut_loop_t *loop, uint64_t timeout_ns) {
   return err;
 }
 
+/* Stops only the run_until_complete that registered it: when f completes
+ * in the iteration where something else stopped the loop, the dispatch
+ * carrying this callback is still queued after run_until_complete returned
+ * and must not stop a later run. */
 static void stop_cb(fut_t *f, void *arg) {
-  (void)f;
-  fut_loop_stop(arg);
+  fut_loop_t *loop = arg;
+  if (loop->ruc_future == f)
+    fut_loop_stop(loop);
 }
 
 int fut_loop_run_until_complete(fut_loop_t *loop, fut_t *f) {
@@ -353,7 +358,9 @@ int fut_loop_run_until_complete(fut_loop_t *loop, fut_t *f) {
   if (err)
     return err;
   fut_ref(f);
+  loop->ruc_future = f;
   err = fut_loop_run_forever(loop);
+  loop->ruc_future = NULL;
   fut_remove_done_callback(f, stop_cb, loop);
   if (err == 0) {
     if (!fut_done(f))

@@ -152,6 +152,33 @@ static void test_loop_run_until_complete_stopped(void **state) {
   fut_unref(f);
 }
 
+/* f completes in the same iteration as an unrelated stop(): the run ends
+ * with f's dispatch (holding run_until_complete's stop callback) still
+ * queued.  That stale callback must not stop a later, unrelated run. */
+static void complete_and_stop(void *arg) {
+  fut_t *f = arg;
+  assert_int_equal(fut_set_result_i64(f, 3), 0);
+  fut_loop_stop(fut_get_loop(f));
+}
+
+static void test_loop_run_until_complete_no_stale_stop(void **state) {
+  fut_loop_t *loop = *state;
+  fut_t *f;
+  assert_int_equal(fut_new(loop, &f), 0);
+  assert_int_equal(fut_loop_call_soon(loop, complete_and_stop, f, NULL), 0);
+  assert_int_equal(fut_loop_run_until_complete(loop, f), 0);
+  fut_unref(f);
+  int ran = 0;
+  uint64_t t0 = fut_loop_time(loop);
+  assert_int_equal(fut_loop_call_later(loop, FUT_MS(20), fx_count_cb, &ran,
+                                       NULL), 0);
+  assert_int_equal(fut_loop_call_later(loop, FUT_MS(21), fx_stop_cb, loop,
+                                       NULL), 0);
+  assert_int_equal(fut_loop_run_forever(loop), 0);
+  assert_int_equal(ran, 1);
+  assert_true(fut_loop_time(loop) - t0 >= FUT_MS(20));
+}
+
 static void test_loop_run_until_complete_other_loop(void **state) {
   fut_loop_t *loop = *state, *other;
   assert_int_equal(fut_loop_new(&other), 0);
@@ -590,6 +617,7 @@ int main(void) {
       FX_LOOP_TEST(test_loop_run_until_complete_error),
       FX_LOOP_TEST(test_loop_run_until_complete_cancelled),
       FX_LOOP_TEST(test_loop_run_until_complete_stopped),
+      FX_LOOP_TEST(test_loop_run_until_complete_no_stale_stop),
       FX_LOOP_TEST(test_loop_run_until_complete_other_loop),
       FX_LOOP_TEST(test_loop_run_until_complete_done_future),
       FX_LOOP_TEST(test_loop_run_once_timeout),
