@@ -171,6 +171,10 @@ int fut_loop_close(fut_loop_t *loop) {
   if (loop->executor_close)
     loop->executor_close(loop);
   loop->closed = true;
+  /* In a forked child before fut_loop_fork, a parent thread may have held
+   * the queue's lock at fork time: our copy would stay locked forever. */
+  if (loop->fork_gen != atomic_load(&fut__fork_gen))
+    pthread_mutex_init(&loop->tsq.lock, NULL);
   fut__tsq_close(loop);
   fut__timers_clear(loop);
   fut__io_clear(loop);

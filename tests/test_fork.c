@@ -5,6 +5,7 @@
 #include "fixture.h"
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -149,6 +150,71 @@ static void test_fork_child_free_keeps_parent_watchers(void **state) {
   }
 }
 
+/* A parent thread held the thread-safe queue's lock at fork time (a
+ * producer in call_soon_threadsafe): the child's copy of the lock stays
+ * locked forever, and freeing the inherited loop must not wait on it. */
+struct holder {
+  fut_loop_t *loop;
+  pthread_mutex_t m;
+  pthread_cond_t cv;
+  bool locked, release;
+};
+
+static void *hold_tsq_lock(void *arg) {
+  struct holder *h = arg;
+  pthread_mutex_lock(&h->loop->tsq.lock);
+  pthread_mutex_lock(&h->m);
+  h->locked = true;
+  pthread_cond_signal(&h->cv);
+  while (!h->release)
+    pthread_cond_wait(&h->cv, &h->m);
+  pthread_mutex_unlock(&h->m);
+  pthread_mutex_unlock(&h->loop->tsq.lock);
+  return NULL;
+}
+
+static int child_frees_with_lock_held(void *arg) {
+  struct holder *h = arg;
+  alarm(10); /* a hang becomes SIGALRM, not a stuck test */
+  if (fut_loop_free(h->loop) != 0)
+    return 1;
+  return 0;
+}
+
+static void test_fork_child_free_with_queue_lock_held(void **state) {
+  fut_loop_t *loop = *state;
+  struct holder h = {.loop = loop};
+  pthread_mutex_init(&h.m, NULL);
+  pthread_cond_init(&h.cv, NULL);
+  pthread_t th;
+  assert_int_equal(pthread_create(&th, NULL, hold_tsq_lock, &h), 0);
+  pthread_mutex_lock(&h.m);
+  while (!h.locked)
+    pthread_cond_wait(&h.cv, &h.m);
+  pthread_mutex_unlock(&h.m);
+  fflush(stdout);
+  fflush(stderr);
+  pid_t pid = fork();
+  assert_true(pid >= 0);
+  if (pid == 0)
+    _exit(child_frees_with_lock_held(&h));
+  pthread_mutex_lock(&h.m);
+  h.release = true;
+  pthread_cond_signal(&h.cv);
+  pthread_mutex_unlock(&h.m);
+  pthread_join(th, NULL);
+  int status = 0;
+  assert_int_equal(waitpid(pid, &status, 0), pid);
+  assert_true(WIFEXITED(status));
+  assert_int_equal(WEXITSTATUS(status), 0);
+  pthread_mutex_destroy(&h.m);
+  pthread_cond_destroy(&h.cv);
+  /* The parent's door still works. */
+  int ran = 0;
+  assert_int_equal(fut_loop_call_soon_threadsafe(loop, fx_count_cb, &ran), 0);
+  assert_true(fx_run_until_flag(loop, &ran));
+}
+
 static void test_fork_loop_fork_closed(void **state) {
   fut_loop_t *loop = *state;
   assert_int_equal(fut_loop_fork(NULL), -EINVAL);
@@ -160,6 +226,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       FX_LOOP_TEST(test_fork_child_refuses_until_loop_fork),
       FX_LOOP_TEST(test_fork_child_free_keeps_parent_watchers),
+      FX_LOOP_TEST(test_fork_child_free_with_queue_lock_held),
       FX_LOOP_TEST(test_fork_loop_fork_closed),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
