@@ -334,6 +334,9 @@ struct fut_loop {
                                      to bound the time without a poll */
   uint64_t slow_ns;               /* debug: slow callback threshold */
 
+  fut_t *ruc_future;              /* the future run_until_complete waits
+                                     for, NULL outside it */
+
   fut_exception_handler_cb exc_cb; /* NULL = default */
   void *exc_arg;
 

@@ -79,8 +79,13 @@ static int remove_watcher(fut_loop_t *loop, int fd, uint32_t bit) {
   *slot = NULL;
   uint32_t want = io->registered & ~bit;
   /* The fd may already be closed: epoll then forgot it, which is what we
-   * want anyway, so errors are ignored. */
-  if (loop->epfd >= 0)
+   * want anyway, so errors are ignored.  In a forked child before
+   * fut_loop_fork the epoll instance is still the parent's (shared across
+   * fork): touching it would remove the parent's watcher, so only the table
+   * changes, and fut_loop_fork registers from the table. */
+  if (loop->epfd >= 0 &&
+      loop->fork_gen ==
+          atomic_load_explicit(&fut__fork_gen, memory_order_relaxed))
     (void)fut__epoll_ctl(loop, fd, io->registered, want);
   io->registered = want;
   if (!io->reader && !io->writer)

@@ -19,7 +19,14 @@ static pthread_once_t init_once = PTHREAD_ONCE_INIT;
 
 static void on_fork_child(void) { atomic_fetch_add(&fut__fork_gen, 1); }
 
-static void release_handle(void *h) { fut_handle_unref(h); }
+/* A handle dropped from the ready queue by close never runs: it reads as
+ * cancelled to whoever still holds it. */
+static void release_handle(void *p) {
+  fut_handle_t *h = p;
+  if (!(h->flags & FUT__H_RAN))
+    h->flags |= FUT__H_CANCELLED;
+  fut_handle_unref(h);
+}
 
 static void global_init(void) {
   pthread_atfork(NULL, NULL, on_fork_child);
@@ -165,6 +172,10 @@ int fut_loop_close(fut_loop_t *loop) {
   if (loop->executor_close)
     loop->executor_close(loop);
   loop->closed = true;
+  /* In a forked child before fut_loop_fork, a parent thread may have held
+   * the queue's lock at fork time: our copy would stay locked forever. */
+  if (loop->fork_gen != atomic_load(&fut__fork_gen))
+    pthread_mutex_init(&loop->tsq.lock, NULL);
   fut__tsq_close(loop);
   fut__timers_clear(loop);
   fut__io_clear(loop);
@@ -220,11 +231,16 @@ __attribute__((noinline)) static void drain_debug(fut_loop_t *loop,
   while (n--) {
     struct fut__ready_ent e = r->ents[r->head & r->mask];
     r->head++;
+    /* The report shows the handle: keep it alive across the call, which
+     * may drop the queue's last reference. */
+    fut_handle_t *h = e.fn == fut__handle_run ? e.arg : NULL;
+    fut_handle_ref(h);
     uint64_t t0 = fut__now();
     e.fn(e.arg);
     uint64_t took = fut__now() - t0;
     if (took >= loop->slow_ns)
       report_slow(loop, &e, took);
+    fut_handle_unref(h);
   }
 }
 
@@ -342,9 +358,14 @@ int fut_loop_run_once(fut_loop_t *loop, uint64_t timeout_ns) {
   return err;
 }
 
+/* Stops only the run_until_complete that registered it: when f completes
+ * in the iteration where something else stopped the loop, the dispatch
+ * carrying this callback is still queued after run_until_complete returned
+ * and must not stop a later run. */
 static void stop_cb(fut_t *f, void *arg) {
-  (void)f;
-  fut_loop_stop(arg);
+  fut_loop_t *loop = arg;
+  if (loop->ruc_future == f)
+    fut_loop_stop(loop);
 }
 
 int fut_loop_run_until_complete(fut_loop_t *loop, fut_t *f) {
@@ -361,7 +382,9 @@ int fut_loop_run_until_complete(fut_loop_t *loop, fut_t *f) {
   if (err)
     return err;
   fut_ref(f);
+  loop->ruc_future = f;
   err = fut_loop_run_forever(loop);
+  loop->ruc_future = NULL;
   fut_remove_done_callback(f, stop_cb, loop);
   if (err == 0) {
     if (!fut_done(f))
