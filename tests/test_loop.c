@@ -584,6 +584,55 @@ static void test_loop_backend_timeout(void **state) {
   assert_int_equal(fut_loop_run_forever(loop), 0);
 }
 
+/* ---- busy ready queue --------------------------------------------------------- */
+
+/* A callback that re-queues itself forever keeps the ready queue busy, so
+ * the loop skips polls; timers, fd readiness and thread-safe calls must
+ * still get through promptly. */
+struct spinner {
+  fut_loop_t *loop;
+  int timer, reader, threadsafe;
+  long spins;
+  uint64_t deadline;
+};
+
+static void spin_cb(void *arg) {
+  struct spinner *s = arg;
+  s->spins++;
+  if ((s->timer && s->reader && s->threadsafe) ||
+      fut_loop_time(s->loop) > s->deadline) {
+    fut_loop_stop(s->loop);
+    return;
+  }
+  assert_int_equal(fut_loop_call_soon(s->loop, spin_cb, s, NULL), 0);
+}
+
+static void test_loop_busy_queue_does_not_starve_io_timers(void **state) {
+  fut_loop_t *loop = *state;
+  struct spinner s = {.loop = loop};
+  int fds[2];
+  assert_int_equal(pipe(fds), 0);
+  assert_int_equal(write(fds[1], "x", 1), 1);
+  uint64_t t0 = fut_loop_time(loop);
+  s.deadline = t0 + FUT_SEC(5);
+  assert_int_equal(fut_loop_call_soon(loop, spin_cb, &s, NULL), 0);
+  assert_int_equal(fut_loop_call_later(loop, FUT_MS(5), fx_count_cb, &s.timer,
+                                       NULL), 0);
+  assert_int_equal(fut_loop_add_reader(loop, fds[0], fx_count_cb, &s.reader),
+                   0);
+  assert_int_equal(fut_loop_call_soon_threadsafe(loop, fx_count_cb,
+                                                 &s.threadsafe), 0);
+  assert_int_equal(fut_loop_run_forever(loop), 0);
+  uint64_t took = fut_loop_time(loop) - t0;
+  print_message("busy queue: all served after %.2f ms, %ld spins\n",
+                (double)took / 1e6, s.spins);
+  assert_true(s.timer && s.reader && s.threadsafe);
+  assert_true(took < FUT_SEC(1));
+  assert_int_equal(fut_loop_remove_reader(loop, fds[0]), 1);
+  close(fds[0]);
+  close(fds[1]);
+}
+
 /* ---- idle CPU ------------------------------------------------------------------ */
 
 static uint64_t cpu_ns(void) {
@@ -638,6 +687,7 @@ int main(void) {
       FX_LOOP_TEST(test_handle_ref_unref),
       FX_LOOP_TEST(test_loop_backend_fd),
       FX_LOOP_TEST(test_loop_backend_timeout),
+      FX_LOOP_TEST(test_loop_busy_queue_does_not_starve_io_timers),
       FX_LOOP_TEST(test_loop_idle_uses_no_cpu),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
