@@ -8,7 +8,7 @@
 
 #include "internal.h"
 
-/* ---- lifetime ------------------------------------------------------------- */
+/* ---- lifetime ------------------------------------------------------------ */
 
 static void test_loop_new_free(void **state) {
   (void)state;
@@ -46,7 +46,7 @@ static void test_loop_run_after_close_refused(void **state) {
   assert_null(f);
 }
 
-/* ---- run_forever / stop ---------------------------------------------------- */
+/* ---- run_forever / stop -------------------------------------------------- */
 
 static void test_loop_run_forever_stop(void **state) {
   fut_loop_t *loop = *state;
@@ -89,7 +89,7 @@ static void test_loop_stop_before_run_runs_one_iteration(void **state) {
   assert_int_equal(c.second, 1);
 }
 
-/* ---- run_until_complete ----------------------------------------------------- */
+/* ---- run_until_complete -------------------------------------------------- */
 
 static void resolve_i64(void *arg) { fut_set_result_i64(arg, 7); }
 static void resolve_err(void *arg) {
@@ -199,7 +199,7 @@ static void test_loop_run_until_complete_done_future(void **state) {
   fut_unref(f);
 }
 
-/* ---- run_once --------------------------------------------------------------- */
+/* ---- run_once ------------------------------------------------------------ */
 
 static void test_loop_run_once_timeout(void **state) {
   fut_loop_t *loop = *state;
@@ -303,7 +303,7 @@ static void test_loop_time_monotonic(void **state) {
   }
 }
 
-/* ---- close releases what is scheduled --------------------------------------- */
+/* ---- close releases what is scheduled ------------------------------------ */
 
 static void test_loop_close_frees_scheduled(void **state) {
   (void)state;
@@ -382,7 +382,7 @@ static void test_loop_free_with_live_objects(void **state) {
   fut_unref(f);
 }
 
-/* ---- call_soon and handles ------------------------------------------------- */
+/* ---- call_soon and handles ----------------------------------------------- */
 
 static void test_call_soon_fifo(void **state) {
   fut_loop_t *loop = *state;
@@ -541,7 +541,7 @@ static void test_handle_ref_unref(void **state) {
   fut_handle_unref(NULL);
 }
 
-/* ---- embedding --------------------------------------------------------------- */
+/* ---- embedding ----------------------------------------------------------- */
 
 static void test_loop_backend_fd(void **state) {
   fut_loop_t *loop = *state;
@@ -584,7 +584,7 @@ static void test_loop_backend_timeout(void **state) {
   assert_int_equal(fut_loop_run_forever(loop), 0);
 }
 
-/* ---- busy ready queue --------------------------------------------------------- */
+/* ---- busy ready queue ---------------------------------------------------- */
 
 /* A callback that re-queues itself forever keeps the ready queue busy, so
  * the loop skips polls; timers, fd readiness and thread-safe calls must
@@ -633,7 +633,7 @@ static void test_loop_busy_queue_does_not_starve_io_timers(void **state) {
   close(fds[1]);
 }
 
-/* ---- idle CPU ------------------------------------------------------------------ */
+/* ---- idle CPU ------------------------------------------------------------ */
 
 static uint64_t cpu_ns(void) {
   struct rusage ru;
