@@ -89,6 +89,26 @@ static void test_loop_stop_before_run_runs_one_iteration(void **state) {
   assert_int_equal(c.second, 1);
 }
 
+/* asyncio: stop() before run_forever() polls I/O once with a zero timeout,
+ * runs the callbacks of ready fds and those already scheduled, then exits;
+ * ready work must not make that iteration skip the poll. */
+static void test_loop_stop_before_run_polls_io_once(void **state) {
+  fut_loop_t *loop = *state;
+  int fds[2], reader = 0, soon = 0;
+  assert_int_equal(pipe(fds), 0);
+  assert_int_equal(write(fds[1], "x", 1), 1);
+  assert_int_equal(fut_loop_add_reader(loop, fds[0], fx_count_cb, &reader),
+                   0);
+  assert_int_equal(fut_loop_call_soon(loop, fx_count_cb, &soon, NULL), 0);
+  fut_loop_stop(loop);
+  assert_int_equal(fut_loop_run_forever(loop), 0);
+  assert_int_equal(soon, 1);
+  assert_int_equal(reader, 1);
+  assert_int_equal(fut_loop_remove_reader(loop, fds[0]), 1);
+  close(fds[0]);
+  close(fds[1]);
+}
+
 /* ---- run_until_complete -------------------------------------------------- */
 
 static void resolve_i64(void *arg) { fut_set_result_i64(arg, 7); }
@@ -662,6 +682,7 @@ int main(void) {
       FX_LOOP_TEST(test_loop_run_after_close_refused),
       FX_LOOP_TEST(test_loop_run_forever_stop),
       FX_LOOP_TEST(test_loop_stop_before_run_runs_one_iteration),
+      FX_LOOP_TEST(test_loop_stop_before_run_polls_io_once),
       FX_LOOP_TEST(test_loop_run_until_complete_result),
       FX_LOOP_TEST(test_loop_run_until_complete_error),
       FX_LOOP_TEST(test_loop_run_until_complete_cancelled),
