@@ -32,6 +32,12 @@ static int add_watcher(fut_loop_t *loop, int fd, fut_cb cb, void *arg,
     return err;
   if (fcntl(fd, F_GETFD) < 0)
     return fut__error(-EBADF, "%s: fd %d is not open", what, fd);
+  /* epoll_ctl's EEXIST fallback would re-point the doorbell's entry at a
+   * watcher (and a later remove would delete it): refuse the loop's own
+   * descriptors. */
+  if (fd == loop->evfd || fd == loop->epfd)
+    return fut__error(-EINVAL, "%s: fd %d belongs to the loop itself", what,
+                      fd);
   if ((err = grow_table(loop, fd)))
     return err;
   fut_handle_t *h = fut__handle_new(loop, cb, arg, FUT__H_IO);

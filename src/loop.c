@@ -299,7 +299,9 @@ __attribute__((noinline)) static int poll_io(fut_loop_t *loop, bool have_ready,
 static inline __attribute__((always_inline)) int tick(fut_loop_t *loop,
                                                      uint64_t max_timeout) {
   bool have_ready = loop->ready.tail != loop->ready.head;
-  if (have_ready && may_skip_poll(loop)) {
+  /* A stop requested before the run (the only way stopping is set when a
+   * tick starts) asks for exactly one poll, as in asyncio: never skip it. */
+  if (have_ready && !loop->stopping && may_skip_poll(loop)) {
     loop->drains_since_poll++;
   } else {
     int err = poll_io(loop, have_ready, max_timeout);

@@ -82,7 +82,7 @@ static inline bool fx_run_until_flag(fut_loop_t *loop, int *flag) {
   return fx_run_until(loop, fx_int_nonzero, flag, FUT_SEC(5));
 }
 
-/* ---- exception handler capture -------------------------------------------- */
+/* ---- exception handler capture ------------------------------------------- */
 
 typedef struct fx_exc {
   int count;               /* reports received */
@@ -120,7 +120,7 @@ static inline void fx_exc_capture(fut_loop_t *loop, fx_exc_t *cap) {
   fut_loop_set_exception_handler(loop, fx_exc_handler, cap);
 }
 
-/* ---- small callbacks ------------------------------------------------------ */
+/* ---- small callbacks ----------------------------------------------------- */
 
 static inline void fx_count_cb(void *arg) { (*(int *)arg)++; }
 static inline void fx_stop_cb(void *loop) { fut_loop_stop(loop); }
@@ -155,7 +155,7 @@ static inline void fx_log_cb(void *arg) {
   fx_log_add(e->log, e->value);
 }
 
-/* ---- time ----------------------------------------------------------------- */
+/* ---- time ---------------------------------------------------------------- */
 
 static inline uint64_t fx_ms(uint64_t ns) { return ns / 1000000u; }
 

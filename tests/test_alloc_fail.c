@@ -283,6 +283,29 @@ static void test_alloc_fail_call_soon_threadsafe(void **state) {
   assert_true(fx_run_until_flag(loop, &ran));
 }
 
+/* run_until_complete registers a done callback: when that fails it
+ * returns -ENOMEM without running the loop or leaving a registration. */
+static void test_alloc_fail_run_until_complete(void **state) {
+  fut_loop_t *loop = *state;
+  fut_t *f;
+  int cb = 0, soon = 0;
+  assert_int_equal(fut_new(loop, &f), 0);
+  assert_int_equal(fut_add_done_callback(f, fx_done_count_cb, &cb), 0);
+  assert_int_equal(fut_loop_call_soon(loop, fx_count_cb, &soon, NULL), 0);
+  fut__alloc_fail_after(1, true);
+  assert_int_equal(fut_loop_run_until_complete(loop, f), -ENOMEM);
+  fut__alloc_fail_after(0, false);
+  assert_int_equal(soon, 0);
+  assert_false(fut_loop_is_running(loop));
+  assert_int_equal(fut_set_result(f, NULL, NULL), 0);
+  assert_int_equal(fut_loop_run_until_complete(loop, f), 0);
+  if (!cb)
+    assert_int_equal(fut_loop_run_once(loop, 0), 0);
+  assert_int_equal(cb, 1);
+  assert_int_equal(soon, 1);
+  fut_unref(f);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_teardown(test_alloc_fail_loop_new, teardown),
@@ -296,6 +319,7 @@ int main(void) {
       AF_TEST(test_alloc_fail_add_done_callback_second),
       AF_TEST(test_alloc_fail_set_result_ring_full),
       AF_TEST(test_alloc_fail_call_soon_threadsafe),
+      AF_TEST(test_alloc_fail_run_until_complete),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -8,7 +8,7 @@
 
 #include "internal.h"
 
-/* ---- handler set / get / call --------------------------------------------- */
+/* ---- handler set / get / call -------------------------------------------- */
 
 static void test_exception_handler_set_get_call(void **state) {
   fut_loop_t *loop = *state;
@@ -90,7 +90,7 @@ static void test_exception_default_handler_prints(void **state) {
   assert_non_null(strstr(out, "future"));
 }
 
-/* ---- never retrieved ------------------------------------------------------- */
+/* ---- never retrieved ----------------------------------------------------- */
 
 static void test_exception_never_retrieved_reported_once(void **state) {
   fut_loop_t *loop = *state;
@@ -195,7 +195,7 @@ static void test_exception_handler_may_keep_future(void **state) {
   assert_int_equal(st.live_futures, 0);
 }
 
-/* ---- debug mode ------------------------------------------------------------ */
+/* ---- debug mode ---------------------------------------------------------- */
 
 static void busy_5ms(void *arg) {
   (void)arg;

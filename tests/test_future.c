@@ -18,7 +18,7 @@ static int new_pending(fut_loop_t *loop, fut_t **f) {
   return fut_new(loop, f);
 }
 
-/* ---- states ---------------------------------------------------------------- */
+/* ---- states -------------------------------------------------------------- */
 
 static void test_future_new_pending(void **state) {
   fut_loop_t *loop = *state;
@@ -65,7 +65,7 @@ static void test_future_result_of_pending_invalid_state(void **state) {
   fut_unref(f);
 }
 
-/* ---- setting ------------------------------------------------------------------ */
+/* ---- setting ------------------------------------------------------------- */
 
 static void test_future_set_result_ptr(void **state) {
   fut_loop_t *loop = *state;
@@ -279,7 +279,7 @@ static void test_future_dtor_once_at_last_unref(void **state) {
   assert_int_equal(dtor_calls, 1);
 }
 
-/* ---- done callbacks ------------------------------------------------------------- */
+/* ---- done callbacks ------------------------------------------------------ */
 
 static void test_future_done_callbacks_never_inline(void **state) {
   fut_loop_t *loop = *state;
@@ -451,7 +451,7 @@ static void test_future_add_done_callback_bad_args(void **state) {
   fut_unref(f);
 }
 
-/* ---- fut_copy_state ------------------------------------------------------------ */
+/* ---- fut_copy_state ------------------------------------------------------ */
 
 static void test_future_copy_state_each_kind(void **state) {
   fut_loop_t *loop = *state;
@@ -572,7 +572,7 @@ static void test_future_copy_state_invalid(void **state) {
   fut_unref(dst);
 }
 
-/* ---- re-entrancy -------------------------------------------------------------- */
+/* ---- re-entrancy --------------------------------------------------------- */
 
 static void drop_last_ref_cb(fut_t *f, void *arg) {
   (*(int *)arg)++;

@@ -316,6 +316,28 @@ static void test_io_many_fds_ready(void **state) {
   }
 }
 
+/* The loop's own descriptors cannot be watched: registering the doorbell
+ * again would take over (and a remove would drop) its epoll entry. */
+static void test_io_loop_own_fds_refused(void **state) {
+  fut_loop_t *loop = *state;
+  assert_int_equal(fut_loop_add_reader(loop, loop->evfd, fx_fail_cb, NULL),
+                   -EINVAL);
+  assert_non_null(strstr(fut_last_error(), "loop"));
+  assert_int_equal(fut_loop_add_writer(loop, loop->evfd, fx_fail_cb, NULL),
+                   -EINVAL);
+  assert_int_equal(fut_loop_add_reader(loop, fut_loop_backend_fd(loop),
+                                       fx_fail_cb, NULL), -EINVAL);
+  assert_int_equal(fut_loop_remove_reader(loop, loop->evfd), 0);
+  fut_loop_stats_t st;
+  fut_loop_stats(loop, &st);
+  assert_int_equal(st.watchers, 0);
+  assert_int_equal(st.live_handles, 0);
+  /* The thread-safe door still works. */
+  int ran = 0;
+  assert_int_equal(fut_loop_call_soon_threadsafe(loop, fx_count_cb, &ran), 0);
+  assert_true(fx_run_until_flag(loop, &ran));
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       FX_LOOP_TEST(test_io_reader_fires_when_readable),
@@ -332,6 +354,7 @@ int main(void) {
       FX_LOOP_TEST(test_io_remove_on_closed_fd_safe),
       FX_LOOP_TEST(test_io_hangup_wakes_reader),
       FX_LOOP_TEST(test_io_many_fds_ready),
+      FX_LOOP_TEST(test_io_loop_own_fds_refused),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

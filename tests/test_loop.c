@@ -8,7 +8,7 @@
 
 #include "internal.h"
 
-/* ---- lifetime ------------------------------------------------------------- */
+/* ---- lifetime ------------------------------------------------------------ */
 
 static void test_loop_new_free(void **state) {
   (void)state;
@@ -46,7 +46,7 @@ static void test_loop_run_after_close_refused(void **state) {
   assert_null(f);
 }
 
-/* ---- run_forever / stop ---------------------------------------------------- */
+/* ---- run_forever / stop -------------------------------------------------- */
 
 static void test_loop_run_forever_stop(void **state) {
   fut_loop_t *loop = *state;
@@ -89,7 +89,27 @@ static void test_loop_stop_before_run_runs_one_iteration(void **state) {
   assert_int_equal(c.second, 1);
 }
 
-/* ---- run_until_complete ----------------------------------------------------- */
+/* asyncio: stop() before run_forever() polls I/O once with a zero timeout,
+ * runs the callbacks of ready fds and those already scheduled, then exits;
+ * ready work must not make that iteration skip the poll. */
+static void test_loop_stop_before_run_polls_io_once(void **state) {
+  fut_loop_t *loop = *state;
+  int fds[2], reader = 0, soon = 0;
+  assert_int_equal(pipe(fds), 0);
+  assert_int_equal(write(fds[1], "x", 1), 1);
+  assert_int_equal(fut_loop_add_reader(loop, fds[0], fx_count_cb, &reader),
+                   0);
+  assert_int_equal(fut_loop_call_soon(loop, fx_count_cb, &soon, NULL), 0);
+  fut_loop_stop(loop);
+  assert_int_equal(fut_loop_run_forever(loop), 0);
+  assert_int_equal(soon, 1);
+  assert_int_equal(reader, 1);
+  assert_int_equal(fut_loop_remove_reader(loop, fds[0]), 1);
+  close(fds[0]);
+  close(fds[1]);
+}
+
+/* ---- run_until_complete -------------------------------------------------- */
 
 static void resolve_i64(void *arg) { fut_set_result_i64(arg, 7); }
 static void resolve_err(void *arg) {
@@ -199,7 +219,7 @@ static void test_loop_run_until_complete_done_future(void **state) {
   fut_unref(f);
 }
 
-/* ---- run_once --------------------------------------------------------------- */
+/* ---- run_once ------------------------------------------------------------ */
 
 static void test_loop_run_once_timeout(void **state) {
   fut_loop_t *loop = *state;
@@ -303,7 +323,7 @@ static void test_loop_time_monotonic(void **state) {
   }
 }
 
-/* ---- close releases what is scheduled --------------------------------------- */
+/* ---- close releases what is scheduled ------------------------------------ */
 
 static void test_loop_close_frees_scheduled(void **state) {
   (void)state;
@@ -382,7 +402,7 @@ static void test_loop_free_with_live_objects(void **state) {
   fut_unref(f);
 }
 
-/* ---- call_soon and handles ------------------------------------------------- */
+/* ---- call_soon and handles ----------------------------------------------- */
 
 static void test_call_soon_fifo(void **state) {
   fut_loop_t *loop = *state;
@@ -541,7 +561,7 @@ static void test_handle_ref_unref(void **state) {
   fut_handle_unref(NULL);
 }
 
-/* ---- embedding --------------------------------------------------------------- */
+/* ---- embedding ----------------------------------------------------------- */
 
 static void test_loop_backend_fd(void **state) {
   fut_loop_t *loop = *state;
@@ -584,7 +604,56 @@ static void test_loop_backend_timeout(void **state) {
   assert_int_equal(fut_loop_run_forever(loop), 0);
 }
 
-/* ---- idle CPU ------------------------------------------------------------------ */
+/* ---- busy ready queue ---------------------------------------------------- */
+
+/* A callback that re-queues itself forever keeps the ready queue busy, so
+ * the loop skips polls; timers, fd readiness and thread-safe calls must
+ * still get through promptly. */
+struct spinner {
+  fut_loop_t *loop;
+  int timer, reader, threadsafe;
+  long spins;
+  uint64_t deadline;
+};
+
+static void spin_cb(void *arg) {
+  struct spinner *s = arg;
+  s->spins++;
+  if ((s->timer && s->reader && s->threadsafe) ||
+      fut_loop_time(s->loop) > s->deadline) {
+    fut_loop_stop(s->loop);
+    return;
+  }
+  assert_int_equal(fut_loop_call_soon(s->loop, spin_cb, s, NULL), 0);
+}
+
+static void test_loop_busy_queue_does_not_starve_io_timers(void **state) {
+  fut_loop_t *loop = *state;
+  struct spinner s = {.loop = loop};
+  int fds[2];
+  assert_int_equal(pipe(fds), 0);
+  assert_int_equal(write(fds[1], "x", 1), 1);
+  uint64_t t0 = fut_loop_time(loop);
+  s.deadline = t0 + FUT_SEC(5);
+  assert_int_equal(fut_loop_call_soon(loop, spin_cb, &s, NULL), 0);
+  assert_int_equal(fut_loop_call_later(loop, FUT_MS(5), fx_count_cb, &s.timer,
+                                       NULL), 0);
+  assert_int_equal(fut_loop_add_reader(loop, fds[0], fx_count_cb, &s.reader),
+                   0);
+  assert_int_equal(fut_loop_call_soon_threadsafe(loop, fx_count_cb,
+                                                 &s.threadsafe), 0);
+  assert_int_equal(fut_loop_run_forever(loop), 0);
+  uint64_t took = fut_loop_time(loop) - t0;
+  print_message("busy queue: all served after %.2f ms, %ld spins\n",
+                (double)took / 1e6, s.spins);
+  assert_true(s.timer && s.reader && s.threadsafe);
+  assert_true(took < FUT_SEC(1));
+  assert_int_equal(fut_loop_remove_reader(loop, fds[0]), 1);
+  close(fds[0]);
+  close(fds[1]);
+}
+
+/* ---- idle CPU ------------------------------------------------------------ */
 
 static uint64_t cpu_ns(void) {
   struct rusage ru;
@@ -613,6 +682,7 @@ int main(void) {
       FX_LOOP_TEST(test_loop_run_after_close_refused),
       FX_LOOP_TEST(test_loop_run_forever_stop),
       FX_LOOP_TEST(test_loop_stop_before_run_runs_one_iteration),
+      FX_LOOP_TEST(test_loop_stop_before_run_polls_io_once),
       FX_LOOP_TEST(test_loop_run_until_complete_result),
       FX_LOOP_TEST(test_loop_run_until_complete_error),
       FX_LOOP_TEST(test_loop_run_until_complete_cancelled),
@@ -638,6 +708,7 @@ int main(void) {
       FX_LOOP_TEST(test_handle_ref_unref),
       FX_LOOP_TEST(test_loop_backend_fd),
       FX_LOOP_TEST(test_loop_backend_timeout),
+      FX_LOOP_TEST(test_loop_busy_queue_does_not_starve_io_timers),
       FX_LOOP_TEST(test_loop_idle_uses_no_cpu),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

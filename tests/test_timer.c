@@ -2,7 +2,9 @@
  * equal deadlines, cancel, clamping, fut_handle_when. */
 #include "fixture.h"
 
+#include <signal.h>
 #include <stdlib.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -270,6 +272,77 @@ static void test_timer_handle_when(void **state) {
   fut_handle_unref(s);
 }
 
+/* A due timer scheduled during a drain waits for the next iteration. */
+struct nested_timer {
+  fut_loop_t *loop;
+  int ran;
+};
+static void schedule_due_timer(void *arg) {
+  struct nested_timer *n = arg;
+  assert_int_equal(fut_loop_call_at(n->loop, 1, fx_count_cb, &n->ran, NULL),
+                   0);
+}
+
+static void test_timer_scheduled_in_drain_runs_next_iteration(void **state) {
+  fut_loop_t *loop = *state;
+  struct nested_timer n = {loop, 0};
+  assert_int_equal(fut_loop_call_soon(loop, schedule_due_timer, &n, NULL), 0);
+  assert_int_equal(fut_loop_run_once(loop, 0), 0);
+  assert_int_equal(n.ran, 0);
+  assert_int_equal(fut_loop_run_once(loop, 0), 0);
+  assert_int_equal(n.ran, 1);
+}
+
+/* FIFO among equal deadlines holds across the sequence counter's wrap. */
+static void test_timer_fifo_across_seq_wrap(void **state) {
+  fut_loop_t *loop = *state;
+  fx_log_t log = {0};
+  fx_logent_t ents[10];
+  loop->timer_seq = UINT32_MAX - 4;
+  uint64_t when = fut_loop_time(loop) - FUT_MS(1);
+  for (int i = 0; i < 10; i++) {
+    ents[i] = (fx_logent_t){&log, i};
+    assert_int_equal(fut_loop_call_at(loop, when, fx_log_cb, &ents[i], NULL),
+                     0);
+  }
+  assert_int_equal(fut_loop_run_once(loop, 0), 0);
+  assert_int_equal(log.n, 10);
+  for (int i = 0; i < 10; i++)
+    assert_int_equal(log.v[i], i);
+}
+
+/* Signals interrupting the poll (EINTR) neither fail the run nor fire a
+ * timer early. */
+static volatile sig_atomic_t alarms;
+static void on_alarm(int sig) {
+  (void)sig;
+  alarms++;
+}
+
+static void test_timer_poll_interrupted_by_signals(void **state) {
+  fut_loop_t *loop = *state;
+  struct sigaction sa = {0}, old;
+  sa.sa_handler = on_alarm; /* no SA_RESTART: epoll_wait gets EINTR */
+  sigemptyset(&sa.sa_mask);
+  assert_int_equal(sigaction(SIGALRM, &sa, &old), 0);
+  struct itimerval it = {{0, 2000}, {0, 2000}}, off = {{0, 0}, {0, 0}};
+  alarms = 0;
+  struct stamp s = {loop, 0, 0};
+  uint64_t t0 = fut_loop_time(loop);
+  assert_int_equal(fut_loop_call_later(loop, FUT_MS(60), stamp_cb, &s, NULL),
+                   0);
+  assert_int_equal(fut_loop_call_later(loop, FUT_MS(61), fx_stop_cb, loop,
+                                       NULL), 0);
+  assert_int_equal(setitimer(ITIMER_REAL, &it, NULL), 0);
+  int err = fut_loop_run_forever(loop);
+  setitimer(ITIMER_REAL, &off, NULL);
+  sigaction(SIGALRM, &old, NULL);
+  assert_int_equal(err, 0);
+  assert_int_equal(s.count, 1);
+  assert_true(s.fired - t0 >= FUT_MS(60));
+  assert_true(alarms > 0);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       FX_LOOP_TEST(test_timer_call_later_never_early),
@@ -283,6 +356,9 @@ int main(void) {
       FX_LOOP_TEST(test_timer_cancel_after_fire_noop),
       FX_LOOP_TEST(test_timer_huge_delay_clamps),
       FX_LOOP_TEST(test_timer_handle_when),
+      FX_LOOP_TEST(test_timer_scheduled_in_drain_runs_next_iteration),
+      FX_LOOP_TEST(test_timer_fifo_across_seq_wrap),
+      FX_LOOP_TEST(test_timer_poll_interrupted_by_signals),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
