@@ -264,8 +264,10 @@ static inline void drain(fut_loop_t *loop) {
 /* Whether this tick may skip its zero-timeout poll: only a countdown on
  * the hot path; the clock is read once per POLL_SKIP_CLOCK_EVERY drains. */
 static inline bool may_skip_poll(fut_loop_t *loop) {
-  if (FUT__LIKELY(--loop->skip_budget > 0))
+  if (FUT__LIKELY(loop->skip_budget > 1)) {
+    loop->skip_budget--;
     return true;
+  }
   if (loop->drains_since_poll >= POLL_SKIP_MAX_DRAINS ||
       fut__now() - loop->last_poll >= POLL_SKIP_NS)
     return false;

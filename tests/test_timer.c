@@ -298,7 +298,7 @@ static void test_timer_fifo_across_seq_wrap(void **state) {
   fut_loop_t *loop = *state;
   fx_log_t log = {0};
   fx_logent_t ents[10];
-  loop->timer_seq = UINT32_MAX - 4;
+  loop->timers.seq = UINT32_MAX - 4;
   uint64_t when = fut_loop_time(loop) - FUT_MS(1);
   for (int i = 0; i < 10; i++) {
     ents[i] = (fx_logent_t){&log, i};
