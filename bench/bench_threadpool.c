@@ -56,7 +56,9 @@ static void bench_fut(void) {
   fut_loop_t *loop;
   fut_executor_t *ex;
   check(fut_loop_new(&loop), "fut_loop_new");
-  check(fut_thread_pool_new(getenv("W") ? (size_t)atoi(getenv("W")) : WORKERS, &ex), "fut_thread_pool_new");
+  const char *w = getenv("W");
+  check(fut_thread_pool_new(w ? (size_t)atoi(w) : WORKERS, &ex),
+        "fut_thread_pool_new");
   /* Warm up: start the workers. */
   for (int i = 0; i < 100; i++) {
     fut_t *f;

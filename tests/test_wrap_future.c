@@ -94,7 +94,7 @@ static void after_wrap_cb(fut_cfuture_t *cf, void *arg) {
   gate_pass(arg);
 }
 
-/* ---- wrap_future ------------------------------------------------------------ */
+/* ---- wrap_future --------------------------------------------------------- */
 
 static void test_wrap_future_result_kinds(void **state) {
   (void)state;
@@ -368,7 +368,7 @@ static void test_wrap_future_loop_close_completion_queued(void **state) {
   loop_free_clean(loop);
 }
 
-/* ---- run_in_executor ---------------------------------------------------------- */
+/* ---- run_in_executor ----------------------------------------------------- */
 
 static void test_run_in_executor_default(void **state) {
   (void)state;
