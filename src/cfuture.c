@@ -753,6 +753,12 @@ void fut_cf_as_completed_free(fut_cf_as_completed_t *it) {
   fut__free(it);
 }
 
+int fut__cfuture_outcome(fut_cfuture_t *cf, const char **msg) {
+  FUT__ASSERT(fut_cfuture_done(cf));
+  *msg = cf->msg;
+  return cf->err;
+}
+
 int fut__cfuture_copy_result(fut_cfuture_t *cf, fut_t *f) {
   FUT__ASSERT(fut_cfuture_state(cf) == FUT_CF_FINISHED && cf->err == 0);
   switch (cf->rkind) {

@@ -395,7 +395,7 @@ static void deliver(struct wrap *w) {
     return;
   }
   const char *msg = NULL;
-  int err = fut_cfuture_exception(cf, 0, &msg);
+  int err = fut__cfuture_outcome(cf, &msg);
   int r;
   if (err) {
     r = msg ? fut_set_exception(f, err, "%s", msg)
@@ -505,30 +505,23 @@ static int get_state(fut_loop_t *loop, struct exec_state **out) {
   return 0;
 }
 
-int fut_wrap_future(fut_loop_t *loop, fut_cfuture_t *cf, fut_t **out) {
-  if (!out)
-    return fut__error(-EINVAL, "fut_wrap_future: NULL out");
-  *out = NULL;
-  if (!loop || !cf)
-    return fut__error(-EINVAL, "fut_wrap_future: NULL %s",
-                      !loop ? "loop" : "cfuture");
-  int err = fut__check_usable(loop);
-  if (err)
-    return err;
-  struct exec_state *st;
-  if ((err = get_state(loop, &st)))
-    return err;
+/* Wraps cf into a new loop future, taking over the caller's reference to
+ * cf on success (on failure the caller keeps it).  Loop thread; the loop
+ * was checked usable. */
+static int wrap_adopt(fut_loop_t *loop, struct exec_state *st,
+                      fut_cfuture_t *cf, fut_t **out) {
   struct wrap *w = fut__slab_alloc(&st->inbox->slab);
   if (!w)
     return fut__error(-ENOMEM, "fut_wrap_future: out of memory");
-  if ((err = fut__ext_init(loop, &w->x, &wrap_ops))) {
+  int err = fut__ext_init(loop, &w->x, &wrap_ops);
+  if (err) {
     fut__slab_free(&st->inbox->slab, w);
     return err;
   }
   atomic_init(&w->mem, 2);
   w->inbox = st->inbox;
   atomic_fetch_add_explicit(&w->inbox->refs, 1, memory_order_relaxed);
-  w->cf = fut_cfuture_ref(cf);
+  w->cf = cf;
   w->next_done = NULL;
   /* In flight: the loop holds a reference until the outcome arrives. */
   fut_ref(&w->x.fut);
@@ -543,12 +536,33 @@ int fut_wrap_future(fut_loop_t *loop, fut_cfuture_t *cf, fut_t **out) {
   if (err) {
     inflight_remove(loop, w);
     atomic_fetch_sub(&w->mem, 1); /* the callback will never run */
+    fut_cfuture_ref(cf);          /* the wrapper's unref must not take the
+                                     caller's reference */
     fut_unref(&w->x.fut);
     fut_unref(&w->x.fut);
     return err;
   }
   *out = &w->x.fut;
   return 0;
+}
+
+int fut_wrap_future(fut_loop_t *loop, fut_cfuture_t *cf, fut_t **out) {
+  if (!out)
+    return fut__error(-EINVAL, "fut_wrap_future: NULL out");
+  *out = NULL;
+  if (!loop || !cf)
+    return fut__error(-EINVAL, "fut_wrap_future: NULL %s",
+                      !loop ? "loop" : "cfuture");
+  int err = fut__check_usable(loop);
+  if (err)
+    return err;
+  struct exec_state *st;
+  if ((err = get_state(loop, &st)))
+    return err;
+  fut_cfuture_ref(cf);
+  if ((err = wrap_adopt(loop, st, cf, out)))
+    fut_cfuture_unref(cf);
+  return err;
 }
 
 static int default_executor(fut_loop_t *loop, fut_executor_t **out) {
@@ -579,18 +593,18 @@ int fut_run_in_executor_job(fut_loop_t *loop, fut_executor_t *ex,
     return err;
   if ((err = check_job(job, "fut_run_in_executor")))
     return err;
-  if (!ex && (err = default_executor(loop, &ex)))
-    return err;
   struct exec_state *st;
   if ((err = get_state(loop, &st)))
+    return err;
+  if (!ex && (err = default_executor(loop, &ex)))
     return err;
   fut_cfuture_t *cf;
   if ((err = fut_executor_submit_job(ex, job, &cf)))
     return err;
-  err = fut_wrap_future(loop, cf, out);
-  if (err)
+  if ((err = wrap_adopt(loop, st, cf, out))) {
     fut_cfuture_cancel(cf); /* best effort: nobody will read it */
-  fut_cfuture_unref(cf);
+    fut_cfuture_unref(cf);
+  }
   return err;
 }
 

@@ -197,6 +197,50 @@ static void test_wrap_future_bad_args(void **state) {
   loop_free_clean(loop);
 }
 
+static void noop_cf_cb(fut_cfuture_t *cf, void *arg) {
+  (void)cf;
+  (void)arg;
+}
+
+static void test_wrap_future_alloc_failure(void **state) {
+  (void)state;
+  fut_loop_t *loop;
+  assert_int_equal(fut_loop_new(&loop), 0);
+  fut_cfuture_t *a, *b;
+  assert_int_equal(fut_cfuture_new(&a), 0);
+  assert_int_equal(fut_cfuture_new(&b), 0);
+  fut_t *fa, *fb = (fut_t *)1;
+  assert_int_equal(fut_wrap_future(loop, a, &fa), 0); /* state exists */
+  /* b's two inline callback slots are taken: the wrap's registration
+   * needs memory, and fails. */
+  assert_int_equal(fut_cfuture_add_done_callback(b, noop_cf_cb, NULL), 0);
+  assert_int_equal(fut_cfuture_add_done_callback(b, noop_cf_cb, NULL), 0);
+  fut__alloc_fail_after(1, false);
+  int err = fut_wrap_future(loop, b, &fb);
+  fut__alloc_fail_after(0, false);
+  assert_int_equal(err, -ENOMEM);
+  assert_null(fb);
+  fut_loop_stats_t st;
+  fut_loop_stats(loop, &st);
+  assert_int_equal(st.live_futures, 1); /* only fa */
+  assert_int_equal(fut_cfuture_set_result(b, NULL, NULL), 0);
+  fut_cfuture_unref(b);
+  /* run_in_executor: the job's cfuture cannot be made: nothing queued. */
+  fut_executor_t *ex;
+  assert_int_equal(fut_thread_pool_new(1, &ex), 0);
+  fut__alloc_fail_after(1, false);
+  err = fut_run_in_executor(loop, ex, job_noop, NULL, &fb);
+  fut__alloc_fail_after(0, false);
+  assert_int_equal(err, -ENOMEM);
+  assert_null(fb);
+  fut_executor_free(ex);
+  fut_cfuture_set_result(a, NULL, NULL);
+  assert_int_equal(fut_loop_run_until_complete(loop, fa), 0);
+  fut_unref(fa);
+  fut_cfuture_unref(a);
+  loop_free_clean(loop);
+}
+
 /* Many completions while the loop sleeps: one thread-safe call, one drain. */
 static void test_wrap_future_batching(void **state) {
   (void)state;
@@ -648,6 +692,7 @@ int main(void) {
       T(test_wrap_future_already_done),
       T(test_wrap_future_cancelled_cfuture),
       T(test_wrap_future_bad_args),
+      T(test_wrap_future_alloc_failure),
       T(test_wrap_future_batching),
       T(test_wrap_future_cancel_cancels_pending_job),
       T(test_wrap_future_late_result_dropped),
