@@ -26,7 +26,9 @@ static int yielder(void *arg) {
   return 0;
 }
 
-static void resolve(void *arg) { fut_set_result(arg, NULL, NULL); }
+static void resolve(void *arg) {
+  fut_set_result(arg, NULL, NULL);
+}
 
 static long awaits;
 

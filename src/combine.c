@@ -18,16 +18,17 @@ static int check_futs(fut_loop_t *loop, fut_t *const *fs, size_t n,
     if (!fs[i])
       return fut__error(-EINVAL, "%s: future %zu is NULL", what, i);
     if (fs[i]->loop != loop)
-      return fut__error(FUT_E_OTHER_LOOP, "%s: future %zu belongs to "
-                        "another loop", what, i);
+      return fut__error(FUT_E_OTHER_LOOP,
+                        "%s: future %zu belongs to "
+                        "another loop",
+                        what, i);
   }
   return 0;
 }
 
 /* Allocates a combinator of `size` bytes whose future starts with refs 1. */
-static void *new_ext(fut_loop_t *loop, size_t size,
-                     const struct fut__ops *ops, const char *what,
-                     int *err) {
+static void *new_ext(fut_loop_t *loop, size_t size, const struct fut__ops *ops,
+                     const char *what, int *err) {
   if (!loop) {
     *err = fut__error(-EINVAL, "%s: NULL loop", what);
     return NULL;
@@ -45,7 +46,9 @@ static void *new_ext(fut_loop_t *loop, size_t size,
 }
 
 /* Marks a child's exception retrieved: the combinator consumed it. */
-static void consume(fut_t *f) { (void)fut_exception(f, NULL); }
+static void consume(fut_t *f) {
+  (void)fut_exception(f, NULL);
+}
 
 static const char *msg_of(fut_t *f) {
   const char *msg = NULL;
@@ -62,7 +65,7 @@ static void fail_like(fut_t *dst, fut_t *src) {
     fut_set_exception(dst, src->err, NULL);
 }
 
-/* ---- gather ----------------------------------------------------------------- */
+/* ---- gather -------------------------------------------------------------- */
 
 struct gather {
   struct fut__ext x;
@@ -130,8 +133,8 @@ int fut_gather(fut_loop_t *loop, fut_t *const *fs, size_t n, unsigned flags,
     return err;
   if (n > (SIZE_MAX - sizeof(struct gather)) / sizeof(fut_t *))
     return fut__error(-ENOMEM, "fut_gather: too many futures");
-  struct gather *g = new_ext(loop, sizeof *g + n * sizeof(fut_t *),
-                             &gather_ops, "fut_gather", &err);
+  struct gather *g = new_ext(loop, sizeof *g + n * sizeof(fut_t *), &gather_ops,
+                             "fut_gather", &err);
   if (!g)
     return err;
   g->flags = flags;
@@ -170,15 +173,15 @@ size_t fut_gather_count(const fut_t *f) {
   return fut__container_of(f, struct gather, x.fut)->n;
 }
 
-/* ---- wait -------------------------------------------------------------------- */
+/* ---- wait ---------------------------------------------------------------- */
 
 struct waitf {
   struct fut__ext x;
-  fut_wait_when_t when;  /* the condition */
-  size_t n;              /* children */
-  size_t left;           /* children whose callback has not run */
-  fut_handle_t *timer;   /* the timeout, NULL if none or done */
-  fut_t *kids[];         /* references */
+  fut_wait_when_t when; /* the condition */
+  size_t n;             /* children */
+  size_t left;          /* children whose callback has not run */
+  fut_handle_t *timer;  /* the timeout, NULL if none or done */
+  fut_t *kids[];        /* references */
 };
 
 static void wait_stop_timer(struct waitf *w) {
@@ -253,8 +256,8 @@ static void wait_timeout(void *arg) {
     wait_release(w);
 }
 
-int fut_wait(fut_loop_t *loop, fut_t *const *fs, size_t n,
-             fut_wait_when_t when, uint64_t timeout_ns, fut_t **out) {
+int fut_wait(fut_loop_t *loop, fut_t *const *fs, size_t n, fut_wait_when_t when,
+             uint64_t timeout_ns, fut_t **out) {
   if (!out)
     return fut__error(-EINVAL, "fut_wait: NULL out");
   *out = NULL;
@@ -276,8 +279,8 @@ int fut_wait(fut_loop_t *loop, fut_t *const *fs, size_t n,
     return err;
   w->when = when;
   if (timeout_ns != UINT64_MAX &&
-      (err = fut_loop_call_later(loop, timeout_ns, wait_timeout, w,
-                                 &w->timer))) {
+      (err =
+           fut_loop_call_later(loop, timeout_ns, wait_timeout, w, &w->timer))) {
     fut_unref(&w->x.fut);
     return err;
   }
@@ -298,8 +301,8 @@ int fut_wait(fut_loop_t *loop, fut_t *const *fs, size_t n,
   return 0;
 }
 
-int fut_wait_sets(const fut_t *f, fut_t **done, size_t *ndone,
-                  fut_t **pending, size_t *npending) {
+int fut_wait_sets(const fut_t *f, fut_t **done, size_t *ndone, fut_t **pending,
+                  size_t *npending) {
   if (!f || fut__ops_of(f) != &wait_ops)
     return fut__error(-EINVAL, "fut_wait_sets: not a fut_wait future");
   const struct waitf *w = fut__container_of(f, struct waitf, x.fut);
@@ -322,14 +325,14 @@ int fut_wait_sets(const fut_t *f, fut_t **done, size_t *ndone,
   return 0;
 }
 
-/* ---- wait_for ---------------------------------------------------------------- */
+/* ---- wait_for ------------------------------------------------------------ */
 
 struct wait_for {
   struct fut__ext x;
-  fut_t *inner;         /* reference */
-  fut_handle_t *timer;  /* pending timeout, or NULL */
-  bool timed_out;       /* the timeout cancelled inner */
-  bool outer_cancel;    /* this future was cancelled: inner is finishing */
+  fut_t *inner;        /* reference */
+  fut_handle_t *timer; /* pending timeout, or NULL */
+  bool timed_out;      /* the timeout cancelled inner */
+  bool outer_cancel;   /* this future was cancelled: inner is finishing */
 };
 
 static void wf_stop_timer(struct wait_for *w) {
@@ -398,13 +401,12 @@ int fut_wait_for(fut_t *f, uint64_t timeout_ns, fut_t **out) {
   if (!f)
     return fut__error(-EINVAL, "fut_wait_for: NULL future");
   int err;
-  struct wait_for *w = new_ext(f->loop, sizeof *w, &wait_for_ops,
-                               "fut_wait_for", &err);
+  struct wait_for *w =
+      new_ext(f->loop, sizeof *w, &wait_for_ops, "fut_wait_for", &err);
   if (!w)
     return err;
   w->inner = fut_ref(f);
-  if (f->state == FUT_PENDING && timeout_ns != 0 &&
-      timeout_ns != UINT64_MAX &&
+  if (f->state == FUT_PENDING && timeout_ns != 0 && timeout_ns != UINT64_MAX &&
       (err = fut_loop_call_later(f->loop, timeout_ns, wf_timeout, w,
                                  &w->timer))) {
     fut_unref(&w->x.fut);
@@ -423,7 +425,7 @@ int fut_wait_for(fut_t *f, uint64_t timeout_ns, fut_t **out) {
   return 0;
 }
 
-/* ---- shield ------------------------------------------------------------------- */
+/* ---- shield -------------------------------------------------------------- */
 
 static void shield_inner_done(fut_t *inner, void *arg) {
   fut_t *outer = arg;
@@ -459,20 +461,20 @@ int fut_shield(fut_t *f, fut_t **out) {
   return 0;
 }
 
-/* ---- as_completed ------------------------------------------------------------- */
+/* ---- as_completed -------------------------------------------------------- */
 
 struct as_completed {
   struct fut__ext x;
-  size_t n;              /* children */
-  size_t nready;         /* children done so far, in ready[0, nready) */
-  size_t given;          /* ready children handed to next futures */
-  size_t nnext;          /* next futures created, in next[0, nnext) */
-  size_t nserved;        /* next[0, nserved) are resolved or failed */
-  fut_handle_t *timer;   /* pending timeout, or NULL */
+  size_t n;            /* children */
+  size_t nready;       /* children done so far, in ready[0, nready) */
+  size_t given;        /* ready children handed to next futures */
+  size_t nnext;        /* next futures created, in next[0, nnext) */
+  size_t nserved;      /* next[0, nserved) are resolved or failed */
+  fut_handle_t *timer; /* pending timeout, or NULL */
   bool timed_out;
-  fut_t **ready;         /* references, completion order (n slots) */
-  fut_t **next;          /* references to the next futures (n slots) */
-  fut_t *kids[];         /* references */
+  fut_t **ready; /* references, completion order (n slots) */
+  fut_t **next;  /* references to the next futures (n slots) */
+  fut_t *kids[]; /* references */
 };
 
 static void ac_stop_timer(struct as_completed *a) {
@@ -497,7 +499,9 @@ static void ac_destroy(fut_t *f) {
   fut__free(a);
 }
 
-static void unref_ptr(void *p) { fut_unref(p); }
+static void unref_ptr(void *p) {
+  fut_unref(p);
+}
 
 /* Hands ready children to waiting next futures, in order. */
 static void ac_serve(struct as_completed *a) {
@@ -557,31 +561,30 @@ static void ac_timeout(void *arg) {
   consume(&a->x.fut); /* reported through the next futures */
 }
 
-int fut_as_completed(fut_loop_t *loop, fut_t *const *fs, size_t n,
-                     uint64_t timeout_ns, fut_t **out) {
+int fut_as_completed_iter(fut_loop_t *loop, fut_t *const *fs, size_t n,
+                          uint64_t timeout_ns, fut_t **out) {
   if (!out)
-    return fut__error(-EINVAL, "fut_as_completed: NULL out");
+    return fut__error(-EINVAL, "fut_as_completed_iter: NULL out");
   *out = NULL;
-  int err = loop ? check_futs(loop, fs, n, "fut_as_completed")
-                 : fut__error(-EINVAL, "fut_as_completed: NULL loop");
+  int err = loop ? check_futs(loop, fs, n, "fut_as_completed_iter")
+                 : fut__error(-EINVAL, "fut_as_completed_iter: NULL loop");
   if (err)
     return err;
   if (n > (SIZE_MAX - sizeof(struct as_completed)) / sizeof(fut_t *))
-    return fut__error(-ENOMEM, "fut_as_completed: too many futures");
+    return fut__error(-ENOMEM, "fut_as_completed_iter: too many futures");
   struct as_completed *a =
       new_ext(loop, sizeof *a + n * sizeof(fut_t *), &as_completed_ops,
-              "fut_as_completed", &err);
+              "fut_as_completed_iter", &err);
   if (!a)
     return err;
   a->ready = fut__calloc(n ? n : 1, sizeof(fut_t *));
   a->next = fut__calloc(n ? n : 1, sizeof(fut_t *));
   if (!a->ready || !a->next) {
     fut_unref(&a->x.fut);
-    return fut__error(-ENOMEM, "fut_as_completed: out of memory");
+    return fut__error(-ENOMEM, "fut_as_completed_iter: out of memory");
   }
   if (n > 0 && timeout_ns != UINT64_MAX &&
-      (err = fut_loop_call_later(loop, timeout_ns, ac_timeout, a,
-                                 &a->timer))) {
+      (err = fut_loop_call_later(loop, timeout_ns, ac_timeout, a, &a->timer))) {
     fut_unref(&a->x.fut);
     return err;
   }
@@ -603,17 +606,19 @@ int fut_as_completed(fut_loop_t *loop, fut_t *const *fs, size_t n,
   return 0;
 }
 
-int fut_as_completed_next(fut_t *f, fut_t **out) {
+int fut_as_completed_iter_next(fut_t *f, fut_t **out) {
   if (!out)
-    return fut__error(-EINVAL, "fut_as_completed_next: NULL out");
+    return fut__error(-EINVAL, "fut_as_completed_iter_next: NULL out");
   *out = NULL;
   if (!f || fut__ops_of(f) != &as_completed_ops)
-    return fut__error(-EINVAL, "fut_as_completed_next: not an as_completed "
-                      "future");
+    return fut__error(-EINVAL, "fut_as_completed_iter_next: not an "
+                               "as_completed future");
   struct as_completed *a = fut__container_of(f, struct as_completed, x.fut);
   if (a->nnext == a->n)
-    return fut__error(-ENOENT, "fut_as_completed_next: all %zu futures were "
-                      "handed out", a->n);
+    return fut__error(-ENOENT,
+                      "fut_as_completed_iter_next: all %zu "
+                      "futures were handed out",
+                      a->n);
   fut_t *nx;
   int err = fut_new(f->loop, &nx);
   if (err)
@@ -626,13 +631,13 @@ int fut_as_completed_next(fut_t *f, fut_t **out) {
   return 0;
 }
 
-/* ---- then ----------------------------------------------------------------------- */
+/* ---- then ---------------------------------------------------------------- */
 
 struct then {
   struct fut__ext x;
-  fut_t *src;        /* reference until fn ran */
-  fut_then_fn fn;    /* NULL: copy src's outcome */
-  void *arg;         /* borrowed */
+  fut_t *src;     /* reference until fn ran */
+  fut_then_fn fn; /* NULL: copy src's outcome */
+  void *arg;      /* borrowed */
 };
 
 static void then_destroy(fut_t *f) {
@@ -676,8 +681,7 @@ int fut_then(fut_t *src, fut_then_fn fn, void *arg, fut_t **out) {
   if (!src)
     return fut__error(-EINVAL, "fut_then: NULL future");
   int err;
-  struct then *t = new_ext(src->loop, sizeof *t, &then_ops, "fut_then",
-                           &err);
+  struct then *t = new_ext(src->loop, sizeof *t, &then_ops, "fut_then", &err);
   if (!t)
     return err;
   t->fn = fn;

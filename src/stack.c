@@ -1,6 +1,7 @@
-/* Task stacks: one anonymous mapping per stack with a guard page below the
- * usable part (a guard region of 16 pages), recycled through a small per-loop cache, and the SIGSEGV
- * handler that turns a guard-page hit into a message naming the task.
+/* Task stacks: one anonymous mapping per stack with a guard region of 16
+ * pages below the usable part, recycled through a small per-loop cache,
+ * and the SIGSEGV handler that turns a guard hit into a message naming the
+ * task.
  *
  * The guard is installed with MADV_GUARD_INSTALL where the kernel has it
  * (Linux 6.13+): a guard region inside the mapping, so neighbouring stacks
@@ -90,9 +91,9 @@ int fut__stack_get(struct fut__stack_cache *c, size_t size,
   size_t ps = page_size();
   size_t guard = GUARD_PAGES * ps;
   size_t map_size = size + guard;
-  void *map = mmap(NULL, map_size, PROT_READ | PROT_WRITE,
-                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK,
-                   -1, 0);
+  void *map =
+      mmap(NULL, map_size, PROT_READ | PROT_WRITE,
+           MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
   if (map == MAP_FAILED)
     return fut__error(-ENOMEM, "task stack: mmap of %zu bytes failed: %s",
                       map_size, strerror(errno));
@@ -102,7 +103,8 @@ int fut__stack_get(struct fut__stack_cache *c, size_t size,
       mprotect(map, guard, PROT_NONE) != 0) {
     int e = errno;
     munmap(map, map_size);
-    return fut__error(-ENOMEM, "task stack: cannot protect the guard page: "
+    return fut__error(-ENOMEM,
+                      "task stack: cannot protect the guard page: "
                       "%s (too many mappings? see vm.max_map_count)",
                       strerror(e));
   }
@@ -111,8 +113,8 @@ int fut__stack_get(struct fut__stack_cache *c, size_t size,
   out->size = size;
   out->vg_id = 0;
 #if defined(FUT__VALGRIND)
-  out->vg_id = VALGRIND_STACK_REGISTER((char *)map + guard,
-                                       (char *)map + map_size);
+  out->vg_id =
+      VALGRIND_STACK_REGISTER((char *)map + guard, (char *)map + map_size);
 #endif
   return 0;
 }
@@ -134,7 +136,7 @@ void fut__stack_cache_clear(struct fut__stack_cache *c) {
     unmap(&c->s[--c->n]);
 }
 
-/* ---- guard-page hits ------------------------------------------------------ */
+/* ---- guard-page hits ----------------------------------------------------- */
 
 #define ALTSTACK_SIZE (64u * 1024u)
 
@@ -175,7 +177,8 @@ static void on_segv(int sig, siginfo_t *si, void *uctx) {
     n = put(buf, n, sizeof buf, " bytes is exhausted (guard page hit at 0x");
     num[fmt_u(num, (uintptr_t)si->si_addr, 16)] = '\0';
     n = put(buf, n, sizeof buf, num);
-    n = put(buf, n, sizeof buf, "); give it a larger "
+    n = put(buf, n, sizeof buf,
+            "); give it a larger "
             "fut_task_opts_t.stack_size\n");
     ssize_t w = write(STDERR_FILENO, buf, n);
     (void)w;
@@ -188,8 +191,7 @@ static void on_segv(int sig, siginfo_t *si, void *uctx) {
       old_segv.sa_sigaction(sig, si, uctx);
       return;
     }
-  } else if (old_segv.sa_handler != SIG_DFL &&
-             old_segv.sa_handler != SIG_IGN) {
+  } else if (old_segv.sa_handler != SIG_DFL && old_segv.sa_handler != SIG_IGN) {
     old_segv.sa_handler(sig);
     return;
   }

@@ -167,7 +167,7 @@ FUT_EXTERN int fut_task_return_bytes(const void *data, size_t len);
  * returns -EINVAL).  Outside a task: returns err and records nothing. */
 FUT_EXTERN int fut_task_fail(int err, const char *fmt, ...) FUT_PRINTF(2, 3);
 
-/* ---- asyncio.run ---------------------------------------------------------- */
+/* ---- asyncio.run --------------------------------------------------------- */
 
 /* asyncio.run(main(arg)): creates a loop, runs main as a task until it is
  * done, cancels the tasks still pending and waits for them, shuts down the
@@ -224,8 +224,7 @@ typedef enum fut_wait_when {
  * pending sets.  Errors: -EINVAL also for n == 0 (as asyncio) or a bad
  * `when`. */
 FUT_EXTERN int fut_wait(fut_loop_t *loop, fut_t *const *fs, size_t n,
-                        fut_wait_when_t when, uint64_t timeout_ns,
-                        fut_t **out);
+                        fut_wait_when_t when, uint64_t timeout_ns, fut_t **out);
 /* Splits a wait's children, as they are now, into done[] and pending[]
  * (each with room for the n given to fut_wait; either may be NULL),
  * writing the counts.  Borrowed pointers.  Errors: -EINVAL if w is not a
@@ -247,17 +246,22 @@ FUT_EXTERN int fut_wait_for(fut_t *f, uint64_t timeout_ns, fut_t **out);
  * cancel f; f is kept alive until it is done. */
 FUT_EXTERN int fut_shield(fut_t *f, fut_t **out);
 
-/* asyncio.as_completed: *out receives an iterator future that finishes
- * (result NULL) when every child has been handed out, or fails with
- * -ETIMEDOUT when timeout_ns (UINT64_MAX: none) runs out first.  Each
- * fut_as_completed_next call gives a new future (owned) that finishes with
- * the next child to complete, in completion order, as its pointer result
- * (borrowed while that future lives: read it with fut_result), or fails
- * with -ETIMEDOUT after the timeout.  Errors of next: -EINVAL (ac not an
- * as_completed future), -ENOENT (every child was already handed out). */
-FUT_EXTERN int fut_as_completed(fut_loop_t *loop, fut_t *const *fs, size_t n,
-                                uint64_t timeout_ns, fut_t **out);
-FUT_EXTERN int fut_as_completed_next(fut_t *ac, fut_t **next);
+/* asyncio.as_completed (named _iter: fut_as_completed_next and
+ * fut_as_completed_t are concurrent.futures' blocking iterator, in
+ * executor.h).  *out receives an iterator future that finishes (result
+ * NULL) when every child is done, or fails with -ETIMEDOUT when timeout_ns
+ * (UINT64_MAX: none) runs out first.  Each fut_as_completed_iter_next call
+ * gives a new future (owned) that finishes with the next child to
+ * complete, in completion order, as its pointer result (borrowed while
+ * that future lives: read it with fut_result), or fails with -ETIMEDOUT
+ * after the timeout.  Cancelling the iterator cancels the pending next
+ * futures, not the children.  Errors of next: -EINVAL (ac not an iterator
+ * of fut_as_completed_iter), -ENOENT (n next futures were already given).
+ */
+FUT_EXTERN int fut_as_completed_iter(fut_loop_t *loop, fut_t *const *fs,
+                                     size_t n, uint64_t timeout_ns,
+                                     fut_t **out);
+FUT_EXTERN int fut_as_completed_iter_next(fut_t *ac, fut_t **next);
 
 /* Promise-style chaining: fn(src, dst, arg) runs on the loop once, when src
  * is done (even if dst was cancelled meanwhile: check fut_done(dst)), and
