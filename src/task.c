@@ -20,6 +20,7 @@
  * runs and their stacks are released (asyncio closes their coroutines). */
 #include "ctx.h"
 #include "internal.h"
+#include "task_internal.h"
 
 #include <string.h>
 
@@ -88,6 +89,7 @@ struct task_state {
   size_t ntasks;                 /* length of tasks */
   uint64_t next_id;              /* for default names Task-<n> */
   bool closing;                  /* fut_loop_close is finishing tasks */
+  struct fut__comb *combs;       /* live combinators (combine.c) */
   struct fut__stack_cache cache; /* stacks of finished tasks */
 };
 
@@ -302,8 +304,9 @@ static void close_task(struct task *t) {
     t->waiter = NULL;
   }
   t->closing_wake = true;
+  /* Every suspension point returns at once now: the task runs to its end
+   * (finish() may free it). */
   resume(t);
-  FUT__ASSERT(t->state == T_DONE || t->ts == NULL);
 }
 
 static void task_close(fut_loop_t *loop) {
@@ -313,10 +316,16 @@ static void task_close(fut_loop_t *loop) {
   ts->closing = true;
   while (ts->tasks)
     close_task(ts->tasks);
+  fut__comb_close_all(&ts->combs);
   fut__stack_cache_clear(&ts->cache);
   fut__free(ts);
   loop->task_state = NULL;
   loop->task_close = NULL;
+}
+
+struct fut__comb **fut__task_combs(fut_loop_t *loop) {
+  struct task_state *ts = get_state(loop);
+  return ts ? &ts->combs : NULL;
 }
 
 /* ---- creation ------------------------------------------------------------ */

@@ -186,8 +186,11 @@ FUT_EXTERN int fut_run(fut_task_fn main, void *arg, fut_t **out);
  * Each returns a future (a reference the caller owns) usable from tasks
  * (fut_await) and from callback code (fut_add_done_callback).  Each takes
  * its own references to the futures given; the caller keeps its own.  All
- * futures must belong to loop (FUT_E_OTHER_LOOP).  Common errors: -EINVAL
- * (NULL arguments), FUT_E_CLOSED, -ENOMEM. */
+ * futures must belong to loop (FUT_E_OTHER_LOOP).  A combinator lives
+ * until its children are done, even if every reference to it is dropped;
+ * if the loop is closed first, it lets go of its children and timers then
+ * (nothing leaks).  Common errors: -EINVAL (NULL arguments), FUT_E_CLOSED,
+ * -ENOMEM. */
 
 enum {
   /* gather: a failed or cancelled child is kept as an outcome instead of
@@ -268,7 +271,8 @@ FUT_EXTERN int fut_as_completed_iter_next(fut_t *ac, fut_t **next);
  * resolves dst (fut_set_result..., or leaves it pending to resolve it
  * later).  If fn returns a negative code while dst is pending, dst fails
  * with it.  fn NULL copies src's outcome.  Cancelling dst cancels src.
- * arg is borrowed until fn ran. */
+ * arg is borrowed until fn ran (fn never runs if the loop is closed while
+ * src is pending). */
 typedef int (*fut_then_fn)(fut_t *src, fut_t *dst, void *arg);
 FUT_EXTERN int fut_then(fut_t *src, fut_then_fn fn, void *arg, fut_t **out);
 
