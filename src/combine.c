@@ -662,27 +662,26 @@ static void ac_timeout(void *arg) {
   consume(&a->x.fut); /* reported through the next futures */
 }
 
-int fut_as_completed_iter(fut_loop_t *loop, fut_t *const *fs, size_t n,
-                          uint64_t timeout_ns, fut_t **out) {
+int fut_as_completed(fut_loop_t *loop, fut_t *const *fs, size_t n,
+                     uint64_t timeout_ns, fut_t **out) {
   if (!out)
-    return fut__error(-EINVAL, "fut_as_completed_iter: NULL out");
+    return fut__error(-EINVAL, "fut_as_completed: NULL out");
   *out = NULL;
-  int err = loop ? check_futs(loop, fs, n, "fut_as_completed_iter")
-                 : fut__error(-EINVAL, "fut_as_completed_iter: NULL loop");
+  int err = loop ? check_futs(loop, fs, n, "fut_as_completed")
+                 : fut__error(-EINVAL, "fut_as_completed: NULL loop");
   if (err)
     return err;
   if (n > (SIZE_MAX - sizeof(struct as_completed)) / sizeof(fut_t *))
-    return fut__error(-ENOMEM, "fut_as_completed_iter: too many futures");
-  struct as_completed *a =
-      new_ext(loop, sizeof *a + n * sizeof(fut_t *), &as_completed_ops,
-              "fut_as_completed_iter", &err);
+    return fut__error(-ENOMEM, "fut_as_completed: too many futures");
+  struct as_completed *a = new_ext(loop, sizeof *a + n * sizeof(fut_t *),
+                                   &as_completed_ops, "fut_as_completed", &err);
   if (!a)
     return err;
   a->ready = fut__calloc(n ? n : 1, sizeof(fut_t *));
   a->next = fut__calloc(n ? n : 1, sizeof(fut_t *));
   if (!a->ready || !a->next) {
     fut_unref(&a->x.fut);
-    return fut__error(-ENOMEM, "fut_as_completed_iter: out of memory");
+    return fut__error(-ENOMEM, "fut_as_completed: out of memory");
   }
   if (n > 0 && timeout_ns != UINT64_MAX &&
       (err = fut_loop_call_later(loop, timeout_ns, ac_timeout, a, &a->timer))) {
@@ -708,17 +707,17 @@ int fut_as_completed_iter(fut_loop_t *loop, fut_t *const *fs, size_t n,
   return 0;
 }
 
-int fut_as_completed_iter_next(fut_t *f, fut_t **out) {
+int fut_as_completed_next(fut_t *f, fut_t **out) {
   if (!out)
-    return fut__error(-EINVAL, "fut_as_completed_iter_next: NULL out");
+    return fut__error(-EINVAL, "fut_as_completed_next: NULL out");
   *out = NULL;
   if (!f || fut__ops_of(f) != &as_completed_ops)
-    return fut__error(-EINVAL, "fut_as_completed_iter_next: not an "
+    return fut__error(-EINVAL, "fut_as_completed_next: not an "
                                "as_completed future");
   struct as_completed *a = fut__container_of(f, struct as_completed, x.fut);
   if (a->nnext == a->n)
     return fut__error(-ENOENT,
-                      "fut_as_completed_iter_next: all %zu "
+                      "fut_as_completed_next: all %zu "
                       "futures were handed out",
                       a->n);
   fut_t *nx;

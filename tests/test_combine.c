@@ -663,7 +663,7 @@ static int consume_as_completed(void *arg) {
   struct ac_run *r = arg;
   for (;;) {
     fut_t *nx;
-    int rc = fut_as_completed_iter_next(r->ac, &nx);
+    int rc = fut_as_completed_next(r->ac, &nx);
     if (rc == -ENOENT)
       break;
     assert_int_equal(rc, 0);
@@ -687,7 +687,7 @@ static void test_as_completed_yields_in_completion_order(void **state) {
   for (int i = 0; i < 3; i++)
     ts[i] = spawn(loop, job_fn, &j[i]);
   struct ac_run r = {0};
-  assert_int_equal(fut_as_completed_iter(loop, ts, 3, UINT64_MAX, &r.ac), 0);
+  assert_int_equal(fut_as_completed(loop, ts, 3, UINT64_MAX, &r.ac), 0);
   fut_t *c = spawn(loop, consume_as_completed, &r);
   assert_int_equal(fut_loop_run_until_complete(loop, c), 0);
   assert_int_equal(r.n, 3);
@@ -709,7 +709,7 @@ static void test_as_completed_timeout(void **state) {
   fut_t *fs[2] = {newf(loop), newf(loop)};
   fut_loop_call_soon(loop, set_result_cb, fs[1], NULL);
   struct ac_run r = {0};
-  assert_int_equal(fut_as_completed_iter(loop, fs, 2, FUT_MS(3), &r.ac), 0);
+  assert_int_equal(fut_as_completed(loop, fs, 2, FUT_MS(3), &r.ac), 0);
   fut_t *c = spawn(loop, consume_as_completed, &r);
   assert_int_equal(fut_loop_run_until_complete(loop, c), -ETIMEDOUT);
   assert_int_equal(r.n, 1);
@@ -728,12 +728,12 @@ static void test_as_completed_bad_arguments(void **state) {
   (void)state;
   fut_loop_t *loop = new_loop();
   fut_t *f = newf(loop), *nx = (fut_t *)1;
-  assert_int_equal(fut_as_completed_iter_next(f, &nx), -EINVAL);
+  assert_int_equal(fut_as_completed_next(f, &nx), -EINVAL);
   assert_null(nx);
   fut_t *ac;
-  assert_int_equal(fut_as_completed_iter(loop, NULL, 0, UINT64_MAX, &ac), 0);
+  assert_int_equal(fut_as_completed(loop, NULL, 0, UINT64_MAX, &ac), 0);
   assert_true(fut_done(ac));
-  assert_int_equal(fut_as_completed_iter_next(ac, &nx), -ENOENT);
+  assert_int_equal(fut_as_completed_next(ac, &nx), -ENOENT);
   fut_unref(ac);
   fut_unref(f);
   end_loop(loop);
@@ -924,10 +924,9 @@ static void test_combine_loop_close_releases_waiting_combinators(void **state) {
       fut_wait(loop, ab, 2, FUT_ALL_COMPLETED, FUT_SEC(100), &made[n++]), 0);
   assert_int_equal(fut_wait_for(a, FUT_SEC(100), &made[n++]), 0);
   assert_int_equal(fut_shield(a, &made[n++]), 0);
-  assert_int_equal(fut_as_completed_iter(loop, ab, 2, FUT_SEC(100), &made[n++]),
-                   0);
+  assert_int_equal(fut_as_completed(loop, ab, 2, FUT_SEC(100), &made[n++]), 0);
   fut_t *nx;
-  assert_int_equal(fut_as_completed_iter_next(made[n - 1], &nx), 0);
+  assert_int_equal(fut_as_completed_next(made[n - 1], &nx), 0);
   assert_int_equal(fut_then(a, NULL, NULL, &made[n++]), 0);
   fut_t *waiter = spawn(loop, await_arg, made[0]);
   drain(loop);
@@ -954,8 +953,7 @@ static void test_combine_loop_close_with_pending_children(void **state) {
       fut_wait(loop, &a, 1, FUT_ALL_COMPLETED, FUT_SEC(100), &made[n++]), 0);
   assert_int_equal(fut_wait_for(a, FUT_SEC(100), &made[n++]), 0);
   assert_int_equal(fut_shield(a, &made[n++]), 0);
-  assert_int_equal(fut_as_completed_iter(loop, &a, 1, UINT64_MAX, &made[n++]),
-                   0);
+  assert_int_equal(fut_as_completed(loop, &a, 1, UINT64_MAX, &made[n++]), 0);
   assert_int_equal(fut_then(a, NULL, NULL, &made[n++]), 0);
   fut_unref(a);
   assert_int_equal(fut_loop_close(loop), 0);

@@ -249,22 +249,20 @@ FUT_EXTERN int fut_wait_for(fut_t *f, uint64_t timeout_ns, fut_t **out);
  * cancel f; f is kept alive until it is done. */
 FUT_EXTERN int fut_shield(fut_t *f, fut_t **out);
 
-/* asyncio.as_completed (named _iter: fut_as_completed_next and
- * fut_as_completed_t are concurrent.futures' blocking iterator, in
- * executor.h).  *out receives an iterator future that finishes (result
- * NULL) when every child is done, or fails with -ETIMEDOUT when timeout_ns
- * (UINT64_MAX: none) runs out first.  Each fut_as_completed_iter_next call
- * gives a new future (owned) that finishes with the next child to
- * complete, in completion order, as its pointer result (borrowed while
- * that future lives: read it with fut_result), or fails with -ETIMEDOUT
+/* asyncio.as_completed (concurrent.futures' blocking one is
+ * fut_cf_as_completed, in executor.h).  *out receives an iterator future that
+ * finishes (result NULL) when every child is done, or fails with -ETIMEDOUT
+ * when timeout_ns (UINT64_MAX: none) runs out first.  Each
+ * fut_as_completed_next call gives a new future (owned) that finishes with the
+ * next child to complete, in completion order, as its pointer result (borrowed
+ * while that future lives: read it with fut_result), or fails with -ETIMEDOUT
  * after the timeout.  Cancelling the iterator cancels the pending next
  * futures, not the children.  Errors of next: -EINVAL (ac not an iterator
- * of fut_as_completed_iter), -ENOENT (n next futures were already given).
+ * of fut_as_completed), -ENOENT (n next futures were already given).
  */
-FUT_EXTERN int fut_as_completed_iter(fut_loop_t *loop, fut_t *const *fs,
-                                     size_t n, uint64_t timeout_ns,
-                                     fut_t **out);
-FUT_EXTERN int fut_as_completed_iter_next(fut_t *ac, fut_t **next);
+FUT_EXTERN int fut_as_completed(fut_loop_t *loop, fut_t *const *fs, size_t n,
+                                uint64_t timeout_ns, fut_t **out);
+FUT_EXTERN int fut_as_completed_next(fut_t *ac, fut_t **next);
 
 /* Promise-style chaining: fn(src, dst, arg) runs on the loop once, when src
  * is done (even if dst was cancelled meanwhile: check fut_done(dst)), and
