@@ -966,6 +966,56 @@ static void test_task_stacks_are_recycled(void **state) {
   end_loop(loop);
 }
 
+/* ---- FP control words ------------------------------------------------ */
+
+#if defined(__x86_64__)
+static unsigned get_mxcsr(void) {
+  unsigned v;
+  __asm__ volatile("stmxcsr %0" : "=m"(v));
+  return v;
+}
+static void set_mxcsr(unsigned v) {
+  __asm__ volatile("ldmxcsr %0" : : "m"(v));
+}
+
+#define MXCSR_ROUND_DOWN 0x2000u
+static unsigned seen_by_loop;
+static void read_loop_mxcsr(void *arg) {
+  (void)arg;
+  seen_by_loop = get_mxcsr();
+}
+
+static int fp_task(void *arg) {
+  unsigned *after = arg;
+  unsigned base = get_mxcsr();
+  set_mxcsr((base & ~0x6000u) | MXCSR_ROUND_DOWN);
+  fut_loop_call_soon(fut_get_running_loop(), read_loop_mxcsr, NULL, NULL);
+  fut_yield();
+  fut_yield();
+  *after = get_mxcsr();
+  set_mxcsr(base);
+  return 0;
+}
+#endif
+
+static void test_task_fp_control_word_is_per_task(void **state) {
+  (void)state;
+#if defined(__x86_64__)
+  fut_loop_t *loop = new_loop();
+  unsigned loop_mxcsr = get_mxcsr(), after = 0;
+  fut_t *t = spawn(loop, fp_task, &after);
+  assert_int_equal(fut_loop_run_until_complete(loop, t), 0);
+  /* The loop kept its rounding mode while the task ran with its own. */
+  assert_int_equal(seen_by_loop & 0x6000u, loop_mxcsr & 0x6000u);
+  assert_int_equal(after & 0x6000u, MXCSR_ROUND_DOWN);
+  assert_int_equal(get_mxcsr(), loop_mxcsr);
+  fut_unref(t);
+  end_loop(loop);
+#else
+  skip();
+#endif
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_task_returns_i64),
@@ -1006,6 +1056,7 @@ int main(void) {
       cmocka_unit_test(test_task_exception_never_retrieved_is_reported),
       cmocka_unit_test(test_task_deep_stack_use_within_limit),
       cmocka_unit_test(test_task_stacks_are_recycled),
+      cmocka_unit_test(test_task_fp_control_word_is_per_task),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
