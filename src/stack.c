@@ -37,6 +37,28 @@
  * rounding never overflows. */
 #define STACK_MAX ((size_t)1 << 32)
 
+/* 1 while MADV_GUARD_INSTALL works, -1 once the kernel refused it. */
+static atomic_int guard_install = 1;
+
+static pthread_once_t thp_once = PTHREAD_ONCE_INIT;
+static bool thp_is_always;
+
+static void read_thp(void) {
+  FILE *f = fopen("/sys/kernel/mm/transparent_hugepage/enabled", "re");
+  char buf[128] = "";
+  if (f) {
+    if (!fgets(buf, sizeof buf, f))
+      buf[0] = '\0';
+    fclose(f);
+  }
+  thp_is_always = strstr(buf, "[always]") != NULL;
+}
+
+static bool thp_always(void) {
+  pthread_once(&thp_once, read_thp);
+  return thp_is_always;
+}
+
 static size_t page_size(void) {
   static size_t ps;
   if (!ps) {
@@ -97,10 +119,17 @@ int fut__stack_get(struct fut__stack_cache *c, size_t size,
   if (map == MAP_FAILED)
     return fut__error(-ENOMEM, "task stack: mmap of %zu bytes failed: %s",
                       map_size, strerror(errno));
-  /* A huge page would commit 2 MiB for a task that touches 4 KiB. */
-  madvise(map, map_size, MADV_NOHUGEPAGE);
-  if (madvise(map, guard, MADV_GUARD_INSTALL) != 0 &&
-      mprotect(map, guard, PROT_NONE) != 0) {
+  /* A huge page would commit 2 MiB for a task that touches 4 KiB; only
+   * THP "always" gives anonymous memory huge pages unasked. */
+  if (thp_always())
+    madvise(map, map_size, MADV_NOHUGEPAGE);
+  int guard_ok = atomic_load_explicit(&guard_install, memory_order_relaxed);
+  if (guard_ok >= 0) {
+    guard_ok = madvise(map, guard, MADV_GUARD_INSTALL) == 0;
+    if (!guard_ok && errno == EINVAL) /* kernel before 6.13 */
+      atomic_store_explicit(&guard_install, -1, memory_order_relaxed);
+  }
+  if (guard_ok <= 0 && mprotect(map, guard, PROT_NONE) != 0) {
     int e = errno;
     munmap(map, map_size);
     return fut__error(-ENOMEM,
