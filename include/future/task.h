@@ -52,7 +52,11 @@
  * page plus the task object), the same for 16 KiB, 64 KiB, 256 KiB or
  * 1 MiB stacks.  Hence the generous 256 KiB default: headroom for deep C
  * libraries costs address space only (with vm.overcommit_memory=2, which
- * ignores MAP_NORESERVE, choose smaller stacks for very many tasks).
+ * ignores MAP_NORESERVE, choose smaller stacks for very many tasks).  The
+ * guard is a MADV_GUARD_INSTALL region (Linux 6.13+), which costs no VMA;
+ * older kernels get mprotect, two VMAs per stack, so about 32,000 live
+ * tasks fit under the default vm.max_map_count of 65530 (creation then
+ * fails with -ENOMEM; raise the sysctl).
  * Overflowing the stack hits the guard and stops the program with a
  * message naming the task and its stack size: the first task created
  * installs a SIGSEGV handler (chaining to any handler installed before it)
