@@ -139,6 +139,9 @@ int fut__stack_get(struct fut__stack_cache *c, size_t size,
 /* Returns a stack to the cache, or unmaps it when the cache is full. */
 void fut__stack_put(struct fut__stack_cache *c, struct fut__stack *s);
 void fut__stack_cache_clear(struct fut__stack_cache *c);
+/* Unmaps a stack whose frames were dropped without returning (all of it
+ * may hold stale sanitizer poison): never cached. */
+void fut__stack_discard(struct fut__stack *s);
 /* Once per thread that runs tasks: an alternate signal stack and the
  * SIGSEGV handler that recognises guard pages. */
 void fut__stack_guard_setup(void);

@@ -160,6 +160,15 @@ void fut__stack_put(struct fut__stack_cache *c, struct fut__stack *s) {
   s->map = NULL;
 }
 
+void fut__stack_discard(struct fut__stack *s) {
+  if (!s->map)
+    return;
+#if defined(FUT__ASAN)
+  __asan_unpoison_memory_region(fut__stack_lo(s), s->size);
+#endif
+  unmap(s);
+}
+
 void fut__stack_cache_clear(struct fut__stack_cache *c) {
   while (c->n > 0)
     unmap(&c->s[--c->n]);

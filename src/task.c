@@ -63,6 +63,7 @@ struct task {
   uint8_t state;            /* enum task_run_state */
   bool must_cancel;         /* a cancel waits for the next suspension */
   bool closing_wake;        /* resumed by loop close, not by its waiter */
+  bool abandoned;           /* ended without returning: frames dropped */
   uint8_t rkind;            /* RES_*: staged result for a 0 return */
   union {
     struct {
@@ -200,7 +201,10 @@ static void unlink_task(struct task *t) {
  * run reference.  On the scheduler stack. */
 static void finish(struct task *t) {
   fut_t *f = &t->x.fut;
-  fut__stack_put(&t->ts->cache, &t->stack);
+  if (t->abandoned)
+    fut__stack_discard(&t->stack);
+  else
+    fut__stack_put(&t->ts->cache, &t->stack);
 #if defined(FUT__TSAN)
   __tsan_destroy_fiber(t->tsan_fiber);
   t->tsan_fiber = NULL;
@@ -280,7 +284,6 @@ static struct task_state *get_state(fut_loop_t *loop) {
   struct task_state *ts = fut__calloc(1, sizeof *ts);
   if (!ts)
     return NULL;
-  fut__stack_guard_setup();
   loop->task_state = ts;
   loop->task_close = task_close;
   return ts;
@@ -302,6 +305,16 @@ static void close_task(struct task *t) {
     fut_remove_done_callback(t->waiter, wakeup, t);
     fut_unref(t->waiter);
     t->waiter = NULL;
+  }
+  if (sched.current) {
+    /* Closed from inside a task of another loop: switches only go
+     * scheduler <-> task, so this one cannot run again.  Its frames are
+     * dropped without clean-up. */
+    t->rc = -ECANCELED;
+    t->state = T_DONE;
+    t->abandoned = true;
+    finish(t);
+    return;
   }
   t->closing_wake = true;
   /* Every suspension point returns at once now: the task runs to its end
@@ -376,6 +389,7 @@ int fut_create_task(fut_loop_t *loop, fut_task_fn fn, void *arg,
   struct task_state *ts = get_state(loop);
   if (!ts)
     return fut__error(-ENOMEM, "fut_create_task: out of memory");
+  fut__stack_guard_setup();
   if (ts->closing)
     return fut__error(FUT_E_CLOSED, "fut_create_task: the loop is closing");
   struct task *t = fut__calloc(1, sizeof *t);

@@ -903,6 +903,42 @@ static void test_task_loop_close_finishes_pending_tasks(void **state) {
   end_loop(loop);
 }
 
+struct other_close {
+  fut_loop_t *other;
+  int rc;
+};
+
+static int close_other_loop(void *arg) {
+  struct other_close *oc = arg;
+  oc->rc = fut_loop_close(oc->other);
+  return 0;
+}
+
+static void test_task_close_other_loop_from_a_task(void **state) {
+  (void)state;
+  handler_calls = 0;
+  fut_loop_t *loop = new_loop(), *other = new_loop();
+  fut_loop_set_exception_handler(other, counting_handler, NULL);
+  struct closing c = {0};
+  fut_new(other, &c.f);
+  fut_t *t = spawn(other, wait_forever, &c);
+  fut_loop_run_once(other, 0); /* t waits on c.f */
+  struct other_close oc = {.other = other, .rc = 1};
+  fut_t *closer = spawn(loop, close_other_loop, &oc);
+  assert_int_equal(fut_loop_run_until_complete(loop, closer), 0);
+  assert_int_equal(oc.rc, 0);
+  /* The other loop's task could not run from inside a task: it ends
+   * cancelled, its clean-up skipped. */
+  assert_true(fut_cancelled(t));
+  assert_false(c.cleaned);
+  assert_int_equal(handler_calls, 1);
+  fut_unref(c.f);
+  fut_unref(t);
+  fut_unref(closer);
+  end_loop(other);
+  end_loop(loop);
+}
+
 static void test_task_exception_never_retrieved_is_reported(void **state) {
   (void)state;
   handler_calls = 0;
@@ -1053,6 +1089,7 @@ int main(void) {
       cmocka_unit_test(test_task_create_bad_arguments),
       cmocka_unit_test(test_task_create_out_of_memory_leaves_nothing),
       cmocka_unit_test(test_task_loop_close_finishes_pending_tasks),
+      cmocka_unit_test(test_task_close_other_loop_from_a_task),
       cmocka_unit_test(test_task_exception_never_retrieved_is_reported),
       cmocka_unit_test(test_task_deep_stack_use_within_limit),
       cmocka_unit_test(test_task_stacks_are_recycled),
