@@ -2,6 +2,7 @@
  *
  *   future/loop.h      the event loop: callbacks, timers, fd watchers
  *   future/future.h    futures: set_result, cancel, done callbacks
+ *   future/task.h      tasks (fut_await, fut_run) and combinators
  *   future/errors.h    error codes, fut_strerror
  *   future/version.h   version and export macros
  */
@@ -12,5 +13,6 @@
 #include "future/errors.h"
 #include "future/loop.h"
 #include "future/future.h"
+#include "future/task.h"
 
 #endif
