@@ -496,7 +496,7 @@ static int get_state(fut_loop_t *loop, struct exec_state **out) {
   pthread_mutex_init(&ib->lock, NULL);
   atomic_init(&ib->refs, 1);
   atomic_init(&ib->closed, false);
-  fut__slab_init(&ib->slab, sizeof(struct wrap), 64);
+  fut__slab_init(&ib->slab, sizeof(struct wrap));
   ib->loop = loop;
   st->inbox = ib;
   loop->executor_state = st;
