@@ -109,8 +109,8 @@ int main(int argc, char **argv) {
          (double)(now_ns() - t0) / 1e6);
 
   /* Warm up: workers forked, pages touched. */
-  struct counter c = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER,
-                      0, 0};
+  struct counter c = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0,
+                      0};
   for (int round = 0; round < 2; round++) {
     long n = round == 0 ? 1000 : jobs;
     c.left = n;

@@ -35,7 +35,7 @@
 #define PIPELINE 2
 #define PIPELINE_MAX 8
 #define RX_CAP (64u * 1024u)
-#define SOCKBUF (4 << 20)         /* asked; the kernel clamps it */
+#define SOCKBUF (4 << 20) /* asked; the kernel clamps it */
 
 _Static_assert(offsetof(struct fut__pp_job, payload) ==
                    offsetof(struct fut__pp_job, hdr) +
@@ -182,8 +182,7 @@ static bool has_room(fut_procpool_t *p, size_t depth) {
 
 /* The pipeline depth for a backlog of n queued jobs. */
 static size_t depth_for(const fut_procpool_t *p, size_t n) {
-  return n >= (size_t)p->max_workers * PIPELINE_MAX ? PIPELINE_MAX
-                                                     : PIPELINE;
+  return n >= (size_t)p->max_workers * PIPELINE_MAX ? PIPELINE_MAX : PIPELINE;
 }
 
 /* Writes what it can of the worker's unsent frames. */
@@ -212,8 +211,7 @@ static void flush_out(struct fut__pp_worker *w) {
     }
     size_t left = (size_t)r;
     while (left > 0 && w->send_job) {
-      size_t rem = sizeof w->send_job->hdr + w->send_job->hdr.len -
-                   w->send_off;
+      size_t rem = sizeof w->send_job->hdr + w->send_job->hdr.len - w->send_off;
       if (left >= rem) {
         left -= rem;
         w->send_job = w->send_job->next;
@@ -427,9 +425,9 @@ static void finalize(fut_procpool_t *p, struct fut__pp_worker *w) {
   if (j) {
     char st[96], msg[256];
     fut__pp_describe_status(w->status, st, sizeof st);
-    snprintf(msg, sizeof msg,
-             "worker process %d %s while running the job%s", (int)w->pid,
-             st, w->protocol_error ? " (killed after a protocol error)" : "");
+    snprintf(msg, sizeof msg, "worker process %d %s while running the job%s",
+             (int)w->pid, st,
+             w->protocol_error ? " (killed after a protocol error)" : "");
     job_fail(j, FUT_E_WORKER_DIED, msg);
   }
   /* The rest never started in that worker: run them elsewhere, first. */
@@ -452,16 +450,17 @@ static void ctl_readable(fut_procpool_t *p) {
   if (err) {
     close(p->ctl);
     p->ctl = -1;
-    set_broken(p, "process pool: the fork server died (%s)",
-               fut_strerror(err));
+    set_broken(p, "process pool: the fork server died (%s)", fut_strerror(err));
     return;
   }
   if (m.type == FUT__CTL_SPAWNED) {
     for (struct fut__pp_worker *w = p->workers; w; w = w->next)
       if (w->wid == m.a) {
         if (m.b == 0) {
-          set_broken(p, "process pool: the fork server could not fork a "
-                     "worker: %s", fut_strerror((int)m.c));
+          set_broken(p,
+                     "process pool: the fork server could not fork a "
+                     "worker: %s",
+                     fut_strerror((int)m.c));
           /* Its jobs fail with the pool in the teardown that follows. */
           close_worker_fd(p, w);
         } else {
@@ -489,16 +488,22 @@ static void ctl_readable(fut_procpool_t *p) {
 
 /* ---- the thread -------------------------------------------------------- */
 
+static void poll_reserve(fut_procpool_t *p, size_t n);
+
 static int start(fut_procpool_t *p) {
   pid_t pid;
   int err = fut__forkserver_start(&p->ctl, &pid);
   if (err)
     return err;
   atomic_store(&p->server_pid, pid);
+  poll_reserve(p, 2 * ((size_t)p->max_workers + 2));
+  if (!p->pcap)
+    return fut__error(-ENOMEM, "process pool: out of memory");
   char *pl = fut__malloc(FUT__CTL_MAX_PAYLOAD);
   if (!pl)
     return fut__error(-ENOMEM, "process pool: out of memory");
-  struct fut__ctl_msg m = {.type = FUT__CTL_CONFIG, .a = p->max_tasks,
+  struct fut__ctl_msg m = {.type = FUT__CTL_CONFIG,
+                           .a = p->max_tasks,
                            .c = (int64_t)p->max_frame,
                            .has_init = p->has_init};
   size_t n = 0;
@@ -530,52 +535,58 @@ static bool idle(fut_procpool_t *p) {
   return empty;
 }
 
-static int poll_all(fut_procpool_t *p, struct pollfd **pfds, size_t *cap,
-                    struct fut__pp_worker ***ws, bool with_evfd, int timeout) {
+/* Grows the poll arrays to n entries; keeps the old ones on failure. */
+static void poll_reserve(fut_procpool_t *p, size_t n) {
+  if (n <= p->pcap)
+    return;
+  struct pollfd *np = fut__realloc(p->pfds, n * sizeof *np);
+  if (np)
+    p->pfds = np;
+  struct fut__pp_worker **nw = fut__realloc(p->pws, n * sizeof *nw);
+  if (nw)
+    p->pws = nw;
+  if (np && nw)
+    p->pcap = n;
+}
+
+static int poll_all(fut_procpool_t *p, bool with_evfd, int timeout) {
   size_t need = 2;
   for (struct fut__pp_worker *w = p->workers; w; w = w->next)
     need++;
-  if (need > *cap) {
-    struct pollfd *np = fut__realloc(*pfds, need * 2 * sizeof **pfds);
-    struct fut__pp_worker **nw = fut__realloc(*ws, need * 2 * sizeof **ws);
-    if (np)
-      *pfds = np;
-    if (nw)
-      *ws = nw;
-    if (!np || !nw)
-      return -ENOMEM;
-    *cap = need * 2;
-  }
+  /* Out of memory, it polls the sockets that fit, and the rest next time
+   * round: never an error. */
+  poll_reserve(p, need * 2);
+  struct pollfd *pfds = p->pfds;
   size_t n = 0;
   if (with_evfd)
-    (*pfds)[n++] = (struct pollfd){p->evfd, POLLIN, 0};
+    pfds[n++] = (struct pollfd){p->evfd, POLLIN, 0};
   if (p->ctl >= 0)
-    (*pfds)[n++] = (struct pollfd){p->ctl, POLLIN, 0};
+    pfds[n++] = (struct pollfd){p->ctl, POLLIN, 0};
   size_t first_w = n;
-  for (struct fut__pp_worker *w = p->workers; w; w = w->next) {
+  for (struct fut__pp_worker *w = p->workers; w && n < p->pcap; w = w->next) {
     if (w->fd < 0)
       continue;
-    (*ws)[n - first_w] = w;
-    (*pfds)[n++] = (struct pollfd){
+    p->pws[n - first_w] = w;
+    pfds[n++] = (struct pollfd){
         w->fd, (short)(POLLIN | (w->send_job ? POLLOUT : 0)), 0};
   }
-  int r = poll(*pfds, n, timeout);
+  int r = poll(pfds, n, timeout);
   if (r <= 0)
     return r < 0 && errno != EINTR ? -errno : 0;
   size_t i = 0;
-  if (with_evfd && (*pfds)[i++].revents) {
+  if (with_evfd && pfds[i++].revents) {
     uint64_t v;
     ssize_t rr = read(p->evfd, &v, sizeof v);
     (void)rr;
   }
   bool ctl_ev = false;
-  if (p->ctl >= 0 && (*pfds)[i++].revents)
+  if (p->ctl >= 0 && pfds[i++].revents)
     ctl_ev = true;
   /* Worker sockets before the control socket: a DIED report must not
    * overtake data the worker wrote before dying. */
   for (size_t k = first_w; k < n; k++) {
-    struct fut__pp_worker *w = (*ws)[k - first_w];
-    short ev = (*pfds)[k].revents;
+    struct fut__pp_worker *w = p->pws[k - first_w];
+    short ev = pfds[k].revents;
     if (!ev || w->fd < 0)
       continue;
     if (ev & POLLOUT)
@@ -630,6 +641,8 @@ void *fut__pp_manager(void *arg) {
   pthread_cond_broadcast(&p->cv);
   pthread_mutex_unlock(&p->lock);
   if (err) {
+    fut__free(p->pfds);
+    fut__free(p->pws);
     if (p->ctl >= 0)
       close(p->ctl);
     p->ctl = -1;
@@ -640,9 +653,6 @@ void *fut__pp_manager(void *arg) {
     return NULL;
   }
 
-  struct pollfd *pfds = NULL;
-  struct fut__pp_worker **ws = NULL;
-  size_t cap = 0;
   int end_err = 0;
   const char *end_msg = NULL;
   for (;;) {
@@ -669,7 +679,7 @@ void *fut__pp_manager(void *arg) {
     pthread_mutex_unlock(&p->lock);
     if (more)
       continue;
-    int r = poll_all(p, &pfds, &cap, &ws, true, -1);
+    int r = poll_all(p, true, -1);
     pthread_mutex_lock(&p->lock);
     p->sleeping = false;
     p->rung = false;
@@ -685,7 +695,7 @@ void *fut__pp_manager(void *arg) {
     for (struct fut__pp_worker *w = p->workers; w; w = w->next)
       close_worker_fd(p, w);
     while (p->workers && p->ctl >= 0) {
-      if (poll_all(p, &pfds, &cap, &ws, false, -1) < 0)
+      if (poll_all(p, false, -1) < 0)
         break;
     }
     /* Abandon can still be asked meanwhile; the loop above ends quickly
@@ -693,8 +703,11 @@ void *fut__pp_manager(void *arg) {
   }
   teardown(p, end_err ? end_err : FUT_E_SHUTDOWN,
            end_msg ? end_msg : "the pool shut down");
-  fut__free(pfds);
-  fut__free(ws);
+  fut__free(p->pfds);
+  fut__free(p->pws);
+  p->pfds = NULL;
+  p->pws = NULL;
+  p->pcap = 0;
   pthread_mutex_lock(&p->lock);
   p->finished = true;
   bool orphaned = p->orphaned;
