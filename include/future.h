@@ -2,9 +2,10 @@
  *
  *   future/loop.h      the event loop: callbacks, timers, fd watchers
  *   future/future.h    futures: set_result, cancel, done callbacks
- *   future/errors.h    error codes, fut_strerror
+ *   future/task.h      tasks (fut_await, fut_run) and combinators
  *   future/executor.h  concurrent futures, thread pool, run_in_executor
  *   future/procpool.h  process pool
+ *   future/errors.h    error codes, fut_strerror
  *   future/version.h   version and export macros
  */
 #ifndef FUTURE_H
@@ -14,6 +15,7 @@
 #include "future/errors.h"
 #include "future/loop.h"
 #include "future/future.h"
+#include "future/task.h"
 #include "future/executor.h"
 #include "future/procpool.h"
 

@@ -54,8 +54,10 @@ struct fut_cfuture {
     int64_t i64;
   } r;
   char *msg;                 /* exception message or NULL */
-  struct cf_cb *cbs;         /* registered, not yet run; NULL once done */
-  size_t ncbs, capcbs;
+  struct cf_cb *cbs;         /* registered, not yet run: cb_inline or a
+                                malloc'd vector */
+  size_t ncbs, capcbs;       /* entries used / capacity of cbs */
+  struct cf_cb cb_inline[2]; /* the first registrations (no allocation) */
   struct cf_node *waiters;   /* head of the waiter-node list */
 };
 
@@ -162,18 +164,34 @@ static bool waiter_wait(struct cf_waiter *w, bool (*pred)(struct cf_waiter *,
 
 /* ---- lifetime ------------------------------------------------------------ */
 
-int fut_cfuture_new(fut_cfuture_t **out) {
-  if (!out)
-    return fut__error(-EINVAL, "fut_cfuture_new: NULL out");
+/* The cfuture's size rounded up so trailing extra space is aligned. */
+#define CF_SIZE ((sizeof(struct fut_cfuture) + 15u) & ~(size_t)15u)
+
+int fut__cfuture_new_ext(size_t extra, fut_cfuture_t **out, void **extra_out) {
   *out = NULL;
-  fut_cfuture_t *cf = fut__calloc(1, sizeof *cf);
+  if (extra > SIZE_MAX - CF_SIZE)
+    return fut__error(-ENOMEM, "fut_cfuture_new: %zu bytes is too big",
+                      extra);
+  /* Not calloc: the extra space may be large and is the caller's. */
+  fut_cfuture_t *cf = fut__malloc(CF_SIZE + extra);
   if (!cf)
     return fut__error(-ENOMEM, "fut_cfuture_new: out of memory");
+  memset(cf, 0, sizeof *cf);
   atomic_init(&cf->refs, 1);
   atomic_init(&cf->state, FUT_CF_PENDING);
   pthread_mutex_init(&cf->lock, NULL);
+  cf->cbs = cf->cb_inline;
+  cf->capcbs = 2;
+  if (extra_out)
+    *extra_out = (char *)cf + CF_SIZE;
   *out = cf;
   return 0;
+}
+
+int fut_cfuture_new(fut_cfuture_t **out) {
+  if (!out)
+    return fut__error(-EINVAL, "fut_cfuture_new: NULL out");
+  return fut__cfuture_new_ext(0, out, NULL);
 }
 
 fut_cfuture_t *fut_cfuture_ref(fut_cfuture_t *cf) {
@@ -208,7 +226,8 @@ void fut_cfuture_unref(fut_cfuture_t *cf) {
   FUT__ASSERT(cf->waiters == NULL);
   clear_result(cf);
   fut__free(cf->msg);
-  fut__free(cf->cbs);
+  if (cf->cbs != cf->cb_inline)
+    fut__free(cf->cbs);
   pthread_mutex_destroy(&cf->lock);
   fut__free(cf);
 }
@@ -239,17 +258,21 @@ static void complete_locked(fut_cfuture_t *cf, int state) {
     waiter_count(n->w, n->idx, failed);
   }
   cf->waiters = NULL;
+  /* Nobody writes the detached vector after the unlock: registrations on
+   * a done cfuture run inline, removals find ncbs == 0. */
   struct cf_cb *cbs = cf->cbs;
   size_t ncbs = cf->ncbs;
-  cf->cbs = NULL;
-  cf->ncbs = cf->capcbs = 0;
+  cf->cbs = cf->cb_inline;
+  cf->ncbs = 0;
+  cf->capcbs = 2;
   /* A callback may drop the last reference the caller relied on; keep cf
    * alive until they all ran. */
   fut_cfuture_ref(cf);
   pthread_mutex_unlock(&cf->lock);
   for (size_t i = 0; i < ncbs; i++)
     cbs[i].cb(cf, cbs[i].arg);
-  fut__free(cbs);
+  if (cbs != cf->cb_inline)
+    fut__free(cbs);
   fut_cfuture_unref(cf);
 }
 
@@ -502,13 +525,16 @@ int fut_cfuture_add_done_callback(fut_cfuture_t *cf, fut_cf_done_cb cb,
     return 0;
   }
   if (cf->ncbs == cf->capcbs) {
-    size_t cap = cf->capcbs ? cf->capcbs * 2 : 2;
-    struct cf_cb *v = fut__realloc(cf->cbs, sizeof *v * cap);
+    size_t cap = cf->capcbs * 2;
+    struct cf_cb *v = fut__malloc(sizeof *v * cap);
     if (!v) {
       pthread_mutex_unlock(&cf->lock);
       return fut__error(-ENOMEM, "fut_cfuture_add_done_callback: out of "
                         "memory");
     }
+    memcpy(v, cf->cbs, sizeof *v * cf->ncbs);
+    if (cf->cbs != cf->cb_inline)
+      fut__free(cf->cbs);
     cf->cbs = v;
     cf->capcbs = cap;
   }
@@ -608,7 +634,7 @@ int fut_cfutures_wait(fut_cfuture_t *const *fs, size_t n,
   return ndone;
 }
 
-struct fut_as_completed {
+struct fut_cf_as_completed {
   size_t n;                 /* cfutures watched */
   fut_cfuture_t **fs;       /* references, one per entry */
   struct cf_node *nodes;    /* one per entry, linked until done or free */
@@ -620,14 +646,14 @@ struct fut_as_completed {
 };
 
 int fut_cfutures_as_completed(fut_cfuture_t *const *fs, size_t n,
-                              uint64_t timeout_ns, fut_as_completed_t **out) {
+                              uint64_t timeout_ns, fut_cf_as_completed_t **out) {
   if (!out)
     return fut__error(-EINVAL, "fut_cfutures_as_completed: NULL out");
   *out = NULL;
   int err = check_array(fs, n, "fut_cfutures_as_completed");
   if (err)
     return err;
-  fut_as_completed_t *it = fut__calloc(1, sizeof *it);
+  fut_cf_as_completed_t *it = fut__calloc(1, sizeof *it);
   size_t cnt = n ? n : 1;
   if (it) {
     it->fs = fut__calloc(cnt, sizeof *it->fs);
@@ -660,9 +686,9 @@ static bool pred_more(struct cf_waiter *w, const void *p) {
   return w->norder > *(const size_t *)p;
 }
 
-int fut_as_completed_next(fut_as_completed_t *it, fut_cfuture_t **out) {
+int fut_cf_as_completed_next(fut_cf_as_completed_t *it, fut_cfuture_t **out) {
   if (!it || !out)
-    return fut__error(-EINVAL, "fut_as_completed_next: NULL %s",
+    return fut__error(-EINVAL, "fut_cf_as_completed_next: NULL %s",
                       !it ? "iterator" : "out");
   *out = NULL;
   if (it->next == it->n)
@@ -672,14 +698,14 @@ int fut_as_completed_next(fut_as_completed_t *it, fut_cfuture_t **out) {
   size_t idx = ok ? it->order[it->next] : 0;
   pthread_mutex_unlock(&it->w.m);
   if (!ok)
-    return fut__error(-ETIMEDOUT, "fut_as_completed_next: %zu of %zu "
+    return fut__error(-ETIMEDOUT, "fut_cf_as_completed_next: %zu of %zu "
                       "cfutures not done in time", it->n - it->next, it->n);
   it->next++;
   *out = it->fs[idx];
   return 0;
 }
 
-void fut_as_completed_free(fut_as_completed_t *it) {
+void fut_cf_as_completed_free(fut_cf_as_completed_t *it) {
   if (!it)
     return;
   for (size_t i = 0; i < it->n; i++) {

@@ -217,7 +217,8 @@ bool fut_job_run(const fut_job_t *job, fut_cfuture_t *cf) {
     return false;
   /* The detail of this thread's last libfuture error becomes the message
    * of a failed job: clear it so a stale one is not reported. */
-  fut__error(0, "%s", "");
+  if (fut_last_error()[0])
+    fut__error(0, "%s", "");
   int ret;
   if (job->fn) {
     ret = job->fn(job->arg, cf);

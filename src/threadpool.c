@@ -7,6 +7,13 @@
  * fut_job_run, which marks the cfuture running (or finds it cancelled and
  * skips the job): so cancel-if-not-started needs no extra locking here.
  *
+ * Wake-ups are the cost of a pool (a futex wake and a context switch per
+ * job when workers sleep between jobs).  So a worker that runs out of work
+ * first spins for a few microseconds, polling an atomic queue length,
+ * before it sleeps; at most one worker spins at a time, and a submission
+ * that a spinner will pick up wakes nobody.  A steady stream of jobs then
+ * flows without a syscall per job.
+ *
  * The pool memory is refcounted: one reference for the executor, one per
  * live worker.  A shutdown that does not wait (or runs out of time) lets
  * the executor be freed while workers finish their last job; the last one
@@ -20,12 +27,16 @@
 
 #define MAX_WORKERS_LIMIT 4096u
 
+/* Lives in the extra space of its cfuture (one allocation per job). */
 struct tp_item {
   struct tp_item *next;  /* FIFO link */
   fut_cfuture_t *cf;     /* the pool's reference to the job's cfuture */
-  fut_job_t job;         /* owns its bytes (copied after the item or
-                            job.data_free) */
+  fut_job_t job;         /* owns its bytes (copied after the item, or
+                            job.data_free) until the job ran */
 };
+
+/* How long an out-of-work worker polls before sleeping. */
+#define SPIN_NS FUT_US(20)
 
 struct worker {
   struct worker *next;   /* in pool->workers */
@@ -43,6 +54,9 @@ struct pool {
   size_t nqueued;              /* guarded by lock: items in the FIFO */
   size_t nthreads;             /* guarded by lock: started, not exited */
   size_t nidle;                /* guarded by lock: waiting on work_cv */
+  bool spinning;               /* guarded by lock: a worker polls qlen */
+  atomic_size_t qlen;          /* nqueued, readable without the lock;
+                                  SIZE_MAX once shut down or broken */
   size_t max_workers;          /* >= 1; never changes */
   unsigned next_idx;           /* guarded by lock: next thread name index */
   struct worker *workers;      /* guarded by lock: not yet joined */
@@ -70,18 +84,39 @@ static void pool_unref(struct pool *p) {
   fut__free(p);
 }
 
+/* Releases what the item holds; the item's memory goes with its cfuture. */
 static void item_free(struct tp_item *it) {
   if (it->job.data_free)
     it->job.data_free((void *)(uintptr_t)it->job.data);
   fut_cfuture_unref(it->cf);
-  fut__free(it);
 }
 
 static struct tp_item *take_queue(struct pool *p) {
   struct tp_item *list = p->head;
   p->head = p->tail = NULL;
   p->nqueued = 0;
+  atomic_store_explicit(&p->qlen, 0, memory_order_relaxed);
   return list;
+}
+
+static inline void cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  __asm__ __volatile__("yield");
+#endif
+}
+
+/* Without the lock: polls for work for up to SPIN_NS. */
+static void spin_for_work(struct pool *p) {
+  uint64_t start = fut__now();
+  for (unsigned i = 1;; i++) {
+    if (atomic_load_explicit(&p->qlen, memory_order_relaxed) != 0)
+      return;
+    cpu_relax();
+    if (i % 64 == 0 && fut__now() - start > SPIN_NS)
+      return;
+  }
 }
 
 static void fail_items(struct tp_item *list, int err, const char *prefix) {
@@ -113,6 +148,7 @@ static void *worker_main(void *arg) {
         p->broken_err = r < 0 ? r : FUT_E_JOB_FAILED;
       }
       struct tp_item *list = take_queue(p);
+      atomic_store_explicit(&p->qlen, SIZE_MAX, memory_order_relaxed);
       pthread_cond_broadcast(&p->work_cv);
       pthread_mutex_unlock(&p->lock);
       fail_items(list, r < 0 ? r : FUT_E_JOB_FAILED, p->prefix);
@@ -121,11 +157,22 @@ static void *worker_main(void *arg) {
     }
   }
   pthread_mutex_lock(&p->lock);
+  bool spun = false;
   for (;;) {
-    while (!p->head && !p->shutdown && !p->broken) {
+    if (!p->head && !p->shutdown && !p->broken) {
+      if (!spun && !p->spinning) {
+        p->spinning = true;
+        pthread_mutex_unlock(&p->lock);
+        spin_for_work(p);
+        pthread_mutex_lock(&p->lock);
+        p->spinning = false;
+        spun = true;
+        continue;
+      }
       p->nidle++;
       pthread_cond_wait(&p->work_cv, &p->lock);
       p->nidle--;
+      continue;
     }
     struct tp_item *it = p->head;
     if (!it)
@@ -134,9 +181,11 @@ static void *worker_main(void *arg) {
     if (!p->head)
       p->tail = NULL;
     p->nqueued--;
+    atomic_store_explicit(&p->qlen, p->nqueued, memory_order_relaxed);
     pthread_mutex_unlock(&p->lock);
     fut_job_run(&it->job, it->cf);
     item_free(it);
+    spun = false;
     pthread_mutex_lock(&p->lock);
   }
 out:
@@ -182,14 +231,13 @@ static int tp_submit(void *self, const fut_job_t *job, fut_cfuture_t **out) {
   if (extra > SIZE_MAX - sizeof(struct tp_item))
     return fut__error(-ENOMEM, "thread pool: %zu argument bytes is too big",
                       extra);
-  struct tp_item *it = fut__malloc(sizeof *it + extra);
-  if (!it)
-    return fut__error(-ENOMEM, "thread pool: out of memory for a job");
-  int err = fut_cfuture_new(&it->cf);
-  if (err) {
-    fut__free(it);
+  fut_cfuture_t *cf;
+  void *space;
+  int err = fut__cfuture_new_ext(sizeof(struct tp_item) + extra, &cf, &space);
+  if (err)
     return err;
-  }
+  struct tp_item *it = space;
+  it->cf = cf;
   it->next = NULL;
   it->job = *job;
   if (copy) {
@@ -201,8 +249,7 @@ static int tp_submit(void *self, const fut_job_t *job, fut_cfuture_t **out) {
     bool broken = p->broken;
     int why = p->broken_err;
     pthread_mutex_unlock(&p->lock);
-    fut_cfuture_unref(it->cf);
-    fut__free(it);
+    fut_cfuture_unref(cf);
     if (broken)
       return fut__error(FUT_E_BROKEN_POOL, "fut_executor_submit: thread pool "
                         "%s is broken: a worker's initializer failed (%s)",
@@ -216,21 +263,25 @@ static int tp_submit(void *self, const fut_job_t *job, fut_cfuture_t **out) {
     p->head = it;
   p->tail = it;
   p->nqueued++;
-  if (p->nidle < p->nqueued && p->nthreads < p->max_workers) {
+  atomic_store_explicit(&p->qlen, p->nqueued, memory_order_relaxed);
+  /* Workers ready for this job: the sleepers plus a spinner (which needs
+   * no wake-up).  Short of that, start a thread while under the limit. */
+  size_t ready = p->nidle + (p->spinning ? 1u : 0u);
+  if (ready < p->nqueued && p->nthreads < p->max_workers) {
     err = spawn(p);
     if (err && p->nthreads == 0) {
       /* Nobody would ever run it: take it back. */
       p->head = p->tail = NULL;
       p->nqueued = 0;
+      atomic_store_explicit(&p->qlen, 0, memory_order_relaxed);
       pthread_mutex_unlock(&p->lock);
-      fut_cfuture_unref(it->cf);
-      fut__free(it);
+      fut_cfuture_unref(cf);
       return err;
     }
-  } else {
+  } else if (p->nidle > 0 && (!p->spinning || p->nqueued > 1)) {
     pthread_cond_signal(&p->work_cv);
   }
-  *out = fut_cfuture_ref(it->cf);
+  *out = fut_cfuture_ref(cf);
   pthread_mutex_unlock(&p->lock);
   return 0;
 }
@@ -249,6 +300,7 @@ static int tp_shutdown(void *self, bool wait, bool cancel_pending,
   pthread_mutex_lock(&p->lock);
   p->shutdown = true;
   struct tp_item *list = cancel_pending ? take_queue(p) : NULL;
+  atomic_store_explicit(&p->qlen, SIZE_MAX, memory_order_relaxed);
   bool own = wait && is_own_worker(p);
   pthread_cond_broadcast(&p->work_cv);
   pthread_mutex_unlock(&p->lock);
@@ -365,6 +417,7 @@ int fut_thread_pool_new_ex(const fut_thread_pool_options_t *o,
   snprintf(p->prefix, sizeof p->prefix, "%s",
            o->name_prefix ? o->name_prefix : "fut-pool");
   atomic_init(&p->refs, 1);
+  atomic_init(&p->qlen, 0);
   int err = -pthread_mutex_init(&p->lock, NULL);
   if (err)
     goto fail_lock;
@@ -401,6 +454,16 @@ size_t fut__thread_pool_nthreads(fut_executor_t *ex) {
   struct pool *p = fut_executor_self(ex);
   pthread_mutex_lock(&p->lock);
   size_t n = p->nthreads;
+  pthread_mutex_unlock(&p->lock);
+  return n;
+}
+
+size_t fut__thread_pool_nidle(fut_executor_t *ex) {
+  if (fut_executor_ops(ex) != &tp_ops)
+    return 0;
+  struct pool *p = fut_executor_self(ex);
+  pthread_mutex_lock(&p->lock);
+  size_t n = p->nidle;
   pthread_mutex_unlock(&p->lock);
   return n;
 }

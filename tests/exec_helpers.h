@@ -94,6 +94,25 @@ static inline int threads_settle(int baseline) {
   return n;
 }
 
+static inline void *warm_noop(void *arg) { return arg; }
+
+/* Sanitizer runtimes start helper threads on the first pthread_create:
+ * start them before any baseline is taken. */
+static inline void warm_up_threads(void) {
+  pthread_t t;
+  if (pthread_create(&t, NULL, warm_noop, NULL) == 0)
+    pthread_join(t, NULL);
+  /* Wait (bounded) until the joined thread left /proc: 20 equal samples. */
+  int last = count_threads(), same = 0;
+  for (int i = 0; i < 1000 && same < 20; i++) {
+    struct timespec ts = {0, 1000000};
+    nanosleep(&ts, NULL);
+    int n = count_threads();
+    same = n == last ? same + 1 : 0;
+    last = n;
+  }
+}
+
 static inline uint64_t now_ns(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);

@@ -114,7 +114,7 @@ static void test_cfuture_bad_args(void **state) {
   fs[0] = cf;
   assert_int_equal(fut_cfutures_wait(fs, 1, (fut_cf_wait_when_t)7, 0, NULL),
                    -EINVAL);
-  fut_as_completed_t *it;
+  fut_cf_as_completed_t *it;
   assert_int_equal(fut_cfutures_as_completed(NULL, 2, 0, &it), -EINVAL);
   fut_cfuture_unref(cf);
 }
@@ -137,6 +137,9 @@ static void test_cfuture_alloc_failure(void **state) {
   fut__alloc_fail_after(1, false);
   assert_int_equal(fut_cfuture_set_exception(cf, -EIO, "m"), -ENOMEM);
   assert_false(fut_cfuture_done(cf));
+  /* Two registrations fit inline; the third allocates. */
+  assert_int_equal(fut_cfuture_add_done_callback(cf, noop_cb, NULL), 0);
+  assert_int_equal(fut_cfuture_add_done_callback(cf, noop_cb, NULL), 0);
   fut__alloc_fail_after(1, false);
   assert_int_equal(fut_cfuture_add_done_callback(cf, noop_cb, NULL), -ENOMEM);
   fut__alloc_fail_after(0, false);
@@ -371,10 +374,10 @@ static void test_cfutures_as_completed_order(void **state) {
   for (int i = 0; i < N; i++)
     assert_int_equal(fut_cfuture_new(&fs[i]), 0);
   fut_cfuture_set_result_i64(fs[2], 2); /* done before: yielded first */
-  fut_as_completed_t *it;
+  fut_cf_as_completed_t *it;
   assert_int_equal(fut_cfutures_as_completed(fs, N, FUT_FOREVER, &it), 0);
   fut_cfuture_t *got;
-  assert_int_equal(fut_as_completed_next(it, &got), 0);
+  assert_int_equal(fut_cf_as_completed_next(it, &got), 0);
   assert_ptr_equal(got, fs[2]);
   /* Then in completion order, whatever the array order. */
   int order[] = {3, 0, 1};
@@ -382,12 +385,12 @@ static void test_cfutures_as_completed_order(void **state) {
     pthread_t t;
     assert_int_equal(pthread_create(&t, NULL, complete_thread,
                                     fs[order[k]]), 0);
-    assert_int_equal(fut_as_completed_next(it, &got), 0);
+    assert_int_equal(fut_cf_as_completed_next(it, &got), 0);
     assert_ptr_equal(got, fs[order[k]]);
     pthread_join(t, NULL);
   }
-  assert_int_equal(fut_as_completed_next(it, &got), -ENOENT);
-  fut_as_completed_free(it);
+  assert_int_equal(fut_cf_as_completed_next(it, &got), -ENOENT);
+  fut_cf_as_completed_free(it);
   for (int i = 0; i < N; i++)
     fut_cfuture_unref(fs[i]);
 }
@@ -398,17 +401,17 @@ static void test_cfutures_as_completed_timeout(void **state) {
   for (int i = 0; i < 2; i++)
     assert_int_equal(fut_cfuture_new(&fs[i]), 0);
   fut_cfuture_cancel(fs[0]);
-  fut_as_completed_t *it;
+  fut_cf_as_completed_t *it;
   assert_int_equal(fut_cfutures_as_completed(fs, 2, FUT_MS(20), &it), 0);
   fut_cfuture_t *got;
-  assert_int_equal(fut_as_completed_next(it, &got), 0);
+  assert_int_equal(fut_cf_as_completed_next(it, &got), 0);
   assert_ptr_equal(got, fs[0]);
   uint64_t t0 = now_ns();
-  assert_int_equal(fut_as_completed_next(it, &got), -ETIMEDOUT);
+  assert_int_equal(fut_cf_as_completed_next(it, &got), -ETIMEDOUT);
   assert_null(got);
   assert_true(now_ns() - t0 < FUT_SEC(5));
   /* Freeing with a cfuture pending unlinks the iterator from it. */
-  fut_as_completed_free(it);
+  fut_cf_as_completed_free(it);
   fut_cfuture_set_result(fs[1], NULL, NULL);
   for (int i = 0; i < 2; i++)
     fut_cfuture_unref(fs[i]);

@@ -187,17 +187,17 @@ FUT_EXTERN int fut_cfutures_wait(fut_cfuture_t *const *fs, size_t n,
  * array order).  The deadline is timeout_ns from creation, as in Python.
  * The iterator holds references to the cfutures.  Errors: -EINVAL,
  * -ENOMEM.  One thread at a time per iterator. */
-typedef struct fut_as_completed fut_as_completed_t;
+typedef struct fut_cf_as_completed fut_cf_as_completed_t;
 FUT_EXTERN int fut_cfutures_as_completed(fut_cfuture_t *const *fs, size_t n,
                                          uint64_t timeout_ns,
-                                         fut_as_completed_t **out);
+                                         fut_cf_as_completed_t **out);
 /* Blocks for the next done cfuture and writes it (borrowed: valid while the
  * iterator lives) to *out.  Returns 0, -ETIMEDOUT once the deadline passed
  * with cfutures left, -ENOENT when every cfuture was yielded. */
-FUT_EXTERN int fut_as_completed_next(fut_as_completed_t *it,
-                                     fut_cfuture_t **out);
+FUT_EXTERN int fut_cf_as_completed_next(fut_cf_as_completed_t *it,
+                                        fut_cfuture_t **out);
 /* Frees the iterator and its references.  NULL is a no-op. */
-FUT_EXTERN void fut_as_completed_free(fut_as_completed_t *it);
+FUT_EXTERN void fut_cf_as_completed_free(fut_cf_as_completed_t *it);
 
 /* ======================================================================
  * Jobs

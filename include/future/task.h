@@ -1,0 +1,305 @@
+/* libfuture — tasks (asyncio.Task, asyncio.run) and the combinators
+ * (gather, wait, wait_for, timeout, shield, as_completed, then).
+ *
+ * A task runs a plain C function on a stack of its own.  Inside it,
+ * fut_await(f) suspends the task until the future f is done and then
+ * returns f's result code: the C form of `result = await f`.  A task is a
+ * fut_t: it can be awaited, cancelled, given done callbacks, and its outcome
+ * is what its function returns.
+ *
+ *   static int fetch(void *arg) {
+ *     fut_t *job;
+ *     fut_run_in_executor(fut_get_running_loop(), NULL, blocking_io, arg,
+ *                         &job);
+ *     int64_t n;
+ *     int err = fut_await_i64(job, &n);
+ *     fut_unref(job);
+ *     if (err)
+ *       return err;                  // the task fails with that code
+ *     return fut_task_return_i64(n); // the task's result
+ *   }
+ *   ...
+ *   fut_t *main_task;
+ *   int err = fut_run(fetch, "url", &main_task);
+ *
+ * Task functions and outcomes: fut_task_fn returns 0 or a negative code.
+ *   - 0: the task finishes with the result last given by a
+ *     fut_task_return_* call inside it (a NULL pointer result if none);
+ *   - -ECANCELED: the task ends cancelled (asyncio: the coroutine let
+ *     CancelledError out);
+ *   - another negative code: the task fails with that code (and the message
+ *     given by fut_task_fail, if any);
+ *   - a positive value is a bug: the task fails with -EINVAL.
+ * As in asyncio, a cancel requested but not yet delivered when the function
+ * returns 0 still cancels the task.
+ *
+ * Cancellation (asyncio's rules): fut_cancel(task, msg) on a pending task
+ * returns true and cancels the future the task awaits; that await returns
+ * -ECANCELED inside the task.  If the task is not awaiting a pending
+ * future, the request is remembered and delivered by its next suspension
+ * (fut_await of a pending future, fut_sleep, fut_yield, which then return
+ * -ECANCELED) or, if the task never started, the task ends cancelled
+ * without running.  The task may catch the -ECANCELED, clean up and go on.
+ * fut_task_cancelling / fut_task_uncancel count requests as asyncio 3.11+.
+ *
+ * Threads: tasks belong to their loop's thread; every function here must be
+ * called on that thread.  Task-only functions (fut_await, fut_sleep, ...)
+ * return FUT_E_NOT_IN_TASK when called outside a task, never hang.
+ *
+ * Stacks: each task stack is mmap'd with a guard page below it (pages are
+ * committed only when touched: a suspended task typically costs one or two
+ * pages of RSS whatever the stack size).  Overflowing the stack hits the
+ * guard page and stops the program with a message naming the task and its
+ * stack size.  Stacks of finished tasks are recycled through a small cache.
+ */
+#ifndef FUTURE_TASK_H
+#define FUTURE_TASK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "future/future.h"
+#include "future/loop.h"
+#include "future/version.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- tasks --------------------------------------------------------------- */
+
+/* A task's function: runs on the task's stack with the arg given to
+ * fut_create_task; returns 0 or a negative code (see above). */
+typedef int (*fut_task_fn)(void *arg);
+
+/* Default stack size of a task (usable bytes, the guard page excluded). */
+#define FUT_TASK_DEFAULT_STACK (256u * 1024u)
+/* Smallest stack size accepted. */
+#define FUT_TASK_MIN_STACK (16u * 1024u)
+
+typedef struct fut_task_opts {
+  size_t stack_size; /* bytes, rounded up to pages; 0 = the default */
+  const char *name;  /* copied; NULL = "Task-<n>" */
+} fut_task_opts_t;
+
+/* Fills opts with the defaults. */
+FUT_EXTERN void fut_task_opts_init(fut_task_opts_t *opts);
+
+/* Creates a task that runs fn(arg) on the loop, starting on a later
+ * iteration (asyncio.create_task).  *out receives a reference the caller
+ * owns (NULL on failure); the loop holds its own reference until the task
+ * is done, so dropping yours at once is fire-and-forget.  arg is borrowed.
+ * opts may be NULL.  Errors: -EINVAL (loop, fn or out NULL, stack size too
+ * small or too big), FUT_E_CLOSED, FUT_E_WRONG_THREAD, -ENOMEM (memory or
+ * address space for the stack). */
+FUT_EXTERN int fut_create_task(fut_loop_t *loop, fut_task_fn fn, void *arg,
+                               const fut_task_opts_t *opts, fut_t **out);
+
+/* True if f is a task. */
+FUT_EXTERN bool fut_is_task(const fut_t *f);
+/* The task's name (borrowed, valid while the task lives); NULL if f is not
+ * a task. */
+FUT_EXTERN const char *fut_task_get_name(const fut_t *task);
+/* Renames the task (the string is copied).  Errors: -EINVAL, -ENOMEM. */
+FUT_EXTERN int fut_task_set_name(fut_t *task, const char *name);
+/* The task's stack size in bytes (usable part); 0 if f is not a task. */
+FUT_EXTERN size_t fut_task_stack_size(const fut_t *task);
+
+/* The task running now on loop (borrowed), or NULL when called from plain
+ * callback code or another loop (asyncio.current_task). */
+FUT_EXTERN fut_t *fut_current_task(fut_loop_t *loop);
+
+/* Writes up to cap borrowed pointers to the loop's tasks not yet done into
+ * out and returns how many there are in all (asyncio.all_tasks). */
+FUT_EXTERN size_t fut_all_tasks(fut_loop_t *loop, fut_t **out, size_t cap);
+
+/* asyncio's Task.cancelling(): the number of cancel requests not yet
+ * withdrawn by fut_task_uncancel.  0 if f is not a task. */
+FUT_EXTERN unsigned fut_task_cancelling(const fut_t *task);
+/* asyncio's Task.uncancel(): decrements the count (not below 0) and
+ * returns it; reaching 0 also withdraws a cancel not yet delivered (the
+ * asyncio 3.13 fix, so an expired fut_timeout cannot leak a cancel past
+ * its block). */
+FUT_EXTERN unsigned fut_task_uncancel(fut_t *task);
+
+/* ---- inside a task ------------------------------------------------------- */
+
+/* Suspends the calling task until f is done; returns 0 if f finished with a
+ * result, f's error code if it failed, -ECANCELED if f was cancelled or the
+ * calling task was cancelled meanwhile.  When f is already done it returns
+ * at once without a switch.  *out (out may be NULL) receives f's pointer
+ * result, borrowed: valid while the caller holds its reference to f.  The
+ * caller keeps its reference to f (fut_await takes one of its own for the
+ * wait).  Marks f's exception retrieved.  Errors: FUT_E_NOT_IN_TASK
+ * (called outside a task), -EINVAL (f NULL, or f is the calling task),
+ * FUT_E_OTHER_LOOP, -ENOMEM; -ECANCELED while the loop is closing. */
+FUT_EXTERN int fut_await(fut_t *f, void **out);
+/* fut_await for an integer result: *out receives it (0 on error).  Errors:
+ * as fut_await, -EINVAL if the result is not an integer. */
+FUT_EXTERN int fut_await_i64(fut_t *f, int64_t *out);
+/* fut_await for a byte result: *data (borrowed like fut_await's pointer)
+ * and *len.  Errors: as fut_await, -EINVAL if the result is not bytes. */
+FUT_EXTERN int fut_await_bytes(fut_t *f, const void **data, size_t *len);
+
+/* Suspends the calling task for at least ns nanoseconds (asyncio.sleep);
+ * ns 0 is fut_yield.  Returns 0, or -ECANCELED if the task was cancelled
+ * meanwhile.  Errors: FUT_E_NOT_IN_TASK, -ENOMEM. */
+FUT_EXTERN int fut_sleep(uint64_t ns);
+/* Gives the loop one turn: the task runs again on the next iteration
+ * (asyncio.sleep(0)).  Returns 0 or -ECANCELED; FUT_E_NOT_IN_TASK. */
+FUT_EXTERN int fut_yield(void);
+
+/* Set the calling task's result, used when its function returns 0; a later
+ * call replaces an earlier one (the earlier value is released).  They
+ * return 0, so `return fut_task_return_i64(n);` ends a task with n.
+ * fut_task_return_ptr: the task owns ptr from now on and calls dtor(ptr)
+ * (dtor may be NULL) when freed or replaced.  fut_task_return_bytes copies
+ * len bytes.  Errors: FUT_E_NOT_IN_TASK (ptr's ownership then stays the
+ * caller's), -EINVAL (data NULL with len > 0), -ENOMEM. */
+FUT_EXTERN int fut_task_return_i64(int64_t value);
+FUT_EXTERN int fut_task_return_ptr(void *ptr, fut_free_fn dtor);
+FUT_EXTERN int fut_task_return_bytes(const void *data, size_t len);
+
+/* Records a message for the failure the calling task is about to return,
+ * and returns err, so `return fut_task_fail(-EIO, "read %s", path);` fails
+ * the task with -EIO and that message.  err must be negative (else it
+ * returns -EINVAL).  Outside a task: returns err and records nothing. */
+FUT_EXTERN int fut_task_fail(int err, const char *fmt, ...) FUT_PRINTF(2, 3);
+
+/* ---- asyncio.run ---------------------------------------------------------- */
+
+/* asyncio.run(main(arg)): creates a loop, runs main as a task until it is
+ * done, cancels the tasks still pending and waits for them, shuts down the
+ * loop's default executor, closes and frees the loop.  Returns main's
+ * result code (0, its error code, -ECANCELED), or an error of loop or task
+ * creation.  When out is not NULL it receives a reference to main's task
+ * (done; read it with fut_result / fut_result_i64 / fut_result_bytes,
+ * release with fut_unref; it stays valid after the loop is gone), NULL on
+ * error.  SIGINT during fut_run (if SIGINT had its default disposition and
+ * this is the main thread) cancels main, and fut_run then returns -EINTR; a
+ * second SIGINT kills the process the default way.  Errors: -EINVAL (main
+ * NULL), FUT_E_RUNNING (a loop runs in this thread), -ENOMEM, -EMFILE. */
+FUT_EXTERN int fut_run(fut_task_fn main, void *arg, fut_t **out);
+
+/* ---- combinators ------------------------------------------------------------
+ * Each returns a future (a reference the caller owns) usable from tasks
+ * (fut_await) and from callback code (fut_add_done_callback).  Each takes
+ * its own references to the futures given; the caller keeps its own.  All
+ * futures must belong to loop (FUT_E_OTHER_LOOP).  Common errors: -EINVAL
+ * (NULL arguments), FUT_E_CLOSED, -ENOMEM. */
+
+enum {
+  /* gather: a failed or cancelled child is kept as an outcome instead of
+   * failing the gather (asyncio's return_exceptions=True). */
+  FUT_GATHER_RETURN_EXCEPTIONS = 1u << 0
+};
+
+/* asyncio.gather: finishes when every child is done (result: NULL
+ * pointer; read the children's results in argument order with
+ * fut_gather_child), or as soon as one child fails or is cancelled, with
+ * that child's code (-ECANCELED for a cancelled child, as a failure, as
+ * asyncio does), unless FUT_GATHER_RETURN_EXCEPTIONS.  A child's failure
+ * does not cancel the others.  Cancelling the gather cancels every pending
+ * child (true if any accepted); the gather then ends cancelled whatever the
+ * flags.  n may be 0 (done at once).
+ * The same future may appear several times. */
+FUT_EXTERN int fut_gather(fut_loop_t *loop, fut_t *const *fs, size_t n,
+                          unsigned flags, fut_t **out);
+/* The i-th child of a gather (borrowed, valid while the gather lives);
+ * NULL if g is not a gather or i is out of range. */
+FUT_EXTERN fut_t *fut_gather_child(const fut_t *g, size_t i);
+FUT_EXTERN size_t fut_gather_count(const fut_t *g);
+
+typedef enum fut_wait_when {
+  FUT_FIRST_COMPLETED = 1,
+  FUT_FIRST_EXCEPTION = 2, /* a failure (a cancellation is not one, as in
+                              asyncio), or all done */
+  FUT_ALL_COMPLETED = 3
+} fut_wait_when_t;
+
+/* asyncio.wait: a future that finishes (result NULL, never failing) when
+ * the condition holds or timeout_ns ran out (UINT64_MAX: no timeout).  The
+ * children are never cancelled.  Then fut_wait_sets gives the done and
+ * pending sets.  Errors: -EINVAL also for n == 0 (as asyncio) or a bad
+ * `when`. */
+FUT_EXTERN int fut_wait(fut_loop_t *loop, fut_t *const *fs, size_t n,
+                        fut_wait_when_t when, uint64_t timeout_ns,
+                        fut_t **out);
+/* Splits a wait's children, as they are now, into done[] and pending[]
+ * (each with room for the n given to fut_wait; either may be NULL),
+ * writing the counts.  Borrowed pointers.  Errors: -EINVAL if w is not a
+ * wait future. */
+FUT_EXTERN int fut_wait_sets(const fut_t *w, fut_t **done, size_t *ndone,
+                             fut_t **pending, size_t *npending);
+
+/* asyncio.wait_for with 3.12 semantics: a future with f's outcome, or, when
+ * timeout_ns runs out first, f is cancelled and, once f has finished
+ * cancelling, the future fails with -ETIMEDOUT; if f finished with a result
+ * or an error despite the cancel, that outcome wins.  Cancelling the
+ * returned future cancels f and waits for it; it then ends cancelled (the
+ * outer cancel is never turned into a timeout), or with f's outcome if f
+ * refused the cancel.  timeout_ns 0: f is cancelled at once if not done;
+ * UINT64_MAX: no timeout. */
+FUT_EXTERN int fut_wait_for(fut_t *f, uint64_t timeout_ns, fut_t **out);
+
+/* asyncio.shield: a future with f's outcome whose cancellation does not
+ * cancel f; f is kept alive until it is done. */
+FUT_EXTERN int fut_shield(fut_t *f, fut_t **out);
+
+/* asyncio.as_completed: *out receives an iterator future that finishes
+ * (result NULL) when every child has been handed out, or fails with
+ * -ETIMEDOUT when timeout_ns (UINT64_MAX: none) runs out first.  Each
+ * fut_as_completed_next call gives a new future (owned) that finishes with
+ * the next child to complete, in completion order, as its pointer result
+ * (borrowed while that future lives: read it with fut_result), or fails
+ * with -ETIMEDOUT after the timeout.  Errors of next: -EINVAL (ac not an
+ * as_completed future), -ENOENT (every child was already handed out). */
+FUT_EXTERN int fut_as_completed(fut_loop_t *loop, fut_t *const *fs, size_t n,
+                                uint64_t timeout_ns, fut_t **out);
+FUT_EXTERN int fut_as_completed_next(fut_t *ac, fut_t **next);
+
+/* Promise-style chaining: fn(src, dst, arg) runs on the loop once, when src
+ * is done (even if dst was cancelled meanwhile: check fut_done(dst)), and
+ * resolves dst (fut_set_result..., or leaves it pending to resolve it
+ * later).  If fn returns a negative code while dst is pending, dst fails
+ * with it.  fn NULL copies src's outcome.  Cancelling dst cancels src.
+ * arg is borrowed until fn ran. */
+typedef int (*fut_then_fn)(fut_t *src, fut_t *dst, void *arg);
+FUT_EXTERN int fut_then(fut_t *src, fut_then_fn fn, void *arg, fut_t **out);
+
+/* ---- asyncio.timeout --------------------------------------------------------
+ * A deadline for a block of awaits inside a task:
+ *
+ *   fut_timeout_t *t;
+ *   fut_timeout_enter(FUT_SEC(1), &t);
+ *   int err = step_one();            // awaits...
+ *   if (!err) err = step_two();
+ *   err = fut_timeout_exit(t, err);  // -ETIMEDOUT if the deadline cut it
+ *
+ * At the deadline the task is cancelled (its current await returns
+ * -ECANCELED); fut_timeout_exit turns that -ECANCELED into -ETIMEDOUT
+ * unless the task was also cancelled from elsewhere (fut_task_cancelling
+ * tells), exactly as asyncio.timeout does with uncancel().  Blocks nest. */
+typedef struct fut_timeout fut_timeout_t;
+
+/* Enters a timeout of delay_ns from now (UINT64_MAX: none yet).  *out is
+ * released by fut_timeout_exit.  Errors: FUT_E_NOT_IN_TASK, -EINVAL,
+ * -ENOMEM. */
+FUT_EXTERN int fut_timeout_enter(uint64_t delay_ns, fut_timeout_t **out);
+/* Moves the deadline to loop time `when` (UINT64_MAX: none); a deadline in
+ * the past expires at the next iteration.  Errors: -EINVAL (t NULL),
+ * FUT_E_INVALID_STATE (already expired or exited). */
+FUT_EXTERN int fut_timeout_reschedule(fut_timeout_t *t, uint64_t when);
+/* The deadline in loop time, UINT64_MAX if none. */
+FUT_EXTERN uint64_t fut_timeout_when(const fut_timeout_t *t);
+/* True once the deadline fired. */
+FUT_EXTERN bool fut_timeout_expired(const fut_timeout_t *t);
+/* Leaves the block whose outcome is err; returns -ETIMEDOUT if err is
+ * -ECANCELED caused by this timeout only, else err.  Frees t. */
+FUT_EXTERN int fut_timeout_exit(fut_timeout_t *t, int err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,145 @@
+/* Task contexts: the machine state of a suspended stack, and the switch.
+ *
+ * Two implementations, chosen at configure time (cmake/context.cmake):
+ *   FUT_CTX_ASM       ctx_<arch>.S saves the callee-saved registers and the
+ *                     FP control words on the old stack, stores the stack
+ *                     pointer, loads the new one, restores, returns;
+ *   FUT_CTX_UCONTEXT  ctx_ucontext.c wraps makecontext / swapcontext
+ *                     (portable, but swapcontext makes a sigprocmask
+ *                     syscall per switch).
+ * Sanitizer fiber hooks and valgrind registration are the caller's
+ * (task.c, stack.c): this layer only moves registers. */
+#ifndef FUT_CTX_H
+#define FUT_CTX_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#if defined(FUT_CTX_UCONTEXT)
+#include <ucontext.h>
+struct fut__ctx {
+  ucontext_t uc; /* valid while the context is not running */
+};
+#elif defined(FUT_CTX_ASM)
+struct fut__ctx {
+  void *sp; /* saved stack pointer while not running; the registers are
+               stored just above it, the resume address last */
+};
+#else
+#error "no task context implementation selected (see cmake/context.cmake)"
+#endif
+
+#if defined(FUT_CTX_UCONTEXT)
+/* Prepares c to run entry(arg) on the stack [lo, lo + size) at its first
+ * switch.  entry must never return: it ends by switching away for good. */
+void fut__ctx_make(struct fut__ctx *c, void *lo, size_t size,
+                   void (*entry)(void *), void *arg);
+
+/* Saves the running context into from and resumes to. */
+void fut__ctx_switch(struct fut__ctx *from, struct fut__ctx *to);
+
+#else
+#include <stdint.h>
+
+void fut__ctx_switch_raw(void **from_sp, void *to_sp);
+void fut__ctx_start(void);
+
+static inline void fut__ctx_switch(struct fut__ctx *from,
+                                   struct fut__ctx *to) {
+  fut__ctx_switch_raw(&from->sp, to->sp);
+}
+
+/* Builds the frame ctx_<arch>.S pops at the first switch: zeroed
+ * callee-saved registers except the two carrying entry and arg, default
+ * FP control words, and fut__ctx_start as the resume address. */
+static inline void fut__ctx_make(struct fut__ctx *c, void *lo, size_t size,
+                                 void (*entry)(void *), void *arg) {
+  uintptr_t top = ((uintptr_t)lo + size) & ~(uintptr_t)15;
+#if defined(__x86_64__)
+  /* After the 8 popped words and the ret, rsp = top - 16: aligned. */
+  uint64_t *w = (uint64_t *)(top - 80);
+  w[0] = (uint64_t)0x037F << 32 | 0x1F80; /* fpu cw | mxcsr */
+  w[1] = 0;                                /* r15 */
+  w[2] = 0;                                /* r14 */
+  w[3] = (uint64_t)(uintptr_t)arg;         /* r13 */
+  w[4] = (uint64_t)(uintptr_t)entry;       /* r12 */
+  w[5] = 0;                                /* rbx */
+  w[6] = 0;                                /* rbp */
+  w[7] = (uint64_t)(uintptr_t)fut__ctx_start;
+  w[8] = w[9] = 0;
+#elif defined(__aarch64__)
+  uint64_t *w = (uint64_t *)(top - 176);
+  for (int i = 0; i < 22; i++)
+    w[i] = 0;
+  w[0] = (uint64_t)(uintptr_t)entry;       /* x19 */
+  w[1] = (uint64_t)(uintptr_t)arg;         /* x20 */
+  w[11] = (uint64_t)(uintptr_t)fut__ctx_start; /* x30 */
+#else
+#error "FUT_CTX_ASM on an unsupported architecture"
+#endif
+  c->sp = w;
+}
+#endif
+
+#endif
+
+/* ---- sanitizers and valgrind ------------------------------------------- */
+#if defined(__SANITIZE_ADDRESS__)
+#define FUT__ASAN 1
+#endif
+#if defined(__SANITIZE_THREAD__)
+#define FUT__TSAN 1
+#endif
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer) && !defined(FUT__ASAN)
+#define FUT__ASAN 1
+#endif
+#if __has_feature(thread_sanitizer) && !defined(FUT__TSAN)
+#define FUT__TSAN 1
+#endif
+#endif
+#if defined(__has_include)
+#if __has_include(<valgrind/valgrind.h>)
+#define FUT__VALGRIND 1
+#endif
+#endif
+
+/* ---- stacks (stack.c) ---------------------------------------------------- */
+
+/* One mmap: a guard region, then the usable stack, which grows down towards
+ * the guard.  Pages are committed when first touched. */
+struct fut__stack {
+  void *map;        /* start of the mapping (the guard); NULL = none */
+  size_t map_size;  /* guard + usable, page multiple */
+  size_t size;      /* usable bytes, the top of the mapping */
+  unsigned vg_id;   /* valgrind stack id while mapped, 0 without valgrind */
+};
+
+static inline void *fut__stack_lo(const struct fut__stack *s) {
+  return (char *)s->map + (s->map_size - s->size);
+}
+
+/* Finished tasks' stacks, reused by new tasks of the same size. */
+#define FUT__STACK_CACHE 64
+struct fut__stack_cache {
+  struct fut__stack s[FUT__STACK_CACHE]; /* [0, n) are mapped, unused */
+  unsigned n;
+};
+
+/* Rounds size up to pages; 0 on overflow. */
+size_t fut__stack_round(size_t size);
+/* A stack of `size` usable bytes (already rounded), from the cache or a new
+ * mapping.  Returns 0, -ENOMEM (no memory, no address space, or too many
+ * mappings). */
+int fut__stack_get(struct fut__stack_cache *c, size_t size,
+                   struct fut__stack *out);
+/* Returns a stack to the cache, or unmaps it when the cache is full. */
+void fut__stack_put(struct fut__stack_cache *c, struct fut__stack *s);
+void fut__stack_cache_clear(struct fut__stack_cache *c);
+/* Once per thread that runs tasks: an alternate signal stack and the
+ * SIGSEGV handler that recognises guard pages. */
+void fut__stack_guard_setup(void);
+
+/* task.c: whether addr lies in the guard region of the task running on this
+ * thread; then its name and stack size.  Async-signal-safe. */
+bool fut__task_guard_hit(const void *addr, const char **name, size_t *size);

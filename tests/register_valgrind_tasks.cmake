@@ -1,0 +1,17 @@
+# Valgrind (memcheck) over the task and combinator tests: task stacks are
+# registered with VALGRIND_STACK_REGISTER, so stack switches are not
+# reported.  Skipped in sanitizer builds.  test_task_scale runs 2,000 tasks
+# under valgrind instead of 100,000.
+find_program(FUT_VALGRIND valgrind)
+if(FUT_VALGRIND AND NOT FUT_SANITIZE)
+  foreach(t test_task test_task_run test_task_scale test_combine)
+    if(TARGET ${t})
+      add_test(NAME ${t}_valgrind
+        COMMAND ${FUT_VALGRIND} -q --error-exitcode=99 --leak-check=full
+                --errors-for-leak-kinds=definite,indirect
+                $<TARGET_FILE:${t}>)
+      set_tests_properties(${t}_valgrind PROPERTIES TIMEOUT 300
+        ENVIRONMENT "CMOCKA_MESSAGE_OUTPUT=stdout")
+    endif()
+  endforeach()
+endif()

@@ -1,0 +1,1004 @@
+/* Tasks: creation, results, await, sleep / yield, cancellation with
+ * asyncio's rules, introspection, close with pending tasks. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "internal.h"
+
+/* ---- helpers ---------------------------------------------------------------- */
+
+static fut_loop_t *new_loop(void) {
+  fut_loop_t *loop;
+  assert_int_equal(fut_loop_new(&loop), 0);
+  return loop;
+}
+
+/* Proves the loop is clean, then frees it. */
+static void end_loop(fut_loop_t *loop) {
+  fut_loop_stats_t st;
+  fut_loop_stats(loop, &st);
+  assert_int_equal(st.live_futures, 0);
+  assert_int_equal(st.live_handles, 0);
+  assert_int_equal(fut_loop_free(loop), 0);
+}
+
+static fut_t *spawn(fut_loop_t *loop, fut_task_fn fn, void *arg) {
+  fut_t *t;
+  assert_int_equal(fut_create_task(loop, fn, arg, NULL, &t), 0);
+  return t;
+}
+
+static void set_i64_cb(void *arg) {
+  struct { fut_t *f; int64_t v; } *p = arg;
+  fut_set_result_i64(p->f, p->v);
+}
+
+static void cancel_cb(void *arg) { fut_cancel(arg, "from a callback"); }
+
+/* Counts handler calls, keeps the last message. */
+static int handler_calls;
+static char handler_msg[256];
+static void counting_handler(fut_loop_t *loop, const fut_exception_ctx_t *c,
+                             void *arg) {
+  (void)loop;
+  (void)arg;
+  handler_calls++;
+  snprintf(handler_msg, sizeof handler_msg, "%s", c->message);
+}
+
+/* ---- results ------------------------------------------------------------------ */
+
+static int ret_i64(void *arg) {
+  (void)arg;
+  return fut_task_return_i64(42);
+}
+
+static void test_task_returns_i64(void **state) {
+  (void)state;
+  fut_loop_t *loop = new_loop();
+  fut_t *t = spawn(loop, ret_i64, NULL);
+  assert_true(fut_is_task(t));
+  assert_false(fut_done(t));
+  assert_int_equal(fut_loop_run_until_complete(loop, t), 0);
+  int64_t v;
+  assert_int_equal(fut_result_i64(t, &v), 0);
+  assert_int_equal(v, 42);
+  fut_unref(t);
+  end_loop(loop);
+}
+
+static int freed_ptr;
+static void count_free(void *p) {
+  freed_ptr++;
+  free(p);
+}
+
+static int ret_ptr(void *arg) {
+  (void)arg;
+  char *s = strdup("first");
+  assert_int_equal(fut_task_return_ptr(s, count_free), 0);
+  /* A later value replaces (and releases) the earlier one. */
+  return fut_task_return_ptr(strdup("hello"), count_free);
+}
+
+static void test_task_returns_ptr_with_destructor(void **state) {
+  (void)state;
+  freed_ptr = 0;
+  fut_loop_t *loop = new_loop();
+  fut_t *t = spawn(loop, ret_ptr, NULL);
+  assert_int_equal(fut_loop_run_until_complete(loop, t), 0);
+  assert_int_equal(freed_ptr, 1);
+  void *p;
+  assert_int_equal(fut_result(t, &p), 0);
+  assert_string_equal(p, "hello");
+  fut_unref(t);
+  assert_int_equal(freed_ptr, 2);
+  end_loop(loop);
+}
+
+static int ret_bytes(void *arg) {
+  (void)arg;
+  return fut_task_return_bytes("abc", 3);
+}
+
+static void test_task_returns_bytes(void **state) {
+  (void)state;
+  fut_loop_t *loop = new_loop();
+  fut_t *t = spawn(loop, ret_bytes, NULL);
+  assert_int_equal(fut_loop_run_until_complete(loop, t), 0);
+  const void *d;
+  size_t n;
+  assert_int_equal(fut_result_bytes(t, &d, &n), 0);
+  assert_int_equal(n, 3);
+  assert_memory_equal(d, "abc", 3);
+  fut_unref(t);
+  end_loop(loop);
+}
+
+static int ret_none(void *arg) {
+  (void)arg;
+  return 0;
+}
+
+static void test_task_returns_null_by_default(void **state) {
+  (void)state;
+  fut_loop_t *loop = new_loop();
+  fut_t *t = spawn(loop, ret_none, NULL);
+  assert_int_equal(fut_loop_run_until_complete(loop, t), 0);
+  void *p = (void *)1;
+  assert_int_equal(fut_result(t, &p), 0);
+  assert_null(p);
+  fut_unref(t);
+  end_loop(loop);
+}
+
+static int fail_eio(void *arg) {
+  (void)arg;
+  fut_task_return_i64(5); /* dropped: the task fails */
+  return fut_task_fail(-EIO, "read %s", "x.txt");
+}
+
+static void test_task_failure_code_and_message(void **state) {
+  (void)state;
+  fut_loop_t *loop = new_loop();
+  fut_t *t = spawn(loop, fail_eio, NULL);
+  assert_int_equal(fut_loop_run_until_complete(loop, t), -EIO);
+  const char *msg;
+  assert_int_equal(fut_exception(t, &msg), -EIO);
+  assert_string_equal(msg, "read x.txt");
+  fut_unref(t);
+  end_loop(loop);
+}
+
+static int ret_positive(void *arg) {
+  (void)arg;
+  return 3;
+}
+
+static void test_task_positive_return_fails_einval(void **state) {
+  (void)state;
+  fut_loop_t *loop = new_loop();
+  fut_t *t = spawn(loop, ret_positive, NULL);
+  assert_int_equal(fut_loop_run_until_complete(loop, t), -EINVAL);
+  fut_unref(t);
+  end_loop(loop);
+}
+
+static void test_task_fail_rejects_nonnegative_code(void **state) {
+  (void)state;
+  assert_int_equal(fut_task_fail(0, "x"), -EINVAL);
+  assert_int_equal(fut_task_fail(-EIO, "outside"), -EIO);
+}
+
+/* ---- await ---------------------------------------------------------------- */
+
+struct order {
+  fut_t *fs[3];
+  int64_t got[3];
+  int rcs[3];
+};
+
+static int await_three(void *arg) {
+  struct order *o = arg;
+  for (int i = 0; i < 3; i++)
+    o->rcs[i] = fut_await_i64(o->fs[i], &o->got[i]);
+  return 0;
+}
+
+static void test_await_order_and_results(void **state) {
+  (void)state;
+  fut_loop_t *loop = new_loop();
+  struct order o;
+  struct { fut_t *f; int64_t v; } set[3];
+  for (int i = 0; i < 3; i++) {
+    assert_int_equal(fut_new(loop, &o.fs[i]), 0);
+    set[i].f = o.fs[i];
+    set[i].v = 100 + i;
+  }
+  /* Resolve in reverse order: awaits still return in program order. */
+  fut_loop_call_later(loop, FUT_MS(3), set_i64_cb, &set[0], NULL);
+  fut_loop_call_later(loop, FUT_MS(2), set_i64_cb, &set[1], NULL);
+  fut_loop_call_later(loop, FUT_MS(1), set_i64_cb, &set[2], NULL);
+  fut_t *t = spawn(loop, await_three, &o);
+  assert_int_equal(fut_loop_run_until_complete(loop, t), 0);
+  for (int i = 0; i < 3; i++) {
+    assert_int_equal(o.rcs[i], 0);
+    assert_int_equal(o.got[i], 100 + i);
+    fut_unref(o.fs[i]);
+  }
+  fut_unref(t);
+  end_loop(loop);
+}
+
+static int await_failed(void *arg) {
+  fut_t *f = arg;
+  void *p = (void *)1;
+  int rc = fut_await(f, &p);
+  assert_null(p);
+  return rc;
+}
+
+static void test_await_returns_error_code(void **state) {
+  (void)state;
+  fut_loop_t *loop = new_loop();
+  fut_t *f;
+  fut_new(loop, &f);
+  fut_t *t = spawn(loop, await_failed, f);
+  fut_loop_run_once(loop, 0); /* the task starts and waits */
+  assert_int_equal(fut_set_exception(f, -ENOENT, "gone"), 0);
+  assert_int_equal(fut_loop_run_until_complete(loop, t), -ENOENT);
+  fut_unref(f);
+  fut_unref(t);
+  end_loop(loop);
+}
+
+static int counter;
+static int bump(void *arg) {
+  (void)arg;
+  counter++;
+  return 0;
+}
+
+static int await_done_no_switch(void *arg) {
+  fut_t *f = arg;
+  fut_t *other;
+  assert_int_equal(fut_create_task(fut_get_loop(f), bump, NULL, NULL,
+                                   &other), 0);
+  int64_t v;
+  assert_int_equal(fut_await_i64(f, &v), 0);
+  assert_int_equal(v, 7);
+  /* No switch happened: the other task has not run yet. */
+  assert_int_equal(counter, 0);
+  fut_unref(other);
+  return 0;
+}
+
+static void test_await_done_future_returns_without_switch(void **state) {
+  (void)state;
+  counter = 0;
+  fut_loop_t *loop = new_loop();
+  fut_t *f;
+  fut_new(loop, &f);
+  fut_set_result_i64(f, 7);
+  fut_t *t = spawn(loop, await_done_no_switch, f);
+  assert_int_equal(fut_loop_run_until_complete(loop, t), 0);
+  fut_loop_run_once(loop, 0);
+  assert_int_equal(counter, 1);
+  fut_unref(f);
+  fut_unref(t);
+  end_loop(loop);
+}
+
+static void test_await_outside_task_is_an_error(void **state) {
+  (void)state;
+  fut_loop_t *loop = new_loop();
+  fut_t *f;
+  fut_new(loop, &f);
+  void *p = (void *)1;
+  assert_int_equal(fut_await(f, &p), FUT_E_NOT_IN_TASK);
+  assert_null(p);
+  assert_non_null(strstr(fut_last_error(), "outside a task"));
+  int64_t v;
+  assert_int_equal(fut_await_i64(f, &v), FUT_E_NOT_IN_TASK);
+  const void *d;
+  size_t n;
+  assert_int_equal(fut_await_bytes(f, &d, &n), FUT_E_NOT_IN_TASK);
+  assert_int_equal(fut_sleep(FUT_MS(1)), FUT_E_NOT_IN_TASK);
+  assert_int_equal(fut_yield(), FUT_E_NOT_IN_TASK);
+  assert_int_equal(fut_task_return_i64(1), FUT_E_NOT_IN_TASK);
+  assert_int_equal(fut_task_return_ptr(NULL, NULL), FUT_E_NOT_IN_TASK);
+  assert_int_equal(fut_task_return_bytes("a", 1), FUT_E_NOT_IN_TASK);
+  assert_null(fut_current_task(loop));
+  fut_unref(f);
+  end_loop(loop);
+}
+
+static int await_bad(void *arg) {
+  fut_loop_t *other = arg;
+  fut_t *self = fut_current_task(NULL);
+  assert_int_equal(fut_await(self, NULL), -EINVAL);
+  assert_int_equal(fut_await(NULL, NULL), -EINVAL);
+  fut_t *f;
+  assert_int_equal(fut_new(other, &f), 0);
+  assert_int_equal(fut_await(f, NULL), FUT_E_OTHER_LOOP);
+  fut_unref(f);
+  /* A result of the wrong kind. */
+  fut_new(fut_get_loop(self), &f);
+  fut_set_result(f, NULL, NULL);
+  int64_t v;
+  assert_int_equal(fut_await_i64(f, &v), -EINVAL);
+  const void *d;
+  size_t n;
+  assert_int_equal(fut_await_bytes(f, &d, &n), -EINVAL);
+  fut_unref(f);
+  assert_int_equal(fut_task_return_bytes(NULL, 3), -EINVAL);
+  return 0;
+}
+
+static void test_await_bad_arguments(void **state) {
+  (void)state;
+  fut_loop_t *loop = new_loop(), *other = new_loop();
+  fut_t *t = spawn(loop, await_bad, other);
+  assert_int_equal(fut_loop_run_until_complete(loop, t), 0);
+  fut_unref(t);
+  end_loop(loop);
+  end_loop(other);
+}
+
+/* ---- nesting ------------------------------------------------------------------- */
+
+static int leaf(void *arg) {
+  int64_t x = (int64_t)(intptr_t)arg;
+  assert_int_equal(fut_sleep(FUT_MS(1)), 0);
+  return fut_task_return_i64(x * 2);
+}
+
+static int middle(void *arg) {
+  fut_loop_t *loop = fut_get_loop(fut_current_task(NULL));
+  fut_t *a, *b;
+  assert_int_equal(fut_create_task(loop, leaf, arg, NULL, &a), 0);
+  assert_int_equal(fut_create_task(loop, leaf, (void *)(intptr_t)10, NULL,
+                                   &b), 0);
+  int64_t x, y;
+  assert_int_equal(fut_await_i64(a, &x), 0);
+  assert_int_equal(fut_await_i64(b, &y), 0);
+  fut_unref(a);
+  fut_unref(b);
+  return fut_task_return_i64(x + y);
+}
+
+static int top(void *arg) {
+  fut_loop_t *loop = fut_get_loop(fut_current_task(NULL));
+  fut_t *m;
+  assert_int_equal(fut_create_task(loop, middle, arg, NULL, &m), 0);
+  int64_t v;
+  int rc = fut_await_i64(m, &v);
+  fut_unref(m);
+  if (rc)
+    return rc;
+  return fut_task_return_i64(v + 1);
+}
+
+static void test_task_nested_tasks(void **state) {
+  (void)state;
+  fut_loop_t *loop = new_loop();
+  fut_t *t = spawn(loop, top, (void *)(intptr_t)5);
+  assert_int_equal(fut_loop_run_until_complete(loop, t), 0);
+  int64_t v;
+  fut_result_i64(t, &v);
+  assert_int_equal(v, 5 * 2 + 10 * 2 + 1);
+  fut_unref(t);
+  end_loop(loop);
+}
+
+static int await_task(void *arg) {
+  fut_t *other = arg;
+  int64_t v;
+  int rc = fut_await_i64(other, &v);
+  if (rc)
+    return rc;
+  return fut_task_return_i64(v + 1);
+}
+
+static void test_task_awaits_task(void **state) {
+  (void)state;
+  fut_loop_t *loop = new_loop();
+  fut_t *a = spawn(loop, leaf, (void *)(intptr_t)20);
+  fut_t *b = spawn(loop, await_task, a);
+  assert_int_equal(fut_loop_run_until_complete(loop, b), 0);
+  int64_t v;
+  fut_result_i64(b, &v);
+  assert_int_equal(v, 41);
+  fut_unref(a);
+  fut_unref(b);
+  end_loop(loop);
+}
+
+static int child_done;
+static int slow_child(void *arg) {
+  (void)arg;
+  if (fut_sleep(FUT_MS(2)) == 0)
+    child_done++;
+  return 0;
+}
+
+static int parent_leaves_children(void *arg) {
+  (void)arg;
+  fut_loop_t *loop = fut_get_loop(fut_current_task(NULL));
+  for (int i = 0; i < 3; i++) {
+    fut_t *c;
+    assert_int_equal(fut_create_task(loop, slow_child, NULL, NULL, &c), 0);
+    fut_unref(c); /* fire and forget: the loop keeps it */
+  }
+  return fut_task_return_i64(1);
+}
+
+static void test_task_ends_with_pending_children(void **state) {
+  (void)state;
+  child_done = 0;
+  fut_loop_t *loop = new_loop();
+  fut_t *t = spawn(loop, parent_leaves_children, NULL);
+  assert_int_equal(fut_loop_run_until_complete(loop, t), 0);
+  assert_int_equal(child_done, 0);
+  assert_int_equal(fut_all_tasks(loop, NULL, 0), 3);
+  fut_unref(t);
+  while (fut_all_tasks(loop, NULL, 0) > 0)
+    assert_int_equal(fut_loop_run_once(loop, UINT64_MAX), 0);
+  assert_int_equal(child_done, 3);
+  fut_loop_run_once(loop, 0);
+  end_loop(loop);
+}
+
+/* ---- sleep and yield --------------------------------------------------------- */
+
+static int sleeper(void *arg) {
+  uint64_t *elapsed = arg;
+  uint64_t t0 = fut_loop_time(NULL);
+  int rc = fut_sleep(FUT_MS(20));
+  *elapsed = fut_loop_time(NULL) - t0;
+  return rc;
+}
+
+static void test_sleep_waits_at_least_the_delay(void **state) {
+  (void)state;
+  fut_loop_t *loop = new_loop();
+  uint64_t elapsed = 0;
+  fut_t *t = spawn(loop, sleeper, &elapsed);
+  assert_int_equal(fut_loop_run_until_complete(loop, t), 0);
+  assert_true(elapsed >= FUT_MS(20));
+  assert_true(elapsed < FUT_SEC(5));
+  fut_unref(t);
+  end_loop(loop);
+}
+
+static char ylog[32];
+static size_t ylen;
+static int yielder(void *arg) {
+  char c = *(const char *)arg;
+  for (int i = 0; i < 3; i++) {
+    ylog[ylen++] = c;
+    assert_int_equal(fut_yield(), 0);
+  }
+  return 0;
+}
+
+static void test_yield_interleaves_tasks_fifo(void **state) {
+  (void)state;
+  ylen = 0;
+  memset(ylog, 0, sizeof ylog);
+  fut_loop_t *loop = new_loop();
+  fut_t *a = spawn(loop, yielder, "a");
+  fut_t *b = spawn(loop, yielder, "b");
+  assert_int_equal(fut_loop_run_until_complete(loop, b), 0);
+  assert_string_equal(ylog, "ababab");
+  fut_unref(a);
+  fut_unref(b);
+  end_loop(loop);
+}
+
+static int sleep_zero(void *arg) {
+  (void)arg;
+  return fut_sleep(0);
+}
+
+static void test_sleep_zero_yields(void **state) {
+  (void)state;
+  fut_loop_t *loop = new_loop();
+  fut_t *t = spawn(loop, sleep_zero, NULL);
+  assert_int_equal(fut_loop_run_until_complete(loop, t), 0);
+  fut_unref(t);
+  end_loop(loop);
+}
+
+/* ---- cancellation --------------------------------------------------------------- */
+
+struct cancel_probe {
+  int sleep_rc;
+  int ran;
+  bool catch_it;
+};
+
+static int long_sleeper(void *arg) {
+  struct cancel_probe *p = arg;
+  p->ran++;
+  p->sleep_rc = fut_sleep(FUT_SEC(100));
+  if (p->catch_it && p->sleep_rc == -ECANCELED)
+    return fut_task_return_i64(99); /* caught: clean up, go on */
+  return p->sleep_rc;
+}
+
+static void test_task_cancel_sleeping_task(void **state) {
+  (void)state;
+  fut_loop_t *loop = new_loop();
+  struct cancel_probe p = {0};
+  fut_t *t = spawn(loop, long_sleeper, &p);
+  fut_loop_call_later(loop, FUT_MS(1), cancel_cb, t, NULL);
+  assert_int_equal(fut_loop_run_until_complete(loop, t), -ECANCELED);
+  assert_int_equal(p.sleep_rc, -ECANCELED);
+  assert_true(fut_cancelled(t));
+  const char *msg;
+  assert_int_equal(fut_exception(t, &msg), -ECANCELED);
+  assert_string_equal(msg, "from a callback");
+  assert_int_equal(fut_task_cancelling(t), 1);
+  fut_unref(t);
+  end_loop(loop);
+}
+
+static void test_task_cancel_caught_ends_with_result(void **state) {
+  (void)state;
+  fut_loop_t *loop = new_loop();
+  struct cancel_probe p = {.catch_it = true};
+  fut_t *t = spawn(loop, long_sleeper, &p);
+  fut_loop_call_later(loop, FUT_MS(1), cancel_cb, t, NULL);
+  assert_int_equal(fut_loop_run_until_complete(loop, t), 0);
+  assert_false(fut_cancelled(t));
+  int64_t v;
+  fut_result_i64(t, &v);
+  assert_int_equal(v, 99);
+  fut_unref(t);
+  end_loop(loop);
+}
+
+static int cancel_self_then_return(void *arg) {
+  (void)arg;
+  assert_true(fut_cancel(fut_current_task(NULL), "self"));
+  /* Not delivered: nothing suspended since. */
+  return fut_task_return_i64(1);
+}
+
+static void test_task_cancel_requested_at_return_still_cancels(void **state) {
+  (void)state;
+  fut_loop_t *loop = new_loop();
+  fut_t *t = spawn(loop, cancel_self_then_return, NULL);
+  assert_int_equal(fut_loop_run_until_complete(loop, t), -ECANCELED);
+  assert_true(fut_cancelled(t));
+  fut_unref(t);
+  end_loop(loop);
+}
+
+static void test_task_cancel_before_start_never_runs(void **state) {
+  (void)state;
+  fut_loop_t *loop = new_loop();
+  struct cancel_probe p = {0};
+  fut_t *t = spawn(loop, long_sleeper, &p);
+  assert_true(fut_cancel(t, NULL));
+  assert_int_equal(fut_loop_run_until_complete(loop, t), -ECANCELED);
+  assert_int_equal(p.ran, 0);
+  fut_unref(t);
+  end_loop(loop);
+}
+
+static void test_task_cancel_done_task_returns_false(void **state) {
+  (void)state;
+  fut_loop_t *loop = new_loop();
+  fut_t *t = spawn(loop, ret_i64, NULL);
+  assert_int_equal(fut_loop_run_until_complete(loop, t), 0);
+  assert_false(fut_cancel(t, NULL));
+  assert_int_equal(fut_task_cancelling(t), 0);
+  fut_unref(t);
+  end_loop(loop);
+}
+
+static int yield_once(void *arg) {
+  int *rc = arg;
+  *rc = fut_yield();
+  return *rc == -ECANCELED ? 0 : -EIO; /* caught */
+}
+
+static void test_task_cancel_delivered_at_yield(void **state) {
+  (void)state;
+  fut_loop_t *loop = new_loop();
+  int rc = 1;
+  fut_t *t = spawn(loop, yield_once, &rc);
+  fut_loop_run_once(loop, 0); /* starts, yields */
+  assert_true(fut_cancel(t, NULL));
+  assert_int_equal(fut_loop_run_until_complete(loop, t), 0);
+  assert_int_equal(rc, -ECANCELED);
+  fut_unref(t);
+  end_loop(loop);
+}
+
+struct wake_race {
+  fut_t *f;
+  int rc;
+};
+
+static int await_plain(void *arg) {
+  struct wake_race *w = arg;
+  w->rc = fut_await(w->f, NULL);
+  return 0;
+}
+
+static void test_task_cancel_after_waiter_done_delivers_cancel(void **state) {
+  (void)state;
+  fut_loop_t *loop = new_loop();
+  struct wake_race w = {0};
+  fut_new(loop, &w.f);
+  fut_t *t = spawn(loop, await_plain, &w);
+  fut_loop_run_once(loop, 0); /* the task waits on f */
+  /* f completes (the wakeup is queued), then the task is cancelled: f
+   * cannot be cancelled any more, so the await reports the cancel. */
+  fut_set_result_i64(w.f, 1);
+  assert_true(fut_cancel(t, NULL));
+  assert_int_equal(fut_loop_run_until_complete(loop, t), 0);
+  assert_int_equal(w.rc, -ECANCELED);
+  fut_unref(w.f);
+  fut_unref(t);
+  end_loop(loop);
+}
+
+static void test_task_cancel_cancels_awaited_future(void **state) {
+  (void)state;
+  fut_loop_t *loop = new_loop();
+  struct wake_race w = {0};
+  fut_new(loop, &w.f);
+  fut_t *t = spawn(loop, await_plain, &w);
+  fut_loop_run_once(loop, 0);
+  assert_true(fut_cancel(t, "stop"));
+  assert_true(fut_cancelled(w.f));
+  assert_int_equal(fut_loop_run_until_complete(loop, t), 0);
+  assert_int_equal(w.rc, -ECANCELED);
+  fut_unref(w.f);
+  fut_unref(t);
+  end_loop(loop);
+}
+
+static int await_inner_task(void *arg) {
+  fut_t **inner = arg;
+  return fut_await(*inner, NULL);
+}
+
+static void test_task_cancel_propagates_to_awaited_task(void **state) {
+  (void)state;
+  fut_loop_t *loop = new_loop();
+  struct cancel_probe p = {0};
+  fut_t *inner = spawn(loop, long_sleeper, &p);
+  fut_t *outer = spawn(loop, await_inner_task, &inner);
+  fut_loop_run_once(loop, 0);
+  fut_loop_run_once(loop, 0);
+  assert_true(fut_cancel(outer, NULL));
+  assert_int_equal(fut_loop_run_until_complete(loop, outer), -ECANCELED);
+  assert_true(fut_cancelled(inner));
+  assert_int_equal(p.sleep_rc, -ECANCELED);
+  fut_unref(inner);
+  fut_unref(outer);
+  end_loop(loop);
+}
+
+static void test_task_inner_ignoring_cancel_gives_outer_its_result(
+    void **state) {
+  (void)state;
+  fut_loop_t *loop = new_loop();
+  struct cancel_probe p = {.catch_it = true};
+  fut_t *inner = spawn(loop, long_sleeper, &p);
+  fut_t *outer = spawn(loop, await_inner_task, &inner);
+  fut_loop_run_once(loop, 0);
+  fut_loop_run_once(loop, 0);
+  assert_true(fut_cancel(outer, NULL));
+  /* asyncio: the inner caught it and returned; the outer sees the result
+   * and is not cancelled. */
+  assert_int_equal(fut_loop_run_until_complete(loop, outer), 0);
+  assert_false(fut_cancelled(outer));
+  assert_int_equal(fut_task_cancelling(outer), 1);
+  fut_unref(inner);
+  fut_unref(outer);
+  end_loop(loop);
+}
+
+static int cancelling_probe(void *arg) {
+  (void)arg;
+  fut_t *self = fut_current_task(NULL);
+  assert_int_equal(fut_task_cancelling(self), 0);
+  fut_cancel(self, NULL);
+  fut_cancel(self, NULL);
+  assert_int_equal(fut_task_cancelling(self), 2);
+  assert_int_equal(fut_task_uncancel(self), 1);
+  /* Still one request: the next suspension delivers it. */
+  assert_int_equal(fut_yield(), -ECANCELED);
+  assert_int_equal(fut_task_uncancel(self), 0);
+  assert_int_equal(fut_task_uncancel(self), 0);
+  /* Withdrawn before delivery: no cancel arrives. */
+  fut_cancel(self, NULL);
+  assert_int_equal(fut_task_uncancel(self), 0);
+  assert_int_equal(fut_yield(), 0);
+  return 0;
+}
+
+static void test_task_cancelling_and_uncancel(void **state) {
+  (void)state;
+  fut_loop_t *loop = new_loop();
+  fut_t *t = spawn(loop, cancelling_probe, NULL);
+  assert_int_equal(fut_loop_run_until_complete(loop, t), 0);
+  fut_t *f;
+  fut_new(loop, &f);
+  assert_int_equal(fut_task_cancelling(f), 0);
+  assert_int_equal(fut_task_uncancel(f), 0);
+  fut_unref(f);
+  fut_unref(t);
+  end_loop(loop);
+}
+
+static int await_after_self_cancel(void *arg) {
+  fut_t *f = arg;
+  fut_cancel(fut_current_task(NULL), "pending");
+  /* The pending cancel is delivered to the future we now wait on. */
+  int rc = fut_await(f, NULL);
+  assert_true(fut_cancelled(f));
+  return rc;
+}
+
+static void test_task_pending_cancel_cancels_next_awaited(void **state) {
+  (void)state;
+  fut_loop_t *loop = new_loop();
+  fut_t *f;
+  fut_new(loop, &f);
+  fut_t *t = spawn(loop, await_after_self_cancel, f);
+  assert_int_equal(fut_loop_run_until_complete(loop, t), -ECANCELED);
+  fut_unref(f);
+  fut_unref(t);
+  end_loop(loop);
+}
+
+/* ---- introspection ---------------------------------------------------------------- */
+
+struct intro {
+  fut_loop_t *loop;
+  fut_t *self_seen;
+};
+
+static int introspect(void *arg) {
+  struct intro *in = arg;
+  in->self_seen = fut_current_task(in->loop);
+  fut_t *all[4];
+  assert_int_equal(fut_all_tasks(in->loop, all, 4), 2);
+  return 0;
+}
+
+static void test_task_current_and_all_tasks(void **state) {
+  (void)state;
+  fut_loop_t *loop = new_loop();
+  struct intro in = {.loop = loop};
+  fut_t *a = spawn(loop, introspect, &in);
+  fut_t *b = spawn(loop, ret_none, NULL);
+  fut_t *all[4] = {0};
+  assert_int_equal(fut_all_tasks(loop, all, 4), 2);
+  assert_true((all[0] == a && all[1] == b) || (all[0] == b && all[1] == a));
+  assert_int_equal(fut_loop_run_until_complete(loop, a), 0);
+  assert_ptr_equal(in.self_seen, a);
+  assert_null(fut_current_task(loop));
+  fut_loop_run_until_complete(loop, b);
+  assert_int_equal(fut_all_tasks(loop, all, 4), 0);
+  fut_unref(a);
+  fut_unref(b);
+  end_loop(loop);
+}
+
+static void test_task_names_and_stack_size(void **state) {
+  (void)state;
+  fut_loop_t *loop = new_loop();
+  fut_t *a = spawn(loop, ret_none, NULL);
+  assert_string_equal(fut_task_get_name(a), "Task-1");
+  assert_int_equal(fut_task_stack_size(a), FUT_TASK_DEFAULT_STACK);
+  fut_task_opts_t o;
+  fut_task_opts_init(&o);
+  o.name = "worker";
+  o.stack_size = 20000; /* rounded up to pages */
+  fut_t *b;
+  assert_int_equal(fut_create_task(loop, ret_none, NULL, &o, &b), 0);
+  assert_string_equal(fut_task_get_name(b), "worker");
+  assert_int_equal(fut_task_stack_size(b) % 4096, 0);
+  assert_true(fut_task_stack_size(b) >= 20000);
+  assert_int_equal(fut_task_set_name(b, "renamed"), 0);
+  assert_string_equal(fut_task_get_name(b), "renamed");
+  assert_int_equal(fut_task_set_name(b, NULL), -EINVAL);
+  fut_t *f;
+  fut_new(loop, &f);
+  assert_false(fut_is_task(f));
+  assert_null(fut_task_get_name(f));
+  assert_int_equal(fut_task_stack_size(f), 0);
+  assert_int_equal(fut_task_set_name(f, "x"), -EINVAL);
+  fut_unref(f);
+  fut_loop_run_until_complete(loop, a);
+  fut_loop_run_until_complete(loop, b);
+  fut_unref(a);
+  fut_unref(b);
+  end_loop(loop);
+}
+
+static void test_task_create_bad_arguments(void **state) {
+  (void)state;
+  fut_loop_t *loop = new_loop();
+  fut_t *t = (fut_t *)1;
+  assert_int_equal(fut_create_task(loop, NULL, NULL, NULL, &t), -EINVAL);
+  assert_null(t);
+  assert_int_equal(fut_create_task(NULL, ret_none, NULL, NULL, &t), -EINVAL);
+  assert_int_equal(fut_create_task(loop, ret_none, NULL, NULL, NULL),
+                   -EINVAL);
+  fut_task_opts_t o;
+  fut_task_opts_init(&o);
+  o.stack_size = 1024;
+  assert_int_equal(fut_create_task(loop, ret_none, NULL, &o, &t), -EINVAL);
+  o.stack_size = (size_t)1 << 40;
+  assert_int_equal(fut_create_task(loop, ret_none, NULL, &o, &t), -EINVAL);
+  fut_loop_close(loop);
+  assert_int_equal(fut_create_task(loop, ret_none, NULL, NULL, &t),
+                   FUT_E_CLOSED);
+  end_loop(loop);
+}
+
+static void test_task_create_out_of_memory_leaves_nothing(void **state) {
+  (void)state;
+  fut_loop_t *loop = new_loop();
+  fut_t *warm = spawn(loop, ret_none, NULL); /* task state exists */
+  fut_loop_run_until_complete(loop, warm);
+  fut_unref(warm);
+  for (long n = 1; n <= 3; n++) {
+    fut_t *t;
+    fut__alloc_fail_after(n, false);
+    int rc = fut_create_task(loop, ret_none, NULL, NULL, &t);
+    fut__alloc_fail_after(0, false);
+    if (rc == 0) {
+      fut_loop_run_until_complete(loop, t);
+      fut_unref(t);
+      continue;
+    }
+    assert_int_equal(rc, -ENOMEM);
+    assert_null(t);
+  }
+  end_loop(loop);
+}
+
+/* ---- close and failures nobody read --------------------------------------------- */
+
+struct closing {
+  fut_t *f;
+  int await_rc;
+  int second_rc;
+  bool cleaned;
+};
+
+static int wait_forever(void *arg) {
+  struct closing *c = arg;
+  c->await_rc = fut_await(c->f, NULL);
+  c->second_rc = fut_sleep(FUT_MS(1)); /* returns at once while closing */
+  c->cleaned = true;
+  return c->await_rc;
+}
+
+static void test_task_loop_close_finishes_pending_tasks(void **state) {
+  (void)state;
+  handler_calls = 0;
+  fut_loop_t *loop = new_loop();
+  fut_loop_set_exception_handler(loop, counting_handler, NULL);
+  struct closing c = {0};
+  fut_new(loop, &c.f);
+  fut_t *t = spawn(loop, wait_forever, &c);
+  struct cancel_probe p = {0};
+  fut_t *never = spawn(loop, long_sleeper, &p);
+  fut_loop_run_once(loop, 0);
+  fut_cancel(never, NULL); /* cancel requested, the step not yet run */
+  assert_int_equal(fut_loop_close(loop), 0);
+  assert_true(c.cleaned);
+  assert_int_equal(c.await_rc, -ECANCELED);
+  assert_int_equal(c.second_rc, -ECANCELED);
+  assert_true(fut_cancelled(t));
+  assert_true(fut_done(never));
+  assert_int_equal(handler_calls, 2);
+  assert_string_equal(handler_msg, "Task was destroyed but it is pending!");
+  fut_unref(c.f);
+  fut_unref(t);
+  fut_unref(never);
+  end_loop(loop);
+}
+
+static void test_task_exception_never_retrieved_is_reported(void **state) {
+  (void)state;
+  handler_calls = 0;
+  fut_loop_t *loop = new_loop();
+  fut_loop_set_exception_handler(loop, counting_handler, NULL);
+  fut_t *t = spawn(loop, fail_eio, NULL);
+  fut_unref(t); /* fire and forget */
+  for (int i = 0; i < 3; i++)
+    fut_loop_run_once(loop, 0);
+  assert_int_equal(handler_calls, 1);
+  assert_string_equal(handler_msg, "Future exception was never retrieved");
+  end_loop(loop);
+}
+
+/* ---- stacks ------------------------------------------------------------------------ */
+
+static int recurse(int depth, volatile char *prev) {
+  volatile char buf[1024];
+  buf[0] = (char)depth;
+  buf[1023] = prev ? prev[0] : 0;
+  if (depth == 0)
+    return buf[0] + buf[1023];
+  return recurse(depth - 1, buf) + 1;
+}
+
+static int deep(void *arg) {
+  (void)arg;
+  /* ~100 KiB of frames: well inside the default stack. */
+  return recurse(100, NULL) == 100 + 1 ? 0 : -EIO;
+}
+
+static void test_task_deep_stack_use_within_limit(void **state) {
+  (void)state;
+  fut_loop_t *loop = new_loop();
+  fut_t *t = spawn(loop, deep, NULL);
+  assert_int_equal(fut_loop_run_until_complete(loop, t), 0);
+  fut_unref(t);
+  end_loop(loop);
+}
+
+static int yield_then_return(void *arg) {
+  (void)arg;
+  fut_yield();
+  return 0;
+}
+
+static void test_task_stacks_are_recycled(void **state) {
+  (void)state;
+  fut_loop_t *loop = new_loop();
+  /* Many more tasks than the stack cache holds, in waves. */
+  for (int wave = 0; wave < 3; wave++) {
+    fut_t *ts[100];
+    for (int i = 0; i < 100; i++)
+      ts[i] = spawn(loop, yield_then_return, NULL);
+    fut_loop_run_until_complete(loop, ts[99]);
+    for (int i = 0; i < 100; i++) {
+      fut_loop_run_until_complete(loop, ts[i]);
+      fut_unref(ts[i]);
+    }
+  }
+  end_loop(loop);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_task_returns_i64),
+      cmocka_unit_test(test_task_returns_ptr_with_destructor),
+      cmocka_unit_test(test_task_returns_bytes),
+      cmocka_unit_test(test_task_returns_null_by_default),
+      cmocka_unit_test(test_task_failure_code_and_message),
+      cmocka_unit_test(test_task_positive_return_fails_einval),
+      cmocka_unit_test(test_task_fail_rejects_nonnegative_code),
+      cmocka_unit_test(test_await_order_and_results),
+      cmocka_unit_test(test_await_returns_error_code),
+      cmocka_unit_test(test_await_done_future_returns_without_switch),
+      cmocka_unit_test(test_await_outside_task_is_an_error),
+      cmocka_unit_test(test_await_bad_arguments),
+      cmocka_unit_test(test_task_nested_tasks),
+      cmocka_unit_test(test_task_awaits_task),
+      cmocka_unit_test(test_task_ends_with_pending_children),
+      cmocka_unit_test(test_sleep_waits_at_least_the_delay),
+      cmocka_unit_test(test_yield_interleaves_tasks_fifo),
+      cmocka_unit_test(test_sleep_zero_yields),
+      cmocka_unit_test(test_task_cancel_sleeping_task),
+      cmocka_unit_test(test_task_cancel_caught_ends_with_result),
+      cmocka_unit_test(test_task_cancel_requested_at_return_still_cancels),
+      cmocka_unit_test(test_task_cancel_before_start_never_runs),
+      cmocka_unit_test(test_task_cancel_done_task_returns_false),
+      cmocka_unit_test(test_task_cancel_delivered_at_yield),
+      cmocka_unit_test(test_task_cancel_after_waiter_done_delivers_cancel),
+      cmocka_unit_test(test_task_cancel_cancels_awaited_future),
+      cmocka_unit_test(test_task_cancel_propagates_to_awaited_task),
+      cmocka_unit_test(test_task_inner_ignoring_cancel_gives_outer_its_result),
+      cmocka_unit_test(test_task_cancelling_and_uncancel),
+      cmocka_unit_test(test_task_pending_cancel_cancels_next_awaited),
+      cmocka_unit_test(test_task_current_and_all_tasks),
+      cmocka_unit_test(test_task_names_and_stack_size),
+      cmocka_unit_test(test_task_create_bad_arguments),
+      cmocka_unit_test(test_task_create_out_of_memory_leaves_nothing),
+      cmocka_unit_test(test_task_loop_close_finishes_pending_tasks),
+      cmocka_unit_test(test_task_exception_never_retrieved_is_reported),
+      cmocka_unit_test(test_task_deep_stack_use_within_limit),
+      cmocka_unit_test(test_task_stacks_are_recycled),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
