@@ -155,6 +155,7 @@ static _Noreturn void server_main(int ctl, pid_t parent) {
    * died before that, we were reparented: leave. */
   if (getppid() != parent)
     _exit(0);
+  fcntl(ctl, F_SETFD, FD_CLOEXEC); /* it had to survive one exec only */
   /* A parent ignoring SIGCHLD would make our children auto-reaped and
    * their statuses lost. */
   signal(SIGCHLD, SIG_DFL);

@@ -131,6 +131,23 @@ FUT_TEST_UNUSED static int job_gate(const void *arg, size_t len,
   return fut_buf_append(out, &ch, 1);
 }
 
+/* Result: int64 count of the worker's open fds other than 0, 1, 2 (the
+ * directory stream used to count them included). */
+FUT_TEST_UNUSED static int job_count_fds(const void *arg, size_t len,
+                                         fut_buf_t *out) {
+  (void)arg;
+  (void)len;
+  DIR *d = opendir("/proc/self/fd");
+  if (!d)
+    return -errno;
+  int64_t n = 0;
+  for (struct dirent *e; (e = readdir(d));)
+    if (e->d_name[0] != '.' && atoi(e->d_name) > 2)
+      n++;
+  closedir(d);
+  return fut_buf_append(out, &n, sizeof n);
+}
+
 /* Initializer: stores its argument (an int64) for job_init_value. */
 FUT_TEST_UNUSED static int64_t init_value = -1;
 FUT_TEST_UNUSED static int init_store(const void *arg, size_t len) {

@@ -775,6 +775,24 @@ static void test_procpool_server_killed(void **state) {
   assert_true(kill(server, 0) == -1 && errno == ESRCH);
 }
 
+static void test_procpool_no_fd_leak_into_workers(void **state) {
+  (void)state;
+  /* Even a descriptor without close-on-exec stays in the parent. */
+  int pfd[2];
+  assert_int_equal(pipe(pfd), 0);
+  fut_procpool_t *p = new_pool(1);
+  struct waiter w;
+  assert_int_equal(submit(p, job_count_fds, NULL, 0, &w), 0);
+  assert_int_equal(waiter_wait(&w), 0);
+  int64_t n;
+  memcpy(&n, w.data, sizeof n);
+  assert_int_equal(n, 2); /* its socket to the parent + the dir stream */
+  waiter_destroy(&w);
+  fut_procpool_free(p);
+  close(pfd[0]);
+  close(pfd[1]);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_procpool_result),
@@ -801,6 +819,7 @@ int main(void) {
       cmocka_unit_test(test_procpool_alloc_failure),
       cmocka_unit_test(test_procpool_free_in_callback),
       cmocka_unit_test(test_procpool_server_killed),
+      cmocka_unit_test(test_procpool_no_fd_leak_into_workers),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
