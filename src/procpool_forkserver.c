@@ -223,6 +223,13 @@ __attribute__((constructor(101))) static void forkserver_ctor(void) {
       ppid <= 0)
     return; /* not ours: leave the program alone */
   unsetenv(FUT__PP_ENV);
+  /* A stray variable (not set by us) must not hijack the program: ours
+   * always comes with a SEQPACKET socket at fd. */
+  int type = 0;
+  socklen_t tl = sizeof type;
+  if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tl) != 0 ||
+      type != SOCK_SEQPACKET)
+    return;
   server_main(fd, (pid_t)ppid);
 }
 

@@ -793,6 +793,41 @@ static void test_procpool_no_fd_leak_into_workers(void **state) {
   close(pfd[1]);
 }
 
+/* A worker dies while the parent is in the middle of writing it a 64 MiB
+ * frame: the write fails with EPIPE, never with a SIGPIPE that would kill
+ * the parent (SIGPIPE is left at its default, deadly action here). */
+static void test_procpool_sigpipe_never_kills(void **state) {
+  (void)state;
+  struct sigaction old, dfl = {.sa_handler = SIG_DFL};
+  sigaction(SIGPIPE, &dfl, &old);
+  fut_procpool_t *p = new_pool(1);
+  struct gate g;
+  gate_init(&g);
+  struct waiter a, b;
+  assert_int_equal(submit(p, job_gate, g.dir, strlen(g.dir), &a), 0);
+  int pid = gate_wait_started(&g);
+  size_t n = (size_t)64 << 20;
+  unsigned char *big = malloc(n);
+  assert_non_null(big);
+  memset(big, 0x33, n);
+  /* Pipelined behind a: its bytes fill the socket, the rest waits. */
+  assert_int_equal(submit(p, job_xor, big, n, &b), 0);
+  assert_int_equal(kill(pid, SIGKILL), 0);
+  assert_int_equal(waiter_wait(&a), FUT_E_WORKER_DIED);
+  /* b never started there: it runs whole in the replacement. */
+  assert_int_equal(waiter_wait(&b), 0);
+  assert_int_equal(b.len, n);
+  const unsigned char *r = b.data;
+  assert_int_equal(r[0], 0x33 ^ 0x5a);
+  assert_int_equal(r[n - 1], 0x33 ^ 0x5a);
+  waiter_destroy(&a);
+  waiter_destroy(&b);
+  free(big);
+  gate_destroy(&g);
+  fut_procpool_free(p);
+  sigaction(SIGPIPE, &old, NULL);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_procpool_result),
@@ -820,6 +855,7 @@ int main(void) {
       cmocka_unit_test(test_procpool_free_in_callback),
       cmocka_unit_test(test_procpool_server_killed),
       cmocka_unit_test(test_procpool_no_fd_leak_into_workers),
+      cmocka_unit_test(test_procpool_sigpipe_never_kills),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
