@@ -217,7 +217,9 @@ struct fut_procpool {
   /* Manager thread only. */
   int ctl; /* control socket to the server */
   struct fut__pp_worker *workers;
-  unsigned nlive; /* workers in FUT__W_LIVE */
+  unsigned nlive;     /* workers in FUT__W_LIVE */
+  bool spawn_blocked; /* a spawn failed softly: no new try
+                         before the next poll event */
   uint64_t next_wid;
   struct fut__pp_jobq retry;   /* started jobs of dead workers: first */
   struct pollfd *pfds;         /* poll set, pcap entries */

@@ -106,6 +106,19 @@ static void free_worker(fut_procpool_t *p, struct fut__pp_worker *w) {
   fut__free(w);
 }
 
+/* A worker could not be made for a local, maybe passing reason (memory,
+ * the fd limit): with workers left, the pool carries on with them and
+ * tries again after the next event; with none, nothing would ever run the
+ * queue, so the pool is broken. */
+static void spawn_failed(fut_procpool_t *p, const char *what, int err) {
+  if (p->nlive > 0) {
+    p->spawn_blocked = true;
+    return;
+  }
+  set_broken(p, "process pool: cannot make a worker: %s: %s", what,
+             fut_strerror(err));
+}
+
 static struct fut__pp_worker *spawn(fut_procpool_t *p) {
   struct fut__pp_worker *w = fut__calloc(1, sizeof *w);
   char *rx = fut__malloc(RX_CAP);
@@ -113,14 +126,14 @@ static struct fut__pp_worker *spawn(fut_procpool_t *p) {
   if (!w || !rx) {
     fut__free(w);
     fut__free(rx);
-    set_broken(p, "process pool: out of memory for a worker");
+    spawn_failed(p, "out of memory", -ENOMEM);
     return NULL;
   }
   if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
     int e = errno;
     fut__free(w);
     fut__free(rx);
-    set_broken(p, "process pool: socketpair for a worker: %s", strerror(e));
+    spawn_failed(p, "socketpair", -e);
     return NULL;
   }
   int sz = SOCKBUF;
@@ -151,6 +164,10 @@ static struct fut__pp_worker *spawn(fut_procpool_t *p) {
   return w;
 }
 
+static bool can_spawn(const fut_procpool_t *p) {
+  return p->nlive < p->max_workers && !p->spawn_blocked;
+}
+
 static bool can_take(const fut_procpool_t *p, const struct fut__pp_worker *w,
                      size_t depth) {
   (void)p;
@@ -166,8 +183,11 @@ static struct fut__pp_worker *pick(fut_procpool_t *p, bool may_spawn,
   for (struct fut__pp_worker *w = p->workers; w; w = w->next)
     if (can_take(p, w, 1))
       return w;
-  if (p->nlive < p->max_workers && may_spawn)
-    return spawn(p);
+  if (can_spawn(p) && may_spawn) {
+    struct fut__pp_worker *w = spawn(p);
+    if (w || is_broken(p))
+      return w;
+  }
   struct fut__pp_worker *best = NULL;
   for (struct fut__pp_worker *w = p->workers; w; w = w->next)
     if (can_take(p, w, depth) &&
@@ -177,7 +197,7 @@ static struct fut__pp_worker *pick(fut_procpool_t *p, bool may_spawn,
 }
 
 static bool has_room(fut_procpool_t *p, size_t depth) {
-  return p->nlive < p->max_workers || pick(p, false, depth) != NULL;
+  return can_spawn(p) || pick(p, false, depth) != NULL;
 }
 
 /* The pipeline depth for a backlog of n queued jobs. */
@@ -680,6 +700,7 @@ void *fut__pp_manager(void *arg) {
     if (more)
       continue;
     int r = poll_all(p, true, -1);
+    p->spawn_blocked = false; /* something happened: worth a new try */
     pthread_mutex_lock(&p->lock);
     p->sleeping = false;
     p->rung = false;

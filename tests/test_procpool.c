@@ -8,6 +8,7 @@
 
 #include <poll.h>
 #include <stdatomic.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 
@@ -828,6 +829,39 @@ static void test_procpool_sigpipe_never_kills(void **state) {
   sigaction(SIGPIPE, &old, NULL);
 }
 
+/* Out of descriptors, the pool cannot make a second worker: it carries on
+ * with the one it has instead of breaking. */
+static void test_procpool_spawn_failure_soft(void **state) {
+  (void)state;
+  fut_procpool_t *p = new_pool(2);
+  assert_int_equal(run_square(p, 2), 4);
+  assert_int_equal(fut_procpool_nworkers(p), 1);
+  struct rlimit old, lim;
+  assert_int_equal(getrlimit(RLIMIT_NOFILE, &old), 0);
+  /* Use up every descriptor below a low limit. */
+  int fds[4096], nfds = 0;
+  lim = old;
+  lim.rlim_cur = 256;
+  assert_int_equal(setrlimit(RLIMIT_NOFILE, &lim), 0);
+  for (int fd; nfds < 4096 && (fd = dup(0)) >= 0;)
+    fds[nfds++] = fd;
+  assert_int_equal(errno, EMFILE);
+  enum { N = 12 };
+  struct waiter ws[N];
+  for (int i = 0; i < N; i++)
+    assert_int_equal(submit(p, job_square, &(int64_t){i}, 8, &ws[i]), 0);
+  for (int i = 0; i < N; i++) {
+    assert_int_equal(waiter_wait(&ws[i]), 0);
+    waiter_destroy(&ws[i]);
+  }
+  assert_int_equal(fut_procpool_nworkers(p), 1);
+  for (int i = 0; i < nfds; i++)
+    close(fds[i]);
+  assert_int_equal(setrlimit(RLIMIT_NOFILE, &old), 0);
+  assert_int_equal(run_square(p, 3), 9);
+  fut_procpool_free(p);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_procpool_result),
@@ -856,6 +890,7 @@ int main(void) {
       cmocka_unit_test(test_procpool_server_killed),
       cmocka_unit_test(test_procpool_no_fd_leak_into_workers),
       cmocka_unit_test(test_procpool_sigpipe_never_kills),
+      cmocka_unit_test(test_procpool_spawn_failure_soft),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
