@@ -171,7 +171,7 @@ struct fut__pp_worker {
   struct fut__pp_job *send_job; /* first in-flight job not fully written,
                                    NULL when all are */
   bool wbroken;                 /* a write failed: it gets no more jobs */
-  bool protocol_error;          /* it sent garbage and was killed */
+  const char *kill_reason;      /* static text when we killed it, or NULL */
   size_t send_off;              /* bytes of send_job's frame written */
   char *rx;                     /* RX_CAP input buffer, rx[rx_pos..rx_len) */
   size_t rx_pos, rx_len;

@@ -434,9 +434,23 @@ static void worker_readable(fut_procpool_t *p, struct fut__pp_worker *w) {
   if (r == 1) {
     close_worker_fd(p, w);
   } else if (r < 0) {
-    w->protocol_error = true;
+    w->kill_reason = r == -ENOMEM ? " (killed: no memory for its result)"
+                                  : " (killed after a protocol error)";
     kill_worker(p, w);
   }
+}
+
+/* Puts jobs that never started in a worker back at the front of the
+ * queue, in their order. */
+static void requeue(fut_procpool_t *p, struct fut__pp_jobq *q) {
+  if (!q->head)
+    return;
+  q->tail->next = p->retry.head;
+  p->retry.head = q->head;
+  if (!p->retry.tail)
+    p->retry.tail = q->tail;
+  p->retry.len += q->len;
+  *q = (struct fut__pp_jobq){0};
 }
 
 /* The worker is gone and reaped: settle its jobs and forget it. */
@@ -446,19 +460,11 @@ static void finalize(fut_procpool_t *p, struct fut__pp_worker *w) {
     char st[96], msg[256];
     fut__pp_describe_status(w->status, st, sizeof st);
     snprintf(msg, sizeof msg, "worker process %d %s while running the job%s",
-             (int)w->pid, st,
-             w->protocol_error ? " (killed after a protocol error)" : "");
+             (int)w->pid, st, w->kill_reason ? w->kill_reason : "");
     job_fail(j, FUT_E_WORKER_DIED, msg);
   }
   /* The rest never started in that worker: run them elsewhere, first. */
-  struct fut__pp_job *rest[64];
-  while (w->inflight.len > 0) {
-    size_t n = 0;
-    while (n < 64 && w->inflight.len > 0)
-      rest[n++] = fut__pp_q_pop(&w->inflight);
-    while (n > 0)
-      fut__pp_q_push_front(&p->retry, rest[--n]);
-  }
+  requeue(p, &w->inflight);
   free_worker(p, w);
 }
 
@@ -477,12 +483,12 @@ static void ctl_readable(fut_procpool_t *p) {
     for (struct fut__pp_worker *w = p->workers; w; w = w->next)
       if (w->wid == m.a) {
         if (m.b == 0) {
-          set_broken(p,
-                     "process pool: the fork server could not fork a "
-                     "worker: %s",
-                     fut_strerror((int)m.c));
-          /* Its jobs fail with the pool in the teardown that follows. */
+          /* fork failed (EAGAIN: a process limit?): its jobs never started;
+           * the other workers take them, or the pool is broken. */
           close_worker_fd(p, w);
+          requeue(p, &w->inflight);
+          free_worker(p, w);
+          spawn_failed(p, "fork", (int)m.c);
         } else {
           w->pid = (pid_t)m.b;
         }
