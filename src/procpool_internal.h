@@ -218,6 +218,7 @@ struct fut_procpool {
   int ctl; /* control socket to the server */
   struct fut__pp_worker *workers;
   unsigned nlive;     /* workers in FUT__W_LIVE */
+  unsigned nspawning; /* SPAWN sent, SPAWNED not yet received */
   bool spawn_blocked; /* a spawn failed softly: no new try
                          before the next poll event */
   uint64_t next_wid;

@@ -157,6 +157,7 @@ static struct fut__pp_worker *spawn(fut_procpool_t *p) {
   w->fd = sv[0];
   w->rx = rx;
   w->state = FUT__W_LIVE;
+  p->nspawning++;
   w->next = p->workers;
   p->workers = w;
   p->nlive++;
@@ -164,8 +165,14 @@ static struct fut__pp_worker *spawn(fut_procpool_t *p) {
   return w;
 }
 
+/* SPAWN requests awaiting their SPAWNED reply.  Bounded so the blocking
+ * control socket can never fill in both directions at once (the manager
+ * blocked sending SPAWN while the server blocks sending SPAWNED). */
+#define MAX_SPAWNING 32
+
 static bool can_spawn(const fut_procpool_t *p) {
-  return p->nlive < p->max_workers && !p->spawn_blocked;
+  return p->nlive < p->max_workers && !p->spawn_blocked &&
+         p->nspawning < MAX_SPAWNING;
 }
 
 static bool can_take(const fut_procpool_t *p, const struct fut__pp_worker *w,
@@ -482,6 +489,7 @@ static void ctl_readable(fut_procpool_t *p) {
   if (m.type == FUT__CTL_SPAWNED) {
     for (struct fut__pp_worker *w = p->workers; w; w = w->next)
       if (w->wid == m.a) {
+        p->nspawning--;
         if (m.b == 0) {
           /* fork failed (EAGAIN: a process limit?): its jobs never started;
            * the other workers take them, or the pool is broken. */
