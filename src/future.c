@@ -11,8 +11,34 @@
 
 static void dispatch(void *p);
 static void release_future(void *p) { fut_unref(p); }
+
+/* A registration made on a done future whose dispatch is already queued
+ * cannot join that dispatch: the dispatch may sit in the current drain's
+ * snapshot, and what is scheduled during a drain runs on the next
+ * iteration.  It gets a ready entry of its own, queued behind the
+ * dispatch, which keeps registration order. */
+struct late_cb {
+  fut_t *f;           /* holds a reference until the entry ran or went */
+  fut_done_cb cb;
+  void *arg;
+};
+
+static void run_late(void *p) {
+  struct late_cb l = *(struct late_cb *)p;
+  fut__free(p);
+  l.cb(l.f, l.arg);
+  fut_unref(l.f);
+}
+
+static void release_late(void *p) {
+  fut_t *f = ((struct late_cb *)p)->f;
+  fut__free(p);
+  fut_unref(f);
+}
+
 void fut__future_global_init(void) {
   fut__register_release(dispatch, release_future);
+  fut__register_release(run_late, release_late);
 }
 
 static void init_fields(fut_t *f, fut_loop_t *loop) {
@@ -395,11 +421,18 @@ int fut_add_done_callback(fut_t *f, fut_done_cb cb, void *arg) {
   }
   bool done = f->state != FUT_PENDING;
   /* A done future needs a queue slot: reserve it before registering. */
-  if (done && !(f->flags & FUT__F_DISPATCH) &&
-      loop->ready.tail - loop->ready.head > loop->ready.mask) {
+  if (done && loop->ready.tail - loop->ready.head > loop->ready.mask) {
     int err = fut__ring_grow(&loop->ready);
     if (err)
       return err;
+  }
+  if (done && (f->flags & FUT__F_DISPATCH)) {
+    struct late_cb *l = fut__malloc(sizeof *l);
+    if (!l)
+      return fut__error(-ENOMEM, "fut_add_done_callback: out of memory");
+    *l = (struct late_cb){fut_ref(f), cb, arg};
+    FUT__ASSERT(fut__ring_push(&loop->ready, run_late, l) == 0);
+    return 0;
   }
   if (!(f->flags & FUT__F_CB0)) {
     f->cb0 = (struct fut__cb_ent){cb, arg};

@@ -84,7 +84,8 @@ enum {
   FUT__H_CANCELLED = 1u << 0, /* cancelled: never runs again */
   FUT__H_TIMER = 1u << 1,     /* scheduled by call_later / call_at */
   FUT__H_IO = 1u << 2,        /* an fd watcher's handle, runs repeatedly */
-  FUT__H_RAN = 1u << 3        /* a one-shot handle that has run */
+  FUT__H_RAN = 1u << 3,       /* a one-shot handle that has run */
+  FUT__H_IN_HEAP = 1u << 4    /* a timer a timer tier still references */
 };
 
 struct fut_handle {
@@ -95,18 +96,69 @@ struct fut_handle {
   void *arg;            /* borrowed from the user */
   fut_loop_t *loop;     /* owner; never changes */
   uint64_t when;        /* timers: deadline in loop time */
-  uint32_t seq;         /* timers: FIFO tie-break among equal deadlines */
-  uint32_t heap_idx;    /* timers: index in loop->heap, UINT32_MAX if not in */
-  uint16_t refs;        /* user + loop references (heap, ready queue) */
+  uint32_t refs;        /* user + loop references (heap, ready queue) */
   uint8_t flags;        /* FUT__H_* */
 };
-#define FUT__NOT_IN_HEAP UINT32_MAX
 
-int fut__handle_new(fut_loop_t *loop, fut_cb cb, void *arg, uint8_t flags,
-                    fut_handle_t **out);
+/* A handle with one reference, or NULL (out of memory, detail recorded). */
+fut_handle_t *fut__handle_new(fut_loop_t *loop, fut_cb cb, void *arg,
+                              uint8_t flags);
 /* Ready-queue trampoline for handles: skips cancelled ones, drops the
  * queue's reference. */
 void fut__handle_run(void *h);
+
+/* A timer heap slot.  It holds the whole timer when nobody asked for a
+ * handle (cb set), so fire-and-forget timers allocate nothing and firing
+ * touches only the heap; otherwise cb is NULL and arg is the handle.  The
+ * deadline and sequence are cached either way, so sifting never touches a
+ * handle (handles are scattered in memory). */
+struct fut__heap_ent {
+  uint64_t when;   /* deadline in loop time */
+  uint32_t seq;    /* FIFO tie-break among equal deadlines (wraps) */
+  uint32_t unused;
+  fut_cb cb;       /* the callback, or NULL when arg is a fut_handle_t */
+  void *arg;
+};
+
+/* A 4-ary min-heap of timer slots by (when, seq). */
+struct fut__theap {
+  struct fut__heap_ent *ents;
+  uint32_t len, cap;
+};
+
+/* A chunk of a wheel bucket: timers of one slot, unsorted. */
+#define FUT__TCHUNK_ENTS 63
+struct fut__tchunk {
+  struct fut__tchunk *next;
+  uint32_t len;
+  struct fut__heap_ent ents[FUT__TCHUNK_ENTS];
+};
+
+#define FUT__WHEEL_BITS 8
+#define FUT__WHEEL_SLOTS (1u << FUT__WHEEL_BITS)
+#define FUT__SLOT_SHIFT 20 /* a slot spans 2^20 ns, about 1 ms */
+
+/* Timers in three tiers by deadline slot (when >> FUT__SLOT_SHIFT):
+ *   near   slot <= cur_slot: a small heap, the only tier that fires;
+ *   wheel  the next FUT__WHEEL_SLOTS - 1 slots: unsorted buckets, O(1)
+ *          insert, moved into the near heap when their slot comes;
+ *   far    later: a heap whose top migrates into the wheel.
+ * So the heap that orders firing stays small (in cache) however many
+ * timers wait. */
+struct fut__timers {
+  struct fut__theap near;          /* every timer with slot <= cur_slot */
+  struct fut__theap far;           /* slot >= cur_slot + WHEEL_SLOTS */
+  struct fut__tchunk *wheel[FUT__WHEEL_SLOTS]; /* bucket of slot s at
+                                                  s % WHEEL_SLOTS */
+  uint64_t wheel_bits[FUT__WHEEL_SLOTS / 64];  /* non-empty buckets */
+  struct fut__tchunk *spare;       /* free chunks */
+  uint64_t cur_slot;               /* slots up to this are in near */
+  uint32_t total;                  /* entries in all tiers */
+  uint32_t cancelled;              /* cancelled handles still in a tier */
+  uint32_t zombies;                /* of those, handles only a tier holds:
+                                      dead to the user, freed when shed */
+  uint32_t seq;                    /* next sequence number */
+};
 
 /* ---- ready queue (ready.c) --------------------------------------------- */
 struct fut__ready_ent {
@@ -246,9 +298,7 @@ static inline const struct fut__ops *fut__ops_of(const fut_t *f) {
 struct fut_loop {
   struct fut__ring ready;         /* the ready queue */
 
-  fut_handle_t **heap;            /* timer min-heap by (when, seq) */
-  uint32_t heap_len, heap_cap;
-  uint32_t timer_seq;             /* next seq for a timer */
+  struct fut__timers timers;      /* call_later / call_at (timer.c) */
 
   struct fut__io *io;             /* indexed by fd, io_cap entries */
   int io_cap;
@@ -279,9 +329,13 @@ struct fut_loop {
   unsigned fork_gen;              /* fut__fork_gen when epfd was made */
 
   uint64_t last_poll;             /* loop time of the last epoll_wait */
-  unsigned drains_since_poll;     /* drains skipped polling since then */
-  size_t cbs_since_poll;          /* callbacks run since the last poll */
+  unsigned drains_since_poll;     /* drains that skipped polling since */
+  unsigned skip_budget;           /* drains left before reading the clock
+                                     to bound the time without a poll */
   uint64_t slow_ns;               /* debug: slow callback threshold */
+
+  fut_t *ruc_future;              /* the future run_until_complete waits
+                                     for, NULL outside it */
 
   fut_exception_handler_cb exc_cb; /* NULL = default */
   void *exc_arg;
@@ -312,8 +366,16 @@ int fut__check_usable(const fut_loop_t *loop);
 void fut__loop_maybe_release(fut_loop_t *loop);
 
 /* timer.c */
+void fut__timers_init(fut_loop_t *loop, uint64_t now);
+void fut__timers_free(fut_loop_t *loop); /* memory; after clear */
+/* Schedules cb(arg) at `when` with no handle. */
+int fut__timer_push_cb(fut_loop_t *loop, uint64_t when, fut_cb cb, void *arg);
+/* Schedules a timer handle (h->when set); the heap takes a reference. */
 int fut__timer_push(fut_loop_t *loop, fut_handle_t *h);
-void fut__timer_remove(fut_loop_t *loop, fut_handle_t *h);
+/* Called when a timer still in the heap is cancelled. */
+void fut__timer_cancelled(fut_loop_t *loop, fut_handle_t *h);
+/* The earliest live deadline, UINT64_MAX when none. */
+uint64_t fut__timer_next(fut_loop_t *loop);
 void fut__timers_expire(fut_loop_t *loop, uint64_t now);
 void fut__timers_clear(fut_loop_t *loop);
 

@@ -32,11 +32,17 @@ static int add_watcher(fut_loop_t *loop, int fd, fut_cb cb, void *arg,
     return err;
   if (fcntl(fd, F_GETFD) < 0)
     return fut__error(-EBADF, "%s: fd %d is not open", what, fd);
+  /* epoll_ctl's EEXIST fallback would re-point the doorbell's entry at a
+   * watcher (and a later remove would delete it): refuse the loop's own
+   * descriptors. */
+  if (fd == loop->evfd || fd == loop->epfd)
+    return fut__error(-EINVAL, "%s: fd %d belongs to the loop itself", what,
+                      fd);
   if ((err = grow_table(loop, fd)))
     return err;
-  fut_handle_t *h;
-  if ((err = fut__handle_new(loop, cb, arg, FUT__H_IO, &h)))
-    return err;
+  fut_handle_t *h = fut__handle_new(loop, cb, arg, FUT__H_IO);
+  if (!h)
+    return -ENOMEM;
   struct fut__io *io = &loop->io[fd];
   uint32_t want = io->registered | bit;
   if (want != io->registered) {
@@ -79,8 +85,13 @@ static int remove_watcher(fut_loop_t *loop, int fd, uint32_t bit) {
   *slot = NULL;
   uint32_t want = io->registered & ~bit;
   /* The fd may already be closed: epoll then forgot it, which is what we
-   * want anyway, so errors are ignored. */
-  if (loop->epfd >= 0)
+   * want anyway, so errors are ignored.  In a forked child before
+   * fut_loop_fork the epoll instance is still the parent's (shared across
+   * fork): touching it would remove the parent's watcher, so only the table
+   * changes, and fut_loop_fork registers from the table. */
+  if (loop->epfd >= 0 &&
+      loop->fork_gen ==
+          atomic_load_explicit(&fut__fork_gen, memory_order_relaxed))
     (void)fut__epoll_ctl(loop, fd, io->registered, want);
   io->registered = want;
   if (!io->reader && !io->writer)

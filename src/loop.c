@@ -10,7 +10,6 @@
  * callbacks runs without a syscall per hop and I/O still waits at most
  * about POLL_SKIP_NS. */
 #define POLL_SKIP_MAX_DRAINS 1024u
-#define POLL_SKIP_MAX_CBS 16384u
 #define POLL_SKIP_CLOCK_EVERY 64u /* drains between clock reads */
 #define POLL_SKIP_NS FUT_US(50)
 
@@ -20,7 +19,14 @@ static pthread_once_t init_once = PTHREAD_ONCE_INIT;
 
 static void on_fork_child(void) { atomic_fetch_add(&fut__fork_gen, 1); }
 
-static void release_handle(void *h) { fut_handle_unref(h); }
+/* A handle dropped from the ready queue by close never runs: it reads as
+ * cancelled to whoever still holds it. */
+static void release_handle(void *p) {
+  fut_handle_t *h = p;
+  if (!(h->flags & FUT__H_RAN))
+    h->flags |= FUT__H_CANCELLED;
+  fut_handle_unref(h);
+}
 
 static void global_init(void) {
   pthread_atfork(NULL, NULL, on_fork_child);
@@ -30,22 +36,21 @@ static void global_init(void) {
 
 /* ---- handles ------------------------------------------------------------ */
 
-int fut__handle_new(fut_loop_t *loop, fut_cb cb, void *arg, uint8_t flags,
-                    fut_handle_t **out) {
+fut_handle_t *fut__handle_new(fut_loop_t *loop, fut_cb cb, void *arg,
+                              uint8_t flags) {
   fut_handle_t *h = fut__slab_alloc(&loop->handle_slab);
-  if (FUT__UNLIKELY(!h))
-    return fut__error(-ENOMEM, "out of memory for a handle");
+  if (FUT__UNLIKELY(!h)) {
+    fut__error(-ENOMEM, "out of memory for a handle");
+    return NULL;
+  }
   h->cb = cb;
   h->arg = arg;
   h->loop = loop;
   h->when = 0;
-  h->seq = 0;
-  h->heap_idx = FUT__NOT_IN_HEAP;
   h->refs = 1;
   h->flags = flags;
   loop->live_handles++;
-  *out = h;
-  return 0;
+  return h;
 }
 
 void fut_handle_ref(fut_handle_t *h) {
@@ -57,8 +62,12 @@ void fut_handle_unref(fut_handle_t *h) {
   if (!h)
     return;
   FUT__ASSERT(h->refs > 0);
-  if (--h->refs > 0)
+  if (--h->refs > 0) {
+    if (h->refs == 1 && (h->flags & (FUT__H_IN_HEAP | FUT__H_CANCELLED)) ==
+                            (FUT__H_IN_HEAP | FUT__H_CANCELLED))
+      h->loop->timers.zombies++;
     return;
+  }
   fut_loop_t *loop = h->loop;
   fut__slab_free(&loop->handle_slab, h);
   loop->live_handles--;
@@ -80,12 +89,10 @@ void fut_handle_cancel(fut_handle_t *h) {
   if (!h || (h->flags & (FUT__H_CANCELLED | FUT__H_RAN)))
     return;
   h->flags |= FUT__H_CANCELLED;
-  /* A pending timer leaves the heap at once; a handle already in the ready
-   * queue is skipped there and released when its entry is reached. */
-  if (h->heap_idx != FUT__NOT_IN_HEAP) {
-    fut__timer_remove(h->loop, h);
-    fut_handle_unref(h);
-  }
+  /* A cancelled handle is skipped where it waits (heap or ready queue) and
+   * released when reached; the heap also sheds cancelled timers in bulk. */
+  if (h->flags & FUT__H_IN_HEAP)
+    fut__timer_cancelled(h->loop, h);
 }
 
 bool fut_handle_cancelled(const fut_handle_t *h) {
@@ -125,6 +132,7 @@ int fut_loop_new(fut_loop_t **out) {
   loop->debug = dbg && dbg[0] && strcmp(dbg, "0") != 0;
   fut__slab_init(&loop->fut_slab, sizeof(fut_t), 256);
   fut__slab_init(&loop->handle_slab, sizeof(fut_handle_t), 256);
+  fut__timers_init(loop, fut__now());
   int err = fut__ring_grow(&loop->ready);
   if (err)
     goto fail_ring;
@@ -164,6 +172,10 @@ int fut_loop_close(fut_loop_t *loop) {
   if (loop->executor_close)
     loop->executor_close(loop);
   loop->closed = true;
+  /* In a forked child before fut_loop_fork, a parent thread may have held
+   * the queue's lock at fork time: our copy would stay locked forever. */
+  if (loop->fork_gen != atomic_load(&fut__fork_gen))
+    pthread_mutex_init(&loop->tsq.lock, NULL);
   fut__tsq_close(loop);
   fut__timers_clear(loop);
   fut__io_clear(loop);
@@ -176,7 +188,7 @@ static void release_memory(fut_loop_t *loop) {
   fut__slab_destroy(&loop->fut_slab);
   fut__slab_destroy(&loop->handle_slab);
   fut__free(loop->ready.ents);
-  fut__free(loop->heap);
+  fut__timers_free(loop);
   fut__free(loop->events);
   fut__tsq_destroy(loop);
   fut__free(loop);
@@ -202,7 +214,8 @@ int fut_loop_free(fut_loop_t *loop) {
 
 /* ---- the tick ----------------------------------------------------------- */
 
-static void report_slow(fut_loop_t *loop, const struct fut__ready_ent *e,
+__attribute__((noinline)) static void
+report_slow(fut_loop_t *loop, const struct fut__ready_ent *e,
                         uint64_t took) {
   char msg[128];
   snprintf(msg, sizeof msg, "executing callback %p took %.3f seconds",
@@ -211,22 +224,33 @@ static void report_slow(fut_loop_t *loop, const struct fut__ready_ent *e,
                         e->fn == fut__handle_run ? e->arg : NULL, NULL);
 }
 
+/* The debug drain times each callback to report slow ones. */
+__attribute__((noinline)) static void drain_debug(fut_loop_t *loop,
+                                                  uint32_t n) {
+  struct fut__ring *r = &loop->ready;
+  while (n--) {
+    struct fut__ready_ent e = r->ents[r->head & r->mask];
+    r->head++;
+    /* The report shows the handle: keep it alive across the call, which
+     * may drop the queue's last reference. */
+    fut_handle_t *h = e.fn == fut__handle_run ? e.arg : NULL;
+    fut_handle_ref(h);
+    uint64_t t0 = fut__now();
+    e.fn(e.arg);
+    uint64_t took = fut__now() - t0;
+    if (took >= loop->slow_ns)
+      report_slow(loop, &e, took);
+    fut_handle_unref(h);
+  }
+}
+
 /* Runs the entries present when the drain began (asyncio's snapshot):
  * whatever they schedule waits for the next iteration. */
-static void drain(fut_loop_t *loop) {
+static inline void drain(fut_loop_t *loop) {
   struct fut__ring *r = &loop->ready;
   uint32_t n = r->tail - r->head;
-  loop->cbs_since_poll += n;
   if (FUT__UNLIKELY(loop->debug)) {
-    while (n--) {
-      struct fut__ready_ent e = r->ents[r->head & r->mask];
-      r->head++;
-      uint64_t t0 = fut__now();
-      e.fn(e.arg);
-      uint64_t took = fut__now() - t0;
-      if (took >= loop->slow_ns)
-        report_slow(loop, &e, took);
-    }
+    drain_debug(loop, n);
     return;
   }
   while (n--) {
@@ -237,40 +261,56 @@ static void drain(fut_loop_t *loop) {
   }
 }
 
-static bool may_skip_poll(fut_loop_t *loop) {
+/* Whether this tick may skip its zero-timeout poll: only a countdown on
+ * the hot path; the clock is read once per POLL_SKIP_CLOCK_EVERY drains. */
+static inline bool may_skip_poll(fut_loop_t *loop) {
+  if (FUT__LIKELY(loop->skip_budget > 1)) {
+    loop->skip_budget--;
+    return true;
+  }
   if (loop->drains_since_poll >= POLL_SKIP_MAX_DRAINS ||
-      loop->cbs_since_poll >= POLL_SKIP_MAX_CBS)
+      fut__now() - loop->last_poll >= POLL_SKIP_NS)
     return false;
-  if (loop->drains_since_poll % POLL_SKIP_CLOCK_EVERY ==
-      POLL_SKIP_CLOCK_EVERY - 1)
-    return fut__now() - loop->last_poll < POLL_SKIP_NS;
+  loop->skip_budget = POLL_SKIP_CLOCK_EVERY;
   return true;
 }
 
-static int tick(fut_loop_t *loop, uint64_t max_timeout) {
+/* Polls epoll with the timeout the loop's state allows. */
+__attribute__((noinline)) static int poll_io(fut_loop_t *loop, bool have_ready,
+                                             uint64_t max_timeout) {
+  uint64_t timeout;
+  if (have_ready || loop->stopping) {
+    timeout = 0;
+  } else if (loop->timers.total > 0) {
+    uint64_t now = fut__now(), when = fut__timer_next(loop);
+    timeout = when == UINT64_MAX ? UINT64_MAX : when > now ? when - now : 0;
+  } else {
+    timeout = UINT64_MAX;
+  }
+  if (timeout > max_timeout)
+    timeout = max_timeout;
+  int n = fut__epoll_poll(loop, timeout);
+  if (n < 0)
+    return n;
+  loop->last_poll = fut__now();
+  loop->drains_since_poll = 0;
+  loop->skip_budget = POLL_SKIP_CLOCK_EVERY;
+  return 0;
+}
+
+static inline __attribute__((always_inline)) int tick(fut_loop_t *loop,
+                                                     uint64_t max_timeout) {
   bool have_ready = loop->ready.tail != loop->ready.head;
-  if (have_ready && may_skip_poll(loop)) {
+  /* A stop requested before the run (the only way stopping is set when a
+   * tick starts) asks for exactly one poll, as in asyncio: never skip it. */
+  if (have_ready && !loop->stopping && may_skip_poll(loop)) {
     loop->drains_since_poll++;
   } else {
-    uint64_t timeout;
-    if (have_ready || loop->stopping) {
-      timeout = 0;
-    } else if (loop->heap_len > 0) {
-      uint64_t now = fut__now(), when = loop->heap[0]->when;
-      timeout = when > now ? when - now : 0;
-    } else {
-      timeout = UINT64_MAX;
-    }
-    if (timeout > max_timeout)
-      timeout = max_timeout;
-    int n = fut__epoll_poll(loop, timeout);
-    if (n < 0)
-      return n;
-    loop->last_poll = fut__now();
-    loop->drains_since_poll = 0;
-    loop->cbs_since_poll = 0;
+    int err = poll_io(loop, have_ready, max_timeout);
+    if (err)
+      return err;
   }
-  if (loop->heap_len > 0)
+  if (loop->timers.total > 0)
     fut__timers_expire(loop, fut__now());
   drain(loop);
   return 0;
@@ -322,9 +362,14 @@ int fut_loop_run_once(fut_loop_t *loop, uint64_t timeout_ns) {
   return err;
 }
 
+/* Stops only the run_until_complete that registered it: when f completes
+ * in the iteration where something else stopped the loop, the dispatch
+ * carrying this callback is still queued after run_until_complete returned
+ * and must not stop a later run. */
 static void stop_cb(fut_t *f, void *arg) {
-  (void)f;
-  fut_loop_stop(arg);
+  fut_loop_t *loop = arg;
+  if (loop->ruc_future == f)
+    fut_loop_stop(loop);
 }
 
 int fut_loop_run_until_complete(fut_loop_t *loop, fut_t *f) {
@@ -341,7 +386,9 @@ int fut_loop_run_until_complete(fut_loop_t *loop, fut_t *f) {
   if (err)
     return err;
   fut_ref(f);
+  loop->ruc_future = f;
   err = fut_loop_run_forever(loop);
+  loop->ruc_future = NULL;
   fut_remove_done_callback(f, stop_cb, loop);
   if (err == 0) {
     if (!fut_done(f))
@@ -368,22 +415,20 @@ fut_loop_t *fut_get_running_loop(void) { return running_loop; }
 
 /* ---- scheduling --------------------------------------------------------- */
 
-int fut_loop_call_soon(fut_loop_t *loop, fut_cb cb, void *arg,
-                       fut_handle_t **hout) {
-  if (FUT__UNLIKELY(!loop || !cb))
+__attribute__((noinline)) static int
+call_soon_slow(fut_loop_t *loop, fut_cb cb, void *arg,
+                          fut_handle_t **hout) {
+  if (!loop || !cb)
     return fut__error(-EINVAL, "fut_loop_call_soon: NULL %s",
                       !loop ? "loop" : "callback");
-  if (FUT__UNLIKELY(loop->closed || loop->debug)) {
-    int err = fut__check_usable(loop);
-    if (err)
-      return err;
-  }
-  if (!hout)
-    return fut__ring_push(&loop->ready, cb, arg);
-  fut_handle_t *h;
-  int err = fut__handle_new(loop, cb, arg, 0, &h);
+  int err = fut__check_usable(loop);
   if (err)
     return err;
+  if (!hout)
+    return fut__ring_push(&loop->ready, cb, arg);
+  fut_handle_t *h = fut__handle_new(loop, cb, arg, 0);
+  if (!h)
+    return -ENOMEM;
   if ((err = fut__ring_push(&loop->ready, fut__handle_run, h))) {
     fut_handle_unref(h);
     return err;
@@ -391,6 +436,22 @@ int fut_loop_call_soon(fut_loop_t *loop, fut_cb cb, void *arg,
   h->refs++; /* the queue's and the caller's */
   *hout = h;
   return 0;
+}
+
+int fut_loop_call_soon(fut_loop_t *loop, fut_cb cb, void *arg,
+                       fut_handle_t **hout) {
+  /* The hot path: no handle, a healthy loop, room in the ring. */
+  if (FUT__LIKELY(!hout && loop && cb && !loop->closed && !loop->debug)) {
+    struct fut__ring *r = &loop->ready;
+    if (FUT__LIKELY(r->tail - r->head <= r->mask)) {
+      struct fut__ready_ent *e = &r->ents[r->tail & r->mask];
+      e->fn = cb;
+      e->arg = arg;
+      r->tail++;
+      return 0;
+    }
+  }
+  return call_soon_slow(loop, cb, arg, hout);
 }
 
 int fut_loop_call_at(fut_loop_t *loop, uint64_t when, fut_cb cb, void *arg,
@@ -401,18 +462,18 @@ int fut_loop_call_at(fut_loop_t *loop, uint64_t when, fut_cb cb, void *arg,
   int err = fut__check_usable(loop);
   if (err)
     return err;
-  fut_handle_t *h;
-  if ((err = fut__handle_new(loop, cb, arg, FUT__H_TIMER, &h)))
-    return err;
+  if (!hout)
+    return fut__timer_push_cb(loop, when, cb, arg);
+  fut_handle_t *h = fut__handle_new(loop, cb, arg, FUT__H_TIMER);
+  if (!h)
+    return -ENOMEM;
   h->when = when;
   if ((err = fut__timer_push(loop, h))) {
     fut_handle_unref(h);
     return err;
   }
-  if (hout) {
-    h->refs++;
-    *hout = h;
-  }
+  h->refs++; /* the heap's and the caller's */
+  *hout = h;
   return 0;
 }
 
@@ -497,9 +558,10 @@ int fut_loop_backend_fd(const fut_loop_t *loop) { return loop->epfd; }
 uint64_t fut_loop_backend_timeout(const fut_loop_t *loop) {
   if (loop->ready.tail != loop->ready.head || loop->stopping)
     return 0;
-  if (loop->heap_len == 0)
+  uint64_t when = fut__timer_next((fut_loop_t *)loop);
+  if (when == UINT64_MAX)
     return UINT64_MAX;
-  uint64_t now = fut__now(), when = loop->heap[0]->when;
+  uint64_t now = fut__now();
   return when > now ? when - now : 0;
 }
 
@@ -534,8 +596,9 @@ int fut_loop_fork(fut_loop_t *loop) {
 
 void fut_loop_stats(const fut_loop_t *loop, fut_loop_stats_t *out) {
   out->live_futures = loop->live_futures;
-  out->live_handles = loop->live_handles;
-  out->pending_timers = loop->heap_len;
+  /* Cancelled timers only the heap still holds are dead to the user. */
+  out->live_handles = loop->live_handles - loop->timers.zombies;
+  out->pending_timers = loop->timers.total - loop->timers.cancelled;
   out->ready = loop->ready.tail - loop->ready.head;
   out->watchers = loop->nwatchers;
   pthread_mutex_lock((pthread_mutex_t *)&loop->tsq.lock);

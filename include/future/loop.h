@@ -128,9 +128,10 @@ FUT_EXTERN void fut_handle_unref(fut_handle_t *h);
  * asyncio's add_reader / add_writer: level-triggered watching of fd on
  * epoll; cb(arg) runs on the loop each iteration while the fd is ready.
  * Adding again replaces the callback.  The fd stays the caller's: remove the
- * watcher before closing the fd.  Errors: -EINVAL (fd < 0, cb NULL),
- * -EBADF (not an open fd), -EPERM (epoll cannot watch this kind of fd, e.g.
- * a regular file), FUT_E_CLOSED, FUT_E_WRONG_THREAD, -ENOMEM. */
+ * watcher before closing the fd.  Errors: -EINVAL (fd < 0, cb NULL, or
+ * one of the loop's own descriptors), -EBADF (not an open fd), -EPERM
+ * (epoll cannot watch this kind of fd, e.g. a regular file), FUT_E_CLOSED,
+ * FUT_E_WRONG_THREAD, -ENOMEM. */
 FUT_EXTERN int fut_loop_add_reader(fut_loop_t *loop, int fd, fut_cb cb,
                                    void *arg);
 FUT_EXTERN int fut_loop_add_writer(fut_loop_t *loop, int fd, fut_cb cb,

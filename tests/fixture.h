@@ -1,0 +1,162 @@
+/* Shared helpers for the cmocka tests: a loop fixture whose teardown proves
+ * the loop is clean, running a loop until a condition holds, capturing
+ * what reaches the exception handler, and a few counting callbacks.
+ *
+ * Everything here is static inline so that a test file using only part of
+ * it builds warning-free. */
+#ifndef FUT_TESTS_FIXTURE_H
+#define FUT_TESTS_FIXTURE_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <future.h>
+
+/* ---- the loop fixture ---------------------------------------------------- */
+
+/* Asserts that nothing of loop is alive (the caller dropped every reference
+ * it held), then frees it. */
+static inline void fx_loop_free_clean(fut_loop_t *loop) {
+  fut_loop_stats_t st;
+  fut_loop_stats(loop, &st);
+  assert_int_equal(st.live_futures, 0);
+  assert_int_equal(st.live_handles, 0);
+  assert_int_equal(fut_loop_free(loop), 0);
+}
+
+/* cmocka setup: *state becomes a fresh loop. */
+static inline int fx_loop_setup(void **state) {
+  fut_loop_t *loop = NULL;
+  int err = fut_loop_new(&loop);
+  if (err) {
+    fprintf(stderr, "fut_loop_new: %s\n", fut_strerror(err));
+    return -1;
+  }
+  *state = loop;
+  return 0;
+}
+
+/* cmocka teardown: the loop must be clean, then it is freed. */
+static inline int fx_loop_teardown(void **state) {
+  fut_loop_t *loop = *state;
+  if (loop)
+    fx_loop_free_clean(loop);
+  *state = NULL;
+  return 0;
+}
+
+#define FX_LOOP_TEST(fn) cmocka_unit_test_setup_teardown(fn, fx_loop_setup, \
+                                                         fx_loop_teardown)
+
+/* ---- running until a condition ------------------------------------------- */
+
+typedef bool (*fx_cond_fn)(void *arg);
+
+/* Runs loop one iteration at a time (each waiting at most 10 ms) until
+ * cond(arg) holds or timeout_ns of loop time passed.  Returns whether cond
+ * held.  Every run_once must succeed. */
+static inline bool fx_run_until(fut_loop_t *loop, fx_cond_fn cond, void *arg,
+                                uint64_t timeout_ns) {
+  uint64_t deadline = fut_loop_time(loop) + timeout_ns;
+  while (!cond(arg)) {
+    if (fut_loop_time(loop) >= deadline)
+      return false;
+    assert_int_equal(fut_loop_run_once(loop, FUT_MS(10)), 0);
+  }
+  return true;
+}
+
+static inline bool fx_int_nonzero(void *arg) { return *(int *)arg != 0; }
+static inline bool fx_fut_done(void *arg) { return fut_done(arg); }
+
+/* Runs until *flag != 0 (at most 5 s). */
+static inline bool fx_run_until_flag(fut_loop_t *loop, int *flag) {
+  return fx_run_until(loop, fx_int_nonzero, flag, FUT_SEC(5));
+}
+
+/* ---- exception handler capture ------------------------------------------- */
+
+typedef struct fx_exc {
+  int count;               /* reports received */
+  int err;                 /* of the last report */
+  char message[256];       /* of the last report */
+  char detail[256];        /* of the last report, "" when NULL */
+  bool had_future;         /* the last report carried a future */
+  bool had_handle;         /* the last report carried a handle */
+  fut_state_t fut_state;   /* state of that future at report time */
+  size_t live_handles;     /* loop's live handles at report time */
+  size_t live_futures;     /* loop's live futures at report time */
+} fx_exc_t;
+
+static inline void fx_exc_handler(fut_loop_t *loop,
+                                  const fut_exception_ctx_t *ctx, void *arg) {
+  fx_exc_t *c = arg;
+  fut_loop_stats_t st;
+  c->count++;
+  c->err = ctx->err;
+  snprintf(c->message, sizeof c->message, "%s",
+           ctx->message ? ctx->message : "");
+  snprintf(c->detail, sizeof c->detail, "%s", ctx->detail ? ctx->detail : "");
+  c->had_future = ctx->future != NULL;
+  c->had_handle = ctx->handle != NULL;
+  if (ctx->future)
+    c->fut_state = fut_state(ctx->future);
+  fut_loop_stats(loop, &st);
+  c->live_handles = st.live_handles;
+  c->live_futures = st.live_futures;
+}
+
+/* Routes loop's exception handler into *cap (zeroed first). */
+static inline void fx_exc_capture(fut_loop_t *loop, fx_exc_t *cap) {
+  memset(cap, 0, sizeof *cap);
+  fut_loop_set_exception_handler(loop, fx_exc_handler, cap);
+}
+
+/* ---- small callbacks ----------------------------------------------------- */
+
+static inline void fx_count_cb(void *arg) { (*(int *)arg)++; }
+static inline void fx_stop_cb(void *loop) { fut_loop_stop(loop); }
+static inline void fx_fail_cb(void *arg) {
+  (void)arg;
+  fail_msg("this callback must not run");
+}
+static inline void fx_done_count_cb(fut_t *f, void *arg) {
+  (void)f;
+  (*(int *)arg)++;
+}
+
+/* An append-only log of small integers, to check orders. */
+typedef struct fx_log {
+  int n;
+  int v[4096];
+} fx_log_t;
+
+static inline void fx_log_add(fx_log_t *log, int v) {
+  assert_true(log->n < (int)(sizeof log->v / sizeof log->v[0]));
+  log->v[log->n++] = v;
+}
+
+/* A (log, value) pair for callbacks that append value to log. */
+typedef struct fx_logent {
+  fx_log_t *log;
+  int value;
+} fx_logent_t;
+
+static inline void fx_log_cb(void *arg) {
+  fx_logent_t *e = arg;
+  fx_log_add(e->log, e->value);
+}
+
+/* ---- time ---------------------------------------------------------------- */
+
+static inline uint64_t fx_ms(uint64_t ns) { return ns / 1000000u; }
+
+#endif

@@ -1,0 +1,244 @@
+/* call_soon_threadsafe: exactly once, FIFO per producer, a coalescing
+ * doorbell that wakes a blocked loop, refused after close. */
+#include "fixture.h"
+
+#include <pthread.h>
+#include <sched.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+enum { PRODUCERS = 4, CALLS = 5000 };
+
+struct tally {
+  int last[PRODUCERS];      /* last sequence seen per producer */
+  int total;
+  int out_of_order;
+};
+
+struct call {
+  struct tally *t;
+  int producer, seq;
+};
+
+static struct call calls[PRODUCERS][CALLS];
+
+static void tally_cb(void *arg) {
+  struct call *c = arg;
+  if (c->seq != c->t->last[c->producer] + 1)
+    c->t->out_of_order++;
+  c->t->last[c->producer] = c->seq;
+  c->t->total++;
+}
+
+struct producer {
+  fut_loop_t *loop;
+  int id;
+  int failures;
+};
+
+static void *produce(void *arg) {
+  struct producer *p = arg;
+  for (int i = 0; i < CALLS; i++)
+    if (fut_loop_call_soon_threadsafe(p->loop, tally_cb, &calls[p->id][i]))
+      p->failures++;
+  return NULL;
+}
+
+static bool all_ran(void *arg) {
+  return ((struct tally *)arg)->total >= PRODUCERS * CALLS;
+}
+
+static void test_threadsafe_exactly_once_fifo_per_producer(void **state) {
+  fut_loop_t *loop = *state;
+  struct tally t;
+  memset(&t, 0, sizeof t);
+  for (int p = 0; p < PRODUCERS; p++) {
+    t.last[p] = -1;
+    for (int i = 0; i < CALLS; i++)
+      calls[p][i] = (struct call){&t, p, i};
+  }
+  pthread_t th[PRODUCERS];
+  struct producer prod[PRODUCERS];
+  for (int p = 0; p < PRODUCERS; p++) {
+    prod[p] = (struct producer){loop, p, 0};
+    assert_int_equal(pthread_create(&th[p], NULL, produce, &prod[p]), 0);
+  }
+  bool ok = fx_run_until(loop, all_ran, &t, FUT_SEC(20));
+  for (int p = 0; p < PRODUCERS; p++) {
+    pthread_join(th[p], NULL);
+    assert_int_equal(prod[p].failures, 0);
+  }
+  assert_true(ok);
+  /* Nothing more arrives: every call ran exactly once. */
+  assert_int_equal(fut_loop_run_once(loop, FUT_MS(5)), 0);
+  assert_int_equal(t.total, PRODUCERS * CALLS);
+  assert_int_equal(t.out_of_order, 0);
+  for (int p = 0; p < PRODUCERS; p++)
+    assert_int_equal(t.last[p], CALLS - 1);
+  fut_loop_stats_t st;
+  fut_loop_stats(loop, &st);
+  assert_int_equal(st.threadsafe, 0);
+}
+
+/* The eventfd's counter, read without consuming it. */
+static long eventfd_count(int fd) {
+  char path[64], line[256];
+  snprintf(path, sizeof path, "/proc/self/fdinfo/%d", fd);
+  FILE *fp = fopen(path, "r");
+  if (!fp)
+    return -1;
+  unsigned long v = 0;
+  long res = -1;
+  while (fgets(line, sizeof line, fp))
+    if (sscanf(line, "eventfd-count: %lx", &v) == 1) {
+      res = (long)v;
+      break;
+    }
+  fclose(fp);
+  return res;
+}
+
+static void test_threadsafe_doorbell_coalesced(void **state) {
+  fut_loop_t *loop = *state;
+  int ran = 0;
+  assert_int_equal(eventfd_count(loop->evfd), 0);
+  for (int i = 0; i < 1000; i++)
+    assert_int_equal(fut_loop_call_soon_threadsafe(loop, fx_count_cb, &ran),
+                     0);
+  assert_int_equal(eventfd_count(loop->evfd), 1); /* rung once */
+  fut_loop_stats_t st;
+  fut_loop_stats(loop, &st);
+  assert_int_equal(st.threadsafe, 1000);
+  assert_int_equal(ran, 0); /* never inline */
+  assert_true(fx_run_until_flag(loop, &ran));
+  while (ran < 1000)
+    assert_int_equal(fut_loop_run_once(loop, FUT_MS(10)), 0);
+  assert_int_equal(ran, 1000);
+  assert_int_equal(eventfd_count(loop->evfd), 0); /* drained fully */
+  assert_int_equal(fut_loop_call_soon_threadsafe(loop, fx_count_cb, &ran), 0);
+  assert_int_equal(eventfd_count(loop->evfd), 1); /* rings again */
+  while (ran < 1001)
+    assert_int_equal(fut_loop_run_once(loop, FUT_MS(10)), 0);
+}
+
+/* A producer that waits until the loop thread sleeps in epoll, then calls
+ * in: the doorbell must wake it. */
+struct waker {
+  fut_loop_t *loop;
+  pid_t loop_tid;
+  bool saw_sleeping;
+  pthread_t th;
+};
+
+static bool thread_sleeping(pid_t tid) {
+  char path[64], buf[512];
+  snprintf(path, sizeof path, "/proc/self/task/%d/stat", (int)tid);
+  FILE *fp = fopen(path, "r");
+  if (!fp)
+    return false;
+  size_t n = fread(buf, 1, sizeof buf - 1, fp);
+  fclose(fp);
+  buf[n] = '\0';
+  const char *p = strrchr(buf, ')');
+  return p && p[1] == ' ' && p[2] == 'S';
+}
+
+static void *wake_later(void *arg) {
+  struct waker *w = arg;
+  uint64_t t0 = fut__now();
+  /* Bounded spin on the loop thread's scheduler state (not a sleep). */
+  while (fut__now() - t0 < FUT_SEC(2)) {
+    if (thread_sleeping(w->loop_tid)) {
+      w->saw_sleeping = true;
+      break;
+    }
+    sched_yield();
+  }
+  fut_loop_call_soon_threadsafe(w->loop, fx_stop_cb, w->loop);
+  return NULL;
+}
+
+static void start_waker(void *arg) {
+  struct waker *w = arg;
+  w->loop_tid = gettid();
+  assert_int_equal(pthread_create(&w->th, NULL, wake_later, w), 0);
+}
+
+static void test_threadsafe_wakes_blocked_loop(void **state) {
+  fut_loop_t *loop = *state;
+  struct waker w = {.loop = loop};
+  fut_handle_t *guard;
+  /* A guard timer fails the test instead of hanging it. */
+  assert_int_equal(fut_loop_call_later(loop, FUT_SEC(10), fx_fail_cb, NULL,
+                                       &guard), 0);
+  assert_int_equal(fut_loop_call_soon(loop, start_waker, &w, NULL), 0);
+  uint64_t t0 = fut_loop_time(loop);
+  assert_int_equal(fut_loop_run_forever(loop), 0);
+  uint64_t took = fut_loop_time(loop) - t0;
+  pthread_join(w.th, NULL);
+  print_message("woken after %.2f ms (loop seen sleeping: %s)\n",
+                (double)took / 1e6, w.saw_sleeping ? "yes" : "no");
+  assert_true(w.saw_sleeping);
+  assert_true(took < FUT_SEC(3));
+  fut_handle_cancel(guard);
+  fut_handle_unref(guard);
+}
+
+static void test_threadsafe_from_loop_thread_runs_later(void **state) {
+  fut_loop_t *loop = *state;
+  int ran = 0;
+  assert_int_equal(fut_loop_call_soon_threadsafe(loop, fx_count_cb, &ran), 0);
+  assert_int_equal(ran, 0);
+  assert_true(fx_run_until_flag(loop, &ran));
+  assert_int_equal(ran, 1);
+}
+
+struct late_caller {
+  fut_loop_t *loop;
+  int res;
+};
+
+static void *call_after_close(void *arg) {
+  struct late_caller *c = arg;
+  c->res = fut_loop_call_soon_threadsafe(c->loop, fx_fail_cb, NULL);
+  return NULL;
+}
+
+static void test_threadsafe_after_close_closed(void **state) {
+  fut_loop_t *loop = *state;
+  assert_int_equal(fut_loop_close(loop), 0);
+  assert_int_equal(fut_loop_call_soon_threadsafe(loop, fx_fail_cb, NULL),
+                   FUT_E_CLOSED);
+  struct late_caller c = {loop, 0};
+  pthread_t th;
+  assert_int_equal(pthread_create(&th, NULL, call_after_close, &c), 0);
+  pthread_join(th, NULL);
+  assert_int_equal(c.res, FUT_E_CLOSED);
+  fut_loop_stats_t st;
+  fut_loop_stats(loop, &st);
+  assert_int_equal(st.threadsafe, 0);
+}
+
+static void test_threadsafe_bad_args(void **state) {
+  fut_loop_t *loop = *state;
+  assert_int_equal(fut_loop_call_soon_threadsafe(loop, NULL, NULL), -EINVAL);
+  assert_int_equal(fut_loop_call_soon_threadsafe(NULL, fx_fail_cb, NULL),
+                   -EINVAL);
+  fut_loop_stats_t st;
+  fut_loop_stats(loop, &st);
+  assert_int_equal(st.threadsafe, 0);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      FX_LOOP_TEST(test_threadsafe_exactly_once_fifo_per_producer),
+      FX_LOOP_TEST(test_threadsafe_doorbell_coalesced),
+      FX_LOOP_TEST(test_threadsafe_wakes_blocked_loop),
+      FX_LOOP_TEST(test_threadsafe_from_loop_thread_runs_later),
+      FX_LOOP_TEST(test_threadsafe_after_close_closed),
+      FX_LOOP_TEST(test_threadsafe_bad_args),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}

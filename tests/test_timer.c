@@ -1,0 +1,364 @@
+/* Timers: call_later / call_at never early, deadline order, FIFO among
+ * equal deadlines, cancel, clamping, fut_handle_when. */
+#include "fixture.h"
+
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+struct stamp {
+  fut_loop_t *loop;
+  uint64_t fired;  /* loop time when the callback ran, 0 before */
+  int count;
+};
+
+static void stamp_cb(void *arg) {
+  struct stamp *s = arg;
+  s->fired = fut_loop_time(s->loop);
+  s->count++;
+}
+
+static bool stamp_fired(void *arg) { return ((struct stamp *)arg)->count; }
+
+static void test_timer_call_later_never_early(void **state) {
+  fut_loop_t *loop = *state;
+  static const uint64_t delays[] = {FUT_US(100), FUT_MS(1), FUT_MS(7),
+                                    FUT_MS(25)};
+  for (size_t i = 0; i < sizeof delays / sizeof delays[0]; i++) {
+    struct stamp s = {loop, 0, 0};
+    uint64_t t0 = fut_loop_time(loop);
+    fut_handle_t *h;
+    assert_int_equal(fut_loop_call_later(loop, delays[i], stamp_cb, &s, &h),
+                     0);
+    uint64_t when = fut_handle_when(h);
+    assert_true(when >= t0 + delays[i]);
+    assert_true(fx_run_until(loop, stamp_fired, &s, FUT_SEC(5)));
+    assert_int_equal(s.count, 1);
+    assert_true(s.fired >= when);
+    assert_true(s.fired >= t0 + delays[i]);
+    assert_true(s.fired - t0 < delays[i] + FUT_MS(500)); /* tolerant */
+    fut_handle_unref(h);
+  }
+}
+
+static void test_timer_call_at(void **state) {
+  fut_loop_t *loop = *state;
+  struct stamp s = {loop, 0, 0};
+  uint64_t when = fut_loop_time(loop) + FUT_MS(15);
+  fut_handle_t *h;
+  assert_int_equal(fut_loop_call_at(loop, when, stamp_cb, &s, &h), 0);
+  assert_true(fut_handle_when(h) == when);
+  assert_true(fx_run_until(loop, stamp_fired, &s, FUT_SEC(5)));
+  assert_true(s.fired >= when);
+  fut_handle_unref(h);
+  /* A deadline in the past fires on the next iteration. */
+  struct stamp p = {loop, 0, 0};
+  assert_int_equal(fut_loop_call_at(loop, 1, stamp_cb, &p, NULL), 0);
+  assert_int_equal(fut_loop_run_once(loop, 0), 0);
+  assert_int_equal(p.count, 1);
+}
+
+static void test_timer_bad_args(void **state) {
+  fut_loop_t *loop = *state;
+  assert_int_equal(fut_loop_call_later(loop, 1, NULL, NULL, NULL), -EINVAL);
+  assert_int_equal(fut_loop_call_at(loop, 1, NULL, NULL, NULL), -EINVAL);
+  assert_int_equal(fut_loop_call_at(NULL, 1, fx_count_cb, NULL, NULL),
+                   -EINVAL);
+  fut_loop_stats_t st;
+  fut_loop_stats(loop, &st);
+  assert_int_equal(st.pending_timers, 0);
+}
+
+static void test_timer_deadline_order(void **state) {
+  fut_loop_t *loop = *state;
+  fx_log_t log = {0};
+  static const int ms[] = {30, 10, 20, 0, 25, 5};
+  fx_logent_t ents[6];
+  for (int i = 0; i < 6; i++) {
+    ents[i] = (fx_logent_t){&log, ms[i]};
+    assert_int_equal(fut_loop_call_later(loop, FUT_MS(ms[i]), fx_log_cb,
+                                         &ents[i], NULL), 0);
+  }
+  assert_int_equal(fut_loop_call_later(loop, FUT_MS(40), fx_stop_cb, loop,
+                                       NULL), 0);
+  assert_int_equal(fut_loop_run_forever(loop), 0);
+  assert_int_equal(log.n, 6);
+  static const int want[] = {0, 5, 10, 20, 25, 30};
+  for (int i = 0; i < 6; i++)
+    assert_int_equal(log.v[i], want[i]);
+}
+
+static void test_timer_fifo_equal_deadlines(void **state) {
+  fut_loop_t *loop = *state;
+  static fx_log_t log;
+  static fx_logent_t ents[300];
+  log.n = 0;
+  uint64_t when = fut_loop_time(loop) + FUT_MS(5);
+  for (int i = 0; i < 300; i++) {
+    ents[i] = (fx_logent_t){&log, i};
+    assert_int_equal(fut_loop_call_at(loop, when, fx_log_cb, &ents[i], NULL),
+                     0);
+  }
+  assert_int_equal(fut_loop_call_at(loop, when + 1, fx_stop_cb, loop, NULL),
+                   0);
+  assert_int_equal(fut_loop_run_forever(loop), 0);
+  assert_int_equal(log.n, 300);
+  for (int i = 0; i < 300; i++)
+    assert_int_equal(log.v[i], i);
+}
+
+/* White-box check of the heap against a reference: random deadlines (all in
+ * the past, so one iteration fires them), random cancellations. */
+struct rt {
+  fx_log_t *log;
+  int idx;
+  uint64_t when;
+};
+static void rt_cb(void *arg) {
+  struct rt *r = arg;
+  fx_log_add(r->log, r->idx);
+}
+
+static void test_timer_random_heap_order(void **state) {
+  fut_loop_t *loop = *state;
+  enum { N = 2000 };
+  static struct rt rts[N];
+  static fut_handle_t *hs[N];
+  static bool cancelled[N];
+  static fx_log_t log;
+  log.n = 0;
+  srand(1234);
+  uint64_t base = fut_loop_time(loop) - FUT_SEC(1);
+  for (int i = 0; i < N; i++) {
+    rts[i] = (struct rt){&log, i, base + (uint64_t)(rand() % 500)};
+    cancelled[i] = false;
+    assert_int_equal(fut_loop_call_at(loop, rts[i].when, rt_cb, &rts[i],
+                                      &hs[i]), 0);
+    /* Cancel some, interleaved with insertions. */
+    if (i > 0 && rand() % 3 == 0) {
+      int j = rand() % i;
+      if (!cancelled[j]) {
+        fut_handle_cancel(hs[j]);
+        cancelled[j] = true;
+      }
+    }
+  }
+  size_t live = 0;
+  for (int i = 0; i < N; i++)
+    live += !cancelled[i];
+  fut_loop_stats_t st;
+  fut_loop_stats(loop, &st);
+  assert_int_equal(st.pending_timers, live);
+  assert_int_equal(fut_loop_run_once(loop, 0), 0);
+  assert_int_equal(log.n, (int)live);
+  for (int k = 1; k < log.n; k++) {
+    const struct rt *a = &rts[log.v[k - 1]], *b = &rts[log.v[k]];
+    assert_true(a->when < b->when || (a->when == b->when && a->idx < b->idx));
+  }
+  for (int k = 0; k < log.n; k++)
+    assert_false(cancelled[log.v[k]]);
+  for (int i = 0; i < N; i++)
+    fut_handle_unref(hs[i]);
+}
+
+static void test_timer_cancel_never_fires(void **state) {
+  fut_loop_t *loop = *state;
+  fut_handle_t *h;
+  assert_int_equal(fut_loop_call_later(loop, FUT_MS(5), fx_fail_cb, NULL, &h),
+                   0);
+  fut_loop_stats_t st;
+  fut_loop_stats(loop, &st);
+  assert_int_equal(st.pending_timers, 1);
+  assert_int_equal(st.live_handles, 1);
+  fut_handle_cancel(h);
+  assert_true(fut_handle_cancelled(h));
+  /* Released by the loop at once: only our reference is left. */
+  fut_loop_stats(loop, &st);
+  assert_int_equal(st.pending_timers, 0);
+  assert_int_equal(st.live_handles, 1);
+  int stop = 0;
+  assert_int_equal(fut_loop_call_later(loop, FUT_MS(20), fx_count_cb, &stop,
+                                       NULL), 0);
+  assert_true(fx_run_until_flag(loop, &stop));
+  fut_handle_unref(h);
+}
+
+struct pair {
+  fut_handle_t *victim;
+  int ran;
+};
+static void pair_first(void *arg) {
+  struct pair *p = arg;
+  p->ran++;
+  fut_handle_cancel(p->victim);
+}
+
+static void test_timer_cancel_expired_same_tick(void **state) {
+  fut_loop_t *loop = *state;
+  struct pair p = {NULL, 0};
+  uint64_t when = fut_loop_time(loop) - FUT_MS(1);
+  assert_int_equal(fut_loop_call_at(loop, when, pair_first, &p, NULL), 0);
+  assert_int_equal(fut_loop_call_at(loop, when, fx_fail_cb, NULL, &p.victim),
+                   0);
+  assert_int_equal(fut_loop_run_once(loop, 0), 0);
+  assert_int_equal(p.ran, 1);
+  assert_true(fut_handle_cancelled(p.victim));
+  fut_handle_unref(p.victim);
+}
+
+static void test_timer_cancel_after_fire_noop(void **state) {
+  fut_loop_t *loop = *state;
+  int ran = 0;
+  fut_handle_t *h;
+  assert_int_equal(fut_loop_call_at(loop, 1, fx_count_cb, &ran, &h), 0);
+  assert_int_equal(fut_loop_run_once(loop, 0), 0);
+  assert_int_equal(ran, 1);
+  fut_handle_cancel(h);
+  assert_false(fut_handle_cancelled(h));
+  fut_handle_unref(h);
+}
+
+static void stop_reader(void *loop) { fut_loop_stop(loop); }
+
+static void test_timer_huge_delay_clamps(void **state) {
+  fut_loop_t *loop = *state;
+  fut_handle_t *h1, *h2;
+  assert_int_equal(fut_loop_call_later(loop, UINT64_MAX, fx_fail_cb, NULL,
+                                       &h1), 0);
+  assert_true(fut_handle_when(h1) == UINT64_MAX);
+  assert_int_equal(fut_loop_call_later(loop, UINT64_MAX - 5, fx_fail_cb, NULL,
+                                       &h2), 0);
+  assert_true(fut_handle_when(h2) == UINT64_MAX);
+  uint64_t t = fut_loop_backend_timeout(loop);
+  assert_true(t > FUT_SEC(1000000));
+  /* Polling with a far deadline works (a readable pipe ends the wait). */
+  int fds[2];
+  assert_int_equal(pipe(fds), 0);
+  assert_int_equal(write(fds[1], "x", 1), 1);
+  assert_int_equal(fut_loop_add_reader(loop, fds[0], stop_reader, loop), 0);
+  assert_int_equal(fut_loop_run_forever(loop), 0);
+  assert_int_equal(fut_loop_remove_reader(loop, fds[0]), 1);
+  assert_int_equal(fut_loop_run_once(loop, FUT_MS(1)), 0);
+  fut_handle_cancel(h1);
+  fut_handle_cancel(h2);
+  fut_loop_stats_t st;
+  fut_loop_stats(loop, &st);
+  assert_int_equal(st.pending_timers, 0);
+  fut_handle_unref(h1);
+  fut_handle_unref(h2);
+  close(fds[0]);
+  close(fds[1]);
+}
+
+static void test_timer_handle_when(void **state) {
+  fut_loop_t *loop = *state;
+  uint64_t t0 = fut_loop_time(loop);
+  fut_handle_t *h, *s;
+  assert_int_equal(fut_loop_call_later(loop, FUT_SEC(3), fx_fail_cb, NULL, &h),
+                   0);
+  uint64_t t1 = fut_loop_time(loop);
+  assert_true(fut_handle_when(h) >= t0 + FUT_SEC(3));
+  assert_true(fut_handle_when(h) <= t1 + FUT_SEC(3));
+  assert_int_equal(fut_loop_call_soon(loop, fx_count_cb, &(int){0}, &s), 0);
+  assert_int_equal(fut_handle_when(s), 0);
+  assert_int_equal(fut_handle_when(NULL), 0);
+  fut_handle_cancel(h);
+  fut_handle_cancel(s);
+  assert_int_equal(fut_loop_run_once(loop, 0), 0);
+  fut_handle_unref(h);
+  fut_handle_unref(s);
+}
+
+/* A due timer scheduled during a drain waits for the next iteration. */
+struct nested_timer {
+  fut_loop_t *loop;
+  int ran;
+};
+static void schedule_due_timer(void *arg) {
+  struct nested_timer *n = arg;
+  assert_int_equal(fut_loop_call_at(n->loop, 1, fx_count_cb, &n->ran, NULL),
+                   0);
+}
+
+static void test_timer_scheduled_in_drain_runs_next_iteration(void **state) {
+  fut_loop_t *loop = *state;
+  struct nested_timer n = {loop, 0};
+  assert_int_equal(fut_loop_call_soon(loop, schedule_due_timer, &n, NULL), 0);
+  assert_int_equal(fut_loop_run_once(loop, 0), 0);
+  assert_int_equal(n.ran, 0);
+  assert_int_equal(fut_loop_run_once(loop, 0), 0);
+  assert_int_equal(n.ran, 1);
+}
+
+/* FIFO among equal deadlines holds across the sequence counter's wrap. */
+static void test_timer_fifo_across_seq_wrap(void **state) {
+  fut_loop_t *loop = *state;
+  fx_log_t log = {0};
+  fx_logent_t ents[10];
+  loop->timers.seq = UINT32_MAX - 4;
+  uint64_t when = fut_loop_time(loop) - FUT_MS(1);
+  for (int i = 0; i < 10; i++) {
+    ents[i] = (fx_logent_t){&log, i};
+    assert_int_equal(fut_loop_call_at(loop, when, fx_log_cb, &ents[i], NULL),
+                     0);
+  }
+  assert_int_equal(fut_loop_run_once(loop, 0), 0);
+  assert_int_equal(log.n, 10);
+  for (int i = 0; i < 10; i++)
+    assert_int_equal(log.v[i], i);
+}
+
+/* Signals interrupting the poll (EINTR) neither fail the run nor fire a
+ * timer early. */
+static volatile sig_atomic_t alarms;
+static void on_alarm(int sig) {
+  (void)sig;
+  alarms++;
+}
+
+static void test_timer_poll_interrupted_by_signals(void **state) {
+  fut_loop_t *loop = *state;
+  struct sigaction sa = {0}, old;
+  sa.sa_handler = on_alarm; /* no SA_RESTART: epoll_wait gets EINTR */
+  sigemptyset(&sa.sa_mask);
+  assert_int_equal(sigaction(SIGALRM, &sa, &old), 0);
+  struct itimerval it = {{0, 2000}, {0, 2000}}, off = {{0, 0}, {0, 0}};
+  alarms = 0;
+  struct stamp s = {loop, 0, 0};
+  uint64_t t0 = fut_loop_time(loop);
+  assert_int_equal(fut_loop_call_later(loop, FUT_MS(60), stamp_cb, &s, NULL),
+                   0);
+  assert_int_equal(fut_loop_call_later(loop, FUT_MS(61), fx_stop_cb, loop,
+                                       NULL), 0);
+  assert_int_equal(setitimer(ITIMER_REAL, &it, NULL), 0);
+  int err = fut_loop_run_forever(loop);
+  setitimer(ITIMER_REAL, &off, NULL);
+  sigaction(SIGALRM, &old, NULL);
+  assert_int_equal(err, 0);
+  assert_int_equal(s.count, 1);
+  assert_true(s.fired - t0 >= FUT_MS(60));
+  assert_true(alarms > 0);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      FX_LOOP_TEST(test_timer_call_later_never_early),
+      FX_LOOP_TEST(test_timer_call_at),
+      FX_LOOP_TEST(test_timer_bad_args),
+      FX_LOOP_TEST(test_timer_deadline_order),
+      FX_LOOP_TEST(test_timer_fifo_equal_deadlines),
+      FX_LOOP_TEST(test_timer_random_heap_order),
+      FX_LOOP_TEST(test_timer_cancel_never_fires),
+      FX_LOOP_TEST(test_timer_cancel_expired_same_tick),
+      FX_LOOP_TEST(test_timer_cancel_after_fire_noop),
+      FX_LOOP_TEST(test_timer_huge_delay_clamps),
+      FX_LOOP_TEST(test_timer_handle_when),
+      FX_LOOP_TEST(test_timer_scheduled_in_drain_runs_next_iteration),
+      FX_LOOP_TEST(test_timer_fifo_across_seq_wrap),
+      FX_LOOP_TEST(test_timer_poll_interrupted_by_signals),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
