@@ -32,12 +32,12 @@ static unsigned ncpu(void) {
  * function is usually submitted many times, so remember a few. */
 #define NAME_CACHE 8
 static struct {
-  uintptr_t fn;         /* 0 = empty slot */
+  uintptr_t fn; /* 0 = empty slot */
   uint64_t off;
-  char *module;         /* malloc'd */
+  char *module; /* malloc'd */
   size_t module_len;
 } name_cache[NAME_CACHE];
-static unsigned name_cache_next;   /* round-robin victim */
+static unsigned name_cache_next; /* round-robin victim */
 static pthread_mutex_t name_lock = PTHREAD_MUTEX_INITIALIZER;
 
 /* Names fn; *module is a malloc'd copy the caller frees. */
@@ -87,7 +87,8 @@ static int name_fn(uintptr_t fn, char **module, size_t *module_len,
   return 0;
 }
 
-/* ---- creation ------------------------------------------------------------- */
+/* ---- creation -------------------------------------------------------------
+ */
 
 void fut__procpool_destroy(fut_procpool_t *p) {
   pthread_mutex_destroy(&p->lock);
@@ -111,12 +112,13 @@ int fut_procpool_new(const fut_procpool_opts_t *opts, fut_procpool_t **out) {
                       o.max_workers);
   if (!o.initializer && (o.initarg || o.initarg_len))
     return fut__error(-EINVAL, "fut_procpool_new: initarg without an "
-                      "initializer");
+                               "initializer");
   if (!o.initarg && o.initarg_len)
     return fut__error(-EINVAL, "fut_procpool_new: NULL initarg of %zu bytes",
                       o.initarg_len);
   if (o.initarg_len > FUT__CTL_MAX_PAYLOAD - 4200)
-    return fut__error(FUT_E_TOO_BIG, "fut_procpool_new: initarg of %zu bytes "
+    return fut__error(FUT_E_TOO_BIG,
+                      "fut_procpool_new: initarg of %zu bytes "
                       "exceeds the limit of %u",
                       o.initarg_len, FUT__CTL_MAX_PAYLOAD - 4200);
 
@@ -214,12 +216,13 @@ int fut__procpool_submit_kind(fut_procpool_t *p, int kind, uintptr_t fn,
                               fut_procpool_done_cb done, void *ud) {
   if (!p || !fn || !done || (!arg && len))
     return fut__error(-EINVAL, "fut_procpool_submit: %s",
-                      !p    ? "NULL pool"
-                      : !fn ? "NULL function"
+                      !p      ? "NULL pool"
+                      : !fn   ? "NULL function"
                       : !done ? "NULL done callback"
                               : "NULL argument with a length");
   if (len > p->max_frame)
-    return fut__error(FUT_E_TOO_BIG, "fut_procpool_submit: argument of %zu "
+    return fut__error(FUT_E_TOO_BIG,
+                      "fut_procpool_submit: argument of %zu "
                       "bytes exceeds max_frame (%zu)",
                       len, p->max_frame);
   char *module = NULL;
@@ -231,16 +234,21 @@ int fut__procpool_submit_kind(fut_procpool_t *p, int kind, uintptr_t fn,
   struct fut__pp_job *j = fut__malloc(sizeof *j + len + mlen);
   if (!j) {
     fut__free(module);
-    return fut__error(-ENOMEM, "fut_procpool_submit: out of memory for %zu "
-                      "argument bytes", len);
+    return fut__error(-ENOMEM,
+                      "fut_procpool_submit: out of memory for %zu "
+                      "argument bytes",
+                      len);
   }
   j->start = start;
   j->done = done;
   j->ud = ud;
   j->started = false;
-  j->hdr = (struct fut__pp_hdr){.magic = FUT__PP_MAGIC, .type = FUT__PP_JOB,
-                                .len = len + mlen, .off = off,
-                                .err = kind, .aux = (uint32_t)mlen};
+  j->hdr = (struct fut__pp_hdr){.magic = FUT__PP_MAGIC,
+                                .type = FUT__PP_JOB,
+                                .len = len + mlen,
+                                .off = off,
+                                .err = kind,
+                                .aux = (uint32_t)mlen};
   if (len)
     memcpy(j->payload, arg, len);
   memcpy(j->payload + len, module, mlen);
@@ -271,7 +279,8 @@ int fut_procpool_shutdown(fut_procpool_t *p, bool wait, bool cancel_pending,
   if (!p)
     return fut__error(-EINVAL, "fut_procpool_shutdown: NULL pool");
   if (wait && pthread_equal(pthread_self(), p->thread))
-    return fut__error(-EDEADLK, "fut_procpool_shutdown: waiting from the "
+    return fut__error(-EDEADLK,
+                      "fut_procpool_shutdown: waiting from the "
                       "pool's own completion callback would deadlock");
   struct fut__pp_jobq cancelled = {0};
   pthread_mutex_lock(&p->lock);
@@ -305,7 +314,8 @@ int fut_procpool_shutdown(fut_procpool_t *p, bool wait, bool cancel_pending,
                !p->finished) {
       p->abandon = true;
       fut__pp_ring(p);
-      ret = fut__error(-ETIMEDOUT, "fut_procpool_shutdown: jobs still "
+      ret = fut__error(-ETIMEDOUT,
+                       "fut_procpool_shutdown: jobs still "
                        "running after the timeout were abandoned and their "
                        "workers killed");
     }
@@ -342,6 +352,13 @@ void fut__procpool_detach(fut_procpool_t *p) {
 void fut_procpool_free(fut_procpool_t *p) {
   if (!p)
     return;
+  if (pthread_equal(pthread_self(), p->thread)) {
+    /* From a completion callback: waiting would deadlock; the manager
+     * frees the pool once its last job is done. */
+    (void)fut_procpool_shutdown(p, false, false, 0);
+    fut__procpool_detach(p);
+    return;
+  }
   (void)fut_procpool_shutdown(p, true, false, UINT64_MAX);
   fut__procpool_destroy(p);
 }

@@ -37,9 +37,9 @@ static int pp_submit(void *self, const fut_job_t *job, fut_cfuture_t **out) {
   if (err)
     return err;
   fut_cfuture_ref(cf); /* the pool's, dropped by cf_done */
-  err = fut__procpool_submit_kind(p, FUT__PP_KIND_BYTES,
-                                  (uintptr_t)job->bytes_fn, job->data,
-                                  job->len, cf_start, cf_done, cf);
+  err =
+      fut__procpool_submit_kind(p, FUT__PP_KIND_BYTES, (uintptr_t)job->bytes_fn,
+                                job->data, job->len, cf_start, cf_done, cf);
   if (err) {
     char detail[256];
     snprintf(detail, sizeof detail, "%s", fut_last_error());
@@ -59,7 +59,9 @@ static int pp_shutdown(void *self, bool wait, bool cancel_pending,
   return fut_procpool_shutdown(self, wait, cancel_pending, timeout_ns);
 }
 
-static void pp_destroy(void *self) { fut__procpool_detach(self); }
+static void pp_destroy(void *self) {
+  fut__procpool_detach(self);
+}
 
 static const fut_executor_ops_t pp_ops = {
     .name = "process pool",

@@ -35,10 +35,10 @@ extern char **environ;
 /* ---- the server (runs in the exec'd image) ---------------------------- */
 
 struct server {
-  int ctl;                   /* control socket to the parent */
-  int sfd;                   /* signalfd for SIGCHLD */
-  sigset_t oldmask;          /* mask to restore in workers */
-  pid_t *kids;               /* live (unreaped) workers */
+  int ctl;          /* control socket to the parent */
+  int sfd;          /* signalfd for SIGCHLD */
+  sigset_t oldmask; /* mask to restore in workers */
+  pid_t *kids;      /* live (unreaped) workers */
   size_t nkids, capkids;
   struct fut__pp_config cfg; /* from the parent's CONFIG message */
 };
@@ -76,8 +76,8 @@ static void reap(struct server *s) {
       return;
     if (!del_kid(s, pid))
       continue; /* a grandchild adopted? not ours to report */
-    struct fut__ctl_msg m = {.type = FUT__CTL_DIED, .b = (uint64_t)pid,
-                             .c = st};
+    struct fut__ctl_msg m = {
+        .type = FUT__CTL_DIED, .b = (uint64_t)pid, .c = st};
     (void)fut__pp_ctl_send(s->ctl, &m, NULL, 0, -1);
   }
 }
@@ -114,8 +114,10 @@ static void spawn(struct server *s, uint64_t wid, int fd) {
   close(fd);
   if (pid > 0)
     add_kid(s, pid);
-  struct fut__ctl_msg m = {.type = FUT__CTL_SPAWNED, .a = wid,
-                           .b = pid > 0 ? (uint64_t)pid : 0, .c = err};
+  struct fut__ctl_msg m = {.type = FUT__CTL_SPAWNED,
+                           .a = wid,
+                           .b = pid > 0 ? (uint64_t)pid : 0,
+                           .c = err};
   (void)fut__pp_ctl_send(s->ctl, &m, NULL, 0, -1);
 }
 
@@ -153,6 +155,7 @@ static _Noreturn void server_main(int ctl, pid_t parent) {
    * died before that, we were reparented: leave. */
   if (getppid() != parent)
     _exit(0);
+  fcntl(ctl, F_SETFD, FD_CLOEXEC); /* it had to survive one exec only */
   /* A parent ignoring SIGCHLD would make our children auto-reaped and
    * their statuses lost. */
   signal(SIGCHLD, SIG_DFL);
@@ -165,8 +168,7 @@ static _Noreturn void server_main(int ctl, pid_t parent) {
   s.sfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
   if (s.sfd < 0)
     _exit(127);
-  struct fut__ctl_msg ready = {.type = FUT__CTL_READY,
-                               .a = (uint64_t)getpid()};
+  struct fut__ctl_msg ready = {.type = FUT__CTL_READY, .a = (uint64_t)getpid()};
   if (fut__pp_ctl_send(ctl, &ready, NULL, 0, -1) || read_config(&s))
     _exit(127);
 
@@ -221,6 +223,13 @@ __attribute__((constructor(101))) static void forkserver_ctor(void) {
       ppid <= 0)
     return; /* not ours: leave the program alone */
   unsetenv(FUT__PP_ENV);
+  /* A stray variable (not set by us) must not hijack the program: ours
+   * always comes with a SEQPACKET socket at fd. */
+  int type = 0;
+  socklen_t tl = sizeof type;
+  if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tl) != 0 ||
+      type != SOCK_SEQPACKET)
+    return;
   server_main(fd, (pid_t)ppid);
 }
 
@@ -243,8 +252,7 @@ int fut__forkserver_start(int *ctl_out, pid_t *pid_out) {
   *pid_out = 0;
   int sv[2];
   if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
-    return fut__error(-errno, "process pool: socketpair: %s",
-                      strerror(errno));
+    return fut__error(-errno, "process pool: socketpair: %s", strerror(errno));
 
   /* Everything the child needs is built here: between fork and exec in a
    * threaded process only async-signal-safe calls are allowed. */

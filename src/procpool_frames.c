@@ -15,8 +15,8 @@
 /* ---- naming functions ---------------------------------------------------- */
 
 struct find_addr {
-  uintptr_t addr;            /* the code address looked for */
-  bool first;                /* the next callback is the main program */
+  uintptr_t addr; /* the code address looked for */
+  bool first;     /* the next callback is the main program */
   bool found;
   struct fut__fn_name *out;
 };
@@ -72,11 +72,11 @@ int fut__pp_name_fn(uintptr_t fn, struct fut__fn_name *out) {
 }
 
 struct find_mod {
-  const char *module;        /* "" = main program */
+  const char *module; /* "" = main program */
   uint64_t off;
   bool first;
-  bool found;                /* module seen */
-  bool ok;                   /* and off is executable code in it */
+  bool found; /* module seen */
+  bool ok;    /* and off is executable code in it */
   uintptr_t fn;
 };
 
@@ -120,7 +120,8 @@ int fut__pp_resolve_fn(const char *module, uint64_t off, uintptr_t *fn) {
   return 0;
 }
 
-/* ---- blocking I/O ---------------------------------------------------------- */
+/* ---- blocking I/O ----------------------------------------------------------
+ */
 
 int fut__pp_write_all(int fd, const void *p, size_t n) {
   const char *c = p;
@@ -233,8 +234,8 @@ void fut__pp_describe_status(int status, char *buf, size_t cap) {
   if (WIFSIGNALED(status)) {
     int sig = WTERMSIG(status);
     const char *name = sigabbrev_np(sig);
-    snprintf(buf, cap, "killed by signal %d (SIG%s)%s", sig,
-             name ? name : "?", WCOREDUMP(status) ? ", core dumped" : "");
+    snprintf(buf, cap, "killed by signal %d (SIG%s)%s", sig, name ? name : "?",
+             WCOREDUMP(status) ? ", core dumped" : "");
   } else if (WIFEXITED(status)) {
     snprintf(buf, cap, "exited with status %d", WEXITSTATUS(status));
   } else {

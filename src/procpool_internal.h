@@ -17,6 +17,7 @@
 
 #include "internal.h"
 
+#include <poll.h>
 #include <signal.h>
 #include <sys/types.h>
 
@@ -32,8 +33,8 @@ enum {
 };
 
 enum {
-  FUT__PP_KIND_PROC = 0,  /* fut_proc_fn(arg, len, fut_buf_t *) */
-  FUT__PP_KIND_BYTES = 1  /* fut_bytes_fn(data, len, &out, &out_len) */
+  FUT__PP_KIND_PROC = 0, /* fut_proc_fn(arg, len, fut_buf_t *) */
+  FUT__PP_KIND_BYTES = 1 /* fut_bytes_fn(data, len, &out, &out_len) */
 };
 
 #define FUT__PP_MAGIC 0x66757470u /* "futp" */
@@ -42,14 +43,14 @@ enum {
  * Data comes first so a received buffer is handed over as the result
  * without a copy, and the argument is 16-byte aligned in the worker. */
 struct fut__pp_hdr {
-  uint32_t magic;  /* FUT__PP_MAGIC */
-  uint32_t type;   /* FUT__PP_* */
-  uint64_t id;     /* job id (JOB, RESULT) */
-  uint64_t len;    /* bytes after the header: data + aux */
-  uint64_t off;    /* JOB: function offset in its module */
-  int32_t err;     /* RESULT / HELLO: 0 or a negative code;
-                      JOB: the function's kind, FUT__PP_KIND_* */
-  uint32_t aux;    /* trailing string bytes (module name / message) */
+  uint32_t magic; /* FUT__PP_MAGIC */
+  uint32_t type;  /* FUT__PP_* */
+  uint64_t id;    /* job id (JOB, RESULT) */
+  uint64_t len;   /* bytes after the header: data + aux */
+  uint64_t off;   /* JOB: function offset in its module */
+  int32_t err;    /* RESULT / HELLO: 0 or a negative code;
+                     JOB: the function's kind, FUT__PP_KIND_* */
+  uint32_t aux;   /* trailing string bytes (module name / message) */
 };
 
 /* ---- control messages (parent <-> fork server, SEQPACKET) -------------- */
@@ -66,14 +67,15 @@ enum {
 };
 
 struct fut__ctl_msg {
-  uint32_t type;  /* FUT__CTL_* */
+  uint32_t type;     /* FUT__CTL_* */
   uint32_t has_init; /* CONFIG: an initializer is set */
   uint64_t a, b;
   int64_t c;
 };
 
-#define FUT__CTL_MAX_PAYLOAD (64u * 1024u)  /* initarg + name, fits one
-                                               SEQPACKET message */
+#define FUT__CTL_MAX_PAYLOAD                                                   \
+  (64u * 1024u) /* initarg + name, fits one                                    \
+                   SEQPACKET message */
 #define FUT__PP_ENV "FUT_FORKSERVER_FD"
 
 /* ---- procpool_frames.c --------------------------------------------------- */
@@ -81,7 +83,7 @@ struct fut__ctl_msg {
 struct fut__fn_name {
   char module[4096]; /* dl_iterate_phdr name; "" = the main executable */
   size_t module_len;
-  uint64_t off;      /* address - module load bias */
+  uint64_t off; /* address - module load bias */
 };
 /* Names the code address fn: fails with FUT_E_NOT_SENDABLE when no loaded
  * module maps it executable. */
@@ -114,14 +116,15 @@ void fut__pp_describe_status(int status, char *buf, size_t cap);
  * object file, so linking this function links it. */
 int fut__forkserver_start(int *ctl, pid_t *pid);
 
-/* ---- procpool_worker.c ----------------------------------------------------- */
+/* ---- procpool_worker.c -----------------------------------------------------
+ */
 struct fut__pp_config {
-  unsigned max_tasks;      /* 0 = unlimited */
-  size_t max_frame;        /* cap on payload bytes */
+  unsigned max_tasks; /* 0 = unlimited */
+  size_t max_frame;   /* cap on payload bytes */
   bool has_init;
-  uint64_t init_off;       /* initializer offset */
-  char *init_module;       /* malloc'd */
-  void *initarg;           /* malloc'd */
+  uint64_t init_off; /* initializer offset */
+  char *init_module; /* malloc'd */
+  void *initarg;     /* malloc'd */
   size_t initarg_len;
 };
 /* A worker's life: initializer, HELLO, then jobs until EOF or max_tasks.
@@ -133,14 +136,14 @@ _Noreturn void fut__pp_worker_main(int sock, const struct fut__pp_config *c);
 /* One job, from submit to completion; one allocation holding the header
  * and the payload right after it, so a frame goes out as one iovec. */
 struct fut__pp_job {
-  struct fut__pp_job *next;     /* in the pool's pending queue, the retry
-                                   queue or a worker's in-flight FIFO */
-  fut_procpool_start_cb start;  /* NULL, or asked once before dispatch */
-  fut_procpool_done_cb done;    /* called exactly once */
+  struct fut__pp_job *next;    /* in the pool's pending queue, the retry
+                                  queue or a worker's in-flight FIFO */
+  fut_procpool_start_cb start; /* NULL, or asked once before dispatch */
+  fut_procpool_done_cb done;   /* called exactly once */
   void *ud;
-  bool started;                 /* start() said yes: no longer cancellable */
-  struct fut__pp_hdr hdr;       /* the JOB frame header */
-  char payload[];               /* arg bytes then module name (hdr.len) */
+  bool started;           /* start() said yes: no longer cancellable */
+  struct fut__pp_hdr hdr; /* the JOB frame header */
+  char payload[];         /* arg bytes then module name (hdr.len) */
 };
 
 struct fut__pp_jobq {
@@ -149,8 +152,8 @@ struct fut__pp_jobq {
 };
 
 enum {
-  FUT__W_LIVE,     /* socket open; may receive jobs unless retiring */
-  FUT__W_CLOSED    /* socket closed (EOF, or by us); waiting for DIED */
+  FUT__W_LIVE,  /* socket open; may receive jobs unless retiring */
+  FUT__W_CLOSED /* socket closed (EOF, or by us); waiting for DIED */
 };
 
 struct fut__pp_worker {
@@ -168,14 +171,14 @@ struct fut__pp_worker {
   struct fut__pp_job *send_job; /* first in-flight job not fully written,
                                    NULL when all are */
   bool wbroken;                 /* a write failed: it gets no more jobs */
-  bool protocol_error;          /* it sent garbage and was killed */
+  const char *kill_reason;      /* static text when we killed it, or NULL */
   size_t send_off;              /* bytes of send_job's frame written */
   char *rx;                     /* RX_CAP input buffer, rx[rx_pos..rx_len) */
   size_t rx_pos, rx_len;
-  bool have_hdr;                /* hdr holds the current frame's header */
+  bool have_hdr; /* hdr holds the current frame's header */
   struct fut__pp_hdr hdr;
-  char *big;                    /* payload of a frame larger than rx */
-  size_t big_got;               /* bytes of big received */
+  char *big;      /* payload of a frame larger than rx */
+  size_t big_got; /* bytes of big received */
 };
 
 struct fut_procpool {
@@ -183,40 +186,46 @@ struct fut_procpool {
   unsigned max_workers;
   unsigned max_tasks;
   size_t max_frame;
-  pthread_t thread;             /* the manager */
-  int evfd;                     /* doorbell: submit/shutdown -> manager */
+  pthread_t thread; /* the manager */
+  int evfd;         /* doorbell: submit/shutdown -> manager */
   struct fut__fn_name init_name;
   bool has_init;
-  void *initarg;                /* fut__malloc'd copy */
+  void *initarg; /* fut__malloc'd copy */
   size_t initarg_len;
 
   pthread_mutex_t lock;
-  pthread_cond_t cv;            /* signals start_done, finished */
-  struct fut__pp_jobq pending;  /* lock: submitted, not yet dispatched */
-  uint64_t next_id;             /* lock */
-  bool sleeping;                /* lock: manager is (about to be) in poll */
-  bool rung;                    /* lock: evfd written, not yet drained */
-  bool shutdown;                /* lock: no more submits */
-  bool abandon;                 /* lock: shutdown timed out: kill, fail */
-  bool broken;                  /* lock: the pool failed for good */
-  bool start_done;              /* lock: the manager finished starting */
-  int start_err;                /* lock: its result */
-  bool finished;                /* lock: the manager tore everything down */
-  bool joined;                  /* lock: someone joined (or joins) thread,
-                                   or it was detached */
-  bool orphaned;                /* lock: detached; the manager frees the
-                                   pool when it finishes */
-  char broken_msg[256];         /* lock: why the pool broke */
+  pthread_cond_t cv;           /* signals start_done, finished */
+  struct fut__pp_jobq pending; /* lock: submitted, not yet dispatched */
+  uint64_t next_id;            /* lock */
+  bool sleeping;               /* lock: manager is (about to be) in poll */
+  bool rung;                   /* lock: evfd written, not yet drained */
+  bool shutdown;               /* lock: no more submits */
+  bool abandon;                /* lock: shutdown timed out: kill, fail */
+  bool broken;                 /* lock: the pool failed for good */
+  bool start_done;             /* lock: the manager finished starting */
+  int start_err;               /* lock: its result */
+  bool finished;               /* lock: the manager tore everything down */
+  bool joined;                 /* lock: someone joined (or joins) thread,
+                                  or it was detached */
+  bool orphaned;               /* lock: detached; the manager frees the
+                                  pool when it finishes */
+  char broken_msg[256];        /* lock: why the pool broke */
 
-  _Atomic pid_t server_pid;     /* 0 when no server */
-  atomic_uint nworkers;         /* live workers */
+  _Atomic pid_t server_pid; /* 0 when no server */
+  atomic_uint nworkers;     /* live workers */
 
   /* Manager thread only. */
-  int ctl;                      /* control socket to the server */
+  int ctl; /* control socket to the server */
   struct fut__pp_worker *workers;
-  unsigned nlive;               /* workers in FUT__W_LIVE */
+  unsigned nlive;     /* workers in FUT__W_LIVE */
+  unsigned nspawning; /* SPAWN sent, SPAWNED not yet received */
+  bool spawn_blocked; /* a spawn failed softly: no new try
+                         before the next poll event */
   uint64_t next_wid;
-  struct fut__pp_jobq retry;    /* started jobs of dead workers: first */
+  struct fut__pp_jobq retry;   /* started jobs of dead workers: first */
+  struct pollfd *pfds;         /* poll set, pcap entries */
+  struct fut__pp_worker **pws; /* pws[i]: the worker of a poll entry */
+  size_t pcap;                 /* entries of pfds and pws */
 };
 
 /* fut_procpool_submit for either kind of function (procpool.c). */

@@ -35,7 +35,7 @@
 #define PIPELINE 2
 #define PIPELINE_MAX 8
 #define RX_CAP (64u * 1024u)
-#define SOCKBUF (4 << 20)         /* asked; the kernel clamps it */
+#define SOCKBUF (4 << 20) /* asked; the kernel clamps it */
 
 _Static_assert(offsetof(struct fut__pp_job, payload) ==
                    offsetof(struct fut__pp_job, hdr) +
@@ -106,6 +106,19 @@ static void free_worker(fut_procpool_t *p, struct fut__pp_worker *w) {
   fut__free(w);
 }
 
+/* A worker could not be made for a local, maybe passing reason (memory,
+ * the fd limit): with workers left, the pool carries on with them and
+ * tries again after the next event; with none, nothing would ever run the
+ * queue, so the pool is broken. */
+static void spawn_failed(fut_procpool_t *p, const char *what, int err) {
+  if (p->nlive > 0) {
+    p->spawn_blocked = true;
+    return;
+  }
+  set_broken(p, "process pool: cannot make a worker: %s: %s", what,
+             fut_strerror(err));
+}
+
 static struct fut__pp_worker *spawn(fut_procpool_t *p) {
   struct fut__pp_worker *w = fut__calloc(1, sizeof *w);
   char *rx = fut__malloc(RX_CAP);
@@ -113,14 +126,14 @@ static struct fut__pp_worker *spawn(fut_procpool_t *p) {
   if (!w || !rx) {
     fut__free(w);
     fut__free(rx);
-    set_broken(p, "process pool: out of memory for a worker");
+    spawn_failed(p, "out of memory", -ENOMEM);
     return NULL;
   }
   if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
     int e = errno;
     fut__free(w);
     fut__free(rx);
-    set_broken(p, "process pool: socketpair for a worker: %s", strerror(e));
+    spawn_failed(p, "socketpair", -e);
     return NULL;
   }
   int sz = SOCKBUF;
@@ -144,11 +157,22 @@ static struct fut__pp_worker *spawn(fut_procpool_t *p) {
   w->fd = sv[0];
   w->rx = rx;
   w->state = FUT__W_LIVE;
+  p->nspawning++;
   w->next = p->workers;
   p->workers = w;
   p->nlive++;
   atomic_fetch_add(&p->nworkers, 1u);
   return w;
+}
+
+/* SPAWN requests awaiting their SPAWNED reply.  Bounded so the blocking
+ * control socket can never fill in both directions at once (the manager
+ * blocked sending SPAWN while the server blocks sending SPAWNED). */
+#define MAX_SPAWNING 32
+
+static bool can_spawn(const fut_procpool_t *p) {
+  return p->nlive < p->max_workers && !p->spawn_blocked &&
+         p->nspawning < MAX_SPAWNING;
 }
 
 static bool can_take(const fut_procpool_t *p, const struct fut__pp_worker *w,
@@ -166,8 +190,11 @@ static struct fut__pp_worker *pick(fut_procpool_t *p, bool may_spawn,
   for (struct fut__pp_worker *w = p->workers; w; w = w->next)
     if (can_take(p, w, 1))
       return w;
-  if (p->nlive < p->max_workers && may_spawn)
-    return spawn(p);
+  if (can_spawn(p) && may_spawn) {
+    struct fut__pp_worker *w = spawn(p);
+    if (w || is_broken(p))
+      return w;
+  }
   struct fut__pp_worker *best = NULL;
   for (struct fut__pp_worker *w = p->workers; w; w = w->next)
     if (can_take(p, w, depth) &&
@@ -177,13 +204,12 @@ static struct fut__pp_worker *pick(fut_procpool_t *p, bool may_spawn,
 }
 
 static bool has_room(fut_procpool_t *p, size_t depth) {
-  return p->nlive < p->max_workers || pick(p, false, depth) != NULL;
+  return can_spawn(p) || pick(p, false, depth) != NULL;
 }
 
 /* The pipeline depth for a backlog of n queued jobs. */
 static size_t depth_for(const fut_procpool_t *p, size_t n) {
-  return n >= (size_t)p->max_workers * PIPELINE_MAX ? PIPELINE_MAX
-                                                     : PIPELINE;
+  return n >= (size_t)p->max_workers * PIPELINE_MAX ? PIPELINE_MAX : PIPELINE;
 }
 
 /* Writes what it can of the worker's unsent frames. */
@@ -212,8 +238,7 @@ static void flush_out(struct fut__pp_worker *w) {
     }
     size_t left = (size_t)r;
     while (left > 0 && w->send_job) {
-      size_t rem = sizeof w->send_job->hdr + w->send_job->hdr.len -
-                   w->send_off;
+      size_t rem = sizeof w->send_job->hdr + w->send_job->hdr.len - w->send_off;
       if (left >= rem) {
         left -= rem;
         w->send_job = w->send_job->next;
@@ -416,9 +441,23 @@ static void worker_readable(fut_procpool_t *p, struct fut__pp_worker *w) {
   if (r == 1) {
     close_worker_fd(p, w);
   } else if (r < 0) {
-    w->protocol_error = true;
+    w->kill_reason = r == -ENOMEM ? " (killed: no memory for its result)"
+                                  : " (killed after a protocol error)";
     kill_worker(p, w);
   }
+}
+
+/* Puts jobs that never started in a worker back at the front of the
+ * queue, in their order. */
+static void requeue(fut_procpool_t *p, struct fut__pp_jobq *q) {
+  if (!q->head)
+    return;
+  q->tail->next = p->retry.head;
+  p->retry.head = q->head;
+  if (!p->retry.tail)
+    p->retry.tail = q->tail;
+  p->retry.len += q->len;
+  *q = (struct fut__pp_jobq){0};
 }
 
 /* The worker is gone and reaped: settle its jobs and forget it. */
@@ -427,20 +466,12 @@ static void finalize(fut_procpool_t *p, struct fut__pp_worker *w) {
   if (j) {
     char st[96], msg[256];
     fut__pp_describe_status(w->status, st, sizeof st);
-    snprintf(msg, sizeof msg,
-             "worker process %d %s while running the job%s", (int)w->pid,
-             st, w->protocol_error ? " (killed after a protocol error)" : "");
+    snprintf(msg, sizeof msg, "worker process %d %s while running the job%s",
+             (int)w->pid, st, w->kill_reason ? w->kill_reason : "");
     job_fail(j, FUT_E_WORKER_DIED, msg);
   }
   /* The rest never started in that worker: run them elsewhere, first. */
-  struct fut__pp_job *rest[64];
-  while (w->inflight.len > 0) {
-    size_t n = 0;
-    while (n < 64 && w->inflight.len > 0)
-      rest[n++] = fut__pp_q_pop(&w->inflight);
-    while (n > 0)
-      fut__pp_q_push_front(&p->retry, rest[--n]);
-  }
+  requeue(p, &w->inflight);
   free_worker(p, w);
 }
 
@@ -452,18 +483,20 @@ static void ctl_readable(fut_procpool_t *p) {
   if (err) {
     close(p->ctl);
     p->ctl = -1;
-    set_broken(p, "process pool: the fork server died (%s)",
-               fut_strerror(err));
+    set_broken(p, "process pool: the fork server died (%s)", fut_strerror(err));
     return;
   }
   if (m.type == FUT__CTL_SPAWNED) {
     for (struct fut__pp_worker *w = p->workers; w; w = w->next)
       if (w->wid == m.a) {
+        p->nspawning--;
         if (m.b == 0) {
-          set_broken(p, "process pool: the fork server could not fork a "
-                     "worker: %s", fut_strerror((int)m.c));
-          /* Its jobs fail with the pool in the teardown that follows. */
+          /* fork failed (EAGAIN: a process limit?): its jobs never started;
+           * the other workers take them, or the pool is broken. */
           close_worker_fd(p, w);
+          requeue(p, &w->inflight);
+          free_worker(p, w);
+          spawn_failed(p, "fork", (int)m.c);
         } else {
           w->pid = (pid_t)m.b;
         }
@@ -489,16 +522,22 @@ static void ctl_readable(fut_procpool_t *p) {
 
 /* ---- the thread -------------------------------------------------------- */
 
+static void poll_reserve(fut_procpool_t *p, size_t n);
+
 static int start(fut_procpool_t *p) {
   pid_t pid;
   int err = fut__forkserver_start(&p->ctl, &pid);
   if (err)
     return err;
   atomic_store(&p->server_pid, pid);
+  poll_reserve(p, 2 * ((size_t)p->max_workers + 2));
+  if (!p->pcap)
+    return fut__error(-ENOMEM, "process pool: out of memory");
   char *pl = fut__malloc(FUT__CTL_MAX_PAYLOAD);
   if (!pl)
     return fut__error(-ENOMEM, "process pool: out of memory");
-  struct fut__ctl_msg m = {.type = FUT__CTL_CONFIG, .a = p->max_tasks,
+  struct fut__ctl_msg m = {.type = FUT__CTL_CONFIG,
+                           .a = p->max_tasks,
                            .c = (int64_t)p->max_frame,
                            .has_init = p->has_init};
   size_t n = 0;
@@ -530,52 +569,58 @@ static bool idle(fut_procpool_t *p) {
   return empty;
 }
 
-static int poll_all(fut_procpool_t *p, struct pollfd **pfds, size_t *cap,
-                    struct fut__pp_worker ***ws, bool with_evfd, int timeout) {
+/* Grows the poll arrays to n entries; keeps the old ones on failure. */
+static void poll_reserve(fut_procpool_t *p, size_t n) {
+  if (n <= p->pcap)
+    return;
+  struct pollfd *np = fut__realloc(p->pfds, n * sizeof *np);
+  if (np)
+    p->pfds = np;
+  struct fut__pp_worker **nw = fut__realloc(p->pws, n * sizeof *nw);
+  if (nw)
+    p->pws = nw;
+  if (np && nw)
+    p->pcap = n;
+}
+
+static int poll_all(fut_procpool_t *p, bool with_evfd, int timeout) {
   size_t need = 2;
   for (struct fut__pp_worker *w = p->workers; w; w = w->next)
     need++;
-  if (need > *cap) {
-    struct pollfd *np = fut__realloc(*pfds, need * 2 * sizeof **pfds);
-    struct fut__pp_worker **nw = fut__realloc(*ws, need * 2 * sizeof **ws);
-    if (np)
-      *pfds = np;
-    if (nw)
-      *ws = nw;
-    if (!np || !nw)
-      return -ENOMEM;
-    *cap = need * 2;
-  }
+  /* Out of memory, it polls the sockets that fit, and the rest next time
+   * round: never an error. */
+  poll_reserve(p, need * 2);
+  struct pollfd *pfds = p->pfds;
   size_t n = 0;
   if (with_evfd)
-    (*pfds)[n++] = (struct pollfd){p->evfd, POLLIN, 0};
+    pfds[n++] = (struct pollfd){p->evfd, POLLIN, 0};
   if (p->ctl >= 0)
-    (*pfds)[n++] = (struct pollfd){p->ctl, POLLIN, 0};
+    pfds[n++] = (struct pollfd){p->ctl, POLLIN, 0};
   size_t first_w = n;
-  for (struct fut__pp_worker *w = p->workers; w; w = w->next) {
+  for (struct fut__pp_worker *w = p->workers; w && n < p->pcap; w = w->next) {
     if (w->fd < 0)
       continue;
-    (*ws)[n - first_w] = w;
-    (*pfds)[n++] = (struct pollfd){
+    p->pws[n - first_w] = w;
+    pfds[n++] = (struct pollfd){
         w->fd, (short)(POLLIN | (w->send_job ? POLLOUT : 0)), 0};
   }
-  int r = poll(*pfds, n, timeout);
+  int r = poll(pfds, n, timeout);
   if (r <= 0)
     return r < 0 && errno != EINTR ? -errno : 0;
   size_t i = 0;
-  if (with_evfd && (*pfds)[i++].revents) {
+  if (with_evfd && pfds[i++].revents) {
     uint64_t v;
     ssize_t rr = read(p->evfd, &v, sizeof v);
     (void)rr;
   }
   bool ctl_ev = false;
-  if (p->ctl >= 0 && (*pfds)[i++].revents)
+  if (p->ctl >= 0 && pfds[i++].revents)
     ctl_ev = true;
   /* Worker sockets before the control socket: a DIED report must not
    * overtake data the worker wrote before dying. */
   for (size_t k = first_w; k < n; k++) {
-    struct fut__pp_worker *w = (*ws)[k - first_w];
-    short ev = (*pfds)[k].revents;
+    struct fut__pp_worker *w = p->pws[k - first_w];
+    short ev = pfds[k].revents;
     if (!ev || w->fd < 0)
       continue;
     if (ev & POLLOUT)
@@ -630,6 +675,8 @@ void *fut__pp_manager(void *arg) {
   pthread_cond_broadcast(&p->cv);
   pthread_mutex_unlock(&p->lock);
   if (err) {
+    fut__free(p->pfds);
+    fut__free(p->pws);
     if (p->ctl >= 0)
       close(p->ctl);
     p->ctl = -1;
@@ -640,9 +687,6 @@ void *fut__pp_manager(void *arg) {
     return NULL;
   }
 
-  struct pollfd *pfds = NULL;
-  struct fut__pp_worker **ws = NULL;
-  size_t cap = 0;
   int end_err = 0;
   const char *end_msg = NULL;
   for (;;) {
@@ -669,7 +713,8 @@ void *fut__pp_manager(void *arg) {
     pthread_mutex_unlock(&p->lock);
     if (more)
       continue;
-    int r = poll_all(p, &pfds, &cap, &ws, true, -1);
+    int r = poll_all(p, true, -1);
+    p->spawn_blocked = false; /* something happened: worth a new try */
     pthread_mutex_lock(&p->lock);
     p->sleeping = false;
     p->rung = false;
@@ -685,7 +730,7 @@ void *fut__pp_manager(void *arg) {
     for (struct fut__pp_worker *w = p->workers; w; w = w->next)
       close_worker_fd(p, w);
     while (p->workers && p->ctl >= 0) {
-      if (poll_all(p, &pfds, &cap, &ws, false, -1) < 0)
+      if (poll_all(p, false, -1) < 0)
         break;
     }
     /* Abandon can still be asked meanwhile; the loop above ends quickly
@@ -693,8 +738,11 @@ void *fut__pp_manager(void *arg) {
   }
   teardown(p, end_err ? end_err : FUT_E_SHUTDOWN,
            end_msg ? end_msg : "the pool shut down");
-  fut__free(pfds);
-  fut__free(ws);
+  fut__free(p->pfds);
+  fut__free(p->pws);
+  p->pfds = NULL;
+  p->pws = NULL;
+  p->pcap = 0;
   pthread_mutex_lock(&p->lock);
   p->finished = true;
   bool orphaned = p->orphaned;

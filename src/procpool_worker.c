@@ -16,12 +16,12 @@
 #define MSG_MAX 1000
 
 struct fut_buf {
-  char *data;          /* malloc'd result bytes, cap bytes */
-  size_t len;          /* bytes of result */
+  char *data; /* malloc'd result bytes, cap bytes */
+  size_t len; /* bytes of result */
   size_t cap;
-  size_t max;          /* the pool's max_frame: len never exceeds it */
-  int failed;          /* first error of an append/resize, or 0 */
-  size_t msg_len;      /* bytes in msg; 0 = no message */
+  size_t max;     /* the pool's max_frame: len never exceeds it */
+  int failed;     /* first error of an append/resize, or 0 */
+  size_t msg_len; /* bytes in msg; 0 = no message */
   char msg[MSG_MAX + 1];
 };
 
@@ -33,8 +33,10 @@ static int buf_reserve(fut_buf_t *b, size_t len) {
                          len, b->max);
     if (!b->failed) {
       b->failed = err;
-      fut_buf_errorf(b, err, "job result of %zu bytes exceeds the pool's "
-                     "max_frame of %zu bytes", len, b->max);
+      fut_buf_errorf(b, err,
+                     "job result of %zu bytes exceeds the pool's "
+                     "max_frame of %zu bytes",
+                     len, b->max);
     }
     return err;
   }
@@ -47,8 +49,7 @@ static int buf_reserve(fut_buf_t *b, size_t len) {
   if (!d) {
     if (!b->failed) {
       b->failed = -ENOMEM;
-      fut_buf_errorf(b, -ENOMEM, "job result of %zu bytes: out of memory",
-                     len);
+      fut_buf_errorf(b, -ENOMEM, "job result of %zu bytes: out of memory", len);
     }
     return fut__error(-ENOMEM, "job result: out of memory");
   }
@@ -104,15 +105,15 @@ int fut_buf_errorf(fut_buf_t *out, int err, const char *fmt, ...) {
 #define RX_CAP (64u * 1024u)
 
 struct worker {
-  int sock;                   /* to the parent; blocking */
+  int sock; /* to the parent; blocking */
   const struct fut__pp_config *cfg;
-  char rx[RX_CAP];            /* buffered input, rx[pos..len) unread */
+  char rx[RX_CAP]; /* buffered input, rx[pos..len) unread */
   size_t pos, len;
-  char *tx;                   /* pending output frames, tx_len bytes */
+  char *tx; /* pending output frames, tx_len bytes */
   size_t tx_len, tx_cap;
-  char *payload;              /* 16-aligned scratch for a job's payload */
+  char *payload; /* 16-aligned scratch for a job's payload */
   size_t payload_cap;
-  char last_module[4096];     /* resolution cache: (module, off) -> fn */
+  char last_module[4096]; /* resolution cache: (module, off) -> fn */
   uint64_t last_off;
   uintptr_t last_fn;
 };
@@ -134,9 +135,8 @@ static void emit(struct worker *w, const struct fut__pp_hdr *h,
   size_t total = sizeof *h + dlen + h->aux;
   if (total > 64 * 1024) {
     flush(w);
-    struct iovec iov[3] = {{(void *)h, sizeof *h},
-                           {(void *)data, dlen},
-                           {(void *)aux, h->aux}};
+    struct iovec iov[3] = {
+        {(void *)h, sizeof *h}, {(void *)data, dlen}, {(void *)aux, h->aux}};
     struct msghdr mh = {.msg_iov = iov, .msg_iovlen = 3};
     size_t left = total;
     while (left > 0) {
@@ -237,8 +237,10 @@ static void hello(struct worker *w) {
       }
     }
   }
-  struct fut__pp_hdr h = {.magic = FUT__PP_MAGIC, .type = FUT__PP_HELLO,
-                          .err = err, .aux = (uint32_t)strlen(msg)};
+  struct fut__pp_hdr h = {.magic = FUT__PP_MAGIC,
+                          .type = FUT__PP_HELLO,
+                          .err = err,
+                          .aux = (uint32_t)strlen(msg)};
   h.len = h.aux;
   emit(w, &h, NULL, 0, msg);
   flush(w);
@@ -297,10 +299,13 @@ static void run_job(struct worker *w, const struct fut__pp_hdr *h) {
     } else if (res_len > out.max) {
       rc = fut_buf_errorf(&out, FUT_E_TOO_BIG,
                           "job result of %zu bytes exceeds the pool's "
-                          "max_frame of %zu bytes", res_len, out.max);
+                          "max_frame of %zu bytes",
+                          res_len, out.max);
     } else if (res_len && !res) {
-      rc = fut_buf_errorf(&out, -EINVAL, "job returned a NULL result of "
-                          "%zu bytes", res_len);
+      rc = fut_buf_errorf(&out, -EINVAL,
+                          "job returned a NULL result of "
+                          "%zu bytes",
+                          res_len);
     } else {
       out.data = res; /* sent as is, freed below */
       out.len = res_len;
@@ -318,8 +323,8 @@ static void run_job(struct worker *w, const struct fut__pp_hdr *h) {
       rc = out.failed; /* its message was recorded with it */
     }
   }
-  struct fut__pp_hdr r = {.magic = FUT__PP_MAGIC, .type = FUT__PP_RESULT,
-                          .id = h->id, .err = rc};
+  struct fut__pp_hdr r = {
+      .magic = FUT__PP_MAGIC, .type = FUT__PP_RESULT, .id = h->id, .err = rc};
   if (rc) {
     r.aux = (uint32_t)out.msg_len;
     r.len = r.aux;

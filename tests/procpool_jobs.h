@@ -26,7 +26,8 @@
 /* ---- jobs -------------------------------------------------------------- */
 
 /* arg: int64 n; result: int64 n * n. */
-FUT_TEST_UNUSED static int job_square(const void *arg, size_t len, fut_buf_t *out) {
+FUT_TEST_UNUSED static int job_square(const void *arg, size_t len,
+                                      fut_buf_t *out) {
   int64_t n;
   if (len != sizeof n)
     return fut_buf_errorf(out, -EINVAL, "want 8 bytes, got %zu", len);
@@ -36,13 +37,15 @@ FUT_TEST_UNUSED static int job_square(const void *arg, size_t len, fut_buf_t *ou
 }
 
 /* Fails with -EDOM and a message naming its argument. */
-FUT_TEST_UNUSED static int job_fail(const void *arg, size_t len, fut_buf_t *out) {
+FUT_TEST_UNUSED static int job_fail(const void *arg, size_t len,
+                                    fut_buf_t *out) {
   (void)arg;
   return fut_buf_errorf(out, -EDOM, "job_fail got %zu bytes", len);
 }
 
 /* Result: the worker's pid as int64. */
-FUT_TEST_UNUSED static int job_getpid(const void *arg, size_t len, fut_buf_t *out) {
+FUT_TEST_UNUSED static int job_getpid(const void *arg, size_t len,
+                                      fut_buf_t *out) {
   (void)arg;
   (void)len;
   int64_t pid = getpid();
@@ -50,7 +53,8 @@ FUT_TEST_UNUSED static int job_getpid(const void *arg, size_t len, fut_buf_t *ou
 }
 
 /* Result: every argument byte xor 0x5a (same length). */
-FUT_TEST_UNUSED static int job_xor(const void *arg, size_t len, fut_buf_t *out) {
+FUT_TEST_UNUSED static int job_xor(const void *arg, size_t len,
+                                   fut_buf_t *out) {
   unsigned char *o = fut_buf_resize(out, len);
   if (!o)
     return -ENOMEM;
@@ -61,7 +65,8 @@ FUT_TEST_UNUSED static int job_xor(const void *arg, size_t len, fut_buf_t *out) 
 }
 
 /* arg: uint64 n; result: n bytes (to overflow a small max_frame). */
-FUT_TEST_UNUSED static int job_big_result(const void *arg, size_t len, fut_buf_t *out) {
+FUT_TEST_UNUSED static int job_big_result(const void *arg, size_t len,
+                                          fut_buf_t *out) {
   uint64_t n;
   if (len != sizeof n)
     return -EINVAL;
@@ -72,7 +77,8 @@ FUT_TEST_UNUSED static int job_big_result(const void *arg, size_t len, fut_buf_t
 }
 
 /* arg: int exit status.  Calls exit() in the worker. */
-FUT_TEST_UNUSED static int job_exit(const void *arg, size_t len, fut_buf_t *out) {
+FUT_TEST_UNUSED static int job_exit(const void *arg, size_t len,
+                                    fut_buf_t *out) {
   (void)out;
   int code = 3;
   if (len == sizeof code)
@@ -80,7 +86,8 @@ FUT_TEST_UNUSED static int job_exit(const void *arg, size_t len, fut_buf_t *out)
   exit(code);
 }
 
-FUT_TEST_UNUSED static int job_positive(const void *arg, size_t len, fut_buf_t *out) {
+FUT_TEST_UNUSED static int job_positive(const void *arg, size_t len,
+                                        fut_buf_t *out) {
   (void)arg;
   (void)len;
   (void)out;
@@ -124,6 +131,23 @@ FUT_TEST_UNUSED static int job_gate(const void *arg, size_t len,
   return fut_buf_append(out, &ch, 1);
 }
 
+/* Result: int64 count of the worker's open fds other than 0, 1, 2 (the
+ * directory stream used to count them included). */
+FUT_TEST_UNUSED static int job_count_fds(const void *arg, size_t len,
+                                         fut_buf_t *out) {
+  (void)arg;
+  (void)len;
+  DIR *d = opendir("/proc/self/fd");
+  if (!d)
+    return -errno;
+  int64_t n = 0;
+  for (struct dirent *e; (e = readdir(d));)
+    if (e->d_name[0] != '.' && atoi(e->d_name) > 2)
+      n++;
+  closedir(d);
+  return fut_buf_append(out, &n, sizeof n);
+}
+
 /* Initializer: stores its argument (an int64) for job_init_value. */
 FUT_TEST_UNUSED static int64_t init_value = -1;
 FUT_TEST_UNUSED static int init_store(const void *arg, size_t len) {
@@ -137,7 +161,8 @@ FUT_TEST_UNUSED static int init_refuse(const void *arg, size_t len) {
   (void)len;
   return -EACCES;
 }
-FUT_TEST_UNUSED static int job_init_value(const void *arg, size_t len, fut_buf_t *out) {
+FUT_TEST_UNUSED static int job_init_value(const void *arg, size_t len,
+                                          fut_buf_t *out) {
   (void)arg;
   (void)len;
   return fut_buf_append(out, &init_value, sizeof init_value);
@@ -242,8 +267,8 @@ static inline int zombies_of(pid_t parent) {
     char *rp = strrchr(buf, ')');
     char state;
     int ppid;
-    if (rp && sscanf(rp + 1, " %c %d", &state, &ppid) == 2 &&
-        ppid == parent && state == 'Z')
+    if (rp && sscanf(rp + 1, " %c %d", &state, &ppid) == 2 && ppid == parent &&
+        state == 'Z')
       n++;
   }
   closedir(d);

@@ -3,13 +3,16 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+/* cmocka needs the three above first. */
 #include <cmocka.h>
 
-#include <sys/syscall.h>
-#include <sys/wait.h>
 #include <poll.h>
 #include <stdatomic.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 
+#include "internal.h" /* fut__alloc_fail_after */
 #include "procpool_jobs.h"
 
 /* ---- a blocking completion ------------------------------------------- */
@@ -18,7 +21,7 @@ struct waiter {
   pthread_mutex_t lock;
   pthread_cond_t cv;
   bool done;
-  bool refuse;        /* start callback says "cancelled" */
+  bool refuse; /* start callback says "cancelled" */
   int err;
   void *data;
   size_t len;
@@ -188,14 +191,16 @@ static void test_procpool_bad_arguments(void **state) {
   p = new_pool(1);
   struct waiter w;
   waiter_init(&w);
-  assert_int_equal(fut_procpool_submit(NULL, job_square, NULL, 0, NULL,
-                                       waiter_done, &w), -EINVAL);
-  assert_int_equal(fut_procpool_submit(p, NULL, NULL, 0, NULL, waiter_done,
-                                       &w), -EINVAL);
-  assert_int_equal(fut_procpool_submit(p, job_square, NULL, 0, NULL, NULL,
-                                       &w), -EINVAL);
-  assert_int_equal(fut_procpool_submit(p, job_square, NULL, 5, NULL,
-                                       waiter_done, &w), -EINVAL);
+  assert_int_equal(
+      fut_procpool_submit(NULL, job_square, NULL, 0, NULL, waiter_done, &w),
+      -EINVAL);
+  assert_int_equal(fut_procpool_submit(p, NULL, NULL, 0, NULL, waiter_done, &w),
+                   -EINVAL);
+  assert_int_equal(fut_procpool_submit(p, job_square, NULL, 0, NULL, NULL, &w),
+                   -EINVAL);
+  assert_int_equal(
+      fut_procpool_submit(p, job_square, NULL, 5, NULL, waiter_done, &w),
+      -EINVAL);
   assert_int_equal(fut_procpool_shutdown(NULL, true, false, 0), -EINVAL);
   fut_procpool_free(NULL);
   waiter_destroy(&w);
@@ -210,8 +215,8 @@ static void test_procpool_not_sendable(void **state) {
   struct waiter w;
   waiter_init(&w);
   fut_proc_fn jit = (fut_proc_fn)(uintptr_t)heap;
-  assert_int_equal(fut_procpool_submit(p, jit, NULL, 0, NULL, waiter_done,
-                                       &w), FUT_E_NOT_SENDABLE);
+  assert_int_equal(fut_procpool_submit(p, jit, NULL, 0, NULL, waiter_done, &w),
+                   FUT_E_NOT_SENDABLE);
   assert_non_null(strstr(fut_last_error(), "JIT"));
   assert_false(waiter_is_done(&w));
   free(heap);
@@ -239,8 +244,9 @@ static void test_procpool_too_big(void **state) {
   static char arg[8192];
   struct waiter w;
   waiter_init(&w);
-  assert_int_equal(fut_procpool_submit(p, job_xor, arg, sizeof arg, NULL,
-                                       waiter_done, &w), FUT_E_TOO_BIG);
+  assert_int_equal(
+      fut_procpool_submit(p, job_xor, arg, sizeof arg, NULL, waiter_done, &w),
+      FUT_E_TOO_BIG);
   /* A result over the cap fails the job, not the pool. */
   uint64_t n = 5000;
   assert_int_equal(submit(p, job_big_result, &n, sizeof n, &w), 0);
@@ -267,7 +273,8 @@ static void test_procpool_cancel_before_start(void **state) {
   waiter_init(&c);
   c.refuse = true; /* cancelled before its turn: start says no */
   assert_int_equal(fut_procpool_submit(p, job_square, &(int64_t){3}, 8,
-                                       waiter_start, waiter_done, &c), 0);
+                                       waiter_start, waiter_done, &c),
+                   0);
   assert_int_equal(submit(p, job_square, &(int64_t){4}, 8, &d), 0);
   gate_open(&g);
   assert_int_equal(waiter_wait(&a), 0);
@@ -317,7 +324,8 @@ static void test_procpool_shutdown_nowait(void **state) {
   struct waiter c;
   waiter_init(&c);
   assert_int_equal(fut_procpool_submit(p, job_square, &(int64_t){1}, 8, NULL,
-                                       waiter_done, &c), FUT_E_SHUTDOWN);
+                                       waiter_done, &c),
+                   FUT_E_SHUTDOWN);
   gate_open(&g);
   /* Jobs already queued still run. */
   assert_int_equal(waiter_wait(&a), 0);
@@ -403,7 +411,8 @@ static void test_procpool_submit_after_shutdown(void **state) {
   struct waiter w;
   waiter_init(&w);
   assert_int_equal(fut_procpool_submit(p, job_square, &(int64_t){1}, 8, NULL,
-                                       waiter_done, &w), FUT_E_SHUTDOWN);
+                                       waiter_done, &w),
+                   FUT_E_SHUTDOWN);
   assert_false(waiter_is_done(&w));
   /* Shutting down again is harmless. */
   assert_int_equal(fut_procpool_shutdown(p, true, true, 0), 0);
@@ -450,7 +459,8 @@ static void test_procpool_initializer_failure(void **state) {
   waiter_destroy(&w);
   waiter_init(&w);
   assert_int_equal(fut_procpool_submit(p, job_square, &(int64_t){1}, 8, NULL,
-                                       waiter_done, &w), FUT_E_BROKEN_POOL);
+                                       waiter_done, &w),
+                   FUT_E_BROKEN_POOL);
   assert_non_null(strstr(fut_last_error(), "initializer"));
   waiter_destroy(&w);
   fut_procpool_free(p);
@@ -673,6 +683,185 @@ static void test_procpool_parent_death(void **state) {
   }
 }
 
+static void test_procpool_alloc_failure(void **state) {
+  (void)state;
+  /* Every allocation of fut_procpool_new fails in turn: a clean -ENOMEM
+   * (nothing leaked: ASan checks) until it succeeds. */
+  int fds0 = count_dir("/proc/self/fd");
+  fut_procpool_t *p = NULL;
+  int n = 1, err;
+  for (;; n++) {
+    fut__alloc_fail_after(n, false);
+    err = fut_procpool_new(NULL, &p);
+    fut__alloc_fail_after(0, false);
+    if (err == 0)
+      break;
+    assert_int_equal(err, -ENOMEM);
+    assert_null(p);
+    assert_int_equal(count_dir("/proc/self/fd"), fds0);
+  }
+  assert_true(n > 1);
+  /* And submit: its first two allocations (a cached name's copy and the
+   * job, or the naming scratch and the name) fail cleanly; nothing is
+   * queued.  (Later counts could hit the manager thread instead.) */
+  struct waiter w;
+  waiter_init(&w);
+  for (n = 1; n <= 2; n++) {
+    fut__alloc_fail_after(n, false);
+    err = fut_procpool_submit(p, job_square, &(int64_t){2}, 8, NULL,
+                              waiter_done, &w);
+    fut__alloc_fail_after(0, false);
+    assert_int_equal(err, -ENOMEM);
+  }
+  assert_false(waiter_is_done(&w));
+  waiter_destroy(&w);
+  assert_int_equal(run_square(p, 5), 25);
+  fut_procpool_free(p);
+}
+
+struct in_cb {
+  fut_procpool_t *pool;
+  int shutdown_err; /* what a waiting shutdown returned in the callback */
+  struct waiter w;
+};
+
+static void free_in_callback(void *ud, int err, void *data, size_t len,
+                             const char *msg) {
+  struct in_cb *c = ud;
+  c->shutdown_err = fut_procpool_shutdown(c->pool, true, false, 0);
+  fut_procpool_free(c->pool); /* does not wait: frees itself later */
+  waiter_done(&c->w, err, data, len, msg);
+}
+
+static void test_procpool_free_in_callback(void **state) {
+  (void)state;
+  int thr0 = count_dir("/proc/self/task");
+  struct in_cb c;
+  c.pool = new_pool(1);
+  waiter_init(&c.w);
+  assert_int_equal(fut_procpool_submit(c.pool, job_square, &(int64_t){3}, 8,
+                                       NULL, free_in_callback, &c),
+                   0);
+  assert_int_equal(waiter_wait(&c.w), 0);
+  assert_int_equal(c.shutdown_err, -EDEADLK);
+  waiter_destroy(&c.w);
+  assert_int_equal(threads_settle(thr0), thr0);
+}
+
+static void test_procpool_server_killed(void **state) {
+  (void)state;
+  fut_procpool_t *p = new_pool(1);
+  assert_int_equal(run_square(p, 2), 4);
+  pid_t server = fut_procpool_server_pid(p);
+  assert_int_equal(kill(server, SIGKILL), 0);
+  /* Until the manager notices, a job may be queued: it then fails too. */
+  int err;
+  char msg[512];
+  for (;;) {
+    struct waiter w;
+    err = submit(p, job_square, &(int64_t){2}, 8, &w);
+    snprintf(msg, sizeof msg, "%s", fut_last_error());
+    if (err == 0) {
+      err = waiter_wait(&w);
+      snprintf(msg, sizeof msg, "%s", w.msg);
+    }
+    waiter_destroy(&w);
+    if (err != 0)
+      break;
+  }
+  assert_int_equal(err, FUT_E_BROKEN_POOL);
+  assert_non_null(strstr(msg, "fork server"));
+  fut_procpool_free(p);
+  /* Reaped by the pool's teardown: not even a zombie. */
+  assert_true(kill(server, 0) == -1 && errno == ESRCH);
+}
+
+static void test_procpool_no_fd_leak_into_workers(void **state) {
+  (void)state;
+  /* Even a descriptor without close-on-exec stays in the parent. */
+  int pfd[2];
+  assert_int_equal(pipe(pfd), 0);
+  fut_procpool_t *p = new_pool(1);
+  struct waiter w;
+  assert_int_equal(submit(p, job_count_fds, NULL, 0, &w), 0);
+  assert_int_equal(waiter_wait(&w), 0);
+  int64_t n;
+  memcpy(&n, w.data, sizeof n);
+  assert_int_equal(n, 2); /* its socket to the parent + the dir stream */
+  waiter_destroy(&w);
+  fut_procpool_free(p);
+  close(pfd[0]);
+  close(pfd[1]);
+}
+
+/* A worker dies while the parent is in the middle of writing it a 64 MiB
+ * frame: the write fails with EPIPE, never with a SIGPIPE that would kill
+ * the parent (SIGPIPE is left at its default, deadly action here). */
+static void test_procpool_sigpipe_never_kills(void **state) {
+  (void)state;
+  struct sigaction old, dfl = {.sa_handler = SIG_DFL};
+  sigaction(SIGPIPE, &dfl, &old);
+  fut_procpool_t *p = new_pool(1);
+  struct gate g;
+  gate_init(&g);
+  struct waiter a, b;
+  assert_int_equal(submit(p, job_gate, g.dir, strlen(g.dir), &a), 0);
+  int pid = gate_wait_started(&g);
+  size_t n = (size_t)64 << 20;
+  unsigned char *big = malloc(n);
+  assert_non_null(big);
+  memset(big, 0x33, n);
+  /* Pipelined behind a: its bytes fill the socket, the rest waits. */
+  assert_int_equal(submit(p, job_xor, big, n, &b), 0);
+  assert_int_equal(kill(pid, SIGKILL), 0);
+  assert_int_equal(waiter_wait(&a), FUT_E_WORKER_DIED);
+  /* b never started there: it runs whole in the replacement. */
+  assert_int_equal(waiter_wait(&b), 0);
+  assert_int_equal(b.len, n);
+  const unsigned char *r = b.data;
+  assert_int_equal(r[0], 0x33 ^ 0x5a);
+  assert_int_equal(r[n - 1], 0x33 ^ 0x5a);
+  waiter_destroy(&a);
+  waiter_destroy(&b);
+  free(big);
+  gate_destroy(&g);
+  fut_procpool_free(p);
+  sigaction(SIGPIPE, &old, NULL);
+}
+
+/* Out of descriptors, the pool cannot make a second worker: it carries on
+ * with the one it has instead of breaking. */
+static void test_procpool_spawn_failure_soft(void **state) {
+  (void)state;
+  fut_procpool_t *p = new_pool(2);
+  assert_int_equal(run_square(p, 2), 4);
+  assert_int_equal(fut_procpool_nworkers(p), 1);
+  struct rlimit old, lim;
+  assert_int_equal(getrlimit(RLIMIT_NOFILE, &old), 0);
+  /* Use up every descriptor below a low limit. */
+  int fds[4096], nfds = 0;
+  lim = old;
+  lim.rlim_cur = 256;
+  assert_int_equal(setrlimit(RLIMIT_NOFILE, &lim), 0);
+  for (int fd; nfds < 4096 && (fd = dup(0)) >= 0;)
+    fds[nfds++] = fd;
+  assert_int_equal(errno, EMFILE);
+  enum { N = 12 };
+  struct waiter ws[N];
+  for (int i = 0; i < N; i++)
+    assert_int_equal(submit(p, job_square, &(int64_t){i}, 8, &ws[i]), 0);
+  for (int i = 0; i < N; i++) {
+    assert_int_equal(waiter_wait(&ws[i]), 0);
+    waiter_destroy(&ws[i]);
+  }
+  assert_int_equal(fut_procpool_nworkers(p), 1);
+  for (int i = 0; i < nfds; i++)
+    close(fds[i]);
+  assert_int_equal(setrlimit(RLIMIT_NOFILE, &old), 0);
+  assert_int_equal(run_square(p, 3), 9);
+  fut_procpool_free(p);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_procpool_result),
@@ -696,6 +885,12 @@ int main(void) {
       cmocka_unit_test(test_procpool_fds_threads_baseline),
       cmocka_unit_test(test_procpool_busy_thread_no_deadlock),
       cmocka_unit_test(test_procpool_parent_death),
+      cmocka_unit_test(test_procpool_alloc_failure),
+      cmocka_unit_test(test_procpool_free_in_callback),
+      cmocka_unit_test(test_procpool_server_killed),
+      cmocka_unit_test(test_procpool_no_fd_leak_into_workers),
+      cmocka_unit_test(test_procpool_sigpipe_never_kills),
+      cmocka_unit_test(test_procpool_spawn_failure_soft),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

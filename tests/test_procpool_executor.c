@@ -3,6 +3,7 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+/* cmocka needs the three above first. */
 #include <cmocka.h>
 
 #include <stdatomic.h>
@@ -187,8 +188,7 @@ static void test_procpool_executor_error(void **state) {
   /* Nor can code outside every module. */
   void *heap = malloc(16);
   fut_job_t job = fut_job_bytes((fut_bytes_fn)(uintptr_t)heap, NULL, 0);
-  assert_int_equal(fut_executor_submit_job(ex, &job, &cf),
-                   FUT_E_NOT_SENDABLE);
+  assert_int_equal(fut_executor_submit_job(ex, &job, &cf), FUT_E_NOT_SENDABLE);
   free(heap);
   fut_executor_free(ex);
 }
@@ -250,8 +250,8 @@ static void test_procpool_executor_wait_as_completed(void **state) {
   for (int64_t i = 0; i < N; i++)
     cfs[i] = submit_bytes(ex, bytes_square, &i, sizeof i);
   bool done[N];
-  assert_int_equal(fut_cfutures_wait(cfs, N, FUT_CF_ALL_COMPLETED,
-                                     FUT_FOREVER, done), N);
+  assert_int_equal(
+      fut_cfutures_wait(cfs, N, FUT_CF_ALL_COMPLETED, FUT_FOREVER, done), N);
   fut_cf_as_completed_t *it;
   assert_int_equal(fut_cfutures_as_completed(cfs, N, FUT_FOREVER, &it), 0);
   int seen = 0;
@@ -384,8 +384,7 @@ static void test_procpool_executor_run_in_executor(void **state) {
   u128 s;
   memcpy(&s, d, sizeof s);
   /* Python: sum(i*i for i in range(10**7)) == 333333283333335000000 */
-  u128 want =
-      (u128)333333283333ull * 1000000000ull + 335000000ull;
+  u128 want = (u128)333333283333ull * 1000000000ull + 335000000ull;
   assert_true(s == want);
   assert_int_equal(fut_result_bytes(g, &d, &len), 0);
   int64_t r;
@@ -432,8 +431,8 @@ static void test_procpool_executor_loop_cancel(void **state) {
 
 struct ticker {
   fut_loop_t *loop;
-  int ticks;        /* timer firings while the big job ran */
-  fut_t *until;     /* stop re-arming once this is done */
+  int ticks;    /* timer firings while the big job ran */
+  fut_t *until; /* stop re-arming once this is done */
 };
 
 static void tick(void *arg) {
@@ -441,8 +440,7 @@ static void tick(void *arg) {
   t->ticks++;
   if (!fut_done(t->until)) {
     fut_handle_t *h;
-    assert_int_equal(fut_loop_call_later(t->loop, FUT_MS(1), tick, t, &h),
-                     0);
+    assert_int_equal(fut_loop_call_later(t->loop, FUT_MS(1), tick, t, &h), 0);
     fut_handle_unref(h);
   }
 }

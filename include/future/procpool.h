@@ -93,14 +93,14 @@ FUT_EXTERN int fut_buf_errorf(fut_buf_t *out, int err, const char *fmt, ...)
 /* ---- the pool ---------------------------------------------------------- */
 
 typedef struct fut_procpool_opts {
-  unsigned max_workers;          /* 0: the number of CPUs we may run on */
-  unsigned max_tasks_per_child;  /* 0: unlimited; else a worker exits after
-                                    this many jobs and a new one replaces it */
-  fut_proc_init_fn initializer;  /* NULL: none */
-  const void *initarg;           /* copied; at most 64 KiB */
+  unsigned max_workers;         /* 0: the number of CPUs we may run on */
+  unsigned max_tasks_per_child; /* 0: unlimited; else a worker exits after
+                                   this many jobs and a new one replaces it */
+  fut_proc_init_fn initializer; /* NULL: none */
+  const void *initarg;          /* copied; at most 64 KiB */
   size_t initarg_len;
-  size_t max_frame;              /* cap on argument and result bytes;
-                                    0: 1 GiB */
+  size_t max_frame; /* cap on argument and result bytes;
+                       0: 1 GiB */
 } fut_procpool_opts_t;
 
 /* Fills opts with the defaults (all zero: see the fields). */
@@ -123,8 +123,8 @@ FUT_EXTERN int fut_procpool_new(const fut_procpool_opts_t *opts,
  * -ECANCELED (never started), FUT_E_WORKER_DIED, FUT_E_BROKEN_POOL,
  * FUT_E_SHUTDOWN (abandoned by a shutdown timeout), FUT_E_NOT_SENDABLE
  * (the worker could not resolve the function), FUT_E_TOO_BIG. */
-typedef void (*fut_procpool_done_cb)(void *ud, int err, void *data,
-                                     size_t len, const char *msg);
+typedef void (*fut_procpool_done_cb)(void *ud, int err, void *data, size_t len,
+                                     const char *msg);
 /* Called on the manager thread when the job is about to be sent to a
  * worker; returning false means the job was cancelled meanwhile: it is not
  * run and done is called with -ECANCELED.  May be NULL. */
@@ -150,12 +150,12 @@ FUT_EXTERN int fut_procpool_submit(fut_procpool_t *pool, fut_proc_fn fn,
  * job completes (and fut_procpool_free waits for it).  Calling it again is
  * fine (a later call may wait for an earlier one's teardown). */
 FUT_EXTERN int fut_procpool_shutdown(fut_procpool_t *pool, bool wait,
-                                     bool cancel_pending,
-                                     uint64_t timeout_ns);
+                                     bool cancel_pending, uint64_t timeout_ns);
 
 /* Shuts down (wait, without cancelling pending jobs, unless shutdown ran
- * before) and frees the pool.  NULL is a no-op.  Must not be called from
- * a completion callback. */
+ * before) and frees the pool.  From one of the pool's own completion
+ * callbacks it does not wait: the pool frees itself once its last job is
+ * done.  NULL is a no-op. */
 FUT_EXTERN void fut_procpool_free(fut_procpool_t *pool);
 
 /* ---- as an executor (concurrent.futures.ProcessPoolExecutor) ----------- */
