@@ -665,6 +665,39 @@ static void test_run_in_executor_shutdown_default_timeout(void **state) {
   gate_destroy(&g);
 }
 
+struct wrong_thread_call {
+  fut_loop_t *loop;
+  int wrap_err, run_err, shutdown_err;
+};
+
+static void *call_from_other_thread(void *arg) {
+  struct wrong_thread_call *c = arg;
+  fut_cfuture_t *cf;
+  fut_t *f;
+  fut_cfuture_new(&cf);
+  c->wrap_err = fut_wrap_future(c->loop, cf, &f);
+  c->run_err = fut_run_in_executor(c->loop, NULL, job_noop, NULL, &f);
+  c->shutdown_err = fut_loop_shutdown_default_executor(c->loop, 0);
+  fut_cfuture_unref(cf);
+  return NULL;
+}
+
+/* In debug mode the loop-thread-only calls refuse other threads. */
+static void test_run_in_executor_wrong_thread(void **state) {
+  (void)state;
+  fut_loop_t *loop;
+  assert_int_equal(fut_loop_new(&loop), 0);
+  fut_loop_set_debug(loop, true);
+  struct wrong_thread_call c = {loop, 0, 0, 0};
+  pthread_t t;
+  assert_int_equal(pthread_create(&t, NULL, call_from_other_thread, &c), 0);
+  pthread_join(t, NULL);
+  assert_int_equal(c.wrap_err, FUT_E_WRONG_THREAD);
+  assert_int_equal(c.run_err, FUT_E_WRONG_THREAD);
+  assert_int_equal(c.shutdown_err, FUT_E_WRONG_THREAD);
+  loop_free_clean(loop);
+}
+
 static void test_run_in_executor_bad_args(void **state) {
   (void)state;
   fut_loop_t *loop;
@@ -706,6 +739,7 @@ int main(void) {
       T(test_run_in_executor_after_shutdown_default),
       T(test_run_in_executor_shutdown_default_timeout),
       T(test_run_in_executor_bad_args),
+      T(test_run_in_executor_wrong_thread),
   };
   warm_up_threads();
   return cmocka_run_group_tests(tests, NULL, NULL);
