@@ -234,6 +234,30 @@ static void test_wrap_future_alloc_failure(void **state) {
   assert_int_equal(err, -ENOMEM);
   assert_null(fb);
   fut_executor_free(ex);
+  /* A wrapper when the free list is empty and no chunk can be had: each
+   * wrap gets a cfuture of its own, whose inline callback slot needs no
+   * memory, so the only allocation left is a new chunk of wrappers. */
+  enum { LIVE = 400 };
+  static fut_t *many[LIVE];
+  static fut_cfuture_t *cfs[LIVE];
+  int nlive = 0;
+  for (; nlive < LIVE; nlive++) {
+    assert_int_equal(fut_cfuture_new(&cfs[nlive]), 0);
+    fut__alloc_fail_after(1, false);
+    err = fut_wrap_future(loop, cfs[nlive], &many[nlive]);
+    fut__alloc_fail_after(0, false);
+    if (err)
+      break;
+  }
+  assert_int_equal(err, -ENOMEM); /* a chunk was needed within LIVE */
+  assert_true(nlive > 0 && nlive < LIVE);
+  fut_cfuture_unref(cfs[nlive]);
+  for (int i = 0; i < nlive; i++) {
+    fut_cfuture_set_result(cfs[i], NULL, NULL);
+    assert_int_equal(fut_loop_run_until_complete(loop, many[i]), 0);
+    fut_unref(many[i]);
+    fut_cfuture_unref(cfs[i]);
+  }
   fut_cfuture_set_result(a, NULL, NULL);
   assert_int_equal(fut_loop_run_until_complete(loop, fa), 0);
   fut_unref(fa);
