@@ -706,9 +706,13 @@ void *fut__pp_manager(void *arg) {
     }
     if (sd && idle(p))
       break;
+    /* Sleep only if, under the lock submit and shutdown ring with, there
+     * is nothing to do: a shutdown or abandon that came after the check
+     * above found sleeping false and did not ring. */
     pthread_mutex_lock(&p->lock);
-    bool more = p->pending.len > 0 &&
-                has_room(p, depth_for(p, p->pending.len + p->retry.len));
+    bool more = (p->pending.len > 0 &&
+                 has_room(p, depth_for(p, p->pending.len + p->retry.len))) ||
+                p->shutdown != sd || p->abandon || p->broken;
     p->sleeping = !more;
     pthread_mutex_unlock(&p->lock);
     if (more)
