@@ -710,7 +710,7 @@ void *fut__pp_manager(void *arg) {
      * is nothing to do: a shutdown or abandon that came after the check
      * above found sleeping false and did not ring. */
     pthread_mutex_lock(&p->lock);
-    bool more = (p->pending.len > 0 &&
+    bool more = (p->pending.len + p->retry.len > 0 &&
                  has_room(p, depth_for(p, p->pending.len + p->retry.len))) ||
                 p->shutdown != sd || p->abandon || p->broken;
     p->sleeping = !more;
