@@ -666,6 +666,7 @@ static void teardown(fut_procpool_t *p, int err, const char *msg) {
 
 void *fut__pp_manager(void *arg) {
   fut_procpool_t *p = arg;
+  pthread_setname_np(pthread_self(), "fut-procpool");
   int err = start(p);
   pthread_mutex_lock(&p->lock);
   p->start_done = true;
