@@ -1,17 +1,18 @@
-/* Thread pool throughput and latency, with completion on the loop:
- *   1. 200,000 no-op jobs submitted with fut_run_in_executor, all awaited
- *      on the loop (jobs/s, ns/job);
- *   2. one job in flight at a time: submit, run the loop until it is back
- *      (round trip in microseconds).
- * With libuv found at configure time, the same two scenarios through
- * uv_queue_work (4 threads, libuv's default) for comparison; our pool also
- * uses 4 workers so the figures compare like for like (W=<n> in the
- * environment changes our pool's size; argument "t": throughput only). */
+/* S7 / S7': the thread pool with completion on the loop.
+ *   S7  200,000 no-op jobs submitted with fut_run_in_executor, each
+ *       completed on the loop (a done callback counts them): ns per job;
+ *   S7' one job in flight at a time: submit, run the loop until it is back
+ *       (round trip, ns).
+ * With libuv found at configure time, the same scenarios through
+ * uv_queue_work run alternately with ours (so machine noise hits both) and
+ * the line gives the ratio.  libuv runs 4 threads by default; our pool is
+ * given 4 workers too (W=<n> in the environment changes ours).  Argument
+ * "t": S7 once, for profilers. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <time.h>
 
+#include "bench_common.h"
 #include "future.h"
 
 #ifdef FUT_BENCH_HAVE_LIBUV
@@ -22,11 +23,9 @@
 #define NROUND 20000
 #define WORKERS 4
 
-static uint64_t now_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
+static fut_loop_t *loop;
+static fut_executor_t *pool;
+static long remaining;
 
 static int job_noop(void *arg, fut_cfuture_t *cf) {
   (void)arg;
@@ -34,119 +33,105 @@ static int job_noop(void *arg, fut_cfuture_t *cf) {
   return 0;
 }
 
-static long remaining;
-static int only_throughput; /* argv[1] == "throughput": profiling aid */
-
 static void on_done(fut_t *f, void *arg) {
-  fut_loop_t *loop = arg;
+  (void)arg;
   fut_unref(f);
   if (--remaining == 0)
     fut_loop_stop(loop);
 }
 
-static void check(int err, const char *what) {
-  if (err) {
-    fprintf(stderr, "%s: %s (%s)\n", what, fut_strerror(err),
-            fut_last_error());
-    exit(1);
+static uint64_t s7_burst(long n) {
+  remaining = n;
+  uint64_t t0 = bench_now();
+  for (long i = 0; i < n; i++) {
+    fut_t *f;
+    BENCH_CHECK(fut_run_in_executor(loop, pool, job_noop, NULL, &f) == 0);
+    BENCH_CHECK(fut_add_done_callback(f, on_done, NULL) == 0);
   }
+  BENCH_CHECK(fut_loop_run_forever(loop) == 0);
+  BENCH_CHECK(remaining == 0);
+  return bench_now() - t0;
 }
 
-static void bench_fut(void) {
-  fut_loop_t *loop;
-  fut_executor_t *ex;
-  check(fut_loop_new(&loop), "fut_loop_new");
-  check(fut_thread_pool_new(getenv("W") ? (size_t)atoi(getenv("W")) : WORKERS, &ex), "fut_thread_pool_new");
-  /* Warm up: start the workers. */
-  for (int i = 0; i < 100; i++) {
+static uint64_t s7_round_trip(long n) {
+  uint64_t t0 = bench_now();
+  for (long i = 0; i < n; i++) {
     fut_t *f;
-    check(fut_run_in_executor(loop, ex, job_noop, NULL, &f), "submit");
-    check(fut_loop_run_until_complete(loop, f), "run");
+    BENCH_CHECK(fut_run_in_executor(loop, pool, job_noop, NULL, &f) == 0);
+    BENCH_CHECK(fut_loop_run_until_complete(loop, f) == 0);
     fut_unref(f);
   }
-
-  remaining = NJOBS;
-  uint64_t t0 = now_ns();
-  for (int i = 0; i < NJOBS; i++) {
-    fut_t *f;
-    check(fut_run_in_executor(loop, ex, job_noop, NULL, &f), "submit");
-    check(fut_add_done_callback(f, on_done, loop), "add_done_callback");
-  }
-  check(fut_loop_run_forever(loop), "run_forever");
-  uint64_t dt = now_ns() - t0;
-  printf("libfuture thread pool (%d workers): %d no-op jobs, completion on "
-         "the loop: %.0f jobs/s, %.0f ns/job\n",
-         WORKERS, NJOBS, NJOBS / (dt / 1e9), (double)dt / NJOBS);
-
-  if (only_throughput) {
-    fut_executor_free(ex);
-    fut_loop_free(loop);
-    return;
-  }
-  t0 = now_ns();
-  for (int i = 0; i < NROUND; i++) {
-    fut_t *f;
-    check(fut_run_in_executor(loop, ex, job_noop, NULL, &f), "submit");
-    check(fut_loop_run_until_complete(loop, f), "run");
-    fut_unref(f);
-  }
-  dt = now_ns() - t0;
-  printf("libfuture thread pool: one job in flight, round trip %.2f us\n",
-         (double)dt / NROUND / 1e3);
-  fut_executor_free(ex);
-  fut_loop_free(loop);
+  return bench_now() - t0;
 }
 
 #ifdef FUT_BENCH_HAVE_LIBUV
+static uv_loop_t *uvl;
+static uv_work_t *reqs;
 static long uv_remaining;
+
 static void uv_work(uv_work_t *req) { (void)req; }
 static void uv_after(uv_work_t *req, int status) {
-  (void)status;
   (void)req;
+  (void)status;
   uv_remaining--;
 }
 
-static void bench_uv(void) {
-  uv_loop_t *loop = uv_default_loop();
-  uv_work_t *reqs = calloc(NJOBS, sizeof *reqs);
-  if (!reqs)
-    exit(1);
-  for (int i = 0; i < 100; i++) {
-    uv_remaining = 1;
-    uv_queue_work(loop, &reqs[0], uv_work, uv_after);
-    uv_run(loop, UV_RUN_DEFAULT);
-  }
-  uv_remaining = NJOBS;
-  uint64_t t0 = now_ns();
-  for (int i = 0; i < NJOBS; i++)
-    uv_queue_work(loop, &reqs[i], uv_work, uv_after);
-  uv_run(loop, UV_RUN_DEFAULT);
-  uint64_t dt = now_ns() - t0;
-  printf("libuv uv_queue_work (4 threads): %d no-op jobs: %.0f jobs/s, "
-         "%.0f ns/job\n",
-         NJOBS, NJOBS / (dt / 1e9), (double)dt / NJOBS);
-  t0 = now_ns();
-  for (int i = 0; i < NROUND; i++) {
-    uv_queue_work(loop, &reqs[0], uv_work, uv_after);
-    uv_run(loop, UV_RUN_DEFAULT);
-  }
-  dt = now_ns() - t0;
-  printf("libuv uv_queue_work: one job in flight, round trip %.2f us\n",
-         (double)dt / NROUND / 1e3);
-  free(reqs);
-  uv_loop_close(loop);
+static uint64_t uv_burst(long n) {
+  uv_remaining = n;
+  uint64_t t0 = bench_now();
+  for (long i = 0; i < n; i++)
+    BENCH_CHECK(uv_queue_work(uvl, &reqs[i], uv_work, uv_after) == 0);
+  uv_run(uvl, UV_RUN_DEFAULT);
+  BENCH_CHECK(uv_remaining == 0);
+  return bench_now() - t0;
 }
+
+static uint64_t uv_round_trip(long n) {
+  uint64_t t0 = bench_now();
+  for (long i = 0; i < n; i++) {
+    BENCH_CHECK(uv_queue_work(uvl, &reqs[0], uv_work, uv_after) == 0);
+    uv_run(uvl, UV_RUN_DEFAULT);
+  }
+  return bench_now() - t0;
+}
+#define BASE(name, fn) name, fn
+#else
+#define BASE(name, fn) NULL, NULL
 #endif
 
 int main(int argc, char **argv) {
-  only_throughput = argc > 1 && argv[1][0] == 't';
-  bench_fut();
-  if (only_throughput)
-    return 0;
+  const char *w = getenv("W");
+  BENCH_CHECK(fut_loop_new(&loop) == 0);
+  BENCH_CHECK(fut_thread_pool_new(w ? (size_t)atoi(w) : WORKERS, &pool) ==
+              0);
 #ifdef FUT_BENCH_HAVE_LIBUV
-  bench_uv();
-#else
-  printf("libuv: not found at configure time, comparison skipped\n");
+  uvl = uv_default_loop();
+  reqs = calloc(NJOBS, sizeof *reqs);
+  BENCH_CHECK(reqs != NULL);
+  uv_round_trip(100); /* start libuv's threads */
+#endif
+  s7_round_trip(100); /* start ours */
+  if (argc > 1 && argv[1][0] == 't') {
+    s7_burst(NJOBS);
+  } else {
+    printf("libfuture %s thread pool (%s workers), medians of %d runs\n",
+           fut_version_string(), w ? w : "4", BENCH_RUNS);
+    bench_pair("S7 200k no-op jobs, completion on the loop", s7_burst,
+               BASE("libuv uv_queue_work", uv_burst), NJOBS);
+    bench_pair("S7' one job in flight, round trip", s7_round_trip,
+               BASE("libuv uv_queue_work", uv_round_trip), NROUND);
+#ifndef FUT_BENCH_HAVE_LIBUV
+    printf("(libuv not found at configure time: no comparison)\n");
+#endif
+  }
+  fut_executor_free(pool);
+  fut_loop_stats_t st;
+  fut_loop_stats(loop, &st);
+  BENCH_CHECK(st.live_futures == 0 && st.live_handles == 0);
+  fut_loop_free(loop);
+#ifdef FUT_BENCH_HAVE_LIBUV
+  free(reqs);
+  uv_loop_close(uvl);
 #endif
   return 0;
 }

@@ -3,6 +3,7 @@
 #include "internal.h"
 
 #include <string.h>
+#include <sys/mman.h>
 
 static atomic_long fail_countdown; /* 0 = off; n = the n-th call fails */
 static atomic_bool fail_sticky;    /* keep failing after the first */
@@ -41,6 +42,30 @@ void *fut__realloc(void *p, size_t n) {
   if (should_fail())
     return NULL;
   return realloc(p, n);
+}
+
+/* Maps n bytes aligned on n (a power of two): map twice the size and
+ * unmap the slack, so no memory is wasted on alignment (aligned_alloc
+ * would keep it). */
+void *fut__chunk_alloc(size_t n) {
+  if (should_fail())
+    return NULL;
+  char *p = mmap(NULL, 2 * n, PROT_READ | PROT_WRITE,
+                 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED)
+    return NULL;
+  uintptr_t start = ((uintptr_t)p + n - 1) & ~(uintptr_t)(n - 1);
+  size_t head = start - (uintptr_t)p;
+  if (head)
+    munmap(p, head);
+  if (n - head)
+    munmap((char *)start + n, n - head);
+  return (void *)start;
+}
+
+void fut__chunk_free(void *p, size_t n) {
+  if (p)
+    munmap(p, n);
 }
 
 void fut__free(void *p) { free(p); }

@@ -103,7 +103,7 @@ static void init_cond_attr(void) {
   pthread_condattr_setclock(&cond_attr, CLOCK_MONOTONIC);
 }
 
-/* ---- waiters ------------------------------------------------------------ */
+/* ---- waiters ------------------------------------------------------------- */
 
 static void waiter_init(struct cf_waiter *w, size_t *order) {
   pthread_once(&cond_once, init_cond_attr);
@@ -279,7 +279,7 @@ bool fut_cfuture_running(const fut_cfuture_t *cf) {
   return cf && fut_cfuture_state(cf) == FUT_CF_RUNNING;
 }
 
-/* ---- completion ----------------------------------------------------------- */
+/* ---- completion ---------------------------------------------------------- */
 
 /* With cf->lock held and the outcome stored: publishes the final state,
  * wakes the waiters, detaches the callbacks; then, unlocked, runs them. */
@@ -544,7 +544,7 @@ int fut_cfuture_exception(fut_cfuture_t *cf, uint64_t timeout_ns,
   return err;
 }
 
-/* ---- callbacks ------------------------------------------------------------ */
+/* ---- callbacks ----------------------------------------------------------- */
 
 int fut_cfuture_add_done_callback(fut_cfuture_t *cf, fut_cf_done_cb cb,
                                   void *arg) {
@@ -679,7 +679,8 @@ struct fut_cf_as_completed {
 };
 
 int fut_cfutures_as_completed(fut_cfuture_t *const *fs, size_t n,
-                              uint64_t timeout_ns, fut_cf_as_completed_t **out) {
+                              uint64_t timeout_ns,
+                              fut_cf_as_completed_t **out) {
   if (!out)
     return fut__error(-EINVAL, "fut_cfutures_as_completed: NULL out");
   *out = NULL;
@@ -750,6 +751,12 @@ void fut_cf_as_completed_free(fut_cf_as_completed_t *it) {
   fut__free(it->nodes);
   fut__free(it->order);
   fut__free(it);
+}
+
+int fut__cfuture_outcome(fut_cfuture_t *cf, const char **msg) {
+  FUT__ASSERT(fut_cfuture_done(cf));
+  *msg = cf->msg;
+  return cf->err;
 }
 
 int fut__cfuture_copy_result(fut_cfuture_t *cf, fut_t *f) {

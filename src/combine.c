@@ -5,8 +5,11 @@
  * Each combinator is a future with behaviour of its own (struct fut__ext).
  * Every done callback it registers on a child holds a reference to it, so
  * it lives until its last child is done, whoever drops it first; it holds
- * a reference to each child it must read later. */
+ * a reference to each child it must read later.  Each is also linked in
+ * its loop's list (struct fut__comb), so that closing the loop detaches
+ * the ones still waiting instead of leaking them with their children. */
 #include "internal.h"
+#include "task_internal.h"
 
 #include <string.h>
 
@@ -18,21 +21,22 @@ static int check_futs(fut_loop_t *loop, fut_t *const *fs, size_t n,
     if (!fs[i])
       return fut__error(-EINVAL, "%s: future %zu is NULL", what, i);
     if (fs[i]->loop != loop)
-      return fut__error(FUT_E_OTHER_LOOP, "%s: future %zu belongs to "
-                        "another loop", what, i);
+      return fut__error(FUT_E_OTHER_LOOP,
+                        "%s: future %zu belongs to "
+                        "another loop",
+                        what, i);
   }
   return 0;
 }
 
 /* Allocates a combinator of `size` bytes whose future starts with refs 1. */
-static void *new_ext(fut_loop_t *loop, size_t size,
-                     const struct fut__ops *ops, const char *what,
-                     int *err) {
+static void *new_ext(fut_loop_t *loop, size_t size, const struct fut__ops *ops,
+                     const char *what, int *err) {
   if (!loop) {
     *err = fut__error(-EINVAL, "%s: NULL loop", what);
     return NULL;
   }
-  struct fut__ext *x = fut__calloc(1, size);
+  struct fut__ext *x = fut__task_combs(loop) ? fut__calloc(1, size) : NULL;
   if (!x) {
     *err = fut__error(-ENOMEM, "%s: out of memory", what);
     return NULL;
@@ -44,8 +48,76 @@ static void *new_ext(fut_loop_t *loop, size_t size,
   return x;
 }
 
+/* Links a fully built combinator into its loop's list. */
+static void track(struct fut__comb *c, fut_t *self, fut_done_cb cb,
+                  fut_t **kids, size_t n, fut_handle_t **timer) {
+  struct fut__comb **head = fut__task_combs(self->loop);
+  FUT__ASSERT(head != NULL); /* the list was created by new_ext */
+  c->self = self;
+  c->kid_cb = cb;
+  c->cb_arg = fut__container_of(self, struct fut__ext, fut);
+  c->kids = kids;
+  c->nkids = n;
+  c->timer = timer;
+  c->prev = NULL;
+  c->next = *head;
+  if (*head)
+    (*head)->prev = c;
+  *head = c;
+  c->tracked = true;
+}
+
+static void untrack(struct fut__comb *c) {
+  if (!c->tracked)
+    return;
+  if (c->prev)
+    c->prev->next = c->next;
+  else
+    *fut__task_combs(c->self->loop) = c->next;
+  if (c->next)
+    c->next->prev = c->prev;
+  c->prev = c->next = NULL;
+  c->tracked = false;
+}
+
+/* Removes (cb, arg) registrations from f even once f is done: at close the
+ * dispatch of a done child will be dropped unrun, and the references its
+ * registrations hold must go with it.  fut_remove_done_callback refuses a
+ * done future (as asyncio's does), hence the brief state flip; nothing can
+ * run in between. */
+static int strip(fut_t *f, fut_done_cb cb, void *arg) {
+  uint8_t state = f->state;
+  f->state = FUT_PENDING;
+  int k = fut_remove_done_callback(f, cb, arg);
+  f->state = state;
+  return k;
+}
+
+void fut__comb_close_all(struct fut__comb **head) {
+  while (*head) {
+    struct fut__comb *c = *head;
+    fut_t *self = fut_ref(c->self);
+    untrack(c);
+    if (c->timer && *c->timer) {
+      fut_handle_cancel(*c->timer);
+      fut_handle_unref(*c->timer);
+      *c->timer = NULL;
+    }
+    for (size_t i = 0; i < c->nkids; i++) {
+      if (!c->kids[i])
+        continue;
+      int k = strip(c->kids[i], c->kid_cb, c->cb_arg);
+      while (k-- > 0)
+        fut_unref(self); /* never the last: we hold one */
+    }
+    fut_unref(self);
+  }
+}
+
 /* Marks a child's exception retrieved: the combinator consumed it. */
-static void consume(fut_t *f) { (void)fut_exception(f, NULL); }
+static void consume(fut_t *f) {
+  (void)fut_exception(f, NULL);
+}
 
 static const char *msg_of(fut_t *f) {
   const char *msg = NULL;
@@ -62,10 +134,11 @@ static void fail_like(fut_t *dst, fut_t *src) {
     fut_set_exception(dst, src->err, NULL);
 }
 
-/* ---- gather ----------------------------------------------------------------- */
+/* ---- gather -------------------------------------------------------------- */
 
 struct gather {
   struct fut__ext x;
+  struct fut__comb link; /* in the loop's list while alive */
   size_t n;              /* children */
   size_t ndone;          /* children whose callback ran */
   unsigned flags;        /* FUT_GATHER_* */
@@ -75,6 +148,7 @@ struct gather {
 
 static void gather_destroy(fut_t *f) {
   struct gather *g = fut__container_of(f, struct gather, x.fut);
+  untrack(&g->link);
   for (size_t i = 0; i < g->n; i++)
     fut_unref(g->kids[i]);
   fut__free(g);
@@ -130,8 +204,8 @@ int fut_gather(fut_loop_t *loop, fut_t *const *fs, size_t n, unsigned flags,
     return err;
   if (n > (SIZE_MAX - sizeof(struct gather)) / sizeof(fut_t *))
     return fut__error(-ENOMEM, "fut_gather: too many futures");
-  struct gather *g = new_ext(loop, sizeof *g + n * sizeof(fut_t *),
-                             &gather_ops, "fut_gather", &err);
+  struct gather *g = new_ext(loop, sizeof *g + n * sizeof(fut_t *), &gather_ops,
+                             "fut_gather", &err);
   if (!g)
     return err;
   g->flags = flags;
@@ -153,6 +227,7 @@ int fut_gather(fut_loop_t *loop, fut_t *const *fs, size_t n, unsigned flags,
    * undo them, so no failure may happen past the loop above. */
   if (n == 0)
     fut_set_result(&g->x.fut, NULL, NULL);
+  track(&g->link, &g->x.fut, gather_child_done, g->kids, g->n, NULL);
   *out = &g->x.fut;
   return 0;
 }
@@ -170,10 +245,11 @@ size_t fut_gather_count(const fut_t *f) {
   return fut__container_of(f, struct gather, x.fut)->n;
 }
 
-/* ---- wait -------------------------------------------------------------------- */
+/* ---- wait ---------------------------------------------------------------- */
 
 struct waitf {
   struct fut__ext x;
+  struct fut__comb link; /* in the loop's list while alive */
   fut_wait_when_t when;  /* the condition */
   size_t n;              /* children */
   size_t left;           /* children whose callback has not run */
@@ -191,6 +267,7 @@ static void wait_stop_timer(struct waitf *w) {
 
 static void wait_destroy(fut_t *f) {
   struct waitf *w = fut__container_of(f, struct waitf, x.fut);
+  untrack(&w->link);
   wait_stop_timer(w);
   for (size_t i = 0; i < w->n; i++)
     fut_unref(w->kids[i]);
@@ -253,8 +330,8 @@ static void wait_timeout(void *arg) {
     wait_release(w);
 }
 
-int fut_wait(fut_loop_t *loop, fut_t *const *fs, size_t n,
-             fut_wait_when_t when, uint64_t timeout_ns, fut_t **out) {
+int fut_wait(fut_loop_t *loop, fut_t *const *fs, size_t n, fut_wait_when_t when,
+             uint64_t timeout_ns, fut_t **out) {
   if (!out)
     return fut__error(-EINVAL, "fut_wait: NULL out");
   *out = NULL;
@@ -276,8 +353,8 @@ int fut_wait(fut_loop_t *loop, fut_t *const *fs, size_t n,
     return err;
   w->when = when;
   if (timeout_ns != UINT64_MAX &&
-      (err = fut_loop_call_later(loop, timeout_ns, wait_timeout, w,
-                                 &w->timer))) {
+      (err =
+           fut_loop_call_later(loop, timeout_ns, wait_timeout, w, &w->timer))) {
     fut_unref(&w->x.fut);
     return err;
   }
@@ -294,12 +371,13 @@ int fut_wait(fut_loop_t *loop, fut_t *const *fs, size_t n,
     w->left++;
     w->x.fut.refs++;
   }
+  track(&w->link, &w->x.fut, wait_child_done, w->kids, w->n, &w->timer);
   *out = &w->x.fut;
   return 0;
 }
 
-int fut_wait_sets(const fut_t *f, fut_t **done, size_t *ndone,
-                  fut_t **pending, size_t *npending) {
+int fut_wait_sets(const fut_t *f, fut_t **done, size_t *ndone, fut_t **pending,
+                  size_t *npending) {
   if (!f || fut__ops_of(f) != &wait_ops)
     return fut__error(-EINVAL, "fut_wait_sets: not a fut_wait future");
   const struct waitf *w = fut__container_of(f, struct waitf, x.fut);
@@ -322,14 +400,15 @@ int fut_wait_sets(const fut_t *f, fut_t **done, size_t *ndone,
   return 0;
 }
 
-/* ---- wait_for ---------------------------------------------------------------- */
+/* ---- wait_for ------------------------------------------------------------ */
 
 struct wait_for {
   struct fut__ext x;
-  fut_t *inner;         /* reference */
-  fut_handle_t *timer;  /* pending timeout, or NULL */
-  bool timed_out;       /* the timeout cancelled inner */
-  bool outer_cancel;    /* this future was cancelled: inner is finishing */
+  struct fut__comb link; /* in the loop's list while alive */
+  fut_t *inner;          /* reference */
+  fut_handle_t *timer;   /* pending timeout, or NULL */
+  bool timed_out;        /* the timeout cancelled inner */
+  bool outer_cancel;     /* this future was cancelled: inner is finishing */
 };
 
 static void wf_stop_timer(struct wait_for *w) {
@@ -342,6 +421,7 @@ static void wf_stop_timer(struct wait_for *w) {
 
 static void wf_destroy(fut_t *f) {
   struct wait_for *w = fut__container_of(f, struct wait_for, x.fut);
+  untrack(&w->link);
   wf_stop_timer(w);
   fut_unref(w->inner);
   fut__free(w);
@@ -398,13 +478,12 @@ int fut_wait_for(fut_t *f, uint64_t timeout_ns, fut_t **out) {
   if (!f)
     return fut__error(-EINVAL, "fut_wait_for: NULL future");
   int err;
-  struct wait_for *w = new_ext(f->loop, sizeof *w, &wait_for_ops,
-                               "fut_wait_for", &err);
+  struct wait_for *w =
+      new_ext(f->loop, sizeof *w, &wait_for_ops, "fut_wait_for", &err);
   if (!w)
     return err;
   w->inner = fut_ref(f);
-  if (f->state == FUT_PENDING && timeout_ns != 0 &&
-      timeout_ns != UINT64_MAX &&
+  if (f->state == FUT_PENDING && timeout_ns != 0 && timeout_ns != UINT64_MAX &&
       (err = fut_loop_call_later(f->loop, timeout_ns, wf_timeout, w,
                                  &w->timer))) {
     fut_unref(&w->x.fut);
@@ -415,6 +494,7 @@ int fut_wait_for(fut_t *f, uint64_t timeout_ns, fut_t **out) {
     return err;
   }
   w->x.fut.refs++;
+  track(&w->link, &w->x.fut, wf_inner_done, &w->inner, 1, &w->timer);
   if (f->state == FUT_PENDING && timeout_ns == 0) {
     w->timed_out = true;
     fut_cancel(f, NULL);
@@ -423,16 +503,35 @@ int fut_wait_for(fut_t *f, uint64_t timeout_ns, fut_t **out) {
   return 0;
 }
 
-/* ---- shield ------------------------------------------------------------------- */
+/* ---- shield -------------------------------------------------------------- */
+
+struct shield {
+  struct fut__ext x;
+  struct fut__comb link; /* in the loop's list while alive */
+  fut_t *inner;          /* reference until inner is done, then NULL */
+};
+
+static void shield_destroy(fut_t *f) {
+  struct shield *sh = fut__container_of(f, struct shield, x.fut);
+  untrack(&sh->link);
+  fut_unref(sh->inner);
+  fut__free(sh);
+}
+
+/* No cancel override: cancelling the outer future leaves inner alone. */
+static const struct fut__ops shield_ops = {.type_name = "shield",
+                                           .destroy = shield_destroy};
 
 static void shield_inner_done(fut_t *inner, void *arg) {
-  fut_t *outer = arg;
+  struct shield *sh = arg;
+  fut_t *outer = &sh->x.fut;
   if (outer->state == FUT_PENDING)
     fut_copy_state(outer, inner);
   else if (inner->state != FUT_CANCELLED)
     consume(inner);
-  fut_unref(outer);
+  sh->inner = NULL;
   fut_unref(inner); /* the reference that kept inner alive */
+  fut_unref(outer);
 }
 
 int fut_shield(fut_t *f, fut_t **out) {
@@ -445,24 +544,27 @@ int fut_shield(fut_t *f, fut_t **out) {
     *out = fut_ref(f); /* asyncio returns the done inner itself */
     return 0;
   }
-  fut_t *outer;
-  int err = fut_new(f->loop, &outer);
-  if (err)
+  int err;
+  struct shield *sh =
+      new_ext(f->loop, sizeof *sh, &shield_ops, "fut_shield", &err);
+  if (!sh)
     return err;
-  if ((err = fut_add_done_callback(f, shield_inner_done, outer))) {
-    fut_unref(outer);
+  if ((err = fut_add_done_callback(f, shield_inner_done, sh))) {
+    fut_unref(&sh->x.fut);
     return err;
   }
-  fut_ref(outer);
-  fut_ref(f);
-  *out = outer;
+  sh->x.fut.refs++;
+  sh->inner = fut_ref(f);
+  track(&sh->link, &sh->x.fut, shield_inner_done, &sh->inner, 1, NULL);
+  *out = &sh->x.fut;
   return 0;
 }
 
-/* ---- as_completed ------------------------------------------------------------- */
+/* ---- as_completed -------------------------------------------------------- */
 
 struct as_completed {
   struct fut__ext x;
+  struct fut__comb link; /* in the loop's list while alive */
   size_t n;              /* children */
   size_t nready;         /* children done so far, in ready[0, nready) */
   size_t given;          /* ready children handed to next futures */
@@ -470,9 +572,9 @@ struct as_completed {
   size_t nserved;        /* next[0, nserved) are resolved or failed */
   fut_handle_t *timer;   /* pending timeout, or NULL */
   bool timed_out;
-  fut_t **ready;         /* references, completion order (n slots) */
-  fut_t **next;          /* references to the next futures (n slots) */
-  fut_t *kids[];         /* references */
+  fut_t **ready; /* references, completion order (n slots) */
+  fut_t **next;  /* references to the next futures (n slots) */
+  fut_t *kids[]; /* references */
 };
 
 static void ac_stop_timer(struct as_completed *a) {
@@ -485,6 +587,7 @@ static void ac_stop_timer(struct as_completed *a) {
 
 static void ac_destroy(fut_t *f) {
   struct as_completed *a = fut__container_of(f, struct as_completed, x.fut);
+  untrack(&a->link);
   ac_stop_timer(a);
   for (size_t i = 0; i < a->n; i++)
     fut_unref(a->kids[i]);
@@ -497,7 +600,9 @@ static void ac_destroy(fut_t *f) {
   fut__free(a);
 }
 
-static void unref_ptr(void *p) { fut_unref(p); }
+static void unref_ptr(void *p) {
+  fut_unref(p);
+}
 
 /* Hands ready children to waiting next futures, in order. */
 static void ac_serve(struct as_completed *a) {
@@ -568,9 +673,8 @@ int fut_as_completed(fut_loop_t *loop, fut_t *const *fs, size_t n,
     return err;
   if (n > (SIZE_MAX - sizeof(struct as_completed)) / sizeof(fut_t *))
     return fut__error(-ENOMEM, "fut_as_completed: too many futures");
-  struct as_completed *a =
-      new_ext(loop, sizeof *a + n * sizeof(fut_t *), &as_completed_ops,
-              "fut_as_completed", &err);
+  struct as_completed *a = new_ext(loop, sizeof *a + n * sizeof(fut_t *),
+                                   &as_completed_ops, "fut_as_completed", &err);
   if (!a)
     return err;
   a->ready = fut__calloc(n ? n : 1, sizeof(fut_t *));
@@ -580,8 +684,7 @@ int fut_as_completed(fut_loop_t *loop, fut_t *const *fs, size_t n,
     return fut__error(-ENOMEM, "fut_as_completed: out of memory");
   }
   if (n > 0 && timeout_ns != UINT64_MAX &&
-      (err = fut_loop_call_later(loop, timeout_ns, ac_timeout, a,
-                                 &a->timer))) {
+      (err = fut_loop_call_later(loop, timeout_ns, ac_timeout, a, &a->timer))) {
     fut_unref(&a->x.fut);
     return err;
   }
@@ -599,6 +702,7 @@ int fut_as_completed(fut_loop_t *loop, fut_t *const *fs, size_t n,
   }
   if (n == 0)
     fut_set_result(&a->x.fut, NULL, NULL);
+  track(&a->link, &a->x.fut, ac_child_done, a->kids, a->n, &a->timer);
   *out = &a->x.fut;
   return 0;
 }
@@ -608,12 +712,14 @@ int fut_as_completed_next(fut_t *f, fut_t **out) {
     return fut__error(-EINVAL, "fut_as_completed_next: NULL out");
   *out = NULL;
   if (!f || fut__ops_of(f) != &as_completed_ops)
-    return fut__error(-EINVAL, "fut_as_completed_next: not an as_completed "
-                      "future");
+    return fut__error(-EINVAL, "fut_as_completed_next: not an "
+                               "as_completed future");
   struct as_completed *a = fut__container_of(f, struct as_completed, x.fut);
   if (a->nnext == a->n)
-    return fut__error(-ENOENT, "fut_as_completed_next: all %zu futures were "
-                      "handed out", a->n);
+    return fut__error(-ENOENT,
+                      "fut_as_completed_next: all %zu "
+                      "futures were handed out",
+                      a->n);
   fut_t *nx;
   int err = fut_new(f->loop, &nx);
   if (err)
@@ -626,17 +732,19 @@ int fut_as_completed_next(fut_t *f, fut_t **out) {
   return 0;
 }
 
-/* ---- then ----------------------------------------------------------------------- */
+/* ---- then ---------------------------------------------------------------- */
 
 struct then {
   struct fut__ext x;
-  fut_t *src;        /* reference until fn ran */
-  fut_then_fn fn;    /* NULL: copy src's outcome */
-  void *arg;         /* borrowed */
+  struct fut__comb link; /* in the loop's list while alive */
+  fut_t *src;            /* reference until fn ran */
+  fut_then_fn fn;        /* NULL: copy src's outcome */
+  void *arg;             /* borrowed */
 };
 
 static void then_destroy(fut_t *f) {
   struct then *t = fut__container_of(f, struct then, x.fut);
+  untrack(&t->link);
   fut_unref(t->src);
   fut__free(t);
 }
@@ -676,8 +784,7 @@ int fut_then(fut_t *src, fut_then_fn fn, void *arg, fut_t **out) {
   if (!src)
     return fut__error(-EINVAL, "fut_then: NULL future");
   int err;
-  struct then *t = new_ext(src->loop, sizeof *t, &then_ops, "fut_then",
-                           &err);
+  struct then *t = new_ext(src->loop, sizeof *t, &then_ops, "fut_then", &err);
   if (!t)
     return err;
   t->fn = fn;
@@ -688,6 +795,7 @@ int fut_then(fut_t *src, fut_then_fn fn, void *arg, fut_t **out) {
   }
   t->src = fut_ref(src);
   t->x.fut.refs++;
+  track(&t->link, &t->x.fut, then_src_done, &t->src, 1, NULL);
   *out = &t->x.fut;
   return 0;
 }

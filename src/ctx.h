@@ -44,8 +44,7 @@ void fut__ctx_switch(struct fut__ctx *from, struct fut__ctx *to);
 void fut__ctx_switch_raw(void **from_sp, void *to_sp);
 void fut__ctx_start(void);
 
-static inline void fut__ctx_switch(struct fut__ctx *from,
-                                   struct fut__ctx *to) {
+static inline void fut__ctx_switch(struct fut__ctx *from, struct fut__ctx *to) {
   fut__ctx_switch_raw(&from->sp, to->sp);
 }
 
@@ -59,20 +58,20 @@ static inline void fut__ctx_make(struct fut__ctx *c, void *lo, size_t size,
   /* After the 8 popped words and the ret, rsp = top - 16: aligned. */
   uint64_t *w = (uint64_t *)(top - 80);
   w[0] = (uint64_t)0x037F << 32 | 0x1F80; /* fpu cw | mxcsr */
-  w[1] = 0;                                /* r15 */
-  w[2] = 0;                                /* r14 */
-  w[3] = (uint64_t)(uintptr_t)arg;         /* r13 */
-  w[4] = (uint64_t)(uintptr_t)entry;       /* r12 */
-  w[5] = 0;                                /* rbx */
-  w[6] = 0;                                /* rbp */
+  w[1] = 0;                               /* r15 */
+  w[2] = 0;                               /* r14 */
+  w[3] = (uint64_t)(uintptr_t)arg;        /* r13 */
+  w[4] = (uint64_t)(uintptr_t)entry;      /* r12 */
+  w[5] = 0;                               /* rbx */
+  w[6] = 0;                               /* rbp */
   w[7] = (uint64_t)(uintptr_t)fut__ctx_start;
   w[8] = w[9] = 0;
 #elif defined(__aarch64__)
   uint64_t *w = (uint64_t *)(top - 176);
   for (int i = 0; i < 22; i++)
     w[i] = 0;
-  w[0] = (uint64_t)(uintptr_t)entry;       /* x19 */
-  w[1] = (uint64_t)(uintptr_t)arg;         /* x20 */
+  w[0] = (uint64_t)(uintptr_t)entry;           /* x19 */
+  w[1] = (uint64_t)(uintptr_t)arg;             /* x20 */
   w[11] = (uint64_t)(uintptr_t)fut__ctx_start; /* x30 */
 #else
 #error "FUT_CTX_ASM on an unsupported architecture"
@@ -83,7 +82,7 @@ static inline void fut__ctx_make(struct fut__ctx *c, void *lo, size_t size,
 
 #endif
 
-/* ---- sanitizers and valgrind ------------------------------------------- */
+/* ---- sanitizers and valgrind --------------------------------------------- */
 #if defined(__SANITIZE_ADDRESS__)
 #define FUT__ASAN 1
 #endif
@@ -109,18 +108,22 @@ static inline void fut__ctx_make(struct fut__ctx *c, void *lo, size_t size,
 /* One mmap: a guard region, then the usable stack, which grows down towards
  * the guard.  Pages are committed when first touched. */
 struct fut__stack {
-  void *map;        /* start of the mapping (the guard); NULL = none */
-  size_t map_size;  /* guard + usable, page multiple */
-  size_t size;      /* usable bytes, the top of the mapping */
-  unsigned vg_id;   /* valgrind stack id while mapped, 0 without valgrind */
+  void *map;       /* start of the mapping (the guard); NULL = none */
+  size_t map_size; /* guard + usable, page multiple */
+  size_t size;     /* usable bytes, the top of the mapping */
+  unsigned vg_id;  /* valgrind stack id while mapped, 0 without valgrind */
 };
 
 static inline void *fut__stack_lo(const struct fut__stack *s) {
   return (char *)s->map + (s->map_size - s->size);
 }
 
-/* Finished tasks' stacks, reused by new tasks of the same size. */
-#define FUT__STACK_CACHE 64
+/* Finished tasks' stacks, reused by new tasks of the same size: a task
+ * that reuses one makes no syscall and takes no page fault (creating a
+ * stack costs an mmap and a madvise, unmapping it a TLB shootdown: ~5 us
+ * each way).  A cached stack keeps its touched pages, typically one or
+ * two. */
+#define FUT__STACK_CACHE 256
 struct fut__stack_cache {
   struct fut__stack s[FUT__STACK_CACHE]; /* [0, n) are mapped, unused */
   unsigned n;
@@ -136,6 +139,9 @@ int fut__stack_get(struct fut__stack_cache *c, size_t size,
 /* Returns a stack to the cache, or unmaps it when the cache is full. */
 void fut__stack_put(struct fut__stack_cache *c, struct fut__stack *s);
 void fut__stack_cache_clear(struct fut__stack_cache *c);
+/* Unmaps a stack whose frames were dropped without returning (all of it
+ * may hold stale sanitizer poison): never cached. */
+void fut__stack_discard(struct fut__stack *s);
 /* Once per thread that runs tasks: an alternate signal stack and the
  * SIGSEGV handler that recognises guard pages. */
 void fut__stack_guard_setup(void);

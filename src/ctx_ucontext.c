@@ -9,8 +9,7 @@
 #include <stdint.h>
 
 /* makecontext passes int arguments only: split the pointers. */
-static void trampoline(unsigned fhi, unsigned flo, unsigned ahi,
-                       unsigned alo) {
+static void trampoline(unsigned fhi, unsigned flo, unsigned ahi, unsigned alo) {
   void (*entry)(void *);
   uintptr_t f = ((uintptr_t)fhi << 16 << 16) | flo;
   uintptr_t a = ((uintptr_t)ahi << 16 << 16) | alo;
@@ -27,9 +26,8 @@ void fut__ctx_make(struct fut__ctx *c, void *lo, size_t size,
   c->uc.uc_link = NULL;
   uintptr_t f = (uintptr_t) * (void **)(void *)&entry;
   uintptr_t a = (uintptr_t)arg;
-  makecontext(&c->uc, (void (*)(void))trampoline, 4,
-              (unsigned)(f >> 16 >> 16), (unsigned)f,
-              (unsigned)(a >> 16 >> 16), (unsigned)a);
+  makecontext(&c->uc, (void (*)(void))trampoline, 4, (unsigned)(f >> 16 >> 16),
+              (unsigned)f, (unsigned)(a >> 16 >> 16), (unsigned)a);
 }
 
 void fut__ctx_switch(struct fut__ctx *from, struct fut__ctx *to) {

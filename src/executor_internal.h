@@ -5,6 +5,10 @@
 
 #include "internal.h"
 
+/* The outcome of a done cfuture without waiting: 0, the error code or
+ * -ECANCELED; *msg the exception message (borrowed) or NULL. */
+int fut__cfuture_outcome(fut_cfuture_t *cf, const char **msg);
+
 /* Finishes the loop future f with the result of the finished cfuture cf
  * (which must not have failed): a pointer result is borrowed (f's owner
  * must keep cf alive as long as f), bytes are copied, integers copied.

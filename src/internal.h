@@ -36,6 +36,9 @@ _Noreturn void fut__assert_fail(const char *expr, const char *file, int line);
 void *fut__malloc(size_t n);
 void *fut__calloc(size_t n, size_t size);
 void *fut__realloc(void *p, size_t n);
+/* n bytes aligned on n (a power of two), from mmap; fut__chunk_free. */
+void *fut__chunk_alloc(size_t n);
+void fut__chunk_free(void *p, size_t n);
 void fut__free(void *p);
 char *fut__strdup(const char *s);
 char *fut__vasprintf(const char *fmt, va_list ap);
@@ -54,30 +57,41 @@ static inline uint64_t fut__now(void) {
   return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-/* ---- slab.c: per-loop free lists of fixed-size objects ----------------- */
+/* ---- slab.c: per-loop pools of fixed-size objects ---------------------
+ * Objects are carved from 64 KiB chunks aligned on their size, so an
+ * object finds its chunk by masking its address.  Each chunk keeps a bitmap
+ * of free slots and hands out the lowest free one: reuse stays in address
+ * order, so objects freed in a scattered order (timers fired by deadline)
+ * are reallocated close together instead of as a random walk through
+ * memory.  The steady state allocates nothing. */
+#define FUT__SLAB_CHUNK ((size_t)64 * 1024)
+
+struct fut__slab_chunk;
 struct fut__slab {
-  void *free;          /* singly linked through the first word of each free
-                          object */
-  void *chunks;        /* singly linked list of malloc'd chunks */
-  size_t obj_size;     /* >= sizeof(void *), multiple of 8 */
-  size_t per_chunk;    /* objects carved from each chunk */
+  struct fut__slab_chunk *cur;    /* chunk allocations come from; NULL when
+                                     no chunk has a free slot */
+  struct fut__slab_chunk *avail;  /* other chunks with free slots */
+  struct fut__slab_chunk *all;    /* every chunk, for destroy */
+  uint32_t obj_size;              /* multiple of 8 */
+  uint32_t per_chunk;             /* objects per chunk */
+  uint64_t div_magic;             /* ceil(2^32 / obj_size): offset -> index */
 };
-void fut__slab_init(struct fut__slab *s, size_t obj_size, size_t per_chunk);
+
+struct fut__slab_chunk {
+  struct fut__slab_chunk *next_all;   /* in slab->all */
+  struct fut__slab_chunk *next_avail; /* in slab->avail while there */
+  bool in_avail;                      /* linked in slab->avail */
+  uint32_t nfree;                     /* free slots */
+  uint32_t hint;                      /* no free slot in bits[0..hint) */
+  char *objs;                         /* first object */
+  uint64_t bits[];                    /* 1 = free */
+};
+
+void fut__slab_init(struct fut__slab *s, size_t obj_size);
 void fut__slab_destroy(struct fut__slab *s);
-/* Carves a new chunk and returns one object, or NULL (-ENOMEM). */
-void *fut__slab_refill(struct fut__slab *s);
-static inline void *fut__slab_alloc(struct fut__slab *s) {
-  void *p = s->free;
-  if (FUT__LIKELY(p != NULL)) {
-    s->free = *(void **)p;
-    return p;
-  }
-  return fut__slab_refill(s);
-}
-static inline void fut__slab_free(struct fut__slab *s, void *p) {
-  *(void **)p = s->free;
-  s->free = p;
-}
+/* An object, or NULL when out of memory. */
+void *fut__slab_alloc(struct fut__slab *s);
+void fut__slab_free(struct fut__slab *s, void *p);
 
 /* ---- handles (loop.c, timer.c, io.c) ----------------------------------- */
 enum {

@@ -130,8 +130,8 @@ int fut_loop_new(fut_loop_t **out) {
   loop->slow_ns = FUT_MS(100);
   const char *dbg = getenv("FUT_DEBUG");
   loop->debug = dbg && dbg[0] && strcmp(dbg, "0") != 0;
-  fut__slab_init(&loop->fut_slab, sizeof(fut_t), 256);
-  fut__slab_init(&loop->handle_slab, sizeof(fut_handle_t), 256);
+  fut__slab_init(&loop->fut_slab, sizeof(fut_t));
+  fut__slab_init(&loop->handle_slab, sizeof(fut_handle_t));
   fut__timers_init(loop, fut__now());
   int err = fut__ring_grow(&loop->ready);
   if (err)

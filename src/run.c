@@ -8,11 +8,11 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-/* ---- SIGINT --------------------------------------------------------------------
+/* ---- SIGINT ----------------------------------------------------------------
  * The handler only writes a byte to a pipe the loop watches: everything
  * else happens on the loop, in on_sigint_pipe. */
 
-static volatile sig_atomic_t sigint_count; /* ^C seen during this run */
+static volatile sig_atomic_t sigint_count;    /* ^C seen during this run */
 static volatile sig_atomic_t sigint_wfd = -1; /* pipe write end, or -1 */
 
 static void on_sigint(int sig) {
@@ -31,10 +31,10 @@ static void on_sigint(int sig) {
 }
 
 struct sigint_guard {
-  int fds[2];              /* the pipe, -1 when not installed */
-  struct sigaction old;    /* the disposition to restore */
-  fut_t *main;             /* borrowed: main's task */
-  bool interrupted;        /* main was cancelled by ^C */
+  int fds[2];           /* the pipe, -1 when not installed */
+  struct sigaction old; /* the disposition to restore */
+  fut_t *main;          /* borrowed: main's task */
+  bool interrupted;     /* main was cancelled by ^C */
 };
 
 static void on_sigint_pipe(void *arg) {
@@ -55,8 +55,8 @@ static void sigint_install(fut_loop_t *loop, struct sigint_guard *g) {
   if (getpid() != (pid_t)syscall(SYS_gettid))
     return;
   struct sigaction cur;
-  if (sigaction(SIGINT, NULL, &cur) != 0 ||
-      (cur.sa_flags & SA_SIGINFO) || cur.sa_handler != SIG_DFL)
+  if (sigaction(SIGINT, NULL, &cur) != 0 || (cur.sa_flags & SA_SIGINFO) ||
+      cur.sa_handler != SIG_DFL)
     return;
   if (pipe2(g->fds, O_NONBLOCK | O_CLOEXEC) != 0) {
     g->fds[0] = g->fds[1] = -1;
@@ -89,7 +89,7 @@ static void sigint_remove(fut_loop_t *loop, struct sigint_guard *g) {
   g->fds[0] = g->fds[1] = -1;
 }
 
-/* ---- asyncio.run ------------------------------------------------------------ */
+/* ---- asyncio.run --------------------------------------------------------- */
 
 /* asyncio.runners._cancel_all_tasks: cancel what is left, wait for it,
  * report failures nobody will see. */
@@ -116,8 +116,10 @@ static void cancel_all(fut_loop_t *loop) {
       const char *msg;
       int err = fut_exception(t, &msg);
       if (err)
-        fut__report_exception(loop, "unhandled exception during fut_run() "
-                              "shutdown", err, t, NULL, msg);
+        fut__report_exception(loop,
+                              "unhandled exception during fut_run() "
+                              "shutdown",
+                              err, t, NULL, msg);
     }
     fut_unref(t);
   }
@@ -131,7 +133,7 @@ int fut_run(fut_task_fn main, void *arg, fut_t **out) {
     return fut__error(-EINVAL, "fut_run: NULL main");
   if (fut_get_running_loop())
     return fut__error(FUT_E_RUNNING, "fut_run: a loop is already running in "
-                      "this thread");
+                                     "this thread");
   fut_loop_t *loop;
   int err = fut_loop_new(&loop);
   if (err)

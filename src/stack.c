@@ -1,6 +1,7 @@
-/* Task stacks: one anonymous mapping per stack with a guard page below the
- * usable part (a guard region of 16 pages), recycled through a small per-loop cache, and the SIGSEGV
- * handler that turns a guard-page hit into a message naming the task.
+/* Task stacks: one anonymous mapping per stack with a guard region of 16
+ * pages below the usable part, recycled through a small per-loop cache,
+ * and the SIGSEGV handler that turns a guard hit into a message naming the
+ * task.
  *
  * The guard is installed with MADV_GUARD_INSTALL where the kernel has it
  * (Linux 6.13+): a guard region inside the mapping, so neighbouring stacks
@@ -35,6 +36,28 @@
 /* Largest stack accepted: far beyond any sane task, small enough that
  * rounding never overflows. */
 #define STACK_MAX ((size_t)1 << 32)
+
+/* 1 while MADV_GUARD_INSTALL works, -1 once the kernel refused it. */
+static atomic_int guard_install = 1;
+
+static pthread_once_t thp_once = PTHREAD_ONCE_INIT;
+static bool thp_is_always;
+
+static void read_thp(void) {
+  FILE *f = fopen("/sys/kernel/mm/transparent_hugepage/enabled", "re");
+  char buf[128] = "";
+  if (f) {
+    if (!fgets(buf, sizeof buf, f))
+      buf[0] = '\0';
+    fclose(f);
+  }
+  thp_is_always = strstr(buf, "[always]") != NULL;
+}
+
+static bool thp_always(void) {
+  pthread_once(&thp_once, read_thp);
+  return thp_is_always;
+}
 
 static size_t page_size(void) {
   static size_t ps;
@@ -90,19 +113,27 @@ int fut__stack_get(struct fut__stack_cache *c, size_t size,
   size_t ps = page_size();
   size_t guard = GUARD_PAGES * ps;
   size_t map_size = size + guard;
-  void *map = mmap(NULL, map_size, PROT_READ | PROT_WRITE,
-                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK,
-                   -1, 0);
+  void *map =
+      mmap(NULL, map_size, PROT_READ | PROT_WRITE,
+           MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
   if (map == MAP_FAILED)
     return fut__error(-ENOMEM, "task stack: mmap of %zu bytes failed: %s",
                       map_size, strerror(errno));
-  /* A huge page would commit 2 MiB for a task that touches 4 KiB. */
-  madvise(map, map_size, MADV_NOHUGEPAGE);
-  if (madvise(map, guard, MADV_GUARD_INSTALL) != 0 &&
-      mprotect(map, guard, PROT_NONE) != 0) {
+  /* A huge page would commit 2 MiB for a task that touches 4 KiB; only
+   * THP "always" gives anonymous memory huge pages unasked. */
+  if (thp_always())
+    madvise(map, map_size, MADV_NOHUGEPAGE);
+  int guard_ok = atomic_load_explicit(&guard_install, memory_order_relaxed);
+  if (guard_ok >= 0) {
+    guard_ok = madvise(map, guard, MADV_GUARD_INSTALL) == 0;
+    if (!guard_ok && errno == EINVAL) /* kernel before 6.13 */
+      atomic_store_explicit(&guard_install, -1, memory_order_relaxed);
+  }
+  if (guard_ok <= 0 && mprotect(map, guard, PROT_NONE) != 0) {
     int e = errno;
     munmap(map, map_size);
-    return fut__error(-ENOMEM, "task stack: cannot protect the guard page: "
+    return fut__error(-ENOMEM,
+                      "task stack: cannot protect the guard page: "
                       "%s (too many mappings? see vm.max_map_count)",
                       strerror(e));
   }
@@ -111,8 +142,8 @@ int fut__stack_get(struct fut__stack_cache *c, size_t size,
   out->size = size;
   out->vg_id = 0;
 #if defined(FUT__VALGRIND)
-  out->vg_id = VALGRIND_STACK_REGISTER((char *)map + guard,
-                                       (char *)map + map_size);
+  out->vg_id =
+      VALGRIND_STACK_REGISTER((char *)map + guard, (char *)map + map_size);
 #endif
   return 0;
 }
@@ -129,12 +160,21 @@ void fut__stack_put(struct fut__stack_cache *c, struct fut__stack *s) {
   s->map = NULL;
 }
 
+void fut__stack_discard(struct fut__stack *s) {
+  if (!s->map)
+    return;
+#if defined(FUT__ASAN)
+  __asan_unpoison_memory_region(fut__stack_lo(s), s->size);
+#endif
+  unmap(s);
+}
+
 void fut__stack_cache_clear(struct fut__stack_cache *c) {
   while (c->n > 0)
     unmap(&c->s[--c->n]);
 }
 
-/* ---- guard-page hits ------------------------------------------------------ */
+/* ---- guard-page hits ----------------------------------------------------- */
 
 #define ALTSTACK_SIZE (64u * 1024u)
 
@@ -175,7 +215,8 @@ static void on_segv(int sig, siginfo_t *si, void *uctx) {
     n = put(buf, n, sizeof buf, " bytes is exhausted (guard page hit at 0x");
     num[fmt_u(num, (uintptr_t)si->si_addr, 16)] = '\0';
     n = put(buf, n, sizeof buf, num);
-    n = put(buf, n, sizeof buf, "); give it a larger "
+    n = put(buf, n, sizeof buf,
+            "); give it a larger "
             "fut_task_opts_t.stack_size\n");
     ssize_t w = write(STDERR_FILENO, buf, n);
     (void)w;
@@ -188,8 +229,7 @@ static void on_segv(int sig, siginfo_t *si, void *uctx) {
       old_segv.sa_sigaction(sig, si, uctx);
       return;
     }
-  } else if (old_segv.sa_handler != SIG_DFL &&
-             old_segv.sa_handler != SIG_IGN) {
+  } else if (old_segv.sa_handler != SIG_DFL && old_segv.sa_handler != SIG_IGN) {
     old_segv.sa_handler(sig);
     return;
   }

@@ -20,6 +20,7 @@
  * runs and their stacks are released (asyncio closes their coroutines). */
 #include "ctx.h"
 #include "internal.h"
+#include "task_internal.h"
 
 #include <string.h>
 
@@ -45,34 +46,41 @@ enum { RES_NONE, RES_PTR, RES_BYTES, RES_I64 };
 struct task_state;
 
 struct task {
-  struct fut__ext x;         /* the task's future; first for container_of */
-  struct fut__ctx ctx;       /* saved context while not running */
-  struct fut__stack stack;   /* mapped until the task is done */
-  struct task_state *ts;     /* the loop's task state; NULL once done */
-  fut_task_fn fn;            /* the task's function */
-  void *arg;                 /* borrowed from the creator */
-  fut_t *waiter;             /* the awaited pending future (a reference),
-                                NULL while not awaiting one */
-  struct task *prev, *next;  /* ts->tasks list while not done */
-  char *name;                /* malloc'd, never NULL */
-  char *cancel_msg;          /* last cancel message, or NULL */
-  char *fail_msg;            /* fut_task_fail's message, or NULL */
-  uint32_t ncancels;         /* cancel requests not withdrawn (cancelling) */
-  int rc;                    /* fn's return value once T_DONE */
-  uint8_t state;             /* enum task_run_state */
-  bool must_cancel;          /* a cancel waits for the next suspension */
-  bool closing_wake;         /* resumed by loop close, not by its waiter */
-  uint8_t rkind;             /* RES_*: staged result for a 0 return */
+  struct fut__ext x;        /* the task's future; first for container_of */
+  struct fut__ctx ctx;      /* saved context while not running */
+  struct fut__stack stack;  /* mapped until the task is done */
+  struct task_state *ts;    /* the loop's task state; NULL once done */
+  fut_task_fn fn;           /* the task's function */
+  void *arg;                /* borrowed from the creator */
+  fut_t *waiter;            /* the awaited pending future (a reference),
+                               NULL while not awaiting one */
+  struct task *prev, *next; /* ts->tasks list while not done */
+  char *name;               /* malloc'd, never NULL */
+  char *cancel_msg;         /* last cancel message, or NULL */
+  char *fail_msg;           /* fut_task_fail's message, or NULL */
+  uint32_t ncancels;        /* cancel requests not withdrawn (cancelling) */
+  int rc;                   /* fn's return value once T_DONE */
+  uint8_t state;            /* enum task_run_state */
+  bool must_cancel;         /* a cancel waits for the next suspension */
+  bool closing_wake;        /* resumed by loop close, not by its waiter */
+  bool abandoned;           /* ended without returning: frames dropped */
+  uint8_t rkind;            /* RES_*: staged result for a 0 return */
   union {
-    struct { void *ptr; fut_free_fn dtor; } p;
-    struct { void *data; size_t len; } b;
+    struct {
+      void *ptr;
+      fut_free_fn dtor;
+    } p;
+    struct {
+      void *data;
+      size_t len;
+    } b;
     int64_t i64;
-  } res;                     /* staged by fut_task_return_* */
+  } res; /* staged by fut_task_return_* */
 #if defined(FUT__ASAN)
-  void *asan_fake;           /* ASan fake stack while switched away */
+  void *asan_fake; /* ASan fake stack while switched away */
 #endif
 #if defined(FUT__TSAN)
-  void *tsan_fiber;          /* TSan fiber of this task */
+  void *tsan_fiber; /* TSan fiber of this task */
 #endif
 };
 
@@ -82,20 +90,21 @@ struct task_state {
   size_t ntasks;                 /* length of tasks */
   uint64_t next_id;              /* for default names Task-<n> */
   bool closing;                  /* fut_loop_close is finishing tasks */
+  struct fut__comb *combs;       /* live combinators (combine.c) */
   struct fut__stack_cache cache; /* stacks of finished tasks */
 };
 
 /* Per thread: the scheduler side of every switch. */
 struct sched {
-  struct fut__ctx ctx;      /* the loop's context while a task runs */
-  struct task *current;     /* the running task, NULL on the scheduler */
+  struct fut__ctx ctx;  /* the loop's context while a task runs */
+  struct task *current; /* the running task, NULL on the scheduler */
 #if defined(FUT__ASAN)
-  const void *main_bottom;  /* the thread stack, learnt at the first */
-  size_t main_size;         /* switch into a task */
-  void *asan_fake;          /* the scheduler's fake stack while away */
+  const void *main_bottom; /* the thread stack, learnt at the first */
+  size_t main_size;        /* switch into a task */
+  void *asan_fake;         /* the scheduler's fake stack while away */
 #endif
 #if defined(FUT__TSAN)
-  void *tsan_fiber;         /* the thread's own fiber */
+  void *tsan_fiber; /* the thread's own fiber */
 #endif
 };
 static _Thread_local struct sched sched;
@@ -106,9 +115,11 @@ static inline struct task *task_of(const fut_t *f) {
   return fut__container_of(f, struct task, x.fut);
 }
 
-bool fut_is_task(const fut_t *f) { return f && fut__ops_of(f) == &task_ops; }
+bool fut_is_task(const fut_t *f) {
+  return f && fut__ops_of(f) == &task_ops;
+}
 
-/* ---- switching ------------------------------------------------------------ */
+/* ---- switching ----------------------------------------------------------- */
 
 static void task_entry(void *p);
 static void wakeup(fut_t *f, void *arg);
@@ -142,10 +153,10 @@ static void switch_out(struct task *t, bool final) {
   __tsan_switch_to_fiber(s->tsan_fiber, 0);
 #endif
 #if defined(FUT__ASAN)
-  __sanitizer_start_switch_fiber(final ? NULL : &t->asan_fake,
-                                 s->main_bottom, s->main_size);
+  __sanitizer_start_switch_fiber(final ? NULL : &t->asan_fake, s->main_bottom,
+                                 s->main_size);
 #else
-  (void)final;
+  (void) final;
 #endif
   fut__ctx_switch(&t->ctx, &s->ctx);
 #if defined(FUT__ASAN)
@@ -156,8 +167,7 @@ static void switch_out(struct task *t, bool final) {
 static void task_entry(void *p) {
   struct task *t = p;
 #if defined(FUT__ASAN)
-  __sanitizer_finish_switch_fiber(NULL, &sched.main_bottom,
-                                  &sched.main_size);
+  __sanitizer_finish_switch_fiber(NULL, &sched.main_bottom, &sched.main_size);
 #endif
   t->rc = t->fn(t->arg);
   t->state = T_DONE;
@@ -165,7 +175,7 @@ static void task_entry(void *p) {
   FUT__ASSERT(!"a finished task was resumed");
 }
 
-/* ---- outcome --------------------------------------------------------------- */
+/* ---- outcome ------------------------------------------------------------- */
 
 static void drop_staged(struct task *t) {
   if (t->rkind == RES_PTR && t->res.p.dtor)
@@ -191,7 +201,10 @@ static void unlink_task(struct task *t) {
  * run reference.  On the scheduler stack. */
 static void finish(struct task *t) {
   fut_t *f = &t->x.fut;
-  fut__stack_put(&t->ts->cache, &t->stack);
+  if (t->abandoned)
+    fut__stack_discard(&t->stack);
+  else
+    fut__stack_put(&t->ts->cache, &t->stack);
 #if defined(FUT__TSAN)
   __tsan_destroy_fiber(t->tsan_fiber);
   t->tsan_fiber = NULL;
@@ -225,14 +238,17 @@ static void finish(struct task *t) {
     err = t->fail_msg ? fut_set_exception(f, rc, "%s", t->fail_msg)
                       : fut_set_exception(f, rc, NULL);
   } else {
-    err = fut_set_exception(f, -EINVAL, "task '%s' returned %d: a task "
+    err = fut_set_exception(f, -EINVAL,
+                            "task '%s' returned %d: a task "
                             "function returns 0 or a negative code",
                             t->name, rc);
   }
   drop_staged(t);
   if (err)
-    fut__report_exception(f->loop, "cannot set the outcome of a finished "
-                          "task", err, f, NULL, t->name);
+    fut__report_exception(f->loop,
+                          "cannot set the outcome of a finished "
+                          "task",
+                          err, f, NULL, t->name);
   fut_unref(f); /* the run reference */
 }
 
@@ -258,7 +274,7 @@ static void step(void *p) {
   resume(t);
 }
 
-/* ---- per-loop state -------------------------------------------------------- */
+/* ---- per-loop state ------------------------------------------------------ */
 
 static void task_close(fut_loop_t *loop);
 
@@ -268,7 +284,6 @@ static struct task_state *get_state(fut_loop_t *loop) {
   struct task_state *ts = fut__calloc(1, sizeof *ts);
   if (!ts)
     return NULL;
-  fut__stack_guard_setup();
   loop->task_state = ts;
   loop->task_close = task_close;
   return ts;
@@ -278,8 +293,8 @@ static struct task_state *get_state(fut_loop_t *loop) {
  * returning -ECANCELED at once, so it cleans up and returns. */
 static void close_task(struct task *t) {
   fut_t *f = &t->x.fut;
-  fut__report_exception(f->loop, "Task was destroyed but it is pending!",
-                        0, f, NULL, t->name);
+  fut__report_exception(f->loop, "Task was destroyed but it is pending!", 0, f,
+                        NULL, t->name);
   if (t->state == T_CREATED) {
     t->rc = -ECANCELED;
     t->state = T_DONE;
@@ -291,9 +306,20 @@ static void close_task(struct task *t) {
     fut_unref(t->waiter);
     t->waiter = NULL;
   }
+  if (sched.current) {
+    /* Closed from inside a task of another loop: switches only go
+     * scheduler <-> task, so this one cannot run again.  Its frames are
+     * dropped without clean-up. */
+    t->rc = -ECANCELED;
+    t->state = T_DONE;
+    t->abandoned = true;
+    finish(t);
+    return;
+  }
   t->closing_wake = true;
+  /* Every suspension point returns at once now: the task runs to its end
+   * (finish() may free it). */
   resume(t);
-  FUT__ASSERT(t->state == T_DONE || t->ts == NULL);
 }
 
 static void task_close(fut_loop_t *loop) {
@@ -303,13 +329,19 @@ static void task_close(fut_loop_t *loop) {
   ts->closing = true;
   while (ts->tasks)
     close_task(ts->tasks);
+  fut__comb_close_all(&ts->combs);
   fut__stack_cache_clear(&ts->cache);
   fut__free(ts);
   loop->task_state = NULL;
   loop->task_close = NULL;
 }
 
-/* ---- creation --------------------------------------------------------------- */
+struct fut__comb **fut__task_combs(fut_loop_t *loop) {
+  struct task_state *ts = get_state(loop);
+  return ts ? &ts->combs : NULL;
+}
+
+/* ---- creation ------------------------------------------------------------ */
 
 void fut_task_opts_init(fut_task_opts_t *opts) {
   if (opts) {
@@ -346,15 +378,18 @@ int fut_create_task(fut_loop_t *loop, fut_task_fn fn, void *arg,
   int err = fut__check_usable(loop);
   if (err)
     return err;
-  size_t want = opts && opts->stack_size ? opts->stack_size
-                                         : FUT_TASK_DEFAULT_STACK;
+  size_t want =
+      opts && opts->stack_size ? opts->stack_size : FUT_TASK_DEFAULT_STACK;
   size_t size = fut__stack_round(want);
   if (want < FUT_TASK_MIN_STACK || size == 0)
-    return fut__error(-EINVAL, "fut_create_task: stack size %zu is out of "
-                      "range [%u, 4 GiB]", want, FUT_TASK_MIN_STACK);
+    return fut__error(-EINVAL,
+                      "fut_create_task: stack size %zu is out of "
+                      "range [%u, 4 GiB]",
+                      want, FUT_TASK_MIN_STACK);
   struct task_state *ts = get_state(loop);
   if (!ts)
     return fut__error(-ENOMEM, "fut_create_task: out of memory");
+  fut__stack_guard_setup();
   if (ts->closing)
     return fut__error(FUT_E_CLOSED, "fut_create_task: the loop is closing");
   struct task *t = fut__calloc(1, sizeof *t);
@@ -390,8 +425,8 @@ int fut_create_task(fut_loop_t *loop, fut_task_fn fn, void *arg,
 #if defined(FUT__TSAN)
   t->tsan_fiber = __tsan_create_fiber(0);
 #endif
-  fut__ctx_make(&t->ctx, fut__stack_lo(&t->stack), t->stack.size,
-                task_entry, t);
+  fut__ctx_make(&t->ctx, fut__stack_lo(&t->stack), t->stack.size, task_entry,
+                t);
   t->ts = ts;
   t->fn = fn;
   t->arg = arg;
@@ -406,7 +441,7 @@ int fut_create_task(fut_loop_t *loop, fut_task_fn fn, void *arg,
   return 0;
 }
 
-/* ---- introspection ---------------------------------------------------------- */
+/* ---- introspection ------------------------------------------------------- */
 
 const char *fut_task_get_name(const fut_t *f) {
   return fut_is_task(f) ? task_of(f)->name : NULL;
@@ -459,8 +494,7 @@ unsigned fut_task_uncancel(fut_t *f) {
   return t->ncancels;
 }
 
-bool fut__task_guard_hit(const void *addr, const char **name,
-                         size_t *size) {
+bool fut__task_guard_hit(const void *addr, const char **name, size_t *size) {
   struct task *t = sched.current;
   if (!t || !t->stack.map)
     return false;
@@ -473,7 +507,7 @@ bool fut__task_guard_hit(const void *addr, const char **name,
   return true;
 }
 
-/* ---- cancellation ------------------------------------------------------------- */
+/* ---- cancellation -------------------------------------------------------- */
 
 static bool task_cancel(fut_t *f, const char *msg) {
   struct task *t = task_of(f);
@@ -493,7 +527,7 @@ static bool task_cancel(fut_t *f, const char *msg) {
   return true;
 }
 
-/* ---- suspension points -------------------------------------------------------- */
+/* ---- suspension points --------------------------------------------------- */
 
 static struct task *current_or_error(const char *what) {
   struct task *t = sched.current;
@@ -546,8 +580,10 @@ static int await_common(fut_t *f, const char *what) {
     return fut__error(-EINVAL, "%s: task '%s' cannot await itself", what,
                       t->name);
   if (f->loop != t->x.fut.loop)
-    return fut__error(FUT_E_OTHER_LOOP, "%s: the future belongs to another "
-                      "loop", what);
+    return fut__error(FUT_E_OTHER_LOOP,
+                      "%s: the future belongs to another "
+                      "loop",
+                      what);
   if (f->state == FUT_PENDING) {
     int err = wait_on(t, f);
     if (err)
@@ -622,7 +658,7 @@ int fut_sleep(uint64_t ns) {
   return err;
 }
 
-/* ---- results ---------------------------------------------------------------- */
+/* ---- results ------------------------------------------------------------- */
 
 int fut_task_return_i64(int64_t value) {
   struct task *t = current_or_error("fut_task_return_i64");
@@ -650,12 +686,16 @@ int fut_task_return_bytes(const void *data, size_t len) {
   if (!t)
     return FUT_E_NOT_IN_TASK;
   if (len > 0 && !data)
-    return fut__error(-EINVAL, "fut_task_return_bytes: NULL data with "
-                      "length %zu", len);
+    return fut__error(-EINVAL,
+                      "fut_task_return_bytes: NULL data with "
+                      "length %zu",
+                      len);
   char *copy = fut__malloc(len + 1);
   if (!copy)
-    return fut__error(-ENOMEM, "fut_task_return_bytes: out of memory for "
-                      "%zu bytes", len);
+    return fut__error(-ENOMEM,
+                      "fut_task_return_bytes: out of memory for "
+                      "%zu bytes",
+                      len);
   if (len)
     memcpy(copy, data, len);
   copy[len] = '\0';
@@ -668,8 +708,10 @@ int fut_task_return_bytes(const void *data, size_t len) {
 
 int fut_task_fail(int err, const char *fmt, ...) {
   if (err >= 0)
-    return fut__error(-EINVAL, "fut_task_fail: the code must be negative, "
-                      "got %d", err);
+    return fut__error(-EINVAL,
+                      "fut_task_fail: the code must be negative, "
+                      "got %d",
+                      err);
   struct task *t = sched.current;
   if (!t || !fmt)
     return err;

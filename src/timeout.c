@@ -37,7 +37,7 @@ int fut_timeout_reschedule(fut_timeout_t *t, uint64_t when) {
     return fut__error(-EINVAL, "fut_timeout_reschedule: NULL timeout");
   if (t->state != TO_ENTERED)
     return fut__error(FUT_E_INVALID_STATE, "fut_timeout_reschedule: the "
-                      "timeout has already expired");
+                                           "timeout has already expired");
   stop_timer(t);
   t->when = when;
   if (when == UINT64_MAX)
@@ -56,7 +56,7 @@ int fut_timeout_enter(uint64_t delay_ns, fut_timeout_t **out) {
   fut_t *task = fut_current_task(NULL);
   if (!task)
     return fut__error(FUT_E_NOT_IN_TASK, "fut_timeout_enter called outside "
-                      "a task");
+                                         "a task");
   fut_timeout_t *t = fut__calloc(1, sizeof *t);
   if (!t)
     return fut__error(-ENOMEM, "fut_timeout_enter: out of memory");

@@ -10,7 +10,7 @@
 
 #include "internal.h"
 
-/* ---- helpers ------------------------------------------------------------------ */
+/* ---- helpers ------------------------------------------------------------- */
 
 static fut_loop_t *new_loop(void) {
   fut_loop_t *loop;
@@ -57,7 +57,7 @@ static void drain(fut_loop_t *loop) {
 struct job {
   uint64_t ms;
   int64_t v;
-  bool catch_cancel;   /* return 1000 + v when cancelled */
+  bool catch_cancel; /* return 1000 + v when cancelled */
   int sleep_rc;
 };
 
@@ -80,7 +80,7 @@ static int64_t i64_of(fut_t *f) {
   return v;
 }
 
-/* ---- gather ------------------------------------------------------------------- */
+/* ---- gather -------------------------------------------------------------- */
 
 static void test_gather_results_in_argument_order(void **state) {
   (void)state;
@@ -192,8 +192,8 @@ static void test_gather_cancel_cancels_children(void **state) {
   end_loop(loop);
 }
 
-static void test_gather_task_awaiting_it_cancelled_cancels_children(
-    void **state) {
+static void
+test_gather_task_awaiting_it_cancelled_cancels_children(void **state) {
   (void)state;
   fut_loop_t *loop = new_loop();
   struct job j = {.ms = 100000, .v = 1};
@@ -243,7 +243,9 @@ static void on_gather_done(fut_t *g, void *arg) {
   gather_seen = fut_result(g, NULL) == 0 ? 1 : -1;
 }
 
-static void set_result_cb(void *arg) { fut_set_result_i64(arg, 1); }
+static void set_result_cb(void *arg) {
+  fut_set_result_i64(arg, 1);
+}
 
 static void test_gather_from_callback_code(void **state) {
   (void)state;
@@ -308,7 +310,7 @@ static void test_gather_out_of_memory_leaves_nothing(void **state) {
   end_loop(loop);
 }
 
-/* ---- wait --------------------------------------------------------------------- */
+/* ---- wait ---------------------------------------------------------------- */
 
 static void test_wait_first_completed(void **state) {
   (void)state;
@@ -364,8 +366,7 @@ static void test_wait_all_completed(void **state) {
   fut_loop_t *loop = new_loop();
   fut_t *fs[2] = {newf(loop), newf(loop)};
   fut_t *w;
-  assert_int_equal(fut_wait(loop, fs, 2, FUT_ALL_COMPLETED, UINT64_MAX, &w),
-                   0);
+  assert_int_equal(fut_wait(loop, fs, 2, FUT_ALL_COMPLETED, UINT64_MAX, &w), 0);
   fut_set_result_i64(fs[0], 1);
   drain(loop);
   assert_false(fut_done(w));
@@ -387,8 +388,7 @@ static void test_wait_timeout_returns_sets(void **state) {
   fut_set_result_i64(fs[0], 1);
   fut_t *w;
   uint64_t t0 = fut_loop_time(loop);
-  assert_int_equal(fut_wait(loop, fs, 2, FUT_ALL_COMPLETED, FUT_MS(5), &w),
-                   0);
+  assert_int_equal(fut_wait(loop, fs, 2, FUT_ALL_COMPLETED, FUT_MS(5), &w), 0);
   assert_int_equal(fut_loop_run_until_complete(loop, w), 0);
   assert_true(fut_loop_time(loop) - t0 >= FUT_MS(5));
   size_t nd, np;
@@ -425,15 +425,14 @@ static void test_wait_bad_arguments(void **state) {
   fut_t *w = (fut_t *)1;
   assert_int_equal(fut_wait(loop, &f, 0, FUT_ALL_COMPLETED, 0, &w), -EINVAL);
   assert_null(w);
-  assert_int_equal(fut_wait(loop, &f, 1, (fut_wait_when_t)7, 0, &w),
-                   -EINVAL);
+  assert_int_equal(fut_wait(loop, &f, 1, (fut_wait_when_t)7, 0, &w), -EINVAL);
   assert_int_equal(fut_wait(NULL, &f, 1, FUT_ALL_COMPLETED, 0, &w), -EINVAL);
   assert_int_equal(fut_wait_sets(f, NULL, NULL, NULL, NULL), -EINVAL);
   fut_unref(f);
   end_loop(loop);
 }
 
-/* ---- wait_for ------------------------------------------------------------------- */
+/* ---- wait_for ------------------------------------------------------------ */
 
 static void test_wait_for_result_before_timeout(void **state) {
   (void)state;
@@ -501,7 +500,9 @@ static int await_wait_for(void *arg) {
   return fut_await(w, NULL);
 }
 
-static void cancel_cb(void *arg) { fut_cancel(arg, "outer"); }
+static void cancel_cb(void *arg) {
+  fut_cancel(arg, "outer");
+}
 
 static void test_wait_for_outer_cancel_propagates(void **state) {
   (void)state;
@@ -574,7 +575,7 @@ static void test_wait_for_bad_arguments(void **state) {
   end_loop(loop);
 }
 
-/* ---- shield ----------------------------------------------------------------------- */
+/* ---- shield -------------------------------------------------------------- */
 
 struct gated {
   fut_t *gate;
@@ -649,7 +650,7 @@ static void test_shield_inner_cancel_cancels_outer(void **state) {
   end_loop(loop);
 }
 
-/* ---- as_completed --------------------------------------------------------------------- */
+/* ---- as_completed -------------------------------------------------------- */
 
 struct ac_run {
   fut_t *ac;
@@ -738,7 +739,7 @@ static void test_as_completed_bad_arguments(void **state) {
   end_loop(loop);
 }
 
-/* ---- then --------------------------------------------------------------------------- */
+/* ---- then ---------------------------------------------------------------- */
 
 static int double_it(fut_t *src, fut_t *dst, void *arg) {
   int *calls = arg;
@@ -799,7 +800,7 @@ static void test_then_cancel_cancels_source(void **state) {
   end_loop(loop);
 }
 
-/* ---- timeout ----------------------------------------------------------------------------- */
+/* ---- timeout ------------------------------------------------------------- */
 
 struct tblock {
   uint64_t delay;
@@ -816,8 +817,8 @@ static int timeout_block(void *arg) {
   if (rc)
     return rc;
   if (b->reschedule_later)
-    assert_int_equal(fut_timeout_reschedule(t, fut_loop_time(NULL) +
-                                                   FUT_SEC(100)), 0);
+    assert_int_equal(
+        fut_timeout_reschedule(t, fut_loop_time(NULL) + FUT_SEC(100)), 0);
   rc = fut_sleep(FUT_MS(b->sleep_ms));
   b->expired = fut_timeout_expired(t);
   b->rc = fut_timeout_exit(t, rc);
@@ -850,8 +851,8 @@ static void test_timeout_not_reached_passes_through(void **state) {
 static void test_timeout_reschedule_extends_deadline(void **state) {
   (void)state;
   fut_loop_t *loop = new_loop();
-  struct tblock b = {.delay = FUT_MS(1), .sleep_ms = 5,
-                     .reschedule_later = true};
+  struct tblock b = {
+      .delay = FUT_MS(1), .sleep_ms = 5, .reschedule_later = true};
   fut_t *t = spawn(loop, timeout_block, &b);
   assert_int_equal(fut_loop_run_until_complete(loop, t), 0);
   assert_false(b.expired);
@@ -896,6 +897,74 @@ static void test_timeout_outside_task_and_bad_arguments(void **state) {
   assert_false(fut_timeout_expired(NULL));
 }
 
+static void quiet_handler(fut_loop_t *loop, const fut_exception_ctx_t *c,
+                          void *arg) {
+  (void)loop;
+  (void)c;
+  (void)arg;
+}
+
+/* ---- loop close ------------------------------------------------------ */
+
+static int await_arg(void *arg) {
+  return fut_await(arg, NULL);
+}
+
+static void test_combine_loop_close_releases_waiting_combinators(void **state) {
+  (void)state;
+  fut_loop_t *loop = new_loop();
+  fut_loop_set_exception_handler(loop, quiet_handler, NULL);
+  fut_t *a = newf(loop), *b = newf(loop);
+  fut_set_result_i64(b, 1); /* done, its dispatch still queued at close */
+  fut_t *ab[2] = {a, b};
+  fut_t *made[8];
+  int n = 0;
+  assert_int_equal(fut_gather(loop, ab, 2, 0, &made[n++]), 0);
+  assert_int_equal(
+      fut_wait(loop, ab, 2, FUT_ALL_COMPLETED, FUT_SEC(100), &made[n++]), 0);
+  assert_int_equal(fut_wait_for(a, FUT_SEC(100), &made[n++]), 0);
+  assert_int_equal(fut_shield(a, &made[n++]), 0);
+  assert_int_equal(fut_as_completed(loop, ab, 2, FUT_SEC(100), &made[n++]), 0);
+  fut_t *nx;
+  assert_int_equal(fut_as_completed_next(made[n - 1], &nx), 0);
+  assert_int_equal(fut_then(a, NULL, NULL, &made[n++]), 0);
+  fut_t *waiter = spawn(loop, await_arg, made[0]);
+  drain(loop);
+  fut_set_result_i64(a, 2); /* a done too, dispatch queued */
+  /* Nobody keeps anything: only the combinators' own registrations. */
+  for (int i = 0; i < n; i++)
+    fut_unref(made[i]);
+  fut_unref(nx);
+  fut_unref(a);
+  fut_unref(b);
+  fut_unref(waiter);
+  assert_int_equal(fut_loop_close(loop), 0);
+  end_loop(loop);
+}
+
+static void test_combine_loop_close_with_pending_children(void **state) {
+  (void)state;
+  fut_loop_t *loop = new_loop();
+  fut_t *a = newf(loop);
+  fut_t *made[6];
+  int n = 0;
+  assert_int_equal(fut_gather(loop, &a, 1, 0, &made[n++]), 0);
+  assert_int_equal(
+      fut_wait(loop, &a, 1, FUT_ALL_COMPLETED, FUT_SEC(100), &made[n++]), 0);
+  assert_int_equal(fut_wait_for(a, FUT_SEC(100), &made[n++]), 0);
+  assert_int_equal(fut_shield(a, &made[n++]), 0);
+  assert_int_equal(fut_as_completed(loop, &a, 1, UINT64_MAX, &made[n++]), 0);
+  assert_int_equal(fut_then(a, NULL, NULL, &made[n++]), 0);
+  fut_unref(a);
+  assert_int_equal(fut_loop_close(loop), 0);
+  /* Still readable after close; released by the last unref. */
+  for (int i = 0; i < n; i++) {
+    assert_false(fut_done(made[i]));
+    fut_unref(made[i]);
+  }
+  end_loop(loop);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_gather_results_in_argument_order),
@@ -903,8 +972,7 @@ int main(void) {
       cmocka_unit_test(test_gather_return_exceptions_keeps_outcomes),
       cmocka_unit_test(test_gather_cancelled_child_fails_gather),
       cmocka_unit_test(test_gather_cancel_cancels_children),
-      cmocka_unit_test(
-          test_gather_task_awaiting_it_cancelled_cancels_children),
+      cmocka_unit_test(test_gather_task_awaiting_it_cancelled_cancels_children),
       cmocka_unit_test(test_gather_empty_is_done_at_once),
       cmocka_unit_test(test_gather_same_future_twice),
       cmocka_unit_test(test_gather_from_callback_code),
@@ -938,6 +1006,8 @@ int main(void) {
       cmocka_unit_test(test_timeout_reschedule_extends_deadline),
       cmocka_unit_test(test_timeout_outer_cancel_not_swallowed),
       cmocka_unit_test(test_timeout_outside_task_and_bad_arguments),
+      cmocka_unit_test(test_combine_loop_close_releases_waiting_combinators),
+      cmocka_unit_test(test_combine_loop_close_with_pending_children),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -19,7 +19,8 @@ __attribute__((unused)) static bool lowhex(char c) {
 /* Decodes a Python bytes literal body (between the quotes) written the way
  * repr() writes it; returns the byte count or -1 if it is not canonical
  * (an escape repr would not use, or a raw byte repr would escape). */
-__attribute__((unused)) static int decode_canonical(const char *s, size_t n, char quote) {
+__attribute__((unused)) static int decode_canonical(const char *s, size_t n,
+                                                   char quote) {
   int count = 0;
   for (size_t i = 0; i < n; i++, count++) {
     unsigned char c = (unsigned char)s[i];
@@ -46,7 +47,8 @@ __attribute__((unused)) static int decode_canonical(const char *s, size_t n, cha
   return count;
 }
 
-__attribute__((unused)) static void check_bytes_line(const char *line, const char *label) {
+__attribute__((unused)) static void check_bytes_line(const char *line,
+                                                     const char *label) {
   size_t ll = strlen(label);
   assert_int_equal(strncmp(line, label, ll), 0);
   const char *p = line + ll;

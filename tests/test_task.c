@@ -10,7 +10,7 @@
 
 #include "internal.h"
 
-/* ---- helpers ---------------------------------------------------------------- */
+/* ---- helpers ------------------------------------------------------------- */
 
 static fut_loop_t *new_loop(void) {
   fut_loop_t *loop;
@@ -34,11 +34,16 @@ static fut_t *spawn(fut_loop_t *loop, fut_task_fn fn, void *arg) {
 }
 
 static void set_i64_cb(void *arg) {
-  struct { fut_t *f; int64_t v; } *p = arg;
+  struct {
+    fut_t *f;
+    int64_t v;
+  } *p = arg;
   fut_set_result_i64(p->f, p->v);
 }
 
-static void cancel_cb(void *arg) { fut_cancel(arg, "from a callback"); }
+static void cancel_cb(void *arg) {
+  fut_cancel(arg, "from a callback");
+}
 
 /* Counts handler calls, keeps the last message. */
 static int handler_calls;
@@ -51,7 +56,7 @@ static void counting_handler(fut_loop_t *loop, const fut_exception_ctx_t *c,
   snprintf(handler_msg, sizeof handler_msg, "%s", c->message);
 }
 
-/* ---- results ------------------------------------------------------------------ */
+/* ---- results ------------------------------------------------------------- */
 
 static int ret_i64(void *arg) {
   (void)arg;
@@ -175,7 +180,7 @@ static void test_task_fail_rejects_nonnegative_code(void **state) {
   assert_int_equal(fut_task_fail(-EIO, "outside"), -EIO);
 }
 
-/* ---- await ---------------------------------------------------------------- */
+/* ---- await --------------------------------------------------------------- */
 
 struct order {
   fut_t *fs[3];
@@ -194,7 +199,10 @@ static void test_await_order_and_results(void **state) {
   (void)state;
   fut_loop_t *loop = new_loop();
   struct order o;
-  struct { fut_t *f; int64_t v; } set[3];
+  struct {
+    fut_t *f;
+    int64_t v;
+  } set[3];
   for (int i = 0; i < 3; i++) {
     assert_int_equal(fut_new(loop, &o.fs[i]), 0);
     set[i].f = o.fs[i];
@@ -247,8 +255,8 @@ static int bump(void *arg) {
 static int await_done_no_switch(void *arg) {
   fut_t *f = arg;
   fut_t *other;
-  assert_int_equal(fut_create_task(fut_get_loop(f), bump, NULL, NULL,
-                                   &other), 0);
+  assert_int_equal(fut_create_task(fut_get_loop(f), bump, NULL, NULL, &other),
+                   0);
   int64_t v;
   assert_int_equal(fut_await_i64(f, &v), 0);
   assert_int_equal(v, 7);
@@ -330,7 +338,7 @@ static void test_await_bad_arguments(void **state) {
   end_loop(other);
 }
 
-/* ---- nesting ------------------------------------------------------------------- */
+/* ---- nesting ------------------------------------------------------------- */
 
 static int leaf(void *arg) {
   int64_t x = (int64_t)(intptr_t)arg;
@@ -342,8 +350,8 @@ static int middle(void *arg) {
   fut_loop_t *loop = fut_get_loop(fut_current_task(NULL));
   fut_t *a, *b;
   assert_int_equal(fut_create_task(loop, leaf, arg, NULL, &a), 0);
-  assert_int_equal(fut_create_task(loop, leaf, (void *)(intptr_t)10, NULL,
-                                   &b), 0);
+  assert_int_equal(fut_create_task(loop, leaf, (void *)(intptr_t)10, NULL, &b),
+                   0);
   int64_t x, y;
   assert_int_equal(fut_await_i64(a, &x), 0);
   assert_int_equal(fut_await_i64(b, &y), 0);
@@ -434,7 +442,7 @@ static void test_task_ends_with_pending_children(void **state) {
   end_loop(loop);
 }
 
-/* ---- sleep and yield --------------------------------------------------------- */
+/* ---- sleep and yield ----------------------------------------------------- */
 
 static int sleeper(void *arg) {
   uint64_t *elapsed = arg;
@@ -495,7 +503,7 @@ static void test_sleep_zero_yields(void **state) {
   end_loop(loop);
 }
 
-/* ---- cancellation --------------------------------------------------------------- */
+/* ---- cancellation -------------------------------------------------------- */
 
 struct cancel_probe {
   int sleep_rc;
@@ -670,8 +678,8 @@ static void test_task_cancel_propagates_to_awaited_task(void **state) {
   end_loop(loop);
 }
 
-static void test_task_inner_ignoring_cancel_gives_outer_its_result(
-    void **state) {
+static void
+test_task_inner_ignoring_cancel_gives_outer_its_result(void **state) {
   (void)state;
   fut_loop_t *loop = new_loop();
   struct cancel_probe p = {.catch_it = true};
@@ -744,7 +752,7 @@ static void test_task_pending_cancel_cancels_next_awaited(void **state) {
   end_loop(loop);
 }
 
-/* ---- introspection ---------------------------------------------------------------- */
+/* ---- introspection ------------------------------------------------------- */
 
 struct intro {
   fut_loop_t *loop;
@@ -817,8 +825,7 @@ static void test_task_create_bad_arguments(void **state) {
   assert_int_equal(fut_create_task(loop, NULL, NULL, NULL, &t), -EINVAL);
   assert_null(t);
   assert_int_equal(fut_create_task(NULL, ret_none, NULL, NULL, &t), -EINVAL);
-  assert_int_equal(fut_create_task(loop, ret_none, NULL, NULL, NULL),
-                   -EINVAL);
+  assert_int_equal(fut_create_task(loop, ret_none, NULL, NULL, NULL), -EINVAL);
   fut_task_opts_t o;
   fut_task_opts_init(&o);
   o.stack_size = 1024;
@@ -853,7 +860,7 @@ static void test_task_create_out_of_memory_leaves_nothing(void **state) {
   end_loop(loop);
 }
 
-/* ---- close and failures nobody read --------------------------------------------- */
+/* ---- close and failures nobody read -------------------------------------- */
 
 struct closing {
   fut_t *f;
@@ -896,6 +903,42 @@ static void test_task_loop_close_finishes_pending_tasks(void **state) {
   end_loop(loop);
 }
 
+struct other_close {
+  fut_loop_t *other;
+  int rc;
+};
+
+static int close_other_loop(void *arg) {
+  struct other_close *oc = arg;
+  oc->rc = fut_loop_close(oc->other);
+  return 0;
+}
+
+static void test_task_close_other_loop_from_a_task(void **state) {
+  (void)state;
+  handler_calls = 0;
+  fut_loop_t *loop = new_loop(), *other = new_loop();
+  fut_loop_set_exception_handler(other, counting_handler, NULL);
+  struct closing c = {0};
+  fut_new(other, &c.f);
+  fut_t *t = spawn(other, wait_forever, &c);
+  fut_loop_run_once(other, 0); /* t waits on c.f */
+  struct other_close oc = {.other = other, .rc = 1};
+  fut_t *closer = spawn(loop, close_other_loop, &oc);
+  assert_int_equal(fut_loop_run_until_complete(loop, closer), 0);
+  assert_int_equal(oc.rc, 0);
+  /* The other loop's task could not run from inside a task: it ends
+   * cancelled, its clean-up skipped. */
+  assert_true(fut_cancelled(t));
+  assert_false(c.cleaned);
+  assert_int_equal(handler_calls, 1);
+  fut_unref(c.f);
+  fut_unref(t);
+  fut_unref(closer);
+  end_loop(other);
+  end_loop(loop);
+}
+
 static void test_task_exception_never_retrieved_is_reported(void **state) {
   (void)state;
   handler_calls = 0;
@@ -910,7 +953,7 @@ static void test_task_exception_never_retrieved_is_reported(void **state) {
   end_loop(loop);
 }
 
-/* ---- stacks ------------------------------------------------------------------------ */
+/* ---- stacks -------------------------------------------------------------- */
 
 static int recurse(int depth, volatile char *prev) {
   volatile char buf[1024];
@@ -959,6 +1002,56 @@ static void test_task_stacks_are_recycled(void **state) {
   end_loop(loop);
 }
 
+/* ---- FP control words ------------------------------------------------ */
+
+#if defined(__x86_64__)
+static unsigned get_mxcsr(void) {
+  unsigned v;
+  __asm__ volatile("stmxcsr %0" : "=m"(v));
+  return v;
+}
+static void set_mxcsr(unsigned v) {
+  __asm__ volatile("ldmxcsr %0" : : "m"(v));
+}
+
+#define MXCSR_ROUND_DOWN 0x2000u
+static unsigned seen_by_loop;
+static void read_loop_mxcsr(void *arg) {
+  (void)arg;
+  seen_by_loop = get_mxcsr();
+}
+
+static int fp_task(void *arg) {
+  unsigned *after = arg;
+  unsigned base = get_mxcsr();
+  set_mxcsr((base & ~0x6000u) | MXCSR_ROUND_DOWN);
+  fut_loop_call_soon(fut_get_running_loop(), read_loop_mxcsr, NULL, NULL);
+  fut_yield();
+  fut_yield();
+  *after = get_mxcsr();
+  set_mxcsr(base);
+  return 0;
+}
+#endif
+
+static void test_task_fp_control_word_is_per_task(void **state) {
+  (void)state;
+#if defined(__x86_64__)
+  fut_loop_t *loop = new_loop();
+  unsigned loop_mxcsr = get_mxcsr(), after = 0;
+  fut_t *t = spawn(loop, fp_task, &after);
+  assert_int_equal(fut_loop_run_until_complete(loop, t), 0);
+  /* The loop kept its rounding mode while the task ran with its own. */
+  assert_int_equal(seen_by_loop & 0x6000u, loop_mxcsr & 0x6000u);
+  assert_int_equal(after & 0x6000u, MXCSR_ROUND_DOWN);
+  assert_int_equal(get_mxcsr(), loop_mxcsr);
+  fut_unref(t);
+  end_loop(loop);
+#else
+  skip();
+#endif
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_task_returns_i64),
@@ -996,9 +1089,11 @@ int main(void) {
       cmocka_unit_test(test_task_create_bad_arguments),
       cmocka_unit_test(test_task_create_out_of_memory_leaves_nothing),
       cmocka_unit_test(test_task_loop_close_finishes_pending_tasks),
+      cmocka_unit_test(test_task_close_other_loop_from_a_task),
       cmocka_unit_test(test_task_exception_never_retrieved_is_reported),
       cmocka_unit_test(test_task_deep_stack_use_within_limit),
       cmocka_unit_test(test_task_stacks_are_recycled),
+      cmocka_unit_test(test_task_fp_control_word_is_per_task),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

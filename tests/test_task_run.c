@@ -91,8 +91,7 @@ static int main_spawns(void *arg) {
   fut_loop_set_exception_handler(loop, count_reports, NULL);
   for (int i = 0; i < 2; i++) {
     fut_t *c;
-    assert_int_equal(fut_create_task(loop, leftover_child, &l[i], NULL, &c),
-                     0);
+    assert_int_equal(fut_create_task(loop, leftover_child, &l[i], NULL, &c), 0);
     fut_unref(c);
   }
   assert_int_equal(fut_yield(), 0); /* the children start and sleep */

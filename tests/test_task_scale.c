@@ -46,8 +46,8 @@ static long rss_pages(void) {
 }
 
 struct scale {
-  fut_t *gate;        /* resolved once every task waits on it */
-  size_t waiting;     /* tasks past their sleep, awaiting the gate */
+  fut_t *gate;    /* resolved once every task waits on it */
+  size_t waiting; /* tasks past their sleep, awaiting the gate */
   size_t finished;
 };
 
@@ -77,16 +77,16 @@ static void test_task_100k_sleep_and_await(void **state) {
   assert_non_null(ts);
   long rss0 = rss_pages();
   for (size_t i = 0; i < n; i++)
-    assert_int_equal(fut_create_task(loop, worker, (void *)(intptr_t)i, NULL,
-                                     &ts[i]), 0);
+    assert_int_equal(
+        fut_create_task(loop, worker, (void *)(intptr_t)i, NULL, &ts[i]), 0);
   while (sc.waiting < n)
     assert_int_equal(fut_loop_run_once(loop, UINT64_MAX), 0);
   long rss1 = rss_pages();
   long page = sysconf(_SC_PAGESIZE);
   double per_task = (double)(rss1 - rss0) * (double)page / (double)n;
   printf("[ FIGURE   ] %zu suspended tasks: RSS +%.1f MiB, %.0f bytes "
-         "(%.2f pages) per task, default stack %u KiB\n", n,
-         (double)(rss1 - rss0) * (double)page / 1048576.0, per_task,
+         "(%.2f pages) per task, default stack %u KiB\n",
+         n, (double)(rss1 - rss0) * (double)page / 1048576.0, per_task,
          per_task / (double)page, FUT_TASK_DEFAULT_STACK / 1024);
   assert_int_equal(fut_all_tasks(loop, NULL, 0), n);
   assert_int_equal(sc.finished, 0);

@@ -25,7 +25,7 @@ static int teardown(void **state) {
 
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 
-/* ---- jobs ----------------------------------------------------------------- */
+/* ---- jobs ---------------------------------------------------------------- */
 
 static int job_i64(void *arg, fut_cfuture_t *cf) {
   return fut_cfuture_set_result_i64(cf, (int64_t)(intptr_t)arg);
@@ -88,7 +88,7 @@ static int bytes_fail(const void *data, size_t len, void **out,
   return -ERANGE;
 }
 
-/* ---- results and errors ------------------------------------------------- */
+/* ---- results and errors -------------------------------------------------- */
 
 static void test_threadpool_result_i64(void **state) {
   (void)state;
@@ -217,7 +217,7 @@ static void test_threadpool_alloc_failure(void **state) {
   fut_executor_free(ex);
 }
 
-/* ---- threads ------------------------------------------------------------ */
+/* ---- threads ------------------------------------------------------------- */
 
 static void test_threadpool_threads_on_demand(void **state) {
   (void)state;
@@ -384,7 +384,7 @@ static void test_threadpool_cancel_after_start(void **state) {
   gate_destroy(&g);
 }
 
-/* ---- shutdown -------------------------------------------------------------- */
+/* ---- shutdown ------------------------------------------------------------ */
 
 static void test_threadpool_shutdown_wait(void **state) {
   (void)state;
@@ -555,7 +555,7 @@ static void test_threadpool_free_without_shutdown_waits(void **state) {
   assert_int_equal(get_ran(), 10);
 }
 
-/* ---- initializer ----------------------------------------------------------- */
+/* ---- initializer --------------------------------------------------------- */
 
 static int init_fail(void *arg) {
   (void)arg;
@@ -619,7 +619,7 @@ static void test_threadpool_initializer_per_worker(void **state) {
   gate_destroy(&g);
 }
 
-/* ---- map, wait, as_completed ---------------------------------------------- */
+/* ---- map, wait, as_completed --------------------------------------------- */
 
 static void test_threadpool_map_order(void **state) {
   (void)state;
@@ -693,7 +693,7 @@ static void test_threadpool_wait_and_as_completed(void **state) {
   gate_destroy(&g);
 }
 
-/* ---- user helpers ----------------------------------------------------------- */
+/* ---- user helpers -------------------------------------------------------- */
 
 static void test_threadpool_job_helpers(void **state) {
   (void)state;

@@ -94,7 +94,7 @@ static void after_wrap_cb(fut_cfuture_t *cf, void *arg) {
   gate_pass(arg);
 }
 
-/* ---- wrap_future ------------------------------------------------------------ */
+/* ---- wrap_future --------------------------------------------------------- */
 
 static void test_wrap_future_result_kinds(void **state) {
   (void)state;
@@ -194,6 +194,74 @@ static void test_wrap_future_bad_args(void **state) {
   fut_loop_close(loop);
   assert_int_equal(fut_wrap_future(loop, cf, &f), FUT_E_CLOSED);
   fut_cfuture_unref(cf);
+  loop_free_clean(loop);
+}
+
+static void noop_cf_cb(fut_cfuture_t *cf, void *arg) {
+  (void)cf;
+  (void)arg;
+}
+
+static void test_wrap_future_alloc_failure(void **state) {
+  (void)state;
+  fut_loop_t *loop;
+  assert_int_equal(fut_loop_new(&loop), 0);
+  fut_cfuture_t *a, *b;
+  assert_int_equal(fut_cfuture_new(&a), 0);
+  assert_int_equal(fut_cfuture_new(&b), 0);
+  fut_t *fa, *fb = (fut_t *)1;
+  assert_int_equal(fut_wrap_future(loop, a, &fa), 0); /* state exists */
+  /* b's two inline callback slots are taken: the wrap's registration
+   * needs memory, and fails. */
+  assert_int_equal(fut_cfuture_add_done_callback(b, noop_cf_cb, NULL), 0);
+  assert_int_equal(fut_cfuture_add_done_callback(b, noop_cf_cb, NULL), 0);
+  fut__alloc_fail_after(1, false);
+  int err = fut_wrap_future(loop, b, &fb);
+  fut__alloc_fail_after(0, false);
+  assert_int_equal(err, -ENOMEM);
+  assert_null(fb);
+  fut_loop_stats_t st;
+  fut_loop_stats(loop, &st);
+  assert_int_equal(st.live_futures, 1); /* only fa */
+  assert_int_equal(fut_cfuture_set_result(b, NULL, NULL), 0);
+  fut_cfuture_unref(b);
+  /* run_in_executor: the job's cfuture cannot be made: nothing queued. */
+  fut_executor_t *ex;
+  assert_int_equal(fut_thread_pool_new(1, &ex), 0);
+  fut__alloc_fail_after(1, false);
+  err = fut_run_in_executor(loop, ex, job_noop, NULL, &fb);
+  fut__alloc_fail_after(0, false);
+  assert_int_equal(err, -ENOMEM);
+  assert_null(fb);
+  fut_executor_free(ex);
+  /* A wrapper when the free list is empty and no chunk can be had: each
+   * wrap gets a cfuture of its own, whose inline callback slot needs no
+   * memory, so the only allocation left is a new chunk of wrappers. */
+  enum { LIVE = 400 };
+  static fut_t *many[LIVE];
+  static fut_cfuture_t *cfs[LIVE];
+  int nlive = 0;
+  for (; nlive < LIVE; nlive++) {
+    assert_int_equal(fut_cfuture_new(&cfs[nlive]), 0);
+    fut__alloc_fail_after(1, false);
+    err = fut_wrap_future(loop, cfs[nlive], &many[nlive]);
+    fut__alloc_fail_after(0, false);
+    if (err)
+      break;
+  }
+  assert_int_equal(err, -ENOMEM); /* a chunk was needed within LIVE */
+  assert_true(nlive > 0 && nlive < LIVE);
+  fut_cfuture_unref(cfs[nlive]);
+  for (int i = 0; i < nlive; i++) {
+    fut_cfuture_set_result(cfs[i], NULL, NULL);
+    assert_int_equal(fut_loop_run_until_complete(loop, many[i]), 0);
+    fut_unref(many[i]);
+    fut_cfuture_unref(cfs[i]);
+  }
+  fut_cfuture_set_result(a, NULL, NULL);
+  assert_int_equal(fut_loop_run_until_complete(loop, fa), 0);
+  fut_unref(fa);
+  fut_cfuture_unref(a);
   loop_free_clean(loop);
 }
 
@@ -368,7 +436,7 @@ static void test_wrap_future_loop_close_completion_queued(void **state) {
   loop_free_clean(loop);
 }
 
-/* ---- run_in_executor ---------------------------------------------------------- */
+/* ---- run_in_executor ----------------------------------------------------- */
 
 static void test_run_in_executor_default(void **state) {
   (void)state;
@@ -621,6 +689,39 @@ static void test_run_in_executor_shutdown_default_timeout(void **state) {
   gate_destroy(&g);
 }
 
+struct wrong_thread_call {
+  fut_loop_t *loop;
+  int wrap_err, run_err, shutdown_err;
+};
+
+static void *call_from_other_thread(void *arg) {
+  struct wrong_thread_call *c = arg;
+  fut_cfuture_t *cf;
+  fut_t *f;
+  fut_cfuture_new(&cf);
+  c->wrap_err = fut_wrap_future(c->loop, cf, &f);
+  c->run_err = fut_run_in_executor(c->loop, NULL, job_noop, NULL, &f);
+  c->shutdown_err = fut_loop_shutdown_default_executor(c->loop, 0);
+  fut_cfuture_unref(cf);
+  return NULL;
+}
+
+/* In debug mode the loop-thread-only calls refuse other threads. */
+static void test_run_in_executor_wrong_thread(void **state) {
+  (void)state;
+  fut_loop_t *loop;
+  assert_int_equal(fut_loop_new(&loop), 0);
+  fut_loop_set_debug(loop, true);
+  struct wrong_thread_call c = {loop, 0, 0, 0};
+  pthread_t t;
+  assert_int_equal(pthread_create(&t, NULL, call_from_other_thread, &c), 0);
+  pthread_join(t, NULL);
+  assert_int_equal(c.wrap_err, FUT_E_WRONG_THREAD);
+  assert_int_equal(c.run_err, FUT_E_WRONG_THREAD);
+  assert_int_equal(c.shutdown_err, FUT_E_WRONG_THREAD);
+  loop_free_clean(loop);
+}
+
 static void test_run_in_executor_bad_args(void **state) {
   (void)state;
   fut_loop_t *loop;
@@ -648,6 +749,7 @@ int main(void) {
       T(test_wrap_future_already_done),
       T(test_wrap_future_cancelled_cfuture),
       T(test_wrap_future_bad_args),
+      T(test_wrap_future_alloc_failure),
       T(test_wrap_future_batching),
       T(test_wrap_future_cancel_cancels_pending_job),
       T(test_wrap_future_late_result_dropped),
@@ -661,6 +763,7 @@ int main(void) {
       T(test_run_in_executor_after_shutdown_default),
       T(test_run_in_executor_shutdown_default_timeout),
       T(test_run_in_executor_bad_args),
+      T(test_run_in_executor_wrong_thread),
   };
   warm_up_threads();
   return cmocka_run_group_tests(tests, NULL, NULL);
