@@ -43,19 +43,23 @@ static u128 sum_squares(uint64_t n) {
   return s;
 }
 
+/* Returns the sum (16 bytes) and the worker's own time for it (8). */
 static int cpu_bound(const void *data, size_t len, void **out,
                      size_t *out_len) {
   uint64_t n;
   if (len != sizeof n)
     return -1;
   memcpy(&n, data, sizeof n);
+  uint64_t t0 = now_ns();
   u128 s = sum_squares(n);
-  void *r = malloc(sizeof s);
+  uint64_t dt = now_ns() - t0;
+  char *r = malloc(sizeof s + sizeof dt);
   if (!r)
     return -1;
   memcpy(r, &s, sizeof s);
+  memcpy(r + sizeof s, &dt, sizeof dt);
   *out = r;
-  *out_len = sizeof s;
+  *out_len = sizeof s + sizeof dt;
   return 0;
 }
 
@@ -210,19 +214,37 @@ int main(int argc, char **argv) {
   t0 = now_ns();
   u128 inl = sum_squares(n);
   uint64_t dt_inline = now_ns() - t0;
-  fut_job_t job = fut_job_bytes(cpu_bound, &n, sizeof n);
-  fut_cfuture_t *cf;
-  t0 = now_ns();
-  if (fut_executor_submit_job(ex, &job, &cf))
-    return 1;
-  const void *d;
-  size_t len;
-  if (fut_cfuture_result_bytes(cf, FUT_FOREVER, &d, &len) || len != 16)
-    return 1;
-  uint64_t dt_pool = now_ns() - t0;
-  u128 pooled;
-  memcpy(&pooled, d, sizeof pooled);
-  fut_cfuture_unref(cf);
+  /* Best of 3 each way, the machine being shared. */
+  for (int k = 1; k < 3; k++) {
+    t0 = now_ns();
+    u128 again = sum_squares(n);
+    uint64_t dt = now_ns() - t0;
+    if (dt < dt_inline)
+      dt_inline = dt;
+    if (again != inl)
+      return 1;
+  }
+  uint64_t dt_pool = UINT64_MAX, dt_worker = UINT64_MAX;
+  u128 pooled = 0;
+  for (int k = 0; k < 3; k++) {
+    fut_job_t job = fut_job_bytes(cpu_bound, &n, sizeof n);
+    fut_cfuture_t *cf;
+    t0 = now_ns();
+    if (fut_executor_submit_job(ex, &job, &cf))
+      return 1;
+    const void *d;
+    size_t len;
+    if (fut_cfuture_result_bytes(cf, FUT_FOREVER, &d, &len) || len != 24)
+      return 1;
+    uint64_t dt = now_ns() - t0, dw;
+    memcpy(&pooled, d, sizeof pooled);
+    memcpy(&dw, (const char *)d + sizeof pooled, sizeof dw);
+    fut_cfuture_unref(cf);
+    if (dt < dt_pool)
+      dt_pool = dt;
+    if (dw < dt_worker)
+      dt_worker = dw;
+  }
   printf("S8' sum(i*i, i < 10**7) inline   %8.3f ns/term  = ",
          (double)dt_inline / (double)n);
   print_u128(inl);
@@ -230,6 +252,8 @@ int main(int argc, char **argv) {
          (double)dt_pool / (double)n);
   print_u128(pooled);
   printf("%s\n", pooled == inl ? "" : "  MISMATCH");
+  printf("S8' (of which the loop in the worker) %8.3f ns/term\n",
+         (double)dt_worker / (double)n);
   fut_executor_free(ex);
   fut_loop_close(loop);
   fut_loop_free(loop);

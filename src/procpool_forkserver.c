@@ -20,6 +20,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <spawn.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
@@ -31,6 +32,15 @@
 extern char **environ;
 
 #define CTL_FD 3 /* the control socket's fd number in the server */
+
+/* posix_spawn_file_actions_addclosefrom_np appeared in glibc 2.34; older
+ * libcs (or -DFUT_PP_NO_SPAWN, to test it) use fork + exec. */
+#if !defined(FUT_PP_NO_SPAWN) && defined(__GLIBC__) &&                         \
+    (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 34))
+#define USE_POSIX_SPAWN 1
+#else
+#define USE_POSIX_SPAWN 0
+#endif
 
 /* ---- the server (runs in the exec'd image) ---------------------------- */
 
@@ -151,8 +161,10 @@ static int read_config(struct server *s) {
 
 static _Noreturn void server_main(int ctl, pid_t parent) {
   struct server s = {.ctl = ctl, .sfd = -1};
-  /* PR_SET_PDEATHSIG was set before exec and survives it; if the parent
-   * died before that, we were reparented: leave. */
+  /* Die with the pool's manager thread (the spawning thread is the one
+   * PR_SET_PDEATHSIG watches); if it died before this line, we were
+   * reparented already: leave. */
+  prctl(PR_SET_PDEATHSIG, SIGKILL);
   if (getppid() != parent)
     _exit(0);
   fcntl(ctl, F_SETFD, FD_CLOEXEC); /* it had to survive one exec only */
@@ -235,6 +247,7 @@ __attribute__((constructor(101))) static void forkserver_ctor(void) {
 
 /* ---- starting it (runs in the parent) --------------------------------- */
 
+#if !USE_POSIX_SPAWN
 static void close_from(int lowfd) {
 #ifdef SYS_close_range
   if (syscall(SYS_close_range, (unsigned)lowfd, ~0u, 0u) == 0)
@@ -246,6 +259,7 @@ static void close_from(int lowfd) {
   for (int fd = lowfd; fd < max; fd++)
     close(fd);
 }
+#endif
 
 int fut__forkserver_start(int *ctl_out, pid_t *pid_out) {
   *ctl_out = -1;
@@ -280,6 +294,38 @@ int fut__forkserver_start(int *ctl_out, pid_t *pid_out) {
   sigset_t empty;
   sigemptyset(&empty);
 
+#if USE_POSIX_SPAWN
+  /* posix_spawn (clone with CLONE_VFORK in glibc) copies no page tables and
+   * runs no pthread_atfork handler of the program: nothing but dup2,
+   * closefrom, the signal mask and exec happens in the child. */
+  pid_t pid = -1;
+  posix_spawn_file_actions_t fa;
+  posix_spawnattr_t at;
+  int err = posix_spawn_file_actions_init(&fa);
+  if (!err) {
+    err = posix_spawnattr_init(&at);
+    if (err)
+      posix_spawn_file_actions_destroy(&fa);
+  }
+  if (!err) {
+    /* dup2 onto itself clears close-on-exec (POSIX 2017, glibc 2.29). */
+    err = posix_spawn_file_actions_adddup2(&fa, sv[1], CTL_FD);
+    if (!err)
+      err = posix_spawn_file_actions_addclosefrom_np(&fa, CTL_FD + 1);
+    if (!err)
+      err = posix_spawnattr_setsigmask(&at, &empty);
+    if (!err)
+      err = posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK);
+    if (!err)
+      err = posix_spawn(&pid, "/proc/self/exe", &fa, &at, argv, envp);
+    posix_spawnattr_destroy(&at);
+    posix_spawn_file_actions_destroy(&fa);
+  }
+  if (err) {
+    pid = -1;
+    errno = err;
+  }
+#else
   pid_t pid = fork();
   if (pid == 0) {
     prctl(PR_SET_PDEATHSIG, SIGKILL);
@@ -296,24 +342,28 @@ int fut__forkserver_start(int *ctl_out, pid_t *pid_out) {
     execve("/proc/self/exe", argv, envp);
     _exit(127);
   }
+#endif
   int saved = errno;
   fut__free(envp);
   close(sv[1]);
   if (pid < 0) {
     close(sv[0]);
-    return fut__error(-saved, "process pool: fork: %s", strerror(saved));
+    return fut__error(-saved,
+                      "process pool: starting the fork server "
+                      "(/proc/self/exe): %s",
+                      strerror(saved));
   }
   struct fut__ctl_msg m;
-  int err = fut__pp_ctl_recv(sv[0], &m, NULL, 0, NULL, NULL);
-  if (err || m.type != FUT__CTL_READY || m.a != (uint64_t)pid) {
+  int rerr = fut__pp_ctl_recv(sv[0], &m, NULL, 0, NULL, NULL);
+  if (rerr || m.type != FUT__CTL_READY || m.a != (uint64_t)pid) {
     close(sv[0]);
     int st;
     while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
     }
-    return fut__error(err ? err : -EPROTO,
+    return fut__error(rerr ? rerr : -EPROTO,
                       "process pool: the fork server (exec of "
                       "/proc/self/exe) did not start: %s",
-                      err ? fut_strerror(err) : "bad handshake");
+                      rerr ? fut_strerror(rerr) : "bad handshake");
   }
   *ctl_out = sv[0];
   *pid_out = pid;

@@ -2,10 +2,11 @@
  * frames, runs them and writes RESULT frames, until EOF on its socket (the
  * parent closed it or died) or max_tasks_per_child jobs.
  *
- * Results are batched: while another complete job frame is already
- * buffered, a result is appended to the output buffer instead of written,
- * so a burst of tiny jobs costs one read and one write per burst.  The
- * worker's I/O is blocking: it is a process of its own. */
+ * Input is batched (one read takes every job already queued in the
+ * socket), results are not: each is written before the next job starts, so
+ * a job that crashes the worker never takes finished results down with it,
+ * and the parent can blame the first unanswered job.  The worker's I/O is
+ * blocking: it is a process of its own. */
 #include "procpool_internal.h"
 
 #include <string.h>
@@ -179,16 +180,6 @@ static void emit(struct worker *w, const struct fut__pp_hdr *h,
   w->tx_len += total;
 }
 
-/* True when a whole frame is already buffered. */
-static bool frame_buffered(const struct worker *w) {
-  size_t have = w->len - w->pos;
-  if (have < sizeof(struct fut__pp_hdr))
-    return false;
-  struct fut__pp_hdr h;
-  memcpy(&h, w->rx + w->pos, sizeof h);
-  return have - sizeof h >= h.len;
-}
-
 /* Reads exactly n bytes through the buffer; blocks (flushing output
  * first, since the parent may be waiting for it). */
 static void rx_take(struct worker *w, void *dst, size_t n) {
@@ -354,7 +345,6 @@ void fut__pp_worker_main(int sock, const struct fut__pp_config *cfg) {
       flush(w);
       _exit(0);
     }
-    if (!frame_buffered(w))
-      flush(w);
+    flush(w); /* before the next job can crash us */
   }
 }

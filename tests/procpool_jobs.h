@@ -86,6 +86,16 @@ FUT_TEST_UNUSED static int job_exit(const void *arg, size_t len,
   exit(code);
 }
 
+/* Kills its own worker. */
+FUT_TEST_UNUSED static int job_suicide(const void *arg, size_t len,
+                                       fut_buf_t *out) {
+  (void)arg;
+  (void)len;
+  (void)out;
+  raise(SIGKILL);
+  return 0;
+}
+
 FUT_TEST_UNUSED static int job_positive(const void *arg, size_t len,
                                         fut_buf_t *out) {
   (void)arg;

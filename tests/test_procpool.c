@@ -862,6 +862,38 @@ static void test_procpool_spawn_failure_soft(void **state) {
   fut_procpool_free(p);
 }
 
+/* Many deaths under a deep pipeline: each kills only its own job; the jobs
+ * queued behind it in the dead worker's socket run elsewhere. */
+static void test_procpool_deaths_fail_only_their_jobs(void **state) {
+  (void)state;
+  fut_procpool_t *p = new_pool(2);
+  enum { N = 300 };
+  static struct waiter ws[N];
+  for (int i = 0; i < N; i++) {
+    int64_t v = i;
+    if (i % 25 == 7)
+      assert_int_equal(submit(p, job_suicide, NULL, 0, &ws[i]), 0);
+    else
+      assert_int_equal(submit(p, job_square, &v, sizeof v, &ws[i]), 0);
+  }
+  for (int i = 0; i < N; i++) {
+    int err = waiter_wait(&ws[i]);
+    if (i % 25 == 7) {
+      assert_int_equal(err, FUT_E_WORKER_DIED);
+      assert_non_null(strstr(ws[i].msg, "SIGKILL"));
+    } else {
+      assert_int_equal(err, 0);
+      int64_t r;
+      memcpy(&r, ws[i].data, sizeof r);
+      assert_int_equal(r, (int64_t)i * i);
+    }
+    waiter_destroy(&ws[i]);
+  }
+  pid_t server = fut_procpool_server_pid(p);
+  assert_int_equal(zombies_of(server), 0);
+  fut_procpool_free(p);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_procpool_result),
@@ -891,6 +923,7 @@ int main(void) {
       cmocka_unit_test(test_procpool_no_fd_leak_into_workers),
       cmocka_unit_test(test_procpool_sigpipe_never_kills),
       cmocka_unit_test(test_procpool_spawn_failure_soft),
+      cmocka_unit_test(test_procpool_deaths_fail_only_their_jobs),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

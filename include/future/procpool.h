@@ -7,13 +7,13 @@
  * argument mean nothing in the worker.
  *
  * How workers are made.  fut_procpool_new starts a fork server: the pool's
- * manager thread forks and immediately execs /proc/self/exe with a marker
- * in the environment; libfuture's constructor sees the marker before the
- * program's main runs and turns the new image into a single-threaded fork
- * server, which forks one worker per slot on request.  A worker is thus a
- * fork of a process that never had a second thread: it never inherits a
- * lock held by one of the parent's threads (stdio, malloc, the user's
- * mutexes), whatever the parent was doing.  Because the exec'd image has
+ * manager thread spawns (posix_spawn: fork and exec in one step)
+ * /proc/self/exe with a marker in the environment; libfuture's constructor sees
+ * the marker before the program's main runs and turns the new image into a
+ * single-threaded fork server, which forks one worker per slot on request.  A
+ * worker is thus a fork of a process that never had a second thread: it never
+ * inherits a lock held by one of the parent's threads (stdio, malloc, the
+ * user's mutexes), whatever the parent was doing.  Because the exec'd image has
  * its own address-space layout, a job's function travels as (module name,
  * offset in the module), computed with dl_iterate_phdr at submit and
  * resolved in the worker by the same module's base plus the offset.
