@@ -127,6 +127,18 @@ int fut_executor_submit(fut_executor_t *ex, fut_job_fn fn, void *arg,
   return fut_executor_submit_job(ex, &job, out);
 }
 
+/* A map is all or nothing, as Python's map cancels what it submitted when
+ * it fails part way: cancels and drops the first n submissions, returns
+ * err. */
+static int unwind_map(fut_cfuture_t **out, size_t n, int err) {
+  for (size_t j = 0; j < n; j++) {
+    fut_cfuture_cancel(out[j]);
+    fut_cfuture_unref(out[j]);
+    out[j] = NULL;
+  }
+  return err;
+}
+
 int fut_executor_map_jobs(fut_executor_t *ex, const fut_job_t *jobs, size_t n,
                           fut_cfuture_t **out) {
   if (!ex || !out || (n > 0 && !jobs))
@@ -136,16 +148,8 @@ int fut_executor_map_jobs(fut_executor_t *ex, const fut_job_t *jobs, size_t n,
     out[i] = NULL;
   for (size_t i = 0; i < n; i++) {
     int err = fut_executor_submit_job(ex, &jobs[i], &out[i]);
-    if (err) {
-      /* All or nothing, as Python's map cancels what it submitted when it
-       * fails part way. */
-      for (size_t j = 0; j < i; j++) {
-        fut_cfuture_cancel(out[j]);
-        fut_cfuture_unref(out[j]);
-        out[j] = NULL;
-      }
-      return err;
-    }
+    if (err)
+      return unwind_map(out, i, err);
   }
   return 0;
 }
@@ -163,14 +167,8 @@ int fut_executor_map(fut_executor_t *ex, fut_job_fn fn, void *const *args,
   for (size_t i = 0; i < n; i++) {
     fut_job_t job = fut_job_call(fn, args[i]);
     int err = fut_executor_submit_job(ex, &job, &out[i]);
-    if (err) {
-      for (size_t j = 0; j < i; j++) {
-        fut_cfuture_cancel(out[j]);
-        fut_cfuture_unref(out[j]);
-        out[j] = NULL;
-      }
-      return err;
-    }
+    if (err)
+      return unwind_map(out, i, err);
   }
   return 0;
 }
