@@ -498,7 +498,11 @@ static void executor_close(fut_loop_t *loop) {
   if (!st)
     return;
   if (st->def) {
-    fut_executor_shutdown(st->def, true, false, FUT_FOREVER);
+    /* asyncio's close: shutdown(wait=False).  Jobs already running finish
+     * on their threads; their results are dropped with the inbox below.
+     * Waiting is fut_loop_shutdown_default_executor's job (fut_run calls
+     * it), because a stuck job must not hang close. */
+    fut_executor_shutdown(st->def, false, false, 0);
     fut_executor_free(st->def);
     st->def = NULL;
   }

@@ -689,6 +689,29 @@ static void test_run_in_executor_shutdown_default_timeout(void **state) {
   gate_destroy(&g);
 }
 
+/* fut_loop_close does not wait for the default executor's running jobs
+ * (asyncio's shutdown(wait=False)): a stuck job cannot hang close.  The job
+ * finishes later on its thread and its result is dropped. */
+static void test_run_in_executor_close_does_not_wait_default(void **state) {
+  (void)state;
+  fut_loop_t *loop;
+  assert_int_equal(fut_loop_new(&loop), 0);
+  /* Static and never destroyed: the detached worker may still be leaving
+   * gate_pass when the test ends. */
+  static struct gate g;
+  gate_init(&g);
+  fut_t *f;
+  assert_int_equal(fut_run_in_executor(loop, NULL, job_gated, &g, &f), 0);
+  gate_wait_arrived(&g, 1);
+  fut_unref(f);
+  uint64_t t0 = now_ns();
+  assert_int_equal(fut_loop_close(loop), 0); /* the job is still blocked */
+  assert_true(now_ns() - t0 < FUT_SEC(1));
+  loop_free_clean(loop);
+  gate_open(&g);
+  assert_int_equal(threads_settle(baseline), baseline);
+}
+
 struct wrong_thread_call {
   fut_loop_t *loop;
   int wrap_err, run_err, shutdown_err;
@@ -762,6 +785,7 @@ int main(void) {
       T(test_run_in_executor_set_default_executor),
       T(test_run_in_executor_after_shutdown_default),
       T(test_run_in_executor_shutdown_default_timeout),
+      T(test_run_in_executor_close_does_not_wait_default),
       T(test_run_in_executor_bad_args),
       T(test_run_in_executor_wrong_thread),
   };

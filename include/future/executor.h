@@ -422,8 +422,10 @@ FUT_EXTERN int fut_loop_set_default_executor(fut_loop_t *loop,
  * are delivered when the loop runs next), then drops the loop's reference.
  * Later run_in_executor(NULL) fails with FUT_E_SHUTDOWN.  Returns 0 (also
  * when there was no default executor) or -ETIMEDOUT (jobs still run; the
- * executor is shut down anyway).  fut_loop_close does this with no
- * timeout.  Errors: -EINVAL, FUT_E_WRONG_THREAD.  Loop thread. */
+ * executor is shut down anyway).  fut_run does this with a 300 s
+ * timeout, as asyncio.run does; fut_loop_close only shuts the default
+ * executor down without waiting.  Errors: -EINVAL, FUT_E_WRONG_THREAD.
+ * Loop thread. */
 FUT_EXTERN int fut_loop_shutdown_default_executor(fut_loop_t *loop,
                                                   uint64_t timeout_ns);
 

@@ -51,8 +51,9 @@ FUT_EXTERN int fut_loop_new(fut_loop_t **out);
 FUT_EXTERN int fut_loop_free(fut_loop_t *loop);
 
 /* Closes the loop: drops every scheduled callback, timer and fd watcher,
- * shuts down the loop's default executor (waiting for it), closes the epoll
- * and eventfd descriptors.  Idempotent.  Errors: FUT_E_RUNNING while the
+ * shuts down the loop's default executor without waiting for its running
+ * jobs (asyncio's shutdown(wait=False); their results are dropped), closes
+ * the epoll and eventfd descriptors.  Idempotent.  Errors: FUT_E_RUNNING while the
  * loop runs (for instance from a callback). */
 FUT_EXTERN int fut_loop_close(fut_loop_t *loop);
 
