@@ -342,7 +342,9 @@ struct fut_loop {
   pthread_t owner;                /* thread that created / runs the loop */
   unsigned fork_gen;              /* fut__fork_gen when epfd was made */
 
-  uint64_t last_poll;             /* loop time of the last epoll_wait */
+  uint64_t last_poll;             /* loop time near the last epoll_wait,
+                                     0 until the first clock check after
+                                     it */
   unsigned drains_since_poll;     /* drains that skipped polling since */
   unsigned skip_budget;           /* drains left before reading the clock
                                      to bound the time without a poll */
@@ -396,7 +398,25 @@ void fut__timers_clear(fut_loop_t *loop);
 /* io.c */
 void fut__io_clear(fut_loop_t *loop);
 int fut__io_reregister(fut_loop_t *loop);
-void fut__io_event(fut_loop_t *loop, int fd, uint32_t events);
+#define FUT__EV_READ 1u
+#define FUT__EV_WRITE 2u
+
+/* Queues the watchers of fd that events (FUT__EV_*) made ready; inline in
+ * the epoll dispatch loop.  Each queued run holds a handle reference, so a
+ * watcher removed earlier in the same batch is skipped, not freed under
+ * the queue.  Level-triggered: if the queue cannot grow, the next poll
+ * reports the fd again, so nothing is lost. */
+static inline void fut__io_event(fut_loop_t *loop, int fd, uint32_t events) {
+  if (FUT__UNLIKELY(fd < 0 || fd >= loop->io_cap))
+    return;
+  struct fut__io *io = &loop->io[fd];
+  fut_handle_t *r = (events & FUT__EV_READ) ? io->reader : NULL;
+  fut_handle_t *w = (events & FUT__EV_WRITE) ? io->writer : NULL;
+  if (r && fut__ring_push(&loop->ready, fut__handle_run, r) == 0)
+    r->refs++;
+  if (w && fut__ring_push(&loop->ready, fut__handle_run, w) == 0)
+    w->refs++;
+}
 
 /* epoll.c: the only file that includes <sys/epoll.h>. */
 int fut__epoll_create(fut_loop_t *loop);
@@ -404,8 +424,6 @@ void fut__epoll_destroy(fut_loop_t *loop);
 int fut__epoll_ctl(fut_loop_t *loop, int fd, uint32_t old_events,
                    uint32_t new_events);
 int fut__epoll_poll(fut_loop_t *loop, uint64_t timeout_ns);
-#define FUT__EV_READ 1u
-#define FUT__EV_WRITE 2u
 
 /* wakeup.c */
 int fut__tsq_init(fut_loop_t *loop);

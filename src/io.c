@@ -115,23 +115,6 @@ int fut_loop_remove_writer(fut_loop_t *loop, int fd) {
   return remove_watcher(loop, fd, FUT__EV_WRITE);
 }
 
-static void queue(fut_loop_t *loop, fut_handle_t *h) {
-  /* Level-triggered: if the queue cannot grow, the next poll reports the
-   * fd again, so nothing is lost. */
-  if (fut__ring_push(&loop->ready, fut__handle_run, h) == 0)
-    h->refs++;
-}
-
-void fut__io_event(fut_loop_t *loop, int fd, uint32_t events) {
-  if (fd < 0 || fd >= loop->io_cap)
-    return;
-  struct fut__io *io = &loop->io[fd];
-  if ((events & FUT__EV_READ) && io->reader)
-    queue(loop, io->reader);
-  if ((events & FUT__EV_WRITE) && io->writer)
-    queue(loop, io->writer);
-}
-
 int fut__io_reregister(fut_loop_t *loop) {
   for (int fd = 0; fd < loop->io_cap; fd++) {
     struct fut__io *io = &loop->io[fd];

@@ -1,0 +1,238 @@
+/* I/O paths against raw epoll in the same program:
+ *   S5  P pipes watched, A of them made readable per round; each reader
+ *       callback drains its byte (ns per round and per event)
+ *   S6  TCP ping-pong of 64 bytes over one loopback connection, both ends
+ *       in the same loop (µs per round trip)
+ * Usage: bench_io [scale] */
+#include <future.h>
+
+#include "bench_common.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+static int npipes, nactive;
+static int (*pipes)[2];
+static long events;
+
+/* ---- S5 ---------------------------------------------------------------------- */
+
+static void make_pipes(int n) {
+  pipes = malloc(sizeof *pipes * (size_t)n);
+  BENCH_CHECK(pipes);
+  for (int i = 0; i < n; i++)
+    BENCH_CHECK(pipe2(pipes[i], O_NONBLOCK | O_CLOEXEC) == 0);
+}
+
+static void close_pipes(int n) {
+  for (int i = 0; i < n; i++) {
+    close(pipes[i][0]);
+    close(pipes[i][1]);
+  }
+  free(pipes);
+}
+
+/* The active pipes of a round are spread over the whole set. */
+static inline int active_pipe(int k) {
+  return (int)(((long)k * npipes) / nactive);
+}
+
+static void fire(int round) {
+  (void)round;
+  for (int k = 0; k < nactive; k++)
+    BENCH_CHECK(write(pipes[active_pipe(k)][1], "x", 1) == 1);
+}
+
+static void on_readable(void *arg) {
+  char c;
+  int fd = (int)(intptr_t)arg;
+  if (read(fd, &c, 1) == 1)
+    events++;
+}
+
+static uint64_t s5_loop(long rounds) {
+  fut_loop_t *loop;
+  BENCH_CHECK(fut_loop_new(&loop) == 0);
+  for (int i = 0; i < npipes; i++)
+    BENCH_CHECK(fut_loop_add_reader(loop, pipes[i][0], on_readable,
+                                    (void *)(intptr_t)pipes[i][0]) == 0);
+  events = 0;
+  uint64_t t0 = bench_now();
+  for (long r = 0; r < rounds; r++) {
+    fire((int)r);
+    long want = events + nactive;
+    while (events < want)
+      BENCH_CHECK(fut_loop_run_once(loop, UINT64_MAX) == 0);
+  }
+  uint64_t t = bench_now() - t0;
+  BENCH_CHECK(events == rounds * nactive);
+  fut_loop_free(loop);
+  return t;
+}
+
+static uint64_t s5_raw(long rounds) {
+  int ep = epoll_create1(EPOLL_CLOEXEC);
+  BENCH_CHECK(ep >= 0);
+  for (int i = 0; i < npipes; i++) {
+    struct epoll_event ev = {.events = EPOLLIN, .data.fd = pipes[i][0]};
+    BENCH_CHECK(epoll_ctl(ep, EPOLL_CTL_ADD, pipes[i][0], &ev) == 0);
+  }
+  struct epoll_event evs[1024];
+  events = 0;
+  uint64_t t0 = bench_now();
+  for (long r = 0; r < rounds; r++) {
+    fire((int)r);
+    long want = events + nactive;
+    while (events < want) {
+      int n = epoll_wait(ep, evs, 1024, -1);
+      for (int i = 0; i < n; i++)
+        on_readable((void *)(intptr_t)evs[i].data.fd);
+    }
+  }
+  uint64_t t = bench_now() - t0;
+  BENCH_CHECK(events == rounds * nactive);
+  close(ep);
+  return t;
+}
+
+/* ---- S6 ---------------------------------------------------------------------- */
+
+static int cfd, sfd; /* client and server ends */
+static long trips, target_trips;
+static char msg[64];
+static fut_loop_t *ploop;
+
+static void tcp_pair(void) {
+  int l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  struct sockaddr_in a = {.sin_family = AF_INET,
+                          .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  socklen_t len = sizeof a;
+  BENCH_CHECK(l >= 0 && bind(l, (void *)&a, sizeof a) == 0 && listen(l, 1) == 0);
+  BENCH_CHECK(getsockname(l, (void *)&a, &len) == 0);
+  cfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  BENCH_CHECK(connect(cfd, (void *)&a, sizeof a) == 0);
+  sfd = accept4(l, NULL, NULL, SOCK_CLOEXEC);
+  BENCH_CHECK(sfd >= 0);
+  close(l);
+  int one = 1;
+  setsockopt(cfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  setsockopt(sfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  fcntl(cfd, F_SETFL, O_NONBLOCK);
+  fcntl(sfd, F_SETFL, O_NONBLOCK);
+}
+
+/* Reads a whole 64-byte message (they never split on loopback at this
+ * size, but be exact). */
+static bool read_msg(int fd) {
+  static size_t got[2];
+  size_t *g = &got[fd == sfd];
+  ssize_t n = read(fd, msg + *g, sizeof msg - *g);
+  if (n <= 0)
+    return false;
+  *g += (size_t)n;
+  if (*g < sizeof msg)
+    return false;
+  *g = 0;
+  return true;
+}
+
+static void on_server(void *arg) {
+  (void)arg;
+  if (read_msg(sfd))
+    BENCH_CHECK(write(sfd, msg, sizeof msg) == (ssize_t)sizeof msg);
+}
+
+static void on_client(void *arg) {
+  (void)arg;
+  if (!read_msg(cfd))
+    return;
+  if (++trips == target_trips)
+    fut_loop_stop(ploop);
+  else
+    BENCH_CHECK(write(cfd, msg, sizeof msg) == (ssize_t)sizeof msg);
+}
+
+static uint64_t s6_loop(long n) {
+  BENCH_CHECK(fut_loop_new(&ploop) == 0);
+  BENCH_CHECK(fut_loop_add_reader(ploop, sfd, on_server, NULL) == 0);
+  BENCH_CHECK(fut_loop_add_reader(ploop, cfd, on_client, NULL) == 0);
+  trips = 0;
+  target_trips = n;
+  uint64_t t0 = bench_now();
+  BENCH_CHECK(write(cfd, msg, sizeof msg) == (ssize_t)sizeof msg);
+  BENCH_CHECK(fut_loop_run_forever(ploop) == 0);
+  uint64_t t = bench_now() - t0;
+  fut_loop_free(ploop);
+  return t;
+}
+
+static uint64_t s6_raw(long n) {
+  int ep = epoll_create1(EPOLL_CLOEXEC);
+  struct epoll_event ev = {.events = EPOLLIN, .data.fd = sfd};
+  BENCH_CHECK(epoll_ctl(ep, EPOLL_CTL_ADD, sfd, &ev) == 0);
+  ev.data.fd = cfd;
+  BENCH_CHECK(epoll_ctl(ep, EPOLL_CTL_ADD, cfd, &ev) == 0);
+  trips = 0;
+  target_trips = n;
+  struct epoll_event evs[8];
+  uint64_t t0 = bench_now();
+  BENCH_CHECK(write(cfd, msg, sizeof msg) == (ssize_t)sizeof msg);
+  while (trips < n) {
+    int k = epoll_wait(ep, evs, 8, -1);
+    for (int i = 0; i < k && trips < n; i++) {
+      if (evs[i].data.fd == sfd) {
+        on_server(NULL);
+      } else if (read_msg(cfd) && ++trips < n) {
+        BENCH_CHECK(write(cfd, msg, sizeof msg) == (ssize_t)sizeof msg);
+      }
+    }
+  }
+  uint64_t t = bench_now() - t0;
+  close(ep);
+  return t;
+}
+
+int main(int argc, char **argv) {
+  double scale = argc > 1 ? atof(argv[1]) : 1.0;
+  /* 10,000 pipes need 20,000 fds: raise the soft limit to the hard one. */
+  struct rlimit rl;
+  getrlimit(RLIMIT_NOFILE, &rl);
+  rl.rlim_cur = rl.rlim_max;
+  setrlimit(RLIMIT_NOFILE, &rl);
+  /* 10,000 pipes when the limit allows, else as many as it does. */
+  int big = rl.rlim_cur >= 20100 ? 10000 : (int)(rl.rlim_cur - 100) / 2;
+  printf("libfuture %s, medians of %d runs (libfuture / raw epoll, "
+         "alternating)\n", fut_version_string(), BENCH_RUNS);
+  static const int ps[] = {100, 10000}, as[] = {1, 100};
+  for (int pi = 0; pi < 2; pi++) {
+    for (int ai = 0; ai < 2; ai++) {
+      npipes = ps[pi] > 100 ? big : ps[pi];
+      nactive = as[ai];
+      make_pipes(npipes);
+      long rounds = (long)((nactive == 1 ? 200000 : 20000) * scale);
+      if (rounds < 100)
+        rounds = 100;
+      char name[64];
+      snprintf(name, sizeof name, "S5 pipes P=%d A=%d (per round)", npipes,
+               nactive);
+      bench_pair(name, s5_loop, "raw epoll", s5_raw, rounds);
+      close_pipes(npipes);
+    }
+  }
+  tcp_pair();
+  long n = (long)(100000 * scale);
+  if (n < 100)
+    n = 100;
+  bench_pair("S6 TCP ping-pong 64 B (per round trip)", s6_loop, "raw epoll",
+             s6_raw, n);
+  close(cfd);
+  close(sfd);
+  return 0;
+}
