@@ -9,7 +9,7 @@ add_executable(test_procpool_modules
 target_include_directories(test_procpool_modules PRIVATE
   ${PROJECT_SOURCE_DIR}/src ${CMAKE_CURRENT_SOURCE_DIR})
 target_link_libraries(test_procpool_modules PRIVATE future_static pp_needed
-  PkgConfig::CMOCKA ${CMAKE_DL_LIBS})
+  fut_cmocka ${CMAKE_DL_LIBS})
 target_compile_definitions(test_procpool_modules PRIVATE
   PP_PLUGIN_PATH="$<TARGET_FILE:pp_plugin>")
 add_dependencies(test_procpool_modules pp_plugin)
