@@ -211,12 +211,19 @@ int fut_gather(fut_loop_t *loop, fut_t *const *fs, size_t n, unsigned flags,
   g->flags = flags;
   for (size_t i = 0; i < n; i++) {
     if ((err = fut_add_done_callback(fs[i], gather_child_done, g))) {
-      /* Unwind: nothing of this call may run later. */
-      for (size_t j = 0; j < i; j++)
-        fut_remove_done_callback(fs[j], gather_child_done, g);
+      /* Unwind: nothing of this call may run later.  Each removed
+       * registration held a reference to g (a child listed twice has
+       * two).  Those on done children are already queued and cannot be
+       * taken back: with n 0 and outcomes kept, they only count. */
+      for (size_t j = 0; j < i; j++) {
+        int k = fut_remove_done_callback(fs[j], gather_child_done, g);
+        while (k-- > 0)
+          fut_unref(&g->x.fut);
+      }
       for (size_t j = 0; j < g->n; j++)
         fut_unref(g->kids[j]);
       g->n = 0;
+      g->flags = FUT_GATHER_RETURN_EXCEPTIONS;
       fut_unref(&g->x.fut);
       return err;
     }
@@ -362,9 +369,13 @@ int fut_wait(fut_loop_t *loop, fut_t *const *fs, size_t n, fut_wait_when_t when,
     w->kids[w->n++] = fut_ref(fs[i]);
   for (size_t i = 0; i < n; i++) {
     if ((err = fut_add_done_callback(fs[i], wait_child_done, w))) {
-      for (size_t j = 0; j < i; j++)
-        if (fut_remove_done_callback(fs[j], wait_child_done, w) > 0)
+      for (size_t j = 0; j < i; j++) {
+        /* One reference per removed registration (a child listed twice
+         * has two). */
+        int k = fut_remove_done_callback(fs[j], wait_child_done, w);
+        while (k-- > 0)
           fut_unref(&w->x.fut);
+      }
       fut_unref(&w->x.fut);
       return err;
     }
@@ -690,9 +701,13 @@ int fut_as_completed(fut_loop_t *loop, fut_t *const *fs, size_t n,
   }
   for (size_t i = 0; i < n; i++) {
     if ((err = fut_add_done_callback(fs[i], ac_child_done, a))) {
-      for (size_t j = 0; j < i; j++)
-        if (fut_remove_done_callback(fs[j], ac_child_done, a) > 0)
+      for (size_t j = 0; j < i; j++) {
+        /* One reference per removed registration (a child listed twice
+         * has two). */
+        int k = fut_remove_done_callback(fs[j], ac_child_done, a);
+        while (k-- > 0)
           fut_unref(&a->x.fut);
+      }
       ac_stop_timer(a);
       fut_unref(&a->x.fut);
       return err;
