@@ -110,6 +110,11 @@ void fut__comb_close_all(struct fut__comb **head) {
       while (k-- > 0)
         fut_unref(self); /* never the last: we hold one */
     }
+    /* Registrations made on a child whose dispatch was already queued sit
+     * in the ready queue on their own, holding a reference too. */
+    int k = fut__drop_late_callbacks(self->loop, c->kid_cb, c->cb_arg);
+    while (k-- > 0)
+      fut_unref(self);
     fut_unref(self);
   }
 }

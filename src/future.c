@@ -36,6 +36,24 @@ static void release_late(void *p) {
   fut_unref(f);
 }
 
+static void late_dropped(void *p) { (void)p; }
+
+int fut__drop_late_callbacks(fut_loop_t *loop, fut_done_cb cb, void *arg) {
+  struct fut__ring *r = &loop->ready;
+  int n = 0;
+  for (uint32_t i = r->head; i != r->tail; i++) {
+    struct fut__ready_ent *e = &r->ents[i & r->mask];
+    struct late_cb *l = e->arg;
+    if (e->fn != run_late || l->cb != cb || l->arg != arg)
+      continue;
+    e->fn = late_dropped;
+    e->arg = NULL;
+    release_late(l);
+    n++;
+  }
+  return n;
+}
+
 void fut__future_global_init(void) {
   fut__register_release(dispatch, release_future);
   fut__register_release(run_late, release_late);

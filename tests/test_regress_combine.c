@@ -163,6 +163,33 @@ static void test_gather_registration_failure_done_child_is_silent(void **state) 
   end_loop(loop);
 }
 
+/* Bug: a combinator registering on a child that is done with its callback
+ * dispatch already queued gets a ready-queue entry of its own; closing the
+ * loop before it ran dropped the entry but not the reference it held on
+ * the combinator, which leaked with its children. */
+static void test_combine_loop_close_releases_late_registrations(void **state) {
+  (void)state;
+  fut_loop_t *loop = new_loop();
+  fut_t *a = newf(loop);
+  assert_int_equal(fut_add_done_callback(a, noop_cb, NULL), 0);
+  assert_int_equal(fut_set_result(a, NULL, NULL), 0);
+  fut_t *c[6];
+  assert_int_equal(fut_gather(loop, &a, 1, 0, &c[0]), 0);
+  assert_int_equal(fut_wait(loop, &a, 1, FUT_ALL_COMPLETED, FUT_SEC(5),
+                            &c[1]), 0);
+  assert_int_equal(fut_wait_for(a, FUT_SEC(5), &c[2]), 0);
+  assert_int_equal(fut_as_completed(loop, &a, 1, FUT_SEC(5), &c[3]), 0);
+  assert_int_equal(fut_then(a, NULL, NULL, &c[4]), 0);
+  assert_int_equal(fut_gather(loop, &a, 1, 0, &c[5]), 0);
+  for (int i = 0; i < 5; i++)
+    fut_unref(c[i]);
+  fut_unref(a);
+  assert_int_equal(fut_loop_close(loop), 0);
+  assert_false(fut_done(c[5]));
+  fut_unref(c[5]);
+  end_loop(loop);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_gather_registration_failure_leaks_nothing),
@@ -171,6 +198,7 @@ int main(void) {
       cmocka_unit_test(
           test_as_completed_registration_failure_duplicate_child),
       cmocka_unit_test(test_gather_registration_failure_done_child_is_silent),
+      cmocka_unit_test(test_combine_loop_close_releases_late_registrations),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
