@@ -100,7 +100,7 @@ typedef struct fut_procpool_opts {
   const void *initarg;          /* copied; at most 64 KiB */
   size_t initarg_len;
   size_t max_frame; /* cap on argument and result bytes;
-                       0: 1 GiB */
+                       0: 1 GiB; SIZE_MAX: no cap */
 } fut_procpool_opts_t;
 
 /* Fills opts with the defaults (all zero: see the fields). */
