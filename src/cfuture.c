@@ -538,10 +538,15 @@ int fut_cfuture_exception(fut_cfuture_t *cf, uint64_t timeout_ns,
                           const char **msg) {
   if (msg)
     *msg = NULL;
-  int err = outcome(cf, timeout_ns, "fut_cfuture_exception");
-  if (err && err != -ETIMEDOUT && msg && fut_cfuture_done(cf))
+  if (!cf)
+    return fut__error(-EINVAL, "fut_cfuture_exception: NULL cfuture");
+  /* Waiting apart: a job's own exception may be -ETIMEDOUT too. */
+  int err = fut_cfuture_wait(cf, timeout_ns);
+  if (err)
+    return fut__error(err, "fut_cfuture_exception: timed out");
+  if (cf->err && msg)
     *msg = cf->msg;
-  return err;
+  return cf->err;
 }
 
 /* ---- callbacks ----------------------------------------------------------- */

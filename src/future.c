@@ -418,8 +418,9 @@ int fut_result_i64(fut_t *f, int64_t *out) {
 
 int fut_exception(fut_t *f, const char **msg) {
   int err = outcome(f, "fut_exception");
+  /* By state, not code: an exception may carry FUT_E_INVALID_STATE too. */
   if (msg)
-    *msg = (err && err != FUT_E_INVALID_STATE && f->rkind == FUT__R_MSG)
+    *msg = (err && f && f->state != FUT_PENDING && f->rkind == FUT__R_MSG)
                ? f->r.msg
                : NULL;
   return err;

@@ -1,0 +1,73 @@
+/* Regression tests from the adversarial review: futures and cfutures. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "internal.h"
+
+static fut_loop_t *new_loop(void) {
+  fut_loop_t *loop;
+  assert_int_equal(fut_loop_new(&loop), 0);
+  return loop;
+}
+
+static void end_loop(fut_loop_t *loop) {
+  fut_loop_stats_t st;
+  fut_loop_stats(loop, &st);
+  assert_int_equal(st.live_futures, 0);
+  assert_int_equal(st.live_handles, 0);
+  assert_int_equal(fut_loop_free(loop), 0);
+}
+
+/* Bug: fut_exception told "pending" from "failed" by the code alone, so an
+ * exception whose own code is FUT_E_INVALID_STATE lost its message (and
+ * so did a gather or wait_for copying it). */
+static void test_future_exception_invalid_state_code_keeps_message(
+    void **state) {
+  (void)state;
+  fut_loop_t *loop = new_loop();
+  fut_t *f;
+  assert_int_equal(fut_new(loop, &f), 0);
+  const char *msg = "x";
+  assert_int_equal(fut_exception(f, &msg), FUT_E_INVALID_STATE);
+  assert_null(msg);
+  assert_int_equal(fut_set_exception(f, FUT_E_INVALID_STATE, "bad %s", "io"),
+                   0);
+  assert_int_equal(fut_exception(f, &msg), FUT_E_INVALID_STATE);
+  assert_non_null(msg);
+  assert_string_equal(msg, "bad io");
+  fut_unref(f);
+  end_loop(loop);
+}
+
+/* Bug: fut_cfuture_exception told "timed out waiting" from "failed" by the
+ * code alone, so a job that failed with -ETIMEDOUT (a connect timeout, say)
+ * lost its message. */
+static void test_cfuture_exception_etimedout_code_keeps_message(
+    void **state) {
+  (void)state;
+  fut_cfuture_t *cf;
+  assert_int_equal(fut_cfuture_new(&cf), 0);
+  const char *msg = "x";
+  assert_int_equal(fut_cfuture_exception(cf, 0, &msg), -ETIMEDOUT);
+  assert_null(msg);
+  assert_int_equal(
+      fut_cfuture_set_exception(cf, -ETIMEDOUT, "connect to %s", "db"), 0);
+  assert_int_equal(fut_cfuture_exception(cf, 0, &msg), -ETIMEDOUT);
+  assert_non_null(msg);
+  assert_string_equal(msg, "connect to db");
+  fut_cfuture_unref(cf);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(
+          test_future_exception_invalid_state_code_keeps_message),
+      cmocka_unit_test(test_cfuture_exception_etimedout_code_keeps_message),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
