@@ -657,6 +657,13 @@ static const struct fut__ops as_completed_ops = {
 
 static void ac_child_done(fut_t *kid, void *arg) {
   struct as_completed *a = arg;
+  if (a->timed_out) {
+    /* asyncio stops listening at the timeout: the next futures still to
+     * come fail with -ETIMEDOUT, whatever finishes later. */
+    (void)kid;
+    fut_unref(&a->x.fut);
+    return;
+  }
   a->ready[a->nready++] = fut_ref(kid);
   ac_serve(a);
   if (a->nready == a->n && a->x.fut.state == FUT_PENDING) {

@@ -190,6 +190,51 @@ static void test_combine_loop_close_releases_late_registrations(void **state) {
   end_loop(loop);
 }
 
+static void run_until_done(fut_loop_t *loop, fut_t *f) {
+  for (int i = 0; i < 100000 && !fut_done(f); i++)
+    assert_int_equal(fut_loop_run_once(loop, UINT64_MAX), 0);
+  assert_true(fut_done(f));
+}
+
+/* Bug: a child finishing after as_completed's timeout was still handed to
+ * the next futures asked for later, as a success; asyncio stops listening
+ * at the timeout, and every next after the children done before it fails
+ * with TimeoutError. */
+static void test_as_completed_child_done_after_timeout_is_not_served(
+    void **state) {
+  (void)state;
+  fut_loop_t *loop = new_loop();
+  fut_t *fs[3] = {newf(loop), newf(loop), newf(loop)};
+  fut_t *ac;
+  assert_int_equal(fut_as_completed(loop, fs, 3, FUT_MS(2), &ac), 0);
+  assert_int_equal(fut_set_result(fs[0], NULL, NULL), 0);
+  run_until_done(loop, ac);
+  assert_int_equal(fut_exception(ac, NULL), -ETIMEDOUT);
+  /* After the timeout: fs[1] finishes before anyone asks for a next. */
+  assert_int_equal(fut_set_result(fs[1], NULL, NULL), 0);
+  drain(loop);
+  fut_t *nx[3];
+  for (int i = 0; i < 3; i++) {
+    assert_int_equal(fut_as_completed_next(ac, &nx[i]), 0);
+    drain(loop);
+    assert_true(fut_done(nx[i]));
+  }
+  void *got = NULL;
+  assert_int_equal(fut_result(nx[0], &got), 0);
+  assert_ptr_equal(got, fs[0]);
+  assert_int_equal(fut_result(nx[1], NULL), -ETIMEDOUT);
+  assert_int_equal(fut_result(nx[2], NULL), -ETIMEDOUT);
+  for (int i = 0; i < 3; i++)
+    fut_unref(nx[i]);
+  fut_cancel(fs[2], NULL);
+  drain(loop);
+  fut_unref(ac);
+  for (int i = 0; i < 3; i++)
+    fut_unref(fs[i]);
+  drain(loop);
+  end_loop(loop);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_gather_registration_failure_leaks_nothing),
@@ -199,6 +244,8 @@ int main(void) {
           test_as_completed_registration_failure_duplicate_child),
       cmocka_unit_test(test_gather_registration_failure_done_child_is_silent),
       cmocka_unit_test(test_combine_loop_close_releases_late_registrations),
+      cmocka_unit_test(
+          test_as_completed_child_done_after_timeout_is_not_served),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
