@@ -6,6 +6,8 @@
 #include <cmocka.h>
 
 #include "internal.h"
+
+#include <stdatomic.h>
 #include "procpool_jobs.h"
 
 struct waiter {
@@ -80,9 +82,77 @@ static void test_procpool_max_frame_huge_runs_jobs(void **state) {
   fut_procpool_free(p);
 }
 
+/* Never returns: a worker stuck in its initializer. */
+static int init_stuck(const void *arg, size_t len) {
+  (void)arg;
+  (void)len;
+  for (;;)
+    pause();
+  return 0;
+}
+
+static bool refuse_start(void *ud) {
+  (void)ud;
+  return false;
+}
+
+struct shut {
+  fut_procpool_t *p;
+  int rc;
+  atomic_bool done;
+};
+
+static void *shutdown_thread(void *arg) {
+  struct shut *sh = arg;
+  sh->rc = fut_procpool_shutdown(sh->p, true, false, FUT_MS(100));
+  atomic_store(&sh->done, true);
+  return NULL;
+}
+
+/* Bug: a shutdown with a timeout hung forever when a worker without a job
+ * was stuck in its initializer: the pool counted as idle, so the manager
+ * waited for the worker to exit at EOF, polling neither its doorbell nor
+ * the abandon flag the timeout sets. */
+static void test_procpool_shutdown_timeout_worker_stuck_in_initializer(
+    void **state) {
+  (void)state;
+  fut_procpool_opts_t o;
+  fut_procpool_opts_init(&o);
+  o.max_workers = 1;
+  o.initializer = init_stuck;
+  fut_procpool_t *p = NULL;
+  assert_int_equal(fut_procpool_new(&o, &p), 0);
+  /* Dispatch spawns a worker, then the start callback refuses the job:
+   * the worker is left without a job, in its initializer. */
+  struct waiter w;
+  waiter_init(&w);
+  int64_t n = 3;
+  assert_int_equal(fut_procpool_submit(p, job_square, &n, sizeof n,
+                                       refuse_start, waiter_done, &w),
+                   0);
+  assert_int_equal(waiter_wait(&w), -ECANCELED);
+  waiter_destroy(&w);
+  for (int i = 0; i < 5000 && fut_procpool_nworkers(p) == 0; i++)
+    usleep(1000);
+  assert_int_equal(fut_procpool_nworkers(p), 1);
+  struct shut sh = {.p = p};
+  atomic_init(&sh.done, false);
+  pthread_t th;
+  assert_int_equal(pthread_create(&th, NULL, shutdown_thread, &sh), 0);
+  /* 100 ms asked; allow 10 s on a loaded machine. */
+  for (int i = 0; i < 10000 && !atomic_load(&sh.done); i++)
+    usleep(1000);
+  assert_true(atomic_load(&sh.done));
+  pthread_join(th, NULL);
+  assert_int_equal(sh.rc, -ETIMEDOUT);
+  fut_procpool_free(p);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_procpool_max_frame_huge_runs_jobs),
+      cmocka_unit_test(
+          test_procpool_shutdown_timeout_worker_stuck_in_initializer),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
