@@ -148,9 +148,41 @@ static void test_procpool_shutdown_timeout_worker_stuck_in_initializer(
   fut_procpool_free(p);
 }
 
+/* Checked: an empty argument and an empty result cross both ways, and an
+ * argument exactly at max_frame is accepted (one byte more is not). */
+static void test_procpool_empty_and_at_cap_frames(void **state) {
+  (void)state;
+  fut_procpool_opts_t o;
+  fut_procpool_opts_init(&o);
+  o.max_workers = 1;
+  o.max_frame = 4096;
+  fut_procpool_t *p = NULL;
+  assert_int_equal(fut_procpool_new(&o, &p), 0);
+  struct waiter w;
+  waiter_init(&w);
+  assert_int_equal(
+      fut_procpool_submit(p, job_xor, NULL, 0, NULL, waiter_done, &w), 0);
+  assert_int_equal(waiter_wait(&w), 0);
+  assert_int_equal(w.len, 0);
+  waiter_destroy(&w);
+  static unsigned char arg[4097];
+  waiter_init(&w);
+  assert_int_equal(
+      fut_procpool_submit(p, job_xor, arg, 4097, NULL, waiter_done, &w),
+      FUT_E_TOO_BIG);
+  assert_int_equal(
+      fut_procpool_submit(p, job_xor, arg, 4096, NULL, waiter_done, &w), 0);
+  assert_int_equal(waiter_wait(&w), 0);
+  assert_int_equal(w.len, 4096);
+  assert_int_equal(((unsigned char *)w.data)[4095], 0x5a);
+  waiter_destroy(&w);
+  fut_procpool_free(p);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_procpool_max_frame_huge_runs_jobs),
+      cmocka_unit_test(test_procpool_empty_and_at_cap_frames),
       cmocka_unit_test(
           test_procpool_shutdown_timeout_worker_stuck_in_initializer),
   };
