@@ -36,6 +36,10 @@ static void *new_ext(fut_loop_t *loop, size_t size, const struct fut__ops *ops,
     *err = fut__error(-EINVAL, "%s: NULL loop", what);
     return NULL;
   }
+  /* Before the list: on a closed loop it would create task state that
+   * nothing frees any more. */
+  if ((*err = fut__check_usable(loop)))
+    return NULL;
   struct fut__ext *x = fut__task_combs(loop) ? fut__calloc(1, size) : NULL;
   if (!x) {
     *err = fut__error(-ENOMEM, "%s: out of memory", what);
