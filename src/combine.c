@@ -194,8 +194,11 @@ static void gather_child_done(fut_t *kid, void *arg) {
      * other children go on. */
     fail_like(outer, kid);
   } else if (g->ndone == g->n) {
+    /* asyncio raises the last child's (argument order) cancellation. */
+    fut_t *last = g->kids[g->n - 1];
     if (g->cancel_requested)
-      fut__cancel_base(outer, NULL);
+      fut__cancel_base(outer,
+                       last->state == FUT_CANCELLED ? msg_of(last) : NULL);
     else
       fut_set_result(outer, NULL, NULL);
   }

@@ -258,6 +258,30 @@ static void test_combine_on_closed_loop_allocates_nothing(void **state) {
   end_loop(loop);
 }
 
+/* Bug: a cancelled gather with FUT_GATHER_RETURN_EXCEPTIONS ended
+ * cancelled without the cancel message; asyncio raises the last child's
+ * cancellation (CancelledError('bye')) there, as without the flag. */
+static void test_gather_return_exceptions_cancel_keeps_message(void **state) {
+  (void)state;
+  fut_loop_t *loop = new_loop();
+  fut_t *fs[2] = {newf(loop), newf(loop)}, *g;
+  assert_int_equal(
+      fut_gather(loop, fs, 2, FUT_GATHER_RETURN_EXCEPTIONS, &g), 0);
+  assert_true(fut_cancel(g, "bye"));
+  for (int i = 0; i < 10 && !fut_done(g); i++)
+    assert_int_equal(fut_loop_run_once(loop, 0), 0);
+  assert_true(fut_cancelled(g));
+  const char *msg = NULL;
+  assert_int_equal(fut_exception(g, &msg), -ECANCELED);
+  assert_non_null(msg);
+  assert_string_equal(msg, "bye");
+  fut_unref(g);
+  fut_unref(fs[0]);
+  fut_unref(fs[1]);
+  drain(loop);
+  end_loop(loop);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_gather_registration_failure_leaks_nothing),
@@ -270,6 +294,7 @@ int main(void) {
       cmocka_unit_test(
           test_as_completed_child_done_after_timeout_is_not_served),
       cmocka_unit_test(test_combine_on_closed_loop_allocates_nothing),
+      cmocka_unit_test(test_gather_return_exceptions_cancel_keeps_message),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
