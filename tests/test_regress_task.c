@@ -123,12 +123,81 @@ static void test_task_cancel_through_shield_leaves_inner(void **s) {
   end_loop(loop);
 }
 
+/* ---- await cycles ------------------------------------------------------- */
+
+static fut_t *cyc[2];
+
+static int await_other(void *arg) {
+  return fut_await(cyc[(intptr_t)arg], NULL);
+}
+
+/* Bug: cancelling a task of an await cycle (T1 awaits T2 awaits T1)
+ * recursed without end, each task cancelling its waiter, and overflowed
+ * the stack (a crash; asyncio raises RecursionError).  The cycle cannot
+ * finish, but the cancel must return and loop close must clean up. */
+static void test_task_cancel_await_cycle_does_not_recurse(void **s) {
+  (void)s;
+  fut_loop_t *loop = new_loop();
+  cyc[0] = spawn(loop, await_other, (void *)1);
+  cyc[1] = spawn(loop, await_other, (void *)0);
+  drain(loop);
+  assert_true(fut_cancel(cyc[0], NULL));
+  assert_true(fut_cancel(cyc[1], NULL));
+  drain(loop);
+  assert_false(fut_done(cyc[0]));
+  assert_int_equal(fut_loop_close(loop), 0);
+  assert_true(fut_cancelled(cyc[0]));
+  assert_true(fut_cancelled(cyc[1]));
+  fut_unref(cyc[0]);
+  fut_unref(cyc[1]);
+  end_loop(loop);
+}
+
+static int await_gather_of_self(void *arg) {
+  (void)arg;
+  fut_t *me = fut_current_task(NULL), *g;
+  assert_int_equal(fut_gather(fut_get_loop(me), &me, 1, 0, &g), 0);
+  int rc = fut_await(g, NULL);
+  fut_unref(g);
+  return rc;
+}
+
+static int await_wait_for_of_self(void *arg) {
+  (void)arg;
+  fut_t *me = fut_current_task(NULL), *w;
+  assert_int_equal(fut_wait_for(me, UINT64_MAX, &w), 0);
+  int rc = fut_await(w, NULL);
+  fut_unref(w);
+  return rc;
+}
+
+/* The same cycle through a combinator: a task awaiting a gather or a
+ * wait_for of itself. */
+static void test_task_cancel_awaiting_combinator_of_itself(void **s) {
+  (void)s;
+  fut_task_fn fns[2] = {await_gather_of_self, await_wait_for_of_self};
+  for (int i = 0; i < 2; i++) {
+    fut_loop_t *loop = new_loop();
+    fut_t *t = spawn(loop, fns[i], NULL);
+    drain(loop);
+    assert_true(fut_cancel(t, NULL));
+    drain(loop);
+    assert_int_equal(fut_loop_close(loop), 0);
+    assert_true(fut_done(t));
+    (void)fut_exception(t, NULL);
+    fut_unref(t);
+    end_loop(loop);
+  }
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_task_wait_for_inner_refusing_cancel_result_wins),
       cmocka_unit_test(
           test_task_gather_cancel_with_refusing_child_is_cancelled),
       cmocka_unit_test(test_task_cancel_through_shield_leaves_inner),
+      cmocka_unit_test(test_task_cancel_await_cycle_does_not_recurse),
+      cmocka_unit_test(test_task_cancel_awaiting_combinator_of_itself),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
