@@ -266,6 +266,8 @@ void fut_cfuture_unref(fut_cfuture_t *cf) {
 }
 
 fut_cf_state_t fut_cfuture_state(const fut_cfuture_t *cf) {
+  if (!cf)
+    return FUT_CF_PENDING;
   return (fut_cf_state_t)atomic_load_explicit(&cf->state,
                                               memory_order_acquire);
 }

@@ -155,10 +155,13 @@ void fut_unref(fut_t *f) {
     fut__loop_maybe_release(loop);
 }
 
-fut_state_t fut_state(const fut_t *f) { return (fut_state_t)f->state; }
-bool fut_done(const fut_t *f) { return f->state != FUT_PENDING; }
-bool fut_cancelled(const fut_t *f) { return f->state == FUT_CANCELLED; }
-fut_loop_t *fut_get_loop(const fut_t *f) { return f->loop; }
+/* NULL (say, the out of a failed constructor) reads as pending. */
+fut_state_t fut_state(const fut_t *f) {
+  return f ? (fut_state_t)f->state : FUT_PENDING;
+}
+bool fut_done(const fut_t *f) { return f && f->state != FUT_PENDING; }
+bool fut_cancelled(const fut_t *f) { return f && f->state == FUT_CANCELLED; }
+fut_loop_t *fut_get_loop(const fut_t *f) { return f ? f->loop : NULL; }
 
 /* ---- completion ----------------------------------------------------------- */
 

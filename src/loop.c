@@ -153,7 +153,9 @@ fail_ring:
   return err;
 }
 
-bool fut_loop_is_closed(const fut_loop_t *loop) { return loop->closed; }
+bool fut_loop_is_closed(const fut_loop_t *loop) {
+  return !loop || loop->closed; /* NULL is no usable loop */
+}
 bool fut_loop_is_running(const fut_loop_t *loop) { return loop->running; }
 
 int fut_loop_close(fut_loop_t *loop) {
@@ -496,6 +498,8 @@ int fut_loop_call_later(fut_loop_t *loop, uint64_t delay_ns, fut_cb cb,
 
 void fut_loop_set_exception_handler(fut_loop_t *loop,
                                     fut_exception_handler_cb cb, void *arg) {
+  if (!loop)
+    return;
   loop->exc_cb = cb;
   loop->exc_arg = cb ? arg : NULL;
 }
@@ -503,9 +507,9 @@ void fut_loop_set_exception_handler(fut_loop_t *loop,
 void fut_loop_get_exception_handler(const fut_loop_t *loop,
                                     fut_exception_handler_cb *cb, void **arg) {
   if (cb)
-    *cb = loop->exc_cb;
+    *cb = loop ? loop->exc_cb : NULL;
   if (arg)
-    *arg = loop->exc_arg;
+    *arg = loop ? loop->exc_arg : NULL;
 }
 
 void fut_loop_default_exception_handler(fut_loop_t *loop,
@@ -553,10 +557,15 @@ void fut__report_exception(fut_loop_t *loop, const char *message, int err,
 /* ---- debug, embedding, fork, stats -------------------------------------- */
 
 void fut_loop_set_debug(fut_loop_t *loop, bool enabled) {
-  loop->debug = enabled;
+  if (loop)
+    loop->debug = enabled;
 }
-bool fut_loop_get_debug(const fut_loop_t *loop) { return loop->debug; }
+bool fut_loop_get_debug(const fut_loop_t *loop) {
+  return loop && loop->debug;
+}
 void fut_loop_set_slow_callback_duration(fut_loop_t *loop, uint64_t ns) {
+  if (!loop)
+    return;
   loop->slow_ns = ns;
 }
 
@@ -602,6 +611,12 @@ int fut_loop_fork(fut_loop_t *loop) {
 }
 
 void fut_loop_stats(const fut_loop_t *loop, fut_loop_stats_t *out) {
+  if (!out)
+    return;
+  if (!loop) {
+    memset(out, 0, sizeof *out);
+    return;
+  }
   out->live_futures = loop->live_futures;
   /* Cancelled timers only the heap still holds are dead to the user. */
   out->live_handles = loop->live_handles - loop->timers.zombies;

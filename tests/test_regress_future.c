@@ -63,11 +63,42 @@ static void test_cfuture_exception_etimedout_code_keeps_message(
   fut_cfuture_unref(cf);
 }
 
+/* Bug: the accessors that return no error code dereferenced their
+ * argument, so a NULL (the out of a failed constructor, say) crashed
+ * instead of reading as "nothing there". */
+static void test_accessors_accept_null(void **state) {
+  (void)state;
+  assert_int_equal(fut_state(NULL), FUT_PENDING);
+  assert_false(fut_done(NULL));
+  assert_false(fut_cancelled(NULL));
+  assert_null(fut_get_loop(NULL));
+  assert_int_equal(fut_cfuture_state(NULL), FUT_CF_PENDING);
+  assert_true(fut_loop_is_closed(NULL));
+  assert_false(fut_loop_get_debug(NULL));
+  fut_loop_set_debug(NULL, true);
+  fut_loop_set_slow_callback_duration(NULL, 1);
+  fut_loop_set_exception_handler(NULL, NULL, NULL);
+  fut_exception_handler_cb cb = (fut_exception_handler_cb)1;
+  void *arg = &cb;
+  fut_loop_get_exception_handler(NULL, &cb, &arg);
+  assert_null(cb);
+  assert_null(arg);
+  fut_loop_stats_t st;
+  memset(&st, 0xff, sizeof st);
+  fut_loop_stats(NULL, &st);
+  assert_int_equal(st.live_futures, 0);
+  assert_int_equal(st.ready, 0);
+  fut_loop_t *loop = new_loop();
+  fut_loop_stats(loop, NULL);
+  end_loop(loop);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(
           test_future_exception_invalid_state_code_keeps_message),
       cmocka_unit_test(test_cfuture_exception_etimedout_code_keeps_message),
+      cmocka_unit_test(test_accessors_accept_null),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -57,6 +57,7 @@ FUT_EXTERN int fut_loop_free(fut_loop_t *loop);
  * loop runs (for instance from a callback). */
 FUT_EXTERN int fut_loop_close(fut_loop_t *loop);
 
+/* True once closed (and for NULL). */
 FUT_EXTERN bool fut_loop_is_closed(const fut_loop_t *loop);
 FUT_EXTERN bool fut_loop_is_running(const fut_loop_t *loop);
 
@@ -213,7 +214,8 @@ typedef struct fut_loop_stats {
   size_t threadsafe;      /* threadsafe calls queued, not yet run */
 } fut_loop_stats_t;
 
-/* Fills *out with counters; useful to prove nothing is alive. */
+/* Fills *out with counters; useful to prove nothing is alive.  A NULL
+ * loop gives zeros; a NULL out does nothing. */
 FUT_EXTERN void fut_loop_stats(const fut_loop_t *loop, fut_loop_stats_t *out);
 
 #ifdef __cplusplus
