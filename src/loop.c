@@ -156,7 +156,9 @@ fail_ring:
 bool fut_loop_is_closed(const fut_loop_t *loop) {
   return !loop || loop->closed; /* NULL is no usable loop */
 }
-bool fut_loop_is_running(const fut_loop_t *loop) { return loop->running; }
+bool fut_loop_is_running(const fut_loop_t *loop) {
+  return loop && loop->running;
+}
 
 int fut_loop_close(fut_loop_t *loop) {
   if (!loop)
@@ -516,6 +518,8 @@ void fut_loop_default_exception_handler(fut_loop_t *loop,
                                         const fut_exception_ctx_t *ctx,
                                         void *unused) {
   (void)unused;
+  if (!ctx)
+    return;
   char buf[1024];
   int n = snprintf(buf, sizeof buf, "libfuture: loop %p: %s\n",
                    (void *)loop, ctx->message ? ctx->message : "(no message)");
@@ -541,7 +545,9 @@ void fut_loop_default_exception_handler(fut_loop_t *loop,
 
 void fut_loop_call_exception_handler(fut_loop_t *loop,
                                      const fut_exception_ctx_t *ctx) {
-  if (loop->exc_cb)
+  if (!ctx)
+    return;
+  if (loop && loop->exc_cb)
     loop->exc_cb(loop, ctx, loop->exc_arg);
   else
     fut_loop_default_exception_handler(loop, ctx, NULL);
@@ -569,9 +575,15 @@ void fut_loop_set_slow_callback_duration(fut_loop_t *loop, uint64_t ns) {
   loop->slow_ns = ns;
 }
 
-int fut_loop_backend_fd(const fut_loop_t *loop) { return loop->epfd; }
+int fut_loop_backend_fd(const fut_loop_t *loop) {
+  if (!loop)
+    return fut__error(-EINVAL, "fut_loop_backend_fd: NULL loop");
+  return loop->epfd;
+}
 
 uint64_t fut_loop_backend_timeout(const fut_loop_t *loop) {
+  if (!loop)
+    return UINT64_MAX;
   if (loop->ready.tail != loop->ready.head || loop->stopping)
     return 0;
   uint64_t when = fut__timer_next((fut_loop_t *)loop);

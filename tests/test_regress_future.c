@@ -88,8 +88,16 @@ static void test_accessors_accept_null(void **state) {
   fut_loop_stats(NULL, &st);
   assert_int_equal(st.live_futures, 0);
   assert_int_equal(st.ready, 0);
+  assert_false(fut_loop_is_running(NULL));
+  assert_int_equal(fut_loop_backend_fd(NULL), -EINVAL);
+  assert_int_equal(fut_loop_backend_timeout(NULL), UINT64_MAX);
+  assert_int_equal(fut_loop_remove_reader(NULL, 0), -EINVAL);
+  assert_int_equal(fut_loop_remove_writer(NULL, 0), -EINVAL);
+  fut_loop_call_exception_handler(NULL, NULL);
+  fut_loop_default_exception_handler(NULL, NULL, NULL);
   fut_loop_t *loop = new_loop();
   fut_loop_stats(loop, NULL);
+  fut_loop_call_exception_handler(loop, NULL);
   end_loop(loop);
 }
 
