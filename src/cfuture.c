@@ -397,7 +397,8 @@ int fut_cfuture_set_result_bytes(fut_cfuture_t *cf, const void *data,
     return fut__error(FUT_E_INVALID_STATE, "fut_cfuture_set_result_bytes: "
                       "the cfuture is already done");
   /* A spare NUL keeps text results terminated, as fut_set_result_bytes. */
-  char *copy = fut__malloc(len + 1);
+  /* len + 1 must not wrap to a tiny allocation. */
+  char *copy = len < SIZE_MAX ? fut__malloc(len + 1) : NULL;
   if (!copy)
     return fut__error(-ENOMEM, "fut_cfuture_set_result_bytes: out of memory "
                       "for %zu bytes", len);

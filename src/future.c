@@ -253,7 +253,8 @@ int fut_set_result_bytes(fut_t *f, const void *data, size_t len) {
     return fut__error(-EINVAL, "fut_set_result_bytes: NULL data with "
                       "length %zu", len);
   /* One spare byte keeps a text result NUL-terminated for convenience. */
-  char *copy = fut__malloc(len + 1);
+  /* len + 1 must not wrap to a tiny allocation. */
+  char *copy = len < SIZE_MAX ? fut__malloc(len + 1) : NULL;
   if (!copy)
     return fut__error(-ENOMEM, "fut_set_result_bytes: out of memory for %zu "
                       "bytes", len);

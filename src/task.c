@@ -702,7 +702,8 @@ int fut_task_return_bytes(const void *data, size_t len) {
                       "fut_task_return_bytes: NULL data with "
                       "length %zu",
                       len);
-  char *copy = fut__malloc(len + 1);
+  /* len + 1 must not wrap to a tiny allocation. */
+  char *copy = len < SIZE_MAX ? fut__malloc(len + 1) : NULL;
   if (!copy)
     return fut__error(-ENOMEM,
                       "fut_task_return_bytes: out of memory for "

@@ -101,12 +101,43 @@ static void test_accessors_accept_null(void **state) {
   end_loop(loop);
 }
 
+/* Bug: the byte-result setters allocated len + 1 bytes, which wraps to 0
+ * for len == SIZE_MAX: a 1-byte buffer was then written at [SIZE_MAX] and
+ * memcpy'd into (heap corruption, a crash) instead of -ENOMEM. */
+static int return_huge_bytes(void *arg) {
+  return fut_task_return_bytes(arg, SIZE_MAX) == -ENOMEM ? 0 : -EIO;
+}
+
+static void test_bytes_setters_reject_size_max(void **state) {
+  (void)state;
+  static const char data[16] = "abc";
+  fut_loop_t *loop = new_loop();
+  fut_t *f;
+  assert_int_equal(fut_new(loop, &f), 0);
+  assert_int_equal(fut_set_result_bytes(f, data, SIZE_MAX), -ENOMEM);
+  assert_false(fut_done(f));
+  fut_unref(f);
+  fut_t *t;
+  assert_int_equal(
+      fut_create_task(loop, return_huge_bytes, (void *)data, NULL, &t), 0);
+  assert_int_equal(fut_loop_run_until_complete(loop, t), 0);
+  fut_unref(t);
+  end_loop(loop);
+  fut_cfuture_t *cf;
+  assert_int_equal(fut_cfuture_new(&cf), 0);
+  assert_int_equal(fut_cfuture_set_result_bytes(cf, data, SIZE_MAX),
+                   -ENOMEM);
+  assert_false(fut_cfuture_done(cf));
+  fut_cfuture_unref(cf);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(
           test_future_exception_invalid_state_code_keeps_message),
       cmocka_unit_test(test_cfuture_exception_etimedout_code_keeps_message),
       cmocka_unit_test(test_accessors_accept_null),
+      cmocka_unit_test(test_bytes_setters_reject_size_max),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
