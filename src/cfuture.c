@@ -266,6 +266,8 @@ void fut_cfuture_unref(fut_cfuture_t *cf) {
 }
 
 fut_cf_state_t fut_cfuture_state(const fut_cfuture_t *cf) {
+  if (!cf)
+    return FUT_CF_PENDING;
   return (fut_cf_state_t)atomic_load_explicit(&cf->state,
                                               memory_order_acquire);
 }
@@ -395,7 +397,8 @@ int fut_cfuture_set_result_bytes(fut_cfuture_t *cf, const void *data,
     return fut__error(FUT_E_INVALID_STATE, "fut_cfuture_set_result_bytes: "
                       "the cfuture is already done");
   /* A spare NUL keeps text results terminated, as fut_set_result_bytes. */
-  char *copy = fut__malloc(len + 1);
+  /* len + 1 must not wrap to a tiny allocation. */
+  char *copy = len < SIZE_MAX ? fut__malloc(len + 1) : NULL;
   if (!copy)
     return fut__error(-ENOMEM, "fut_cfuture_set_result_bytes: out of memory "
                       "for %zu bytes", len);
@@ -538,10 +541,15 @@ int fut_cfuture_exception(fut_cfuture_t *cf, uint64_t timeout_ns,
                           const char **msg) {
   if (msg)
     *msg = NULL;
-  int err = outcome(cf, timeout_ns, "fut_cfuture_exception");
-  if (err && err != -ETIMEDOUT && msg && fut_cfuture_done(cf))
+  if (!cf)
+    return fut__error(-EINVAL, "fut_cfuture_exception: NULL cfuture");
+  /* Waiting apart: a job's own exception may be -ETIMEDOUT too. */
+  int err = fut_cfuture_wait(cf, timeout_ns);
+  if (err)
+    return fut__error(err, "fut_cfuture_exception: timed out");
+  if (cf->err && msg)
     *msg = cf->msg;
-  return err;
+  return cf->err;
 }
 
 /* ---- callbacks ----------------------------------------------------------- */

@@ -36,6 +36,10 @@ static void *new_ext(fut_loop_t *loop, size_t size, const struct fut__ops *ops,
     *err = fut__error(-EINVAL, "%s: NULL loop", what);
     return NULL;
   }
+  /* Before the list: on a closed loop it would create task state that
+   * nothing frees any more. */
+  if ((*err = fut__check_usable(loop)))
+    return NULL;
   struct fut__ext *x = fut__task_combs(loop) ? fut__calloc(1, size) : NULL;
   if (!x) {
     *err = fut__error(-ENOMEM, "%s: out of memory", what);
@@ -110,6 +114,11 @@ void fut__comb_close_all(struct fut__comb **head) {
       while (k-- > 0)
         fut_unref(self); /* never the last: we hold one */
     }
+    /* Registrations made on a child whose dispatch was already queued sit
+     * in the ready queue on their own, holding a reference too. */
+    int k = fut__drop_late_callbacks(self->loop, c->kid_cb, c->cb_arg);
+    while (k-- > 0)
+      fut_unref(self);
     fut_unref(self);
   }
 }
@@ -185,8 +194,11 @@ static void gather_child_done(fut_t *kid, void *arg) {
      * other children go on. */
     fail_like(outer, kid);
   } else if (g->ndone == g->n) {
+    /* asyncio raises the last child's (argument order) cancellation. */
+    fut_t *last = g->kids[g->n - 1];
     if (g->cancel_requested)
-      fut__cancel_base(outer, NULL);
+      fut__cancel_base(outer,
+                       last->state == FUT_CANCELLED ? msg_of(last) : NULL);
     else
       fut_set_result(outer, NULL, NULL);
   }
@@ -211,12 +223,19 @@ int fut_gather(fut_loop_t *loop, fut_t *const *fs, size_t n, unsigned flags,
   g->flags = flags;
   for (size_t i = 0; i < n; i++) {
     if ((err = fut_add_done_callback(fs[i], gather_child_done, g))) {
-      /* Unwind: nothing of this call may run later. */
-      for (size_t j = 0; j < i; j++)
-        fut_remove_done_callback(fs[j], gather_child_done, g);
+      /* Unwind: nothing of this call may run later.  Each removed
+       * registration held a reference to g (a child listed twice has
+       * two).  Those on done children are already queued and cannot be
+       * taken back: with n 0 and outcomes kept, they only count. */
+      for (size_t j = 0; j < i; j++) {
+        int k = fut_remove_done_callback(fs[j], gather_child_done, g);
+        while (k-- > 0)
+          fut_unref(&g->x.fut);
+      }
       for (size_t j = 0; j < g->n; j++)
         fut_unref(g->kids[j]);
       g->n = 0;
+      g->flags = FUT_GATHER_RETURN_EXCEPTIONS;
       fut_unref(&g->x.fut);
       return err;
     }
@@ -362,9 +381,13 @@ int fut_wait(fut_loop_t *loop, fut_t *const *fs, size_t n, fut_wait_when_t when,
     w->kids[w->n++] = fut_ref(fs[i]);
   for (size_t i = 0; i < n; i++) {
     if ((err = fut_add_done_callback(fs[i], wait_child_done, w))) {
-      for (size_t j = 0; j < i; j++)
-        if (fut_remove_done_callback(fs[j], wait_child_done, w) > 0)
+      for (size_t j = 0; j < i; j++) {
+        /* One reference per removed registration (a child listed twice
+         * has two). */
+        int k = fut_remove_done_callback(fs[j], wait_child_done, w);
+        while (k-- > 0)
           fut_unref(&w->x.fut);
+      }
       fut_unref(&w->x.fut);
       return err;
     }
@@ -641,6 +664,13 @@ static const struct fut__ops as_completed_ops = {
 
 static void ac_child_done(fut_t *kid, void *arg) {
   struct as_completed *a = arg;
+  if (a->timed_out) {
+    /* asyncio stops listening at the timeout: the next futures still to
+     * come fail with -ETIMEDOUT, whatever finishes later. */
+    (void)kid;
+    fut_unref(&a->x.fut);
+    return;
+  }
   a->ready[a->nready++] = fut_ref(kid);
   ac_serve(a);
   if (a->nready == a->n && a->x.fut.state == FUT_PENDING) {
@@ -690,9 +720,13 @@ int fut_as_completed(fut_loop_t *loop, fut_t *const *fs, size_t n,
   }
   for (size_t i = 0; i < n; i++) {
     if ((err = fut_add_done_callback(fs[i], ac_child_done, a))) {
-      for (size_t j = 0; j < i; j++)
-        if (fut_remove_done_callback(fs[j], ac_child_done, a) > 0)
+      for (size_t j = 0; j < i; j++) {
+        /* One reference per removed registration (a child listed twice
+         * has two). */
+        int k = fut_remove_done_callback(fs[j], ac_child_done, a);
+        while (k-- > 0)
           fut_unref(&a->x.fut);
+      }
       ac_stop_timer(a);
       fut_unref(&a->x.fut);
       return err;

@@ -36,6 +36,24 @@ static void release_late(void *p) {
   fut_unref(f);
 }
 
+static void late_dropped(void *p) { (void)p; }
+
+int fut__drop_late_callbacks(fut_loop_t *loop, fut_done_cb cb, void *arg) {
+  struct fut__ring *r = &loop->ready;
+  int n = 0;
+  for (uint32_t i = r->head; i != r->tail; i++) {
+    struct fut__ready_ent *e = &r->ents[i & r->mask];
+    struct late_cb *l = e->arg;
+    if (e->fn != run_late || l->cb != cb || l->arg != arg)
+      continue;
+    e->fn = late_dropped;
+    e->arg = NULL;
+    release_late(l);
+    n++;
+  }
+  return n;
+}
+
 void fut__future_global_init(void) {
   fut__register_release(dispatch, release_future);
   fut__register_release(run_late, release_late);
@@ -137,10 +155,13 @@ void fut_unref(fut_t *f) {
     fut__loop_maybe_release(loop);
 }
 
-fut_state_t fut_state(const fut_t *f) { return (fut_state_t)f->state; }
-bool fut_done(const fut_t *f) { return f->state != FUT_PENDING; }
-bool fut_cancelled(const fut_t *f) { return f->state == FUT_CANCELLED; }
-fut_loop_t *fut_get_loop(const fut_t *f) { return f->loop; }
+/* NULL (say, the out of a failed constructor) reads as pending. */
+fut_state_t fut_state(const fut_t *f) {
+  return f ? (fut_state_t)f->state : FUT_PENDING;
+}
+bool fut_done(const fut_t *f) { return f && f->state != FUT_PENDING; }
+bool fut_cancelled(const fut_t *f) { return f && f->state == FUT_CANCELLED; }
+fut_loop_t *fut_get_loop(const fut_t *f) { return f ? f->loop : NULL; }
 
 /* ---- completion ----------------------------------------------------------- */
 
@@ -232,7 +253,8 @@ int fut_set_result_bytes(fut_t *f, const void *data, size_t len) {
     return fut__error(-EINVAL, "fut_set_result_bytes: NULL data with "
                       "length %zu", len);
   /* One spare byte keeps a text result NUL-terminated for convenience. */
-  char *copy = fut__malloc(len + 1);
+  /* len + 1 must not wrap to a tiny allocation. */
+  char *copy = len < SIZE_MAX ? fut__malloc(len + 1) : NULL;
   if (!copy)
     return fut__error(-ENOMEM, "fut_set_result_bytes: out of memory for %zu "
                       "bytes", len);
@@ -400,8 +422,9 @@ int fut_result_i64(fut_t *f, int64_t *out) {
 
 int fut_exception(fut_t *f, const char **msg) {
   int err = outcome(f, "fut_exception");
+  /* By state, not code: an exception may carry FUT_E_INVALID_STATE too. */
   if (msg)
-    *msg = (err && err != FUT_E_INVALID_STATE && f->rkind == FUT__R_MSG)
+    *msg = (err && f && f->state != FUT_PENDING && f->rkind == FUT__R_MSG)
                ? f->r.msg
                : NULL;
   return err;

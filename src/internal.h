@@ -434,6 +434,12 @@ void fut__tsq_close(fut_loop_t *loop);
 /* future.c */
 void fut__future_global_init(void); /* once, from fut_loop_new */
 void fut__future_release_all(fut_loop_t *loop);
+/* Drops the queued registrations (cb, arg) made on futures that were done
+ * with a dispatch already queued (they sit in the ready queue, not on the
+ * future, so fut_remove_done_callback cannot see them); returns how many.
+ * For loop close, whose ready-queue clear would release the future but not
+ * what arg holds. */
+int fut__drop_late_callbacks(fut_loop_t *loop, fut_done_cb cb, void *arg);
 void fut__report_exception(fut_loop_t *loop, const char *message, int err,
                            fut_t *f, fut_handle_t *h, const char *detail);
 

@@ -69,8 +69,9 @@ static int add_watcher(fut_loop_t *loop, int fd, fut_cb cb, void *arg,
 }
 
 static int remove_watcher(fut_loop_t *loop, int fd, uint32_t bit) {
-  if (fd < 0)
-    return fut__error(-EINVAL, "remove watcher: negative fd");
+  if (!loop || fd < 0)
+    return fut__error(-EINVAL, "remove watcher: %s",
+                      !loop ? "NULL loop" : "negative fd");
   int err = fut__check_thread(loop);
   if (err)
     return err;

@@ -153,8 +153,12 @@ fail_ring:
   return err;
 }
 
-bool fut_loop_is_closed(const fut_loop_t *loop) { return loop->closed; }
-bool fut_loop_is_running(const fut_loop_t *loop) { return loop->running; }
+bool fut_loop_is_closed(const fut_loop_t *loop) {
+  return !loop || loop->closed; /* NULL is no usable loop */
+}
+bool fut_loop_is_running(const fut_loop_t *loop) {
+  return loop && loop->running;
+}
 
 int fut_loop_close(fut_loop_t *loop) {
   if (!loop)
@@ -496,6 +500,8 @@ int fut_loop_call_later(fut_loop_t *loop, uint64_t delay_ns, fut_cb cb,
 
 void fut_loop_set_exception_handler(fut_loop_t *loop,
                                     fut_exception_handler_cb cb, void *arg) {
+  if (!loop)
+    return;
   loop->exc_cb = cb;
   loop->exc_arg = cb ? arg : NULL;
 }
@@ -503,15 +509,17 @@ void fut_loop_set_exception_handler(fut_loop_t *loop,
 void fut_loop_get_exception_handler(const fut_loop_t *loop,
                                     fut_exception_handler_cb *cb, void **arg) {
   if (cb)
-    *cb = loop->exc_cb;
+    *cb = loop ? loop->exc_cb : NULL;
   if (arg)
-    *arg = loop->exc_arg;
+    *arg = loop ? loop->exc_arg : NULL;
 }
 
 void fut_loop_default_exception_handler(fut_loop_t *loop,
                                         const fut_exception_ctx_t *ctx,
                                         void *unused) {
   (void)unused;
+  if (!ctx)
+    return;
   char buf[1024];
   int n = snprintf(buf, sizeof buf, "libfuture: loop %p: %s\n",
                    (void *)loop, ctx->message ? ctx->message : "(no message)");
@@ -537,7 +545,9 @@ void fut_loop_default_exception_handler(fut_loop_t *loop,
 
 void fut_loop_call_exception_handler(fut_loop_t *loop,
                                      const fut_exception_ctx_t *ctx) {
-  if (loop->exc_cb)
+  if (!ctx)
+    return;
+  if (loop && loop->exc_cb)
     loop->exc_cb(loop, ctx, loop->exc_arg);
   else
     fut_loop_default_exception_handler(loop, ctx, NULL);
@@ -553,16 +563,27 @@ void fut__report_exception(fut_loop_t *loop, const char *message, int err,
 /* ---- debug, embedding, fork, stats -------------------------------------- */
 
 void fut_loop_set_debug(fut_loop_t *loop, bool enabled) {
-  loop->debug = enabled;
+  if (loop)
+    loop->debug = enabled;
 }
-bool fut_loop_get_debug(const fut_loop_t *loop) { return loop->debug; }
+bool fut_loop_get_debug(const fut_loop_t *loop) {
+  return loop && loop->debug;
+}
 void fut_loop_set_slow_callback_duration(fut_loop_t *loop, uint64_t ns) {
+  if (!loop)
+    return;
   loop->slow_ns = ns;
 }
 
-int fut_loop_backend_fd(const fut_loop_t *loop) { return loop->epfd; }
+int fut_loop_backend_fd(const fut_loop_t *loop) {
+  if (!loop)
+    return fut__error(-EINVAL, "fut_loop_backend_fd: NULL loop");
+  return loop->epfd;
+}
 
 uint64_t fut_loop_backend_timeout(const fut_loop_t *loop) {
+  if (!loop)
+    return UINT64_MAX;
   if (loop->ready.tail != loop->ready.head || loop->stopping)
     return 0;
   uint64_t when = fut__timer_next((fut_loop_t *)loop);
@@ -602,6 +623,12 @@ int fut_loop_fork(fut_loop_t *loop) {
 }
 
 void fut_loop_stats(const fut_loop_t *loop, fut_loop_stats_t *out) {
+  if (!out)
+    return;
+  if (!loop) {
+    memset(out, 0, sizeof *out);
+    return;
+  }
   out->live_futures = loop->live_futures;
   /* Cancelled timers only the heap still holds are dead to the user. */
   out->live_handles = loop->live_handles - loop->timers.zombies;

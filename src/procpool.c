@@ -130,6 +130,10 @@ int fut_procpool_new(const fut_procpool_opts_t *opts, fut_procpool_t **out) {
   p->max_workers = o.max_workers ? o.max_workers : ncpu();
   p->max_tasks = o.max_tasks_per_child;
   p->max_frame = o.max_frame ? o.max_frame : DEFAULT_MAX_FRAME;
+  /* A cap no allocation can reach anyway; keeps `max_frame + aux` frame
+   * checks from overflowing and the value positive as the server's int64. */
+  if (p->max_frame > SIZE_MAX / 4)
+    p->max_frame = SIZE_MAX / 4;
   if (o.initializer) {
     int err = fut__pp_name_fn((uintptr_t)o.initializer, &p->init_name);
     if (err) {

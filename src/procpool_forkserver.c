@@ -261,6 +261,10 @@ static void close_from(int lowfd) {
 }
 #endif
 
+/* How long the exec'd fork server may take to say READY (an exec and a
+ * constructor: milliseconds, even on a loaded machine). */
+#define START_TIMEOUT_NS ((uint64_t)10 * 1000000000u)
+
 int fut__forkserver_start(int *ctl_out, pid_t *pid_out) {
   *ctl_out = -1;
   *pid_out = 0;
@@ -353,13 +357,36 @@ int fut__forkserver_start(int *ctl_out, pid_t *pid_out) {
                       "(/proc/self/exe): %s",
                       strerror(saved));
   }
+  /* Bounded: when libfuture was dlopen'ed, /proc/self/exe has no fork
+   * server constructor and the exec'd image is the host program itself,
+   * which never answers and keeps the socket open. */
   struct fut__ctl_msg m;
-  int rerr = fut__pp_ctl_recv(sv[0], &m, NULL, 0, NULL, NULL);
+  int rerr = -ETIMEDOUT;
+  uint64_t deadline = fut__now() + START_TIMEOUT_NS;
+  for (uint64_t now; (now = fut__now()) < deadline;) {
+    struct pollfd pf = {sv[0], POLLIN, 0};
+    int ms = (int)((deadline - now + 999999u) / 1000000u);
+    int r = poll(&pf, 1, ms);
+    if (r < 0 && errno == EINTR)
+      continue;
+    if (r != 0)
+      rerr = r < 0 ? -errno
+                   : fut__pp_ctl_recv(sv[0], &m, NULL, 0, NULL, NULL);
+    break;
+  }
   if (rerr || m.type != FUT__CTL_READY || m.a != (uint64_t)pid) {
     close(sv[0]);
+    if (rerr == -ETIMEDOUT)
+      kill(pid, SIGKILL);
     int st;
     while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
     }
+    if (rerr == -ETIMEDOUT)
+      return fut__error(rerr, "process pool: the fork server (exec of "
+                              "/proc/self/exe) did not answer within %u s: "
+                              "is libfuture loaded at program start (not "
+                              "dlopen'ed)?",
+                        (unsigned)(START_TIMEOUT_NS / 1000000000u));
     return fut__error(rerr ? rerr : -EPROTO,
                       "process pool: the fork server (exec of "
                       "/proc/self/exe) did not start: %s",

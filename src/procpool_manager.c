@@ -734,12 +734,24 @@ void *fut__pp_manager(void *arg) {
      * each one reaped, so none is left behind. */
     for (struct fut__pp_worker *w = p->workers; w; w = w->next)
       close_worker_fd(p, w);
+    /* A worker without a job may still be in its initializer, which can
+     * take long or forever: a shutdown that times out meanwhile sets
+     * abandon and rings, and teardown kills it. */
     while (p->workers && p->ctl >= 0) {
-      if (poll_all(p, false, -1) < 0)
+      pthread_mutex_lock(&p->lock);
+      bool abandon = p->abandon;
+      p->sleeping = !abandon;
+      pthread_mutex_unlock(&p->lock);
+      if (abandon)
+        break;
+      int r = poll_all(p, true, -1);
+      pthread_mutex_lock(&p->lock);
+      p->sleeping = false;
+      p->rung = false;
+      pthread_mutex_unlock(&p->lock);
+      if (r < 0)
         break;
     }
-    /* Abandon can still be asked meanwhile; the loop above ends quickly
-     * since every worker is idle and got EOF. */
   }
   teardown(p, end_err ? end_err : FUT_E_SHUTDOWN,
            end_msg ? end_msg : "the pool shut down");

@@ -64,6 +64,7 @@ struct task {
   bool must_cancel;         /* a cancel waits for the next suspension */
   bool closing_wake;        /* resumed by loop close, not by its waiter */
   bool abandoned;           /* ended without returning: frames dropped */
+  bool in_cancel;           /* task_cancel is cancelling the waiter */
   uint8_t rkind;            /* RES_*: staged result for a 0 return */
   union {
     struct {
@@ -511,6 +512,12 @@ bool fut__task_guard_hit(const void *addr, const char **name, size_t *size) {
 
 static bool task_cancel(fut_t *f, const char *msg) {
   struct task *t = task_of(f);
+  /* An await cycle (this task awaits, maybe through combinators, a future
+   * that awaits this task) led the cancel back here: going round again
+   * would recurse until the stack overflows (asyncio: RecursionError).
+   * The request is already being made; refuse this echo of it. */
+  if (t->in_cancel)
+    return false;
   t->ncancels++;
   char *copy = msg ? fut__strdup(msg) : NULL;
   if (copy || !msg) {
@@ -519,8 +526,13 @@ static bool task_cancel(fut_t *f, const char *msg) {
   }
   /* The waiter stays cancellable: if it is a task that ignores the cancel,
    * a later cancel of ours reaches it again. */
-  if (t->waiter && fut_cancel(t->waiter, msg))
-    return true;
+  if (t->waiter) {
+    t->in_cancel = true;
+    bool taken = fut_cancel(t->waiter, msg);
+    t->in_cancel = false;
+    if (taken)
+      return true;
+  }
   /* Not awaiting, or the waiter is already done and its wakeup is queued:
    * the next suspension point delivers it. */
   t->must_cancel = true;
@@ -690,7 +702,8 @@ int fut_task_return_bytes(const void *data, size_t len) {
                       "fut_task_return_bytes: NULL data with "
                       "length %zu",
                       len);
-  char *copy = fut__malloc(len + 1);
+  /* len + 1 must not wrap to a tiny allocation. */
+  char *copy = len < SIZE_MAX ? fut__malloc(len + 1) : NULL;
   if (!copy)
     return fut__error(-ENOMEM,
                       "fut_task_return_bytes: out of memory for "

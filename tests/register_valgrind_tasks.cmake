@@ -5,7 +5,8 @@
 # under valgrind instead of 100,000.
 find_program(FUT_VALGRIND valgrind)
 if(FUT_VALGRIND AND NOT FUT_SANITIZE AND CMAKE_C_COMPILER_ID STREQUAL "GNU")
-  foreach(t test_task test_task_run test_task_scale test_combine)
+  foreach(t test_task test_task_run test_task_scale test_combine
+            test_regress_combine test_regress_task)
     if(TARGET ${t})
       add_test(NAME ${t}_valgrind
         COMMAND ${FUT_VALGRIND} -q --error-exitcode=99 --leak-check=full

@@ -60,6 +60,7 @@ FUT_EXTERN fut_t *fut_ref(fut_t *f);
  * NULL is a no-op. */
 FUT_EXTERN void fut_unref(fut_t *f);
 
+/* State queries; NULL reads as a pending future of no loop. */
 FUT_EXTERN fut_state_t fut_state(const fut_t *f);
 /* True when finished or cancelled. */
 FUT_EXTERN bool fut_done(const fut_t *f);

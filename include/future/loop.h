@@ -57,8 +57,9 @@ FUT_EXTERN int fut_loop_free(fut_loop_t *loop);
  * loop runs (for instance from a callback). */
 FUT_EXTERN int fut_loop_close(fut_loop_t *loop);
 
+/* True once closed (and for NULL). */
 FUT_EXTERN bool fut_loop_is_closed(const fut_loop_t *loop);
-FUT_EXTERN bool fut_loop_is_running(const fut_loop_t *loop);
+FUT_EXTERN bool fut_loop_is_running(const fut_loop_t *loop); /* NULL: false */
 
 /* ---- running ----------------------------------------------------------- */
 
@@ -168,7 +169,8 @@ FUT_EXTERN void fut_loop_set_exception_handler(fut_loop_t *loop,
 FUT_EXTERN void fut_loop_get_exception_handler(const fut_loop_t *loop,
                                                fut_exception_handler_cb *cb,
                                                void **arg);
-/* Calls the current handler with ctx (synchronously). */
+/* Calls the current handler with ctx (synchronously); NULL ctx: nothing,
+ * NULL loop: the default handler. */
 FUT_EXTERN void fut_loop_call_exception_handler(fut_loop_t *loop,
                                                 const fut_exception_ctx_t *ctx);
 /* Prints a readable report of ctx to stderr. */
@@ -190,10 +192,10 @@ FUT_EXTERN void fut_loop_set_slow_callback_duration(fut_loop_t *loop,
  * The epoll fd: readable when the loop has something to do (I/O, a
  * threadsafe call).  Poll it from a host loop with the timeout below and
  * call fut_loop_run_once(loop, 0) when it is readable or the timeout ran
- * out. */
+ * out.  -EINVAL for a NULL loop. */
 FUT_EXTERN int fut_loop_backend_fd(const fut_loop_t *loop);
 /* ns until the loop needs to run: 0 when work is ready, UINT64_MAX when
- * nothing is scheduled. */
+ * nothing is scheduled (or loop is NULL). */
 FUT_EXTERN uint64_t fut_loop_backend_timeout(const fut_loop_t *loop);
 
 /* ---- fork --------------------------------------------------------------
@@ -213,7 +215,8 @@ typedef struct fut_loop_stats {
   size_t threadsafe;      /* threadsafe calls queued, not yet run */
 } fut_loop_stats_t;
 
-/* Fills *out with counters; useful to prove nothing is alive. */
+/* Fills *out with counters; useful to prove nothing is alive.  A NULL
+ * loop gives zeros; a NULL out does nothing. */
 FUT_EXTERN void fut_loop_stats(const fut_loop_t *loop, fut_loop_stats_t *out);
 
 #ifdef __cplusplus

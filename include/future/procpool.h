@@ -100,7 +100,7 @@ typedef struct fut_procpool_opts {
   const void *initarg;          /* copied; at most 64 KiB */
   size_t initarg_len;
   size_t max_frame; /* cap on argument and result bytes;
-                       0: 1 GiB */
+                       0: 1 GiB; SIZE_MAX: no cap */
 } fut_procpool_opts_t;
 
 /* Fills opts with the defaults (all zero: see the fields). */
@@ -110,8 +110,10 @@ FUT_EXTERN void fut_procpool_opts_init(fut_procpool_opts_t *opts);
  * are forked on demand.  opts may be NULL for the defaults.  Errors:
  * -EINVAL (bad options), FUT_E_NOT_SENDABLE (initializer not in a module),
  * FUT_E_TOO_BIG (initarg over 64 KiB), -ENOMEM, -errno of a failed
- * socketpair / fork / exec (the detail says which).  Free with
- * fut_procpool_free. */
+ * socketpair / fork / exec (the detail says which), -ETIMEDOUT when the
+ * exec'd fork server does not answer within 10 s (libfuture was dlopen'ed:
+ * /proc/self/exe then lacks its constructor; the image is killed).  Free
+ * with fut_procpool_free. */
 FUT_EXTERN int fut_procpool_new(const fut_procpool_opts_t *opts,
                                 fut_procpool_t **out);
 
