@@ -5,6 +5,7 @@
 #include "internal.h"
 
 #include <fcntl.h>
+#include <limits.h>
 #include <string.h>
 
 static int grow_table(fut_loop_t *loop, int fd) {
@@ -12,7 +13,7 @@ static int grow_table(fut_loop_t *loop, int fd) {
     return 0;
   int cap = loop->io_cap ? loop->io_cap : 64;
   while (cap <= fd)
-    cap *= 2;
+    cap = cap > INT_MAX / 2 ? fd + 1 : cap * 2; /* no int overflow */
   struct fut__io *io = fut__realloc(loop->io, sizeof *io * (size_t)cap);
   if (!io)
     return fut__error(-ENOMEM, "fd table: out of memory for fd %d", fd);
