@@ -262,20 +262,29 @@ struct wrap;
  * cause: those headers all share the same cache sets).  Here a free is one
  * store into the block itself. */
 struct wrap_pool {
-  void *free;     /* singly linked through each free block's first word */
-  void *chunks;   /* singly linked through each chunk's first word */
-  size_t size;    /* block size, a multiple of 16 */
+  void *free;             /* loop thread: singly linked through each free
+                             block's first word */
+  _Atomic(void *) remote; /* blocks freed by other threads (or after
+                             close): a stack pushed with CAS, taken whole
+                             by the loop thread (so no ABA) */
+  void *chunks;           /* loop thread: singly linked through each
+                             chunk's first word */
+  size_t size;            /* block size, a multiple of 16 */
 };
 
 #define WRAP_CHUNK 128 /* blocks per chunk */
 
 static void wrap_pool_init(struct wrap_pool *wp, size_t size) {
   wp->free = wp->chunks = NULL;
+  atomic_init(&wp->remote, NULL);
   wp->size = (size + 15u) & ~(size_t)15u;
 }
 
 static void *wrap_pool_alloc(struct wrap_pool *wp) {
   void *p = wp->free;
+  if (FUT__UNLIKELY(p == NULL) &&
+      atomic_load_explicit(&wp->remote, memory_order_relaxed))
+    p = atomic_exchange_explicit(&wp->remote, NULL, memory_order_acquire);
   if (FUT__LIKELY(p != NULL)) {
     wp->free = *(void **)p;
     return p;
@@ -299,6 +308,15 @@ static void wrap_pool_free(struct wrap_pool *wp, void *p) {
   wp->free = p;
 }
 
+/* Any thread. */
+static void wrap_pool_free_remote(struct wrap_pool *wp, void *p) {
+  void *head = atomic_load_explicit(&wp->remote, memory_order_relaxed);
+  do
+    *(void **)p = head;
+  while (!atomic_compare_exchange_weak_explicit(
+      &wp->remote, &head, p, memory_order_release, memory_order_relaxed));
+}
+
 static void wrap_pool_destroy(struct wrap_pool *wp) {
   void *c = wp->chunks;
   while (c) {
@@ -314,11 +332,11 @@ struct inbox {
   pthread_mutex_t lock;
   atomic_uint refs;          /* loop state + live wrappers + queued drain */
   fut_loop_t *loop;          /* guarded by lock; NULL once the loop closed */
+  const fut_loop_t *owner;   /* the loop; never changes (compared only) */
   struct wrap *head, *tail;  /* guarded by lock: completed, not drained */
   bool scheduled;            /* guarded by lock: a drain is queued */
   atomic_bool closed;        /* the loop closed (set under lock) */
-  struct wrap_pool pool;     /* wrapper memory: loop thread only until
-                                closed, under lock after */
+  struct wrap_pool pool;     /* wrapper memory (see wrap_mem_unref) */
   uint64_t drains;           /* loop thread: drains run (tests) */
   uint64_t delivered;        /* loop thread: completions delivered */
 };
@@ -331,13 +349,25 @@ struct exec_state {
                                  come (doubly linked, loop thread only) */
 };
 
+/* Two kinds.  A wrapper of any cfuture (fut_wrap_future, or
+ * run_in_executor on another executor) registers a cfuture done callback.
+ * A run_in_executor job on one of our thread pools is the fast path: the
+ * wrapper carries the pool's work item and the cfuture itself (one block
+ * from the free list per job, no malloc), and the worker hands the item
+ * straight to the inbox (item.done) with no callback registration. */
 struct wrap {
-  atomic_uint mem;           /* memory owners: loop side + pending callback */
+  atomic_uint mem;           /* memory owners: loop side + pending callback
+                                (fast: loop side + ecf alive) */
   struct inbox *inbox;       /* owned reference */
-  fut_cfuture_t *cf;         /* owned reference, dropped with the memory */
+  fut_cfuture_t *cf;         /* owned reference: dropped with the memory, or
+                                (fast) when the loop side goes */
   struct wrap *next_done;    /* inbox list link (guarded by inbox lock) */
   struct wrap *prev, *next;  /* exec_state.inflight links (loop thread) */
   bool inflight;             /* in exec_state.inflight (loop thread) */
+  bool fast;                 /* item and ecf are in use; never changes */
+  struct fut__tp_item item;  /* fast: the pool's item (its cf reference
+                                comes back through the inbox) */
+  fut_cfuture_t ecf;         /* fast: the job's cfuture (cf == &ecf) */
   struct fut__ext x;         /* the loop future; last: fut__ext ends with it */
 };
 
@@ -350,23 +380,29 @@ static void inbox_unref(struct inbox *ib) {
 }
 
 /* Wrappers come from a per-loop free list (struct wrap_pool): malloc and
- * free were a third of a job's cost on the loop thread.  Until the loop closes only the loop
- * thread allocates and frees them (a worker's share always travels back
- * through the inbox); after close a racing worker may free one, so the
- * list is then used under the inbox lock. */
+ * free were a third of a job's cost on the loop thread.  Only the loop
+ * thread allocates.  The last owner usually lets go on the loop thread
+ * while it runs the loop (a worker's share travels back through the
+ * inbox): then the block goes on the plain list.  Anywhere else (another
+ * thread keeping the job's cfuture, a worker finishing after close, the
+ * loop not running) it goes on the atomic remote stack. */
 static void wrap_mem_unref(struct wrap *w) {
   if (atomic_fetch_sub_explicit(&w->mem, 1, memory_order_acq_rel) != 1)
     return;
   struct inbox *ib = w->inbox;
-  fut_cfuture_unref(w->cf);
-  if (atomic_load_explicit(&ib->closed, memory_order_acquire)) {
-    pthread_mutex_lock(&ib->lock);
+  if (!w->fast)
+    fut_cfuture_unref(w->cf);
+  if (fut_get_running_loop() == ib->owner &&
+      !atomic_load_explicit(&ib->closed, memory_order_acquire))
     wrap_pool_free(&ib->pool, w);
-    pthread_mutex_unlock(&ib->lock);
-  } else {
-    wrap_pool_free(&ib->pool, w);
-  }
+  else
+    wrap_pool_free_remote(&ib->pool, w);
   inbox_unref(ib);
+}
+
+/* The embedded cfuture's last reference went (any thread). */
+static void ecf_release(fut_cfuture_t *cf) {
+  wrap_mem_unref(fut__container_of(cf, struct wrap, ecf));
 }
 
 static struct wrap *wrap_of(fut_t *f) {
@@ -395,21 +431,25 @@ static bool wrap_cancel(fut_t *f, const char *msg) {
   return fut__cancel_base(f, msg);
 }
 
-static void wrap_destroy(fut_t *f) { wrap_mem_unref(wrap_of(f)); }
+static void wrap_destroy(fut_t *f) {
+  struct wrap *w = wrap_of(f);
+  if (w->fast)
+    fut_cfuture_unref(w->cf); /* may release ecf: its share of mem */
+  wrap_mem_unref(w);
+}
 
 static const struct fut__ops wrap_ops = {"wrap_future", wrap_cancel,
                                          wrap_destroy};
 
 static void drain(void *p);
 
-/* The cfuture's done callback, in the completing thread. */
-static void on_cf_done(fut_cfuture_t *cf, void *arg) {
-  (void)cf;
-  struct wrap *w = arg;
+/* Queues w for the loop's next drain, in the completing thread; false
+ * when the loop closed (nothing done). */
+static bool inbox_push(struct wrap *w) {
   struct inbox *ib = w->inbox;
   pthread_mutex_lock(&ib->lock);
   if (ib->loop) {
-    /* The callback's memory reference moves to the inbox entry. */
+    /* The completer's share moves to the inbox entry. */
     w->next_done = NULL;
     if (ib->tail)
       ib->tail->next_done = w;
@@ -429,10 +469,34 @@ static void on_cf_done(fut_cfuture_t *cf, void *arg) {
       }
     }
     pthread_mutex_unlock(&ib->lock);
-    return;
+    return true;
   }
   pthread_mutex_unlock(&ib->lock);
-  wrap_mem_unref(w);
+  return false;
+}
+
+/* The cfuture's done callback, in the completing thread. */
+static void on_cf_done(fut_cfuture_t *cf, void *arg) {
+  (void)cf;
+  struct wrap *w = arg;
+  if (!inbox_push(w))
+    wrap_mem_unref(w);
+}
+
+/* Fast path: the pool is done with the item (it ran, or was cancelled
+ * before it started); its cfuture reference comes home with it. */
+static void on_item_done(struct fut__tp_item *it) {
+  struct wrap *w = fut__container_of(it, struct wrap, item);
+  if (!inbox_push(w))
+    fut_cfuture_unref(&w->ecf);
+}
+
+/* Drops the share an inbox entry carries. */
+static void entry_release(struct wrap *w) {
+  if (w->fast)
+    fut_cfuture_unref(&w->ecf);
+  else
+    wrap_mem_unref(w);
 }
 
 /* Moves the cfuture's outcome into the loop future (unless it was
@@ -482,7 +546,7 @@ static void drain(void *p) {
     ib->delivered++;
     inflight_remove(loop, w);
     deliver(w);
-    wrap_mem_unref(w);     /* the callback's share */
+    entry_release(w);      /* the completer's share */
     fut_unref(&w->x.fut);  /* the in-flight reference */
   }
   inbox_unref(ib);
@@ -518,15 +582,18 @@ static void executor_close(fut_loop_t *loop) {
     struct wrap *w = list;
     list = w->next_done;
     inflight_remove(loop, w);
-    wrap_mem_unref(w);
+    entry_release(w);
     fut_unref(&w->x.fut);
   }
   while (st->inflight) {
     struct wrap *w = st->inflight;
     inflight_remove(loop, w);
     /* If the callback is still registered it will never run: drop its
-     * share here.  Otherwise it is running now and drops it itself. */
-    if (fut_cfuture_remove_done_callback(w->cf, on_cf_done, w) > 0)
+     * share here.  Otherwise it is running now and drops it itself.  A
+     * fast-path item always comes back: its completer finds the inbox
+     * closed and drops the pool's reference itself. */
+    if (!w->fast &&
+        fut_cfuture_remove_done_callback(w->cf, on_cf_done, w) > 0)
       wrap_mem_unref(w);
     fut_unref(&w->x.fut);
   }
@@ -554,6 +621,7 @@ static int get_state(fut_loop_t *loop, struct exec_state **out) {
   atomic_init(&ib->closed, false);
   wrap_pool_init(&ib->pool, sizeof(struct wrap));
   ib->loop = loop;
+  ib->owner = loop;
   st->inbox = ib;
   loop->executor_state = st;
   loop->executor_close = executor_close;
@@ -575,6 +643,7 @@ static int wrap_adopt(fut_loop_t *loop, struct exec_state *st,
     return err;
   }
   atomic_init(&w->mem, 2);
+  w->fast = false;
   w->inbox = st->inbox;
   atomic_fetch_add_explicit(&w->inbox->refs, 1, memory_order_relaxed);
   w->cf = cf;
@@ -621,6 +690,45 @@ int fut_wrap_future(fut_loop_t *loop, fut_cfuture_t *cf, fut_t **out) {
   return err;
 }
 
+/* run_in_executor on one of our thread pools (see struct wrap). */
+static int run_fast(fut_loop_t *loop, struct exec_state *st,
+                    fut_executor_t *ex, const fut_job_t *job, fut_t **out) {
+  struct wrap *w = wrap_pool_alloc(&st->inbox->pool);
+  if (!w)
+    return fut__error(-ENOMEM, "fut_run_in_executor: out of memory");
+  int err = fut__ext_init(loop, &w->x, &wrap_ops);
+  if (err) {
+    wrap_pool_free(&st->inbox->pool, w);
+    return err;
+  }
+  /* mem: the loop side and ecf; ecf refs: the wrapper's and the pool's. */
+  atomic_init(&w->mem, 2);
+  w->fast = true;
+  w->inbox = st->inbox;
+  atomic_fetch_add_explicit(&w->inbox->refs, 1, memory_order_relaxed);
+  fut__cfuture_init(&w->ecf, ecf_release, 2);
+  w->cf = &w->ecf;
+  w->next_done = NULL;
+  w->item.cf = &w->ecf;
+  w->item.done = on_item_done;
+  w->item.job = *job;
+  if ((err = fut__thread_pool_push(ex, &w->item))) {
+    fut_cfuture_unref(&w->ecf); /* the pool's */
+    fut_unref(&w->x.fut);       /* frees the rest */
+    return err;
+  }
+  /* In flight: the loop holds a reference until the item comes back. */
+  fut_ref(&w->x.fut);
+  w->prev = NULL;
+  w->next = st->inflight;
+  if (st->inflight)
+    st->inflight->prev = w;
+  st->inflight = w;
+  w->inflight = true;
+  *out = &w->x.fut;
+  return 0;
+}
+
 static int default_executor(fut_loop_t *loop, fut_executor_t **out) {
   struct exec_state *st;
   int err = get_state(loop, &st);
@@ -654,6 +762,10 @@ int fut_run_in_executor_job(fut_loop_t *loop, fut_executor_t *ex,
     return err;
   if (!ex && (err = default_executor(loop, &ex)))
     return err;
+  /* Jobs whose bytes would need copying take the generic path. */
+  if (fut__is_thread_pool(ex) &&
+      (job->fn || job->data_free || job->len == 0))
+    return run_fast(loop, st, ex, job, out);
   fut_cfuture_t *cf;
   if ((err = fut_executor_submit_job(ex, job, &cf)))
     return err;

@@ -29,13 +29,9 @@
 
 #define MAX_WORKERS_LIMIT 4096u
 
-/* Lives in the extra space of its cfuture (one allocation per job). */
-struct tp_item {
-  struct tp_item *next;  /* FIFO link */
-  fut_cfuture_t *cf;     /* the pool's reference to the job's cfuture */
-  fut_job_t job;         /* owns its bytes (copied after the item, or
-                            job.data_free) until the job ran */
-};
+/* Items of fut_executor_submit live in the extra space of their cfuture
+ * (one allocation per job); run_in_executor's live in its wrapper. */
+#define tp_item fut__tp_item
 
 /* How long an out-of-work worker polls before sleeping. */
 #define SPIN_NS FUT_US(50)
@@ -86,11 +82,15 @@ static void pool_unref(struct pool *p) {
   fut__free(p);
 }
 
-/* Releases what the item holds; the item's memory goes with its cfuture. */
+/* Releases what the item holds; the item's memory goes with its cfuture
+ * or is handed back to its owner by it->done. */
 static void item_free(struct tp_item *it) {
   if (it->job.data_free)
     it->job.data_free((void *)(uintptr_t)it->job.data);
-  fut_cfuture_unref(it->cf);
+  if (it->done)
+    it->done(it);
+  else
+    fut_cfuture_unref(it->cf);
 }
 
 static struct tp_item *take_queue(struct pool *p) {
@@ -219,32 +219,14 @@ static int spawn(struct pool *p) {
   return 0;
 }
 
-static int tp_submit(void *self, const fut_job_t *job, fut_cfuture_t **out) {
-  struct pool *p = self;
-  bool copy = job->bytes_fn && !job->data_free && job->len > 0;
-  size_t extra = copy ? job->len : 0;
-  if (extra > SIZE_MAX - sizeof(struct tp_item))
-    return fut__error(-ENOMEM, "thread pool: %zu argument bytes is too big",
-                      extra);
-  fut_cfuture_t *cf;
-  void *space;
-  int err = fut__cfuture_new_ext(sizeof(struct tp_item) + extra, &cf, &space);
-  if (err)
-    return err;
-  struct tp_item *it = space;
-  it->cf = cf;
-  it->next = NULL;
-  it->job = *job;
-  if (copy) {
-    memcpy(it + 1, job->data, job->len);
-    it->job.data = it + 1;
-  }
+/* Queues it (with it->cf's reference) or returns why not; on error the
+ * caller keeps it. */
+static int enqueue(struct pool *p, struct tp_item *it) {
   pthread_mutex_lock(&p->lock);
   if (p->shutdown || p->broken) {
     bool broken = p->broken;
     int why = p->broken_err;
     pthread_mutex_unlock(&p->lock);
-    fut_cfuture_unref(cf);
     if (broken)
       return fut__error(FUT_E_BROKEN_POOL, "fut_executor_submit: thread pool "
                         "%s is broken: a worker's initializer failed (%s)",
@@ -263,21 +245,51 @@ static int tp_submit(void *self, const fut_job_t *job, fut_cfuture_t **out) {
    * no wake-up).  Short of that, start a thread while under the limit. */
   size_t ready = p->nidle + (p->spinning ? 1u : 0u);
   if (ready < p->nqueued && p->nthreads < p->max_workers) {
-    err = spawn(p);
+    int err = spawn(p);
     if (err && p->nthreads == 0) {
       /* Nobody would ever run it: take it back. */
       p->head = p->tail = NULL;
       p->nqueued = 0;
       atomic_store_explicit(&p->qlen, 0, memory_order_relaxed);
       pthread_mutex_unlock(&p->lock);
-      fut_cfuture_unref(cf);
       return err;
     }
   } else if (p->nidle > 0 && (!p->spinning || p->nqueued > 1)) {
     pthread_cond_signal(&p->work_cv);
   }
-  *out = fut_cfuture_ref(cf);
   pthread_mutex_unlock(&p->lock);
+  return 0;
+}
+
+static int tp_submit(void *self, const fut_job_t *job, fut_cfuture_t **out) {
+  struct pool *p = self;
+  bool copy = job->bytes_fn && !job->data_free && job->len > 0;
+  size_t extra = copy ? job->len : 0;
+  if (extra > SIZE_MAX - sizeof(struct tp_item))
+    return fut__error(-ENOMEM, "thread pool: %zu argument bytes is too big",
+                      extra);
+  fut_cfuture_t *cf;
+  void *space;
+  int err = fut__cfuture_new_ext(sizeof(struct tp_item) + extra, &cf, &space);
+  if (err)
+    return err;
+  struct tp_item *it = space;
+  it->cf = cf;
+  it->next = NULL;
+  it->done = NULL;
+  it->job = *job;
+  if (copy) {
+    memcpy(it + 1, job->data, job->len);
+    it->job.data = it + 1;
+  }
+  /* The caller's reference; the item keeps the pool's. */
+  fut_cfuture_ref(cf);
+  if ((err = enqueue(p, it))) {
+    fut_cfuture_unref(cf);
+    fut_cfuture_unref(cf);
+    return err;
+  }
+  *out = cf;
   return 0;
 }
 
@@ -441,6 +453,19 @@ int fut_thread_pool_new(size_t max_workers, fut_executor_t **out) {
   fut_thread_pool_options_init(&o);
   o.max_workers = max_workers;
   return fut_thread_pool_new_ex(&o, out);
+}
+
+bool fut__is_thread_pool(const fut_executor_t *ex) {
+  return fut_executor_ops(ex) == &tp_ops;
+}
+
+int fut__thread_pool_push(fut_executor_t *ex, struct fut__tp_item *it) {
+  FUT__ASSERT(fut_executor_ops(ex) == &tp_ops);
+  if (fut_executor_is_shutdown(ex))
+    return fut__error(FUT_E_SHUTDOWN, "fut_executor_submit: the thread pool "
+                      "has been shut down");
+  it->next = NULL;
+  return enqueue(fut_executor_self(ex), it);
 }
 
 size_t fut__thread_pool_nthreads(fut_executor_t *ex) {
