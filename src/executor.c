@@ -2,11 +2,11 @@
  * (wrap_future, run_in_executor, the default executor).
  *
  * Completions cross from worker threads to the loop through a per-loop
- * inbox: a cfuture's done callback pushes its wrapper onto the inbox under
- * the inbox lock and, only when the inbox was empty and no drain is queued,
- * asks the loop for one drain with fut_loop_call_soon_threadsafe.  So one
- * thread-safe call (one doorbell) carries every completion that arrives
- * before the loop gets to it.
+ * inbox: the completing thread pushes the wrapper onto a lock-free stack
+ * (one CAS) and, only when no drain is queued, asks the loop for one drain
+ * with fut_loop_call_soon_threadsafe.  So one thread-safe call (one
+ * doorbell) carries every completion that arrives before the loop gets to
+ * it, and the loop takes them all with one atomic exchange.
  *
  * Lifetimes.  A wrapper (struct wrap) is a loop future with two memory
  * owners: the loop side (the future's references, loop thread only) and the
@@ -329,13 +329,15 @@ static void wrap_pool_destroy(struct wrap_pool *wp) {
 
 /* Completion inbox of one loop (see the top of the file). */
 struct inbox {
-  pthread_mutex_t lock;
+  pthread_mutex_t lock;      /* taken only to queue a drain and to close */
   atomic_uint refs;          /* loop state + live wrappers + queued drain */
   fut_loop_t *loop;          /* guarded by lock; NULL once the loop closed */
   const fut_loop_t *owner;   /* the loop; never changes (compared only) */
-  struct wrap *head, *tail;  /* guarded by lock: completed, not drained */
-  bool scheduled;            /* guarded by lock: a drain is queued */
-  atomic_bool closed;        /* the loop closed (set under lock) */
+  /* Completed, not drained: a stack (newest first) pushed with CAS and
+   * taken whole with an exchange (so no ABA); linked by next_done. */
+  _Atomic(struct wrap *) head;
+  atomic_bool scheduled;     /* a drain is queued (or being queued) */
+  atomic_bool closed;        /* the loop closed: nobody drains head */
   struct wrap_pool pool;     /* wrapper memory (see wrap_mem_unref) */
   uint64_t drains;           /* loop thread: drains run (tests) */
   uint64_t delivered;        /* loop thread: completions delivered */
@@ -361,7 +363,7 @@ struct wrap {
   struct inbox *inbox;       /* owned reference */
   fut_cfuture_t *cf;         /* owned reference: dropped with the memory, or
                                 (fast) when the loop side goes */
-  struct wrap *next_done;    /* inbox list link (guarded by inbox lock) */
+  struct wrap *next_done;    /* inbox stack link: written before the push */
   struct wrap *prev, *next;  /* exec_state.inflight links (loop thread) */
   bool inflight;             /* in exec_state.inflight (loop thread) */
   bool fast;                 /* item and ecf are in use; never changes */
@@ -443,36 +445,65 @@ static const struct fut__ops wrap_ops = {"wrap_future", wrap_cancel,
 
 static void drain(void *p);
 
-/* Queues w for the loop's next drain, in the completing thread; false
- * when the loop closed (nothing done). */
-static bool inbox_push(struct wrap *w) {
-  struct inbox *ib = w->inbox;
+static void entry_release(struct wrap *w);
+
+/* Releases the shares of inbox entries nobody will drain (the loop
+ * closed).  Any thread. */
+static void release_list(struct wrap *list) {
+  while (list) {
+    struct wrap *w = list;
+    list = w->next_done;
+    entry_release(w);
+  }
+}
+
+/* Asks the loop for a drain (the caller turned `scheduled` on). */
+__attribute__((noinline)) static void ring(struct inbox *ib) {
+  /* Under the inbox lock: the loop cannot finish closing meanwhile (its
+   * close hook takes this lock), so ib->loop stays valid. */
   pthread_mutex_lock(&ib->lock);
   if (ib->loop) {
-    /* The completer's share moves to the inbox entry. */
-    w->next_done = NULL;
-    if (ib->tail)
-      ib->tail->next_done = w;
-    else
-      ib->head = w;
-    ib->tail = w;
-    if (!ib->scheduled) {
-      /* Under the inbox lock: the loop cannot finish closing meanwhile
-       * (its close hook takes this lock), so ib->loop stays valid. */
-      atomic_fetch_add_explicit(&ib->refs, 1, memory_order_relaxed);
-      if (fut_loop_call_soon_threadsafe(ib->loop, drain, ib) == 0) {
-        ib->scheduled = true;
-      } else {
-        /* Out of memory or closing: the entry stays in the inbox and is
-         * picked up by the next drain or by close. */
-        atomic_fetch_sub_explicit(&ib->refs, 1, memory_order_relaxed);
-      }
+    atomic_fetch_add_explicit(&ib->refs, 1, memory_order_relaxed);
+    if (fut_loop_call_soon_threadsafe(ib->loop, drain, ib) != 0) {
+      /* Out of memory or closing: the entries stay in the inbox for the
+       * next push to ring again, or for close. */
+      atomic_fetch_sub_explicit(&ib->refs, 1, memory_order_relaxed);
+      atomic_store(&ib->scheduled, false);
     }
-    pthread_mutex_unlock(&ib->lock);
-    return true;
   }
   pthread_mutex_unlock(&ib->lock);
-  return false;
+}
+
+/* Queues w for the loop's next drain, in the completing thread; false
+ * when the loop closed (nothing done: the caller keeps its share).
+ *
+ * The seq_cst pairs: push-then-read-closed here against set-closed-then-
+ * take in close, so an entry is taken by close or by the pusher that saw
+ * closed; push-then-read-scheduled here against clear-scheduled-then-take
+ * in drain, so an entry is taken by a drain already queued or rings. */
+static bool inbox_push(struct wrap *w) {
+  struct inbox *ib = w->inbox;
+  if (FUT__UNLIKELY(atomic_load(&ib->closed)))
+    return false;
+  /* Once pushed, w may be drained and freed at once, and a close may then
+   * drop the inbox's other references: hold one until done. */
+  atomic_fetch_add_explicit(&ib->refs, 1, memory_order_relaxed);
+  /* The completer's share moves to the inbox entry. */
+  struct wrap *head = atomic_load_explicit(&ib->head, memory_order_relaxed);
+  do
+    w->next_done = head;
+  while (!atomic_compare_exchange_weak_explicit(
+      &ib->head, &head, w, memory_order_seq_cst, memory_order_relaxed));
+  if (FUT__UNLIKELY(atomic_load(&ib->closed))) {
+    /* Close may have taken its snapshot before this push: what is left
+     * is nobody else's to release. */
+    release_list(atomic_exchange(&ib->head, NULL));
+  } else if (!atomic_load(&ib->scheduled) &&
+             !atomic_exchange(&ib->scheduled, true)) {
+    ring(ib);
+  }
+  inbox_unref(ib);
+  return true;
 }
 
 /* The cfuture's done callback, in the completing thread. */
@@ -524,20 +555,24 @@ static void deliver(struct wrap *w) {
                       fut_strerror(r));
 }
 
-static struct wrap *inbox_take(struct inbox *ib, bool unschedule) {
-  pthread_mutex_lock(&ib->lock);
-  struct wrap *list = ib->head;
-  ib->head = ib->tail = NULL;
-  if (unschedule)
-    ib->scheduled = false;
-  pthread_mutex_unlock(&ib->lock);
-  return list;
+/* Takes every entry, oldest first (the stack is newest first). */
+static struct wrap *inbox_take(struct inbox *ib) {
+  struct wrap *list = atomic_exchange(&ib->head, NULL), *fifo = NULL;
+  while (list) {
+    struct wrap *next = list->next_done;
+    list->next_done = fifo;
+    fifo = list;
+    list = next;
+  }
+  return fifo;
 }
 
 /* The thread-safe trampoline: runs on the loop thread. */
 static void drain(void *p) {
   struct inbox *ib = p;
-  struct wrap *list = inbox_take(ib, true);
+  /* Cleared first: a push after the take rings for another drain. */
+  atomic_store(&ib->scheduled, false);
+  struct wrap *list = inbox_take(ib);
   fut_loop_t *loop = ib->loop; /* loop thread: stable while it runs */
   ib->drains++;
   while (list) {
@@ -571,13 +606,13 @@ static void executor_close(fut_loop_t *loop) {
     st->def = NULL;
   }
   struct inbox *ib = st->inbox;
-  /* Close the inbox: callbacks from now on drop their share themselves. */
+  /* Close the inbox: completers from now on drop their share themselves
+   * (see inbox_push). */
   pthread_mutex_lock(&ib->lock);
   ib->loop = NULL;
-  atomic_store_explicit(&ib->closed, true, memory_order_release);
-  struct wrap *list = ib->head;
-  ib->head = ib->tail = NULL;
+  atomic_store(&ib->closed, true);
   pthread_mutex_unlock(&ib->lock);
+  struct wrap *list = inbox_take(ib);
   while (list) {
     struct wrap *w = list;
     list = w->next_done;
@@ -619,6 +654,8 @@ static int get_state(fut_loop_t *loop, struct exec_state **out) {
   pthread_mutex_init(&ib->lock, NULL);
   atomic_init(&ib->refs, 1);
   atomic_init(&ib->closed, false);
+  atomic_init(&ib->scheduled, false);
+  atomic_init(&ib->head, NULL);
   wrap_pool_init(&ib->pool, sizeof(struct wrap));
   ib->loop = loop;
   ib->owner = loop;
