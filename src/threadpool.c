@@ -51,7 +51,10 @@ struct pool {
   struct tp_item *head, *tail; /* guarded by lock: queued, not started */
   size_t nqueued;              /* guarded by lock: items in the FIFO */
   size_t nthreads;             /* guarded by lock: started, not exited */
-  size_t nidle;                /* guarded by lock: waiting on work_cv */
+  size_t nidle;                /* guarded by lock: waiting on work_cv and
+                                  not yet signalled */
+  size_t nwoken;               /* guarded by lock: signalled, not yet back
+                                  from the wait (ready for a job) */
   bool spinning;               /* guarded by lock: a worker polls qlen */
   atomic_size_t qlen;          /* nqueued, readable without the lock;
                                   SIZE_MAX once shut down or broken */
@@ -166,7 +169,12 @@ static void *worker_main(void *arg) {
       }
       p->nidle++;
       pthread_cond_wait(&p->work_cv, &p->lock);
-      p->nidle--;
+      /* A signal moved us from nidle to nwoken; a broadcast or a spurious
+       * wake-up did not. */
+      if (p->nwoken > 0)
+        p->nwoken--;
+      else
+        p->nidle--;
       continue;
     }
     struct tp_item *it = p->head;
@@ -241,9 +249,13 @@ static int enqueue(struct pool *p, struct tp_item *it) {
   p->tail = it;
   p->nqueued++;
   atomic_store_explicit(&p->qlen, p->nqueued, memory_order_relaxed);
-  /* Workers ready for this job: the sleepers plus a spinner (which needs
-   * no wake-up).  Short of that, start a thread while under the limit. */
-  size_t ready = p->nidle + (p->spinning ? 1u : 0u);
+  /* Workers ready for this job: the sleepers, those already woken, and a
+   * spinner (which needs no wake-up).  Short of that, start a thread while
+   * under the limit.  Wake a sleeper only for work the woken and the
+   * spinner will not take: a burst costs as many wake-ups as sleepers, not
+   * one per job. */
+  size_t coming = p->nwoken + (p->spinning ? 1u : 0u);
+  size_t ready = p->nidle + coming;
   if (ready < p->nqueued && p->nthreads < p->max_workers) {
     int err = spawn(p);
     if (err && p->nthreads == 0) {
@@ -254,7 +266,9 @@ static int enqueue(struct pool *p, struct tp_item *it) {
       pthread_mutex_unlock(&p->lock);
       return err;
     }
-  } else if (p->nidle > 0 && (!p->spinning || p->nqueued > 1)) {
+  } else if (p->nidle > 0 && p->nqueued > coming) {
+    p->nidle--;
+    p->nwoken++;
     pthread_cond_signal(&p->work_cv);
   }
   pthread_mutex_unlock(&p->lock);
