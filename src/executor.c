@@ -17,6 +17,7 @@
  * after the loop is gone finds a closed inbox, not a dangling loop. */
 #include "executor_internal.h"
 
+#include <sched.h>
 #include <string.h>
 
 /* ======================================================================
@@ -349,6 +350,8 @@ struct exec_state {
   bool def_shut;              /* shutdown_default_executor was called */
   struct wrap *inflight;      /* wrappers whose cfuture callback may still
                                  come (doubly linked, loop thread only) */
+  size_t nfast;               /* fast-path items not yet back (loop
+                                 thread) */
 };
 
 /* Two kinds.  A wrapper of any cfuture (fut_wrap_future, or
@@ -574,12 +577,15 @@ static void drain(void *p) {
   atomic_store(&ib->scheduled, false);
   struct wrap *list = inbox_take(ib);
   fut_loop_t *loop = ib->loop; /* loop thread: stable while it runs */
+  struct exec_state *st = loop->executor_state;
   ib->drains++;
   while (list) {
     struct wrap *w = list;
     list = w->next_done;
     ib->delivered++;
     inflight_remove(loop, w);
+    if (w->fast)
+      st->nfast--;
     deliver(w);
     entry_release(w);      /* the completer's share */
     fut_unref(&w->x.fut);  /* the in-flight reference */
@@ -636,6 +642,32 @@ static void executor_close(fut_loop_t *loop) {
   fut__free(st);
   loop->executor_state = NULL;
   loop->executor_close = NULL;
+  loop->executor_before_block = NULL;
+}
+
+/* How long the loop, about to block with fast-path jobs in flight, first
+ * waits for a completion: a short job is back within a few microseconds,
+ * sooner than the loop thread can sleep in epoll_wait and be woken by the
+ * doorbell.  Bounded, and only while jobs are out, so an idle loop never
+ * spins; yielding, so a worker sharing the core runs. */
+#define LOOP_SPIN_NS FUT_US(20)
+
+static void before_block(fut_loop_t *loop) {
+  struct exec_state *st = loop->executor_state;
+  if (st->nfast == 0)
+    return;
+  uint64_t start = fut__now();
+  for (;;) {
+    if (atomic_load_explicit(&loop->tsq.rung, memory_order_acquire)) {
+      /* The doorbell's write may still be on its way: it then costs one
+       * empty drain later, not a lost call. */
+      fut__tsq_drain(loop);
+      return;
+    }
+    sched_yield();
+    if (fut__now() - start > LOOP_SPIN_NS)
+      return;
+  }
 }
 
 static int get_state(fut_loop_t *loop, struct exec_state **out) {
@@ -662,6 +694,7 @@ static int get_state(fut_loop_t *loop, struct exec_state **out) {
   st->inbox = ib;
   loop->executor_state = st;
   loop->executor_close = executor_close;
+  loop->executor_before_block = before_block;
   *out = st;
   return 0;
 }
@@ -756,6 +789,7 @@ static int run_fast(fut_loop_t *loop, struct exec_state *st,
   }
   /* In flight: the loop holds a reference until the item comes back. */
   fut_ref(&w->x.fut);
+  st->nfast++;
   w->prev = NULL;
   w->next = st->inflight;
   if (st->inflight)

@@ -375,6 +375,38 @@ static void test_fastpath_idle_pool_sleeps(void **state) {
   loop_free_clean(loop);
 }
 
+static void open_gate_cb(void *arg) { gate_open(arg); }
+
+/* The loop waits briefly for in-flight jobs before it blocks in epoll, but
+ * only briefly: with a job running for 200 ms the process stays (almost)
+ * idle, and the completion is still delivered. */
+static void test_fastpath_long_job_loop_sleeps(void **state) {
+  (void)state;
+  fut_loop_t *loop;
+  assert_int_equal(fut_loop_new(&loop), 0);
+  fut_executor_t *ex;
+  assert_int_equal(fut_thread_pool_new(1, &ex), 0);
+  struct gate g;
+  gate_init(&g);
+  fut_t *f;
+  assert_int_equal(fut_run_in_executor(loop, ex, job_gated, &g, &f), 0);
+  gate_wait_arrived(&g, 1);
+  assert_int_equal(fut_loop_call_later(loop, FUT_MS(200), open_gate_cb, &g,
+                                       NULL), 0);
+  uint64_t c0 = cpu_ns(), t0 = now_ns();
+  assert_int_equal(fut_loop_run_until_complete(loop, f), 0);
+  uint64_t used = cpu_ns() - c0, took = now_ns() - t0;
+  assert_true(took >= FUT_MS(200));
+  assert_true(used < FUT_MS(30));
+  int64_t v = 0;
+  assert_int_equal(fut_result_i64(f, &v), 0);
+  assert_int_equal(v, 1);
+  fut_unref(f);
+  fut_executor_free(ex);
+  gate_destroy(&g);
+  loop_free_clean(loop);
+}
+
 int main(void) {
   warm_up_threads();
   const struct CMUnitTest tests[] = {
@@ -387,6 +419,7 @@ int main(void) {
       T(test_fastpath_bytes_jobs),
       T(test_fastpath_batching),
       T(test_fastpath_idle_pool_sleeps),
+      T(test_fastpath_long_job_loop_sleeps),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
