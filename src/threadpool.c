@@ -185,7 +185,18 @@ static void *worker_main(void *arg) {
       p->tail = NULL;
     p->nqueued--;
     atomic_store_explicit(&p->qlen, p->nqueued, memory_order_relaxed);
+    /* More work and nobody else on the way: pass the wake-up on (see
+     * enqueue), so jobs still spread over the sleepers. */
+    bool wake = p->head && p->nidle > 0 && p->nwoken == 0 && !p->spinning;
+    if (wake) {
+      p->nidle--;
+      p->nwoken++;
+    }
     pthread_mutex_unlock(&p->lock);
+    /* After the unlock: the woken thread does not block on our lock.  The
+     * counts were settled under it, so any waiter may take the signal. */
+    if (wake)
+      pthread_cond_signal(&p->work_cv);
     fut_job_run(&it->job, it->cf);
     item_free(it);
     spun = false;
@@ -251,9 +262,10 @@ static int enqueue(struct pool *p, struct tp_item *it) {
   atomic_store_explicit(&p->qlen, p->nqueued, memory_order_relaxed);
   /* Workers ready for this job: the sleepers, those already woken, and a
    * spinner (which needs no wake-up).  Short of that, start a thread while
-   * under the limit.  Wake a sleeper only for work the woken and the
-   * spinner will not take: a burst costs as many wake-ups as sleepers, not
-   * one per job. */
+   * under the limit.  Wake a sleeper only when no worker is on the way:
+   * a worker taking a job passes the wake-up on while more wait, so the
+   * submitting thread (the loop, usually) pays at most one futex wake per
+   * idle period instead of one per job. */
   size_t coming = p->nwoken + (p->spinning ? 1u : 0u);
   size_t ready = p->nidle + coming;
   if (ready < p->nqueued && p->nthreads < p->max_workers) {
@@ -266,10 +278,12 @@ static int enqueue(struct pool *p, struct tp_item *it) {
       pthread_mutex_unlock(&p->lock);
       return err;
     }
-  } else if (p->nidle > 0 && p->nqueued > coming) {
+  } else if (p->nidle > 0 && coming == 0) {
     p->nidle--;
     p->nwoken++;
-    pthread_cond_signal(&p->work_cv);
+    pthread_mutex_unlock(&p->lock);
+    pthread_cond_signal(&p->work_cv); /* after the unlock, as worker_main */
+    return 0;
   }
   pthread_mutex_unlock(&p->lock);
   return 0;
