@@ -329,16 +329,20 @@ static void wrap_pool_destroy(struct wrap_pool *wp) {
 }
 
 /* Completion inbox of one loop (see the top of the file). */
+/* Laid out in two cache lines: what every completing worker touches,
+ * and what the loop thread writes on every job (the free list and the
+ * wrappers' references), so neither invalidates the other's line. */
 struct inbox {
-  pthread_mutex_t lock;      /* taken only to queue a drain and to close */
-  atomic_uint refs;          /* loop state + live wrappers + queued drain */
-  fut_loop_t *loop;          /* guarded by lock; NULL once the loop closed */
-  const fut_loop_t *owner;   /* the loop; never changes (compared only) */
   /* Completed, not drained: a stack (newest first) pushed with CAS and
    * taken whole with an exchange (so no ABA); linked by next_done. */
   _Atomic(struct wrap *) head;
   atomic_bool scheduled;     /* a drain is queued (or being queued) */
   atomic_bool closed;        /* the loop closed: nobody drains head */
+  const fut_loop_t *owner;   /* the loop; never changes (compared only) */
+  pthread_mutex_t lock;      /* taken only to queue a drain and to close */
+  fut_loop_t *loop;          /* guarded by lock; NULL once the loop closed */
+  char pad[64];              /* keeps the lines apart */
+  atomic_uint refs;          /* loop state + live wrappers + queued drain */
   struct wrap_pool pool;     /* wrapper memory (see wrap_mem_unref) */
   uint64_t drains;           /* loop thread: drains run (tests) */
   uint64_t delivered;        /* loop thread: completions delivered */
@@ -488,10 +492,9 @@ static bool inbox_push(struct wrap *w) {
   struct inbox *ib = w->inbox;
   if (FUT__UNLIKELY(atomic_load(&ib->closed)))
     return false;
-  /* Once pushed, w may be drained and freed at once, and a close may then
-   * drop the inbox's other references: hold one until done. */
-  atomic_fetch_add_explicit(&ib->refs, 1, memory_order_relaxed);
-  /* The completer's share moves to the inbox entry. */
+  /* The completer's share moves to the inbox entry.  Once pushed, w may
+   * be drained at once; the caller keeps w (and so its inbox reference)
+   * alive until this returns (see keep_alive). */
   struct wrap *head = atomic_load_explicit(&ib->head, memory_order_relaxed);
   do
     w->next_done = head;
@@ -505,7 +508,6 @@ static bool inbox_push(struct wrap *w) {
              !atomic_exchange(&ib->scheduled, true)) {
     ring(ib);
   }
-  inbox_unref(ib);
   return true;
 }
 
@@ -513,16 +515,22 @@ static bool inbox_push(struct wrap *w) {
 static void on_cf_done(fut_cfuture_t *cf, void *arg) {
   (void)cf;
   struct wrap *w = arg;
+  /* keep_alive: a share of w's own (a line this thread has) rather than a
+   * reference on the inbox, which every worker would bounce. */
+  atomic_fetch_add_explicit(&w->mem, 1, memory_order_relaxed);
   if (!inbox_push(w))
     wrap_mem_unref(w);
+  wrap_mem_unref(w);
 }
 
 /* Fast path: the pool is done with the item (it ran, or was cancelled
  * before it started); its cfuture reference comes home with it. */
 static void on_item_done(struct fut__tp_item *it) {
   struct wrap *w = fut__container_of(it, struct wrap, item);
+  fut_cfuture_ref(&w->ecf); /* keep_alive, as on_cf_done */
   if (!inbox_push(w))
     fut_cfuture_unref(&w->ecf);
+  fut_cfuture_unref(&w->ecf);
 }
 
 /* Drops the share an inbox entry carries. */
