@@ -375,6 +375,39 @@ static void test_fastpath_idle_pool_sleeps(void **state) {
   loop_free_clean(loop);
 }
 
+/* Jobs submitted to a pool whose workers all sleep still run side by side:
+ * the submitter wakes one worker and each worker taking a job wakes the
+ * next while more wait.  Four jobs that each block until all four arrived
+ * prove it. */
+static void test_fastpath_wakeups_spread_over_sleepers(void **state) {
+  (void)state;
+  fut_loop_t *loop;
+  assert_int_equal(fut_loop_new(&loop), 0);
+  fut_executor_t *ex;
+  assert_int_equal(fut_thread_pool_new(4, &ex), 0);
+  for (int round = 0; round < 3; round++) {
+    struct gate g;
+    gate_init(&g);
+    fut_t *f[4];
+    /* Round 0 starts the threads; later rounds find them asleep. */
+    while (round > 0 && fut__thread_pool_nidle(ex) != 4)
+      sched_yield();
+    for (int i = 0; i < 4; i++)
+      assert_int_equal(fut_run_in_executor(loop, ex, job_gated, &g, &f[i]),
+                       0);
+    gate_wait_arrived(&g, 4); /* all four run at once */
+    gate_open(&g);
+    for (int i = 0; i < 4; i++) {
+      assert_int_equal(fut_loop_run_until_complete(loop, f[i]), 0);
+      fut_unref(f[i]);
+    }
+    gate_destroy(&g);
+  }
+  assert_int_equal(fut__thread_pool_nthreads(ex), 4);
+  fut_executor_free(ex);
+  loop_free_clean(loop);
+}
+
 static void open_gate_cb(void *arg) { gate_open(arg); }
 
 /* The loop waits briefly for in-flight jobs before it blocks in epoll, but
@@ -420,6 +453,7 @@ int main(void) {
       T(test_fastpath_batching),
       T(test_fastpath_idle_pool_sleeps),
       T(test_fastpath_long_job_loop_sleeps),
+      T(test_fastpath_wakeups_spread_over_sleepers),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
