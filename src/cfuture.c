@@ -39,33 +39,6 @@ struct cf_waiter {
   size_t norder;         /* guarded by m: entries written in order[] */
 };
 
-struct cf_cb {
-  fut_cf_done_cb cb;
-  void *arg;
-};
-
-enum { CF_R_NONE = 0, CF_R_PTR, CF_R_BYTES, CF_R_I64 };
-
-struct fut_cfuture {
-  atomic_uint refs;          /* > 0 while alive */
-  atomic_int state;          /* fut_cf_state_t; FINISHED/CANCELLED final */
-  atomic_bool locked;        /* the lock (cf_lock): guards everything
-                                below until done */
-  int err;                   /* 0, the exception's code, or -ECANCELED */
-  uint8_t rkind;             /* CF_R_*: result storage, set before done */
-  union {
-    struct { void *ptr; fut_free_fn dtor; } p;
-    struct { void *data; size_t len; } b;
-    int64_t i64;
-  } r;
-  char *msg;                 /* exception message or NULL */
-  struct cf_cb *cbs;         /* registered, not yet run: cb_inline or a
-                                malloc'd vector */
-  size_t ncbs, capcbs;       /* entries used / capacity of cbs */
-  struct cf_cb cb_inline[2]; /* the first registrations (no allocation) */
-  struct cf_node *waiters;   /* head of the waiter-node list */
-};
-
 static inline void cpu_relax(void) {
 #if defined(__x86_64__) || defined(__i386__)
   __builtin_ia32_pause();
@@ -210,16 +183,22 @@ int fut__cfuture_new_ext(size_t extra, fut_cfuture_t **out, void **extra_out) {
   fut_cfuture_t *cf = fut__malloc(CF_SIZE + extra);
   if (!cf)
     return fut__error(-ENOMEM, "fut_cfuture_new: out of memory");
-  memset(cf, 0, sizeof *cf);
-  atomic_init(&cf->refs, 1);
-  atomic_init(&cf->state, FUT_CF_PENDING);
-  atomic_init(&cf->locked, false);
-  cf->cbs = cf->cb_inline;
-  cf->capcbs = 2;
+  fut__cfuture_init(cf, NULL, 1);
   if (extra_out)
     *extra_out = (char *)cf + CF_SIZE;
   *out = cf;
   return 0;
+}
+
+void fut__cfuture_init(fut_cfuture_t *cf, void (*release)(fut_cfuture_t *),
+                       unsigned refs) {
+  memset(cf, 0, sizeof *cf);
+  atomic_init(&cf->refs, refs);
+  atomic_init(&cf->state, FUT_CF_PENDING);
+  atomic_init(&cf->locked, false);
+  cf->cbs = cf->cb_inline;
+  cf->capcbs = 2;
+  cf->release = release;
 }
 
 int fut_cfuture_new(fut_cfuture_t **out) {
@@ -262,7 +241,10 @@ void fut_cfuture_unref(fut_cfuture_t *cf) {
   fut__free(cf->msg);
   if (cf->cbs != cf->cb_inline)
     fut__free(cf->cbs);
-  fut__free(cf);
+  if (cf->release)
+    cf->release(cf);
+  else
+    fut__free(cf);
 }
 
 fut_cf_state_t fut_cfuture_state(const fut_cfuture_t *cf) {

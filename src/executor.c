@@ -2,11 +2,11 @@
  * (wrap_future, run_in_executor, the default executor).
  *
  * Completions cross from worker threads to the loop through a per-loop
- * inbox: a cfuture's done callback pushes its wrapper onto the inbox under
- * the inbox lock and, only when the inbox was empty and no drain is queued,
- * asks the loop for one drain with fut_loop_call_soon_threadsafe.  So one
- * thread-safe call (one doorbell) carries every completion that arrives
- * before the loop gets to it.
+ * inbox: the completing thread pushes the wrapper onto a lock-free stack
+ * (one CAS) and, only when no drain is queued, asks the loop for one drain
+ * with fut_loop_call_soon_threadsafe.  So one thread-safe call (one
+ * doorbell) carries every completion that arrives before the loop gets to
+ * it, and the loop takes them all with one atomic exchange.
  *
  * Lifetimes.  A wrapper (struct wrap) is a loop future with two memory
  * owners: the loop side (the future's references, loop thread only) and the
@@ -17,6 +17,7 @@
  * after the loop is gone finds a closed inbox, not a dangling loop. */
 #include "executor_internal.h"
 
+#include <sched.h>
 #include <string.h>
 
 /* ======================================================================
@@ -262,20 +263,29 @@ struct wrap;
  * cause: those headers all share the same cache sets).  Here a free is one
  * store into the block itself. */
 struct wrap_pool {
-  void *free;     /* singly linked through each free block's first word */
-  void *chunks;   /* singly linked through each chunk's first word */
-  size_t size;    /* block size, a multiple of 16 */
+  void *free;             /* loop thread: singly linked through each free
+                             block's first word */
+  _Atomic(void *) remote; /* blocks freed by other threads (or after
+                             close): a stack pushed with CAS, taken whole
+                             by the loop thread (so no ABA) */
+  void *chunks;           /* loop thread: singly linked through each
+                             chunk's first word */
+  size_t size;            /* block size, a multiple of 16 */
 };
 
 #define WRAP_CHUNK 128 /* blocks per chunk */
 
 static void wrap_pool_init(struct wrap_pool *wp, size_t size) {
   wp->free = wp->chunks = NULL;
+  atomic_init(&wp->remote, NULL);
   wp->size = (size + 15u) & ~(size_t)15u;
 }
 
 static void *wrap_pool_alloc(struct wrap_pool *wp) {
   void *p = wp->free;
+  if (FUT__UNLIKELY(p == NULL) &&
+      atomic_load_explicit(&wp->remote, memory_order_relaxed))
+    p = atomic_exchange_explicit(&wp->remote, NULL, memory_order_acquire);
   if (FUT__LIKELY(p != NULL)) {
     wp->free = *(void **)p;
     return p;
@@ -299,6 +309,15 @@ static void wrap_pool_free(struct wrap_pool *wp, void *p) {
   wp->free = p;
 }
 
+/* Any thread. */
+static void wrap_pool_free_remote(struct wrap_pool *wp, void *p) {
+  void *head = atomic_load_explicit(&wp->remote, memory_order_relaxed);
+  do
+    *(void **)p = head;
+  while (!atomic_compare_exchange_weak_explicit(
+      &wp->remote, &head, p, memory_order_release, memory_order_relaxed));
+}
+
 static void wrap_pool_destroy(struct wrap_pool *wp) {
   void *c = wp->chunks;
   while (c) {
@@ -310,15 +329,21 @@ static void wrap_pool_destroy(struct wrap_pool *wp) {
 }
 
 /* Completion inbox of one loop (see the top of the file). */
+/* Laid out in two cache lines: what every completing worker touches,
+ * and what the loop thread writes on every job (the free list and the
+ * wrappers' references), so neither invalidates the other's line. */
 struct inbox {
-  pthread_mutex_t lock;
-  atomic_uint refs;          /* loop state + live wrappers + queued drain */
+  /* Completed, not drained: a stack (newest first) pushed with CAS and
+   * taken whole with an exchange (so no ABA); linked by next_done. */
+  _Atomic(struct wrap *) head;
+  atomic_bool scheduled;     /* a drain is queued (or being queued) */
+  atomic_bool closed;        /* the loop closed: nobody drains head */
+  const fut_loop_t *owner;   /* the loop; never changes (compared only) */
+  pthread_mutex_t lock;      /* taken only to queue a drain and to close */
   fut_loop_t *loop;          /* guarded by lock; NULL once the loop closed */
-  struct wrap *head, *tail;  /* guarded by lock: completed, not drained */
-  bool scheduled;            /* guarded by lock: a drain is queued */
-  atomic_bool closed;        /* the loop closed (set under lock) */
-  struct wrap_pool pool;     /* wrapper memory: loop thread only until
-                                closed, under lock after */
+  char pad[64];              /* keeps the lines apart */
+  atomic_uint refs;          /* loop state + live wrappers + queued drain */
+  struct wrap_pool pool;     /* wrapper memory (see wrap_mem_unref) */
   uint64_t drains;           /* loop thread: drains run (tests) */
   uint64_t delivered;        /* loop thread: completions delivered */
 };
@@ -329,15 +354,29 @@ struct exec_state {
   bool def_shut;              /* shutdown_default_executor was called */
   struct wrap *inflight;      /* wrappers whose cfuture callback may still
                                  come (doubly linked, loop thread only) */
+  size_t nfast;               /* fast-path items not yet back (loop
+                                 thread) */
 };
 
+/* Two kinds.  A wrapper of any cfuture (fut_wrap_future, or
+ * run_in_executor on another executor) registers a cfuture done callback.
+ * A run_in_executor job on one of our thread pools is the fast path: the
+ * wrapper carries the pool's work item and the cfuture itself (one block
+ * from the free list per job, no malloc), and the worker hands the item
+ * straight to the inbox (item.done) with no callback registration. */
 struct wrap {
-  atomic_uint mem;           /* memory owners: loop side + pending callback */
+  atomic_uint mem;           /* memory owners: loop side + pending callback
+                                (fast: loop side + ecf alive) */
   struct inbox *inbox;       /* owned reference */
-  fut_cfuture_t *cf;         /* owned reference, dropped with the memory */
-  struct wrap *next_done;    /* inbox list link (guarded by inbox lock) */
+  fut_cfuture_t *cf;         /* owned reference: dropped with the memory, or
+                                (fast) when the loop side goes */
+  struct wrap *next_done;    /* inbox stack link: written before the push */
   struct wrap *prev, *next;  /* exec_state.inflight links (loop thread) */
   bool inflight;             /* in exec_state.inflight (loop thread) */
+  bool fast;                 /* item and ecf are in use; never changes */
+  struct fut__tp_item item;  /* fast: the pool's item (its cf reference
+                                comes back through the inbox) */
+  fut_cfuture_t ecf;         /* fast: the job's cfuture (cf == &ecf) */
   struct fut__ext x;         /* the loop future; last: fut__ext ends with it */
 };
 
@@ -350,23 +389,29 @@ static void inbox_unref(struct inbox *ib) {
 }
 
 /* Wrappers come from a per-loop free list (struct wrap_pool): malloc and
- * free were a third of a job's cost on the loop thread.  Until the loop closes only the loop
- * thread allocates and frees them (a worker's share always travels back
- * through the inbox); after close a racing worker may free one, so the
- * list is then used under the inbox lock. */
+ * free were a third of a job's cost on the loop thread.  Only the loop
+ * thread allocates.  The last owner usually lets go on the loop thread
+ * while it runs the loop (a worker's share travels back through the
+ * inbox): then the block goes on the plain list.  Anywhere else (another
+ * thread keeping the job's cfuture, a worker finishing after close, the
+ * loop not running) it goes on the atomic remote stack. */
 static void wrap_mem_unref(struct wrap *w) {
   if (atomic_fetch_sub_explicit(&w->mem, 1, memory_order_acq_rel) != 1)
     return;
   struct inbox *ib = w->inbox;
-  fut_cfuture_unref(w->cf);
-  if (atomic_load_explicit(&ib->closed, memory_order_acquire)) {
-    pthread_mutex_lock(&ib->lock);
+  if (!w->fast)
+    fut_cfuture_unref(w->cf);
+  if (fut_get_running_loop() == ib->owner &&
+      !atomic_load_explicit(&ib->closed, memory_order_acquire))
     wrap_pool_free(&ib->pool, w);
-    pthread_mutex_unlock(&ib->lock);
-  } else {
-    wrap_pool_free(&ib->pool, w);
-  }
+  else
+    wrap_pool_free_remote(&ib->pool, w);
   inbox_unref(ib);
+}
+
+/* The embedded cfuture's last reference went (any thread). */
+static void ecf_release(fut_cfuture_t *cf) {
+  wrap_mem_unref(fut__container_of(cf, struct wrap, ecf));
 }
 
 static struct wrap *wrap_of(fut_t *f) {
@@ -395,44 +440,105 @@ static bool wrap_cancel(fut_t *f, const char *msg) {
   return fut__cancel_base(f, msg);
 }
 
-static void wrap_destroy(fut_t *f) { wrap_mem_unref(wrap_of(f)); }
+static void wrap_destroy(fut_t *f) {
+  struct wrap *w = wrap_of(f);
+  if (w->fast)
+    fut_cfuture_unref(w->cf); /* may release ecf: its share of mem */
+  wrap_mem_unref(w);
+}
 
 static const struct fut__ops wrap_ops = {"wrap_future", wrap_cancel,
                                          wrap_destroy};
 
 static void drain(void *p);
 
+static void entry_release(struct wrap *w);
+
+/* Releases the shares of inbox entries nobody will drain (the loop
+ * closed).  Any thread. */
+static void release_list(struct wrap *list) {
+  while (list) {
+    struct wrap *w = list;
+    list = w->next_done;
+    entry_release(w);
+  }
+}
+
+/* Asks the loop for a drain (the caller turned `scheduled` on). */
+__attribute__((noinline)) static void ring(struct inbox *ib) {
+  /* Under the inbox lock: the loop cannot finish closing meanwhile (its
+   * close hook takes this lock), so ib->loop stays valid. */
+  pthread_mutex_lock(&ib->lock);
+  if (ib->loop) {
+    atomic_fetch_add_explicit(&ib->refs, 1, memory_order_relaxed);
+    if (fut_loop_call_soon_threadsafe(ib->loop, drain, ib) != 0) {
+      /* Out of memory or closing: the entries stay in the inbox for the
+       * next push to ring again, or for close. */
+      atomic_fetch_sub_explicit(&ib->refs, 1, memory_order_relaxed);
+      atomic_store(&ib->scheduled, false);
+    }
+  }
+  pthread_mutex_unlock(&ib->lock);
+}
+
+/* Queues w for the loop's next drain, in the completing thread; false
+ * when the loop closed (nothing done: the caller keeps its share).
+ *
+ * The seq_cst pairs: push-then-read-closed here against set-closed-then-
+ * take in close, so an entry is taken by close or by the pusher that saw
+ * closed; push-then-read-scheduled here against clear-scheduled-then-take
+ * in drain, so an entry is taken by a drain already queued or rings. */
+static bool inbox_push(struct wrap *w) {
+  struct inbox *ib = w->inbox;
+  if (FUT__UNLIKELY(atomic_load(&ib->closed)))
+    return false;
+  /* The completer's share moves to the inbox entry.  Once pushed, w may
+   * be drained at once; the caller keeps w (and so its inbox reference)
+   * alive until this returns (see keep_alive). */
+  struct wrap *head = atomic_load_explicit(&ib->head, memory_order_relaxed);
+  do
+    w->next_done = head;
+  while (!atomic_compare_exchange_weak_explicit(
+      &ib->head, &head, w, memory_order_seq_cst, memory_order_relaxed));
+  if (FUT__UNLIKELY(atomic_load(&ib->closed))) {
+    /* Close may have taken its snapshot before this push: what is left
+     * is nobody else's to release. */
+    release_list(atomic_exchange(&ib->head, NULL));
+  } else if (!atomic_load(&ib->scheduled) &&
+             !atomic_exchange(&ib->scheduled, true)) {
+    ring(ib);
+  }
+  return true;
+}
+
 /* The cfuture's done callback, in the completing thread. */
 static void on_cf_done(fut_cfuture_t *cf, void *arg) {
   (void)cf;
   struct wrap *w = arg;
-  struct inbox *ib = w->inbox;
-  pthread_mutex_lock(&ib->lock);
-  if (ib->loop) {
-    /* The callback's memory reference moves to the inbox entry. */
-    w->next_done = NULL;
-    if (ib->tail)
-      ib->tail->next_done = w;
-    else
-      ib->head = w;
-    ib->tail = w;
-    if (!ib->scheduled) {
-      /* Under the inbox lock: the loop cannot finish closing meanwhile
-       * (its close hook takes this lock), so ib->loop stays valid. */
-      atomic_fetch_add_explicit(&ib->refs, 1, memory_order_relaxed);
-      if (fut_loop_call_soon_threadsafe(ib->loop, drain, ib) == 0) {
-        ib->scheduled = true;
-      } else {
-        /* Out of memory or closing: the entry stays in the inbox and is
-         * picked up by the next drain or by close. */
-        atomic_fetch_sub_explicit(&ib->refs, 1, memory_order_relaxed);
-      }
-    }
-    pthread_mutex_unlock(&ib->lock);
-    return;
-  }
-  pthread_mutex_unlock(&ib->lock);
+  /* keep_alive: a share of w's own (a line this thread has) rather than a
+   * reference on the inbox, which every worker would bounce. */
+  atomic_fetch_add_explicit(&w->mem, 1, memory_order_relaxed);
+  if (!inbox_push(w))
+    wrap_mem_unref(w);
   wrap_mem_unref(w);
+}
+
+/* Fast path: the pool is done with the item (it ran, or was cancelled
+ * before it started); its cfuture reference comes home with it. */
+static void on_item_done(struct fut__tp_item *it) {
+  struct wrap *w = fut__container_of(it, struct wrap, item);
+  fut_cfuture_ref(&w->ecf); /* keep_alive, as on_cf_done */
+  if (!inbox_push(w))
+    fut_cfuture_unref(&w->ecf);
+  fut_cfuture_unref(&w->ecf);
+}
+
+/* Drops the share an inbox entry carries. */
+static void entry_release(struct wrap *w) {
+  if (w->fast)
+    fut_cfuture_unref(&w->ecf);
+  else
+    wrap_mem_unref(w);
 }
 
 /* Moves the cfuture's outcome into the loop future (unless it was
@@ -460,29 +566,36 @@ static void deliver(struct wrap *w) {
                       fut_strerror(r));
 }
 
-static struct wrap *inbox_take(struct inbox *ib, bool unschedule) {
-  pthread_mutex_lock(&ib->lock);
-  struct wrap *list = ib->head;
-  ib->head = ib->tail = NULL;
-  if (unschedule)
-    ib->scheduled = false;
-  pthread_mutex_unlock(&ib->lock);
-  return list;
+/* Takes every entry, oldest first (the stack is newest first). */
+static struct wrap *inbox_take(struct inbox *ib) {
+  struct wrap *list = atomic_exchange(&ib->head, NULL), *fifo = NULL;
+  while (list) {
+    struct wrap *next = list->next_done;
+    list->next_done = fifo;
+    fifo = list;
+    list = next;
+  }
+  return fifo;
 }
 
 /* The thread-safe trampoline: runs on the loop thread. */
 static void drain(void *p) {
   struct inbox *ib = p;
-  struct wrap *list = inbox_take(ib, true);
+  /* Cleared first: a push after the take rings for another drain. */
+  atomic_store(&ib->scheduled, false);
+  struct wrap *list = inbox_take(ib);
   fut_loop_t *loop = ib->loop; /* loop thread: stable while it runs */
+  struct exec_state *st = loop->executor_state;
   ib->drains++;
   while (list) {
     struct wrap *w = list;
     list = w->next_done;
     ib->delivered++;
     inflight_remove(loop, w);
+    if (w->fast)
+      st->nfast--;
     deliver(w);
-    wrap_mem_unref(w);     /* the callback's share */
+    entry_release(w);      /* the completer's share */
     fut_unref(&w->x.fut);  /* the in-flight reference */
   }
   inbox_unref(ib);
@@ -507,26 +620,29 @@ static void executor_close(fut_loop_t *loop) {
     st->def = NULL;
   }
   struct inbox *ib = st->inbox;
-  /* Close the inbox: callbacks from now on drop their share themselves. */
+  /* Close the inbox: completers from now on drop their share themselves
+   * (see inbox_push). */
   pthread_mutex_lock(&ib->lock);
   ib->loop = NULL;
-  atomic_store_explicit(&ib->closed, true, memory_order_release);
-  struct wrap *list = ib->head;
-  ib->head = ib->tail = NULL;
+  atomic_store(&ib->closed, true);
   pthread_mutex_unlock(&ib->lock);
+  struct wrap *list = inbox_take(ib);
   while (list) {
     struct wrap *w = list;
     list = w->next_done;
     inflight_remove(loop, w);
-    wrap_mem_unref(w);
+    entry_release(w);
     fut_unref(&w->x.fut);
   }
   while (st->inflight) {
     struct wrap *w = st->inflight;
     inflight_remove(loop, w);
     /* If the callback is still registered it will never run: drop its
-     * share here.  Otherwise it is running now and drops it itself. */
-    if (fut_cfuture_remove_done_callback(w->cf, on_cf_done, w) > 0)
+     * share here.  Otherwise it is running now and drops it itself.  A
+     * fast-path item always comes back: its completer finds the inbox
+     * closed and drops the pool's reference itself. */
+    if (!w->fast &&
+        fut_cfuture_remove_done_callback(w->cf, on_cf_done, w) > 0)
       wrap_mem_unref(w);
     fut_unref(&w->x.fut);
   }
@@ -534,6 +650,32 @@ static void executor_close(fut_loop_t *loop) {
   fut__free(st);
   loop->executor_state = NULL;
   loop->executor_close = NULL;
+  loop->executor_before_block = NULL;
+}
+
+/* How long the loop, about to block with fast-path jobs in flight, first
+ * waits for a completion: a short job is back within a few microseconds,
+ * sooner than the loop thread can sleep in epoll_wait and be woken by the
+ * doorbell.  Bounded, and only while jobs are out, so an idle loop never
+ * spins; yielding, so a worker sharing the core runs. */
+#define LOOP_SPIN_NS FUT_US(20)
+
+static void before_block(fut_loop_t *loop) {
+  struct exec_state *st = loop->executor_state;
+  if (st->nfast == 0)
+    return;
+  uint64_t start = fut__now();
+  for (;;) {
+    if (atomic_load_explicit(&loop->tsq.rung, memory_order_acquire)) {
+      /* The doorbell's write may still be on its way: it then costs one
+       * empty drain later, not a lost call. */
+      fut__tsq_drain(loop);
+      return;
+    }
+    sched_yield();
+    if (fut__now() - start > LOOP_SPIN_NS)
+      return;
+  }
 }
 
 static int get_state(fut_loop_t *loop, struct exec_state **out) {
@@ -552,11 +694,15 @@ static int get_state(fut_loop_t *loop, struct exec_state **out) {
   pthread_mutex_init(&ib->lock, NULL);
   atomic_init(&ib->refs, 1);
   atomic_init(&ib->closed, false);
+  atomic_init(&ib->scheduled, false);
+  atomic_init(&ib->head, NULL);
   wrap_pool_init(&ib->pool, sizeof(struct wrap));
   ib->loop = loop;
+  ib->owner = loop;
   st->inbox = ib;
   loop->executor_state = st;
   loop->executor_close = executor_close;
+  loop->executor_before_block = before_block;
   *out = st;
   return 0;
 }
@@ -575,6 +721,7 @@ static int wrap_adopt(fut_loop_t *loop, struct exec_state *st,
     return err;
   }
   atomic_init(&w->mem, 2);
+  w->fast = false;
   w->inbox = st->inbox;
   atomic_fetch_add_explicit(&w->inbox->refs, 1, memory_order_relaxed);
   w->cf = cf;
@@ -621,6 +768,46 @@ int fut_wrap_future(fut_loop_t *loop, fut_cfuture_t *cf, fut_t **out) {
   return err;
 }
 
+/* run_in_executor on one of our thread pools (see struct wrap). */
+static int run_fast(fut_loop_t *loop, struct exec_state *st,
+                    fut_executor_t *ex, const fut_job_t *job, fut_t **out) {
+  struct wrap *w = wrap_pool_alloc(&st->inbox->pool);
+  if (!w)
+    return fut__error(-ENOMEM, "fut_run_in_executor: out of memory");
+  int err = fut__ext_init(loop, &w->x, &wrap_ops);
+  if (err) {
+    wrap_pool_free(&st->inbox->pool, w);
+    return err;
+  }
+  /* mem: the loop side and ecf; ecf refs: the wrapper's and the pool's. */
+  atomic_init(&w->mem, 2);
+  w->fast = true;
+  w->inbox = st->inbox;
+  atomic_fetch_add_explicit(&w->inbox->refs, 1, memory_order_relaxed);
+  fut__cfuture_init(&w->ecf, ecf_release, 2);
+  w->cf = &w->ecf;
+  w->next_done = NULL;
+  w->item.cf = &w->ecf;
+  w->item.done = on_item_done;
+  w->item.job = *job;
+  if ((err = fut__thread_pool_push(ex, &w->item))) {
+    fut_cfuture_unref(&w->ecf); /* the pool's */
+    fut_unref(&w->x.fut);       /* frees the rest */
+    return err;
+  }
+  /* In flight: the loop holds a reference until the item comes back. */
+  fut_ref(&w->x.fut);
+  st->nfast++;
+  w->prev = NULL;
+  w->next = st->inflight;
+  if (st->inflight)
+    st->inflight->prev = w;
+  st->inflight = w;
+  w->inflight = true;
+  *out = &w->x.fut;
+  return 0;
+}
+
 static int default_executor(fut_loop_t *loop, fut_executor_t **out) {
   struct exec_state *st;
   int err = get_state(loop, &st);
@@ -654,6 +841,10 @@ int fut_run_in_executor_job(fut_loop_t *loop, fut_executor_t *ex,
     return err;
   if (!ex && (err = default_executor(loop, &ex)))
     return err;
+  /* Jobs whose bytes would need copying take the generic path. */
+  if (fut__is_thread_pool(ex) &&
+      (job->fn || job->data_free || job->len == 0))
+    return run_fast(loop, st, ex, job, out);
   fut_cfuture_t *cf;
   if ((err = fut_executor_submit_job(ex, job, &cf)))
     return err;

@@ -360,6 +360,11 @@ struct fut_loop {
    * by these hooks (which may be NULL). */
   void *executor_state;
   void (*executor_close)(fut_loop_t *loop);
+  /* Called when the tick would block in epoll_wait (nothing ready, a
+   * non-zero timeout): may wait briefly for thread-safe work and drain it
+   * into the ready queue (fut__tsq_drain); the tick then polls without
+   * blocking if something became ready.  NULL when unused. */
+  void (*executor_before_block)(fut_loop_t *loop);
   void *task_state;
   void (*task_close)(fut_loop_t *loop);
 };

@@ -317,6 +317,11 @@ static inline __attribute__((always_inline)) int tick(fut_loop_t *loop,
   if (have_ready && !loop->stopping && may_skip_poll(loop)) {
     loop->drains_since_poll++;
   } else {
+    if (!have_ready && !loop->stopping && max_timeout != 0 &&
+        loop->executor_before_block) {
+      loop->executor_before_block(loop);
+      have_ready = loop->ready.tail != loop->ready.head;
+    }
     int err = poll_io(loop, have_ready, max_timeout);
     if (err)
       return err;

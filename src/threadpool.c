@@ -29,13 +29,9 @@
 
 #define MAX_WORKERS_LIMIT 4096u
 
-/* Lives in the extra space of its cfuture (one allocation per job). */
-struct tp_item {
-  struct tp_item *next;  /* FIFO link */
-  fut_cfuture_t *cf;     /* the pool's reference to the job's cfuture */
-  fut_job_t job;         /* owns its bytes (copied after the item, or
-                            job.data_free) until the job ran */
-};
+/* Items of fut_executor_submit live in the extra space of their cfuture
+ * (one allocation per job); run_in_executor's live in its wrapper. */
+#define tp_item fut__tp_item
 
 /* How long an out-of-work worker polls before sleeping. */
 #define SPIN_NS FUT_US(50)
@@ -55,7 +51,10 @@ struct pool {
   struct tp_item *head, *tail; /* guarded by lock: queued, not started */
   size_t nqueued;              /* guarded by lock: items in the FIFO */
   size_t nthreads;             /* guarded by lock: started, not exited */
-  size_t nidle;                /* guarded by lock: waiting on work_cv */
+  size_t nidle;                /* guarded by lock: waiting on work_cv and
+                                  not yet signalled */
+  size_t nwoken;               /* guarded by lock: signalled, not yet back
+                                  from the wait (ready for a job) */
   bool spinning;               /* guarded by lock: a worker polls qlen */
   atomic_size_t qlen;          /* nqueued, readable without the lock;
                                   SIZE_MAX once shut down or broken */
@@ -86,11 +85,15 @@ static void pool_unref(struct pool *p) {
   fut__free(p);
 }
 
-/* Releases what the item holds; the item's memory goes with its cfuture. */
+/* Releases what the item holds; the item's memory goes with its cfuture
+ * or is handed back to its owner by it->done. */
 static void item_free(struct tp_item *it) {
   if (it->job.data_free)
     it->job.data_free((void *)(uintptr_t)it->job.data);
-  fut_cfuture_unref(it->cf);
+  if (it->done)
+    it->done(it);
+  else
+    fut_cfuture_unref(it->cf);
 }
 
 static struct tp_item *take_queue(struct pool *p) {
@@ -166,7 +169,12 @@ static void *worker_main(void *arg) {
       }
       p->nidle++;
       pthread_cond_wait(&p->work_cv, &p->lock);
-      p->nidle--;
+      /* A signal moved us from nidle to nwoken; a broadcast or a spurious
+       * wake-up did not. */
+      if (p->nwoken > 0)
+        p->nwoken--;
+      else
+        p->nidle--;
       continue;
     }
     struct tp_item *it = p->head;
@@ -177,7 +185,18 @@ static void *worker_main(void *arg) {
       p->tail = NULL;
     p->nqueued--;
     atomic_store_explicit(&p->qlen, p->nqueued, memory_order_relaxed);
+    /* More work and nobody else on the way: pass the wake-up on (see
+     * enqueue), so jobs still spread over the sleepers. */
+    bool wake = p->head && p->nidle > 0 && p->nwoken == 0 && !p->spinning;
+    if (wake) {
+      p->nidle--;
+      p->nwoken++;
+    }
     pthread_mutex_unlock(&p->lock);
+    /* After the unlock: the woken thread does not block on our lock.  The
+     * counts were settled under it, so any waiter may take the signal. */
+    if (wake)
+      pthread_cond_signal(&p->work_cv);
     fut_job_run(&it->job, it->cf);
     item_free(it);
     spun = false;
@@ -219,6 +238,57 @@ static int spawn(struct pool *p) {
   return 0;
 }
 
+/* Queues it (with it->cf's reference) or returns why not; on error the
+ * caller keeps it. */
+static int enqueue(struct pool *p, struct tp_item *it) {
+  pthread_mutex_lock(&p->lock);
+  if (p->shutdown || p->broken) {
+    bool broken = p->broken;
+    int why = p->broken_err;
+    pthread_mutex_unlock(&p->lock);
+    if (broken)
+      return fut__error(FUT_E_BROKEN_POOL, "fut_executor_submit: thread pool "
+                        "%s is broken: a worker's initializer failed (%s)",
+                        p->prefix, fut_err_name(why));
+    return fut__error(FUT_E_SHUTDOWN, "fut_executor_submit: thread pool %s "
+                      "has been shut down", p->prefix);
+  }
+  if (p->tail)
+    p->tail->next = it;
+  else
+    p->head = it;
+  p->tail = it;
+  p->nqueued++;
+  atomic_store_explicit(&p->qlen, p->nqueued, memory_order_relaxed);
+  /* Workers ready for this job: the sleepers, those already woken, and a
+   * spinner (which needs no wake-up).  Short of that, start a thread while
+   * under the limit.  Wake a sleeper only when no worker is on the way:
+   * a worker taking a job passes the wake-up on while more wait, so the
+   * submitting thread (the loop, usually) pays at most one futex wake per
+   * idle period instead of one per job. */
+  size_t coming = p->nwoken + (p->spinning ? 1u : 0u);
+  size_t ready = p->nidle + coming;
+  if (ready < p->nqueued && p->nthreads < p->max_workers) {
+    int err = spawn(p);
+    if (err && p->nthreads == 0) {
+      /* Nobody would ever run it: take it back. */
+      p->head = p->tail = NULL;
+      p->nqueued = 0;
+      atomic_store_explicit(&p->qlen, 0, memory_order_relaxed);
+      pthread_mutex_unlock(&p->lock);
+      return err;
+    }
+  } else if (p->nidle > 0 && coming == 0) {
+    p->nidle--;
+    p->nwoken++;
+    pthread_mutex_unlock(&p->lock);
+    pthread_cond_signal(&p->work_cv); /* after the unlock, as worker_main */
+    return 0;
+  }
+  pthread_mutex_unlock(&p->lock);
+  return 0;
+}
+
 static int tp_submit(void *self, const fut_job_t *job, fut_cfuture_t **out) {
   struct pool *p = self;
   bool copy = job->bytes_fn && !job->data_free && job->len > 0;
@@ -234,50 +304,20 @@ static int tp_submit(void *self, const fut_job_t *job, fut_cfuture_t **out) {
   struct tp_item *it = space;
   it->cf = cf;
   it->next = NULL;
+  it->done = NULL;
   it->job = *job;
   if (copy) {
     memcpy(it + 1, job->data, job->len);
     it->job.data = it + 1;
   }
-  pthread_mutex_lock(&p->lock);
-  if (p->shutdown || p->broken) {
-    bool broken = p->broken;
-    int why = p->broken_err;
-    pthread_mutex_unlock(&p->lock);
+  /* The caller's reference; the item keeps the pool's. */
+  fut_cfuture_ref(cf);
+  if ((err = enqueue(p, it))) {
     fut_cfuture_unref(cf);
-    if (broken)
-      return fut__error(FUT_E_BROKEN_POOL, "fut_executor_submit: thread pool "
-                        "%s is broken: a worker's initializer failed (%s)",
-                        p->prefix, fut_err_name(why));
-    return fut__error(FUT_E_SHUTDOWN, "fut_executor_submit: thread pool %s "
-                      "has been shut down", p->prefix);
+    fut_cfuture_unref(cf);
+    return err;
   }
-  if (p->tail)
-    p->tail->next = it;
-  else
-    p->head = it;
-  p->tail = it;
-  p->nqueued++;
-  atomic_store_explicit(&p->qlen, p->nqueued, memory_order_relaxed);
-  /* Workers ready for this job: the sleepers plus a spinner (which needs
-   * no wake-up).  Short of that, start a thread while under the limit. */
-  size_t ready = p->nidle + (p->spinning ? 1u : 0u);
-  if (ready < p->nqueued && p->nthreads < p->max_workers) {
-    err = spawn(p);
-    if (err && p->nthreads == 0) {
-      /* Nobody would ever run it: take it back. */
-      p->head = p->tail = NULL;
-      p->nqueued = 0;
-      atomic_store_explicit(&p->qlen, 0, memory_order_relaxed);
-      pthread_mutex_unlock(&p->lock);
-      fut_cfuture_unref(cf);
-      return err;
-    }
-  } else if (p->nidle > 0 && (!p->spinning || p->nqueued > 1)) {
-    pthread_cond_signal(&p->work_cv);
-  }
-  *out = fut_cfuture_ref(cf);
-  pthread_mutex_unlock(&p->lock);
+  *out = cf;
   return 0;
 }
 
@@ -441,6 +481,19 @@ int fut_thread_pool_new(size_t max_workers, fut_executor_t **out) {
   fut_thread_pool_options_init(&o);
   o.max_workers = max_workers;
   return fut_thread_pool_new_ex(&o, out);
+}
+
+bool fut__is_thread_pool(const fut_executor_t *ex) {
+  return fut_executor_ops(ex) == &tp_ops;
+}
+
+int fut__thread_pool_push(fut_executor_t *ex, struct fut__tp_item *it) {
+  FUT__ASSERT(fut_executor_ops(ex) == &tp_ops);
+  if (fut_executor_is_shutdown(ex))
+    return fut__error(FUT_E_SHUTDOWN, "fut_executor_submit: the thread pool "
+                      "has been shut down");
+  it->next = NULL;
+  return enqueue(fut_executor_self(ex), it);
 }
 
 size_t fut__thread_pool_nthreads(fut_executor_t *ex) {

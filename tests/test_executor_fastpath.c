@@ -1,0 +1,459 @@
+/* run_in_executor's fast path on our own thread pools: the job's item and
+ * cfuture live in the loop future's wrapper, and the worker hands the item
+ * straight back to the loop's inbox.  Cancellation before start, late
+ * results, loop close with items in flight, pool shutdown with queued
+ * items, a job keeping its cfuture, batching, and an idle pool's CPU. */
+#include "exec_helpers.h"
+#include "executor_internal.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <sched.h>
+#include <sys/resource.h>
+
+static int baseline;
+
+static int setup(void **state) {
+  (void)state;
+  baseline = count_threads();
+  return 0;
+}
+
+static int teardown(void **state) {
+  (void)state;
+  assert_int_equal(threads_settle(baseline), baseline);
+  return 0;
+}
+
+#define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+
+static int ran;
+
+static int job_count(void *arg, fut_cfuture_t *cf) {
+  (void)cf;
+  __atomic_fetch_add(&ran, 1, __ATOMIC_SEQ_CST);
+  return fut_cfuture_set_result_i64(cf, (int64_t)(intptr_t)arg);
+}
+
+static int job_gated(void *arg, fut_cfuture_t *cf) {
+  gate_pass(arg);
+  return fut_cfuture_set_result_i64(cf, 1);
+}
+
+static int frees;
+static void count_free(void *p) {
+  __atomic_fetch_add(&frees, 1, __ATOMIC_SEQ_CST);
+  free(p);
+}
+
+static int job_gated_ptr(void *arg, fut_cfuture_t *cf) {
+  gate_pass(arg);
+  return fut_cfuture_set_result(cf, strdup("late"), count_free);
+}
+
+/* Runs loop until the executor glue delivered `n` items in total. */
+static void run_until_delivered(fut_loop_t *loop, uint64_t n) {
+  uint64_t drains = 0, delivered = 0;
+  for (int i = 0; i < 500; i++) {
+    fut__executor_counters(loop, &drains, &delivered);
+    if (delivered >= n)
+      break;
+    assert_int_equal(fut_loop_run_once(loop, FUT_MS(10)), 0);
+  }
+  fut__executor_counters(loop, &drains, &delivered);
+  assert_true(delivered >= n);
+}
+
+static void test_fastpath_results(void **state) {
+  (void)state;
+  fut_loop_t *loop;
+  assert_int_equal(fut_loop_new(&loop), 0);
+  fut_executor_t *ex;
+  assert_int_equal(fut_thread_pool_new(2, &ex), 0);
+  enum { N = 64 };
+  fut_t *f[N];
+  for (int i = 0; i < N; i++)
+    assert_int_equal(fut_run_in_executor(loop, ex, job_count,
+                                         (void *)(intptr_t)i, &f[i]), 0);
+  for (int i = 0; i < N; i++) {
+    assert_int_equal(fut_loop_run_until_complete(loop, f[i]), 0);
+    int64_t v = -1;
+    assert_int_equal(fut_result_i64(f[i], &v), 0);
+    assert_int_equal(v, i);
+    fut_unref(f[i]);
+  }
+  fut_executor_free(ex);
+  loop_free_clean(loop);
+}
+
+/* Cancelled while queued: the job never runs, the item still comes back
+ * through the inbox, and everything is freed. */
+static void test_fastpath_cancel_before_start(void **state) {
+  (void)state;
+  ran = 0;
+  fut_loop_t *loop;
+  assert_int_equal(fut_loop_new(&loop), 0);
+  fut_executor_t *ex;
+  assert_int_equal(fut_thread_pool_new(1, &ex), 0);
+  struct gate g;
+  gate_init(&g);
+  fut_t *busy, *queued;
+  assert_int_equal(fut_run_in_executor(loop, ex, job_gated, &g, &busy), 0);
+  gate_wait_arrived(&g, 1);
+  assert_int_equal(fut_run_in_executor(loop, ex, job_count, NULL, &queued),
+                   0);
+  assert_true(fut_cancel(queued, "stop"));
+  assert_true(fut_cancelled(queued));
+  gate_open(&g);
+  assert_int_equal(fut_loop_run_until_complete(loop, busy), 0);
+  run_until_delivered(loop, 2);
+  assert_int_equal(__atomic_load_n(&ran, __ATOMIC_SEQ_CST), 0);
+  const char *msg = NULL;
+  assert_int_equal(fut_exception(queued, &msg), -ECANCELED);
+  assert_string_equal(msg, "stop");
+  fut_unref(busy);
+  fut_unref(queued);
+  fut_executor_free(ex);
+  gate_destroy(&g);
+  loop_free_clean(loop);
+}
+
+/* Cancelled while running: the loop future is cancelled at once, the late
+ * result is dropped and freed exactly once. */
+static void test_fastpath_late_result_dropped(void **state) {
+  (void)state;
+  frees = 0;
+  fut_loop_t *loop;
+  assert_int_equal(fut_loop_new(&loop), 0);
+  fut_executor_t *ex;
+  assert_int_equal(fut_thread_pool_new(1, &ex), 0);
+  struct gate g;
+  gate_init(&g);
+  fut_t *f;
+  assert_int_equal(fut_run_in_executor(loop, ex, job_gated_ptr, &g, &f), 0);
+  gate_wait_arrived(&g, 1);
+  assert_true(fut_cancel(f, NULL));
+  gate_open(&g);
+  run_until_delivered(loop, 1);
+  assert_true(fut_cancelled(f));
+  assert_int_equal(fut_result(f, NULL), -ECANCELED);
+  fut_unref(f);
+  assert_int_equal(__atomic_load_n(&frees, __ATOMIC_SEQ_CST), 1);
+  fut_executor_free(ex);
+  gate_destroy(&g);
+  loop_free_clean(loop);
+}
+
+/* Closing the loop with one item running, one queued and one completed
+ * but not drained: the worker finds the inbox closed and drops the pool's
+ * reference itself; nothing leaks (ASan) and results are freed once. */
+static void test_fastpath_loop_close_inflight(void **state) {
+  (void)state;
+  frees = 0;
+  fut_loop_t *loop;
+  assert_int_equal(fut_loop_new(&loop), 0);
+  fut_executor_t *ex;
+  assert_int_equal(fut_thread_pool_new(1, &ex), 0);
+  struct gate g1, g2;
+  gate_init(&g1);
+  gate_init(&g2);
+  fut_t *done, *running, *queued;
+  assert_int_equal(fut_run_in_executor(loop, ex, job_gated_ptr, &g1, &done),
+                   0);
+  assert_int_equal(fut_run_in_executor(loop, ex, job_gated_ptr, &g2,
+                                       &running), 0);
+  assert_int_equal(fut_run_in_executor(loop, ex, job_gated_ptr, &g2, &queued),
+                   0);
+  gate_open(&g1);
+  gate_wait_arrived(&g2, 1); /* done finished and went to the inbox */
+  fut_unref(running);
+  fut_unref(queued);
+  assert_int_equal(fut_loop_close(loop), 0);
+  assert_false(fut_done(done)); /* never delivered */
+  fut_unref(done);
+  assert_int_equal(__atomic_load_n(&frees, __ATOMIC_SEQ_CST), 1);
+  loop_free_clean(loop);
+  gate_open(&g2);
+  fut_executor_free(ex); /* waits: both jobs complete after the loop */
+  assert_int_equal(__atomic_load_n(&frees, __ATOMIC_SEQ_CST), 3);
+  gate_destroy(&g1);
+  gate_destroy(&g2);
+}
+
+/* shutdown(cancel_pending) with fast-path items queued: they come back
+ * cancelled through the inbox. */
+static void test_fastpath_shutdown_cancels_queued(void **state) {
+  (void)state;
+  ran = 0;
+  fut_loop_t *loop;
+  assert_int_equal(fut_loop_new(&loop), 0);
+  fut_executor_t *ex;
+  assert_int_equal(fut_thread_pool_new(1, &ex), 0);
+  struct gate g;
+  gate_init(&g);
+  fut_t *busy, *q[3];
+  assert_int_equal(fut_run_in_executor(loop, ex, job_gated, &g, &busy), 0);
+  gate_wait_arrived(&g, 1);
+  for (int i = 0; i < 3; i++)
+    assert_int_equal(fut_run_in_executor(loop, ex, job_count, NULL, &q[i]),
+                     0);
+  assert_int_equal(fut_executor_shutdown(ex, false, true, 0), 0);
+  gate_open(&g);
+  assert_int_equal(fut_executor_shutdown(ex, true, false, FUT_FOREVER), 0);
+  run_until_delivered(loop, 4);
+  assert_int_equal(fut_result(busy, NULL), 0);
+  for (int i = 0; i < 3; i++) {
+    assert_true(fut_cancelled(q[i]));
+    fut_unref(q[i]);
+  }
+  assert_int_equal(__atomic_load_n(&ran, __ATOMIC_SEQ_CST), 0);
+  fut_t *late = NULL;
+  assert_int_equal(fut_run_in_executor(loop, ex, job_count, NULL, &late),
+                   FUT_E_SHUTDOWN);
+  assert_null(late);
+  fut_unref(busy);
+  fut_executor_free(ex);
+  gate_destroy(&g);
+  loop_free_clean(loop);
+}
+
+/* A job that keeps a reference to its cfuture: the wrapper's memory lives
+ * until that reference goes, dropped here from another thread. */
+static fut_cfuture_t *kept;
+static int job_keep(void *arg, fut_cfuture_t *cf) {
+  (void)arg;
+  kept = fut_cfuture_ref(cf);
+  return fut_cfuture_set_result_i64(cf, 42);
+}
+
+static void *drop_kept(void *arg) {
+  (void)arg;
+  int64_t v = 0;
+  assert_int_equal(fut_cfuture_result_i64(kept, 0, &v), 0);
+  assert_int_equal(v, 42);
+  fut_cfuture_unref(kept);
+  return NULL;
+}
+
+static void test_fastpath_job_keeps_cfuture(void **state) {
+  (void)state;
+  kept = NULL;
+  fut_loop_t *loop;
+  assert_int_equal(fut_loop_new(&loop), 0);
+  fut_executor_t *ex;
+  assert_int_equal(fut_thread_pool_new(1, &ex), 0);
+  fut_t *f;
+  assert_int_equal(fut_run_in_executor(loop, ex, job_keep, NULL, &f), 0);
+  assert_int_equal(fut_loop_run_until_complete(loop, f), 0);
+  fut_unref(f);
+  pthread_t t;
+  assert_int_equal(pthread_create(&t, NULL, drop_kept, NULL), 0);
+  pthread_join(t, NULL);
+  /* The block freed by the other thread is reused. */
+  assert_int_equal(fut_run_in_executor(loop, ex, job_count, NULL, &f), 0);
+  assert_int_equal(fut_loop_run_until_complete(loop, f), 0);
+  fut_unref(f);
+  fut_executor_free(ex);
+  loop_free_clean(loop);
+}
+
+/* Bytes jobs: borrowed bytes take the copying path, owned bytes and empty
+ * arguments the fast path; both give the same results. */
+static int bytes_len(const void *data, size_t len, void **out,
+                     size_t *out_len) {
+  (void)data;
+  char *s = malloc(16);
+  if (!s)
+    return -ENOMEM;
+  *out_len = (size_t)snprintf(s, 16, "%zu", len);
+  *out = s;
+  return 0;
+}
+
+static void test_fastpath_bytes_jobs(void **state) {
+  (void)state;
+  fut_loop_t *loop;
+  assert_int_equal(fut_loop_new(&loop), 0);
+  fut_executor_t *ex;
+  assert_int_equal(fut_thread_pool_new(1, &ex), 0);
+  fut_job_t j1 = fut_job_bytes(bytes_len, "abc", 3);
+  char *owned = strdup("hello");
+  fut_job_t j2 = fut_job_bytes(bytes_len, owned, 5);
+  j2.data_free = free;
+  fut_job_t j3 = fut_job_bytes(bytes_len, NULL, 0);
+  fut_t *f[3];
+  assert_int_equal(fut_run_in_executor_job(loop, ex, &j1, &f[0]), 0);
+  assert_int_equal(fut_run_in_executor_job(loop, ex, &j2, &f[1]), 0);
+  assert_int_equal(fut_run_in_executor_job(loop, ex, &j3, &f[2]), 0);
+  const char *want[3] = {"3", "5", "0"};
+  for (int i = 0; i < 3; i++) {
+    assert_int_equal(fut_loop_run_until_complete(loop, f[i]), 0);
+    const void *d;
+    size_t len;
+    assert_int_equal(fut_result_bytes(f[i], &d, &len), 0);
+    assert_int_equal(len, 1);
+    assert_memory_equal(d, want[i], 1);
+    fut_unref(f[i]);
+  }
+  fut_executor_free(ex);
+  loop_free_clean(loop);
+}
+
+/* Many completions while the loop sleeps: one doorbell, one drain. */
+static void test_fastpath_batching(void **state) {
+  (void)state;
+  ran = 0;
+  fut_loop_t *loop;
+  assert_int_equal(fut_loop_new(&loop), 0);
+  fut_executor_t *ex;
+  assert_int_equal(fut_thread_pool_new(1, &ex), 0);
+  struct gate g;
+  gate_init(&g);
+  enum { N = 100 };
+  fut_t *busy, *f[N];
+  assert_int_equal(fut_run_in_executor(loop, ex, job_gated, &g, &busy), 0);
+  gate_wait_arrived(&g, 1);
+  for (int i = 0; i < N; i++)
+    assert_int_equal(fut_run_in_executor(loop, ex, job_count, NULL, &f[i]),
+                     0);
+  gate_open(&g);
+  /* Wait, without running the loop, until the worker ran out of work and
+   * sleeps: then every item is in the inbox behind one thread-safe call. */
+  while (__atomic_load_n(&ran, __ATOMIC_SEQ_CST) < N ||
+         fut__thread_pool_nidle(ex) != 1)
+    sched_yield();
+  fut_loop_stats_t st;
+  fut_loop_stats(loop, &st);
+  assert_int_equal(st.threadsafe, 1);
+  assert_int_equal(fut_loop_run_until_complete(loop, f[N - 1]), 0);
+  uint64_t drains, delivered;
+  fut__executor_counters(loop, &drains, &delivered);
+  assert_int_equal(delivered, N + 1);
+  assert_int_equal(drains, 1);
+  fut_unref(busy);
+  for (int i = 0; i < N; i++)
+    fut_unref(f[i]);
+  fut_executor_free(ex);
+  gate_destroy(&g);
+  loop_free_clean(loop);
+}
+
+static uint64_t cpu_ns(void) {
+  struct rusage ru;
+  getrusage(RUSAGE_SELF, &ru);
+  return (uint64_t)ru.ru_utime.tv_sec * 1000000000u +
+         (uint64_t)ru.ru_utime.tv_usec * 1000u +
+         (uint64_t)ru.ru_stime.tv_sec * 1000000000u +
+         (uint64_t)ru.ru_stime.tv_usec * 1000u;
+}
+
+/* An idle pool sleeps: its workers' bounded poll for work ends and they
+ * block, so 200 ms of idleness costs (almost) no CPU. */
+static void test_fastpath_idle_pool_sleeps(void **state) {
+  (void)state;
+  fut_loop_t *loop;
+  assert_int_equal(fut_loop_new(&loop), 0);
+  fut_executor_t *ex;
+  assert_int_equal(fut_thread_pool_new(4, &ex), 0);
+  enum { N = 200 };
+  fut_t *f[N];
+  for (int i = 0; i < N; i++)
+    assert_int_equal(fut_run_in_executor(loop, ex, job_count, NULL, &f[i]),
+                     0);
+  for (int i = 0; i < N; i++) {
+    assert_int_equal(fut_loop_run_until_complete(loop, f[i]), 0);
+    fut_unref(f[i]);
+  }
+  uint64_t c0 = cpu_ns();
+  struct timespec ts = {0, 200000000};
+  while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+  }
+  uint64_t used = cpu_ns() - c0;
+  /* A spinning worker would use ~200 ms; allow 20 (sanitizers, noise). */
+  assert_true(used < FUT_MS(20));
+  fut_executor_free(ex);
+  loop_free_clean(loop);
+}
+
+/* Jobs submitted to a pool whose workers all sleep still run side by side:
+ * the submitter wakes one worker and each worker taking a job wakes the
+ * next while more wait.  Four jobs that each block until all four arrived
+ * prove it. */
+static void test_fastpath_wakeups_spread_over_sleepers(void **state) {
+  (void)state;
+  fut_loop_t *loop;
+  assert_int_equal(fut_loop_new(&loop), 0);
+  fut_executor_t *ex;
+  assert_int_equal(fut_thread_pool_new(4, &ex), 0);
+  for (int round = 0; round < 3; round++) {
+    struct gate g;
+    gate_init(&g);
+    fut_t *f[4];
+    /* Round 0 starts the threads; later rounds find them asleep. */
+    while (round > 0 && fut__thread_pool_nidle(ex) != 4)
+      sched_yield();
+    for (int i = 0; i < 4; i++)
+      assert_int_equal(fut_run_in_executor(loop, ex, job_gated, &g, &f[i]),
+                       0);
+    gate_wait_arrived(&g, 4); /* all four run at once */
+    gate_open(&g);
+    for (int i = 0; i < 4; i++) {
+      assert_int_equal(fut_loop_run_until_complete(loop, f[i]), 0);
+      fut_unref(f[i]);
+    }
+    gate_destroy(&g);
+  }
+  assert_int_equal(fut__thread_pool_nthreads(ex), 4);
+  fut_executor_free(ex);
+  loop_free_clean(loop);
+}
+
+static void open_gate_cb(void *arg) { gate_open(arg); }
+
+/* The loop waits briefly for in-flight jobs before it blocks in epoll, but
+ * only briefly: with a job running for 200 ms the process stays (almost)
+ * idle, and the completion is still delivered. */
+static void test_fastpath_long_job_loop_sleeps(void **state) {
+  (void)state;
+  fut_loop_t *loop;
+  assert_int_equal(fut_loop_new(&loop), 0);
+  fut_executor_t *ex;
+  assert_int_equal(fut_thread_pool_new(1, &ex), 0);
+  struct gate g;
+  gate_init(&g);
+  fut_t *f;
+  assert_int_equal(fut_run_in_executor(loop, ex, job_gated, &g, &f), 0);
+  gate_wait_arrived(&g, 1);
+  assert_int_equal(fut_loop_call_later(loop, FUT_MS(200), open_gate_cb, &g,
+                                       NULL), 0);
+  uint64_t c0 = cpu_ns(), t0 = now_ns();
+  assert_int_equal(fut_loop_run_until_complete(loop, f), 0);
+  uint64_t used = cpu_ns() - c0, took = now_ns() - t0;
+  assert_true(took >= FUT_MS(200));
+  assert_true(used < FUT_MS(30));
+  int64_t v = 0;
+  assert_int_equal(fut_result_i64(f, &v), 0);
+  assert_int_equal(v, 1);
+  fut_unref(f);
+  fut_executor_free(ex);
+  gate_destroy(&g);
+  loop_free_clean(loop);
+}
+
+int main(void) {
+  warm_up_threads();
+  const struct CMUnitTest tests[] = {
+      T(test_fastpath_results),
+      T(test_fastpath_cancel_before_start),
+      T(test_fastpath_late_result_dropped),
+      T(test_fastpath_loop_close_inflight),
+      T(test_fastpath_shutdown_cancels_queued),
+      T(test_fastpath_job_keeps_cfuture),
+      T(test_fastpath_bytes_jobs),
+      T(test_fastpath_batching),
+      T(test_fastpath_idle_pool_sleeps),
+      T(test_fastpath_long_job_loop_sleeps),
+      T(test_fastpath_wakeups_spread_over_sleepers),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
