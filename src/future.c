@@ -70,7 +70,7 @@ int fut_new(fut_loop_t *loop, fut_t **out) {
   if (FUT__UNLIKELY(!loop || !out))
     return fut__error(-EINVAL, "fut_new: NULL %s", !loop ? "loop" : "out");
   *out = NULL;
-  if (FUT__UNLIKELY(loop->closed || loop->debug)) {
+  if (FUT__UNLIKELY(loop->checked)) {
     int err = fut__check_usable(loop);
     if (err)
       return err;
@@ -125,12 +125,8 @@ static void clear_result(fut_t *f) {
   f->rkind = FUT__R_NONE;
 }
 
-void fut_unref(fut_t *f) {
-  if (!f)
-    return;
-  FUT__ASSERT(f->refs > 0);
-  if (--f->refs > 0)
-    return;
+/* The last reference went: report an unretrieved exception, free. */
+__attribute__((noinline)) static void destroy(fut_t *f) {
   fut_loop_t *loop = f->loop;
   if (f->state == FUT_FINISHED && f->err != 0 &&
       !(f->flags & FUT__F_RETRIEVED)) {
@@ -143,8 +139,10 @@ void fut_unref(fut_t *f) {
     if (--f->refs > 0)
       return; /* the handler kept a reference */
   }
-  clear_result(f);
-  fut__free(f->more);
+  if (f->rkind != FUT__R_NONE && f->rkind != FUT__R_I64)
+    clear_result(f);
+  if (f->more)
+    fut__free(f->more);
   const struct fut__ops *ops = fut__ops_of(f);
   if (ops)
     ops->destroy(f);
@@ -153,6 +151,15 @@ void fut_unref(fut_t *f) {
   loop->live_futures--;
   if (FUT__UNLIKELY(loop->freed))
     fut__loop_maybe_release(loop);
+}
+
+void fut_unref(fut_t *f) {
+  if (!f)
+    return;
+  FUT__ASSERT(f->refs > 0);
+  if (--f->refs > 0)
+    return;
+  destroy(f);
 }
 
 /* NULL (say, the out of a failed constructor) reads as pending. */
@@ -195,23 +202,29 @@ static void dispatch(void *p) {
   fut_unref(f);
 }
 
-/* Checks that f may be completed now; returns 0 or the error. */
-static int check_settable(fut_t *f, const char *what) {
-  if (FUT__UNLIKELY(!f))
+/* Why f cannot be completed now (the cold half of check_settable). */
+__attribute__((noinline)) static int settable_error(fut_t *f,
+                                                    const char *what) {
+  if (!f)
     return fut__error(-EINVAL, "%s: NULL future", what);
-  if (FUT__UNLIKELY(f->state != FUT_PENDING))
+  if (f->state != FUT_PENDING)
     return fut__error(FUT_E_INVALID_STATE, "%s: the future is already %s",
                       what, f->state == FUT_CANCELLED ? "cancelled" : "done");
-  fut_loop_t *loop = f->loop;
-  if (FUT__UNLIKELY(loop->closed || loop->debug)) {
-    int err = fut__check_usable(loop);
+  return fut__check_usable(f->loop);
+}
+
+/* Checks that f may be completed now; returns 0 or the error. */
+static inline int check_settable(fut_t *f, const char *what) {
+  if (FUT__UNLIKELY(!f || f->state != FUT_PENDING || f->loop->checked)) {
+    int err = settable_error(f, what);
     if (err)
       return err;
   }
   /* Reserve the ready-queue slot first, so completion cannot fail half way
    * (a dispatch that cannot be queued would lose callbacks). */
   if ((f->flags & FUT__F_CB0) && !(f->flags & FUT__F_DISPATCH) &&
-      f->loop->ready.tail - f->loop->ready.head > f->loop->ready.mask)
+      FUT__UNLIKELY(f->loop->ready.tail - f->loop->ready.head >
+                    f->loop->ready.mask))
     return fut__ring_grow(&f->loop->ready);
   return 0;
 }
@@ -437,7 +450,7 @@ int fut_add_done_callback(fut_t *f, fut_done_cb cb, void *arg) {
     return fut__error(-EINVAL, "fut_add_done_callback: NULL %s",
                       !f ? "future" : "callback");
   fut_loop_t *loop = f->loop;
-  if (FUT__UNLIKELY(loop->closed || loop->debug)) {
+  if (FUT__UNLIKELY(loop->checked)) {
     int err = fut__check_usable(loop);
     if (err)
       return err;

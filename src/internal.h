@@ -335,6 +335,8 @@ struct fut_loop {
   bool running;                   /* inside run_forever / run_once */
   bool stopping;                  /* stop requested */
   bool closed;                    /* close done */
+  bool checked;                   /* closed || debug: the hot paths test
+                                     this one flag before the full checks */
   bool freed;                     /* fut_loop_free called while objects
                                      lived; memory goes with the last one */
   bool debug;

@@ -130,6 +130,7 @@ int fut_loop_new(fut_loop_t **out) {
   loop->slow_ns = FUT_MS(100);
   const char *dbg = getenv("FUT_DEBUG");
   loop->debug = dbg && dbg[0] && strcmp(dbg, "0") != 0;
+  loop->checked = loop->debug;
   fut__slab_init(&loop->fut_slab, sizeof(fut_t));
   fut__slab_init(&loop->handle_slab, sizeof(fut_handle_t));
   fut__timers_init(loop, fut__now());
@@ -176,6 +177,7 @@ int fut_loop_close(fut_loop_t *loop) {
   if (loop->executor_close)
     loop->executor_close(loop);
   loop->closed = true;
+  loop->checked = true;
   /* In a forked child before fut_loop_fork, a parent thread may have held
    * the queue's lock at fork time: our copy would stay locked forever. */
   if (loop->fork_gen != atomic_load(&fut__fork_gen))
@@ -457,7 +459,7 @@ call_soon_slow(fut_loop_t *loop, fut_cb cb, void *arg,
 int fut_loop_call_soon(fut_loop_t *loop, fut_cb cb, void *arg,
                        fut_handle_t **hout) {
   /* The hot path: no handle, a healthy loop, room in the ring. */
-  if (FUT__LIKELY(!hout && loop && cb && !loop->closed && !loop->debug)) {
+  if (FUT__LIKELY(!hout && loop && cb && !loop->checked)) {
     struct fut__ring *r = &loop->ready;
     if (FUT__LIKELY(r->tail - r->head <= r->mask)) {
       struct fut__ready_ent *e = &r->ents[r->tail & r->mask];
@@ -568,8 +570,10 @@ void fut__report_exception(fut_loop_t *loop, const char *message, int err,
 /* ---- debug, embedding, fork, stats -------------------------------------- */
 
 void fut_loop_set_debug(fut_loop_t *loop, bool enabled) {
-  if (loop)
-    loop->debug = enabled;
+  if (!loop)
+    return;
+  loop->debug = enabled;
+  loop->checked = loop->closed || enabled;
 }
 bool fut_loop_get_debug(const fut_loop_t *loop) {
   return loop && loop->debug;
