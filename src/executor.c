@@ -707,25 +707,37 @@ static int get_state(fut_loop_t *loop, struct exec_state **out) {
   return 0;
 }
 
-/* Wraps cf into a new loop future, taking over the caller's reference to
- * cf on success (on failure the caller keeps it).  Loop thread; the loop
- * was checked usable. */
-static int wrap_adopt(fut_loop_t *loop, struct exec_state *st,
-                      fut_cfuture_t *cf, fut_t **out) {
+/* A wrapper with its loop future initialised, two memory owners (the loop
+ * side and the completion side) and a reference to the inbox. */
+static int wrap_new(fut_loop_t *loop, struct exec_state *st, bool fast,
+                    const char *what, struct wrap **out) {
   struct wrap *w = wrap_pool_alloc(&st->inbox->pool);
   if (!w)
-    return fut__error(-ENOMEM, "fut_wrap_future: out of memory");
+    return fut__error(-ENOMEM, "%s: out of memory", what);
   int err = fut__ext_init(loop, &w->x, &wrap_ops);
   if (err) {
     wrap_pool_free(&st->inbox->pool, w);
     return err;
   }
   atomic_init(&w->mem, 2);
-  w->fast = false;
+  w->fast = fast;
   w->inbox = st->inbox;
   atomic_fetch_add_explicit(&w->inbox->refs, 1, memory_order_relaxed);
-  w->cf = cf;
   w->next_done = NULL;
+  *out = w;
+  return 0;
+}
+
+/* Wraps cf into a new loop future, taking over the caller's reference to
+ * cf on success (on failure the caller keeps it).  Loop thread; the loop
+ * was checked usable. */
+static int wrap_adopt(fut_loop_t *loop, struct exec_state *st,
+                      fut_cfuture_t *cf, fut_t **out) {
+  struct wrap *w;
+  int err = wrap_new(loop, st, false, "fut_wrap_future", &w);
+  if (err)
+    return err;
+  w->cf = cf;
   /* In flight: the loop holds a reference until the outcome arrives. */
   fut_ref(&w->x.fut);
   w->prev = NULL;
@@ -771,22 +783,13 @@ int fut_wrap_future(fut_loop_t *loop, fut_cfuture_t *cf, fut_t **out) {
 /* run_in_executor on one of our thread pools (see struct wrap). */
 static int run_fast(fut_loop_t *loop, struct exec_state *st,
                     fut_executor_t *ex, const fut_job_t *job, fut_t **out) {
-  struct wrap *w = wrap_pool_alloc(&st->inbox->pool);
-  if (!w)
-    return fut__error(-ENOMEM, "fut_run_in_executor: out of memory");
-  int err = fut__ext_init(loop, &w->x, &wrap_ops);
-  if (err) {
-    wrap_pool_free(&st->inbox->pool, w);
+  struct wrap *w;
+  int err = wrap_new(loop, st, true, "fut_run_in_executor", &w);
+  if (err)
     return err;
-  }
   /* mem: the loop side and ecf; ecf refs: the wrapper's and the pool's. */
-  atomic_init(&w->mem, 2);
-  w->fast = true;
-  w->inbox = st->inbox;
-  atomic_fetch_add_explicit(&w->inbox->refs, 1, memory_order_relaxed);
   fut__cfuture_init(&w->ecf, ecf_release, 2);
   w->cf = &w->ecf;
-  w->next_done = NULL;
   w->item.cf = &w->ecf;
   w->item.done = on_item_done;
   w->item.job = *job;
