@@ -808,11 +808,28 @@ static int run_fast(fut_loop_t *loop, struct exec_state *st,
   return 0;
 }
 
+/* Lets go of a default executor without blocking the loop thread: when
+ * the loop held the last reference, a plain free would wait for the jobs
+ * still running (and deadlock if one waits for the loop).  Like a dropped
+ * ThreadPoolExecutor in Python, queued jobs still run, then its threads
+ * exit. */
+static void release_default(fut_executor_t *ex) {
+  if (ex && atomic_load(&ex->refs) == 1 && !atomic_load(&ex->shut))
+    fut_executor_shutdown(ex, false, false, 0);
+  fut_executor_free(ex);
+}
+
 static int default_executor(fut_loop_t *loop, fut_executor_t **out) {
   struct exec_state *st;
   int err = get_state(loop, &st);
   if (err)
     return err;
+  if (st->def && fut__thread_pool_forked(st->def)) {
+    /* The loop was carried into a forked child (fut_loop_fork): the
+     * parent's pool has no threads here; start a fresh one. */
+    fut_executor_free(st->def);
+    st->def = NULL;
+  }
   if (!st->def) {
     if (st->def_shut)
       return fut__error(FUT_E_SHUTDOWN, "fut_run_in_executor: the default "
@@ -879,7 +896,7 @@ int fut_loop_set_default_executor(fut_loop_t *loop, fut_executor_t *ex) {
   fut_executor_t *old = st->def;
   st->def = fut_executor_ref(ex);
   st->def_shut = false;
-  fut_executor_free(old);
+  release_default(old);
   return 0;
 }
 
