@@ -163,6 +163,8 @@ struct fut__pp_worker {
   int fd;                       /* parent end, non-blocking; -1 once closed */
   int state;                    /* FUT__W_* */
   bool retiring;                /* max_tasks jobs dispatched: no more */
+  bool hello;                   /* HELLO received: it got through its
+                                   start-up (initializer included) */
   bool dead;                    /* DIED received: status is valid */
   int status;                   /* wait status from DIED */
   unsigned dispatched;          /* jobs ever sent to it */
