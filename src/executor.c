@@ -19,6 +19,7 @@
 
 #include <sched.h>
 #include <string.h>
+#include <unistd.h>
 
 /* ======================================================================
  * Generic executor
@@ -472,10 +473,14 @@ __attribute__((noinline)) static void ring(struct inbox *ib) {
   if (ib->loop) {
     atomic_fetch_add_explicit(&ib->refs, 1, memory_order_relaxed);
     if (fut_loop_call_soon_threadsafe(ib->loop, drain, ib) != 0) {
-      /* Out of memory or closing: the entries stay in the inbox for the
-       * next push to ring again, or for close. */
+      /* Out of memory (the queue could not grow): the entries stay in the
+       * inbox, and the loop, woken by its eventfd (no allocation), finds
+       * them before it blocks again (before_block). */
       atomic_fetch_sub_explicit(&ib->refs, 1, memory_order_relaxed);
       atomic_store(&ib->scheduled, false);
+      uint64_t one = 1;
+      ssize_t r = write(ib->loop->evfd, &one, sizeof one);
+      (void)r;
     }
   }
   pthread_mutex_unlock(&ib->lock);
@@ -662,6 +667,15 @@ static void executor_close(fut_loop_t *loop) {
 
 static void before_block(fut_loop_t *loop) {
   struct exec_state *st = loop->executor_state;
+  struct inbox *ib = st->inbox;
+  if (FUT__UNLIKELY(atomic_load_explicit(&ib->head, memory_order_relaxed) &&
+                    !atomic_exchange(&ib->scheduled, true))) {
+    /* Completions nobody queued a drain for (a ring failed: see ring):
+     * drain them here, as a queued drain would. */
+    atomic_fetch_add_explicit(&ib->refs, 1, memory_order_relaxed);
+    drain(ib);
+    return;
+  }
   if (st->nfast == 0)
     return;
   uint64_t start = fut__now();
