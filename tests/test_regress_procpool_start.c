@@ -10,6 +10,8 @@
 
 #include "procpool_jobs.h"
 
+#include <sys/wait.h>
+
 struct waiter {
   pthread_mutex_t lock;
   pthread_cond_t cv;
@@ -158,11 +160,61 @@ static void test_procpool_worker_sigpipe_follows_parent_ignore(void **state) {
   sigaction(SIGPIPE, &old, NULL);
 }
 
+/* Bug: a process pool used in a forked child hung: submit queued the job
+ * for a manager thread that does not exist in the child (and rang the
+ * parent's manager through the shared eventfd), and free waited forever
+ * for that thread to finish.  Now submit fails with FUT_E_FORKED, shutdown
+ * and free return at once, and the parent's pool is unaffected. */
+static void test_procpool_forked_child_fails_cleanly(void **state) {
+  (void)state;
+  fut_procpool_opts_t o;
+  fut_procpool_opts_init(&o);
+  o.max_workers = 1;
+  fut_procpool_t *p = NULL;
+  assert_int_equal(fut_procpool_new(&o, &p), 0);
+  assert_int_equal(run_disp(p) >= 0, 1);
+  fflush(NULL);
+  pid_t pid = fork();
+  assert_true(pid >= 0);
+  if (pid == 0) {
+    struct waiter w;
+    waiter_init(&w);
+    int64_t n = 2;
+    if (fut_procpool_submit(p, job_square, &n, sizeof n, NULL, waiter_done,
+                            &w) != FUT_E_FORKED)
+      _exit(2);
+    if (!strstr(fut_last_error(), "fork"))
+      _exit(3);
+    if (fut_procpool_shutdown(p, true, true, FUT_FOREVER) != 0)
+      _exit(4);
+    fut_procpool_free(p);
+    _exit(0);
+  }
+  int st = -1;
+  for (int i = 0; i < 10000; i++) {
+    if (waitpid(pid, &st, WNOHANG) == pid)
+      break;
+    st = -1;
+    struct timespec ts = {0, 1000000};
+    nanosleep(&ts, NULL); /* polling a child: not synchronisation */
+  }
+  if (st == -1) {
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+  }
+  assert_int_not_equal(st, -1); /* it hung */
+  assert_true(WIFEXITED(st));
+  assert_int_equal(WEXITSTATUS(st), 0);
+  assert_true(run_disp(p) >= 0); /* the parent's pool still serves */
+  fut_procpool_free(p);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_procpool_initializer_crash_breaks_pool),
       cmocka_unit_test(test_procpool_worker_sigpipe_default),
       cmocka_unit_test(test_procpool_worker_sigpipe_follows_parent_ignore),
+      cmocka_unit_test(test_procpool_forked_child_fails_cleanly),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
