@@ -344,6 +344,8 @@ struct inbox {
   fut_loop_t *loop;          /* guarded by lock; NULL once the loop closed */
   char pad[64];              /* keeps the lines apart */
   atomic_uint refs;          /* loop state + live wrappers + queued drain */
+  unsigned fork_gen;         /* loop thread: fut__fork_gen when made or
+                                re-armed (see inbox_check_fork) */
   struct wrap_pool pool;     /* wrapper memory (see wrap_mem_unref) */
   uint64_t drains;           /* loop thread: drains run (tests) */
   uint64_t delivered;        /* loop thread: completions delivered */
@@ -387,6 +389,20 @@ static void inbox_unref(struct inbox *ib) {
   wrap_pool_destroy(&ib->pool);
   pthread_mutex_destroy(&ib->lock);
   fut__free(ib);
+}
+
+/* In a forked child (loop thread, after fut_loop_fork or at close): a
+ * parent worker may have been inside ring at the fork, leaving our copy of
+ * the lock held forever and `scheduled` set with no drain coming.  No
+ * other thread of the child uses the inbox yet: re-arm it.  A drain that
+ * really was queued then runs once more, finding nothing. */
+static void inbox_check_fork(struct inbox *ib) {
+  unsigned gen = atomic_load_explicit(&fut__fork_gen, memory_order_relaxed);
+  if (FUT__LIKELY(ib->fork_gen == gen))
+    return;
+  ib->fork_gen = gen;
+  pthread_mutex_init(&ib->lock, NULL);
+  atomic_store(&ib->scheduled, false);
 }
 
 /* Wrappers come from a per-loop free list (struct wrap_pool): malloc and
@@ -625,6 +641,7 @@ static void executor_close(fut_loop_t *loop) {
     st->def = NULL;
   }
   struct inbox *ib = st->inbox;
+  inbox_check_fork(ib);
   /* Close the inbox: completers from now on drop their share themselves
    * (see inbox_push). */
   pthread_mutex_lock(&ib->lock);
@@ -695,6 +712,7 @@ static void before_block(fut_loop_t *loop) {
 static int get_state(fut_loop_t *loop, struct exec_state **out) {
   if (loop->executor_state) {
     *out = loop->executor_state;
+    inbox_check_fork((*out)->inbox);
     return 0;
   }
   pthread_once(&glue_once, glue_init);
@@ -713,6 +731,7 @@ static int get_state(fut_loop_t *loop, struct exec_state **out) {
   wrap_pool_init(&ib->pool, sizeof(struct wrap));
   ib->loop = loop;
   ib->owner = loop;
+  ib->fork_gen = atomic_load(&fut__fork_gen);
   st->inbox = ib;
   loop->executor_state = st;
   loop->executor_close = executor_close;

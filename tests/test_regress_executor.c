@@ -9,6 +9,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -141,6 +142,84 @@ static void test_loop_forked_child_default_executor_restarts(void **state) {
   }
   assert_int_equal(fut_loop_shutdown_default_executor(loop, FUT_SEC(10)), 0);
   fx_loop_free_clean(loop);
+}
+
+static atomic_int worker_tid;
+
+static int job_note_tid(void *arg, fut_cfuture_t *cf) {
+  (void)arg;
+  (void)cf;
+  atomic_store(&worker_tid, (int)gettid());
+  return 0;
+}
+
+/* Whether thread tid of this process is blocked in futex(2). */
+static bool blocked_in_futex(int tid) {
+  char path[64], buf[64];
+  snprintf(path, sizeof path, "/proc/self/task/%d/syscall", tid);
+  FILE *f = fopen(path, "r");
+  if (!f)
+    return false;
+  bool r = fgets(buf, sizeof buf, f) && atoi(buf) == SYS_futex;
+  fclose(f);
+  return r;
+}
+
+/* Bug: a fork while a worker was queueing a drain (inside ring: the inbox
+ * lock held, `scheduled` set) left the child's inbox with that lock held
+ * forever and `scheduled` stuck: after fut_loop_fork, no completion was
+ * ever announced (the job's future never finished) and closing the loop
+ * deadlocked on the lock.  The inbox is now re-armed in the child. */
+static void test_inbox_fork_while_worker_rings(void **state) {
+  (void)state;
+  fut_loop_t *loop = NULL;
+  assert_int_equal(fut_loop_new(&loop), 0);
+  fut_executor_t *ex = NULL;
+  assert_int_equal(fut_thread_pool_new(1, &ex), 0);
+  atomic_store(&worker_tid, 0);
+  /* Holding the thread-safe queue's lock parks the completing worker in
+   * ring, inside the inbox lock. */
+  pthread_mutex_lock(&loop->tsq.lock);
+  fut_t *f = NULL;
+  assert_int_equal(fut_run_in_executor(loop, ex, job_note_tid, NULL, &f), 0);
+  uint64_t end = fut__now() + FUT_SEC(10);
+  while ((!atomic_load(&worker_tid) ||
+          !blocked_in_futex(atomic_load(&worker_tid))) &&
+         fut__now() < end)
+    sched_yield();
+  assert_true(blocked_in_futex(atomic_load(&worker_tid)));
+  fflush(NULL);
+  pid_t pid = fork();
+  assert_true(pid >= 0);
+  if (pid == 0) {
+    if (fut_loop_fork(loop) != 0)
+      _exit(2);
+    if (!UNDER_TSAN) { /* TSan: no threads after a multi-threaded fork */
+      atomic_int n;
+      atomic_init(&n, 0);
+      fut_t *g = NULL;
+      if (fut_run_in_executor(loop, NULL, job_add, &n, &g) != 0)
+        _exit(3);
+      for (int i = 0; i < 40 && !fut_done(g); i++)
+        fut_loop_run_once(loop, FUT_MS(50));
+      if (!fut_done(g))
+        _exit(4);
+      fut_unref(g);
+      if (fut_loop_shutdown_default_executor(loop, FUT_SEC(10)) != 0)
+        _exit(5);
+    }
+    fut_loop_free(loop); /* deadlocked on the inbox lock */
+    _exit(0);
+  }
+  pthread_mutex_unlock(&loop->tsq.lock);
+  int st = wait_child(pid);
+  assert_int_equal(fut_loop_run_until_complete(loop, f), 0);
+  fut_unref(f);
+  fut_executor_free(ex);
+  fx_loop_free_clean(loop);
+  assert_int_not_equal(st, -1); /* it hung */
+  assert_true(WIFEXITED(st));
+  assert_int_equal(WEXITSTATUS(st), 0);
 }
 
 /* ---- replacing the default executor -------------------------------------- */
@@ -561,6 +640,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_threadpool_forked_child_fails_cleanly),
       cmocka_unit_test(test_loop_forked_child_default_executor_restarts),
+      cmocka_unit_test(test_inbox_fork_while_worker_rings),
       cmocka_unit_test(test_executor_set_default_does_not_wait_for_old_jobs),
       cmocka_unit_test(test_inbox_close_with_jobs_in_flight_stress),
       cmocka_unit_test(test_inbox_many_completers_deliver_each_once),
