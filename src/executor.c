@@ -19,6 +19,7 @@
 
 #include <sched.h>
 #include <string.h>
+#include <unistd.h>
 
 /* ======================================================================
  * Generic executor
@@ -343,6 +344,8 @@ struct inbox {
   fut_loop_t *loop;          /* guarded by lock; NULL once the loop closed */
   char pad[64];              /* keeps the lines apart */
   atomic_uint refs;          /* loop state + live wrappers + queued drain */
+  unsigned fork_gen;         /* loop thread: fut__fork_gen when made or
+                                re-armed (see inbox_check_fork) */
   struct wrap_pool pool;     /* wrapper memory (see wrap_mem_unref) */
   uint64_t drains;           /* loop thread: drains run (tests) */
   uint64_t delivered;        /* loop thread: completions delivered */
@@ -386,6 +389,20 @@ static void inbox_unref(struct inbox *ib) {
   wrap_pool_destroy(&ib->pool);
   pthread_mutex_destroy(&ib->lock);
   fut__free(ib);
+}
+
+/* In a forked child (loop thread, after fut_loop_fork or at close): a
+ * parent worker may have been inside ring at the fork, leaving our copy of
+ * the lock held forever and `scheduled` set with no drain coming.  No
+ * other thread of the child uses the inbox yet: re-arm it.  A drain that
+ * really was queued then runs once more, finding nothing. */
+static void inbox_check_fork(struct inbox *ib) {
+  unsigned gen = atomic_load_explicit(&fut__fork_gen, memory_order_relaxed);
+  if (FUT__LIKELY(ib->fork_gen == gen))
+    return;
+  ib->fork_gen = gen;
+  pthread_mutex_init(&ib->lock, NULL);
+  atomic_store(&ib->scheduled, false);
 }
 
 /* Wrappers come from a per-loop free list (struct wrap_pool): malloc and
@@ -472,10 +489,14 @@ __attribute__((noinline)) static void ring(struct inbox *ib) {
   if (ib->loop) {
     atomic_fetch_add_explicit(&ib->refs, 1, memory_order_relaxed);
     if (fut_loop_call_soon_threadsafe(ib->loop, drain, ib) != 0) {
-      /* Out of memory or closing: the entries stay in the inbox for the
-       * next push to ring again, or for close. */
+      /* Out of memory (the queue could not grow): the entries stay in the
+       * inbox, and the loop, woken by its eventfd (no allocation), finds
+       * them before it blocks again (before_block). */
       atomic_fetch_sub_explicit(&ib->refs, 1, memory_order_relaxed);
       atomic_store(&ib->scheduled, false);
+      uint64_t one = 1;
+      ssize_t r = write(ib->loop->evfd, &one, sizeof one);
+      (void)r;
     }
   }
   pthread_mutex_unlock(&ib->lock);
@@ -620,6 +641,7 @@ static void executor_close(fut_loop_t *loop) {
     st->def = NULL;
   }
   struct inbox *ib = st->inbox;
+  inbox_check_fork(ib);
   /* Close the inbox: completers from now on drop their share themselves
    * (see inbox_push). */
   pthread_mutex_lock(&ib->lock);
@@ -662,6 +684,15 @@ static void executor_close(fut_loop_t *loop) {
 
 static void before_block(fut_loop_t *loop) {
   struct exec_state *st = loop->executor_state;
+  struct inbox *ib = st->inbox;
+  if (FUT__UNLIKELY(atomic_load_explicit(&ib->head, memory_order_relaxed) &&
+                    !atomic_exchange(&ib->scheduled, true))) {
+    /* Completions nobody queued a drain for (a ring failed: see ring):
+     * drain them here, as a queued drain would. */
+    atomic_fetch_add_explicit(&ib->refs, 1, memory_order_relaxed);
+    drain(ib);
+    return;
+  }
   if (st->nfast == 0)
     return;
   uint64_t start = fut__now();
@@ -681,6 +712,7 @@ static void before_block(fut_loop_t *loop) {
 static int get_state(fut_loop_t *loop, struct exec_state **out) {
   if (loop->executor_state) {
     *out = loop->executor_state;
+    inbox_check_fork((*out)->inbox);
     return 0;
   }
   pthread_once(&glue_once, glue_init);
@@ -699,6 +731,7 @@ static int get_state(fut_loop_t *loop, struct exec_state **out) {
   wrap_pool_init(&ib->pool, sizeof(struct wrap));
   ib->loop = loop;
   ib->owner = loop;
+  ib->fork_gen = atomic_load(&fut__fork_gen);
   st->inbox = ib;
   loop->executor_state = st;
   loop->executor_close = executor_close;
@@ -811,11 +844,28 @@ static int run_fast(fut_loop_t *loop, struct exec_state *st,
   return 0;
 }
 
+/* Lets go of a default executor without blocking the loop thread: when
+ * the loop held the last reference, a plain free would wait for the jobs
+ * still running (and deadlock if one waits for the loop).  Like a dropped
+ * ThreadPoolExecutor in Python, queued jobs still run, then its threads
+ * exit. */
+static void release_default(fut_executor_t *ex) {
+  if (ex && atomic_load(&ex->refs) == 1 && !atomic_load(&ex->shut))
+    fut_executor_shutdown(ex, false, false, 0);
+  fut_executor_free(ex);
+}
+
 static int default_executor(fut_loop_t *loop, fut_executor_t **out) {
   struct exec_state *st;
   int err = get_state(loop, &st);
   if (err)
     return err;
+  if (st->def && fut__thread_pool_forked(st->def)) {
+    /* The loop was carried into a forked child (fut_loop_fork): the
+     * parent's pool has no threads here; start a fresh one. */
+    fut_executor_free(st->def);
+    st->def = NULL;
+  }
   if (!st->def) {
     if (st->def_shut)
       return fut__error(FUT_E_SHUTDOWN, "fut_run_in_executor: the default "
@@ -882,7 +932,7 @@ int fut_loop_set_default_executor(fut_loop_t *loop, fut_executor_t *ex) {
   fut_executor_t *old = st->def;
   st->def = fut_executor_ref(ex);
   st->def_shut = false;
-  fut_executor_free(old);
+  release_default(old);
   return 0;
 }
 

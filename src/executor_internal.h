@@ -83,6 +83,10 @@ struct fut__tp_item {
 
 /* Whether ex is a thread pool from fut_thread_pool_new. */
 bool fut__is_thread_pool(const fut_executor_t *ex);
+/* Whether ex is a thread pool created before a fork of this process (in
+ * the child: it has no threads; submit fails with FUT_E_FORKED, shutdown
+ * neither waits nor blocks, free releases the memory only). */
+bool fut__thread_pool_forked(const fut_executor_t *ex);
 /* Queues it on the thread pool ex: returns 0 (the pool took it->cf's
  * reference; it->done, if set, will be called) or a negative error
  * (FUT_E_SHUTDOWN, FUT_E_BROKEN_POOL, a thread creation error; the caller

@@ -90,6 +90,20 @@ static int name_fn(uintptr_t fn, char **module, size_t *module_len,
 /* ---- creation -------------------------------------------------------------
  */
 
+/* Forks seen by this process.  In a child, a pool made before the fork has
+ * no manager thread, and its lock may be frozen in the state a parent
+ * thread left it in: the child must neither queue work nor wait. */
+static atomic_uint pp_fork_gen;
+static pthread_once_t pp_once = PTHREAD_ONCE_INIT;
+static void pp_on_fork_child(void) { atomic_fetch_add(&pp_fork_gen, 1); }
+static void pp_global_init(void) {
+  pthread_atfork(NULL, NULL, pp_on_fork_child);
+}
+
+static bool pp_forked(const fut_procpool_t *p) {
+  return p->fork_gen != atomic_load(&pp_fork_gen);
+}
+
 void fut__procpool_destroy(fut_procpool_t *p) {
   pthread_mutex_destroy(&p->lock);
   pthread_cond_destroy(&p->cv);
@@ -127,6 +141,8 @@ int fut_procpool_new(const fut_procpool_opts_t *opts, fut_procpool_t **out) {
     return fut__error(-ENOMEM, "fut_procpool_new: out of memory");
   p->evfd = -1;
   p->ctl = -1;
+  pthread_once(&pp_once, pp_global_init);
+  p->fork_gen = atomic_load(&pp_fork_gen);
   p->max_workers = o.max_workers ? o.max_workers : ncpu();
   p->max_tasks = o.max_tasks_per_child;
   p->max_frame = o.max_frame ? o.max_frame : DEFAULT_MAX_FRAME;
@@ -224,6 +240,10 @@ int fut__procpool_submit_kind(fut_procpool_t *p, int kind, uintptr_t fn,
                       : !fn   ? "NULL function"
                       : !done ? "NULL done callback"
                               : "NULL argument with a length");
+  if (pp_forked(p))
+    return fut__error(FUT_E_FORKED, "fut_procpool_submit: the process pool "
+                      "was created before a fork: its manager thread does "
+                      "not exist in this child");
   if (len > p->max_frame)
     return fut__error(FUT_E_TOO_BIG,
                       "fut_procpool_submit: argument of %zu "
@@ -282,6 +302,8 @@ int fut_procpool_shutdown(fut_procpool_t *p, bool wait, bool cancel_pending,
                           uint64_t timeout_ns) {
   if (!p)
     return fut__error(-EINVAL, "fut_procpool_shutdown: NULL pool");
+  if (pp_forked(p)) /* nothing of the pool runs in this child */
+    return 0;
   if (wait && pthread_equal(pthread_self(), p->thread))
     return fut__error(-EDEADLK,
                       "fut_procpool_shutdown: waiting from the "
@@ -356,6 +378,15 @@ void fut__procpool_detach(fut_procpool_t *p) {
 void fut_procpool_free(fut_procpool_t *p) {
   if (!p)
     return;
+  if (pp_forked(p)) {
+    /* Our copy of the memory and of the doorbell only: the lock and
+     * condition variable may be frozen mid-operation, the sockets are the
+     * parent's manager's business, queued jobs never complete here. */
+    close(p->evfd);
+    fut__free(p->initarg);
+    fut__free(p);
+    return;
+  }
   if (pthread_equal(pthread_self(), p->thread)) {
     /* From a completion callback: waiting would deadlock; the manager
      * frees the pool once its last job is done. */

@@ -48,24 +48,27 @@ struct server {
   int ctl;          /* control socket to the parent */
   int sfd;          /* signalfd for SIGCHLD */
   sigset_t oldmask; /* mask to restore in workers */
+  void (*pipe_disp)(int); /* SIGPIPE disposition inherited through exec
+                             (the parent's, or SIG_DFL when it had a
+                             handler): restored in workers */
   pid_t *kids;      /* live (unreaped) workers */
   size_t nkids, capkids;
   struct fut__pp_config cfg; /* from the parent's CONFIG message */
 };
 
-static void add_kid(struct server *s, pid_t pid) {
-  if (s->nkids == s->capkids) {
-    size_t cap = s->capkids ? s->capkids * 2 : 16;
-    pid_t *k = realloc(s->kids, cap * sizeof *k);
-    if (!k) {
-      /* Cannot track it: kill it rather than leak an unreaped child. */
-      kill(pid, SIGKILL);
-      return;
-    }
-    s->kids = k;
-    s->capkids = cap;
-  }
-  s->kids[s->nkids++] = pid;
+/* Makes room to record one more worker, before forking it: a worker that
+ * could not be recorded would never have its death reported (reap skips
+ * unknown children), so its jobs would wait forever.  -ENOMEM: no fork. */
+static int reserve_kid(struct server *s) {
+  if (s->nkids < s->capkids)
+    return 0;
+  size_t cap = s->capkids ? s->capkids * 2 : 16;
+  pid_t *k = realloc(s->kids, cap * sizeof *k);
+  if (!k)
+    return -ENOMEM;
+  s->kids = k;
+  s->capkids = cap;
+  return 0;
 }
 
 static bool del_kid(struct server *s, pid_t pid) {
@@ -109,7 +112,10 @@ static _Noreturn void server_exit(struct server *s) {
 
 static void spawn(struct server *s, uint64_t wid, int fd) {
   pid_t me = getpid();
-  pid_t pid = fork();
+  int rerr = reserve_kid(s);
+  /* A failed reserve reads as a failed fork: the parent requeues the
+   * worker's jobs (or breaks a pool left with no worker). */
+  pid_t pid = rerr ? (errno = -rerr, -1) : fork();
   if (pid == 0) {
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (getppid() != me)
@@ -117,13 +123,16 @@ static void spawn(struct server *s, uint64_t wid, int fd) {
     close(s->ctl);
     close(s->sfd);
     signal(SIGCHLD, SIG_DFL);
+    /* Jobs see SIGPIPE as the pool's parent had it, not as the server
+     * set it for itself (the worker's own writes use MSG_NOSIGNAL). */
+    signal(SIGPIPE, s->pipe_disp);
     sigprocmask(SIG_SETMASK, &s->oldmask, NULL);
     fut__pp_worker_main(fd, &s->cfg);
   }
   int err = pid < 0 ? -errno : 0;
   close(fd);
   if (pid > 0)
-    add_kid(s, pid);
+    s->kids[s->nkids++] = pid; /* room reserved above */
   struct fut__ctl_msg m = {.type = FUT__CTL_SPAWNED,
                            .a = wid,
                            .b = pid > 0 ? (uint64_t)pid : 0,
@@ -171,7 +180,10 @@ static _Noreturn void server_main(int ctl, pid_t parent) {
   /* A parent ignoring SIGCHLD would make our children auto-reaped and
    * their statuses lost. */
   signal(SIGCHLD, SIG_DFL);
-  signal(SIGPIPE, SIG_IGN);
+  /* exec kept SIG_IGN if the parent ignored SIGPIPE, else it is SIG_DFL. */
+  s.pipe_disp = signal(SIGPIPE, SIG_IGN);
+  if (s.pipe_disp == SIG_ERR)
+    s.pipe_disp = SIG_DFL;
   sigset_t set;
   sigemptyset(&set);
   sigaddset(&set, SIGCHLD);

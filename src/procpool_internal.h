@@ -163,6 +163,8 @@ struct fut__pp_worker {
   int fd;                       /* parent end, non-blocking; -1 once closed */
   int state;                    /* FUT__W_* */
   bool retiring;                /* max_tasks jobs dispatched: no more */
+  bool hello;                   /* HELLO received: it got through its
+                                   start-up (initializer included) */
   bool dead;                    /* DIED received: status is valid */
   int status;                   /* wait status from DIED */
   unsigned dispatched;          /* jobs ever sent to it */
@@ -183,6 +185,7 @@ struct fut__pp_worker {
 
 struct fut_procpool {
   /* Immutable after fut_procpool_new. */
+  unsigned fork_gen; /* process fork count at creation (procpool.c) */
   unsigned max_workers;
   unsigned max_tasks;
   size_t max_frame;

@@ -324,9 +324,19 @@ static void deliver(fut_procpool_t *p, struct fut__pp_worker *w,
   if (h->type == FUT__PP_HELLO) {
     if (owned)
       fut__free(payload);
-    if (h->err)
-      set_broken(p, "the initializer failed in worker %d: %s", (int)w->pid,
-                 mlen ? msg : fut_strerror(h->err));
+    if (!h->err) {
+      w->hello = true;
+      return;
+    }
+    char why[1280];
+    snprintf(why, sizeof why, "the initializer failed in worker %d: %s",
+             (int)w->pid, mlen ? msg : fut_strerror(h->err));
+    set_broken(p, "%s", why);
+    /* The worker exits now; the jobs sent to it never started: they fail
+     * as the pool is broken, not as killed by a dying worker. */
+    w->send_job = NULL;
+    w->send_off = 0;
+    fail_queue(&w->inflight, FUT_E_BROKEN_POOL, why);
     return;
   }
   struct fut__pp_job *j = fut__pp_q_pop(&w->inflight);
@@ -462,6 +472,23 @@ static void requeue(fut_procpool_t *p, struct fut__pp_jobq *q) {
 
 /* The worker is gone and reaped: settle its jobs and forget it. */
 static void finalize(fut_procpool_t *p, struct fut__pp_worker *w) {
+  bool clean = WIFEXITED(w->status) && WEXITSTATUS(w->status) == 0;
+  if (!w->hello && (w->inflight.head || !clean)) {
+    /* It died during start-up (its initializer crashed, say): none of its
+     * jobs started.  As Python's ProcessPoolExecutor, a worker that dies
+     * in its initializer breaks the pool: the next one would likely die
+     * the same way.  (A clean exit with no job is our own close during
+     * shutdown.) */
+    char st[96], msg[256];
+    fut__pp_describe_status(w->status, st, sizeof st);
+    snprintf(msg, sizeof msg, "worker process %d %s during start-up (in "
+             "its initializer), before running any job%s", (int)w->pid, st,
+             w->kill_reason ? w->kill_reason : "");
+    fail_queue(&w->inflight, FUT_E_BROKEN_POOL, msg);
+    set_broken(p, "process pool: %s", msg);
+    free_worker(p, w);
+    return;
+  }
   struct fut__pp_job *j = fut__pp_q_pop(&w->inflight);
   if (j) {
     char st[96], msg[256];

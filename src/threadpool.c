@@ -68,7 +68,29 @@ struct pool {
   fut_init_fn init;            /* never changes */
   void *initarg;               /* never changes */
   char prefix[16];             /* thread name prefix; never changes */
+  unsigned fork_gen;           /* tp_fork_gen at creation; never changes */
 };
+
+/* Forks seen by this process.  A pool made before a fork has no threads in
+ * the child, and its lock and condition variables may be frozen in the
+ * state a parent thread left them in: the child must not wait on them. */
+static atomic_uint tp_fork_gen;
+static pthread_once_t tp_once = PTHREAD_ONCE_INIT;
+static void tp_on_fork_child(void) { atomic_fetch_add(&tp_fork_gen, 1); }
+static void tp_global_init(void) {
+  pthread_atfork(NULL, NULL, tp_on_fork_child);
+}
+
+static bool forked(const struct pool *p) {
+  return p->fork_gen != atomic_load_explicit(&tp_fork_gen,
+                                             memory_order_relaxed);
+}
+
+static int forked_error(const struct pool *p, const char *what) {
+  return fut__error(FUT_E_FORKED, "%s: thread pool %s was created before a "
+                    "fork: its threads do not exist in this child", what,
+                    p->prefix);
+}
 
 static void pool_unref(struct pool *p) {
   if (atomic_fetch_sub_explicit(&p->refs, 1, memory_order_acq_rel) != 1)
@@ -241,6 +263,8 @@ static int spawn(struct pool *p) {
 /* Queues it (with it->cf's reference) or returns why not; on error the
  * caller keeps it. */
 static int enqueue(struct pool *p, struct tp_item *it) {
+  if (forked(p))
+    return forked_error(p, "fut_executor_submit");
   pthread_mutex_lock(&p->lock);
   if (p->shutdown || p->broken) {
     bool broken = p->broken;
@@ -332,6 +356,8 @@ static bool is_own_worker(struct pool *p) {
 static int tp_shutdown(void *self, bool wait, bool cancel_pending,
                        uint64_t timeout_ns) {
   struct pool *p = self;
+  if (forked(p)) /* nothing runs here: nothing to cancel or wait for */
+    return 0;
   pthread_mutex_lock(&p->lock);
   p->shutdown = true;
   struct tp_item *list = cancel_pending ? take_queue(p) : NULL;
@@ -388,6 +414,20 @@ static int tp_shutdown(void *self, bool wait, bool cancel_pending,
 
 static void tp_destroy(void *self) {
   struct pool *p = self;
+  if (forked(p)) {
+    /* No thread of ours holds a reference here, and the lock and condition
+     * variables may be frozen mid-operation (destroying a condition
+     * variable with waiters blocks): free the memory only.  Queued items
+     * never run; their cfutures stay pending. */
+    struct worker *w = p->workers;
+    while (w) {
+      struct worker *next = w->next;
+      fut__free(w);
+      w = next;
+    }
+    fut__free(p);
+    return;
+  }
   pthread_mutex_lock(&p->lock);
   /* Threads still running after a shutdown without wait: let them go.  The
    * records stay (they write to them) and go with the pool. */
@@ -453,6 +493,8 @@ int fut_thread_pool_new_ex(const fut_thread_pool_options_t *o,
            o->name_prefix ? o->name_prefix : "fut-pool");
   atomic_init(&p->refs, 1);
   atomic_init(&p->qlen, 0);
+  pthread_once(&tp_once, tp_global_init);
+  p->fork_gen = atomic_load(&tp_fork_gen);
   int err = -pthread_mutex_init(&p->lock, NULL);
   if (err)
     goto fail_lock;
@@ -485,6 +527,10 @@ int fut_thread_pool_new(size_t max_workers, fut_executor_t **out) {
 
 bool fut__is_thread_pool(const fut_executor_t *ex) {
   return fut_executor_ops(ex) == &tp_ops;
+}
+
+bool fut__thread_pool_forked(const fut_executor_t *ex) {
+  return fut__is_thread_pool(ex) && forked(fut_executor_self(ex));
 }
 
 int fut__thread_pool_push(fut_executor_t *ex, struct fut__tp_item *it) {

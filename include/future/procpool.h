@@ -68,8 +68,9 @@ typedef struct fut_buf fut_buf_t;
 typedef int (*fut_proc_fn)(const void *arg, size_t len, fut_buf_t *out);
 
 /* Runs once in each worker before its first job, with the initializer
- * argument bytes.  A negative return breaks the pool: every pending and
- * future job fails with FUT_E_BROKEN_POOL (Python's BrokenProcessPool). */
+ * argument bytes.  A negative return, or the worker dying in it (a crash),
+ * breaks the pool: every pending and future job fails with
+ * FUT_E_BROKEN_POOL (Python's BrokenProcessPool). */
 typedef int (*fut_proc_init_fn)(const void *arg, size_t len);
 
 /* ---- inside a job ------------------------------------------------------ */
