@@ -214,6 +214,51 @@ static uint64_t s4_timers_fire(long n) {
 
 static fut_handle_t **handles;
 
+#ifdef FUT_BENCH_HAVE_LIBEV
+/* libev's timers, the same scenarios, for a ratio measured in this run.
+ * libev is linked into this benchmark only, never into the library. */
+#include <ev.h>
+
+static struct ev_loop *evl;
+static ev_timer *ev_timers;
+
+static void ev_timer_cb(struct ev_loop *l, ev_timer *w, int revents) {
+  (void)w;
+  (void)revents;
+  if (++counter == target)
+    ev_break(l, EVBREAK_ALL);
+}
+
+static uint64_t ev_timers_fire(long n) {
+  counter = 0;
+  target = n;
+  uint64_t t0 = bench_now();
+  ev_now_update(evl);
+  for (long i = 0; i < n; i++) {
+    ev_timer_init(&ev_timers[i], ev_timer_cb,
+                  (double)(1 + xorshift() % 100) / 1000.0, 0.);
+    ev_timer_start(evl, &ev_timers[i]);
+  }
+  ev_run(evl, 0);
+  uint64_t t = bench_now() - t0;
+  BENCH_CHECK(counter == n);
+  return t;
+}
+
+static uint64_t ev_timers_cancel(long n) {
+  uint64_t t0 = bench_now();
+  ev_now_update(evl);
+  for (long i = 0; i < n; i++) {
+    ev_timer_init(&ev_timers[i], ev_timer_cb,
+                  (double)(1 + xorshift() % 100) / 1000.0, 0.);
+    ev_timer_start(evl, &ev_timers[i]);
+  }
+  for (long i = 0; i < n; i++)
+    ev_timer_stop(evl, &ev_timers[i]);
+  return bench_now() - t0;
+}
+#endif
+
 static uint64_t s4_timers_cancel(long n) {
   uint64_t t0 = bench_now();
   for (long i = 0; i < n; i++)
@@ -246,9 +291,21 @@ int main(int argc, char **argv) {
              base_burst, m);
   bench_pair("S3 future+callback+set_result+run+free", s3_futures,
              "malloc'd struct", base_futures, m);
+#ifdef FUT_BENCH_HAVE_LIBEV
+  evl = ev_loop_new(EVFLAG_AUTO);
+  ev_timers = malloc(sizeof *ev_timers * (size_t)m);
+  BENCH_CHECK(evl && ev_timers);
+  bench_pair("S4 call_later 1..100 ms, all fire", s4_timers_fire,
+             "libev ev_timer", ev_timers_fire, m);
+  bench_pair("S4' call_later then cancel", s4_timers_cancel, "libev ev_timer",
+             ev_timers_cancel, m);
+  free(ev_timers);
+  ev_loop_destroy(evl);
+#else
   bench_pair("S4 call_later 1..100 ms, all fire", s4_timers_fire, NULL, NULL,
              m);
   bench_pair("S4' call_later then cancel", s4_timers_cancel, NULL, NULL, m);
+#endif
   free(handles);
   fut_loop_stats_t st;
   fut_loop_stats(loop, &st);
