@@ -11,6 +11,8 @@
 #ifndef FUTURE_H
 #define FUTURE_H
 
+/* In dependency order, not alphabetical. */
+/* clang-format off */
 #include "future/version.h"
 #include "future/errors.h"
 #include "future/loop.h"
@@ -18,5 +20,6 @@
 #include "future/task.h"
 #include "future/executor.h"
 #include "future/procpool.h"
+/* clang-format on */
 
 #endif

@@ -68,7 +68,9 @@ void fut__chunk_free(void *p, size_t n) {
     munmap(p, n);
 }
 
-void fut__free(void *p) { free(p); }
+void fut__free(void *p) {
+  free(p);
+}
 
 char *fut__strdup(const char *s) {
   size_t n = strlen(s) + 1;

@@ -31,12 +31,12 @@ struct cf_node {
 
 struct cf_waiter {
   pthread_mutex_t m;
-  pthread_cond_t c;      /* signalled on every completion counted here */
-  size_t ndone;          /* guarded by m: watched cfutures now done */
-  size_t nfailed;        /* guarded by m: of those, finished with an error */
-  size_t *order;         /* guarded by m: indices in completion order, or
-                            NULL when not recorded */
-  size_t norder;         /* guarded by m: entries written in order[] */
+  pthread_cond_t c; /* signalled on every completion counted here */
+  size_t ndone;     /* guarded by m: watched cfutures now done */
+  size_t nfailed;   /* guarded by m: of those, finished with an error */
+  size_t *order;    /* guarded by m: indices in completion order, or
+                       NULL when not recorded */
+  size_t norder;    /* guarded by m: entries written in order[] */
 };
 
 static inline void cpu_relax(void) {
@@ -48,8 +48,8 @@ static inline void cpu_relax(void) {
 }
 
 static inline void cf_lock(fut_cfuture_t *cf) {
-  if (FUT__LIKELY(!atomic_exchange_explicit(&cf->locked, true,
-                                            memory_order_acquire)))
+  if (FUT__LIKELY(
+          !atomic_exchange_explicit(&cf->locked, true, memory_order_acquire)))
     return;
   for (unsigned spins = 0;;) {
     while (atomic_load_explicit(&cf->locked, memory_order_relaxed)) {
@@ -155,8 +155,8 @@ static struct timespec deadline_of(uint64_t timeout_ns, bool *forever) {
 
 /* Waits on w (m held) until pred(w, ctx) or the deadline; returns whether
  * pred holds. */
-static bool waiter_wait(struct cf_waiter *w, bool (*pred)(struct cf_waiter *,
-                                                          const void *),
+static bool waiter_wait(struct cf_waiter *w,
+                        bool (*pred)(struct cf_waiter *, const void *),
                         const void *ctx, const struct timespec *dl,
                         bool forever) {
   while (!pred(w, ctx)) {
@@ -177,8 +177,7 @@ static bool waiter_wait(struct cf_waiter *w, bool (*pred)(struct cf_waiter *,
 int fut__cfuture_new_ext(size_t extra, fut_cfuture_t **out, void **extra_out) {
   *out = NULL;
   if (extra > SIZE_MAX - CF_SIZE)
-    return fut__error(-ENOMEM, "fut_cfuture_new: %zu bytes is too big",
-                      extra);
+    return fut__error(-ENOMEM, "fut_cfuture_new: %zu bytes is too big", extra);
   /* Not calloc: the extra space may be large and is the caller's. */
   fut_cfuture_t *cf = fut__malloc(CF_SIZE + extra);
   if (!cf)
@@ -250,8 +249,7 @@ void fut_cfuture_unref(fut_cfuture_t *cf) {
 fut_cf_state_t fut_cfuture_state(const fut_cfuture_t *cf) {
   if (!cf)
     return FUT_CF_PENDING;
-  return (fut_cf_state_t)atomic_load_explicit(&cf->state,
-                                              memory_order_acquire);
+  return (fut_cf_state_t)atomic_load_explicit(&cf->state, memory_order_acquire);
 }
 bool fut_cfuture_done(const fut_cfuture_t *cf) {
   return cf && is_done_state(fut_cfuture_state(cf));
@@ -324,7 +322,7 @@ bool fut_cfuture_cancel(fut_cfuture_t *cf) {
 int fut_cfuture_set_running_or_notify_cancel(fut_cfuture_t *cf) {
   if (!cf)
     return fut__error(-EINVAL, "fut_cfuture_set_running_or_notify_cancel: "
-                      "NULL cfuture");
+                               "NULL cfuture");
   cf_lock(cf);
   int s = atomic_load_explicit(&cf->state, memory_order_relaxed);
   int ret;
@@ -334,7 +332,8 @@ int fut_cfuture_set_running_or_notify_cancel(fut_cfuture_t *cf) {
   } else if (s == FUT_CF_CANCELLED) {
     ret = 0; /* cancel() already woke the waiters and ran the callbacks */
   } else {
-    ret = fut__error(FUT_E_INVALID_STATE, "fut_cfuture_set_running_or_notify_"
+    ret = fut__error(FUT_E_INVALID_STATE,
+                     "fut_cfuture_set_running_or_notify_"
                      "cancel: the cfuture is already %s",
                      s == FUT_CF_RUNNING ? "running" : "finished");
   }
@@ -356,8 +355,10 @@ int fut_cfuture_set_result(fut_cfuture_t *cf, void *ptr, fut_free_fn dtor) {
 int fut_cfuture_set_result_bytes_owned(fut_cfuture_t *cf, void *data,
                                        size_t len) {
   if (cf && len > 0 && !data)
-    return fut__error(-EINVAL, "fut_cfuture_set_result_bytes_owned: NULL "
-                      "data with length %zu", len);
+    return fut__error(-EINVAL,
+                      "fut_cfuture_set_result_bytes_owned: NULL "
+                      "data with length %zu",
+                      len);
   int err = lock_settable(cf, "fut_cfuture_set_result_bytes");
   if (err)
     return err;
@@ -373,17 +374,21 @@ int fut_cfuture_set_result_bytes(fut_cfuture_t *cf, const void *data,
   if (!cf)
     return fut__error(-EINVAL, "fut_cfuture_set_result_bytes: NULL cfuture");
   if (len > 0 && !data)
-    return fut__error(-EINVAL, "fut_cfuture_set_result_bytes: NULL data "
-                      "with length %zu", len);
+    return fut__error(-EINVAL,
+                      "fut_cfuture_set_result_bytes: NULL data "
+                      "with length %zu",
+                      len);
   if (fut_cfuture_done(cf))
     return fut__error(FUT_E_INVALID_STATE, "fut_cfuture_set_result_bytes: "
-                      "the cfuture is already done");
+                                           "the cfuture is already done");
   /* A spare NUL keeps text results terminated, as fut_set_result_bytes. */
   /* len + 1 must not wrap to a tiny allocation. */
   char *copy = len < SIZE_MAX ? fut__malloc(len + 1) : NULL;
   if (!copy)
-    return fut__error(-ENOMEM, "fut_cfuture_set_result_bytes: out of memory "
-                      "for %zu bytes", len);
+    return fut__error(-ENOMEM,
+                      "fut_cfuture_set_result_bytes: out of memory "
+                      "for %zu bytes",
+                      len);
   if (len)
     memcpy(copy, data, len);
   copy[len] = '\0';
@@ -408,12 +413,14 @@ int fut_cfuture_set_exceptionv(fut_cfuture_t *cf, int code, const char *fmt,
   if (!cf)
     return fut__error(-EINVAL, "fut_cfuture_set_exception: NULL cfuture");
   if (code >= 0)
-    return fut__error(-EINVAL, "fut_cfuture_set_exception: the code must be "
-                      "negative, got %d", code);
+    return fut__error(-EINVAL,
+                      "fut_cfuture_set_exception: the code must be "
+                      "negative, got %d",
+                      code);
   char *msg = NULL;
   if (fmt && !(msg = fut__vasprintf(fmt, ap)))
     return fut__error(-ENOMEM, "fut_cfuture_set_exception: out of memory for "
-                      "the message");
+                               "the message");
   int err = lock_settable(cf, "fut_cfuture_set_exception");
   if (err) {
     fut__free(msg);
@@ -553,7 +560,7 @@ int fut_cfuture_add_done_callback(fut_cfuture_t *cf, fut_cf_done_cb cb,
     if (!v) {
       cf_unlock(cf);
       return fut__error(-ENOMEM, "fut_cfuture_add_done_callback: out of "
-                        "memory");
+                                 "memory");
     }
     memcpy(v, cf->cbs, sizeof *v * cf->ncbs);
     if (cf->cbs != cf->cb_inline)
@@ -658,14 +665,14 @@ int fut_cfutures_wait(fut_cfuture_t *const *fs, size_t n,
 }
 
 struct fut_cf_as_completed {
-  size_t n;                 /* cfutures watched */
-  fut_cfuture_t **fs;       /* references, one per entry */
-  struct cf_node *nodes;    /* one per entry, linked until done or free */
-  size_t *order;            /* indices in completion order (waiter's) */
-  size_t next;              /* entries of order[] already yielded */
+  size_t n;              /* cfutures watched */
+  fut_cfuture_t **fs;    /* references, one per entry */
+  struct cf_node *nodes; /* one per entry, linked until done or free */
+  size_t *order;         /* indices in completion order (waiter's) */
+  size_t next;           /* entries of order[] already yielded */
   struct cf_waiter w;
-  struct timespec dl;       /* overall deadline */
-  bool forever;             /* no deadline */
+  struct timespec dl; /* overall deadline */
+  bool forever;       /* no deadline */
 };
 
 int fut_cfutures_as_completed(fut_cfuture_t *const *fs, size_t n,
@@ -722,8 +729,10 @@ int fut_cf_as_completed_next(fut_cf_as_completed_t *it, fut_cfuture_t **out) {
   size_t idx = ok ? it->order[it->next] : 0;
   pthread_mutex_unlock(&it->w.m);
   if (!ok)
-    return fut__error(-ETIMEDOUT, "fut_cf_as_completed_next: %zu of %zu "
-                      "cfutures not done in time", it->n - it->next, it->n);
+    return fut__error(-ETIMEDOUT,
+                      "fut_cf_as_completed_next: %zu of %zu "
+                      "cfutures not done in time",
+                      it->n - it->next, it->n);
   it->next++;
   *out = it->fs[idx];
   return 0;

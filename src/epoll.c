@@ -54,8 +54,9 @@ static uint32_t to_epoll(uint32_t ev) {
 
 int fut__epoll_ctl(fut_loop_t *loop, int fd, uint32_t old_events,
                    uint32_t new_events) {
-  struct epoll_event ev = {.events = to_epoll(new_events), .data.u64 = (uint64_t)fd};
-  int op = !new_events ? EPOLL_CTL_DEL
+  struct epoll_event ev = {.events = to_epoll(new_events),
+                           .data.u64 = (uint64_t)fd};
+  int op = !new_events  ? EPOLL_CTL_DEL
            : old_events ? EPOLL_CTL_MOD
                         : EPOLL_CTL_ADD;
   if (epoll_ctl(loop->epfd, op, fd, &ev) == 0)

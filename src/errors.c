@@ -14,14 +14,16 @@ int fut__error(int err, const char *fmt, ...) {
   return err;
 }
 
-const char *fut_last_error(void) { return last_error; }
+const char *fut_last_error(void) {
+  return last_error;
+}
 
 const char *fut_strerror(int err) {
   switch (err) {
   case 0:
     return "success";
-#define XX(name, value, msg)                                                  \
-  case value:                                                                 \
+#define XX(name, value, msg)                                                   \
+  case value:                                                                  \
     return msg;
     FUT_ERRNO_MAP(XX)
 #undef XX
@@ -41,8 +43,8 @@ const char *fut_err_name(int err) {
   switch (err) {
   case 0:
     return "0";
-#define XX(name, value, msg)                                                  \
-  case value:                                                                 \
+#define XX(name, value, msg)                                                   \
+  case value:                                                                  \
     return "FUT_E_" #name;
     FUT_ERRNO_MAP(XX)
 #undef XX
@@ -57,11 +59,13 @@ const char *fut_err_name(int err) {
   return "unknown";
 }
 
-unsigned fut_version(void) { return FUT_VERSION_HEX; }
+unsigned fut_version(void) {
+  return FUT_VERSION_HEX;
+}
 
 #define FUT__STR2(x) #x
 #define FUT__STR(x) FUT__STR2(x)
 const char *fut_version_string(void) {
-  return FUT__STR(FUT_VERSION_MAJOR) "." FUT__STR(FUT_VERSION_MINOR) "." FUT__STR(
-      FUT_VERSION_PATCH);
+  return FUT__STR(FUT_VERSION_MAJOR) "." FUT__STR(
+      FUT_VERSION_MINOR) "." FUT__STR(FUT_VERSION_PATCH);
 }

@@ -39,7 +39,7 @@ int fut_executor_new(const fut_executor_ops_t *ops, void *self,
   *out = NULL;
   if (!ops || !ops->submit || !ops->shutdown || !ops->destroy)
     return fut__error(-EINVAL, "fut_executor_new: ops or one of its "
-                      "functions is NULL");
+                               "functions is NULL");
   fut_executor_t *ex = fut__malloc(sizeof *ex);
   if (!ex)
     return fut__error(-ENOMEM, "fut_executor_new: out of memory");
@@ -93,11 +93,12 @@ static int check_job(const fut_job_t *job, const char *what) {
   if (!job)
     return fut__error(-EINVAL, "%s: NULL job", what);
   if (!job->fn == !job->bytes_fn)
-    return fut__error(-EINVAL, "%s: a job needs exactly one of fn and "
-                      "bytes_fn", what);
+    return fut__error(-EINVAL,
+                      "%s: a job needs exactly one of fn and "
+                      "bytes_fn",
+                      what);
   if (job->bytes_fn && job->len > 0 && !job->data)
-    return fut__error(-EINVAL, "%s: NULL data with length %zu", what,
-                      job->len);
+    return fut__error(-EINVAL, "%s: NULL data with length %zu", what, job->len);
   return 0;
 }
 
@@ -110,8 +111,10 @@ int fut_executor_submit_job(fut_executor_t *ex, const fut_job_t *job,
   if (err)
     return err;
   if (atomic_load_explicit(&ex->shut, memory_order_acquire))
-    return fut__error(FUT_E_SHUTDOWN, "fut_executor_submit: the %s has been "
-                      "shut down", ex->ops->name ? ex->ops->name : "executor");
+    return fut__error(FUT_E_SHUTDOWN,
+                      "fut_executor_submit: the %s has been "
+                      "shut down",
+                      ex->ops->name ? ex->ops->name : "executor");
   fut_cfuture_t *cf = NULL;
   err = ex->ops->submit(ex->self, job, &cf);
   if (err)
@@ -145,7 +148,9 @@ int fut_executor_map_jobs(fut_executor_t *ex, const fut_job_t *jobs, size_t n,
                           fut_cfuture_t **out) {
   if (!ex || !out || (n > 0 && !jobs))
     return fut__error(-EINVAL, "fut_executor_map: NULL %s",
-                      !ex ? "executor" : !out ? "out" : "jobs");
+                      !ex    ? "executor"
+                      : !out ? "out"
+                             : "jobs");
   for (size_t i = 0; i < n; i++)
     out[i] = NULL;
   for (size_t i = 0; i < n; i++) {
@@ -230,8 +235,10 @@ bool fut_job_run(const fut_job_t *job, fut_cfuture_t *cf) {
     ret = job->bytes_fn(job->data, job->len, &out, &out_len);
     if (ret == 0) {
       if (out_len > 0 && !out)
-        ret = fut__error(-EINVAL, "bytes job returned NULL data with length "
-                         "%zu", out_len);
+        ret = fut__error(-EINVAL,
+                         "bytes job returned NULL data with length "
+                         "%zu",
+                         out_len);
       else if (fut_cfuture_set_result_bytes_owned(cf, out, out_len) != 0)
         free(out); /* already done: the job completed cf itself */
     } else {
@@ -337,28 +344,28 @@ struct inbox {
   /* Completed, not drained: a stack (newest first) pushed with CAS and
    * taken whole with an exchange (so no ABA); linked by next_done. */
   _Atomic(struct wrap *) head;
-  atomic_bool scheduled;     /* a drain is queued (or being queued) */
-  atomic_bool closed;        /* the loop closed: nobody drains head */
-  const fut_loop_t *owner;   /* the loop; never changes (compared only) */
-  pthread_mutex_t lock;      /* taken only to queue a drain and to close */
-  fut_loop_t *loop;          /* guarded by lock; NULL once the loop closed */
-  char pad[64];              /* keeps the lines apart */
-  atomic_uint refs;          /* loop state + live wrappers + queued drain */
-  unsigned fork_gen;         /* loop thread: fut__fork_gen when made or
-                                re-armed (see inbox_check_fork) */
-  struct wrap_pool pool;     /* wrapper memory (see wrap_mem_unref) */
-  uint64_t drains;           /* loop thread: drains run (tests) */
-  uint64_t delivered;        /* loop thread: completions delivered */
+  atomic_bool scheduled;   /* a drain is queued (or being queued) */
+  atomic_bool closed;      /* the loop closed: nobody drains head */
+  const fut_loop_t *owner; /* the loop; never changes (compared only) */
+  pthread_mutex_t lock;    /* taken only to queue a drain and to close */
+  fut_loop_t *loop;        /* guarded by lock; NULL once the loop closed */
+  char pad[64];            /* keeps the lines apart */
+  atomic_uint refs;        /* loop state + live wrappers + queued drain */
+  unsigned fork_gen;       /* loop thread: fut__fork_gen when made or
+                              re-armed (see inbox_check_fork) */
+  struct wrap_pool pool;   /* wrapper memory (see wrap_mem_unref) */
+  uint64_t drains;         /* loop thread: drains run (tests) */
+  uint64_t delivered;      /* loop thread: completions delivered */
 };
 
 struct exec_state {
-  struct inbox *inbox;        /* owned reference */
-  fut_executor_t *def;        /* default executor (a reference) or NULL */
-  bool def_shut;              /* shutdown_default_executor was called */
-  struct wrap *inflight;      /* wrappers whose cfuture callback may still
-                                 come (doubly linked, loop thread only) */
-  size_t nfast;               /* fast-path items not yet back (loop
-                                 thread) */
+  struct inbox *inbox;   /* owned reference */
+  fut_executor_t *def;   /* default executor (a reference) or NULL */
+  bool def_shut;         /* shutdown_default_executor was called */
+  struct wrap *inflight; /* wrappers whose cfuture callback may still
+                            come (doubly linked, loop thread only) */
+  size_t nfast;          /* fast-path items not yet back (loop
+                            thread) */
 };
 
 /* Two kinds.  A wrapper of any cfuture (fut_wrap_future, or
@@ -368,19 +375,19 @@ struct exec_state {
  * from the free list per job, no malloc), and the worker hands the item
  * straight to the inbox (item.done) with no callback registration. */
 struct wrap {
-  atomic_uint mem;           /* memory owners: loop side + pending callback
-                                (fast: loop side + ecf alive) */
-  struct inbox *inbox;       /* owned reference */
-  fut_cfuture_t *cf;         /* owned reference: dropped with the memory, or
-                                (fast) when the loop side goes */
-  struct wrap *next_done;    /* inbox stack link: written before the push */
-  struct wrap *prev, *next;  /* exec_state.inflight links (loop thread) */
-  bool inflight;             /* in exec_state.inflight (loop thread) */
-  bool fast;                 /* item and ecf are in use; never changes */
-  struct fut__tp_item item;  /* fast: the pool's item (its cf reference
-                                comes back through the inbox) */
-  fut_cfuture_t ecf;         /* fast: the job's cfuture (cf == &ecf) */
-  struct fut__ext x;         /* the loop future; last: fut__ext ends with it */
+  atomic_uint mem;          /* memory owners: loop side + pending callback
+                               (fast: loop side + ecf alive) */
+  struct inbox *inbox;      /* owned reference */
+  fut_cfuture_t *cf;        /* owned reference: dropped with the memory, or
+                               (fast) when the loop side goes */
+  struct wrap *next_done;   /* inbox stack link: written before the push */
+  struct wrap *prev, *next; /* exec_state.inflight links (loop thread) */
+  bool inflight;            /* in exec_state.inflight (loop thread) */
+  bool fast;                /* item and ecf are in use; never changes */
+  struct fut__tp_item item; /* fast: the pool's item (its cf reference
+                               comes back through the inbox) */
+  fut_cfuture_t ecf;        /* fast: the job's cfuture (cf == &ecf) */
+  struct fut__ext x;        /* the loop future; last: fut__ext ends with it */
 };
 
 static void inbox_unref(struct inbox *ib) {
@@ -616,16 +623,20 @@ static void drain(void *p) {
     if (w->fast)
       st->nfast--;
     deliver(w);
-    entry_release(w);      /* the completer's share */
-    fut_unref(&w->x.fut);  /* the in-flight reference */
+    entry_release(w);     /* the completer's share */
+    fut_unref(&w->x.fut); /* the in-flight reference */
   }
   inbox_unref(ib);
 }
 
-static void drain_release(void *p) { inbox_unref(p); }
+static void drain_release(void *p) {
+  inbox_unref(p);
+}
 
 static pthread_once_t glue_once = PTHREAD_ONCE_INIT;
-static void glue_init(void) { fut__register_release(drain, drain_release); }
+static void glue_init(void) {
+  fut__register_release(drain, drain_release);
+}
 
 static void executor_close(fut_loop_t *loop) {
   struct exec_state *st = loop->executor_state;
@@ -663,8 +674,7 @@ static void executor_close(fut_loop_t *loop) {
      * share here.  Otherwise it is running now and drops it itself.  A
      * fast-path item always comes back: its completer finds the inbox
      * closed and drops the pool's reference itself. */
-    if (!w->fast &&
-        fut_cfuture_remove_done_callback(w->cf, on_cf_done, w) > 0)
+    if (!w->fast && fut_cfuture_remove_done_callback(w->cf, on_cf_done, w) > 0)
       wrap_mem_unref(w);
     fut_unref(&w->x.fut);
   }
@@ -814,8 +824,8 @@ int fut_wrap_future(fut_loop_t *loop, fut_cfuture_t *cf, fut_t **out) {
 }
 
 /* run_in_executor on one of our thread pools (see struct wrap). */
-static int run_fast(fut_loop_t *loop, struct exec_state *st,
-                    fut_executor_t *ex, const fut_job_t *job, fut_t **out) {
+static int run_fast(fut_loop_t *loop, struct exec_state *st, fut_executor_t *ex,
+                    const fut_job_t *job, fut_t **out) {
   struct wrap *w;
   int err = wrap_new(loop, st, true, "fut_run_in_executor", &w);
   if (err)
@@ -869,7 +879,7 @@ static int default_executor(fut_loop_t *loop, fut_executor_t **out) {
   if (!st->def) {
     if (st->def_shut)
       return fut__error(FUT_E_SHUTDOWN, "fut_run_in_executor: the default "
-                        "executor has been shut down");
+                                        "executor has been shut down");
     if ((err = fut_thread_pool_new(0, &st->def)))
       return err;
   }
@@ -895,8 +905,7 @@ int fut_run_in_executor_job(fut_loop_t *loop, fut_executor_t *ex,
   if (!ex && (err = default_executor(loop, &ex)))
     return err;
   /* Jobs whose bytes would need copying take the generic path. */
-  if (fut__is_thread_pool(ex) &&
-      (job->fn || job->data_free || job->len == 0))
+  if (fut__is_thread_pool(ex) && (job->fn || job->data_free || job->len == 0))
     return run_fast(loop, st, ex, job, out);
   fut_cfuture_t *cf;
   if ((err = fut_executor_submit_job(ex, job, &cf)))
@@ -939,7 +948,7 @@ int fut_loop_set_default_executor(fut_loop_t *loop, fut_executor_t *ex) {
 int fut_loop_shutdown_default_executor(fut_loop_t *loop, uint64_t timeout_ns) {
   if (!loop)
     return fut__error(-EINVAL, "fut_loop_shutdown_default_executor: NULL "
-                      "loop");
+                               "loop");
   int err = fut__check_thread(loop);
   if (err)
     return err;
@@ -959,7 +968,7 @@ int fut_loop_shutdown_default_executor(fut_loop_t *loop, uint64_t timeout_ns) {
   fut_executor_free(ex);
   if (err == -ETIMEDOUT)
     return fut__error(err, "fut_loop_shutdown_default_executor: jobs still "
-                      "running after the timeout");
+                           "running after the timeout");
   return err;
 }
 

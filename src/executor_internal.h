@@ -16,15 +16,21 @@ struct cf_cb {
 enum { CF_R_NONE = 0, CF_R_PTR, CF_R_BYTES, CF_R_I64 };
 
 struct fut_cfuture {
-  atomic_uint refs;          /* > 0 while alive */
-  atomic_int state;          /* fut_cf_state_t; FINISHED/CANCELLED final */
-  atomic_bool locked;        /* the lock (cf_lock): guards everything
-                                below until done */
-  int err;                   /* 0, the exception's code, or -ECANCELED */
-  uint8_t rkind;             /* CF_R_*: result storage, set before done */
+  atomic_uint refs;   /* > 0 while alive */
+  atomic_int state;   /* fut_cf_state_t; FINISHED/CANCELLED final */
+  atomic_bool locked; /* the lock (cf_lock): guards everything
+                         below until done */
+  int err;            /* 0, the exception's code, or -ECANCELED */
+  uint8_t rkind;      /* CF_R_*: result storage, set before done */
   union {
-    struct { void *ptr; fut_free_fn dtor; } p;
-    struct { void *data; size_t len; } b;
+    struct {
+      void *ptr;
+      fut_free_fn dtor;
+    } p;
+    struct {
+      void *data;
+      size_t len;
+    } b;
     int64_t i64;
   } r;
   char *msg;                 /* exception message or NULL */
@@ -77,8 +83,8 @@ struct fut__tp_item {
    * shutdown or of a failing initializer): it takes over the reference,
    * and the pool never touches the item again. */
   void (*done)(struct fut__tp_item *it);
-  fut_job_t job;             /* owns its bytes (copied after the item, or
-                                job.data_free) until the job ran */
+  fut_job_t job; /* owns its bytes (copied after the item, or
+                    job.data_free) until the job ran */
 };
 
 /* Whether ex is a thread pool from fut_thread_pool_new. */

@@ -10,7 +10,9 @@
 #include <string.h>
 
 static void dispatch(void *p);
-static void release_future(void *p) { fut_unref(p); }
+static void release_future(void *p) {
+  fut_unref(p);
+}
 
 /* A registration made on a done future whose dispatch is already queued
  * cannot join that dispatch: the dispatch may sit in the current drain's
@@ -18,7 +20,7 @@ static void release_future(void *p) { fut_unref(p); }
  * iteration.  It gets a ready entry of its own, queued behind the
  * dispatch, which keeps registration order. */
 struct late_cb {
-  fut_t *f;           /* holds a reference until the entry ran or went */
+  fut_t *f; /* holds a reference until the entry ran or went */
   fut_done_cb cb;
   void *arg;
 };
@@ -36,7 +38,9 @@ static void release_late(void *p) {
   fut_unref(f);
 }
 
-static void late_dropped(void *p) { (void)p; }
+static void late_dropped(void *p) {
+  (void)p;
+}
 
 int fut__drop_late_callbacks(fut_loop_t *loop, fut_done_cb cb, void *arg) {
   struct fut__ring *r = &loop->ready;
@@ -133,9 +137,8 @@ __attribute__((noinline)) static void destroy(fut_t *f) {
     /* The handler sees a live future: hold it for the call. */
     f->refs = 1;
     f->flags |= FUT__F_RETRIEVED;
-    fut__report_exception(loop, "Future exception was never retrieved",
-                          f->err, f, NULL,
-                          f->rkind == FUT__R_MSG ? f->r.msg : NULL);
+    fut__report_exception(loop, "Future exception was never retrieved", f->err,
+                          f, NULL, f->rkind == FUT__R_MSG ? f->r.msg : NULL);
     if (--f->refs > 0)
       return; /* the handler kept a reference */
   }
@@ -166,11 +169,18 @@ void fut_unref(fut_t *f) {
 fut_state_t fut_state(const fut_t *f) {
   return f ? (fut_state_t)f->state : FUT_PENDING;
 }
-bool fut_done(const fut_t *f) { return f && f->state != FUT_PENDING; }
-bool fut_cancelled(const fut_t *f) { return f && f->state == FUT_CANCELLED; }
-fut_loop_t *fut_get_loop(const fut_t *f) { return f ? f->loop : NULL; }
+bool fut_done(const fut_t *f) {
+  return f && f->state != FUT_PENDING;
+}
+bool fut_cancelled(const fut_t *f) {
+  return f && f->state == FUT_CANCELLED;
+}
+fut_loop_t *fut_get_loop(const fut_t *f) {
+  return f ? f->loop : NULL;
+}
 
-/* ---- completion ----------------------------------------------------------- */
+/* ---- completion -----------------------------------------------------------
+ */
 
 static int schedule_dispatch(fut_t *f) {
   if (f->flags & FUT__F_DISPATCH)
@@ -208,8 +218,8 @@ __attribute__((noinline)) static int settable_error(fut_t *f,
   if (!f)
     return fut__error(-EINVAL, "%s: NULL future", what);
   if (f->state != FUT_PENDING)
-    return fut__error(FUT_E_INVALID_STATE, "%s: the future is already %s",
-                      what, f->state == FUT_CANCELLED ? "cancelled" : "done");
+    return fut__error(FUT_E_INVALID_STATE, "%s: the future is already %s", what,
+                      f->state == FUT_CANCELLED ? "cancelled" : "done");
   return fut__check_usable(f->loop);
 }
 
@@ -263,14 +273,18 @@ int fut_set_result_bytes(fut_t *f, const void *data, size_t len) {
   if (err)
     return err;
   if (len > 0 && !data)
-    return fut__error(-EINVAL, "fut_set_result_bytes: NULL data with "
-                      "length %zu", len);
+    return fut__error(-EINVAL,
+                      "fut_set_result_bytes: NULL data with "
+                      "length %zu",
+                      len);
   /* One spare byte keeps a text result NUL-terminated for convenience. */
   /* len + 1 must not wrap to a tiny allocation. */
   char *copy = len < SIZE_MAX ? fut__malloc(len + 1) : NULL;
   if (!copy)
-    return fut__error(-ENOMEM, "fut_set_result_bytes: out of memory for %zu "
-                      "bytes", len);
+    return fut__error(-ENOMEM,
+                      "fut_set_result_bytes: out of memory for %zu "
+                      "bytes",
+                      len);
   if (len)
     memcpy(copy, data, len);
   copy[len] = '\0';
@@ -292,12 +306,14 @@ int fut_set_exceptionv(fut_t *f, int code, const char *fmt, va_list ap) {
   if (err)
     return err;
   if (code >= 0)
-    return fut__error(-EINVAL, "fut_set_exception: the code must be "
-                      "negative, got %d", code);
+    return fut__error(-EINVAL,
+                      "fut_set_exception: the code must be "
+                      "negative, got %d",
+                      code);
   char *msg = NULL;
   if (fmt && !(msg = fut__vasprintf(fmt, ap)))
     return fut__error(-ENOMEM, "fut_set_exception: out of memory for the "
-                      "message");
+                               "message");
   if (msg) {
     f->rkind = FUT__R_MSG;
     f->r.msg = msg;
@@ -342,7 +358,7 @@ int fut_copy_state(fut_t *dst, fut_t *src) {
     return fut__error(-EINVAL, "fut_copy_state: NULL future");
   if (src->state == FUT_PENDING)
     return fut__error(FUT_E_INVALID_STATE, "fut_copy_state: the source is "
-                      "pending");
+                                           "pending");
   src->flags |= FUT__F_RETRIEVED;
   const char *msg = src->rkind == FUT__R_MSG ? src->r.msg : NULL;
   if (src->state == FUT_CANCELLED) {
@@ -374,7 +390,8 @@ int fut_copy_state(fut_t *dst, fut_t *src) {
   }
 }
 
-/* ---- reading ---------------------------------------------------------------- */
+/* ---- reading ----------------------------------------------------------------
+ */
 
 static int outcome(fut_t *f, const char *what) {
   if (!f)
@@ -393,10 +410,17 @@ int fut_result(fut_t *f, void **out) {
     return err;
   if (out) {
     switch (f->rkind) {
-    case FUT__R_PTR: *out = f->r.p.ptr; break;
-    case FUT__R_BYTES: *out = f->r.b.data; break;
-    case FUT__R_SHARED: *out = f->r.s.ptr; break;
-    default: break;
+    case FUT__R_PTR:
+      *out = f->r.p.ptr;
+      break;
+    case FUT__R_BYTES:
+      *out = f->r.b.data;
+      break;
+    case FUT__R_SHARED:
+      *out = f->r.s.ptr;
+      break;
+    default:
+      break;
     }
   }
   return 0;
@@ -427,7 +451,7 @@ int fut_result_i64(fut_t *f, int64_t *out) {
     return err;
   if (f->rkind != FUT__R_I64)
     return fut__error(-EINVAL, "fut_result_i64: the result is not an "
-                      "integer");
+                               "integer");
   if (out)
     *out = f->r.i64;
   return 0;
@@ -443,7 +467,8 @@ int fut_exception(fut_t *f, const char **msg) {
   return err;
 }
 
-/* ---- callbacks -------------------------------------------------------------- */
+/* ---- callbacks --------------------------------------------------------------
+ */
 
 int fut_add_done_callback(fut_t *f, fut_done_cb cb, void *arg) {
   if (FUT__UNLIKELY(!f || !cb))

@@ -21,14 +21,14 @@
 #define FUT__LIKELY(x) __builtin_expect(!!(x), 1)
 #define FUT__UNLIKELY(x) __builtin_expect(!!(x), 0)
 
-#define fut__container_of(ptr, type, member)                                  \
+#define fut__container_of(ptr, type, member)                                   \
   ((type *)(void *)((char *)(ptr)-offsetof(type, member)))
 
 /* Broken invariants abort with a message; never compiled out. */
-#define FUT__ASSERT(cond)                                                     \
-  do {                                                                        \
-    if (FUT__UNLIKELY(!(cond)))                                               \
-      fut__assert_fail(#cond, __FILE__, __LINE__);                           \
+#define FUT__ASSERT(cond)                                                      \
+  do {                                                                         \
+    if (FUT__UNLIKELY(!(cond)))                                                \
+      fut__assert_fail(#cond, __FILE__, __LINE__);                             \
   } while (0)
 _Noreturn void fut__assert_fail(const char *expr, const char *file, int line);
 
@@ -68,13 +68,13 @@ static inline uint64_t fut__now(void) {
 
 struct fut__slab_chunk;
 struct fut__slab {
-  struct fut__slab_chunk *cur;    /* chunk allocations come from; NULL when
-                                     no chunk has a free slot */
-  struct fut__slab_chunk *avail;  /* other chunks with free slots */
-  struct fut__slab_chunk *all;    /* every chunk, for destroy */
-  uint32_t obj_size;              /* multiple of 8 */
-  uint32_t per_chunk;             /* objects per chunk */
-  uint64_t div_magic;             /* ceil(2^32 / obj_size): offset -> index */
+  struct fut__slab_chunk *cur;   /* chunk allocations come from; NULL when
+                                    no chunk has a free slot */
+  struct fut__slab_chunk *avail; /* other chunks with free slots */
+  struct fut__slab_chunk *all;   /* every chunk, for destroy */
+  uint32_t obj_size;             /* multiple of 8 */
+  uint32_t per_chunk;            /* objects per chunk */
+  uint64_t div_magic;            /* ceil(2^32 / obj_size): offset -> index */
 };
 
 struct fut__slab_chunk {
@@ -104,14 +104,14 @@ enum {
 
 struct fut_handle {
   union {
-    fut_cb cb;          /* the callback; the free-list link once freed */
+    fut_cb cb; /* the callback; the free-list link once freed */
     void *next_free;
   };
-  void *arg;            /* borrowed from the user */
-  fut_loop_t *loop;     /* owner; never changes */
-  uint64_t when;        /* timers: deadline in loop time */
-  uint32_t refs;        /* user + loop references (heap, ready queue) */
-  uint8_t flags;        /* FUT__H_* */
+  void *arg;        /* borrowed from the user */
+  fut_loop_t *loop; /* owner; never changes */
+  uint64_t when;    /* timers: deadline in loop time */
+  uint32_t refs;    /* user + loop references (heap, ready queue) */
+  uint8_t flags;    /* FUT__H_* */
 };
 
 /* A handle with one reference, or NULL (out of memory, detail recorded). */
@@ -127,10 +127,10 @@ void fut__handle_run(void *h);
  * deadline and sequence are cached either way, so sifting never touches a
  * handle (handles are scattered in memory). */
 struct fut__heap_ent {
-  uint64_t when;   /* deadline in loop time */
-  uint32_t seq;    /* FIFO tie-break among equal deadlines (wraps) */
+  uint64_t when; /* deadline in loop time */
+  uint32_t seq;  /* FIFO tie-break among equal deadlines (wraps) */
   uint32_t unused;
-  fut_cb cb;       /* the callback, or NULL when arg is a fut_handle_t */
+  fut_cb cb; /* the callback, or NULL when arg is a fut_handle_t */
   void *arg;
 };
 
@@ -160,18 +160,18 @@ struct fut__tchunk {
  * So the heap that orders firing stays small (in cache) however many
  * timers wait. */
 struct fut__timers {
-  struct fut__theap near;          /* every timer with slot <= cur_slot */
-  struct fut__theap far;           /* slot >= cur_slot + WHEEL_SLOTS */
+  struct fut__theap near; /* every timer with slot <= cur_slot */
+  struct fut__theap far;  /* slot >= cur_slot + WHEEL_SLOTS */
   struct fut__tchunk *wheel[FUT__WHEEL_SLOTS]; /* bucket of slot s at
                                                   s % WHEEL_SLOTS */
   uint64_t wheel_bits[FUT__WHEEL_SLOTS / 64];  /* non-empty buckets */
-  struct fut__tchunk *spare;       /* free chunks */
-  uint64_t cur_slot;               /* slots up to this are in near */
-  uint32_t total;                  /* entries in all tiers */
-  uint32_t cancelled;              /* cancelled handles still in a tier */
-  uint32_t zombies;                /* of those, handles only a tier holds:
-                                      dead to the user, freed when shed */
-  uint32_t seq;                    /* next sequence number */
+  struct fut__tchunk *spare;                   /* free chunks */
+  uint64_t cur_slot;  /* slots up to this are in near */
+  uint32_t total;     /* entries in all tiers */
+  uint32_t cancelled; /* cancelled handles still in a tier */
+  uint32_t zombies;   /* of those, handles only a tier holds:
+                         dead to the user, freed when shed */
+  uint32_t seq;       /* next sequence number */
 };
 
 /* ---- ready queue (ready.c) --------------------------------------------- */
@@ -183,8 +183,8 @@ struct fut__ready_ent {
 struct fut__ring {
   struct fut__ready_ent *ents; /* capacity mask+1, a power of two */
   uint32_t mask;
-  uint32_t head;               /* next to run; head == tail when empty */
-  uint32_t tail;               /* next free slot (indices wrap mod 2^32) */
+  uint32_t head; /* next to run; head == tail when empty */
+  uint32_t tail; /* next free slot (indices wrap mod 2^32) */
 };
 
 int fut__ring_grow(struct fut__ring *r);
@@ -212,10 +212,10 @@ struct fut__ts_ent {
 
 struct fut__tsq {
   pthread_mutex_t lock;
-  struct fut__ts_ent *ents;   /* guarded by lock */
-  size_t len, cap;            /* guarded by lock */
-  bool closed;                /* guarded by lock: refuse new calls */
-  atomic_bool rung;           /* doorbell written and not yet drained */
+  struct fut__ts_ent *ents; /* guarded by lock */
+  size_t len, cap;          /* guarded by lock */
+  bool closed;              /* guarded by lock: refuse new calls */
+  atomic_bool rung;         /* doorbell written and not yet drained */
 };
 
 /* Queued work that holds references (internal trampolines such as a
@@ -230,26 +230,26 @@ void fut__ready_clear(fut_loop_t *loop);
 
 /* ---- fd watchers (io.c) ------------------------------------------------ */
 struct fut__io {
-  fut_handle_t *reader;  /* NULL when no reader */
-  fut_handle_t *writer;  /* NULL when no writer */
-  uint32_t registered;   /* epoll events currently registered (0 = none) */
+  fut_handle_t *reader; /* NULL when no reader */
+  fut_handle_t *writer; /* NULL when no writer */
+  uint32_t registered;  /* epoll events currently registered (0 = none) */
 };
 
 /* ---- futures (future.c) ------------------------------------------------ */
 enum {
-  FUT__R_NONE = 0,   /* pending, or done without result storage */
-  FUT__R_PTR,        /* r.p: pointer + destructor */
-  FUT__R_BYTES,      /* r.b: malloc'd bytes + length */
-  FUT__R_I64,        /* r.i64 */
-  FUT__R_SHARED,     /* r.s: pointer borrowed from another future */
-  FUT__R_MSG         /* r.msg: exception or cancel message */
+  FUT__R_NONE = 0, /* pending, or done without result storage */
+  FUT__R_PTR,      /* r.p: pointer + destructor */
+  FUT__R_BYTES,    /* r.b: malloc'd bytes + length */
+  FUT__R_I64,      /* r.i64 */
+  FUT__R_SHARED,   /* r.s: pointer borrowed from another future */
+  FUT__R_MSG       /* r.msg: exception or cancel message */
 };
 
 enum {
-  FUT__F_RETRIEVED = 1u << 0,  /* result/exception was read */
-  FUT__F_DISPATCH = 1u << 1,   /* a callback dispatch is queued */
-  FUT__F_EXT = 1u << 2,        /* embedded in a struct fut__ext */
-  FUT__F_CB0 = 1u << 3         /* cb0 holds a registration */
+  FUT__F_RETRIEVED = 1u << 0, /* result/exception was read */
+  FUT__F_DISPATCH = 1u << 1,  /* a callback dispatch is queued */
+  FUT__F_EXT = 1u << 2,       /* embedded in a struct fut__ext */
+  FUT__F_CB0 = 1u << 3        /* cb0 holds a registration */
 };
 
 struct fut__cb_ent {
@@ -263,19 +263,28 @@ struct fut__cb_vec {
 };
 
 struct fut {
-  fut_loop_t *loop;        /* owner; never changes */
-  uint32_t refs;           /* > 0 while alive */
-  int32_t err;             /* 0, the exception's code, or -ECANCELED */
-  uint8_t state;           /* fut_state_t */
-  uint8_t rkind;           /* FUT__R_* */
-  uint8_t flags;           /* FUT__F_* */
+  fut_loop_t *loop; /* owner; never changes */
+  uint32_t refs;    /* > 0 while alive */
+  int32_t err;      /* 0, the exception's code, or -ECANCELED */
+  uint8_t state;    /* fut_state_t */
+  uint8_t rkind;    /* FUT__R_* */
+  uint8_t flags;    /* FUT__F_* */
   uint8_t unused;
   uint32_t unused2;
-  struct fut__cb_ent cb0;  /* first registration when FUT__F_CB0 */
+  struct fut__cb_ent cb0; /* first registration when FUT__F_CB0 */
   union {
-    struct { void *ptr; fut_free_fn dtor; } p;
-    struct { void *data; size_t len; } b;
-    struct { void *ptr; fut_t *src; } s;
+    struct {
+      void *ptr;
+      fut_free_fn dtor;
+    } p;
+    struct {
+      void *data;
+      size_t len;
+    } b;
+    struct {
+      void *ptr;
+      fut_t *src;
+    } s;
     int64_t i64;
     char *msg;
     void *next_free;
@@ -310,50 +319,50 @@ static inline const struct fut__ops *fut__ops_of(const fut_t *f) {
 
 /* ---- the loop ---------------------------------------------------------- */
 struct fut_loop {
-  struct fut__ring ready;         /* the ready queue */
+  struct fut__ring ready; /* the ready queue */
 
-  struct fut__timers timers;      /* call_later / call_at (timer.c) */
+  struct fut__timers timers; /* call_later / call_at (timer.c) */
 
-  struct fut__io *io;             /* indexed by fd, io_cap entries */
+  struct fut__io *io; /* indexed by fd, io_cap entries */
   int io_cap;
-  size_t nwatchers;               /* fds with a reader or writer */
+  size_t nwatchers; /* fds with a reader or writer */
 
-  int epfd;                       /* epoll instance, -1 when closed */
-  int evfd;                       /* eventfd doorbell, -1 when closed */
-  void *events;                   /* struct epoll_event[events_cap] */
+  int epfd;     /* epoll instance, -1 when closed */
+  int evfd;     /* eventfd doorbell, -1 when closed */
+  void *events; /* struct epoll_event[events_cap] */
   int events_cap;
 
-  struct fut__tsq tsq;            /* call_soon_threadsafe queue */
-  struct fut__ts_ent *ts_spare;   /* loop thread only: swapped with tsq */
+  struct fut__tsq tsq;          /* call_soon_threadsafe queue */
+  struct fut__ts_ent *ts_spare; /* loop thread only: swapped with tsq */
   size_t ts_spare_cap;
 
-  struct fut__slab fut_slab;      /* plain futures */
-  struct fut__slab handle_slab;   /* handles */
-  size_t live_futures;            /* futures not yet freed (all kinds) */
-  size_t live_handles;            /* handles not yet freed */
+  struct fut__slab fut_slab;    /* plain futures */
+  struct fut__slab handle_slab; /* handles */
+  size_t live_futures;          /* futures not yet freed (all kinds) */
+  size_t live_handles;          /* handles not yet freed */
 
-  bool running;                   /* inside run_forever / run_once */
-  bool stopping;                  /* stop requested */
-  bool closed;                    /* close done */
-  bool checked;                   /* closed || debug: the hot paths test
-                                     this one flag before the full checks */
-  bool freed;                     /* fut_loop_free called while objects
-                                     lived; memory goes with the last one */
+  bool running;  /* inside run_forever / run_once */
+  bool stopping; /* stop requested */
+  bool closed;   /* close done */
+  bool checked;  /* closed || debug: the hot paths test
+                    this one flag before the full checks */
+  bool freed;    /* fut_loop_free called while objects
+                    lived; memory goes with the last one */
   bool debug;
-  bool in_callback;               /* a ready entry is executing */
-  pthread_t owner;                /* thread that created / runs the loop */
-  unsigned fork_gen;              /* fut__fork_gen when epfd was made */
+  bool in_callback;  /* a ready entry is executing */
+  pthread_t owner;   /* thread that created / runs the loop */
+  unsigned fork_gen; /* fut__fork_gen when epfd was made */
 
-  uint64_t last_poll;             /* loop time near the last epoll_wait,
-                                     0 until the first clock check after
-                                     it */
-  unsigned drains_since_poll;     /* drains that skipped polling since */
-  unsigned skip_budget;           /* drains left before reading the clock
-                                     to bound the time without a poll */
-  uint64_t slow_ns;               /* debug: slow callback threshold */
+  uint64_t last_poll;         /* loop time near the last epoll_wait,
+                                 0 until the first clock check after
+                                 it */
+  unsigned drains_since_poll; /* drains that skipped polling since */
+  unsigned skip_budget;       /* drains left before reading the clock
+                                 to bound the time without a poll */
+  uint64_t slow_ns;           /* debug: slow callback threshold */
 
-  fut_t *ruc_future;              /* the future run_until_complete waits
-                                     for, NULL outside it */
+  fut_t *ruc_future; /* the future run_until_complete waits
+                        for, NULL outside it */
 
   fut_exception_handler_cb exc_cb; /* NULL = default */
   void *exc_arg;

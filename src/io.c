@@ -51,8 +51,10 @@ static int add_watcher(fut_loop_t *loop, int fd, fut_cb cb, void *arg,
     if (err) {
       fut_handle_unref(h);
       if (err == -EPERM)
-        return fut__error(err, "%s: fd %d cannot be watched by epoll "
-                          "(a regular file or directory?)", what, fd);
+        return fut__error(err,
+                          "%s: fd %d cannot be watched by epoll "
+                          "(a regular file or directory?)",
+                          what, fd);
       return fut__error(err, "%s: epoll_ctl on fd %d: %s", what, fd,
                         fut_strerror(err));
     }

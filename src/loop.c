@@ -17,7 +17,9 @@ atomic_uint fut__fork_gen;
 static _Thread_local fut_loop_t *running_loop;
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
 
-static void on_fork_child(void) { atomic_fetch_add(&fut__fork_gen, 1); }
+static void on_fork_child(void) {
+  atomic_fetch_add(&fut__fork_gen, 1);
+}
 
 /* A handle dropped from the ready queue by close never runs: it reads as
  * cancelled to whoever still holds it. */
@@ -109,10 +111,9 @@ int fut__check_usable(const fut_loop_t *loop) {
   if (FUT__UNLIKELY(loop->closed))
     return fut__error(FUT_E_CLOSED, "the loop is closed");
   if (FUT__UNLIKELY(loop->fork_gen !=
-                    atomic_load_explicit(&fut__fork_gen,
-                                         memory_order_relaxed)))
+                    atomic_load_explicit(&fut__fork_gen, memory_order_relaxed)))
     return fut__error(FUT_E_FORKED, "the loop was created before a fork: "
-                      "call fut_loop_fork() in the child first");
+                                    "call fut_loop_fork() in the child first");
   return fut__check_thread(loop);
 }
 
@@ -221,8 +222,7 @@ int fut_loop_free(fut_loop_t *loop) {
 /* ---- the tick ----------------------------------------------------------- */
 
 __attribute__((noinline)) static void
-report_slow(fut_loop_t *loop, const struct fut__ready_ent *e,
-                        uint64_t took) {
+report_slow(fut_loop_t *loop, const struct fut__ready_ent *e, uint64_t took) {
   char msg[128];
   snprintf(msg, sizeof msg, "executing callback %p took %.3f seconds",
            *(void **)(void *)&e->fn, (double)took / 1e9);
@@ -312,7 +312,7 @@ __attribute__((noinline)) static int poll_io(fut_loop_t *loop, bool have_ready,
 }
 
 static inline __attribute__((always_inline)) int tick(fut_loop_t *loop,
-                                                     uint64_t max_timeout) {
+                                                      uint64_t max_timeout) {
   bool have_ready = loop->ready.tail != loop->ready.head;
   /* A stop requested before the run (the only way stopping is set when a
    * tick starts) asks for exactly one poll, as in asyncio: never skip it. */
@@ -343,8 +343,10 @@ static int enter(fut_loop_t *loop, const char *what) {
   if (loop->running)
     return fut__error(FUT_E_RUNNING, "%s: the loop is already running", what);
   if (running_loop)
-    return fut__error(FUT_E_RUNNING, "%s: another loop is running in this "
-                      "thread", what);
+    return fut__error(FUT_E_RUNNING,
+                      "%s: another loop is running in this "
+                      "thread",
+                      what);
   loop->running = true;
   loop->owner = pthread_self();
   running_loop = loop;
@@ -396,10 +398,10 @@ int fut_loop_run_until_complete(fut_loop_t *loop, fut_t *f) {
                       !loop ? "loop" : "future");
   if (f->loop != loop)
     return fut__error(FUT_E_OTHER_LOOP, "fut_loop_run_until_complete: the "
-                      "future belongs to another loop");
+                                        "future belongs to another loop");
   if (loop->running)
     return fut__error(FUT_E_RUNNING, "fut_loop_run_until_complete: the loop "
-                      "is already running");
+                                     "is already running");
   int err = fut_add_done_callback(f, stop_cb, loop);
   if (err)
     return err;
@@ -411,7 +413,7 @@ int fut_loop_run_until_complete(fut_loop_t *loop, fut_t *f) {
   if (err == 0) {
     if (!fut_done(f))
       err = fut__error(FUT_E_STOPPED, "fut_loop_run_until_complete: the loop "
-                       "stopped before the future completed");
+                                      "stopped before the future completed");
     else
       err = fut_result(f, NULL);
   }
@@ -429,13 +431,14 @@ uint64_t fut_loop_time(const fut_loop_t *loop) {
   return fut__now();
 }
 
-fut_loop_t *fut_get_running_loop(void) { return running_loop; }
+fut_loop_t *fut_get_running_loop(void) {
+  return running_loop;
+}
 
 /* ---- scheduling --------------------------------------------------------- */
 
 __attribute__((noinline)) static int
-call_soon_slow(fut_loop_t *loop, fut_cb cb, void *arg,
-                          fut_handle_t **hout) {
+call_soon_slow(fut_loop_t *loop, fut_cb cb, void *arg, fut_handle_t **hout) {
   if (!loop || !cb)
     return fut__error(-EINVAL, "fut_loop_call_soon: NULL %s",
                       !loop ? "loop" : "callback");
@@ -528,8 +531,8 @@ void fut_loop_default_exception_handler(fut_loop_t *loop,
   if (!ctx)
     return;
   char buf[1024];
-  int n = snprintf(buf, sizeof buf, "libfuture: loop %p: %s\n",
-                   (void *)loop, ctx->message ? ctx->message : "(no message)");
+  int n = snprintf(buf, sizeof buf, "libfuture: loop %p: %s\n", (void *)loop,
+                   ctx->message ? ctx->message : "(no message)");
   if (ctx->err && n < (int)sizeof buf)
     n += snprintf(buf + n, sizeof buf - (size_t)n, "  error: %s (%s)\n",
                   fut_err_name(ctx->err), fut_strerror(ctx->err));
@@ -562,8 +565,11 @@ void fut_loop_call_exception_handler(fut_loop_t *loop,
 
 void fut__report_exception(fut_loop_t *loop, const char *message, int err,
                            fut_t *f, fut_handle_t *h, const char *detail) {
-  fut_exception_ctx_t ctx = {.message = message, .err = err, .future = f,
-                             .handle = h, .detail = detail};
+  fut_exception_ctx_t ctx = {.message = message,
+                             .err = err,
+                             .future = f,
+                             .handle = h,
+                             .detail = detail};
   fut_loop_call_exception_handler(loop, &ctx);
 }
 

@@ -95,7 +95,9 @@ static int name_fn(uintptr_t fn, char **module, size_t *module_len,
  * thread left it in: the child must neither queue work nor wait. */
 static atomic_uint pp_fork_gen;
 static pthread_once_t pp_once = PTHREAD_ONCE_INIT;
-static void pp_on_fork_child(void) { atomic_fetch_add(&pp_fork_gen, 1); }
+static void pp_on_fork_child(void) {
+  atomic_fetch_add(&pp_fork_gen, 1);
+}
 static void pp_global_init(void) {
   pthread_atfork(NULL, NULL, pp_on_fork_child);
 }
@@ -241,7 +243,8 @@ int fut__procpool_submit_kind(fut_procpool_t *p, int kind, uintptr_t fn,
                       : !done ? "NULL done callback"
                               : "NULL argument with a length");
   if (pp_forked(p))
-    return fut__error(FUT_E_FORKED, "fut_procpool_submit: the process pool "
+    return fut__error(FUT_E_FORKED,
+                      "fut_procpool_submit: the process pool "
                       "was created before a fork: its manager thread does "
                       "not exist in this child");
   if (len > p->max_frame)

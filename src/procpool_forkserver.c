@@ -45,13 +45,13 @@ extern char **environ;
 /* ---- the server (runs in the exec'd image) ---------------------------- */
 
 struct server {
-  int ctl;          /* control socket to the parent */
-  int sfd;          /* signalfd for SIGCHLD */
-  sigset_t oldmask; /* mask to restore in workers */
+  int ctl;                /* control socket to the parent */
+  int sfd;                /* signalfd for SIGCHLD */
+  sigset_t oldmask;       /* mask to restore in workers */
   void (*pipe_disp)(int); /* SIGPIPE disposition inherited through exec
                              (the parent's, or SIG_DFL when it had a
                              handler): restored in workers */
-  pid_t *kids;      /* live (unreaped) workers */
+  pid_t *kids;            /* live (unreaped) workers */
   size_t nkids, capkids;
   struct fut__pp_config cfg; /* from the parent's CONFIG message */
 };
@@ -382,8 +382,7 @@ int fut__forkserver_start(int *ctl_out, pid_t *pid_out) {
     if (r < 0 && errno == EINTR)
       continue;
     if (r != 0)
-      rerr = r < 0 ? -errno
-                   : fut__pp_ctl_recv(sv[0], &m, NULL, 0, NULL, NULL);
+      rerr = r < 0 ? -errno : fut__pp_ctl_recv(sv[0], &m, NULL, 0, NULL, NULL);
     break;
   }
   if (rerr || m.type != FUT__CTL_READY || m.a != (uint64_t)pid) {
@@ -394,10 +393,11 @@ int fut__forkserver_start(int *ctl_out, pid_t *pid_out) {
     while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
     }
     if (rerr == -ETIMEDOUT)
-      return fut__error(rerr, "process pool: the fork server (exec of "
-                              "/proc/self/exe) did not answer within %u s: "
-                              "is libfuture loaded at program start (not "
-                              "dlopen'ed)?",
+      return fut__error(rerr,
+                        "process pool: the fork server (exec of "
+                        "/proc/self/exe) did not answer within %u s: "
+                        "is libfuture loaded at program start (not "
+                        "dlopen'ed)?",
                         (unsigned)(START_TIMEOUT_NS / 1000000000u));
     return fut__error(rerr ? rerr : -EPROTO,
                       "process pool: the fork server (exec of "

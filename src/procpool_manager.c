@@ -481,9 +481,10 @@ static void finalize(fut_procpool_t *p, struct fut__pp_worker *w) {
      * shutdown.) */
     char st[96], msg[256];
     fut__pp_describe_status(w->status, st, sizeof st);
-    snprintf(msg, sizeof msg, "worker process %d %s during start-up (in "
-             "its initializer), before running any job%s", (int)w->pid, st,
-             w->kill_reason ? w->kill_reason : "");
+    snprintf(msg, sizeof msg,
+             "worker process %d %s during start-up (in "
+             "its initializer), before running any job%s",
+             (int)w->pid, st, w->kill_reason ? w->kill_reason : "");
     fail_queue(&w->inflight, FUT_E_BROKEN_POOL, msg);
     set_broken(p, "process pool: %s", msg);
     free_worker(p, w);

@@ -27,9 +27,7 @@ int fut__ring_grow(struct fut__ring *r) {
 }
 
 /* The release registry: few entries, read on close only. */
-static struct {
-  fut_cb fn, release;
-} releases[16];
+static struct { fut_cb fn, release; } releases[16];
 static atomic_int nreleases;
 
 void fut__register_release(fut_cb fn, fut_cb release) {

@@ -152,8 +152,10 @@ int fut_run(fut_task_fn main, void *arg, fut_t **out) {
   cancel_all(loop);
   /* asyncio.run waits for the default executor, at most 300 s. */
   if (fut_loop_shutdown_default_executor(loop, FUT_SEC(300)) == -ETIMEDOUT)
-    fut__report_exception(loop, "the default executor did not finish "
-                          "within 300 s", -ETIMEDOUT, NULL, NULL, NULL);
+    fut__report_exception(loop,
+                          "the default executor did not finish "
+                          "within 300 s",
+                          -ETIMEDOUT, NULL, NULL, NULL);
   sigint_remove(loop, &g);
   if (g.interrupted && fut_cancelled(task))
     err = fut__error(-EINTR, "fut_run: main was cancelled by SIGINT");

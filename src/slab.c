@@ -60,8 +60,8 @@ void *fut__slab_alloc(struct fut__slab *s) {
 void fut__slab_free(struct fut__slab *s, void *p) {
   struct fut__slab_chunk *c =
       (void *)((uintptr_t)p & ~(uintptr_t)(FUT__SLAB_CHUNK - 1));
-  uint32_t idx = (uint32_t)(((uint64_t)((char *)p - c->objs) *
-                             s->div_magic) >> 32);
+  uint32_t idx =
+      (uint32_t)(((uint64_t)((char *)p - c->objs) * s->div_magic) >> 32);
   uint32_t w = idx / 64;
   FUT__ASSERT(!(c->bits[w] & (UINT64_C(1) << (idx % 64)))); /* double free */
   c->bits[w] |= UINT64_C(1) << (idx % 64);

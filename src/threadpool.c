@@ -37,11 +37,11 @@
 #define SPIN_NS FUT_US(50)
 
 struct worker {
-  struct worker *next;   /* in pool->workers */
-  struct pool *pool;     /* never changes */
-  pthread_t tid;         /* valid once started */
-  unsigned idx;          /* for the thread name */
-  bool exited;           /* guarded by pool->lock: left the work loop */
+  struct worker *next; /* in pool->workers */
+  struct pool *pool;   /* never changes */
+  pthread_t tid;       /* valid once started */
+  unsigned idx;        /* for the thread name */
+  bool exited;         /* guarded by pool->lock: left the work loop */
 };
 
 struct pool {
@@ -76,20 +76,23 @@ struct pool {
  * state a parent thread left them in: the child must not wait on them. */
 static atomic_uint tp_fork_gen;
 static pthread_once_t tp_once = PTHREAD_ONCE_INIT;
-static void tp_on_fork_child(void) { atomic_fetch_add(&tp_fork_gen, 1); }
+static void tp_on_fork_child(void) {
+  atomic_fetch_add(&tp_fork_gen, 1);
+}
 static void tp_global_init(void) {
   pthread_atfork(NULL, NULL, tp_on_fork_child);
 }
 
 static bool forked(const struct pool *p) {
-  return p->fork_gen != atomic_load_explicit(&tp_fork_gen,
-                                             memory_order_relaxed);
+  return p->fork_gen !=
+         atomic_load_explicit(&tp_fork_gen, memory_order_relaxed);
 }
 
 static int forked_error(const struct pool *p, const char *what) {
-  return fut__error(FUT_E_FORKED, "%s: thread pool %s was created before a "
-                    "fork: its threads do not exist in this child", what,
-                    p->prefix);
+  return fut__error(FUT_E_FORKED,
+                    "%s: thread pool %s was created before a "
+                    "fork: its threads do not exist in this child",
+                    what, p->prefix);
 }
 
 static void pool_unref(struct pool *p) {
@@ -145,8 +148,8 @@ static void fail_items(struct tp_item *list, int err, const char *prefix) {
     list = it->next;
     fut_cfuture_set_exception(it->cf, FUT_E_BROKEN_POOL,
                               "thread pool %s is broken: a worker's "
-                              "initializer failed (%s)", prefix,
-                              fut_err_name(err));
+                              "initializer failed (%s)",
+                              prefix, fut_err_name(err));
     item_free(it);
   }
 }
@@ -271,11 +274,14 @@ static int enqueue(struct pool *p, struct tp_item *it) {
     int why = p->broken_err;
     pthread_mutex_unlock(&p->lock);
     if (broken)
-      return fut__error(FUT_E_BROKEN_POOL, "fut_executor_submit: thread pool "
+      return fut__error(FUT_E_BROKEN_POOL,
+                        "fut_executor_submit: thread pool "
                         "%s is broken: a worker's initializer failed (%s)",
                         p->prefix, fut_err_name(why));
-    return fut__error(FUT_E_SHUTDOWN, "fut_executor_submit: thread pool %s "
-                      "has been shut down", p->prefix);
+    return fut__error(FUT_E_SHUTDOWN,
+                      "fut_executor_submit: thread pool %s "
+                      "has been shut down",
+                      p->prefix);
   }
   if (p->tail)
     p->tail->next = it;
@@ -374,7 +380,8 @@ static int tp_shutdown(void *self, bool wait, bool cancel_pending,
   if (!wait)
     return 0;
   if (own)
-    return fut__error(-EDEADLK, "fut_executor_shutdown: cannot wait for "
+    return fut__error(-EDEADLK,
+                      "fut_executor_shutdown: cannot wait for "
                       "thread pool %s from one of its own workers",
                       p->prefix);
   struct timespec dl = {0, 0};
@@ -393,7 +400,8 @@ static int tp_shutdown(void *self, bool wait, bool cancel_pending,
                    ETIMEDOUT &&
                p->nthreads > 0) {
       pthread_mutex_unlock(&p->lock);
-      return fut__error(-ETIMEDOUT, "fut_executor_shutdown: thread pool %s "
+      return fut__error(-ETIMEDOUT,
+                        "fut_executor_shutdown: thread pool %s "
                         "still has running jobs after the timeout",
                         p->prefix);
     }
@@ -448,8 +456,8 @@ static int init_cond(pthread_cond_t *c) {
   return -err;
 }
 
-static const fut_executor_ops_t tp_ops = {"thread pool", tp_submit,
-                                          tp_shutdown, tp_destroy};
+static const fut_executor_ops_t tp_ops = {"thread pool", tp_submit, tp_shutdown,
+                                          tp_destroy};
 
 size_t fut_thread_pool_default_workers(void) {
   cpu_set_t set;
@@ -479,9 +487,10 @@ int fut_thread_pool_new_ex(const fut_thread_pool_options_t *o,
     o = &defaults;
   }
   if (o->max_workers > MAX_WORKERS_LIMIT)
-    return fut__error(-EINVAL, "fut_thread_pool_new: max_workers %zu is "
-                      "above the limit %u", o->max_workers,
-                      MAX_WORKERS_LIMIT);
+    return fut__error(-EINVAL,
+                      "fut_thread_pool_new: max_workers %zu is "
+                      "above the limit %u",
+                      o->max_workers, MAX_WORKERS_LIMIT);
   struct pool *p = fut__calloc(1, sizeof *p);
   if (!p)
     return fut__error(-ENOMEM, "fut_thread_pool_new: out of memory");
@@ -514,8 +523,9 @@ fail_work:
   pthread_mutex_destroy(&p->lock);
 fail_lock:
   fut__free(p);
-  return err == -ENOMEM ? err : fut__error(err, "fut_thread_pool_new: %s",
-                                            fut_strerror(err));
+  return err == -ENOMEM
+             ? err
+             : fut__error(err, "fut_thread_pool_new: %s", fut_strerror(err));
 }
 
 int fut_thread_pool_new(size_t max_workers, fut_executor_t **out) {
@@ -537,7 +547,7 @@ int fut__thread_pool_push(fut_executor_t *ex, struct fut__tp_item *it) {
   FUT__ASSERT(fut_executor_ops(ex) == &tp_ops);
   if (fut_executor_is_shutdown(ex))
     return fut__error(FUT_E_SHUTDOWN, "fut_executor_submit: the thread pool "
-                      "has been shut down");
+                                      "has been shut down");
   it->next = NULL;
   return enqueue(fut_executor_self(ex), it);
 }

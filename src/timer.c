@@ -108,7 +108,8 @@ static void heap_pop(struct fut__theap *h) {
   sift_up(heap, i);
 }
 
-/* ---- bookkeeping ---------------------------------------------------------- */
+/* ---- bookkeeping ----------------------------------------------------------
+ */
 
 /* Drops a tier's reference to a cancelled timer it sheds. */
 static void shed(fut_loop_t *loop, fut_handle_t *h) {
@@ -126,7 +127,8 @@ void fut__timers_init(fut_loop_t *loop, uint64_t now) {
   loop->timers.cur_slot = now >> FUT__SLOT_SHIFT;
 }
 
-/* ---- the wheel ------------------------------------------------------------ */
+/* ---- the wheel ------------------------------------------------------------
+ */
 
 static int wheel_add(struct fut__timers *t, uint64_t slot,
                      const struct fut__heap_ent *e) {
@@ -216,7 +218,8 @@ static void advance(fut_loop_t *loop, uint64_t now) {
   }
 }
 
-/* ---- compaction ------------------------------------------------------------ */
+/* ---- compaction ------------------------------------------------------------
+ */
 
 static void heap_compact(fut_loop_t *loop, struct fut__theap *h) {
   uint32_t kept = 0;
@@ -273,8 +276,7 @@ static int add(fut_loop_t *loop, uint64_t when, fut_cb cb, void *arg) {
   return 0;
 }
 
-int fut__timer_push_cb(fut_loop_t *loop, uint64_t when, fut_cb cb,
-                       void *arg) {
+int fut__timer_push_cb(fut_loop_t *loop, uint64_t when, fut_cb cb, void *arg) {
   return add(loop, when, cb, arg);
 }
 

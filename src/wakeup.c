@@ -41,7 +41,7 @@ int fut_loop_call_soon_threadsafe(fut_loop_t *loop, fut_cb fn, void *arg) {
   if (q->closed) {
     pthread_mutex_unlock(&q->lock);
     return fut__error(FUT_E_CLOSED, "fut_loop_call_soon_threadsafe: the loop "
-                      "is closed");
+                                    "is closed");
   }
   if (q->len == q->cap) {
     size_t cap = q->cap ? q->cap * 2 : 64;
@@ -49,7 +49,7 @@ int fut_loop_call_soon_threadsafe(fut_loop_t *loop, fut_cb fn, void *arg) {
     if (!ents) {
       pthread_mutex_unlock(&q->lock);
       return fut__error(-ENOMEM, "fut_loop_call_soon_threadsafe: out of "
-                        "memory");
+                                 "memory");
     }
     q->ents = ents;
     q->cap = cap;

@@ -20,27 +20,27 @@ extern "C" {
 #endif
 
 /* X-macro table of libfuture's own codes: name, value, message. */
-#define FUT_ERRNO_MAP(XX)                                                     \
-  XX(INVALID_STATE, -10001, "invalid state for this operation")               \
-  XX(NOT_IN_TASK, -10002, "await called outside of a task")                  \
-  XX(BROKEN_POOL, -10003, "executor pool is broken")                          \
-  XX(WRONG_THREAD, -10004, "loop called from a thread that does not own it")  \
-  XX(FORKED, -10005, "loop used in a forked child before fut_loop_fork()")    \
-  XX(CLOSED, -10006, "loop or executor is closed")                            \
-  XX(RUNNING, -10007, "loop is already running")                              \
-  XX(STOPPED, -10008, "loop stopped before the future completed")            \
-  XX(SHUTDOWN, -10009, "executor has been shut down")                         \
-  XX(WORKER_DIED, -10010, "worker process died while running the job")       \
-  XX(OTHER_LOOP, -10011, "object belongs to another loop")                    \
-  XX(TOO_BIG, -10012, "message exceeds the size limit")                       \
-  XX(NOT_SENDABLE, -10013, "function cannot be sent to a worker process")     \
+#define FUT_ERRNO_MAP(XX)                                                      \
+  XX(INVALID_STATE, -10001, "invalid state for this operation")                \
+  XX(NOT_IN_TASK, -10002, "await called outside of a task")                    \
+  XX(BROKEN_POOL, -10003, "executor pool is broken")                           \
+  XX(WRONG_THREAD, -10004, "loop called from a thread that does not own it")   \
+  XX(FORKED, -10005, "loop used in a forked child before fut_loop_fork()")     \
+  XX(CLOSED, -10006, "loop or executor is closed")                             \
+  XX(RUNNING, -10007, "loop is already running")                               \
+  XX(STOPPED, -10008, "loop stopped before the future completed")              \
+  XX(SHUTDOWN, -10009, "executor has been shut down")                          \
+  XX(WORKER_DIED, -10010, "worker process died while running the job")         \
+  XX(OTHER_LOOP, -10011, "object belongs to another loop")                     \
+  XX(TOO_BIG, -10012, "message exceeds the size limit")                        \
+  XX(NOT_SENDABLE, -10013, "function cannot be sent to a worker process")      \
   XX(JOB_FAILED, -10014, "job reported a failure")
 
 enum fut_errno {
 #define FUT__ERR_ENUM(name, value, msg) FUT_E_##name = (value),
   FUT_ERRNO_MAP(FUT__ERR_ENUM)
 #undef FUT__ERR_ENUM
-  FUT__E_MIN = -10999 /* codes of this library stay above this */
+      FUT__E_MIN = -10999 /* codes of this library stay above this */
 };
 
 /* A human readable message for any code returned by libfuture: negative

@@ -109,18 +109,17 @@ FUT_EXTERN int fut_cfuture_set_running_or_notify_cancel(fut_cfuture_t *cf);
 FUT_EXTERN int fut_cfuture_set_result(fut_cfuture_t *cf, void *ptr,
                                       fut_free_fn dtor);
 /* Copies len bytes (data may be NULL when len is 0). */
-FUT_EXTERN int fut_cfuture_set_result_bytes(fut_cfuture_t *cf,
-                                            const void *data, size_t len);
+FUT_EXTERN int fut_cfuture_set_result_bytes(fut_cfuture_t *cf, const void *data,
+                                            size_t len);
 /* Takes over a malloc'd buffer (freed with free()). */
-FUT_EXTERN int fut_cfuture_set_result_bytes_owned(fut_cfuture_t *cf,
-                                                  void *data, size_t len);
+FUT_EXTERN int fut_cfuture_set_result_bytes_owned(fut_cfuture_t *cf, void *data,
+                                                  size_t len);
 FUT_EXTERN int fut_cfuture_set_result_i64(fut_cfuture_t *cf, int64_t value);
 /* err must be negative (-EINVAL otherwise); fmt (may be NULL) formats a
  * message kept with the exception.  -ECANCELED here is a failure with that
  * code, not a cancellation. */
 FUT_EXTERN int fut_cfuture_set_exception(fut_cfuture_t *cf, int err,
-                                         const char *fmt, ...)
-    FUT_PRINTF(3, 4);
+                                         const char *fmt, ...) FUT_PRINTF(3, 4);
 FUT_EXTERN int fut_cfuture_set_exceptionv(fut_cfuture_t *cf, int err,
                                           const char *fmt, va_list ap);
 
@@ -139,8 +138,7 @@ FUT_EXTERN int fut_cfuture_wait(fut_cfuture_t *cf, uint64_t timeout_ns);
  * result (0 for other kinds).  Any thread. */
 FUT_EXTERN int fut_cfuture_result(fut_cfuture_t *cf, uint64_t timeout_ns,
                                   void **out);
-FUT_EXTERN int fut_cfuture_result_bytes(fut_cfuture_t *cf,
-                                        uint64_t timeout_ns,
+FUT_EXTERN int fut_cfuture_result_bytes(fut_cfuture_t *cf, uint64_t timeout_ns,
                                         const void **data, size_t *len);
 FUT_EXTERN int fut_cfuture_result_i64(fut_cfuture_t *cf, uint64_t timeout_ns,
                                       int64_t *out);
@@ -229,11 +227,11 @@ typedef int (*fut_init_fn)(void *arg);
 
 /* What is submitted.  Exactly one of fn and bytes_fn is set. */
 typedef struct fut_job {
-  fut_job_fn fn;          /* call job, or NULL */
-  void *arg;              /* call job: borrowed argument */
-  fut_bytes_fn bytes_fn;  /* bytes job, or NULL */
-  const void *data;       /* bytes job: argument (NULL allowed if len 0) */
-  size_t len;             /* bytes job: argument length */
+  fut_job_fn fn;         /* call job, or NULL */
+  void *arg;             /* call job: borrowed argument */
+  fut_bytes_fn bytes_fn; /* bytes job, or NULL */
+  const void *data;      /* bytes job: argument (NULL allowed if len 0) */
+  size_t len;            /* bytes job: argument length */
   /* Bytes job: if NULL, data is borrowed for the duration of submit (the
    * executor copies what it keeps); if set, a successful submit takes
    * ownership of data and calls data_free(data) when done with it (on
@@ -318,11 +316,10 @@ FUT_EXTERN void fut_executor_free(fut_executor_t *ex);
  * cfuture (owned).  Errors: -EINVAL, FUT_E_SHUTDOWN (after shutdown),
  * FUT_E_BROKEN_POOL (an initializer failed), FUT_E_NOT_SENDABLE (this
  * executor cannot run call jobs), -ENOMEM.  Any thread. */
-FUT_EXTERN int fut_executor_submit(fut_executor_t *ex, fut_job_fn fn,
-                                   void *arg, fut_cfuture_t **out);
+FUT_EXTERN int fut_executor_submit(fut_executor_t *ex, fut_job_fn fn, void *arg,
+                                   fut_cfuture_t **out);
 /* Submits any job.  Errors: as above. */
-FUT_EXTERN int fut_executor_submit_job(fut_executor_t *ex,
-                                       const fut_job_t *job,
+FUT_EXTERN int fut_executor_submit_job(fut_executor_t *ex, const fut_job_t *job,
                                        fut_cfuture_t **out);
 
 /* Executor.map: submits fn(args[i]) for i < n in order and writes the n
@@ -335,9 +332,8 @@ FUT_EXTERN int fut_executor_map(fut_executor_t *ex, fut_job_fn fn,
                                 void *const *args, size_t n,
                                 fut_cfuture_t **out);
 /* The same for an array of job descriptors (bytes jobs included). */
-FUT_EXTERN int fut_executor_map_jobs(fut_executor_t *ex,
-                                     const fut_job_t *jobs, size_t n,
-                                     fut_cfuture_t **out);
+FUT_EXTERN int fut_executor_map_jobs(fut_executor_t *ex, const fut_job_t *jobs,
+                                     size_t n, fut_cfuture_t **out);
 
 /* Executor.shutdown(wait, cancel_futures) with a timeout (FUT_FOREVER for
  * none).  Later submissions fail with FUT_E_SHUTDOWN.  Returns 0,

@@ -33,9 +33,9 @@ typedef struct fut fut_t;
 typedef void (*fut_cb)(void *arg);
 
 #define FUT_NS(n) ((uint64_t)(n))
-#define FUT_US(n) ((uint64_t)(n) * 1000u)
-#define FUT_MS(n) ((uint64_t)(n) * 1000000u)
-#define FUT_SEC(n) ((uint64_t)(n) * 1000000000u)
+#define FUT_US(n) ((uint64_t)(n)*1000u)
+#define FUT_MS(n) ((uint64_t)(n)*1000000u)
+#define FUT_SEC(n) ((uint64_t)(n)*1000000000u)
 
 /* ---- lifetime ---------------------------------------------------------- */
 
@@ -53,8 +53,8 @@ FUT_EXTERN int fut_loop_free(fut_loop_t *loop);
 /* Closes the loop: drops every scheduled callback, timer and fd watcher,
  * shuts down the loop's default executor without waiting for its running
  * jobs (asyncio's shutdown(wait=False); their results are dropped), closes
- * the epoll and eventfd descriptors.  Idempotent.  Errors: FUT_E_RUNNING while the
- * loop runs (for instance from a callback). */
+ * the epoll and eventfd descriptors.  Idempotent.  Errors: FUT_E_RUNNING while
+ * the loop runs (for instance from a callback). */
 FUT_EXTERN int fut_loop_close(fut_loop_t *loop);
 
 /* True once closed (and for NULL). */
@@ -150,11 +150,11 @@ FUT_EXTERN int fut_loop_remove_writer(fut_loop_t *loop, int fd);
  * future whose exception was never retrieved, a slow callback in debug
  * mode, an error inside the loop) go through it. */
 typedef struct fut_exception_ctx {
-  const char *message;   /* always set */
-  int err;               /* error code, 0 if none */
-  fut_t *future;         /* borrowed, may be NULL */
-  fut_handle_t *handle;  /* borrowed, may be NULL */
-  const char *detail;    /* the future's exception message, may be NULL */
+  const char *message;  /* always set */
+  int err;              /* error code, 0 if none */
+  fut_t *future;        /* borrowed, may be NULL */
+  fut_handle_t *handle; /* borrowed, may be NULL */
+  const char *detail;   /* the future's exception message, may be NULL */
 } fut_exception_ctx_t;
 
 typedef void (*fut_exception_handler_cb)(fut_loop_t *loop,
@@ -174,9 +174,8 @@ FUT_EXTERN void fut_loop_get_exception_handler(const fut_loop_t *loop,
 FUT_EXTERN void fut_loop_call_exception_handler(fut_loop_t *loop,
                                                 const fut_exception_ctx_t *ctx);
 /* Prints a readable report of ctx to stderr. */
-FUT_EXTERN void fut_loop_default_exception_handler(fut_loop_t *loop,
-                                            const fut_exception_ctx_t *ctx,
-                                            void *unused);
+FUT_EXTERN void fut_loop_default_exception_handler(
+    fut_loop_t *loop, const fut_exception_ctx_t *ctx, void *unused);
 
 /* ---- debug mode --------------------------------------------------------
  * Debug mode checks the calling thread on every loop and future call, and
@@ -207,12 +206,12 @@ FUT_EXTERN int fut_loop_fork(fut_loop_t *loop);
 
 /* ---- introspection ----------------------------------------------------- */
 typedef struct fut_loop_stats {
-  size_t live_futures;    /* futures of this loop not yet freed */
-  size_t live_handles;    /* handles not yet freed (user or loop owned) */
-  size_t pending_timers;  /* timers scheduled and not cancelled */
-  size_t ready;           /* entries in the ready queue */
-  size_t watchers;        /* fds with a reader or writer */
-  size_t threadsafe;      /* threadsafe calls queued, not yet run */
+  size_t live_futures;   /* futures of this loop not yet freed */
+  size_t live_handles;   /* handles not yet freed (user or loop owned) */
+  size_t pending_timers; /* timers scheduled and not cancelled */
+  size_t ready;          /* entries in the ready queue */
+  size_t watchers;       /* fds with a reader or writer */
+  size_t threadsafe;     /* threadsafe calls queued, not yet run */
 } fut_loop_stats_t;
 
 /* Fills *out with counters; useful to prove nothing is alive.  A NULL

@@ -5,7 +5,7 @@
 #define FUT_VERSION_MAJOR 0
 #define FUT_VERSION_MINOR 1
 #define FUT_VERSION_PATCH 0
-#define FUT_VERSION_HEX                                                       \
+#define FUT_VERSION_HEX                                                        \
   ((FUT_VERSION_MAJOR << 16) | (FUT_VERSION_MINOR << 8) | FUT_VERSION_PATCH)
 
 #if defined(__GNUC__)
