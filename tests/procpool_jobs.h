@@ -23,6 +23,64 @@
 
 #define FUT_TEST_UNUSED __attribute__((unused))
 
+/* ---- a blocking completion for the pool-level API ----------------------- */
+
+struct waiter {
+  pthread_mutex_t lock;
+  pthread_cond_t cv;
+  bool done;
+  bool refuse; /* start callback says "cancelled" */
+  int err;
+  void *data;
+  size_t len;
+  char msg[512];
+};
+
+FUT_TEST_UNUSED static void waiter_init(struct waiter *w) {
+  memset(w, 0, sizeof *w);
+  pthread_mutex_init(&w->lock, NULL);
+  pthread_cond_init(&w->cv, NULL);
+}
+
+FUT_TEST_UNUSED static void waiter_done(void *ud, int err, void *data,
+                                        size_t len, const char *msg) {
+  struct waiter *w = ud;
+  pthread_mutex_lock(&w->lock);
+  w->err = err;
+  w->data = data;
+  w->len = len;
+  snprintf(w->msg, sizeof w->msg, "%s", msg ? msg : "");
+  w->done = true;
+  pthread_cond_broadcast(&w->cv);
+  pthread_mutex_unlock(&w->lock);
+}
+
+FUT_TEST_UNUSED static bool waiter_start(void *ud) {
+  struct waiter *w = ud;
+  return !w->refuse;
+}
+
+FUT_TEST_UNUSED static int waiter_wait(struct waiter *w) {
+  pthread_mutex_lock(&w->lock);
+  while (!w->done)
+    pthread_cond_wait(&w->cv, &w->lock);
+  pthread_mutex_unlock(&w->lock);
+  return w->err;
+}
+
+FUT_TEST_UNUSED static bool waiter_is_done(struct waiter *w) {
+  pthread_mutex_lock(&w->lock);
+  bool d = w->done;
+  pthread_mutex_unlock(&w->lock);
+  return d;
+}
+
+FUT_TEST_UNUSED static void waiter_destroy(struct waiter *w) {
+  free(w->data);
+  pthread_mutex_destroy(&w->lock);
+  pthread_cond_destroy(&w->cv);
+}
+
 /* ---- jobs -------------------------------------------------------------- */
 
 /* arg: int64 n; result: int64 n * n. */

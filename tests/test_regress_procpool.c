@@ -10,48 +10,6 @@
 #include <stdatomic.h>
 #include "procpool_jobs.h"
 
-struct waiter {
-  pthread_mutex_t lock;
-  pthread_cond_t cv;
-  bool done;
-  int err;
-  void *data;
-  size_t len;
-  char msg[512];
-};
-
-static void waiter_init(struct waiter *w) {
-  memset(w, 0, sizeof *w);
-  pthread_mutex_init(&w->lock, NULL);
-  pthread_cond_init(&w->cv, NULL);
-}
-
-static void waiter_done(void *ud, int err, void *data, size_t len,
-                        const char *msg) {
-  struct waiter *w = ud;
-  pthread_mutex_lock(&w->lock);
-  w->err = err;
-  w->data = data;
-  w->len = len;
-  snprintf(w->msg, sizeof w->msg, "%s", msg ? msg : "");
-  w->done = true;
-  pthread_cond_broadcast(&w->cv);
-  pthread_mutex_unlock(&w->lock);
-}
-
-static int waiter_wait(struct waiter *w) {
-  pthread_mutex_lock(&w->lock);
-  while (!w->done)
-    pthread_cond_wait(&w->cv, &w->lock);
-  pthread_mutex_unlock(&w->lock);
-  return w->err;
-}
-
-static void waiter_destroy(struct waiter *w) {
-  free(w->data);
-  pthread_mutex_destroy(&w->lock);
-  pthread_cond_destroy(&w->cv);
-}
 
 /* Bug: a max_frame near SIZE_MAX (the natural way to say "no cap")
  * overflowed the `max_frame + 4096` frame checks of the worker and of the
