@@ -9,26 +9,7 @@
 #include <cmocka.h>
 
 #include "internal.h"
-
-static fut_loop_t *new_loop(void) {
-  fut_loop_t *loop;
-  assert_int_equal(fut_loop_new(&loop), 0);
-  return loop;
-}
-
-static void end_loop(fut_loop_t *loop) {
-  fut_loop_stats_t st;
-  fut_loop_stats(loop, &st);
-  assert_int_equal(st.live_futures, 0);
-  assert_int_equal(st.live_handles, 0);
-  assert_int_equal(fut_loop_free(loop), 0);
-}
-
-static fut_t *newf(fut_loop_t *loop) {
-  fut_t *f;
-  assert_int_equal(fut_new(loop, &f), 0);
-  return f;
-}
+#include "task_helpers.h"
 
 static void drain(fut_loop_t *loop) {
   for (int i = 0; i < 4; i++)

@@ -9,30 +9,11 @@
 #include <cmocka.h>
 
 #include "internal.h"
+#include "task_helpers.h"
 
 /* ---- helpers ------------------------------------------------------------- */
 
-static fut_loop_t *new_loop(void) {
-  fut_loop_t *loop;
-  assert_int_equal(fut_loop_new(&loop), 0);
-  return loop;
-}
-
 /* Proves the loop is clean, then frees it. */
-static void end_loop(fut_loop_t *loop) {
-  fut_loop_stats_t st;
-  fut_loop_stats(loop, &st);
-  assert_int_equal(st.live_futures, 0);
-  assert_int_equal(st.live_handles, 0);
-  assert_int_equal(fut_loop_free(loop), 0);
-}
-
-static fut_t *spawn(fut_loop_t *loop, fut_task_fn fn, void *arg) {
-  fut_t *t;
-  assert_int_equal(fut_create_task(loop, fn, arg, NULL, &t), 0);
-  return t;
-}
-
 static void set_i64_cb(void *arg) {
   struct {
     fut_t *f;

@@ -1,0 +1,41 @@
+/* Small helpers shared by the task and combinator tests (cmocka must be
+ * included first). */
+#ifndef TESTS_TASK_HELPERS_H
+#define TESTS_TASK_HELPERS_H
+
+#include "future.h"
+
+#define FUT_TASK_TEST_HELPER __attribute__((unused)) static
+
+/* A new loop, or the test fails. */
+FUT_TASK_TEST_HELPER fut_loop_t *new_loop(void) {
+  fut_loop_t *loop;
+  assert_int_equal(fut_loop_new(&loop), 0);
+  return loop;
+}
+
+/* Proves nothing is alive, then frees the loop. */
+FUT_TASK_TEST_HELPER void end_loop(fut_loop_t *loop) {
+  fut_loop_stats_t st;
+  fut_loop_stats(loop, &st);
+  assert_int_equal(st.live_futures, 0);
+  assert_int_equal(st.live_handles, 0);
+  assert_int_equal(fut_loop_free(loop), 0);
+}
+
+/* A task running fn(arg) with default options. */
+FUT_TASK_TEST_HELPER fut_t *spawn(fut_loop_t *loop, fut_task_fn fn,
+                                  void *arg) {
+  fut_t *t;
+  assert_int_equal(fut_create_task(loop, fn, arg, NULL, &t), 0);
+  return t;
+}
+
+/* A pending future. */
+FUT_TASK_TEST_HELPER fut_t *newf(fut_loop_t *loop) {
+  fut_t *f;
+  assert_int_equal(fut_new(loop, &f), 0);
+  return f;
+}
+
+#endif
