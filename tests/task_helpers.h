@@ -24,8 +24,7 @@ FUT_TASK_TEST_HELPER void end_loop(fut_loop_t *loop) {
 }
 
 /* A task running fn(arg) with default options. */
-FUT_TASK_TEST_HELPER fut_t *spawn(fut_loop_t *loop, fut_task_fn fn,
-                                  void *arg) {
+FUT_TASK_TEST_HELPER fut_t *spawn(fut_loop_t *loop, fut_task_fn fn, void *arg) {
   fut_t *t;
   assert_int_equal(fut_create_task(loop, fn, arg, NULL, &t), 0);
   return t;
