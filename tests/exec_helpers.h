@@ -113,6 +113,22 @@ static inline void warm_up_threads(void) {
   }
 }
 
+/* A fixture for tests that start threads: each test must leave the
+ * thread count where it found it. */
+__attribute__((unused)) static int baseline;
+
+static inline int threads_setup(void **state) {
+  (void)state;
+  baseline = count_threads();
+  return 0;
+}
+
+static inline int threads_teardown(void **state) {
+  (void)state;
+  assert_int_equal(threads_settle(baseline), baseline);
+  return 0;
+}
+
 static inline uint64_t now_ns(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);

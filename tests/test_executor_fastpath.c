@@ -11,21 +11,8 @@
 #include <sched.h>
 #include <sys/resource.h>
 
-static int baseline;
-
-static int setup(void **state) {
-  (void)state;
-  baseline = count_threads();
-  return 0;
-}
-
-static int teardown(void **state) {
-  (void)state;
-  assert_int_equal(threads_settle(baseline), baseline);
-  return 0;
-}
-
-#define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+#define T(name)                                                                \
+  cmocka_unit_test_setup_teardown(name, threads_setup, threads_teardown)
 
 static int ran;
 

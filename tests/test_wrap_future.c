@@ -8,21 +8,8 @@
 #include <stdio.h>
 #include <string.h>
 
-static int baseline;
-
-static int setup(void **state) {
-  (void)state;
-  baseline = count_threads();
-  return 0;
-}
-
-static int teardown(void **state) {
-  (void)state;
-  assert_int_equal(threads_settle(baseline), baseline);
-  return 0;
-}
-
-#define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+#define T(name)                                                                \
+  cmocka_unit_test_setup_teardown(name, threads_setup, threads_teardown)
 
 static int job_i64(void *arg, fut_cfuture_t *cf) {
   return fut_cfuture_set_result_i64(cf, (int64_t)(intptr_t)arg);
