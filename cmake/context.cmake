@@ -1,6 +1,6 @@
 # Task context switch selection (DESIGN.md §7): per-architecture assembly
 # where we have it, else the ucontext fallback.  FUT_CONTEXT = auto | asm |
-# ucontext.  src/ctx_ucontext.c is globbed with the other sources and
+# ucontext.  src/task/ctx_ucontext.c is always in the source list and
 # compiles to nothing unless FUT_CTX_UCONTEXT is defined.
 set(_fut_ctx_arch "")
 if(CMAKE_SYSTEM_PROCESSOR MATCHES "^(x86_64|AMD64|amd64)$")
@@ -25,7 +25,7 @@ if(_fut_ctx STREQUAL "asm")
   endif()
   enable_language(ASM)
   list(APPEND FUT_EXTRA_SOURCES
-    ${PROJECT_SOURCE_DIR}/src/ctx_${_fut_ctx_arch}.S)
+    ${PROJECT_SOURCE_DIR}/src/task/ctx_${_fut_ctx_arch}.S)
   list(APPEND FUT_EXTRA_DEFINITIONS FUT_CTX_ASM=1)
 elseif(_fut_ctx STREQUAL "ucontext")
   list(APPEND FUT_EXTRA_DEFINITIONS FUT_CTX_UCONTEXT=1)

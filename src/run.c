@@ -1,6 +1,6 @@
 /* fut_run: asyncio.run for a task function, with asyncio.Runner's SIGINT
  * behaviour (the first ^C cancels main, a second one kills the process). */
-#include "internal.h"
+#include "loop/internal.h"
 
 #include <fcntl.h>
 #include <signal.h>

@@ -6,7 +6,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "loop/internal.h"
 
 static int teardown(void **state) {
   fut__alloc_fail_after(0, false);

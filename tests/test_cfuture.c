@@ -1,7 +1,7 @@
 /* Concurrent futures without any loop or pool: state machine, callbacks in
  * the completing thread, blocking waits, wait() and as_completed(). */
 #include "exec_helpers.h"
-#include "executor_internal.h"
+#include "exec/internal.h"
 
 #include <string.h>
 

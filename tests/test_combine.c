@@ -8,7 +8,7 @@
 
 #include <cmocka.h>
 
-#include "internal.h"
+#include "loop/internal.h"
 #include "task_helpers.h"
 
 /* ---- helpers ------------------------------------------------------------- */

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "loop/internal.h"
 
 /* ---- handler set / get / call -------------------------------------------- */
 

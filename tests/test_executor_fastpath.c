@@ -4,7 +4,7 @@
  * results, loop close with items in flight, pool shutdown with queued
  * items, a job keeping its cfuture, batching, and an idle pool's CPU. */
 #include "exec_helpers.h"
-#include "executor_internal.h"
+#include "exec/internal.h"
 
 #include <stdio.h>
 #include <string.h>

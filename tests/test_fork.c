@@ -9,7 +9,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "loop/internal.h"
 
 /* Runs child(arg) in a forked child and returns its exit status. */
 static int run_child(int (*child)(void *), void *arg) {
@@ -162,14 +162,14 @@ struct holder {
 
 static void *hold_tsq_lock(void *arg) {
   struct holder *h = arg;
-  pthread_mutex_lock(&h->loop->tsq.lock);
+  pthread_mutex_lock(&h->loop->door.lock);
   pthread_mutex_lock(&h->m);
   h->locked = true;
   pthread_cond_signal(&h->cv);
   while (!h->release)
     pthread_cond_wait(&h->cv, &h->m);
   pthread_mutex_unlock(&h->m);
-  pthread_mutex_unlock(&h->loop->tsq.lock);
+  pthread_mutex_unlock(&h->loop->door.lock);
   return NULL;
 }
 

@@ -3,7 +3,7 @@
 
 #include <stdlib.h>
 
-#include "internal.h"
+#include "loop/internal.h"
 
 static int dtor_calls;
 static void *dtor_last;

@@ -7,7 +7,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "loop/internal.h"
 
 static void make_pipe(int fds[2]) {
   assert_int_equal(pipe2(fds, O_CLOEXEC | O_NONBLOCK), 0);

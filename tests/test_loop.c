@@ -6,7 +6,7 @@
 #include <unistd.h>
 #include <sys/resource.h>
 
-#include "internal.h"
+#include "loop/internal.h"
 
 /* ---- lifetime ------------------------------------------------------------ */
 

@@ -12,7 +12,7 @@
 #include <sys/syscall.h>
 #include <sys/wait.h>
 
-#include "internal.h" /* fut__alloc_fail_after */
+#include "loop/internal.h" /* fut__alloc_fail_after */
 #include "procpool_jobs.h"
 
 static int submit(fut_procpool_t *p, fut_proc_fn fn, const void *arg,

@@ -8,7 +8,7 @@
 
 #include <cmocka.h>
 
-#include "internal.h"
+#include "loop/internal.h"
 #include "task_helpers.h"
 
 static void drain(fut_loop_t *loop) {
@@ -234,7 +234,8 @@ static void test_combine_on_closed_loop_allocates_nothing(void **state) {
   assert_int_equal(fut_wait_for(f, FUT_SEC(1), &c), FUT_E_CLOSED);
   assert_int_equal(fut_shield(f, &c), FUT_E_CLOSED);
   assert_int_equal(fut_then(f, NULL, NULL, &c), FUT_E_CLOSED);
-  assert_null(loop->task_state);
+  for (int i = 0; i < FUT__LOOP_PARTS; i++)
+    assert_null(loop->parts[i]); /* no layer made per-loop state */
   fut_unref(f);
   end_loop(loop);
 }

@@ -3,7 +3,7 @@
  * Every wait is bounded; nothing sleeps to synchronise. */
 #include "fixture.h"
 
-#include "executor_internal.h"
+#include "exec/internal.h"
 
 #include <pthread.h>
 #include <sched.h>
@@ -179,7 +179,7 @@ static void test_inbox_fork_while_worker_rings(void **state) {
   atomic_store(&worker_tid, 0);
   /* Holding the thread-safe queue's lock parks the completing worker in
    * ring, inside the inbox lock. */
-  pthread_mutex_lock(&loop->tsq.lock);
+  pthread_mutex_lock(&loop->door.lock);
   fut_t *f = NULL;
   assert_int_equal(fut_run_in_executor(loop, ex, job_note_tid, NULL, &f), 0);
   uint64_t end = fut__now() + FUT_SEC(10);
@@ -211,7 +211,7 @@ static void test_inbox_fork_while_worker_rings(void **state) {
     fut_loop_free(loop); /* deadlocked on the inbox lock */
     _exit(0);
   }
-  pthread_mutex_unlock(&loop->tsq.lock);
+  pthread_mutex_unlock(&loop->door.lock);
   int st = wait_child(pid);
   assert_int_equal(fut_loop_run_until_complete(loop, f), 0);
   fut_unref(f);

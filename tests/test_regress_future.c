@@ -7,7 +7,7 @@
 
 #include <cmocka.h>
 
-#include "internal.h"
+#include "loop/internal.h"
 
 static fut_loop_t *new_loop(void) {
   fut_loop_t *loop;

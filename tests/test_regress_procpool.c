@@ -5,7 +5,7 @@
 /* cmocka needs the three above first. */
 #include <cmocka.h>
 
-#include "internal.h"
+#include "loop/internal.h"
 
 #include <stdatomic.h>
 #include "procpool_jobs.h"

@@ -6,7 +6,7 @@
 /* cmocka needs the three above first. */
 #include <cmocka.h>
 
-#include "internal.h"
+#include "loop/internal.h"
 
 #include "procpool_jobs.h"
 

@@ -8,7 +8,7 @@
 
 #include <cmocka.h>
 
-#include "internal.h"
+#include "loop/internal.h"
 #include "task_helpers.h"
 
 static void run_until_done(fut_loop_t *loop, fut_t *f) {

@@ -12,7 +12,7 @@
 
 #include <cmocka.h>
 
-#include "internal.h"
+#include "loop/internal.h"
 
 static volatile int depth_limit = 1 << 30; /* never reached in practice */
 

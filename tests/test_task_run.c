@@ -8,7 +8,7 @@
 
 #include <cmocka.h>
 
-#include "internal.h"
+#include "loop/internal.h"
 
 static int main_i64(void *arg) {
   int64_t *v = arg;

@@ -12,7 +12,7 @@
 
 #include <cmocka.h>
 
-#include "internal.h"
+#include "loop/internal.h"
 
 #if defined(__has_include)
 #if __has_include(<valgrind/valgrind.h>)

@@ -2,7 +2,7 @@
  * results and errors, cancellation, shutdown modes, the initializer, map,
  * wait / as_completed, threads on demand and back to baseline. */
 #include "exec_helpers.h"
-#include "executor_internal.h"
+#include "exec/internal.h"
 
 #include <sched.h>
 #include <stdio.h>

@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "loop/internal.h"
 
 enum { PRODUCERS = 4, CALLS = 5000 };
 

@@ -7,7 +7,7 @@
 #include <sys/time.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "loop/internal.h"
 
 struct stamp {
   fut_loop_t *loop;

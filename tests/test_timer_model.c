@@ -11,7 +11,7 @@
 
 #include <string.h>
 
-#include "internal.h"
+#include "loop/internal.h"
 
 #define N 4000
 

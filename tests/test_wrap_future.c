@@ -3,7 +3,7 @@
  * default executor, custom and user-written executors, loop close with
  * completions in flight. */
 #include "exec_helpers.h"
-#include "executor_internal.h"
+#include "exec/internal.h"
 
 #include <stdio.h>
 #include <string.h>

@@ -1,0 +1,108 @@
+/* libfuture — the base layer's private interface: allocation, errors,
+ * the clock, the slab, the intrusive list, the fork counter.  Every other
+ * layer builds on it; it includes no other layer.  Never installed.
+ *
+ * Naming: fut__ for functions shared across files (hidden from the shared
+ * library by -fvisibility=hidden), plain static names inside a file. */
+#ifndef FUT_BASE_INTERNAL_H
+#define FUT_BASE_INTERNAL_H
+#include <errno.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "base/queue.h"
+#include "base/value.h"
+#include "future.h"
+
+#define FUT__LIKELY(x) __builtin_expect(!!(x), 1)
+#define FUT__UNLIKELY(x) __builtin_expect(!!(x), 0)
+
+#define fut__container_of(ptr, type, member)                                   \
+  ((type *)(void *)((char *)(ptr)-offsetof(type, member)))
+
+/* Broken invariants abort with a message; never compiled out. */
+#define FUT__ASSERT(cond)                                                      \
+  do {                                                                         \
+    if (FUT__UNLIKELY(!(cond)))                                                \
+      fut__assert_fail(#cond, __FILE__, __LINE__);                             \
+  } while (0)
+_Noreturn void fut__assert_fail(const char *expr, const char *file, int line);
+
+/* ---- alloc.c: every allocation goes through here (fault injection) ----- */
+void *fut__malloc(size_t n);
+void *fut__calloc(size_t n, size_t size);
+void *fut__realloc(void *p, size_t n);
+/* n bytes aligned on n (a power of two), from mmap; fut__chunk_free. */
+void *fut__chunk_alloc(size_t n);
+void fut__chunk_free(void *p, size_t n);
+void fut__free(void *p);
+char *fut__strdup(const char *s);
+char *fut__vasprintf(const char *fmt, va_list ap);
+/* Test hook: the n-th allocation from now (1 = the next) fails, and every
+ * one after it while `sticky`; n = 0 disables.  Process-wide, atomic. */
+void fut__alloc_fail_after(long n, bool sticky);
+
+/* ---- errors.c ---------------------------------------------------------- */
+/* Records a detail for fut_last_error() and returns err. */
+int fut__error(int err, const char *fmt, ...) FUT_PRINTF(2, 3);
+
+/* ---- clock ------------------------------------------------------------- */
+static inline uint64_t fut__now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* ---- slab.c: per-loop pools of fixed-size objects ---------------------
+ * Objects are carved from 64 KiB chunks aligned on their size, so an
+ * object finds its chunk by masking its address.  Each chunk keeps a bitmap
+ * of free slots and hands out the lowest free one: reuse stays in address
+ * order, so objects freed in a scattered order (timers fired by deadline)
+ * are reallocated close together instead of as a random walk through
+ * memory.  The steady state allocates nothing. */
+#define FUT__SLAB_CHUNK ((size_t)64 * 1024)
+
+struct fut__slab_chunk;
+struct fut__slab {
+  struct fut__slab_chunk *cur;   /* chunk allocations come from; NULL when
+                                    no chunk has a free slot */
+  struct fut__slab_chunk *avail; /* other chunks with free slots */
+  struct fut__slab_chunk *all;   /* every chunk, for destroy */
+  uint32_t obj_size;             /* multiple of 8 */
+  uint32_t per_chunk;            /* objects per chunk */
+  uint64_t div_magic;            /* ceil(2^32 / obj_size): offset -> index */
+};
+
+struct fut__slab_chunk {
+  struct fut__slab_chunk *next_all;   /* in slab->all */
+  struct fut__slab_chunk *next_avail; /* in slab->avail while there */
+  bool in_avail;                      /* linked in slab->avail */
+  uint32_t nfree;                     /* free slots */
+  uint32_t hint;                      /* no free slot in bits[0..hint) */
+  char *objs;                         /* first object */
+  uint64_t bits[];                    /* 1 = free */
+};
+
+void fut__slab_init(struct fut__slab *s, size_t obj_size);
+void fut__slab_destroy(struct fut__slab *s);
+/* An object, or NULL when out of memory. */
+void *fut__slab_alloc(struct fut__slab *s);
+void fut__slab_free(struct fut__slab *s, void *p);
+
+/* ---- fork.c: the process's fork counter --------------------------------
+ * Incremented in the child of every fork (one pthread_atfork handler for the
+ * whole library).  An object records the count when it is made; a
+ * different count later means it was inherited by a forked child. */
+extern atomic_uint fut__fork_gen;
+static inline unsigned fut__fork_generation(void) {
+  return atomic_load_explicit(&fut__fork_gen, memory_order_relaxed);
+}
+
+#endif

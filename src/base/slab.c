@@ -1,0 +1,86 @@
+/* Per-loop pools of fixed-size objects (futures, handles): see the comment
+ * on struct fut__slab in internal.h. */
+#include "base/internal.h"
+
+#include <string.h>
+
+void fut__slab_init(struct fut__slab *s, size_t obj_size) {
+  memset(s, 0, sizeof *s);
+  s->obj_size = (uint32_t)((obj_size + 7u) & ~(size_t)7u);
+  /* Header + bitmap + objects fit the chunk: solve for the count. */
+  size_t n = (FUT__SLAB_CHUNK - sizeof(struct fut__slab_chunk) - 64) /
+             (s->obj_size + 1.0 / 8);
+  s->per_chunk = (uint32_t)n;
+  s->div_magic = ((UINT64_C(1) << 32) + s->obj_size - 1) / s->obj_size;
+}
+
+static struct fut__slab_chunk *new_chunk(struct fut__slab *s) {
+  struct fut__slab_chunk *c = fut__chunk_alloc(FUT__SLAB_CHUNK);
+  if (!c)
+    return NULL;
+  uint32_t words = (s->per_chunk + 63) / 64;
+  size_t hdr = sizeof *c + sizeof(uint64_t) * words;
+  c->objs = (char *)c + ((hdr + 63) & ~(size_t)63);
+  FUT__ASSERT(c->objs + (size_t)s->obj_size * s->per_chunk <=
+              (char *)c + FUT__SLAB_CHUNK);
+  memset(c->bits, 0xff, sizeof(uint64_t) * words);
+  if (s->per_chunk % 64)
+    c->bits[words - 1] = (UINT64_C(1) << (s->per_chunk % 64)) - 1;
+  c->nfree = s->per_chunk;
+  c->hint = 0;
+  c->in_avail = false;
+  c->next_avail = NULL;
+  c->next_all = s->all;
+  s->all = c;
+  return c;
+}
+
+void *fut__slab_alloc(struct fut__slab *s) {
+  struct fut__slab_chunk *c = s->cur;
+  if (FUT__UNLIKELY(!c)) {
+    if ((c = s->avail) != NULL) {
+      s->avail = c->next_avail;
+      c->in_avail = false;
+    } else if (!(c = new_chunk(s))) {
+      return NULL;
+    }
+    s->cur = c;
+  }
+  uint32_t w = c->hint;
+  while (c->bits[w] == 0)
+    w++;
+  c->hint = w;
+  unsigned bit = (unsigned)__builtin_ctzll(c->bits[w]);
+  c->bits[w] &= c->bits[w] - 1;
+  if (--c->nfree == 0)
+    s->cur = NULL; /* full: the next allocation picks another chunk */
+  return c->objs + (size_t)(w * 64 + bit) * s->obj_size;
+}
+
+void fut__slab_free(struct fut__slab *s, void *p) {
+  struct fut__slab_chunk *c =
+      (void *)((uintptr_t)p & ~(uintptr_t)(FUT__SLAB_CHUNK - 1));
+  uint32_t idx =
+      (uint32_t)(((uint64_t)((char *)p - c->objs) * s->div_magic) >> 32);
+  uint32_t w = idx / 64;
+  FUT__ASSERT(!(c->bits[w] & (UINT64_C(1) << (idx % 64)))); /* double free */
+  c->bits[w] |= UINT64_C(1) << (idx % 64);
+  if (w < c->hint)
+    c->hint = w;
+  if (c->nfree++ == 0 && c != s->cur) {
+    /* It was full: offer it again. */
+    c->next_avail = s->avail;
+    s->avail = c;
+    c->in_avail = true;
+  }
+}
+
+void fut__slab_destroy(struct fut__slab *s) {
+  struct fut__slab_chunk *c = s->all;
+  while (c) {
+    struct fut__slab_chunk *next = c->next_all;
+    fut__chunk_free(c, FUT__SLAB_CHUNK);
+    c = next;
+  }
+  s->all = s->cur = s->avail = NULL;
+}

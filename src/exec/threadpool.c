@@ -1,0 +1,573 @@
+/* The thread pool (ThreadPoolExecutor) behind the executor vtable.
+ *
+ * One mutex guards a FIFO of work items and the worker bookkeeping.
+ * Workers start on demand, as in Python: a submission wakes an idle worker
+ * when one is waiting for it, and otherwise starts a new thread while fewer
+ * than max_workers exist.  A worker runs its item unlocked through
+ * fut_job_run, which marks the cfuture running (or finds it cancelled and
+ * skips the job): so cancel-if-not-started needs no extra locking here.
+ *
+ * Wake-ups are the cost of a pool (a futex wake and a context switch per
+ * job when workers sleep between jobs).  So a worker that runs out of work
+ * first polls an atomic queue length for up to SPIN_NS before it sleeps;
+ * at most one worker polls at a time, and a submission that the poller
+ * will pick up wakes nobody.  A steady stream of jobs then flows without a
+ * futex wake per job.  The poller yields the CPU between polls: on a
+ * machine with fewer cores than busy threads, a pure spin would take the
+ * core the submitting loop thread needs (measured: twice slower).
+ *
+ * The pool memory is refcounted: one reference for the executor, one per
+ * live worker.  A shutdown that does not wait (or runs out of time) lets
+ * the executor be freed while workers finish their last job; the last one
+ * out frees the pool. */
+#include "exec/internal.h"
+
+#include <sched.h>
+#include <signal.h>
+#include <string.h>
+#include <unistd.h>
+
+#define MAX_WORKERS_LIMIT 4096u
+
+/* Items of fut_executor_submit live in the extra space of their cfuture
+ * (one allocation per job); run_in_executor's live in its wrapper. */
+#define tp_item fut__tp_item
+
+/* How long an out-of-work worker polls before sleeping. */
+#define SPIN_NS FUT_US(50)
+
+struct worker {
+  struct worker *next; /* in pool->workers */
+  struct pool *pool;   /* never changes */
+  pthread_t tid;       /* valid once started */
+  unsigned idx;        /* for the thread name */
+  bool exited;         /* guarded by pool->lock: left the work loop */
+};
+
+struct pool {
+  pthread_mutex_t lock;
+  pthread_cond_t work_cv;      /* signalled on new work, shutdown, broken */
+  pthread_cond_t exit_cv;      /* broadcast when a worker exits */
+  struct tp_item *head, *tail; /* guarded by lock: queued, not started */
+  size_t nqueued;              /* guarded by lock: items in the FIFO */
+  size_t nthreads;             /* guarded by lock: started, not exited */
+  size_t nidle;                /* guarded by lock: waiting on work_cv and
+                                  not yet signalled */
+  size_t nwoken;               /* guarded by lock: signalled, not yet back
+                                  from the wait (ready for a job) */
+  bool spinning;               /* guarded by lock: a worker polls qlen */
+  atomic_size_t qlen;          /* nqueued, readable without the lock;
+                                  SIZE_MAX once shut down or broken */
+  size_t max_workers;          /* >= 1; never changes */
+  unsigned next_idx;           /* guarded by lock: next thread name index */
+  struct worker *workers;      /* guarded by lock: not yet joined */
+  bool shutdown;               /* guarded by lock: refuses submissions */
+  bool broken;                 /* guarded by lock: an initializer failed */
+  int broken_err;              /* guarded by lock: the initializer's code */
+  atomic_uint refs;            /* executor + live workers */
+  fut_init_fn init;            /* never changes */
+  void *initarg;               /* never changes */
+  char prefix[16];             /* thread name prefix; never changes */
+  unsigned fork_gen;           /* tp_fork_gen at creation; never changes */
+};
+
+/* Forks seen by this process.  A pool made before a fork has no threads in
+ * the child, and its lock and condition variables may be frozen in the
+ * state a parent thread left them in: the child must not wait on them. */
+static atomic_uint tp_fork_gen;
+static pthread_once_t tp_once = PTHREAD_ONCE_INIT;
+static void tp_on_fork_child(void) {
+  atomic_fetch_add(&tp_fork_gen, 1);
+}
+static void tp_global_init(void) {
+  pthread_atfork(NULL, NULL, tp_on_fork_child);
+}
+
+static bool forked(const struct pool *p) {
+  return p->fork_gen !=
+         atomic_load_explicit(&tp_fork_gen, memory_order_relaxed);
+}
+
+static int forked_error(const struct pool *p, const char *what) {
+  return fut__error(FUT_E_FORKED,
+                    "%s: thread pool %s was created before a "
+                    "fork: its threads do not exist in this child",
+                    what, p->prefix);
+}
+
+static void pool_unref(struct pool *p) {
+  if (atomic_fetch_sub_explicit(&p->refs, 1, memory_order_acq_rel) != 1)
+    return;
+  struct worker *w = p->workers;
+  while (w) {
+    struct worker *next = w->next;
+    fut__free(w);
+    w = next;
+  }
+  pthread_cond_destroy(&p->work_cv);
+  pthread_cond_destroy(&p->exit_cv);
+  pthread_mutex_destroy(&p->lock);
+  fut__free(p);
+}
+
+/* Releases what the item holds; the item's memory goes with its cfuture
+ * or is handed back to its owner by it->done. */
+static void item_free(struct tp_item *it) {
+  if (it->job.data_free)
+    it->job.data_free((void *)(uintptr_t)it->job.data);
+  if (it->done)
+    it->done(it);
+  else
+    fut_cfuture_unref(it->cf);
+}
+
+static struct tp_item *take_queue(struct pool *p) {
+  struct tp_item *list = p->head;
+  p->head = p->tail = NULL;
+  p->nqueued = 0;
+  atomic_store_explicit(&p->qlen, 0, memory_order_relaxed);
+  return list;
+}
+
+/* Without the lock: polls for work for up to SPIN_NS, yielding between
+ * polls. */
+static void spin_for_work(struct pool *p) {
+  uint64_t start = fut__now();
+  for (unsigned i = 1;; i++) {
+    if (atomic_load_explicit(&p->qlen, memory_order_relaxed) != 0)
+      return;
+    sched_yield();
+    if (fut__now() - start > SPIN_NS)
+      return;
+  }
+}
+
+static void fail_items(struct tp_item *list, int err, const char *prefix) {
+  while (list) {
+    struct tp_item *it = list;
+    list = it->next;
+    fut_cfuture_set_exception(it->cf, FUT_E_BROKEN_POOL,
+                              "thread pool %s is broken: a worker's "
+                              "initializer failed (%s)",
+                              prefix, fut_err_name(err));
+    item_free(it);
+  }
+}
+
+static void *worker_main(void *arg) {
+  struct worker *w = arg;
+  struct pool *p = w->pool;
+  /* The kernel keeps 15 bytes of a thread name; longer ones are cut. */
+  char name[32];
+  snprintf(name, sizeof name, "%s_%u", p->prefix, w->idx % 100000u);
+  name[15] = '\0';
+  pthread_setname_np(pthread_self(), name);
+  if (p->init) {
+    int r = p->init(p->initarg);
+    if (r != 0) {
+      pthread_mutex_lock(&p->lock);
+      if (!p->broken) {
+        p->broken = true;
+        p->broken_err = r < 0 ? r : FUT_E_JOB_FAILED;
+      }
+      struct tp_item *list = take_queue(p);
+      atomic_store_explicit(&p->qlen, SIZE_MAX, memory_order_relaxed);
+      pthread_cond_broadcast(&p->work_cv);
+      pthread_mutex_unlock(&p->lock);
+      fail_items(list, r < 0 ? r : FUT_E_JOB_FAILED, p->prefix);
+      pthread_mutex_lock(&p->lock);
+      goto out;
+    }
+  }
+  pthread_mutex_lock(&p->lock);
+  bool spun = false;
+  for (;;) {
+    if (!p->head && !p->shutdown && !p->broken) {
+      if (!spun && !p->spinning) {
+        p->spinning = true;
+        pthread_mutex_unlock(&p->lock);
+        spin_for_work(p);
+        pthread_mutex_lock(&p->lock);
+        p->spinning = false;
+        spun = true;
+        continue;
+      }
+      p->nidle++;
+      pthread_cond_wait(&p->work_cv, &p->lock);
+      /* A signal moved us from nidle to nwoken; a broadcast or a spurious
+       * wake-up did not. */
+      if (p->nwoken > 0)
+        p->nwoken--;
+      else
+        p->nidle--;
+      continue;
+    }
+    struct tp_item *it = p->head;
+    if (!it)
+      break;
+    p->head = it->next;
+    if (!p->head)
+      p->tail = NULL;
+    p->nqueued--;
+    atomic_store_explicit(&p->qlen, p->nqueued, memory_order_relaxed);
+    /* More work and nobody else on the way: pass the wake-up on (see
+     * enqueue), so jobs still spread over the sleepers. */
+    bool wake = p->head && p->nidle > 0 && p->nwoken == 0 && !p->spinning;
+    if (wake) {
+      p->nidle--;
+      p->nwoken++;
+    }
+    pthread_mutex_unlock(&p->lock);
+    /* After the unlock: the woken thread does not block on our lock.  The
+     * counts were settled under it, so any waiter may take the signal. */
+    if (wake)
+      pthread_cond_signal(&p->work_cv);
+    fut_job_run(&it->job, it->cf);
+    item_free(it);
+    spun = false;
+    pthread_mutex_lock(&p->lock);
+  }
+out:
+  p->nthreads--;
+  w->exited = true;
+  pthread_cond_broadcast(&p->exit_cv);
+  pthread_mutex_unlock(&p->lock);
+  pool_unref(p);
+  return NULL;
+}
+
+/* With p->lock held: starts one worker.  Workers block every signal, so
+ * signals go to the application's own threads. */
+static int spawn(struct pool *p) {
+  struct worker *w = fut__calloc(1, sizeof *w);
+  if (!w)
+    return fut__error(-ENOMEM, "thread pool: out of memory for a worker");
+  w->pool = p;
+  w->idx = p->next_idx;
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
+  atomic_fetch_add_explicit(&p->refs, 1, memory_order_relaxed);
+  int err = pthread_create(&w->tid, NULL, worker_main, w);
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  if (err) {
+    atomic_fetch_sub_explicit(&p->refs, 1, memory_order_relaxed);
+    fut__free(w);
+    return fut__error(-err, "thread pool: pthread_create: %s",
+                      fut_strerror(-err));
+  }
+  p->next_idx++;
+  p->nthreads++;
+  w->next = p->workers;
+  p->workers = w;
+  return 0;
+}
+
+/* Queues it (with it->cf's reference) or returns why not; on error the
+ * caller keeps it. */
+static int enqueue(struct pool *p, struct tp_item *it) {
+  if (forked(p))
+    return forked_error(p, "fut_executor_submit");
+  pthread_mutex_lock(&p->lock);
+  if (p->shutdown || p->broken) {
+    bool broken = p->broken;
+    int why = p->broken_err;
+    pthread_mutex_unlock(&p->lock);
+    if (broken)
+      return fut__error(FUT_E_BROKEN_POOL,
+                        "fut_executor_submit: thread pool "
+                        "%s is broken: a worker's initializer failed (%s)",
+                        p->prefix, fut_err_name(why));
+    return fut__error(FUT_E_SHUTDOWN,
+                      "fut_executor_submit: thread pool %s "
+                      "has been shut down",
+                      p->prefix);
+  }
+  if (p->tail)
+    p->tail->next = it;
+  else
+    p->head = it;
+  p->tail = it;
+  p->nqueued++;
+  atomic_store_explicit(&p->qlen, p->nqueued, memory_order_relaxed);
+  /* Workers ready for this job: the sleepers, those already woken, and a
+   * spinner (which needs no wake-up).  Short of that, start a thread while
+   * under the limit.  Wake a sleeper only when no worker is on the way:
+   * a worker taking a job passes the wake-up on while more wait, so the
+   * submitting thread (the loop, usually) pays at most one futex wake per
+   * idle period instead of one per job. */
+  size_t coming = p->nwoken + (p->spinning ? 1u : 0u);
+  size_t ready = p->nidle + coming;
+  if (ready < p->nqueued && p->nthreads < p->max_workers) {
+    int err = spawn(p);
+    if (err && p->nthreads == 0) {
+      /* Nobody would ever run it: take it back. */
+      p->head = p->tail = NULL;
+      p->nqueued = 0;
+      atomic_store_explicit(&p->qlen, 0, memory_order_relaxed);
+      pthread_mutex_unlock(&p->lock);
+      return err;
+    }
+  } else if (p->nidle > 0 && coming == 0) {
+    p->nidle--;
+    p->nwoken++;
+    pthread_mutex_unlock(&p->lock);
+    pthread_cond_signal(&p->work_cv); /* after the unlock, as worker_main */
+    return 0;
+  }
+  pthread_mutex_unlock(&p->lock);
+  return 0;
+}
+
+static int tp_submit(void *self, const fut_job_t *job, fut_cfuture_t **out) {
+  struct pool *p = self;
+  bool copy = job->bytes_fn && !job->data_free && job->len > 0;
+  size_t extra = copy ? job->len : 0;
+  if (extra > SIZE_MAX - sizeof(struct tp_item))
+    return fut__error(-ENOMEM, "thread pool: %zu argument bytes is too big",
+                      extra);
+  fut_cfuture_t *cf;
+  void *space;
+  int err = fut__cfuture_new_ext(sizeof(struct tp_item) + extra, &cf, &space);
+  if (err)
+    return err;
+  struct tp_item *it = space;
+  it->cf = cf;
+  it->next = NULL;
+  it->done = NULL;
+  it->job = *job;
+  if (copy) {
+    memcpy(it + 1, job->data, job->len);
+    it->job.data = it + 1;
+  }
+  /* The caller's reference; the item keeps the pool's. */
+  fut_cfuture_ref(cf);
+  if ((err = enqueue(p, it))) {
+    fut_cfuture_unref(cf);
+    fut_cfuture_unref(cf);
+    return err;
+  }
+  *out = cf;
+  return 0;
+}
+
+static bool is_own_worker(struct pool *p) {
+  pthread_t me = pthread_self();
+  for (struct worker *w = p->workers; w; w = w->next)
+    if (!w->exited && pthread_equal(w->tid, me))
+      return true;
+  return false;
+}
+
+static int tp_shutdown(void *self, bool wait, bool cancel_pending,
+                       uint64_t timeout_ns) {
+  struct pool *p = self;
+  if (forked(p)) /* nothing runs here: nothing to cancel or wait for */
+    return 0;
+  pthread_mutex_lock(&p->lock);
+  p->shutdown = true;
+  struct tp_item *list = cancel_pending ? take_queue(p) : NULL;
+  atomic_store_explicit(&p->qlen, SIZE_MAX, memory_order_relaxed);
+  bool own = wait && is_own_worker(p);
+  pthread_cond_broadcast(&p->work_cv);
+  pthread_mutex_unlock(&p->lock);
+  while (list) {
+    struct tp_item *it = list;
+    list = it->next;
+    fut_cfuture_cancel(it->cf);
+    item_free(it);
+  }
+  if (!wait)
+    return 0;
+  if (own)
+    return fut__error(-EDEADLK,
+                      "fut_executor_shutdown: cannot wait for "
+                      "thread pool %s from one of its own workers",
+                      p->prefix);
+  struct timespec dl = {0, 0};
+  bool forever = timeout_ns == FUT_FOREVER;
+  if (!forever) {
+    uint64_t now = fut__now();
+    uint64_t when = now + timeout_ns < now ? UINT64_MAX : now + timeout_ns;
+    dl.tv_sec = (time_t)(when / 1000000000u);
+    dl.tv_nsec = (long)(when % 1000000000u);
+  }
+  pthread_mutex_lock(&p->lock);
+  while (p->nthreads > 0) {
+    if (forever) {
+      pthread_cond_wait(&p->exit_cv, &p->lock);
+    } else if (pthread_cond_timedwait(&p->exit_cv, &p->lock, &dl) ==
+                   ETIMEDOUT &&
+               p->nthreads > 0) {
+      pthread_mutex_unlock(&p->lock);
+      return fut__error(-ETIMEDOUT,
+                        "fut_executor_shutdown: thread pool %s "
+                        "still has running jobs after the timeout",
+                        p->prefix);
+    }
+  }
+  struct worker *ws = p->workers;
+  p->workers = NULL;
+  pthread_mutex_unlock(&p->lock);
+  /* Every worker has left its loop; joining only waits for the thread to
+   * finish returning. */
+  while (ws) {
+    struct worker *next = ws->next;
+    pthread_join(ws->tid, NULL);
+    fut__free(ws);
+    ws = next;
+  }
+  return 0;
+}
+
+static void tp_destroy(void *self) {
+  struct pool *p = self;
+  if (forked(p)) {
+    /* No thread of ours holds a reference here, and the lock and condition
+     * variables may be frozen mid-operation (destroying a condition
+     * variable with waiters blocks): free the memory only.  Queued items
+     * never run; their cfutures stay pending. */
+    struct worker *w = p->workers;
+    while (w) {
+      struct worker *next = w->next;
+      fut__free(w);
+      w = next;
+    }
+    fut__free(p);
+    return;
+  }
+  pthread_mutex_lock(&p->lock);
+  /* Threads still running after a shutdown without wait: let them go.  The
+   * records stay (they write to them) and go with the pool. */
+  for (struct worker *w = p->workers; w; w = w->next)
+    pthread_detach(w->tid);
+  pthread_mutex_unlock(&p->lock);
+  pool_unref(p);
+}
+
+/* The condition variable waits on CLOCK_MONOTONIC, like every deadline in
+ * the library. */
+static int init_cond(pthread_cond_t *c) {
+  pthread_condattr_t a;
+  pthread_condattr_init(&a);
+  pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
+  int err = pthread_cond_init(c, &a);
+  pthread_condattr_destroy(&a);
+  return -err;
+}
+
+static const fut_executor_ops_t tp_ops = {"thread pool", tp_submit, tp_shutdown,
+                                          tp_destroy};
+
+size_t fut_thread_pool_default_workers(void) {
+  cpu_set_t set;
+  long n = 0;
+  if (sched_getaffinity(0, sizeof set, &set) == 0)
+    n = CPU_COUNT(&set);
+  if (n <= 0)
+    n = sysconf(_SC_NPROCESSORS_ONLN);
+  if (n <= 0)
+    n = 1;
+  return (size_t)(n + 4 < 32 ? n + 4 : 32);
+}
+
+void fut_thread_pool_options_init(fut_thread_pool_options_t *o) {
+  if (o)
+    memset(o, 0, sizeof *o);
+}
+
+int fut_thread_pool_new_ex(const fut_thread_pool_options_t *o,
+                           fut_executor_t **out) {
+  if (!out)
+    return fut__error(-EINVAL, "fut_thread_pool_new: NULL out");
+  *out = NULL;
+  fut_thread_pool_options_t defaults;
+  if (!o) {
+    fut_thread_pool_options_init(&defaults);
+    o = &defaults;
+  }
+  if (o->max_workers > MAX_WORKERS_LIMIT)
+    return fut__error(-EINVAL,
+                      "fut_thread_pool_new: max_workers %zu is "
+                      "above the limit %u",
+                      o->max_workers, MAX_WORKERS_LIMIT);
+  struct pool *p = fut__calloc(1, sizeof *p);
+  if (!p)
+    return fut__error(-ENOMEM, "fut_thread_pool_new: out of memory");
+  p->max_workers =
+      o->max_workers ? o->max_workers : fut_thread_pool_default_workers();
+  p->init = o->initializer;
+  p->initarg = o->initarg;
+  snprintf(p->prefix, sizeof p->prefix, "%s",
+           o->name_prefix ? o->name_prefix : "fut-pool");
+  atomic_init(&p->refs, 1);
+  atomic_init(&p->qlen, 0);
+  pthread_once(&tp_once, tp_global_init);
+  p->fork_gen = atomic_load(&tp_fork_gen);
+  int err = -pthread_mutex_init(&p->lock, NULL);
+  if (err)
+    goto fail_lock;
+  if ((err = init_cond(&p->work_cv)))
+    goto fail_work;
+  if ((err = init_cond(&p->exit_cv)))
+    goto fail_exit;
+  if ((err = fut_executor_new(&tp_ops, p, out)))
+    goto fail_ex;
+  return 0;
+
+fail_ex:
+  pthread_cond_destroy(&p->exit_cv);
+fail_exit:
+  pthread_cond_destroy(&p->work_cv);
+fail_work:
+  pthread_mutex_destroy(&p->lock);
+fail_lock:
+  fut__free(p);
+  return err == -ENOMEM
+             ? err
+             : fut__error(err, "fut_thread_pool_new: %s", fut_strerror(err));
+}
+
+int fut_thread_pool_new(size_t max_workers, fut_executor_t **out) {
+  fut_thread_pool_options_t o;
+  fut_thread_pool_options_init(&o);
+  o.max_workers = max_workers;
+  return fut_thread_pool_new_ex(&o, out);
+}
+
+bool fut__is_thread_pool(const fut_executor_t *ex) {
+  return fut_executor_ops(ex) == &tp_ops;
+}
+
+bool fut__thread_pool_forked(const fut_executor_t *ex) {
+  return fut__is_thread_pool(ex) && forked(fut_executor_self(ex));
+}
+
+int fut__thread_pool_push(fut_executor_t *ex, struct fut__tp_item *it) {
+  FUT__ASSERT(fut_executor_ops(ex) == &tp_ops);
+  if (fut_executor_is_shutdown(ex))
+    return fut__error(FUT_E_SHUTDOWN, "fut_executor_submit: the thread pool "
+                                      "has been shut down");
+  it->next = NULL;
+  return enqueue(fut_executor_self(ex), it);
+}
+
+size_t fut__thread_pool_nthreads(fut_executor_t *ex) {
+  if (fut_executor_ops(ex) != &tp_ops)
+    return 0;
+  struct pool *p = fut_executor_self(ex);
+  pthread_mutex_lock(&p->lock);
+  size_t n = p->nthreads;
+  pthread_mutex_unlock(&p->lock);
+  return n;
+}
+
+size_t fut__thread_pool_nidle(fut_executor_t *ex) {
+  if (fut_executor_ops(ex) != &tp_ops)
+    return 0;
+  struct pool *p = fut_executor_self(ex);
+  pthread_mutex_lock(&p->lock);
+  size_t n = p->nidle;
+  pthread_mutex_unlock(&p->lock);
+  return n;
+}

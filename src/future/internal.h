@@ -1,0 +1,120 @@
+/* libfuture — the future layer's private interface: the future struct,
+ * futures with behaviour of their own (tasks, combinators), the loop part
+ * that tracks live combinators.  Includes the loop and base layers.  Never
+ * installed. */
+#ifndef FUT_FUTURE_INTERNAL_H
+#define FUT_FUTURE_INTERNAL_H
+
+#include "loop/internal.h"
+/* ---- futures (future.c) ------------------------------------------------ */
+enum {
+  FUT__R_NONE = 0, /* pending, or done without result storage */
+  FUT__R_PTR,      /* r.p: pointer + destructor */
+  FUT__R_BYTES,    /* r.b: malloc'd bytes + length */
+  FUT__R_I64,      /* r.i64 */
+  FUT__R_SHARED,   /* r.s: pointer borrowed from another future */
+  FUT__R_MSG       /* r.msg: exception or cancel message */
+};
+
+enum {
+  FUT__F_RETRIEVED = 1u << 0, /* result/exception was read */
+  FUT__F_DISPATCH = 1u << 1,  /* a callback dispatch is queued */
+  FUT__F_EXT = 1u << 2,       /* embedded in a struct fut__ext */
+  FUT__F_CB0 = 1u << 3        /* cb0 holds a registration */
+};
+
+struct fut__cb_ent {
+  fut_done_cb cb;
+  void *arg;
+};
+
+struct fut__cb_vec {
+  uint32_t len, cap;
+  struct fut__cb_ent e[];
+};
+
+struct fut {
+  fut_loop_t *loop; /* owner; never changes */
+  uint32_t refs;    /* > 0 while alive */
+  int32_t err;      /* 0, the exception's code, or -ECANCELED */
+  uint8_t state;    /* fut_state_t */
+  uint8_t rkind;    /* FUT__R_* */
+  uint8_t flags;    /* FUT__F_* */
+  uint8_t unused;
+  uint32_t unused2;
+  struct fut__cb_ent cb0; /* first registration when FUT__F_CB0 */
+  union {
+    struct {
+      void *ptr;
+      fut_free_fn dtor;
+    } p;
+    struct {
+      void *data;
+      size_t len;
+    } b;
+    struct {
+      void *ptr;
+      fut_t *src;
+    } s;
+    int64_t i64;
+    char *msg;
+    void *next_free;
+  } r;
+  struct fut__cb_vec *more; /* registrations after the first, or NULL */
+};
+
+_Static_assert(sizeof(struct fut) == FUT__FUTURE_SIZE,
+               "the loop's future slab holds struct fut");
+
+/* Futures with behaviour of their own (tasks, combinators) embed a
+ * struct fut__ext; its ops override cancel and free. */
+struct fut__ops {
+  const char *type_name;
+  /* Cancel request for a pending future; returns what fut_cancel returns. */
+  bool (*cancel)(fut_t *f, const char *msg);
+  /* Releases the object's own fields and its memory (fut__free) once the
+   * future's result and callbacks are gone. */
+  void (*destroy)(fut_t *f);
+};
+struct fut__ext {
+  const struct fut__ops *ops;
+  fut_t fut;
+};
+/* Initialises an embedded future (refs 1) bound to loop. */
+int fut__ext_init(fut_loop_t *loop, struct fut__ext *x,
+                  const struct fut__ops *ops);
+/* The plain cancel of a future, used by ops->cancel implementations. */
+bool fut__cancel_base(fut_t *f, const char *msg);
+static inline const struct fut__ops *fut__ops_of(const fut_t *f) {
+  if (!(f->flags & FUT__F_EXT))
+    return NULL;
+  return fut__container_of(f, struct fut__ext, fut)->ops;
+}
+
+/* Close ranks of the loop parts (struct fut__loop_part): a layer closes
+ * before the layers it uses. */
+#define FUT__RANK_COMBINATORS 20
+
+/* A combinator's link to its loop's list of live combinators, so that
+ * closing the loop can detach the ones still waiting (each registration
+ * they hold on a child keeps them alive; without this a combinator waiting
+ * on a future nobody completes would leak with it). */
+struct fut__comb {
+  struct fut__qnode node; /* in the loop's list while waiting */
+  fut_t *self;            /* the combinator's future (not a ref) */
+  fut_done_cb kid_cb;     /* registered on each kid with cb_arg */
+  void *cb_arg;
+  fut_t **kids; /* nkids slots; NULL entries skipped */
+  size_t nkids;
+  fut_handle_t **timer; /* slot of its timer handle, or NULL */
+};
+
+/* future.c */
+/* Drops the queued registrations (cb, arg) made on futures that were done
+ * with a dispatch already queued (they sit in the ready queue, not on the
+ * future, so fut_remove_done_callback cannot see them); returns how many.
+ * For loop close, whose ready-queue clear would release the future but not
+ * what arg holds. */
+int fut__drop_late_callbacks(fut_loop_t *loop, fut_done_cb cb, void *arg);
+
+#endif

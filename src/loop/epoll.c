@@ -1,0 +1,127 @@
+/* The epoll boundary: the only file that includes <sys/epoll.h>.  A private
+ * event array, create / destroy / ctl / poll, nothing else. */
+#include "loop/internal.h"
+
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+/* epoll_event.data.u64 for the eventfd doorbell; fds use their number. */
+#define DOORBELL_TAG UINT64_MAX
+
+int fut__epoll_create(fut_loop_t *loop) {
+  loop->epfd = epoll_create1(EPOLL_CLOEXEC);
+  if (loop->epfd < 0)
+    return fut__error(-errno, "epoll_create1: %s", fut_strerror(-errno));
+  loop->evfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (loop->evfd < 0) {
+    int err = -errno;
+    close(loop->epfd);
+    loop->epfd = -1;
+    return fut__error(err, "eventfd: %s", fut_strerror(err));
+  }
+  struct epoll_event ev = {.events = EPOLLIN, .data.u64 = DOORBELL_TAG};
+  if (epoll_ctl(loop->epfd, EPOLL_CTL_ADD, loop->evfd, &ev) < 0) {
+    int err = -errno;
+    close(loop->evfd);
+    close(loop->epfd);
+    loop->evfd = loop->epfd = -1;
+    return fut__error(err, "epoll_ctl(eventfd): %s", fut_strerror(err));
+  }
+  if (!loop->events) {
+    loop->events_cap = 1024;
+    loop->events = fut__malloc(sizeof(struct epoll_event) * 1024);
+    if (!loop->events) {
+      fut__epoll_destroy(loop);
+      return fut__error(-ENOMEM, "epoll event array: out of memory");
+    }
+  }
+  return 0;
+}
+
+void fut__epoll_destroy(fut_loop_t *loop) {
+  if (loop->evfd >= 0)
+    close(loop->evfd);
+  if (loop->epfd >= 0)
+    close(loop->epfd);
+  loop->evfd = loop->epfd = -1;
+}
+
+static uint32_t to_epoll(uint32_t ev) {
+  return ((ev & FUT__EV_READ) ? EPOLLIN : 0u) |
+         ((ev & FUT__EV_WRITE) ? EPOLLOUT : 0u);
+}
+
+int fut__epoll_ctl(fut_loop_t *loop, int fd, uint32_t old_events,
+                   uint32_t new_events) {
+  struct epoll_event ev = {.events = to_epoll(new_events),
+                           .data.u64 = (uint64_t)fd};
+  int op = !new_events  ? EPOLL_CTL_DEL
+           : old_events ? EPOLL_CTL_MOD
+                        : EPOLL_CTL_ADD;
+  if (epoll_ctl(loop->epfd, op, fd, &ev) == 0)
+    return 0;
+  int err = -errno;
+  /* The fd was closed and maybe reused behind our back: epoll forgot it
+   * (ENOENT on MOD) or it is a new registration (EEXIST on ADD). */
+  if (op == EPOLL_CTL_MOD && err == -ENOENT)
+    op = EPOLL_CTL_ADD;
+  else if (op == EPOLL_CTL_ADD && err == -EEXIST)
+    op = EPOLL_CTL_MOD;
+  else
+    return err;
+  return epoll_ctl(loop->epfd, op, fd, &ev) == 0 ? 0 : -errno;
+}
+
+int fut__epoll_poll(fut_loop_t *loop, uint64_t timeout_ns) {
+  struct epoll_event *events = loop->events;
+  int n;
+  for (;;) {
+    if (timeout_ns == 0 || timeout_ns == UINT64_MAX) {
+      n = epoll_wait(loop->epfd, events, loop->events_cap,
+                     timeout_ns == 0 ? 0 : -1);
+    } else {
+      /* Never early: epoll_pwait2 takes a timespec (Linux 5.11); fall back
+       * to milliseconds rounded up. */
+      struct timespec ts = {.tv_sec = (time_t)(timeout_ns / 1000000000u),
+                            .tv_nsec = (long)(timeout_ns % 1000000000u)};
+      n = epoll_pwait2(loop->epfd, events, loop->events_cap, &ts, NULL);
+      if (n < 0 && errno == ENOSYS) {
+        uint64_t ms = (timeout_ns + 999999u) / 1000000u;
+        n = epoll_wait(loop->epfd, events, loop->events_cap,
+                       ms > INT32_MAX ? INT32_MAX : (int)ms);
+      }
+    }
+    if (n >= 0)
+      break;
+    if (errno != EINTR)
+      return fut__error(-errno, "epoll_wait: %s", fut_strerror(-errno));
+    /* Interrupted: the caller recomputes the timeout on the next tick. */
+    n = 0;
+    break;
+  }
+  for (int i = 0; i < n; i++) {
+    if (events[i].data.u64 == DOORBELL_TAG) {
+      fut__door_drain(loop);
+      continue;
+    }
+    uint32_t e = events[i].events;
+    uint32_t ev = 0;
+    /* Errors and hangups wake both sides, as asyncio's selector does. */
+    if (e & (EPOLLIN | EPOLLERR | EPOLLHUP))
+      ev |= FUT__EV_READ;
+    if (e & (EPOLLOUT | EPOLLERR | EPOLLHUP))
+      ev |= FUT__EV_WRITE;
+    fut__io_event(loop, (int)events[i].data.u64, ev);
+  }
+  /* A full batch hints at more ready fds: grow for the next poll. */
+  if (n == loop->events_cap && loop->events_cap < 65536) {
+    void *bigger = fut__realloc(loop->events, sizeof(struct epoll_event) *
+                                                  (size_t)loop->events_cap * 2);
+    if (bigger) {
+      loop->events = bigger;
+      loop->events_cap *= 2;
+    }
+  }
+  return n;
+}

@@ -1,0 +1,333 @@
+/* libfuture — the loop layer's private interface: handles, the ready
+ * ring, timers, fd watchers, the epoll boundary, the thread-safe door, the
+ * loop struct and the parts through which upper layers join a loop.
+ * Includes only the base layer.  Never installed. */
+#ifndef FUT_LOOP_INTERNAL_H
+#define FUT_LOOP_INTERNAL_H
+
+#include "base/internal.h"
+/* ---- handles (loop.c, timer.c, io.c) ----------------------------------- */
+enum {
+  FUT__H_CANCELLED = 1u << 0, /* cancelled: never runs again */
+  FUT__H_TIMER = 1u << 1,     /* scheduled by call_later / call_at */
+  FUT__H_IO = 1u << 2,        /* an fd watcher's handle, runs repeatedly */
+  FUT__H_RAN = 1u << 3,       /* a one-shot handle that has run */
+  FUT__H_IN_HEAP = 1u << 4    /* a timer a timer tier still references */
+};
+
+struct fut_handle {
+  union {
+    fut_cb cb; /* the callback; the free-list link once freed */
+    void *next_free;
+  };
+  void *arg;        /* borrowed from the user */
+  fut_loop_t *loop; /* owner; never changes */
+  uint64_t when;    /* timers: deadline in loop time */
+  uint32_t refs;    /* user + loop references (heap, ready queue) */
+  uint8_t flags;    /* FUT__H_* */
+};
+
+/* A handle with one reference, or NULL (out of memory, detail recorded). */
+fut_handle_t *fut__handle_new(fut_loop_t *loop, fut_cb cb, void *arg,
+                              uint8_t flags);
+/* Ready-queue trampoline for handles: skips cancelled ones, drops the
+ * queue's reference. */
+void fut__handle_run(void *h);
+
+/* A timer heap slot.  It holds the whole timer when nobody asked for a
+ * handle (cb set), so fire-and-forget timers allocate nothing and firing
+ * touches only the heap; otherwise cb is NULL and arg is the handle.  The
+ * deadline and sequence are cached either way, so sifting never touches a
+ * handle (handles are scattered in memory). */
+struct fut__heap_ent {
+  uint64_t when; /* deadline in loop time */
+  uint32_t seq;  /* FIFO tie-break among equal deadlines (wraps) */
+  uint32_t unused;
+  fut_cb cb; /* the callback, or NULL when arg is a fut_handle_t */
+  void *arg;
+};
+
+/* A 4-ary min-heap of timer slots by (when, seq). */
+struct fut__theap {
+  struct fut__heap_ent *ents;
+  uint32_t len, cap;
+};
+
+/* A chunk of a wheel bucket: timers of one slot, unsorted. */
+#define FUT__TCHUNK_ENTS 63
+struct fut__tchunk {
+  struct fut__tchunk *next;
+  uint32_t len;
+  struct fut__heap_ent ents[FUT__TCHUNK_ENTS];
+};
+
+#define FUT__WHEEL_BITS 8
+#define FUT__WHEEL_SLOTS (1u << FUT__WHEEL_BITS)
+#define FUT__SLOT_SHIFT 20 /* a slot spans 2^20 ns, about 1 ms */
+
+/* Timers in three tiers by deadline slot (when >> FUT__SLOT_SHIFT):
+ *   near   slot <= cur_slot: a small heap, the only tier that fires;
+ *   wheel  the next FUT__WHEEL_SLOTS - 1 slots: unsorted buckets, O(1)
+ *          insert, moved into the near heap when their slot comes;
+ *   far    later: a heap whose top migrates into the wheel.
+ * So the heap that orders firing stays small (in cache) however many
+ * timers wait. */
+struct fut__timers {
+  struct fut__theap near; /* every timer with slot <= cur_slot */
+  struct fut__theap far;  /* slot >= cur_slot + WHEEL_SLOTS */
+  struct fut__tchunk *wheel[FUT__WHEEL_SLOTS]; /* bucket of slot s at
+                                                  s % WHEEL_SLOTS */
+  uint64_t wheel_bits[FUT__WHEEL_SLOTS / 64];  /* non-empty buckets */
+  struct fut__tchunk *spare;                   /* free chunks */
+  uint64_t cur_slot;  /* slots up to this are in near */
+  uint32_t total;     /* entries in all tiers */
+  uint32_t cancelled; /* cancelled handles still in a tier */
+  uint32_t zombies;   /* of those, handles only a tier holds:
+                         dead to the user, freed when shed */
+  uint32_t seq;       /* next sequence number */
+};
+
+/* ---- ready queue (ready.c) --------------------------------------------- */
+struct fut__ready_ent {
+  fut_cb fn;
+  void *arg;
+};
+
+struct fut__ring {
+  struct fut__ready_ent *ents; /* capacity mask+1, a power of two */
+  uint32_t mask;
+  uint32_t head; /* next to run; head == tail when empty */
+  uint32_t tail; /* next free slot (indices wrap mod 2^32) */
+};
+
+int fut__ring_grow(struct fut__ring *r);
+static inline uint32_t fut__ring_len(const struct fut__ring *r) {
+  return r->tail - r->head;
+}
+static inline int fut__ring_push(struct fut__ring *r, fut_cb fn, void *arg) {
+  if (FUT__UNLIKELY(r->tail - r->head > r->mask)) {
+    int err = fut__ring_grow(r);
+    if (err)
+      return err;
+  }
+  struct fut__ready_ent *e = &r->ents[r->tail & r->mask];
+  e->fn = fn;
+  e->arg = arg;
+  r->tail++;
+  return 0;
+}
+
+/* ---- thread-safe door (door.c) --------------------------------------- */
+struct fut__door_ent {
+  fut_cb fn;
+  void *arg;
+};
+
+struct fut__door {
+  pthread_mutex_t lock;
+  struct fut__door_ent *ents; /* guarded by lock */
+  size_t len, cap;            /* guarded by lock */
+  bool closed;                /* guarded by lock: refuse new calls */
+  atomic_bool rung;           /* doorbell written and not yet drained */
+};
+
+/* Queued work that holds references (internal trampolines such as a
+ * future's callback dispatch or an executor's completion) registers, once,
+ * how to release its argument when the loop closes before it runs.  Up to
+ * 16 pairs, process-wide; call from a constructor or under pthread_once. */
+void fut__register_release(fut_cb fn, fut_cb release);
+/* Releases what a queued (fn, arg) entry holds, if fn was registered. */
+void fut__release_entry(fut_cb fn, void *arg);
+/* Drops every entry of the ready queue, releasing what they hold. */
+void fut__ready_clear(fut_loop_t *loop);
+
+/* ---- fd watchers (io.c) ------------------------------------------------ */
+struct fut__io {
+  fut_handle_t *reader; /* NULL when no reader */
+  fut_handle_t *writer; /* NULL when no writer */
+  uint32_t registered;  /* epoll events currently registered (0 = none) */
+};
+
+/* ---- parts: how upper layers join a loop (loop.c) ----------------------
+ * A layer above the loop that keeps per-loop state (tasks, combinators,
+ * executors, ...) registers a part once, from a constructor, and gets an
+ * id; the loop keeps one state pointer per part and calls the part's hooks
+ * without naming it, so the loop never depends on the layers above it. */
+#define FUT__LOOP_PARTS 8
+
+struct fut__loop_part {
+  const char *name;
+  /* Close order: parts with a higher rank close first (a layer ranks
+   * above the layers it uses, so they are still whole when it closes). */
+  int rank;
+  /* At fut_loop_close, before the loop drops its queues, with the state
+   * the part set on this loop (never NULL); the part releases it.  NULL
+   * for a part whose state never outlives a run.  The
+   * loop forgets the state afterwards.  May schedule and release futures. */
+  void (*close)(fut_loop_t *loop, void *state);
+  /* When the tick would block in epoll_wait (nothing ready, a non-zero
+   * timeout): may wait briefly for thread-safe work and drain it
+   * (fut__door_drain); the tick then polls without blocking if something
+   * became ready.  NULL when unused. */
+  void (*before_block)(fut_loop_t *loop, void *state);
+  /* At fut_loop_fork in the child, after the loop's own state was
+   * renewed.  NULL when unused. */
+  void (*forked)(fut_loop_t *loop, void *state);
+};
+
+/* Registers a part (static storage) and returns its id; aborts when more
+ * than FUT__LOOP_PARTS are registered (a build-time constant). */
+int fut__loop_part_register(const struct fut__loop_part *part);
+/* The part's state on loop, or NULL. */
+static inline void *fut__loop_part(const fut_loop_t *loop, int id);
+/* Sets (or, with NULL, clears) the part's state on loop. */
+void fut__loop_part_set(fut_loop_t *loop, int id, void *state);
+
+/* Bytes of a plain future (struct fut, future/internal.h, which checks
+ * it): the loop keeps their slab. */
+#define FUT__FUTURE_SIZE 64
+
+/* ---- the loop ---------------------------------------------------------- */
+struct fut_loop {
+  struct fut__ring ready; /* the ready queue */
+
+  struct fut__timers timers; /* call_later / call_at (timer.c) */
+
+  struct fut__io *io; /* indexed by fd, io_cap entries */
+  int io_cap;
+  size_t nwatchers; /* fds with a reader or writer */
+
+  int epfd;     /* epoll instance, -1 when closed */
+  int evfd;     /* eventfd doorbell, -1 when closed */
+  void *events; /* struct epoll_event[events_cap] */
+  int events_cap;
+
+  struct fut__door door;            /* call_soon_threadsafe queue */
+  struct fut__door_ent *door_spare; /* loop thread only: swapped with door */
+  size_t door_spare_cap;
+
+  struct fut__slab fut_slab;    /* plain futures (FUT__FUTURE_SIZE):
+                                   kept by the loop, whose memory
+                                   outlives it while futures live */
+  struct fut__slab handle_slab; /* handles */
+  size_t live_futures;          /* futures not yet freed (all kinds) */
+  size_t live_handles;          /* handles not yet freed */
+
+  bool running;  /* inside run_forever / run_once */
+  bool stopping; /* stop requested */
+  bool closed;   /* close done */
+  bool checked;  /* closed || debug: the hot paths test
+                    this one flag before the full checks */
+  bool freed;    /* fut_loop_free called while objects
+                    lived; memory goes with the last one */
+  bool debug;
+  bool in_callback;  /* a ready entry is executing */
+  pthread_t owner;   /* thread that created / runs the loop */
+  unsigned fork_gen; /* fut__fork_gen when epfd was made */
+
+  uint64_t last_poll;         /* loop time near the last epoll_wait,
+                                 0 until the first clock check after
+                                 it */
+  unsigned drains_since_poll; /* drains that skipped polling since */
+  unsigned skip_budget;       /* drains left before reading the clock
+                                 to bound the time without a poll */
+  uint64_t slow_ns;           /* debug: slow callback threshold */
+
+  fut_exception_handler_cb exc_cb; /* NULL = default */
+  void *exc_arg;
+
+  /* The parts upper layers keep in this loop (see "parts" below). */
+  void *parts[FUT__LOOP_PARTS]; /* a part's state, by part id; NULL
+                                   until the part first uses the loop
+                                   and after its close hook ran */
+  uint32_t blocking_parts;      /* ids (bits) of the parts with state
+                                   here and a before_block hook */
+};
+
+static inline void *fut__loop_part(const fut_loop_t *loop, int id) {
+  return loop->parts[id];
+}
+
+/* Returns 0 when the calling thread may use the loop, else an error.  Only
+ * checks in debug mode (cheap otherwise). */
+static inline int fut__check_thread(const fut_loop_t *loop) {
+  if (FUT__UNLIKELY(loop->debug) && !pthread_equal(pthread_self(), loop->owner))
+    return fut__error(FUT_E_WRONG_THREAD,
+                      "loop %p used from a thread that does not own it",
+                      (const void *)loop);
+  return 0;
+}
+int fut__check_usable(const fut_loop_t *loop);
+
+/* Releases the loop's memory once fut_loop_free ran and the last object
+ * went. */
+void fut__loop_maybe_release(fut_loop_t *loop);
+
+/* timer.c */
+void fut__timers_init(fut_loop_t *loop, uint64_t now);
+void fut__timers_free(fut_loop_t *loop); /* memory; after clear */
+/* Schedules cb(arg) at `when` with no handle. */
+int fut__timer_push_cb(fut_loop_t *loop, uint64_t when, fut_cb cb, void *arg);
+/* Schedules a timer handle (h->when set); the heap takes a reference. */
+int fut__timer_push(fut_loop_t *loop, fut_handle_t *h);
+/* Called when a timer still in the heap is cancelled. */
+void fut__timer_cancelled(fut_loop_t *loop, fut_handle_t *h);
+/* The earliest live deadline, UINT64_MAX when none. */
+uint64_t fut__timer_next(fut_loop_t *loop);
+void fut__timers_expire(fut_loop_t *loop, uint64_t now);
+void fut__timers_clear(fut_loop_t *loop);
+
+/* io.c */
+void fut__io_clear(fut_loop_t *loop);
+int fut__io_reregister(fut_loop_t *loop);
+#define FUT__EV_READ 1u
+#define FUT__EV_WRITE 2u
+
+/* Queues the watchers of fd that events (FUT__EV_*) made ready; inline in
+ * the epoll dispatch loop.  Each queued run holds a handle reference, so a
+ * watcher removed earlier in the same batch is skipped, not freed under
+ * the queue.  Level-triggered: if the queue cannot grow, the next poll
+ * reports the fd again, so nothing is lost. */
+static inline void fut__io_event(fut_loop_t *loop, int fd, uint32_t events) {
+  if (FUT__UNLIKELY(fd < 0 || fd >= loop->io_cap))
+    return;
+  struct fut__io *io = &loop->io[fd];
+  fut_handle_t *r = (events & FUT__EV_READ) ? io->reader : NULL;
+  fut_handle_t *w = (events & FUT__EV_WRITE) ? io->writer : NULL;
+  if (r && fut__ring_push(&loop->ready, fut__handle_run, r) == 0)
+    r->refs++;
+  if (w && fut__ring_push(&loop->ready, fut__handle_run, w) == 0)
+    w->refs++;
+}
+
+/* epoll.c: the only file that includes <sys/epoll.h>. */
+int fut__epoll_create(fut_loop_t *loop);
+void fut__epoll_destroy(fut_loop_t *loop);
+int fut__epoll_ctl(fut_loop_t *loop, int fd, uint32_t old_events,
+                   uint32_t new_events);
+int fut__epoll_poll(fut_loop_t *loop, uint64_t timeout_ns);
+
+/* door.c: the thread-safe door's own API.  fut__door_drain moves every
+ * queued call into the ready queue (loop thread); fut__door_rung says
+ * whether the doorbell was rung and not yet drained (any thread, acquire);
+ * fut__door_poke wakes the loop without queueing anything (any thread,
+ * while the loop is not closed: the caller guarantees it), so a blocked
+ * loop runs its parts' before_block hooks. */
+int fut__door_init(fut_loop_t *loop);
+void fut__door_destroy(fut_loop_t *loop);
+void fut__door_drain(fut_loop_t *loop);
+void fut__door_close(fut_loop_t *loop);
+static inline bool fut__door_rung(const fut_loop_t *loop) {
+  return atomic_load_explicit(&loop->door.rung, memory_order_acquire);
+}
+void fut__door_poke(fut_loop_t *loop);
+
+/* Writes a one-line description of f ("task 'name' 0x... (pending)")
+ * into buf for the default exception handler and returns what snprintf
+ * returns; set once by the future layer's constructor (NULL before). */
+extern int (*fut__describe_future)(const fut_t *f, char *buf, size_t size);
+/* Reports through the loop's exception handler (loop.c). */
+void fut__report_exception(fut_loop_t *loop, const char *message, int err,
+                           fut_t *f, fut_handle_t *h, const char *detail);
+
+#endif

@@ -1,0 +1,143 @@
+/* fd watchers: asyncio's add_reader / add_writer on level-triggered epoll.
+ * Each watcher is a persistent handle; an event queues that handle (one
+ * reference per queued run), so removing a watcher cancels the handle and
+ * a run already queued in the same batch is skipped. */
+#include "loop/internal.h"
+
+#include <fcntl.h>
+#include <limits.h>
+#include <string.h>
+
+static int grow_table(fut_loop_t *loop, int fd) {
+  if (fd < loop->io_cap)
+    return 0;
+  int cap = loop->io_cap ? loop->io_cap : 64;
+  while (cap <= fd)
+    cap = cap > INT_MAX / 2 ? fd + 1 : cap * 2; /* no int overflow */
+  struct fut__io *io = fut__realloc(loop->io, sizeof *io * (size_t)cap);
+  if (!io)
+    return fut__error(-ENOMEM, "fd table: out of memory for fd %d", fd);
+  memset(io + loop->io_cap, 0, sizeof *io * (size_t)(cap - loop->io_cap));
+  loop->io = io;
+  loop->io_cap = cap;
+  return 0;
+}
+
+static int add_watcher(fut_loop_t *loop, int fd, fut_cb cb, void *arg,
+                       uint32_t bit, const char *what) {
+  if (fd < 0 || !cb)
+    return fut__error(-EINVAL, "%s: %s", what,
+                      fd < 0 ? "negative fd" : "NULL callback");
+  int err = fut__check_usable(loop);
+  if (err)
+    return err;
+  if (fcntl(fd, F_GETFD) < 0)
+    return fut__error(-EBADF, "%s: fd %d is not open", what, fd);
+  /* epoll_ctl's EEXIST fallback would re-point the doorbell's entry at a
+   * watcher (and a later remove would delete it): refuse the loop's own
+   * descriptors. */
+  if (fd == loop->evfd || fd == loop->epfd)
+    return fut__error(-EINVAL, "%s: fd %d belongs to the loop itself", what,
+                      fd);
+  if ((err = grow_table(loop, fd)))
+    return err;
+  fut_handle_t *h = fut__handle_new(loop, cb, arg, FUT__H_IO);
+  if (!h)
+    return -ENOMEM;
+  struct fut__io *io = &loop->io[fd];
+  uint32_t want = io->registered | bit;
+  if (want != io->registered) {
+    err = fut__epoll_ctl(loop, fd, io->registered, want);
+    if (err) {
+      fut_handle_unref(h);
+      if (err == -EPERM)
+        return fut__error(err,
+                          "%s: fd %d cannot be watched by epoll "
+                          "(a regular file or directory?)",
+                          what, fd);
+      return fut__error(err, "%s: epoll_ctl on fd %d: %s", what, fd,
+                        fut_strerror(err));
+    }
+    io->registered = want;
+  }
+  fut_handle_t **slot = bit == FUT__EV_READ ? &io->reader : &io->writer;
+  if (!io->reader && !io->writer)
+    loop->nwatchers++;
+  if (*slot) {
+    (*slot)->flags |= FUT__H_CANCELLED;
+    fut_handle_unref(*slot);
+  }
+  *slot = h;
+  return 0;
+}
+
+static int remove_watcher(fut_loop_t *loop, int fd, uint32_t bit) {
+  if (!loop || fd < 0)
+    return fut__error(-EINVAL, "remove watcher: %s",
+                      !loop ? "NULL loop" : "negative fd");
+  int err = fut__check_thread(loop);
+  if (err)
+    return err;
+  if (fd >= loop->io_cap)
+    return 0;
+  struct fut__io *io = &loop->io[fd];
+  fut_handle_t **slot = bit == FUT__EV_READ ? &io->reader : &io->writer;
+  if (!*slot)
+    return 0;
+  (*slot)->flags |= FUT__H_CANCELLED;
+  fut_handle_unref(*slot);
+  *slot = NULL;
+  uint32_t want = io->registered & ~bit;
+  /* The fd may already be closed: epoll then forgot it, which is what we
+   * want anyway, so errors are ignored.  In a forked child before
+   * fut_loop_fork the epoll instance is still the parent's (shared across
+   * fork): touching it would remove the parent's watcher, so only the table
+   * changes, and fut_loop_fork registers from the table. */
+  if (loop->epfd >= 0 && loop->fork_gen == fut__fork_generation())
+    (void)fut__epoll_ctl(loop, fd, io->registered, want);
+  io->registered = want;
+  if (!io->reader && !io->writer)
+    loop->nwatchers--;
+  return 1;
+}
+
+int fut_loop_add_reader(fut_loop_t *loop, int fd, fut_cb cb, void *arg) {
+  return add_watcher(loop, fd, cb, arg, FUT__EV_READ, "fut_loop_add_reader");
+}
+
+int fut_loop_add_writer(fut_loop_t *loop, int fd, fut_cb cb, void *arg) {
+  return add_watcher(loop, fd, cb, arg, FUT__EV_WRITE, "fut_loop_add_writer");
+}
+
+int fut_loop_remove_reader(fut_loop_t *loop, int fd) {
+  return remove_watcher(loop, fd, FUT__EV_READ);
+}
+
+int fut_loop_remove_writer(fut_loop_t *loop, int fd) {
+  return remove_watcher(loop, fd, FUT__EV_WRITE);
+}
+
+int fut__io_reregister(fut_loop_t *loop) {
+  for (int fd = 0; fd < loop->io_cap; fd++) {
+    struct fut__io *io = &loop->io[fd];
+    if (!io->registered)
+      continue;
+    int err = fut__epoll_ctl(loop, fd, 0, io->registered);
+    if (err)
+      return fut__error(err, "fut_loop_fork: re-registering fd %d: %s", fd,
+                        fut_strerror(err));
+  }
+  return 0;
+}
+
+void fut__io_clear(fut_loop_t *loop) {
+  for (int fd = 0; fd < loop->io_cap; fd++) {
+    if (loop->io[fd].reader)
+      remove_watcher(loop, fd, FUT__EV_READ);
+    if (loop->io[fd].writer)
+      remove_watcher(loop, fd, FUT__EV_WRITE);
+  }
+  fut__free(loop->io);
+  loop->io = NULL;
+  loop->io_cap = 0;
+}

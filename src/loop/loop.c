@@ -1,0 +1,661 @@
+/* The loop: lifetime, the tick, run / stop, call_soon / call_later,
+ * handles, the exception handler and debug mode. */
+#include "loop/internal.h"
+
+#include <string.h>
+#include <unistd.h>
+
+/* Poll skipping (DESIGN.md §3): while ready work remains, the zero-timeout
+ * epoll_wait is skipped unless one of these bounds is reached, so a chain of
+ * callbacks runs without a syscall per hop and I/O still waits at most
+ * about POLL_SKIP_NS. */
+#define POLL_SKIP_MAX_DRAINS 1024u
+#define POLL_SKIP_CLOCK_EVERY 64u /* drains between clock reads */
+#define POLL_SKIP_NS FUT_US(50)
+
+static _Thread_local fut_loop_t *running_loop;
+
+/* A handle dropped from the ready queue by close never runs: it reads as
+ * cancelled to whoever still holds it. */
+static void release_handle(void *p) {
+  fut_handle_t *h = p;
+  if (!(h->flags & FUT__H_RAN))
+    h->flags |= FUT__H_CANCELLED;
+  fut_handle_unref(h);
+}
+
+__attribute__((constructor)) static void loop_global_init(void) {
+  fut__register_release(fut__handle_run, release_handle);
+}
+
+/* ---- parts -------------------------------------------------------------- */
+
+/* Registered parts, by id; written by constructors before any loop
+ * exists, read-only afterwards. */
+static const struct fut__loop_part *parts[FUT__LOOP_PARTS];
+static atomic_int nparts;
+
+int fut__loop_part_register(const struct fut__loop_part *part) {
+  int id = atomic_fetch_add(&nparts, 1);
+  FUT__ASSERT(id < FUT__LOOP_PARTS);
+  parts[id] = part;
+  return id;
+}
+
+void fut__loop_part_set(fut_loop_t *loop, int id, void *state) {
+  loop->parts[id] = state;
+  if (state && parts[id]->before_block)
+    loop->blocking_parts |= 1u << id;
+  else
+    loop->blocking_parts &= ~(1u << id);
+}
+
+/* Closes every part that has state here, higher ranks first. */
+static void close_parts(fut_loop_t *loop) {
+  int n = atomic_load(&nparts);
+  bool done[FUT__LOOP_PARTS] = {false};
+  for (;;) {
+    int best = -1;
+    for (int id = 0; id < n; id++)
+      if (!done[id] && (best < 0 || parts[id]->rank > parts[best]->rank))
+        best = id;
+    if (best < 0)
+      return;
+    done[best] = true;
+    void *state = loop->parts[best];
+    if (state) {
+      if (parts[best]->close)
+        parts[best]->close(loop, state);
+      fut__loop_part_set(loop, best, NULL);
+    }
+  }
+}
+
+__attribute__((noinline)) static void before_block(fut_loop_t *loop) {
+  for (int id = 0; id < FUT__LOOP_PARTS; id++)
+    if (loop->blocking_parts & (1u << id))
+      parts[id]->before_block(loop, loop->parts[id]);
+}
+
+static void fork_parts(fut_loop_t *loop) {
+  int n = atomic_load(&nparts);
+  for (int id = 0; id < n; id++)
+    if (loop->parts[id] && parts[id]->forked)
+      parts[id]->forked(loop, loop->parts[id]);
+}
+
+/* ---- handles ------------------------------------------------------------ */
+
+fut_handle_t *fut__handle_new(fut_loop_t *loop, fut_cb cb, void *arg,
+                              uint8_t flags) {
+  fut_handle_t *h = fut__slab_alloc(&loop->handle_slab);
+  if (FUT__UNLIKELY(!h)) {
+    fut__error(-ENOMEM, "out of memory for a handle");
+    return NULL;
+  }
+  h->cb = cb;
+  h->arg = arg;
+  h->loop = loop;
+  h->when = 0;
+  h->refs = 1;
+  h->flags = flags;
+  loop->live_handles++;
+  return h;
+}
+
+void fut_handle_ref(fut_handle_t *h) {
+  if (h)
+    h->refs++;
+}
+
+void fut_handle_unref(fut_handle_t *h) {
+  if (!h)
+    return;
+  FUT__ASSERT(h->refs > 0);
+  if (--h->refs > 0) {
+    if (h->refs == 1 && (h->flags & (FUT__H_IN_HEAP | FUT__H_CANCELLED)) ==
+                            (FUT__H_IN_HEAP | FUT__H_CANCELLED))
+      h->loop->timers.zombies++;
+    return;
+  }
+  fut_loop_t *loop = h->loop;
+  fut__slab_free(&loop->handle_slab, h);
+  loop->live_handles--;
+  if (FUT__UNLIKELY(loop->freed))
+    fut__loop_maybe_release(loop);
+}
+
+void fut__handle_run(void *p) {
+  fut_handle_t *h = p;
+  if (!(h->flags & FUT__H_CANCELLED)) {
+    if (!(h->flags & FUT__H_IO))
+      h->flags |= FUT__H_RAN;
+    h->cb(h->arg);
+  }
+  fut_handle_unref(h);
+}
+
+void fut_handle_cancel(fut_handle_t *h) {
+  if (!h || (h->flags & (FUT__H_CANCELLED | FUT__H_RAN)))
+    return;
+  h->flags |= FUT__H_CANCELLED;
+  /* A cancelled handle is skipped where it waits (heap or ready queue) and
+   * released when reached; the heap also sheds cancelled timers in bulk. */
+  if (h->flags & FUT__H_IN_HEAP)
+    fut__timer_cancelled(h->loop, h);
+}
+
+bool fut_handle_cancelled(const fut_handle_t *h) {
+  return h && (h->flags & FUT__H_CANCELLED);
+}
+
+uint64_t fut_handle_when(const fut_handle_t *h) {
+  return h && (h->flags & FUT__H_TIMER) ? h->when : 0;
+}
+
+/* ---- lifetime ----------------------------------------------------------- */
+
+int fut__check_usable(const fut_loop_t *loop) {
+  if (FUT__UNLIKELY(loop->closed))
+    return fut__error(FUT_E_CLOSED, "the loop is closed");
+  if (FUT__UNLIKELY(loop->fork_gen != fut__fork_generation()))
+    return fut__error(FUT_E_FORKED, "the loop was created before a fork: "
+                                    "call fut_loop_fork() in the child first");
+  return fut__check_thread(loop);
+}
+
+int fut_loop_new(fut_loop_t **out) {
+  if (!out)
+    return fut__error(-EINVAL, "fut_loop_new: NULL out");
+  *out = NULL;
+  fut_loop_t *loop = fut__calloc(1, sizeof *loop);
+  if (!loop)
+    return fut__error(-ENOMEM, "fut_loop_new: out of memory");
+  loop->epfd = loop->evfd = -1;
+  loop->owner = pthread_self();
+  loop->fork_gen = fut__fork_generation();
+  loop->slow_ns = FUT_MS(100);
+  const char *dbg = getenv("FUT_DEBUG");
+  loop->debug = dbg && dbg[0] && strcmp(dbg, "0") != 0;
+  loop->checked = loop->debug;
+  fut__slab_init(&loop->fut_slab, FUT__FUTURE_SIZE);
+  fut__slab_init(&loop->handle_slab, sizeof(fut_handle_t));
+  fut__timers_init(loop, fut__now());
+  int err = fut__ring_grow(&loop->ready);
+  if (err)
+    goto fail_ring;
+  if ((err = fut__door_init(loop)))
+    goto fail_door;
+  if ((err = fut__epoll_create(loop)))
+    goto fail_epoll;
+  *out = loop;
+  return 0;
+
+fail_epoll:
+  fut__door_destroy(loop);
+fail_door:
+  fut__free(loop->ready.ents);
+fail_ring:
+  fut__free(loop->events);
+  fut__free(loop);
+  return err;
+}
+
+bool fut_loop_is_closed(const fut_loop_t *loop) {
+  return !loop || loop->closed; /* NULL is no usable loop */
+}
+bool fut_loop_is_running(const fut_loop_t *loop) {
+  return loop && loop->running;
+}
+
+int fut_loop_close(fut_loop_t *loop) {
+  if (!loop)
+    return fut__error(-EINVAL, "fut_loop_close: NULL loop");
+  if (loop->running)
+    return fut__error(FUT_E_RUNNING, "fut_loop_close: the loop is running");
+  if (loop->closed)
+    return 0;
+  int err = fut__check_thread(loop);
+  if (err)
+    return err;
+  /* Upper layers first: they may still schedule or release futures. */
+  close_parts(loop);
+  loop->closed = true;
+  loop->checked = true;
+  /* In a forked child before fut_loop_fork, a parent thread may have held
+   * the queue's lock at fork time: our copy would stay locked forever. */
+  if (loop->fork_gen != fut__fork_generation())
+    pthread_mutex_init(&loop->door.lock, NULL);
+  fut__door_close(loop);
+  fut__timers_clear(loop);
+  fut__io_clear(loop);
+  fut__ready_clear(loop);
+  fut__epoll_destroy(loop);
+  return 0;
+}
+
+static void release_memory(fut_loop_t *loop) {
+  fut__slab_destroy(&loop->fut_slab);
+  fut__slab_destroy(&loop->handle_slab);
+  fut__free(loop->ready.ents);
+  fut__timers_free(loop);
+  fut__free(loop->events);
+  fut__door_destroy(loop);
+  fut__free(loop);
+}
+
+void fut__loop_maybe_release(fut_loop_t *loop) {
+  if (loop->freed && loop->live_futures == 0 && loop->live_handles == 0)
+    release_memory(loop);
+}
+
+int fut_loop_free(fut_loop_t *loop) {
+  if (!loop)
+    return 0;
+  int err = fut_loop_close(loop);
+  if (err)
+    return err;
+  /* Futures or handles the user still holds keep the memory alive; the
+   * last of them releases it. */
+  loop->freed = true;
+  fut__loop_maybe_release(loop);
+  return 0;
+}
+
+/* ---- the tick ----------------------------------------------------------- */
+
+__attribute__((noinline)) static void
+report_slow(fut_loop_t *loop, const struct fut__ready_ent *e, uint64_t took) {
+  char msg[128];
+  snprintf(msg, sizeof msg, "executing callback %p took %.3f seconds",
+           *(void **)(void *)&e->fn, (double)took / 1e9);
+  fut__report_exception(loop, msg, 0, NULL,
+                        e->fn == fut__handle_run ? e->arg : NULL, NULL);
+}
+
+/* The debug drain times each callback to report slow ones. */
+__attribute__((noinline)) static void drain_debug(fut_loop_t *loop,
+                                                  uint32_t n) {
+  struct fut__ring *r = &loop->ready;
+  while (n--) {
+    struct fut__ready_ent e = r->ents[r->head & r->mask];
+    r->head++;
+    /* The report shows the handle: keep it alive across the call, which
+     * may drop the queue's last reference. */
+    fut_handle_t *h = e.fn == fut__handle_run ? e.arg : NULL;
+    fut_handle_ref(h);
+    uint64_t t0 = fut__now();
+    e.fn(e.arg);
+    uint64_t took = fut__now() - t0;
+    if (took >= loop->slow_ns)
+      report_slow(loop, &e, took);
+    fut_handle_unref(h);
+  }
+}
+
+/* Runs the entries present when the drain began (asyncio's snapshot):
+ * whatever they schedule waits for the next iteration. */
+static inline void drain(fut_loop_t *loop) {
+  struct fut__ring *r = &loop->ready;
+  uint32_t n = r->tail - r->head;
+  if (FUT__UNLIKELY(loop->debug)) {
+    drain_debug(loop, n);
+    return;
+  }
+  while (n--) {
+    /* Re-read the ring each time: a callback may grow it. */
+    struct fut__ready_ent e = r->ents[r->head & r->mask];
+    r->head++;
+    e.fn(e.arg);
+  }
+}
+
+/* Whether this tick may skip its zero-timeout poll: only a countdown on
+ * the hot path; the clock is read once per POLL_SKIP_CLOCK_EVERY drains. */
+static inline bool may_skip_poll(fut_loop_t *loop) {
+  if (FUT__LIKELY(loop->skip_budget > 1)) {
+    loop->skip_budget--;
+    return true;
+  }
+  if (loop->drains_since_poll >= POLL_SKIP_MAX_DRAINS)
+    return false;
+  /* The poll itself reads no clock (it would cost every I/O iteration a
+   * clock read): the first check after it takes the reference, so the time
+   * bound counts from at most POLL_SKIP_CLOCK_EVERY drains after the poll. */
+  uint64_t now = fut__now();
+  if (loop->last_poll == 0)
+    loop->last_poll = now;
+  else if (now - loop->last_poll >= POLL_SKIP_NS)
+    return false;
+  loop->skip_budget = POLL_SKIP_CLOCK_EVERY;
+  return true;
+}
+
+/* Polls epoll with the timeout the loop's state allows. */
+__attribute__((noinline)) static int poll_io(fut_loop_t *loop, bool have_ready,
+                                             uint64_t max_timeout) {
+  uint64_t timeout;
+  if (have_ready || loop->stopping) {
+    timeout = 0;
+  } else if (loop->timers.total > 0) {
+    uint64_t now = fut__now(), when = fut__timer_next(loop);
+    timeout = when == UINT64_MAX ? UINT64_MAX : when > now ? when - now : 0;
+  } else {
+    timeout = UINT64_MAX;
+  }
+  if (timeout > max_timeout)
+    timeout = max_timeout;
+  int n = fut__epoll_poll(loop, timeout);
+  if (n < 0)
+    return n;
+  loop->last_poll = 0; /* taken by the first may_skip_poll clock check */
+  loop->drains_since_poll = 0;
+  loop->skip_budget = POLL_SKIP_CLOCK_EVERY;
+  return 0;
+}
+
+static inline __attribute__((always_inline)) int tick(fut_loop_t *loop,
+                                                      uint64_t max_timeout) {
+  bool have_ready = loop->ready.tail != loop->ready.head;
+  /* A stop requested before the run (the only way stopping is set when a
+   * tick starts) asks for exactly one poll, as in asyncio: never skip it. */
+  if (have_ready && !loop->stopping && may_skip_poll(loop)) {
+    loop->drains_since_poll++;
+  } else {
+    if (!have_ready && !loop->stopping && max_timeout != 0 &&
+        loop->blocking_parts) {
+      before_block(loop);
+      have_ready = loop->ready.tail != loop->ready.head;
+    }
+    int err = poll_io(loop, have_ready, max_timeout);
+    if (err)
+      return err;
+  }
+  if (loop->timers.total > 0)
+    fut__timers_expire(loop, fut__now());
+  drain(loop);
+  return 0;
+}
+
+static int enter(fut_loop_t *loop, const char *what) {
+  if (!loop)
+    return fut__error(-EINVAL, "%s: NULL loop", what);
+  int err = fut__check_usable(loop);
+  if (err)
+    return err;
+  if (loop->running)
+    return fut__error(FUT_E_RUNNING, "%s: the loop is already running", what);
+  if (running_loop)
+    return fut__error(FUT_E_RUNNING,
+                      "%s: another loop is running in this "
+                      "thread",
+                      what);
+  loop->running = true;
+  loop->owner = pthread_self();
+  running_loop = loop;
+  return 0;
+}
+
+static void leave(fut_loop_t *loop) {
+  loop->stopping = false;
+  loop->running = false;
+  running_loop = NULL;
+}
+
+int fut_loop_run_forever(fut_loop_t *loop) {
+  int err = enter(loop, "fut_loop_run_forever");
+  if (err)
+    return err;
+  for (;;) {
+    if ((err = tick(loop, UINT64_MAX)) != 0)
+      break;
+    if (loop->stopping)
+      break;
+  }
+  leave(loop);
+  return err;
+}
+
+int fut_loop_run_once(fut_loop_t *loop, uint64_t timeout_ns) {
+  int err = enter(loop, "fut_loop_run_once");
+  if (err)
+    return err;
+  err = tick(loop, timeout_ns);
+  leave(loop);
+  return err;
+}
+
+void fut_loop_stop(fut_loop_t *loop) {
+  if (loop)
+    loop->stopping = true;
+}
+
+uint64_t fut_loop_time(const fut_loop_t *loop) {
+  (void)loop;
+  return fut__now();
+}
+
+fut_loop_t *fut_get_running_loop(void) {
+  return running_loop;
+}
+
+/* ---- scheduling --------------------------------------------------------- */
+
+__attribute__((noinline)) static int
+call_soon_slow(fut_loop_t *loop, fut_cb cb, void *arg, fut_handle_t **hout) {
+  if (!loop || !cb)
+    return fut__error(-EINVAL, "fut_loop_call_soon: NULL %s",
+                      !loop ? "loop" : "callback");
+  int err = fut__check_usable(loop);
+  if (err)
+    return err;
+  if (!hout)
+    return fut__ring_push(&loop->ready, cb, arg);
+  fut_handle_t *h = fut__handle_new(loop, cb, arg, 0);
+  if (!h)
+    return -ENOMEM;
+  if ((err = fut__ring_push(&loop->ready, fut__handle_run, h))) {
+    fut_handle_unref(h);
+    return err;
+  }
+  h->refs++; /* the queue's and the caller's */
+  *hout = h;
+  return 0;
+}
+
+int fut_loop_call_soon(fut_loop_t *loop, fut_cb cb, void *arg,
+                       fut_handle_t **hout) {
+  /* The hot path: no handle, a healthy loop, room in the ring. */
+  if (FUT__LIKELY(!hout && loop && cb && !loop->checked)) {
+    struct fut__ring *r = &loop->ready;
+    if (FUT__LIKELY(r->tail - r->head <= r->mask)) {
+      struct fut__ready_ent *e = &r->ents[r->tail & r->mask];
+      e->fn = cb;
+      e->arg = arg;
+      r->tail++;
+      return 0;
+    }
+  }
+  return call_soon_slow(loop, cb, arg, hout);
+}
+
+int fut_loop_call_at(fut_loop_t *loop, uint64_t when, fut_cb cb, void *arg,
+                     fut_handle_t **hout) {
+  if (FUT__UNLIKELY(!loop || !cb))
+    return fut__error(-EINVAL, "fut_loop_call_at: NULL %s",
+                      !loop ? "loop" : "callback");
+  int err = fut__check_usable(loop);
+  if (err)
+    return err;
+  if (!hout)
+    return fut__timer_push_cb(loop, when, cb, arg);
+  fut_handle_t *h = fut__handle_new(loop, cb, arg, FUT__H_TIMER);
+  if (!h)
+    return -ENOMEM;
+  h->when = when;
+  if ((err = fut__timer_push(loop, h))) {
+    fut_handle_unref(h);
+    return err;
+  }
+  h->refs++; /* the heap's and the caller's */
+  *hout = h;
+  return 0;
+}
+
+int fut_loop_call_later(fut_loop_t *loop, uint64_t delay_ns, fut_cb cb,
+                        void *arg, fut_handle_t **hout) {
+  uint64_t now = fut__now();
+  /* Clamp instead of wrapping: a huge delay means "never, in practice". */
+  uint64_t when = delay_ns > UINT64_MAX - now ? UINT64_MAX : now + delay_ns;
+  return fut_loop_call_at(loop, when, cb, arg, hout);
+}
+
+/* ---- exceptions --------------------------------------------------------- */
+
+void fut_loop_set_exception_handler(fut_loop_t *loop,
+                                    fut_exception_handler_cb cb, void *arg) {
+  if (!loop)
+    return;
+  loop->exc_cb = cb;
+  loop->exc_arg = cb ? arg : NULL;
+}
+
+void fut_loop_get_exception_handler(const fut_loop_t *loop,
+                                    fut_exception_handler_cb *cb, void **arg) {
+  if (cb)
+    *cb = loop ? loop->exc_cb : NULL;
+  if (arg)
+    *arg = loop ? loop->exc_arg : NULL;
+}
+
+void fut_loop_default_exception_handler(fut_loop_t *loop,
+                                        const fut_exception_ctx_t *ctx,
+                                        void *unused) {
+  (void)unused;
+  if (!ctx)
+    return;
+  char buf[1024];
+  int n = snprintf(buf, sizeof buf, "libfuture: loop %p: %s\n", (void *)loop,
+                   ctx->message ? ctx->message : "(no message)");
+  if (ctx->err && n < (int)sizeof buf)
+    n += snprintf(buf + n, sizeof buf - (size_t)n, "  error: %s (%s)\n",
+                  fut_err_name(ctx->err), fut_strerror(ctx->err));
+  if (ctx->detail && n < (int)sizeof buf)
+    n += snprintf(buf + n, sizeof buf - (size_t)n, "  message: %s\n",
+                  ctx->detail);
+  if (ctx->future && fut__describe_future && n < (int)sizeof buf) {
+    n += snprintf(buf + n, sizeof buf - (size_t)n, "  future: ");
+    if (n < (int)sizeof buf)
+      n += fut__describe_future(ctx->future, buf + n, sizeof buf - (size_t)n);
+    if (n < (int)sizeof buf)
+      n += snprintf(buf + n, sizeof buf - (size_t)n, "\n");
+  }
+  if (ctx->handle && n < (int)sizeof buf)
+    n += snprintf(buf + n, sizeof buf - (size_t)n,
+                  "  handle: %p callback %p arg %p\n", (void *)ctx->handle,
+                  *(void **)(void *)&ctx->handle->cb, ctx->handle->arg);
+  fputs(buf, stderr);
+}
+
+void fut_loop_call_exception_handler(fut_loop_t *loop,
+                                     const fut_exception_ctx_t *ctx) {
+  if (!ctx)
+    return;
+  if (loop && loop->exc_cb)
+    loop->exc_cb(loop, ctx, loop->exc_arg);
+  else
+    fut_loop_default_exception_handler(loop, ctx, NULL);
+}
+
+int (*fut__describe_future)(const fut_t *f, char *buf, size_t size);
+
+void fut__report_exception(fut_loop_t *loop, const char *message, int err,
+                           fut_t *f, fut_handle_t *h, const char *detail) {
+  fut_exception_ctx_t ctx = {.message = message,
+                             .err = err,
+                             .future = f,
+                             .handle = h,
+                             .detail = detail};
+  fut_loop_call_exception_handler(loop, &ctx);
+}
+
+/* ---- debug, embedding, fork, stats -------------------------------------- */
+
+void fut_loop_set_debug(fut_loop_t *loop, bool enabled) {
+  if (!loop)
+    return;
+  loop->debug = enabled;
+  loop->checked = loop->closed || enabled;
+}
+bool fut_loop_get_debug(const fut_loop_t *loop) {
+  return loop && loop->debug;
+}
+void fut_loop_set_slow_callback_duration(fut_loop_t *loop, uint64_t ns) {
+  if (!loop)
+    return;
+  loop->slow_ns = ns;
+}
+
+int fut_loop_backend_fd(const fut_loop_t *loop) {
+  if (!loop)
+    return fut__error(-EINVAL, "fut_loop_backend_fd: NULL loop");
+  return loop->epfd;
+}
+
+uint64_t fut_loop_backend_timeout(const fut_loop_t *loop) {
+  if (!loop)
+    return UINT64_MAX;
+  if (loop->ready.tail != loop->ready.head || loop->stopping)
+    return 0;
+  uint64_t when = fut__timer_next((fut_loop_t *)loop);
+  if (when == UINT64_MAX)
+    return UINT64_MAX;
+  uint64_t now = fut__now();
+  return when > now ? when - now : 0;
+}
+
+int fut_loop_fork(fut_loop_t *loop) {
+  if (!loop)
+    return fut__error(-EINVAL, "fut_loop_fork: NULL loop");
+  if (loop->closed)
+    return fut__error(FUT_E_CLOSED, "fut_loop_fork: the loop is closed");
+  /* The parent's epoll instance is shared with ours: closing our copies of
+   * its fds leaves the parent's registrations alone. */
+  fut__epoll_destroy(loop);
+  int err = fut__epoll_create(loop);
+  if (err)
+    return err;
+  /* A thread of the parent may have held the lock at fork time. */
+  pthread_mutex_init(&loop->door.lock, NULL);
+  atomic_store(&loop->door.rung, false);
+  if (loop->door.len > 0) {
+    atomic_store(&loop->door.rung, true);
+    fut__door_poke(loop);
+  }
+  if ((err = fut__io_reregister(loop)))
+    return err;
+  loop->owner = pthread_self();
+  loop->running = false;
+  running_loop = NULL;
+  loop->fork_gen = fut__fork_generation();
+  fork_parts(loop);
+  return 0;
+}
+
+void fut_loop_stats(const fut_loop_t *loop, fut_loop_stats_t *out) {
+  if (!out)
+    return;
+  if (!loop) {
+    memset(out, 0, sizeof *out);
+    return;
+  }
+  out->live_futures = loop->live_futures;
+  /* Cancelled timers only the heap still holds are dead to the user. */
+  out->live_handles = loop->live_handles - loop->timers.zombies;
+  out->pending_timers = loop->timers.total - loop->timers.cancelled;
+  out->ready = loop->ready.tail - loop->ready.head;
+  out->watchers = loop->nwatchers;
+  pthread_mutex_lock((pthread_mutex_t *)&loop->door.lock);
+  out->threadsafe = loop->door.len;
+  pthread_mutex_unlock((pthread_mutex_t *)&loop->door.lock);
+}

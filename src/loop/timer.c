@@ -1,0 +1,393 @@
+/* Timers: call_later / call_at, fired in (deadline, sequence) order, so
+ * equal deadlines fire FIFO, and never early.
+ *
+ * With a million pending timers the cost is cache misses, so the structure
+ * is built to touch little memory (see struct fut__timers):
+ * - only the near heap orders firing, and it holds about one slot's worth
+ *   of timers (~1 ms), so it stays in cache; later timers wait unsorted in
+ *   wheel buckets (O(1) insert) or, beyond the wheel, in a far heap;
+ * - a slot caches deadline and sequence, so sifting never touches a handle,
+ *   and a timer nobody can cancel (no handle asked for) lives in its slot
+ *   alone: no allocation at all;
+ * - handles do not record where they are, so moving slots never writes to
+ *   a handle.  Cancelling only flags the handle (O(1)); cancelled timers
+ *   are shed when reached, and every tier is rebuilt without them once
+ *   they are half of all timers, as asyncio does. */
+#include "loop/internal.h"
+
+#include <string.h>
+
+#define ARITY 4
+#define COMPACT_MIN 64 /* fewer timers than this are never compacted */
+
+/* ---- the heaps ---------------------------------------------------------- */
+
+static inline bool before(const struct fut__heap_ent *a,
+                          const struct fut__heap_ent *b) {
+  if (a->when != b->when)
+    return a->when < b->when;
+  /* Sequence numbers wrap: compare by signed distance. */
+  return (int32_t)(a->seq - b->seq) < 0;
+}
+
+static inline fut_handle_t *handle_of(const struct fut__heap_ent *e) {
+  return e->cb ? NULL : e->arg;
+}
+
+static inline bool is_cancelled(const struct fut__heap_ent *e) {
+  return !e->cb && (((fut_handle_t *)e->arg)->flags & FUT__H_CANCELLED);
+}
+
+static void sift_up(struct fut__heap_ent *heap, uint32_t i) {
+  struct fut__heap_ent e = heap[i];
+  while (i > 0) {
+    uint32_t parent = (i - 1) / ARITY;
+    if (!before(&e, &heap[parent]))
+      break;
+    heap[i] = heap[parent];
+    i = parent;
+  }
+  heap[i] = e;
+}
+
+static void sift_down(struct fut__heap_ent *heap, uint32_t n, uint32_t i) {
+  struct fut__heap_ent e = heap[i];
+  for (;;) {
+    uint32_t first = ARITY * i + 1;
+    if (first >= n)
+      break;
+    uint32_t last = first + ARITY < n ? first + ARITY : n;
+    uint32_t min = first;
+    for (uint32_t c = first + 1; c < last; c++)
+      if (before(&heap[c], &heap[min]))
+        min = c;
+    if (!before(&heap[min], &e))
+      break;
+    heap[i] = heap[min];
+    i = min;
+  }
+  heap[i] = e;
+}
+
+static int heap_push(struct fut__theap *h, const struct fut__heap_ent *e) {
+  if (FUT__UNLIKELY(h->len == h->cap)) {
+    uint32_t cap = h->cap ? h->cap * 2 : 64;
+    struct fut__heap_ent *ents = fut__realloc(h->ents, sizeof *ents * cap);
+    if (!ents)
+      return fut__error(-ENOMEM, "timer heap: out of memory");
+    h->ents = ents;
+    h->cap = cap;
+  }
+  h->ents[h->len] = *e;
+  sift_up(h->ents, h->len++);
+  return 0;
+}
+
+/* Removes the top.  Bottom-up: the hole walks down to a leaf along the
+ * smaller children, then the last slot fills it and sifts up (it usually
+ * belongs near the bottom, so this saves half the comparisons). */
+static void heap_pop(struct fut__theap *h) {
+  struct fut__heap_ent *heap = h->ents;
+  uint32_t n = --h->len;
+  if (n == 0)
+    return;
+  uint32_t i = 0;
+  for (;;) {
+    uint32_t first = ARITY * i + 1;
+    if (first >= n)
+      break;
+    uint32_t last = first + ARITY < n ? first + ARITY : n;
+    uint32_t min = first;
+    for (uint32_t c = first + 1; c < last; c++)
+      if (before(&heap[c], &heap[min]))
+        min = c;
+    heap[i] = heap[min];
+    i = min;
+  }
+  heap[i] = heap[n];
+  sift_up(heap, i);
+}
+
+/* ---- bookkeeping ----------------------------------------------------------
+ */
+
+/* Drops a tier's reference to a cancelled timer it sheds. */
+static void shed(fut_loop_t *loop, fut_handle_t *h) {
+  struct fut__timers *t = &loop->timers;
+  t->total--;
+  t->cancelled--;
+  if (h->refs == 1)
+    t->zombies--;
+  h->flags &= (uint8_t)~FUT__H_IN_HEAP;
+  fut_handle_unref(h);
+}
+
+void fut__timers_init(fut_loop_t *loop, uint64_t now) {
+  memset(&loop->timers, 0, sizeof loop->timers);
+  loop->timers.cur_slot = now >> FUT__SLOT_SHIFT;
+}
+
+/* ---- the wheel ------------------------------------------------------------
+ */
+
+static int wheel_add(struct fut__timers *t, uint64_t slot,
+                     const struct fut__heap_ent *e) {
+  uint32_t b = (uint32_t)(slot % FUT__WHEEL_SLOTS);
+  struct fut__tchunk *c = t->wheel[b];
+  if (!c || c->len == FUT__TCHUNK_ENTS) {
+    struct fut__tchunk *n = t->spare;
+    if (n)
+      t->spare = n->next;
+    else if (!(n = fut__malloc(sizeof *n)))
+      return fut__error(-ENOMEM, "timer wheel: out of memory");
+    n->next = c;
+    n->len = 0;
+    t->wheel[b] = c = n;
+    t->wheel_bits[b / 64] |= UINT64_C(1) << (b % 64);
+  }
+  c->ents[c->len++] = *e;
+  return 0;
+}
+
+/* Files a timer into its tier.  The caller counts it in `total`. */
+static int file(fut_loop_t *loop, const struct fut__heap_ent *e) {
+  struct fut__timers *t = &loop->timers;
+  uint64_t slot = e->when >> FUT__SLOT_SHIFT;
+  if (slot <= t->cur_slot)
+    return heap_push(&t->near, e);
+  if (slot - t->cur_slot < FUT__WHEEL_SLOTS)
+    return wheel_add(t, slot, e);
+  return heap_push(&t->far, e);
+}
+
+/* Moves bucket b into the near heap, shedding cancelled timers.  On out of
+ * memory the rest stays in the bucket and the slot is retried later. */
+static int wheel_flush(fut_loop_t *loop, uint32_t b) {
+  struct fut__timers *t = &loop->timers;
+  struct fut__tchunk *c;
+  while ((c = t->wheel[b]) != NULL) {
+    while (c->len > 0) {
+      struct fut__heap_ent *e = &c->ents[c->len - 1];
+      if (is_cancelled(e)) {
+        shed(loop, e->arg);
+      } else {
+        int err = heap_push(&t->near, e);
+        if (err)
+          return err;
+      }
+      c->len--;
+    }
+    t->wheel[b] = c->next;
+    c->next = t->spare;
+    t->spare = c;
+  }
+  t->wheel_bits[b / 64] &= ~(UINT64_C(1) << (b % 64));
+  return 0;
+}
+
+/* Brings the tiers up to `now`: every slot <= now's slot moves into the
+ * near heap, and the far heap feeds the wheel's new horizon. */
+static void advance(fut_loop_t *loop, uint64_t now) {
+  struct fut__timers *t = &loop->timers;
+  uint64_t now_slot = now >> FUT__SLOT_SHIFT;
+  if (now_slot <= t->cur_slot)
+    return;
+  uint64_t last = now_slot - t->cur_slot >= FUT__WHEEL_SLOTS
+                      ? t->cur_slot + FUT__WHEEL_SLOTS - 1
+                      : now_slot;
+  for (uint64_t s = t->cur_slot + 1; s <= last; s++) {
+    uint32_t b = (uint32_t)(s % FUT__WHEEL_SLOTS);
+    if (t->wheel[b] && wheel_flush(loop, b) != 0) {
+      t->cur_slot = s - 1; /* out of memory: resume here next tick */
+      return;
+    }
+  }
+  t->cur_slot = now_slot;
+  while (t->far.len > 0) {
+    struct fut__heap_ent e = t->far.ents[0];
+    uint64_t slot = e.when >> FUT__SLOT_SHIFT;
+    if (slot > t->cur_slot && slot - t->cur_slot >= FUT__WHEEL_SLOTS)
+      break; /* still beyond the wheel */
+    heap_pop(&t->far);
+    if (is_cancelled(&e))
+      shed(loop, e.arg);
+    else if (file(loop, &e) != 0) {
+      FUT__ASSERT(heap_push(&t->far, &e) == 0); /* room was just freed */
+      return;
+    }
+  }
+}
+
+/* ---- compaction ------------------------------------------------------------
+ */
+
+static void heap_compact(fut_loop_t *loop, struct fut__theap *h) {
+  uint32_t kept = 0;
+  for (uint32_t i = 0; i < h->len; i++) {
+    if (is_cancelled(&h->ents[i]))
+      shed(loop, h->ents[i].arg);
+    else
+      h->ents[kept++] = h->ents[i];
+  }
+  h->len = kept;
+  for (uint32_t i = kept / ARITY + 1; i-- > 0;) /* Floyd's heapify */
+    if (i < kept)
+      sift_down(h->ents, kept, i);
+}
+
+static void wheel_compact(fut_loop_t *loop) {
+  struct fut__timers *t = &loop->timers;
+  for (uint32_t b = 0; b < FUT__WHEEL_SLOTS; b++) {
+    for (struct fut__tchunk *c = t->wheel[b]; c; c = c->next) {
+      uint32_t kept = 0;
+      for (uint32_t i = 0; i < c->len; i++) {
+        if (is_cancelled(&c->ents[i]))
+          shed(loop, c->ents[i].arg);
+        else
+          c->ents[kept++] = c->ents[i];
+      }
+      c->len = kept; /* empty chunks stay until the bucket is flushed */
+    }
+  }
+}
+
+void fut__timer_cancelled(fut_loop_t *loop, fut_handle_t *h) {
+  struct fut__timers *t = &loop->timers;
+  t->cancelled++;
+  if (h->refs == 1)
+    t->zombies++;
+  if (t->total >= COMPACT_MIN && t->cancelled > t->total / 2) {
+    heap_compact(loop, &t->near);
+    heap_compact(loop, &t->far);
+    wheel_compact(loop);
+  }
+}
+
+/* ---- the entry points --------------------------------------------------- */
+
+static int add(fut_loop_t *loop, uint64_t when, fut_cb cb, void *arg) {
+  struct fut__timers *t = &loop->timers;
+  struct fut__heap_ent e = {when, t->seq, 0, cb, arg};
+  int err = file(loop, &e);
+  if (err)
+    return err;
+  t->seq++;
+  t->total++;
+  return 0;
+}
+
+int fut__timer_push_cb(fut_loop_t *loop, uint64_t when, fut_cb cb, void *arg) {
+  return add(loop, when, cb, arg);
+}
+
+int fut__timer_push(fut_loop_t *loop, fut_handle_t *h) {
+  int err = add(loop, h->when, NULL, h);
+  if (err == 0)
+    h->flags |= FUT__H_IN_HEAP;
+  return err;
+}
+
+/* Sheds cancelled timers from the top of a heap. */
+static void prune(fut_loop_t *loop, struct fut__theap *heap) {
+  while (loop->timers.cancelled > 0 && heap->len > 0 &&
+         is_cancelled(&heap->ents[0])) {
+    fut_handle_t *h = heap->ents[0].arg;
+    heap_pop(heap);
+    shed(loop, h);
+  }
+}
+
+/* The earliest deadline the loop must wake for, UINT64_MAX when none.  May
+ * be the start of a wheel slot rather than a timer's own deadline: waking
+ * then files the slot into the near heap, never fires anything early. */
+uint64_t fut__timer_next(fut_loop_t *loop) {
+  struct fut__timers *t = &loop->timers;
+  if (t->total == t->cancelled)
+    return UINT64_MAX; /* only cancelled timers wait: nothing to wake for */
+  prune(loop, &t->near);
+  if (t->near.len > 0)
+    return t->near.ents[0].when;
+  for (uint32_t k = 1; k < FUT__WHEEL_SLOTS; k++) {
+    uint64_t s = t->cur_slot + k;
+    uint32_t b = (uint32_t)(s % FUT__WHEEL_SLOTS);
+    /* Skip empty words of the bitmap quickly. */
+    if (b % 64 == 0 && t->wheel_bits[b / 64] == 0) {
+      k += 63;
+      continue;
+    }
+    if (t->wheel_bits[b / 64] & (UINT64_C(1) << (b % 64)))
+      return s << FUT__SLOT_SHIFT;
+  }
+  prune(loop, &t->far);
+  return t->far.len > 0 ? t->far.ents[0].when : UINT64_MAX;
+}
+
+/* Moves every timer due at `now` to the ready queue in deadline order; a
+ * handle's tier reference becomes the queue's. */
+void fut__timers_expire(fut_loop_t *loop, uint64_t now) {
+  struct fut__timers *t = &loop->timers;
+  advance(loop, now);
+  struct fut__theap *near = &t->near;
+  while (near->len > 0 && near->ents[0].when <= now) {
+    struct fut__heap_ent *top = &near->ents[0];
+    fut_handle_t *h = handle_of(top);
+    if (h && (h->flags & FUT__H_CANCELLED)) {
+      heap_pop(near);
+      shed(loop, h);
+      continue;
+    }
+    /* Out of memory: the timer stays and is retried on the next tick. */
+    if (h ? fut__ring_push(&loop->ready, fut__handle_run, h)
+          : fut__ring_push(&loop->ready, top->cb, top->arg))
+      break;
+    heap_pop(near);
+    t->total--;
+    if (h)
+      h->flags &= (uint8_t)~FUT__H_IN_HEAP;
+  }
+}
+
+/* Drops every timer: handles read as cancelled, bare timers' args stay the
+ * user's. */
+static void drop(fut_loop_t *loop, struct fut__heap_ent *e) {
+  fut_handle_t *h = handle_of(e);
+  loop->timers.total--;
+  if (!h)
+    return;
+  h->flags |= FUT__H_CANCELLED;
+  h->flags &= (uint8_t)~FUT__H_IN_HEAP;
+  fut_handle_unref(h);
+}
+
+void fut__timers_clear(fut_loop_t *loop) {
+  struct fut__timers *t = &loop->timers;
+  t->cancelled = t->zombies = 0; /* everything goes, counted or not */
+  while (t->near.len > 0)
+    drop(loop, &t->near.ents[--t->near.len]);
+  while (t->far.len > 0)
+    drop(loop, &t->far.ents[--t->far.len]);
+  for (uint32_t b = 0; b < FUT__WHEEL_SLOTS; b++) {
+    struct fut__tchunk *c;
+    while ((c = t->wheel[b]) != NULL) {
+      while (c->len > 0)
+        drop(loop, &c->ents[--c->len]);
+      t->wheel[b] = c->next;
+      c->next = t->spare;
+      t->spare = c;
+    }
+  }
+  memset(t->wheel_bits, 0, sizeof t->wheel_bits);
+  FUT__ASSERT(t->total == 0);
+}
+
+void fut__timers_free(fut_loop_t *loop) {
+  struct fut__timers *t = &loop->timers;
+  fut__free(t->near.ents);
+  fut__free(t->far.ents);
+  while (t->spare) {
+    struct fut__tchunk *c = t->spare;
+    t->spare = c->next;
+    fut__free(c);
+  }
+  t->near.ents = t->far.ents = NULL;
+}

@@ -1,0 +1,281 @@
+/* libfuture — process pool internals shared by procpool*.c.
+ *
+ *   procpool.c             the pool object, submit, shutdown
+ *   procpool_manager.c     the parent's manager thread: worker sockets,
+ *                          dispatch, completion, death handling
+ *   procpool_forkserver.c  the constructor, the fork server, its protocol
+ *   procpool_worker.c      a worker's main loop, fut_buf_*
+ *   procpool_frames.c      frame I/O helpers and function naming
+ *
+ * Processes: parent (user program, threaded) --fork+exec--> fork server
+ * (single-threaded, an exec of /proc/self/exe) --fork--> workers.
+ * Sockets: parent <-> server: one SOCK_SEQPACKET control socket (small
+ * messages, SCM_RIGHTS); parent <-> each worker: one SOCK_STREAM socket
+ * carrying length-prefixed frames. */
+#ifndef FUT_PROCPOOL_INTERNAL_H
+#define FUT_PROCPOOL_INTERNAL_H
+
+#include "base/internal.h"
+
+#include <poll.h>
+#include <signal.h>
+#include <sys/types.h>
+
+#include "future/procpool.h"
+
+/* ---- frames on a worker socket ----------------------------------------- */
+enum {
+  FUT__PP_JOB = 1,    /* parent -> worker: data = arg, aux = module name */
+  FUT__PP_RESULT = 2, /* worker -> parent: data = result or nothing,
+                         aux = error message */
+  FUT__PP_HELLO = 3   /* worker -> parent once: err = initializer's code,
+                         aux = its message */
+};
+
+enum {
+  FUT__PP_KIND_PROC = 0, /* fut_proc_fn(arg, len, fut_buf_t *) */
+  FUT__PP_KIND_BYTES = 1 /* fut_bytes_fn(data, len, &out, &out_len) */
+};
+
+#define FUT__PP_MAGIC 0x66757470u /* "futp" */
+
+/* Every frame: this header, then len bytes = data then aux trailing bytes.
+ * Data comes first so a received buffer is handed over as the result
+ * without a copy, and the argument is 16-byte aligned in the worker. */
+struct fut__pp_hdr {
+  uint32_t magic; /* FUT__PP_MAGIC */
+  uint32_t type;  /* FUT__PP_* */
+  uint64_t id;    /* job id (JOB, RESULT) */
+  uint64_t len;   /* bytes after the header: data + aux */
+  uint64_t off;   /* JOB: function offset in its module */
+  int32_t err;    /* RESULT / HELLO: 0 or a negative code;
+                     JOB: the function's kind, FUT__PP_KIND_* */
+  uint32_t aux;   /* trailing string bytes (module name / message) */
+};
+
+/* ---- control messages (parent <-> fork server, SEQPACKET) -------------- */
+enum {
+  FUT__CTL_READY = 1,   /* server -> parent: a = server pid */
+  FUT__CTL_CONFIG = 2,  /* parent -> server: a = max_tasks_per_child,
+                           b = initializer offset, c = max_frame; payload:
+                           initializer module name NUL, initarg */
+  FUT__CTL_SPAWN = 3,   /* parent -> server: a = worker id, fd attached */
+  FUT__CTL_SPAWNED = 4, /* server -> parent: a = worker id, b = pid, or
+                           b = 0 and c = -errno when fork failed */
+  FUT__CTL_DIED = 5,    /* server -> parent: b = pid, c = wait status */
+  FUT__CTL_KILL = 6     /* parent -> server: b = pid to SIGKILL */
+};
+
+struct fut__ctl_msg {
+  uint32_t type;     /* FUT__CTL_* */
+  uint32_t has_init; /* CONFIG: an initializer is set */
+  uint64_t a, b;
+  int64_t c;
+};
+
+#define FUT__CTL_MAX_PAYLOAD                                                   \
+  (64u * 1024u) /* initarg + name, fits one                                    \
+                   SEQPACKET message */
+#define FUT__PP_ENV "FUT_FORKSERVER_FD"
+
+/* ---- procpool_frames.c --------------------------------------------------- */
+/* Where a function lives, as the worker can find it again. */
+struct fut__fn_name {
+  char module[4096]; /* dl_iterate_phdr name; "" = the main executable */
+  size_t module_len;
+  uint64_t off; /* address - module load bias */
+};
+/* Names the code address fn: fails with FUT_E_NOT_SENDABLE when no loaded
+ * module maps it executable. */
+int fut__pp_name_fn(uintptr_t fn, struct fut__fn_name *out);
+/* Resolves (module, off) in this process: 0 and *fn, or
+ * FUT_E_NOT_SENDABLE.  May dlopen a module that is not loaded yet. */
+int fut__pp_resolve_fn(const char *module, uint64_t off, uintptr_t *fn);
+
+/* Blocking I/O of exactly n bytes (retries EINTR and short transfers).
+ * Return 0, -errno, or -EPIPE on EOF. */
+int fut__pp_write_all(int fd, const void *p, size_t n);
+int fut__pp_read_all(int fd, void *p, size_t n);
+/* SEQPACKET control messages with an optional fd and payload. */
+int fut__pp_ctl_send(int fd, const struct fut__ctl_msg *m, const void *pl,
+                     size_t pl_len, int pass_fd);
+/* Receives one message: 0, -EPIPE on EOF, -errno.  *fd gets a passed fd
+ * (close-on-exec) or -1; *pl_len the payload bytes copied into pl (up to
+ * pl_cap). */
+int fut__pp_ctl_recv(int fd, struct fut__ctl_msg *m, void *pl, size_t pl_cap,
+                     size_t *pl_len, int *passed_fd);
+/* "killed by signal 9 (SIGKILL)" / "exited with status 3" for a wait
+ * status, into buf. */
+void fut__pp_describe_status(int status, char *buf, size_t cap);
+
+/* ---- procpool_forkserver.c ---------------------------------------------- */
+/* Forks and execs the fork server (from the calling thread, which becomes
+ * its PR_SET_PDEATHSIG parent).  *ctl receives the parent's end of the
+ * control socket, *pid the server's pid.  Waits for READY.  The
+ * constructor that turns an exec'd image into the server lives in the same
+ * object file, so linking this function links it. */
+int fut__forkserver_start(int *ctl, pid_t *pid);
+
+/* ---- procpool_worker.c -----------------------------------------------------
+ */
+struct fut__pp_config {
+  unsigned max_tasks; /* 0 = unlimited */
+  size_t max_frame;   /* cap on payload bytes */
+  bool has_init;
+  uint64_t init_off; /* initializer offset */
+  char *init_module; /* malloc'd */
+  void *initarg;     /* malloc'd */
+  size_t initarg_len;
+};
+/* A worker's life: initializer, HELLO, then jobs until EOF or max_tasks.
+ * Never returns. */
+_Noreturn void fut__pp_worker_main(int sock, const struct fut__pp_config *c);
+
+/* ---- the pool (procpool.c, procpool_manager.c) --------------------------- */
+
+/* One job, from submit to completion; one allocation holding the header
+ * and the payload right after it, so a frame goes out as one iovec. */
+struct fut__pp_job {
+  struct fut__pp_job *next;    /* in the pool's pending queue, the retry
+                                  queue or a worker's in-flight FIFO */
+  fut_procpool_start_cb start; /* NULL, or asked once before dispatch */
+  fut_procpool_done_cb done;   /* called exactly once */
+  void *ud;
+  bool started;           /* start() said yes: no longer cancellable */
+  struct fut__pp_hdr hdr; /* the JOB frame header */
+  char payload[];         /* arg bytes then module name (hdr.len) */
+};
+
+struct fut__pp_jobq {
+  struct fut__pp_job *head, *tail; /* FIFO; both NULL when empty */
+  size_t len;
+};
+
+enum {
+  FUT__W_LIVE,  /* socket open; may receive jobs unless retiring */
+  FUT__W_CLOSED /* socket closed (EOF, or by us); waiting for DIED */
+};
+
+struct fut__pp_worker {
+  struct fut__pp_worker *next;  /* manager's list of workers */
+  uint64_t wid;                 /* unique per pool, names it in SPAWN */
+  pid_t pid;                    /* 0 until SPAWNED */
+  int fd;                       /* parent end, non-blocking; -1 once closed */
+  int state;                    /* FUT__W_* */
+  bool retiring;                /* max_tasks jobs dispatched: no more */
+  bool hello;                   /* HELLO received: it got through its
+                                   start-up (initializer included) */
+  bool dead;                    /* DIED received: status is valid */
+  int status;                   /* wait status from DIED */
+  unsigned dispatched;          /* jobs ever sent to it */
+  struct fut__pp_jobq inflight; /* sent (or being sent), oldest first; the
+                                   head is the job it runs */
+  struct fut__pp_job *send_job; /* first in-flight job not fully written,
+                                   NULL when all are */
+  bool wbroken;                 /* a write failed: it gets no more jobs */
+  const char *kill_reason;      /* static text when we killed it, or NULL */
+  size_t send_off;              /* bytes of send_job's frame written */
+  char *rx;                     /* RX_CAP input buffer, rx[rx_pos..rx_len) */
+  size_t rx_pos, rx_len;
+  bool have_hdr; /* hdr holds the current frame's header */
+  struct fut__pp_hdr hdr;
+  char *big;      /* payload of a frame larger than rx */
+  size_t big_got; /* bytes of big received */
+};
+
+struct fut_procpool {
+  /* Immutable after fut_procpool_new. */
+  unsigned fork_gen; /* process fork count at creation (procpool.c) */
+  unsigned max_workers;
+  unsigned max_tasks;
+  size_t max_frame;
+  pthread_t thread; /* the manager */
+  int evfd;         /* doorbell: submit/shutdown -> manager */
+  struct fut__fn_name init_name;
+  bool has_init;
+  void *initarg; /* fut__malloc'd copy */
+  size_t initarg_len;
+
+  pthread_mutex_t lock;
+  pthread_cond_t cv;           /* signals start_done, finished */
+  struct fut__pp_jobq pending; /* lock: submitted, not yet dispatched */
+  uint64_t next_id;            /* lock */
+  bool sleeping;               /* lock: manager is (about to be) in poll */
+  bool rung;                   /* lock: evfd written, not yet drained */
+  bool shutdown;               /* lock: no more submits */
+  bool abandon;                /* lock: shutdown timed out: kill, fail */
+  bool broken;                 /* lock: the pool failed for good */
+  bool start_done;             /* lock: the manager finished starting */
+  int start_err;               /* lock: its result */
+  bool finished;               /* lock: the manager tore everything down */
+  bool joined;                 /* lock: someone joined (or joins) thread,
+                                  or it was detached */
+  bool orphaned;               /* lock: detached; the manager frees the
+                                  pool when it finishes */
+  char broken_msg[256];        /* lock: why the pool broke */
+
+  _Atomic pid_t server_pid; /* 0 when no server */
+  atomic_uint nworkers;     /* live workers */
+
+  /* Manager thread only. */
+  int ctl; /* control socket to the server */
+  struct fut__pp_worker *workers;
+  unsigned nlive;     /* workers in FUT__W_LIVE */
+  unsigned nspawning; /* SPAWN sent, SPAWNED not yet received */
+  bool spawn_blocked; /* a spawn failed softly: no new try
+                         before the next poll event */
+  uint64_t next_wid;
+  struct fut__pp_jobq retry;   /* started jobs of dead workers: first */
+  struct pollfd *pfds;         /* poll set, pcap entries */
+  struct fut__pp_worker **pws; /* pws[i]: the worker of a poll entry */
+  size_t pcap;                 /* entries of pfds and pws */
+};
+
+/* fut_procpool_submit for either kind of function (procpool.c). */
+int fut__procpool_submit_kind(fut_procpool_t *pool, int kind, uintptr_t fn,
+                              const void *arg, size_t len,
+                              fut_procpool_start_cb start,
+                              fut_procpool_done_cb done, void *ud);
+/* Lets go of the pool without waiting: if the manager still runs (after a
+ * shutdown that did not wait), it frees the pool itself when done. */
+void fut__procpool_detach(fut_procpool_t *pool);
+
+/* Frees the pool's memory (the manager thread is gone or is the caller). */
+void fut__procpool_destroy(fut_procpool_t *pool);
+
+/* The manager thread's body (procpool_manager.c). */
+void *fut__pp_manager(void *pool);
+/* Under pool->lock: wakes the manager if it sleeps. */
+void fut__pp_ring(fut_procpool_t *pool);
+
+static inline void fut__pp_q_push(struct fut__pp_jobq *q,
+                                  struct fut__pp_job *j) {
+  j->next = NULL;
+  if (q->tail)
+    q->tail->next = j;
+  else
+    q->head = j;
+  q->tail = j;
+  q->len++;
+}
+static inline void fut__pp_q_push_front(struct fut__pp_jobq *q,
+                                        struct fut__pp_job *j) {
+  j->next = q->head;
+  q->head = j;
+  if (!q->tail)
+    q->tail = j;
+  q->len++;
+}
+static inline struct fut__pp_job *fut__pp_q_pop(struct fut__pp_jobq *q) {
+  struct fut__pp_job *j = q->head;
+  if (j) {
+    q->head = j->next;
+    if (!q->head)
+      q->tail = NULL;
+    q->len--;
+    j->next = NULL;
+  }
+  return j;
+}
+
+#endif

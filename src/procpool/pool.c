@@ -1,0 +1,410 @@
+/* The process pool object: options, creation, submit, shutdown.  The work
+ * happens on the pool's manager thread (procpool_manager.c); workers come
+ * from the fork server (procpool_forkserver.c). */
+#include "procpool/internal.h"
+
+#include <sched.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#define DEFAULT_MAX_FRAME ((size_t)1 << 30)
+
+void fut_procpool_opts_init(fut_procpool_opts_t *opts) {
+  if (opts)
+    memset(opts, 0, sizeof *opts);
+}
+
+static unsigned ncpu(void) {
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof set, &set) == 0) {
+    int n = CPU_COUNT(&set);
+    if (n > 0)
+      return (unsigned)n;
+  }
+  long n = sysconf(_SC_NPROCESSORS_ONLN);
+  return n > 0 ? (unsigned)n : 1;
+}
+
+/* ---- naming cache ------------------------------------------------------ */
+
+/* dl_iterate_phdr takes the loader lock and walks every module; a job
+ * function is usually submitted many times, so remember a few. */
+#define NAME_CACHE 8
+static struct {
+  uintptr_t fn; /* 0 = empty slot */
+  uint64_t off;
+  char *module; /* malloc'd */
+  size_t module_len;
+} name_cache[NAME_CACHE];
+static unsigned name_cache_next; /* round-robin victim */
+static pthread_mutex_t name_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* Names fn; *module is a malloc'd copy the caller frees. */
+static int name_fn(uintptr_t fn, char **module, size_t *module_len,
+                   uint64_t *off) {
+  pthread_mutex_lock(&name_lock);
+  for (unsigned i = 0; i < NAME_CACHE; i++) {
+    if (name_cache[i].fn == fn) {
+      *off = name_cache[i].off;
+      *module_len = name_cache[i].module_len;
+      *module = fut__malloc(*module_len + 1);
+      if (*module)
+        memcpy(*module, name_cache[i].module, *module_len + 1);
+      pthread_mutex_unlock(&name_lock);
+      return *module ? 0 : fut__error(-ENOMEM, "process pool: out of memory");
+    }
+  }
+  pthread_mutex_unlock(&name_lock);
+
+  struct fut__fn_name *nm = fut__malloc(sizeof *nm);
+  if (!nm)
+    return fut__error(-ENOMEM, "process pool: out of memory");
+  int err = fut__pp_name_fn(fn, nm);
+  if (err) {
+    fut__free(nm);
+    return err;
+  }
+  *module = fut__strdup(nm->module);
+  *module_len = nm->module_len;
+  *off = nm->off;
+  char *cached = fut__strdup(nm->module);
+  fut__free(nm);
+  if (!*module) {
+    fut__free(cached);
+    return fut__error(-ENOMEM, "process pool: out of memory");
+  }
+  if (cached) {
+    pthread_mutex_lock(&name_lock);
+    unsigned v = name_cache_next++ % NAME_CACHE;
+    fut__free(name_cache[v].module);
+    name_cache[v].fn = fn;
+    name_cache[v].off = *off;
+    name_cache[v].module = cached;
+    name_cache[v].module_len = *module_len;
+    pthread_mutex_unlock(&name_lock);
+  }
+  return 0;
+}
+
+/* ---- creation -------------------------------------------------------------
+ */
+
+/* Forks seen by this process.  In a child, a pool made before the fork has
+ * no manager thread, and its lock may be frozen in the state a parent
+ * thread left it in: the child must neither queue work nor wait. */
+static atomic_uint pp_fork_gen;
+static pthread_once_t pp_once = PTHREAD_ONCE_INIT;
+static void pp_on_fork_child(void) {
+  atomic_fetch_add(&pp_fork_gen, 1);
+}
+static void pp_global_init(void) {
+  pthread_atfork(NULL, NULL, pp_on_fork_child);
+}
+
+static bool pp_forked(const fut_procpool_t *p) {
+  return p->fork_gen != atomic_load(&pp_fork_gen);
+}
+
+void fut__procpool_destroy(fut_procpool_t *p) {
+  pthread_mutex_destroy(&p->lock);
+  pthread_cond_destroy(&p->cv);
+  if (p->evfd >= 0)
+    close(p->evfd);
+  fut__free(p->initarg);
+  fut__free(p);
+}
+
+int fut_procpool_new(const fut_procpool_opts_t *opts, fut_procpool_t **out) {
+  if (!out)
+    return fut__error(-EINVAL, "fut_procpool_new: NULL out");
+  *out = NULL;
+  fut_procpool_opts_t o;
+  fut_procpool_opts_init(&o);
+  if (opts)
+    o = *opts;
+  if (o.max_workers > 4096)
+    return fut__error(-EINVAL, "fut_procpool_new: max_workers %u > 4096",
+                      o.max_workers);
+  if (!o.initializer && (o.initarg || o.initarg_len))
+    return fut__error(-EINVAL, "fut_procpool_new: initarg without an "
+                               "initializer");
+  if (!o.initarg && o.initarg_len)
+    return fut__error(-EINVAL, "fut_procpool_new: NULL initarg of %zu bytes",
+                      o.initarg_len);
+  if (o.initarg_len > FUT__CTL_MAX_PAYLOAD - 4200)
+    return fut__error(FUT_E_TOO_BIG,
+                      "fut_procpool_new: initarg of %zu bytes "
+                      "exceeds the limit of %u",
+                      o.initarg_len, FUT__CTL_MAX_PAYLOAD - 4200);
+
+  fut_procpool_t *p = fut__calloc(1, sizeof *p);
+  if (!p)
+    return fut__error(-ENOMEM, "fut_procpool_new: out of memory");
+  p->evfd = -1;
+  p->ctl = -1;
+  pthread_once(&pp_once, pp_global_init);
+  p->fork_gen = atomic_load(&pp_fork_gen);
+  p->max_workers = o.max_workers ? o.max_workers : ncpu();
+  p->max_tasks = o.max_tasks_per_child;
+  p->max_frame = o.max_frame ? o.max_frame : DEFAULT_MAX_FRAME;
+  /* A cap no allocation can reach anyway; keeps `max_frame + aux` frame
+   * checks from overflowing and the value positive as the server's int64. */
+  if (p->max_frame > SIZE_MAX / 4)
+    p->max_frame = SIZE_MAX / 4;
+  if (o.initializer) {
+    int err = fut__pp_name_fn((uintptr_t)o.initializer, &p->init_name);
+    if (err) {
+      fut__free(p);
+      return err;
+    }
+    p->has_init = true;
+    if (o.initarg_len) {
+      p->initarg = fut__malloc(o.initarg_len);
+      if (!p->initarg) {
+        fut__free(p);
+        return fut__error(-ENOMEM, "fut_procpool_new: out of memory");
+      }
+      memcpy(p->initarg, o.initarg, o.initarg_len);
+      p->initarg_len = o.initarg_len;
+    }
+  }
+
+  pthread_condattr_t ca;
+  pthread_condattr_init(&ca);
+  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+  pthread_mutex_init(&p->lock, NULL);
+  pthread_cond_init(&p->cv, &ca);
+  pthread_condattr_destroy(&ca);
+  atomic_init(&p->server_pid, 0);
+  atomic_init(&p->nworkers, 0u);
+
+  p->evfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (p->evfd < 0) {
+    int e = errno;
+    fut__procpool_destroy(p);
+    return fut__error(-e, "fut_procpool_new: eventfd: %s", strerror(e));
+  }
+
+  /* The manager takes no signal: the user's handlers run elsewhere and its
+   * poll sees no EINTR. */
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
+  int err = pthread_create(&p->thread, NULL, fut__pp_manager, p);
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  if (err) {
+    fut__procpool_destroy(p);
+    return fut__error(-err, "fut_procpool_new: pthread_create: %s",
+                      strerror(err));
+  }
+  pthread_mutex_lock(&p->lock);
+  while (!p->start_done)
+    pthread_cond_wait(&p->cv, &p->lock);
+  err = p->start_err;
+  pthread_mutex_unlock(&p->lock);
+  if (err) {
+    char detail[256];
+    snprintf(detail, sizeof detail, "%s", p->broken_msg);
+    pthread_join(p->thread, NULL);
+    fut__procpool_destroy(p);
+    return fut__error(err, "%s", detail);
+  }
+  *out = p;
+  return 0;
+}
+
+/* ---- submit ------------------------------------------------------------ */
+
+void fut__pp_ring(fut_procpool_t *p) {
+  if (p->sleeping && !p->rung) {
+    uint64_t one = 1;
+    p->rung = true;
+    ssize_t r = write(p->evfd, &one, sizeof one);
+    (void)r;
+  }
+}
+
+int fut_procpool_submit(fut_procpool_t *p, fut_proc_fn fn, const void *arg,
+                        size_t len, fut_procpool_start_cb start,
+                        fut_procpool_done_cb done, void *ud) {
+  return fut__procpool_submit_kind(p, FUT__PP_KIND_PROC, (uintptr_t)fn, arg,
+                                   len, start, done, ud);
+}
+
+int fut__procpool_submit_kind(fut_procpool_t *p, int kind, uintptr_t fn,
+                              const void *arg, size_t len,
+                              fut_procpool_start_cb start,
+                              fut_procpool_done_cb done, void *ud) {
+  if (!p || !fn || !done || (!arg && len))
+    return fut__error(-EINVAL, "fut_procpool_submit: %s",
+                      !p      ? "NULL pool"
+                      : !fn   ? "NULL function"
+                      : !done ? "NULL done callback"
+                              : "NULL argument with a length");
+  if (pp_forked(p))
+    return fut__error(FUT_E_FORKED,
+                      "fut_procpool_submit: the process pool "
+                      "was created before a fork: its manager thread does "
+                      "not exist in this child");
+  if (len > p->max_frame)
+    return fut__error(FUT_E_TOO_BIG,
+                      "fut_procpool_submit: argument of %zu "
+                      "bytes exceeds max_frame (%zu)",
+                      len, p->max_frame);
+  char *module = NULL;
+  size_t mlen = 0;
+  uint64_t off = 0;
+  int err = name_fn(fn, &module, &mlen, &off);
+  if (err)
+    return err;
+  struct fut__pp_job *j = fut__malloc(sizeof *j + len + mlen);
+  if (!j) {
+    fut__free(module);
+    return fut__error(-ENOMEM,
+                      "fut_procpool_submit: out of memory for %zu "
+                      "argument bytes",
+                      len);
+  }
+  j->start = start;
+  j->done = done;
+  j->ud = ud;
+  j->started = false;
+  j->hdr = (struct fut__pp_hdr){.magic = FUT__PP_MAGIC,
+                                .type = FUT__PP_JOB,
+                                .len = len + mlen,
+                                .off = off,
+                                .err = kind,
+                                .aux = (uint32_t)mlen};
+  if (len)
+    memcpy(j->payload, arg, len);
+  memcpy(j->payload + len, module, mlen);
+  fut__free(module);
+
+  pthread_mutex_lock(&p->lock);
+  if (p->shutdown || p->broken) {
+    err = p->broken ? FUT_E_BROKEN_POOL : FUT_E_SHUTDOWN;
+    if (p->broken)
+      fut__error(err, "fut_procpool_submit: %s", p->broken_msg);
+    else
+      fut__error(err, "fut_procpool_submit: the pool was shut down");
+    pthread_mutex_unlock(&p->lock);
+    fut__free(j);
+    return err;
+  }
+  j->hdr.id = ++p->next_id;
+  fut__pp_q_push(&p->pending, j);
+  fut__pp_ring(p);
+  pthread_mutex_unlock(&p->lock);
+  return 0;
+}
+
+/* ---- shutdown ------------------------------------------------------------ */
+
+int fut_procpool_shutdown(fut_procpool_t *p, bool wait, bool cancel_pending,
+                          uint64_t timeout_ns) {
+  if (!p)
+    return fut__error(-EINVAL, "fut_procpool_shutdown: NULL pool");
+  if (pp_forked(p)) /* nothing of the pool runs in this child */
+    return 0;
+  if (wait && pthread_equal(pthread_self(), p->thread))
+    return fut__error(-EDEADLK,
+                      "fut_procpool_shutdown: waiting from the "
+                      "pool's own completion callback would deadlock");
+  struct fut__pp_jobq cancelled = {0};
+  pthread_mutex_lock(&p->lock);
+  p->shutdown = true;
+  if (cancel_pending) {
+    cancelled = p->pending;
+    p->pending = (struct fut__pp_jobq){0};
+  }
+  fut__pp_ring(p);
+  pthread_mutex_unlock(&p->lock);
+  for (struct fut__pp_job *j; (j = fut__pp_q_pop(&cancelled));) {
+    j->done(j->ud, -ECANCELED, NULL, 0, "cancelled by the pool's shutdown");
+    fut__free(j);
+  }
+  if (!wait)
+    return 0;
+
+  int ret = 0;
+  struct timespec dl;
+  clock_gettime(CLOCK_MONOTONIC, &dl);
+  if (timeout_ns != UINT64_MAX) {
+    uint64_t ns = (uint64_t)dl.tv_nsec + timeout_ns % 1000000000u;
+    dl.tv_sec += (time_t)(timeout_ns / 1000000000u + ns / 1000000000u);
+    dl.tv_nsec = (long)(ns % 1000000000u);
+  }
+  pthread_mutex_lock(&p->lock);
+  while (!p->finished) {
+    if (timeout_ns == UINT64_MAX || p->abandon) {
+      pthread_cond_wait(&p->cv, &p->lock);
+    } else if (pthread_cond_timedwait(&p->cv, &p->lock, &dl) == ETIMEDOUT &&
+               !p->finished) {
+      p->abandon = true;
+      fut__pp_ring(p);
+      ret = fut__error(-ETIMEDOUT,
+                       "fut_procpool_shutdown: jobs still "
+                       "running after the timeout were abandoned and their "
+                       "workers killed");
+    }
+  }
+  bool join = !p->joined;
+  p->joined = true;
+  pthread_mutex_unlock(&p->lock);
+  if (join)
+    pthread_join(p->thread, NULL);
+  return ret;
+}
+
+void fut__procpool_detach(fut_procpool_t *p) {
+  pthread_mutex_lock(&p->lock);
+  if (!p->finished) {
+    pthread_t t = p->thread;
+    bool detach = !p->joined;
+    p->joined = true;
+    p->orphaned = true;
+    pthread_mutex_unlock(&p->lock);
+    /* From here the manager may free p at any moment. */
+    if (detach)
+      pthread_detach(t);
+    return;
+  }
+  bool join = !p->joined;
+  p->joined = true;
+  pthread_mutex_unlock(&p->lock);
+  if (join)
+    pthread_join(p->thread, NULL);
+  fut__procpool_destroy(p);
+}
+
+void fut_procpool_free(fut_procpool_t *p) {
+  if (!p)
+    return;
+  if (pp_forked(p)) {
+    /* Our copy of the memory and of the doorbell only: the lock and
+     * condition variable may be frozen mid-operation, the sockets are the
+     * parent's manager's business, queued jobs never complete here. */
+    close(p->evfd);
+    fut__free(p->initarg);
+    fut__free(p);
+    return;
+  }
+  if (pthread_equal(pthread_self(), p->thread)) {
+    /* From a completion callback: waiting would deadlock; the manager
+     * frees the pool once its last job is done. */
+    (void)fut_procpool_shutdown(p, false, false, 0);
+    fut__procpool_detach(p);
+    return;
+  }
+  (void)fut_procpool_shutdown(p, true, false, UINT64_MAX);
+  fut__procpool_destroy(p);
+}
+
+pid_t fut_procpool_server_pid(const fut_procpool_t *p) {
+  return p ? atomic_load(&((fut_procpool_t *)p)->server_pid) : 0;
+}
+
+unsigned fut_procpool_nworkers(const fut_procpool_t *p) {
+  return p ? atomic_load(&((fut_procpool_t *)p)->nworkers) : 0;
+}
