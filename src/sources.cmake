@@ -1,18 +1,27 @@
-# The library's sources, layer by layer (docs/architecture.md): each folder
-# depends only on the folders listed before it.  The task context switch's
-# assembly is added by cmake/context.cmake.
-set(FUT_SOURCES_BASE alloc.c errors.c fork.c slab.c value.c)
-set(FUT_SOURCES_LOOP door.c epoll.c io.c loop.c ready.c timer.c)
-set(FUT_SOURCES_FUTURE combine.c future.c run_until_complete.c)
-set(FUT_SOURCES_TASK ctx_ucontext.c stack.c task.c timeout.c)
-set(FUT_SOURCES_EXEC cfuture.c executor.c threadpool.c)
-set(FUT_SOURCES_PROCPOOL executor.c forkserver.c frames.c manager.c pool.c
-    worker.c)
+# The library's layers, lowest first: each folder of src/ may include only
+# its own private header and those of the folders before it (files directly
+# in src/ are the top and may include any).  This list is the one place the
+# order is written: the build and the layering check
+# (cmake/check_layers.cmake) both read it.  docs/architecture.md explains it.
+set(FUT_LAYERS base loop future task exec procpool sync net signal process)
 
-set(FUT_SOURCES ${CMAKE_CURRENT_LIST_DIR}/run.c)
-foreach(layer BASE LOOP FUTURE TASK EXEC PROCPOOL)
-  string(TOLOWER ${layer} dir)
+# The sources of each layer.  The task context switch's assembly is added
+# by cmake/context.cmake.
+set(FUT_SOURCES_base alloc.c errors.c fork.c slab.c value.c)
+set(FUT_SOURCES_loop door.c epoll.c io.c loop.c ready.c timer.c)
+set(FUT_SOURCES_future combine.c future.c run_until_complete.c)
+set(FUT_SOURCES_task ctx_ucontext.c stack.c task.c timeout.c)
+set(FUT_SOURCES_exec cfuture.c executor.c threadpool.c)
+set(FUT_SOURCES_procpool executor.c forkserver.c frames.c manager.c pool.c
+    worker.c)
+set(FUT_SOURCES_top run.c)
+
+set(FUT_SOURCES "")
+foreach(layer ${FUT_LAYERS})
   foreach(f ${FUT_SOURCES_${layer}})
-    list(APPEND FUT_SOURCES ${CMAKE_CURRENT_LIST_DIR}/${dir}/${f})
+    list(APPEND FUT_SOURCES ${CMAKE_CURRENT_LIST_DIR}/${layer}/${f})
   endforeach()
+endforeach()
+foreach(f ${FUT_SOURCES_top})
+  list(APPEND FUT_SOURCES ${CMAKE_CURRENT_LIST_DIR}/${f})
 endforeach()
