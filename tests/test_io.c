@@ -166,6 +166,22 @@ static void test_io_bad_args_einval(void **state) {
   close(fds[1]);
 }
 
+/* Bug: add_reader / add_writer dereferenced a NULL loop (the NULL check
+ * came after the usability check); every loop call refuses NULL. */
+static void test_io_null_loop_einval(void **state) {
+  (void)state;
+  int fds[2];
+  make_pipe(fds);
+  assert_int_equal(fut_loop_add_reader(NULL, fds[0], fx_fail_cb, NULL),
+                   -EINVAL);
+  assert_int_equal(fut_loop_add_writer(NULL, fds[1], fx_fail_cb, NULL),
+                   -EINVAL);
+  assert_int_equal(fut_loop_remove_reader(NULL, fds[0]), -EINVAL);
+  assert_int_equal(fut_loop_remove_writer(NULL, fds[1]), -EINVAL);
+  close(fds[0]);
+  close(fds[1]);
+}
+
 /* Two fds ready in one epoll batch; the first callback to run removes the
  * other's reader (and maybe closes it): the other must not run. */
 struct duel {
@@ -348,6 +364,7 @@ int main(void) {
       FX_LOOP_TEST(test_io_regular_file_eperm),
       FX_LOOP_TEST(test_io_closed_fd_ebadf),
       FX_LOOP_TEST(test_io_bad_args_einval),
+      cmocka_unit_test(test_io_null_loop_einval),
       FX_LOOP_TEST(test_io_remove_other_in_same_batch),
       FX_LOOP_TEST(test_io_remove_and_close_other_in_same_batch),
       FX_LOOP_TEST(test_io_reader_removes_itself),

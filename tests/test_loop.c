@@ -248,9 +248,11 @@ static void test_loop_run_once_runs_ready_work(void **state) {
 static void test_loop_run_once_bounded_by_timer(void **state) {
   fut_loop_t *loop = *state;
   int ran = 0;
+  /* The clock is read before scheduling: read after, a preemption between
+   * the two would make the timer look early. */
+  uint64_t t0 = fut_loop_time(loop);
   assert_int_equal(fut_loop_call_later(loop, FUT_MS(20), fx_count_cb, &ran,
                                        NULL), 0);
-  uint64_t t0 = fut_loop_time(loop);
   /* The poll never outlasts the earliest timer. */
   while (!ran)
     assert_int_equal(fut_loop_run_once(loop, FUT_SEC(10)), 0);

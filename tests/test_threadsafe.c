@@ -100,13 +100,35 @@ static long eventfd_count(int fd) {
   return res;
 }
 
+/* Calls from another thread: the loop's own thread bypasses the door (see
+ * test_threadsafe_loop_thread_fifo_with_call_soon). */
+struct burst {
+  fut_loop_t *loop;
+  int *ran;
+  int n, failures;
+};
+
+static void *call_burst(void *arg) {
+  struct burst *b = arg;
+  for (int i = 0; i < b->n; i++)
+    if (fut_loop_call_soon_threadsafe(b->loop, fx_count_cb, b->ran))
+      b->failures++;
+  return NULL;
+}
+
+static void burst_from_thread(fut_loop_t *loop, int *ran, int n) {
+  struct burst b = {loop, ran, n, 0};
+  pthread_t th;
+  assert_int_equal(pthread_create(&th, NULL, call_burst, &b), 0);
+  pthread_join(th, NULL);
+  assert_int_equal(b.failures, 0);
+}
+
 static void test_threadsafe_doorbell_coalesced(void **state) {
   fut_loop_t *loop = *state;
   int ran = 0;
   assert_int_equal(eventfd_count(loop->evfd), 0);
-  for (int i = 0; i < 1000; i++)
-    assert_int_equal(fut_loop_call_soon_threadsafe(loop, fx_count_cb, &ran),
-                     0);
+  burst_from_thread(loop, &ran, 1000);
   assert_int_equal(eventfd_count(loop->evfd), 1); /* rung once */
   fut_loop_stats_t st;
   fut_loop_stats(loop, &st);
@@ -117,7 +139,7 @@ static void test_threadsafe_doorbell_coalesced(void **state) {
     assert_int_equal(fut_loop_run_once(loop, FUT_MS(10)), 0);
   assert_int_equal(ran, 1000);
   assert_int_equal(eventfd_count(loop->evfd), 0); /* drained fully */
-  assert_int_equal(fut_loop_call_soon_threadsafe(loop, fx_count_cb, &ran), 0);
+  burst_from_thread(loop, &ran, 1);
   assert_int_equal(eventfd_count(loop->evfd), 1); /* rings again */
   while (ran < 1001)
     assert_int_equal(fut_loop_run_once(loop, FUT_MS(10)), 0);
@@ -195,6 +217,145 @@ static void test_threadsafe_from_loop_thread_runs_later(void **state) {
   assert_int_equal(ran, 1);
 }
 
+/* asyncio has one ready queue: call_soon_threadsafe(cb1) then
+ * call_soon(cb2) from the loop's own thread run cb1 first, whether the
+ * loop is running (from a callback) or not yet. */
+struct order {
+  fut_loop_t *loop;
+  char log[8];
+  int n;
+};
+
+static void log_a(void *arg) {
+  struct order *o = arg;
+  o->log[o->n++] = 'a';
+}
+static void log_b(void *arg) {
+  struct order *o = arg;
+  o->log[o->n++] = 'b';
+}
+static void log_c(void *arg) {
+  struct order *o = arg;
+  o->log[o->n++] = 'c';
+}
+
+static void schedule_from_callback(void *arg) {
+  struct order *o = arg;
+  assert_int_equal(fut_loop_call_soon_threadsafe(o->loop, log_a, o), 0);
+  assert_int_equal(fut_loop_call_soon(o->loop, log_b, o, NULL), 0);
+  assert_int_equal(fut_loop_call_soon_threadsafe(o->loop, log_c, o), 0);
+}
+
+static void test_threadsafe_loop_thread_fifo_with_call_soon(void **state) {
+  fut_loop_t *loop = *state;
+  struct order o = {.loop = loop};
+  /* Before the loop runs. */
+  assert_int_equal(fut_loop_call_soon_threadsafe(loop, log_a, &o), 0);
+  assert_int_equal(fut_loop_call_soon(loop, log_b, &o, NULL), 0);
+  assert_int_equal(fut_loop_call_soon_threadsafe(loop, log_c, &o), 0);
+  while (o.n < 3)
+    assert_int_equal(fut_loop_run_once(loop, FUT_MS(10)), 0);
+  assert_memory_equal(o.log, "abc", 3);
+  /* From a callback of the running loop. */
+  o.n = 0;
+  assert_int_equal(fut_loop_call_soon(loop, schedule_from_callback, &o, NULL),
+                   0);
+  while (o.n < 3)
+    assert_int_equal(fut_loop_run_once(loop, FUT_MS(10)), 0);
+  assert_memory_equal(o.log, "abc", 3);
+}
+
+/* What the door received from another thread before the loop thread's own
+ * call runs before it (one queue, in arrival order). */
+static void *call_log_a(void *arg) {
+  struct order *o = arg;
+  assert_int_equal(fut_loop_call_soon_threadsafe(o->loop, log_a, o), 0);
+  return NULL;
+}
+
+static void call_a_from_thread_then_b(void *arg) {
+  struct order *o = arg;
+  pthread_t th;
+  assert_int_equal(pthread_create(&th, NULL, call_log_a, o), 0);
+  pthread_join(th, NULL);
+  assert_int_equal(fut_loop_call_soon_threadsafe(o->loop, log_b, o), 0);
+  assert_int_equal(fut_loop_call_soon(o->loop, log_c, o, NULL), 0);
+}
+
+static void test_threadsafe_door_entries_before_loop_thread_call(
+    void **state) {
+  fut_loop_t *loop = *state;
+  struct order o = {.loop = loop};
+  assert_int_equal(
+      fut_loop_call_soon(loop, call_a_from_thread_then_b, &o, NULL), 0);
+  while (o.n < 3)
+    assert_int_equal(fut_loop_run_once(loop, FUT_MS(10)), 0);
+  assert_memory_equal(o.log, "abc", 3);
+}
+
+/* Bug: when the ready queue could not grow while the door was drained (out
+ * of memory), FUT__ASSERT(merged != NULL) aborted the process.  The calls
+ * the queue cannot take now wait, in order, and run on later ticks. */
+enum { OOM_CALLS = 300 };
+struct oom_seq {
+  int next;
+  int out_of_order;
+};
+static struct oom_seq oom_seq;
+static int oom_ids[OOM_CALLS];
+
+static void oom_cb(void *arg) {
+  int id = *(int *)arg;
+  if (id != oom_seq.next)
+    oom_seq.out_of_order++;
+  oom_seq.next = id + 1;
+}
+
+static void nop_cb(void *arg) {
+  (void)arg;
+}
+
+struct oom_producer {
+  fut_loop_t *loop;
+  int failures;
+};
+
+static void *produce_oom(void *arg) {
+  struct oom_producer *p = arg;
+  for (int i = 0; i < OOM_CALLS; i++)
+    if (fut_loop_call_soon_threadsafe(p->loop, oom_cb, &oom_ids[i]))
+      p->failures++;
+  return NULL;
+}
+
+static void test_threadsafe_drain_out_of_memory_loses_nothing(void **state) {
+  fut_loop_t *loop = *state;
+  oom_seq = (struct oom_seq){0, 0};
+  for (int i = 0; i < OOM_CALLS; i++)
+    oom_ids[i] = i;
+  /* Fill the ready queue to its capacity, so taking the door's calls needs
+   * it to grow. */
+  uint32_t cap = loop->ready.mask + 1;
+  for (uint32_t i = 0; i < cap; i++)
+    assert_int_equal(fut_loop_call_soon(loop, nop_cb, NULL, NULL), 0);
+  struct oom_producer p = {loop, 0};
+  pthread_t th;
+  assert_int_equal(pthread_create(&th, NULL, produce_oom, &p), 0);
+  pthread_join(th, NULL);
+  assert_int_equal(p.failures, 0);
+  /* Every allocation fails from now on. */
+  fut__alloc_fail_after(1, true);
+  for (int tick = 0; tick < 10 && oom_seq.next < OOM_CALLS; tick++)
+    assert_int_equal(fut_loop_run_once(loop, FUT_MS(10)), 0);
+  fut__alloc_fail_after(0, false);
+  assert_int_equal(oom_seq.next, OOM_CALLS);
+  assert_int_equal(oom_seq.out_of_order, 0);
+  fut_loop_stats_t st;
+  fut_loop_stats(loop, &st);
+  assert_int_equal(st.threadsafe, 0);
+  assert_int_equal(st.ready, 0);
+}
+
 struct late_caller {
   fut_loop_t *loop;
   int res;
@@ -237,6 +398,9 @@ int main(void) {
       FX_LOOP_TEST(test_threadsafe_doorbell_coalesced),
       FX_LOOP_TEST(test_threadsafe_wakes_blocked_loop),
       FX_LOOP_TEST(test_threadsafe_from_loop_thread_runs_later),
+      FX_LOOP_TEST(test_threadsafe_loop_thread_fifo_with_call_soon),
+      FX_LOOP_TEST(test_threadsafe_door_entries_before_loop_thread_call),
+      FX_LOOP_TEST(test_threadsafe_drain_out_of_memory_loses_nothing),
       FX_LOOP_TEST(test_threadsafe_after_close_closed),
       FX_LOOP_TEST(test_threadsafe_bad_args),
   };

@@ -36,12 +36,32 @@ int fut_loop_call_soon_threadsafe(fut_loop_t *loop, fut_cb fn, void *arg) {
   if (!loop || !fn)
     return fut__error(-EINVAL, "fut_loop_call_soon_threadsafe: %s",
                       !loop ? "NULL loop" : "NULL callback");
+  /* From the thread running the loop there is one queue, as in asyncio:
+   * what the door already holds goes first, then this call, then whatever
+   * call_soon adds later. */
+  if (fut_get_running_loop() == loop) {
+    if (fut__door_rung(loop) || loop->backlog_len)
+      fut__door_drain(loop);
+    if (!loop->backlog_len)
+      return fut__ring_push(&loop->ready, fn, arg);
+  }
   struct fut__door *q = &loop->door;
   pthread_mutex_lock(&q->lock);
   if (q->closed) {
     pthread_mutex_unlock(&q->lock);
     return fut__error(FUT_E_CLOSED, "fut_loop_call_soon_threadsafe: the loop "
                                     "is closed");
+  }
+  /* The loop's own thread while nobody runs it: the ready queue is ours
+   * (a run on another thread starts under this lock), so the call joins
+   * call_soon's order, unless the door holds earlier calls. */
+  if (!loop->running &&
+      pthread_equal(atomic_load_explicit(&loop->owner, memory_order_relaxed),
+                    pthread_self()) &&
+      q->len == 0 && loop->backlog_len == 0) {
+    int err = fut__ring_push(&loop->ready, fn, arg);
+    pthread_mutex_unlock(&q->lock);
+    return err;
   }
   if (q->len == q->cap) {
     size_t cap = q->cap ? q->cap * 2 : 64;
@@ -63,6 +83,26 @@ int fut_loop_call_soon_threadsafe(fut_loop_t *loop, fut_cb fn, void *arg) {
   return 0;
 }
 
+/* Moves door_spare[at, at + len) into the ready queue.  The queue only
+ * fails to take an entry when it is full and cannot grow (out of memory):
+ * the rest stays as the backlog, in order, and the doorbell is poked so the
+ * next poll does not block; the queue drains meanwhile, so the backlog
+ * moves on at the latest by the next tick.  Nothing is dropped. */
+static bool move_ready(fut_loop_t *loop, size_t at, size_t len) {
+  struct fut__door_ent *ents = loop->door_spare;
+  for (size_t i = 0; i < len; i++) {
+    if (FUT__UNLIKELY(
+            fut__ring_push(&loop->ready, ents[at + i].fn, ents[at + i].arg))) {
+      loop->backlog_at = at + i;
+      loop->backlog_len = len - i;
+      fut__door_poke(loop);
+      return false;
+    }
+  }
+  loop->backlog_at = loop->backlog_len = 0;
+  return true;
+}
+
 void fut__door_drain(fut_loop_t *loop) {
   struct fut__door *q = &loop->door;
   /* Reset the doorbell before taking the queue: a producer that comes
@@ -70,6 +110,11 @@ void fut__door_drain(fut_loop_t *loop) {
   uint64_t v;
   ssize_t r = read(loop->evfd, &v, sizeof v);
   (void)r;
+  /* What an earlier drain could not queue goes first (FIFO), and the door
+   * is not swapped until it is gone: the spare vector still holds it. */
+  if (FUT__UNLIKELY(loop->backlog_len) &&
+      !move_ready(loop, loop->backlog_at, loop->backlog_len))
+    return;
   pthread_mutex_lock(&q->lock);
   struct fut__door_ent *ents = q->ents;
   size_t n = q->len, cap = q->cap;
@@ -80,29 +125,7 @@ void fut__door_drain(fut_loop_t *loop) {
   pthread_mutex_unlock(&q->lock);
   loop->door_spare = ents;
   loop->door_spare_cap = cap;
-  for (size_t i = 0; i < n; i++) {
-    if (fut__ring_push(&loop->ready, ents[i].fn, ents[i].arg) != 0) {
-      /* Out of memory: put the rest back in front and ring again, so the
-       * calls run later instead of being lost. */
-      pthread_mutex_lock(&q->lock);
-      size_t rest = n - i;
-      struct fut__door_ent *merged =
-          fut__malloc(sizeof *merged * (rest + q->len + 1));
-      if (merged) {
-        memcpy(merged, ents + i, sizeof *merged * rest);
-        memcpy(merged + rest, q->ents, sizeof *merged * q->len);
-        fut__free(q->ents);
-        q->ents = merged;
-        q->len += rest;
-        q->cap = q->len + 1;
-        if (!atomic_exchange(&q->rung, true))
-          fut__door_poke(loop);
-      }
-      pthread_mutex_unlock(&q->lock);
-      FUT__ASSERT(merged != NULL);
-      return;
-    }
-  }
+  move_ready(loop, 0, n);
 }
 
 void fut__door_close(fut_loop_t *loop) {
@@ -117,4 +140,8 @@ void fut__door_close(fut_loop_t *loop) {
   for (size_t i = 0; i < n; i++)
     fut__release_entry(ents[i].fn, ents[i].arg);
   fut__free(ents);
+  struct fut__door_ent *backlog = loop->door_spare + loop->backlog_at;
+  for (size_t i = 0; i < loop->backlog_len; i++)
+    fut__release_entry(backlog[i].fn, backlog[i].arg);
+  loop->backlog_at = loop->backlog_len = 0;
 }

@@ -203,8 +203,13 @@ struct fut_loop {
   int events_cap;
 
   struct fut__door door;            /* call_soon_threadsafe queue */
-  struct fut__door_ent *door_spare; /* loop thread only: swapped with door */
+  struct fut__door_ent *door_spare; /* loop thread only: swapped with door;
+                                       holds the backlog */
   size_t door_spare_cap;
+  size_t backlog_at, backlog_len; /* loop thread only: door_spare[at,
+                                     at + len) were taken from the door
+                                     but did not fit in the ready queue
+                                     (out of memory): they run first */
 
   struct fut__slab fut_slab;    /* plain futures (FUT__FUTURE_SIZE):
                                    kept by the loop, whose memory
@@ -213,7 +218,9 @@ struct fut_loop {
   size_t live_futures;          /* futures not yet freed (all kinds) */
   size_t live_handles;          /* handles not yet freed */
 
-  bool running;  /* inside run_forever / run_once */
+  bool running;  /* inside run_forever / run_once; written under
+                    door.lock, so call_soon_threadsafe can tell
+                    whether the loop's thread may be running it */
   bool stopping; /* stop requested */
   bool closed;   /* close done */
   bool checked;  /* closed || debug: the hot paths test
@@ -221,9 +228,11 @@ struct fut_loop {
   bool freed;    /* fut_loop_free called while objects
                     lived; memory goes with the last one */
   bool debug;
-  bool in_callback;  /* a ready entry is executing */
-  pthread_t owner;   /* thread that created / runs the loop */
-  unsigned fork_gen; /* fut__fork_gen when epfd was made */
+  bool in_callback;         /* a ready entry is executing */
+  _Atomic(pthread_t) owner; /* thread that created / runs the loop;
+                               written under door.lock (relaxed reads
+                               from any thread: the debug check) */
+  unsigned fork_gen;        /* fut__fork_gen when epfd was made */
 
   uint64_t last_poll;         /* loop time near the last epoll_wait,
                                  0 until the first clock check after
@@ -251,7 +260,9 @@ static inline void *fut__loop_part(const fut_loop_t *loop, int id) {
 /* Returns 0 when the calling thread may use the loop, else an error.  Only
  * checks in debug mode (cheap otherwise). */
 static inline int fut__check_thread(const fut_loop_t *loop) {
-  if (FUT__UNLIKELY(loop->debug) && !pthread_equal(pthread_self(), loop->owner))
+  if (FUT__UNLIKELY(loop->debug) &&
+      !pthread_equal(pthread_self(),
+                     atomic_load_explicit(&loop->owner, memory_order_relaxed)))
     return fut__error(FUT_E_WRONG_THREAD,
                       "loop %p used from a thread that does not own it",
                       (const void *)loop);

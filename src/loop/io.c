@@ -25,9 +25,11 @@ static int grow_table(fut_loop_t *loop, int fd) {
 
 static int add_watcher(fut_loop_t *loop, int fd, fut_cb cb, void *arg,
                        uint32_t bit, const char *what) {
-  if (fd < 0 || !cb)
+  if (!loop || fd < 0 || !cb)
     return fut__error(-EINVAL, "%s: %s", what,
-                      fd < 0 ? "negative fd" : "NULL callback");
+                      !loop    ? "NULL loop"
+                      : fd < 0 ? "negative fd"
+                               : "NULL callback");
   int err = fut__check_usable(loop);
   if (err)
     return err;

@@ -172,7 +172,7 @@ int fut_loop_new(fut_loop_t **out) {
   if (!loop)
     return fut__error(-ENOMEM, "fut_loop_new: out of memory");
   loop->epfd = loop->evfd = -1;
-  loop->owner = pthread_self();
+  atomic_init(&loop->owner, pthread_self());
   loop->fork_gen = fut__fork_generation();
   loop->slow_ns = FUT_MS(100);
   const char *dbg = getenv("FUT_DEBUG");
@@ -390,15 +390,21 @@ static int enter(fut_loop_t *loop, const char *what) {
                       "%s: another loop is running in this "
                       "thread",
                       what);
+  /* Under the door's lock: call_soon_threadsafe reads both to decide
+   * whether its caller may push to the ready queue directly. */
+  pthread_mutex_lock(&loop->door.lock);
   loop->running = true;
-  loop->owner = pthread_self();
+  atomic_store_explicit(&loop->owner, pthread_self(), memory_order_relaxed);
+  pthread_mutex_unlock(&loop->door.lock);
   running_loop = loop;
   return 0;
 }
 
 static void leave(fut_loop_t *loop) {
   loop->stopping = false;
+  pthread_mutex_lock(&loop->door.lock);
   loop->running = false;
+  pthread_mutex_unlock(&loop->door.lock);
   running_loop = NULL;
 }
 
@@ -634,7 +640,7 @@ int fut_loop_fork(fut_loop_t *loop) {
   }
   if ((err = fut__io_reregister(loop)))
     return err;
-  loop->owner = pthread_self();
+  atomic_store(&loop->owner, pthread_self());
   loop->running = false;
   running_loop = NULL;
   loop->fork_gen = fut__fork_generation();
@@ -656,6 +662,6 @@ void fut_loop_stats(const fut_loop_t *loop, fut_loop_stats_t *out) {
   out->ready = loop->ready.tail - loop->ready.head;
   out->watchers = loop->nwatchers;
   pthread_mutex_lock((pthread_mutex_t *)&loop->door.lock);
-  out->threadsafe = loop->door.len;
+  out->threadsafe = loop->door.len + loop->backlog_len;
   pthread_mutex_unlock((pthread_mutex_t *)&loop->door.lock);
 }
