@@ -14,6 +14,7 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
@@ -158,5 +159,33 @@ static inline void fx_log_cb(void *arg) {
 /* ---- time ---------------------------------------------------------------- */
 
 static inline uint64_t fx_ms(uint64_t ns) { return ns / 1000000u; }
+
+/* ---- the thread-safe door from another thread ---------------------------
+ * call_soon_threadsafe from the loop's own thread joins the ready queue
+ * directly (asyncio's one queue); tests of the door itself call from
+ * another thread, through this. */
+struct fx_ts_call {
+  fut_loop_t *loop;
+  fut_cb cb;
+  void *arg;
+  int res;
+};
+
+static inline void *fx_ts_call_thread(void *p) {
+  struct fx_ts_call *c = p;
+  c->res = fut_loop_call_soon_threadsafe(c->loop, c->cb, c->arg);
+  return NULL;
+}
+
+/* fut_loop_call_soon_threadsafe(loop, cb, arg) made from a new thread;
+ * returns its result. */
+static inline int fx_call_soon_threadsafe_from_thread(fut_loop_t *loop,
+                                                      fut_cb cb, void *arg) {
+  struct fx_ts_call c = {loop, cb, arg, 0};
+  pthread_t th;
+  assert_int_equal(pthread_create(&th, NULL, fx_ts_call_thread, &c), 0);
+  assert_int_equal(pthread_join(th, NULL), 0);
+  return c.res;
+}
 
 #endif

@@ -272,8 +272,8 @@ static void test_alloc_fail_set_result_ring_full(void **state) {
 static void test_alloc_fail_call_soon_threadsafe(void **state) {
   fut_loop_t *loop = *state;
   fut__alloc_fail_after(1, false);
-  assert_int_equal(fut_loop_call_soon_threadsafe(loop, fx_fail_cb, NULL),
-                   -ENOMEM);
+  assert_int_equal(
+      fx_call_soon_threadsafe_from_thread(loop, fx_fail_cb, NULL), -ENOMEM);
   fut__alloc_fail_after(0, false);
   fut_loop_stats_t st;
   stats(loop, &st);

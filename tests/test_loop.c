@@ -359,8 +359,9 @@ static void test_loop_close_frees_scheduled(void **state) {
   /* And a registration made after completion (its own queued entry). */
   assert_int_equal(fut_add_done_callback(f, fx_done_count_cb, &dummy), 0);
   fut_unref(f);
-  /* A threadsafe call not yet run. */
-  assert_int_equal(fut_loop_call_soon_threadsafe(loop, fx_fail_cb, NULL), 0);
+  /* A threadsafe call not yet run (from another thread: the door). */
+  assert_int_equal(fx_call_soon_threadsafe_from_thread(loop, fx_fail_cb, NULL),
+                   0);
 
   fut_loop_stats_t st;
   fut_loop_stats(loop, &st);
@@ -572,7 +573,8 @@ static void test_loop_backend_fd(void **state) {
   struct pollfd p = {.fd = fd, .events = POLLIN};
   assert_int_equal(poll(&p, 1, 0), 0); /* nothing to do */
   int ran = 0;
-  assert_int_equal(fut_loop_call_soon_threadsafe(loop, fx_count_cb, &ran), 0);
+  assert_int_equal(fx_call_soon_threadsafe_from_thread(loop, fx_count_cb, &ran),
+                   0);
   assert_int_equal(poll(&p, 1, 1000), 1); /* the doorbell shows */
   assert_int_equal(fut_loop_run_once(loop, 0), 0);
   /* The doorbell's drain queued the call; the next iteration runs it if
