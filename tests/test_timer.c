@@ -343,6 +343,49 @@ static void test_timer_poll_interrupted_by_signals(void **state) {
   assert_true(alarms > 0);
 }
 
+/* Bug: when due timers could not move from the wheel to the near heap
+ * (out of memory), every poll returned at once for a slot that never
+ * emptied: run_forever spun at 100% CPU forever.  The run now fails with
+ * -ENOMEM, the timers stay, and they all fire once memory returns. */
+enum { OOM_TIMERS = 2000 };
+struct oom_timers {
+  uint64_t earliest;
+  int fired;
+  int early;
+};
+
+static void oom_timer_cb(void *arg) {
+  struct oom_timers *o = arg;
+  if (fut_loop_time(NULL) < o->earliest)
+    o->early++;
+  o->fired++;
+}
+
+static void test_timer_wheel_out_of_memory_fails_run(void **state) {
+  fut_loop_t *loop = *state;
+  struct oom_timers o = {0, 0, 0};
+  uint64_t when = fut_loop_time(loop) + FUT_MS(3);
+  o.earliest = when;
+  /* Many timers in one wheel slot: moving them needs the near heap to
+   * grow. */
+  for (int i = 0; i < OOM_TIMERS; i++)
+    assert_int_equal(fut_loop_call_at(loop, when, oom_timer_cb, &o, NULL), 0);
+  assert_int_equal(fut_loop_call_at(loop, when + 1, fx_stop_cb, loop, NULL),
+                   0);
+  while (fut_loop_time(loop) < when + FUT_MS(2))
+    ; /* the slot is due */
+  fut__alloc_fail_after(1, true);
+  int err = fut_loop_run_forever(loop);
+  fut__alloc_fail_after(0, false);
+  assert_int_equal(err, -ENOMEM);
+  assert_non_null(strstr(fut_last_error(), "timers"));
+  assert_int_equal(o.fired, 0);
+  /* Memory is back: the loop is usable and nothing was lost. */
+  assert_int_equal(fut_loop_run_forever(loop), 0);
+  assert_int_equal(o.fired, OOM_TIMERS);
+  assert_int_equal(o.early, 0);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       FX_LOOP_TEST(test_timer_call_later_never_early),
@@ -359,6 +402,7 @@ int main(void) {
       FX_LOOP_TEST(test_timer_scheduled_in_drain_runs_next_iteration),
       FX_LOOP_TEST(test_timer_fifo_across_seq_wrap),
       FX_LOOP_TEST(test_timer_poll_interrupted_by_signals),
+      FX_LOOP_TEST(test_timer_wheel_out_of_memory_fails_run),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -285,7 +285,9 @@ int fut__timer_push(fut_loop_t *loop, fut_handle_t *h);
 void fut__timer_cancelled(fut_loop_t *loop, fut_handle_t *h);
 /* The earliest live deadline, UINT64_MAX when none. */
 uint64_t fut__timer_next(fut_loop_t *loop);
-void fut__timers_expire(fut_loop_t *loop, uint64_t now);
+/* Moves due timers to the ready queue: 0, or -ENOMEM when due timers could
+ * not be moved (they stay; the caller fails its run). */
+int fut__timers_expire(fut_loop_t *loop, uint64_t now);
 void fut__timers_clear(fut_loop_t *loop);
 
 /* io.c */

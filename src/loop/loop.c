@@ -371,8 +371,11 @@ static inline __attribute__((always_inline)) int tick(fut_loop_t *loop,
     if (err)
       return err;
   }
-  if (loop->timers.total > 0)
-    fut__timers_expire(loop, fut__now());
+  if (loop->timers.total > 0) {
+    int err = fut__timers_expire(loop, fut__now());
+    if (FUT__UNLIKELY(err))
+      return err;
+  }
   drain(loop);
   return 0;
 }

@@ -186,20 +186,23 @@ static int wheel_flush(fut_loop_t *loop, uint32_t b) {
 }
 
 /* Brings the tiers up to `now`: every slot <= now's slot moves into the
- * near heap, and the far heap feeds the wheel's new horizon. */
-static void advance(fut_loop_t *loop, uint64_t now) {
+ * near heap, and the far heap feeds the wheel's new horizon.  Returns
+ * -ENOMEM when the near heap could not grow: the timers not moved stay in
+ * their slot, and the slot is retried by the next call. */
+static int advance(fut_loop_t *loop, uint64_t now) {
   struct fut__timers *t = &loop->timers;
   uint64_t now_slot = now >> FUT__SLOT_SHIFT;
   if (now_slot <= t->cur_slot)
-    return;
+    return 0;
   uint64_t last = now_slot - t->cur_slot >= FUT__WHEEL_SLOTS
                       ? t->cur_slot + FUT__WHEEL_SLOTS - 1
                       : now_slot;
   for (uint64_t s = t->cur_slot + 1; s <= last; s++) {
     uint32_t b = (uint32_t)(s % FUT__WHEEL_SLOTS);
-    if (t->wheel[b] && wheel_flush(loop, b) != 0) {
-      t->cur_slot = s - 1; /* out of memory: resume here next tick */
-      return;
+    int err;
+    if (t->wheel[b] && (err = wheel_flush(loop, b)) != 0) {
+      t->cur_slot = s - 1; /* out of memory: resume here next time */
+      return err;
     }
   }
   t->cur_slot = now_slot;
@@ -213,9 +216,10 @@ static void advance(fut_loop_t *loop, uint64_t now) {
       shed(loop, e.arg);
     else if (file(loop, &e) != 0) {
       FUT__ASSERT(heap_push(&t->far, &e) == 0); /* room was just freed */
-      return;
+      return 0; /* still in time: it goes on at the next call */
     }
   }
+  return 0;
 }
 
 /* ---- compaction ------------------------------------------------------------
@@ -324,9 +328,15 @@ uint64_t fut__timer_next(fut_loop_t *loop) {
 
 /* Moves every timer due at `now` to the ready queue in deadline order; a
  * handle's tier reference becomes the queue's. */
-void fut__timers_expire(fut_loop_t *loop, uint64_t now) {
+int fut__timers_expire(fut_loop_t *loop, uint64_t now) {
   struct fut__timers *t = &loop->timers;
-  advance(loop, now);
+  /* Due timers that cannot reach the near heap would make every poll
+   * return at once for a slot that never empties: fail the run instead
+   * (the timers stay where they are, and the next run retries). */
+  int err = advance(loop, now);
+  if (FUT__UNLIKELY(err))
+    return fut__error(err, "timers: out of memory moving due timers "
+                           "out of the wheel");
   struct fut__theap *near = &t->near;
   while (near->len > 0 && near->ents[0].when <= now) {
     struct fut__heap_ent *top = &near->ents[0];
@@ -345,6 +355,7 @@ void fut__timers_expire(fut_loop_t *loop, uint64_t now) {
     if (h)
       h->flags &= (uint8_t)~FUT__H_IN_HEAP;
   }
+  return 0;
 }
 
 /* Drops every timer: handles read as cancelled, bare timers' args stay the
