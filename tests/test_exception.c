@@ -329,6 +329,50 @@ static void test_debug_env_enables(void **state) {
   unsetenv("FUT_DEBUG");
 }
 
+/* Bug: the debug-mode thread check missed the calls that return nothing:
+ * fut_handle_cancel, fut_handle_ref / _unref and fut_loop_stop from a
+ * foreign thread changed the loop's state unsynchronised.  They are
+ * refused now, with the detail in fut_last_error. */
+struct foreign_void {
+  fut_loop_t *loop;
+  fut_handle_t *h;
+  bool refused_detail;
+};
+
+static void *foreign_void_calls(void *arg) {
+  struct foreign_void *x = arg;
+  fut_handle_cancel(x->h);
+  x->refused_detail = strstr(fut_last_error(), "thread") != NULL;
+  fut_handle_ref(x->h);
+  fut_handle_unref(x->h);
+  fut_handle_unref(x->h);
+  fut_loop_stop(x->loop);
+  return NULL;
+}
+
+static void test_debug_wrong_thread_void_calls_refused(void **state) {
+  fut_loop_t *loop = *state;
+  fut_loop_set_debug(loop, true);
+  int ran = 0;
+  struct foreign_void x = {.loop = loop};
+  assert_int_equal(
+      fut_loop_call_later(loop, FUT_MS(1), fx_count_cb, &ran, &x.h), 0);
+  pthread_t th;
+  assert_int_equal(pthread_create(&th, NULL, foreign_void_calls, &x), 0);
+  pthread_join(th, NULL);
+  assert_true(x.refused_detail);
+  assert_false(fut_handle_cancelled(x.h)); /* the cancel was refused */
+  /* The stop was refused: the run goes on until the timer fired. */
+  assert_true(fx_run_until_flag(loop, &ran));
+  assert_int_equal(ran, 1);
+  fut_loop_stats_t st;
+  fut_loop_stats(loop, &st);
+  assert_int_equal(st.live_handles, 1); /* ours: the unrefs were refused */
+  fut_handle_unref(x.h);
+  fut_loop_stats(loop, &st);
+  assert_int_equal(st.live_handles, 0);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       FX_LOOP_TEST(test_exception_handler_set_get_call),
@@ -340,6 +384,7 @@ int main(void) {
       FX_LOOP_TEST(test_debug_slow_callback_reported),
       FX_LOOP_TEST(test_debug_slow_callback_handle_alive),
       FX_LOOP_TEST(test_debug_wrong_thread),
+      FX_LOOP_TEST(test_debug_wrong_thread_void_calls_refused),
       cmocka_unit_test(test_debug_env_enables),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -86,6 +86,19 @@ static void fork_parts(fut_loop_t *loop) {
 
 /* ---- handles ------------------------------------------------------------ */
 
+/* Debug mode: the calls that return nothing refuse a thread that does not
+ * own the loop as the others return FUT_E_WRONG_THREAD: nothing happens,
+ * fut_last_error has the detail, and stderr says so. */
+__attribute__((noinline)) static bool refuse_foreign(const fut_loop_t *loop,
+                                                     const char *what) {
+  if (!fut__check_thread(loop))
+    return false;
+  fprintf(stderr, "libfuture: %s refused: %s\n", what, fut_last_error());
+  return true;
+}
+#define FOREIGN(loop, what)                                                    \
+  (FUT__UNLIKELY((loop)->debug) && refuse_foreign(loop, what))
+
 fut_handle_t *fut__handle_new(fut_loop_t *loop, fut_cb cb, void *arg,
                               uint8_t flags) {
   fut_handle_t *h = fut__slab_alloc(&loop->handle_slab);
@@ -104,12 +117,12 @@ fut_handle_t *fut__handle_new(fut_loop_t *loop, fut_cb cb, void *arg,
 }
 
 void fut_handle_ref(fut_handle_t *h) {
-  if (h)
+  if (h && !FOREIGN(h->loop, "fut_handle_ref"))
     h->refs++;
 }
 
 void fut_handle_unref(fut_handle_t *h) {
-  if (!h)
+  if (!h || FOREIGN(h->loop, "fut_handle_unref"))
     return;
   FUT__ASSERT(h->refs > 0);
   if (--h->refs > 0) {
@@ -136,7 +149,8 @@ void fut__handle_run(void *p) {
 }
 
 void fut_handle_cancel(fut_handle_t *h) {
-  if (!h || (h->flags & (FUT__H_CANCELLED | FUT__H_RAN)))
+  if (!h || (h->flags & (FUT__H_CANCELLED | FUT__H_RAN)) ||
+      FOREIGN(h->loop, "fut_handle_cancel"))
     return;
   h->flags |= FUT__H_CANCELLED;
   /* A cancelled handle is skipped where it waits (heap or ready queue) and
@@ -435,7 +449,7 @@ int fut_loop_run_once(fut_loop_t *loop, uint64_t timeout_ns) {
 }
 
 void fut_loop_stop(fut_loop_t *loop) {
-  if (loop)
+  if (loop && !FOREIGN(loop, "fut_loop_stop"))
     loop->stopping = true;
 }
 
