@@ -4,6 +4,7 @@
 
 #include <fcntl.h>
 #include <stdlib.h>
+#include <time.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -11,6 +12,104 @@
 
 static void make_pipe(int fds[2]) {
   assert_int_equal(pipe2(fds, O_CLOEXEC | O_NONBLOCK), 0);
+}
+
+/* Bug: an fd closed without remove_reader and its number handed out
+ * again by the next pipe(): add_reader on the new fd saw the old
+ * registration in its table and never armed the new fd.  The loop now asks
+ * epoll every time, finds the kernel forgot the fd, and drops the stale
+ * watchers (the old callback never runs for the new fd). */
+static void test_io_fd_closed_without_remove_then_reused(void **state) {
+  fut_loop_t *loop = *state;
+  int a[2], b[2], ran = 0;
+  make_pipe(a);
+  assert_int_equal(fut_loop_add_reader(loop, a[0], fx_fail_cb, NULL), 0);
+  close(a[0]);
+  close(a[1]);
+  make_pipe(b);
+  assert_int_equal(b[0], a[0]); /* lowest free number: reused */
+  assert_int_equal(fut_loop_add_reader(loop, b[0], fx_count_cb, &ran), 0);
+  assert_int_equal(write(b[1], "x", 1), 1);
+  assert_true(fx_run_until_flag(loop, &ran));
+  /* The same with a writer added to the reused number: the stale reader
+   * must not be armed with it. */
+  assert_int_equal(fut_loop_remove_reader(loop, b[0]), 1);
+  int s1[2], s2[2];
+  assert_int_equal(
+      socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, s1),
+      0);
+  assert_int_equal(fut_loop_add_reader(loop, s1[0], fx_fail_cb, NULL), 0);
+  int num = s1[0];
+  close(s1[0]);
+  close(s1[1]);
+  assert_int_equal(
+      socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, s2),
+      0);
+  assert_int_equal(s2[0], num);
+  int wran = 0;
+  assert_int_equal(write(s2[1], "x", 1), 1); /* readable: must not matter */
+  assert_int_equal(fut_loop_add_writer(loop, s2[0], fx_count_cb, &wran), 0);
+  assert_true(fx_run_until_flag(loop, &wran));
+  assert_int_equal(fut_loop_run_once(loop, FUT_MS(2)), 0);
+  fut_loop_stats_t st;
+  fut_loop_stats(loop, &st);
+  assert_int_equal(st.watchers, 1);
+  assert_int_equal(fut_loop_remove_writer(loop, s2[0]), 1);
+  assert_int_equal(fut_loop_remove_reader(loop, s2[0]), 0); /* dropped */
+  close(b[0]);
+  close(b[1]);
+  close(s2[0]);
+  close(s2[1]);
+}
+
+static uint64_t cpu_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Bug: remove_reader on an fd whose file was dup'd and whose number was
+ * closed cannot reach epoll's registration (it tracks the open file): the
+ * readable file woke every poll (100% CPU) and its events were delivered
+ * to whatever was watched under that number later.  The loop now detects
+ * an event it does not own and rebuilds its epoll instance. */
+static void test_io_remove_after_dup_and_close_no_spin(void **state) {
+  fut_loop_t *loop = *state;
+  int p[2];
+  make_pipe(p);
+  int epfd = fut_loop_backend_fd(loop);
+  assert_int_equal(fut_loop_add_reader(loop, p[0], fx_fail_cb, NULL), 0);
+  int keep = dup(p[0]);
+  assert_true(keep >= 0);
+  int num = p[0];
+  close(p[0]);
+  assert_int_equal(fut_loop_remove_reader(loop, num), 1);
+  assert_int_equal(write(p[1], "x", 1), 1); /* the file is readable */
+  /* A new fd under the old number, watched, never readable. */
+  int q[2];
+  make_pipe(q);
+  assert_int_equal(q[0], num);
+  assert_int_equal(fut_loop_add_reader(loop, q[0], fx_fail_cb, NULL), 0);
+  /* 30 ms of running: blocked in epoll, not spinning, no callback. */
+  uint64_t c0 = cpu_ns(), t0 = fut_loop_time(loop);
+  while (fut_loop_time(loop) - t0 < FUT_MS(30))
+    assert_int_equal(fut_loop_run_once(loop, FUT_MS(10)), 0);
+  uint64_t cpu = cpu_ns() - c0;
+  printf("30 ms with a stale registration: %.2f ms of CPU\n", cpu / 1e6);
+  assert_true(cpu < FUT_MS(15));
+  /* The embedding program's backend fd is still the loop's. */
+  assert_int_equal(fut_loop_backend_fd(loop), epfd);
+  /* The new fd still works. */
+  int ran = 0;
+  assert_int_equal(fut_loop_remove_reader(loop, q[0]), 1);
+  assert_int_equal(fut_loop_add_reader(loop, q[0], fx_count_cb, &ran), 0);
+  assert_int_equal(write(q[1], "y", 1), 1);
+  assert_true(fx_run_until_flag(loop, &ran));
+  assert_int_equal(fut_loop_remove_reader(loop, q[0]), 1);
+  close(keep);
+  close(p[1]);
+  close(q[0]);
+  close(q[1]);
 }
 
 static void test_io_reader_fires_when_readable(void **state) {
@@ -365,6 +464,8 @@ int main(void) {
       FX_LOOP_TEST(test_io_closed_fd_ebadf),
       FX_LOOP_TEST(test_io_bad_args_einval),
       cmocka_unit_test(test_io_null_loop_einval),
+      FX_LOOP_TEST(test_io_fd_closed_without_remove_then_reused),
+      FX_LOOP_TEST(test_io_remove_after_dup_and_close_no_spin),
       FX_LOOP_TEST(test_io_remove_other_in_same_batch),
       FX_LOOP_TEST(test_io_remove_and_close_other_in_same_batch),
       FX_LOOP_TEST(test_io_reader_removes_itself),

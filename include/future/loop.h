@@ -129,19 +129,31 @@ FUT_EXTERN void fut_handle_unref(fut_handle_t *h);
 /* ---- file descriptors --------------------------------------------------
  * asyncio's add_reader / add_writer: level-triggered watching of fd on
  * epoll; cb(arg) runs on the loop each iteration while the fd is ready.
- * Adding again replaces the callback.  The fd stays the caller's: remove the
- * watcher before closing the fd.  Errors: -EINVAL (fd < 0, cb NULL, or
- * one of the loop's own descriptors), -EBADF (not an open fd), -EPERM
- * (epoll cannot watch this kind of fd, e.g. a regular file), FUT_E_CLOSED,
- * FUT_E_WRONG_THREAD, -ENOMEM. */
+ * Adding again replaces the callback.  The fd stays the caller's.
+ *
+ * The rule for closing: remove the watchers, then close the fd.  epoll
+ * watches the open file, not the number, so the loop cannot see a close
+ * behind its back; it copes with the two mistakes it can detect: an fd
+ * closed without removal whose number comes back (the next add on that
+ * number finds the old registration gone and drops the stale watchers, so
+ * the old callback never runs for the new file), and a removal after the
+ * number was closed while a dup() kept the file open (the loop sees events
+ * of a registration it no longer owns and rebuilds its epoll instance,
+ * keeping the fd number fut_loop_backend_fd returned).  Until either
+ * happens, the watcher of a closed fd simply never runs.
+ *
+ * Errors: -EINVAL (NULL loop, fd < 0, cb NULL, or one of the loop's own
+ * descriptors), -EBADF (not an open fd), -EPERM (epoll cannot watch this
+ * kind of fd, e.g. a regular file: asyncio's EpollSelector refuses it
+ * too), FUT_E_CLOSED, FUT_E_WRONG_THREAD, -ENOMEM. */
 FUT_EXTERN int fut_loop_add_reader(fut_loop_t *loop, int fd, fut_cb cb,
                                    void *arg);
 FUT_EXTERN int fut_loop_add_writer(fut_loop_t *loop, int fd, fut_cb cb,
                                    void *arg);
 /* Return 1 if a watcher was removed, 0 if none was registered, or a
- * negative code (-EINVAL, FUT_E_WRONG_THREAD).  A callback already queued
- * in this iteration for the removed watcher does not run.  Safe on a fd
- * that has been closed meanwhile. */
+ * negative code (-EINVAL for a NULL loop or fd < 0, FUT_E_WRONG_THREAD).
+ * A callback already queued in this iteration for the removed watcher does
+ * not run.  Safe on a fd that has been closed meanwhile (see above). */
 FUT_EXTERN int fut_loop_remove_reader(fut_loop_t *loop, int fd);
 FUT_EXTERN int fut_loop_remove_writer(fut_loop_t *loop, int fd);
 

@@ -2,6 +2,7 @@
  * event array, create / destroy / ctl / poll, nothing else. */
 #include "loop/internal.h"
 
+#include <fcntl.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
@@ -52,25 +53,49 @@ static uint32_t to_epoll(uint32_t ev) {
          ((ev & FUT__EV_WRITE) ? EPOLLOUT : 0u);
 }
 
+static int ctl(fut_loop_t *loop, int op, int fd, uint32_t events) {
+  uint32_t *gen = &loop->io[fd].gen;
+  if (op == EPOLL_CTL_ADD)
+    ++*gen;
+  struct epoll_event ev = {.events = to_epoll(events),
+                           .data.u64 = (uint64_t)*gen << 32 | (uint32_t)fd};
+  return epoll_ctl(loop->epfd, op, fd, &ev) == 0 ? 0 : -errno;
+}
+
 int fut__epoll_ctl(fut_loop_t *loop, int fd, uint32_t old_events,
                    uint32_t new_events) {
-  struct epoll_event ev = {.events = to_epoll(new_events),
-                           .data.u64 = (uint64_t)fd};
   int op = !new_events  ? EPOLL_CTL_DEL
            : old_events ? EPOLL_CTL_MOD
                         : EPOLL_CTL_ADD;
-  if (epoll_ctl(loop->epfd, op, fd, &ev) == 0)
-    return 0;
-  int err = -errno;
+  int err = ctl(loop, op, fd, new_events);
   /* The fd was closed and maybe reused behind our back: epoll forgot it
-   * (ENOENT on MOD) or it is a new registration (EEXIST on ADD). */
-  if (op == EPOLL_CTL_MOD && err == -ENOENT)
-    op = EPOLL_CTL_ADD;
-  else if (op == EPOLL_CTL_ADD && err == -EEXIST)
-    op = EPOLL_CTL_MOD;
-  else
-    return err;
-  return epoll_ctl(loop->epfd, op, fd, &ev) == 0 ? 0 : -errno;
+   * (ENOENT on MOD), or it holds a registration we did not know of
+   * (EEXIST on ADD). */
+  if (op == EPOLL_CTL_MOD && err == -ENOENT) {
+    err = ctl(loop, EPOLL_CTL_ADD, fd, new_events);
+    return err ? err : 1;
+  }
+  if (op == EPOLL_CTL_ADD && err == -EEXIST)
+    return ctl(loop, EPOLL_CTL_MOD, fd, new_events);
+  return err;
+}
+
+int fut__epoll_rebuild(fut_loop_t *loop) {
+  int fresh = epoll_create1(EPOLL_CLOEXEC);
+  if (fresh < 0)
+    return fut__error(-errno, "epoll_create1: %s", fut_strerror(-errno));
+  struct epoll_event ev = {.events = EPOLLIN, .data.u64 = DOORBELL_TAG};
+  /* The new instance takes the old one's number, so fut_loop_backend_fd
+   * stays valid for an embedding program. */
+  if (epoll_ctl(fresh, EPOLL_CTL_ADD, loop->evfd, &ev) < 0 ||
+      dup3(fresh, loop->epfd, O_CLOEXEC) < 0) {
+    int err = -errno;
+    close(fresh);
+    return fut__error(err, "rebuilding the epoll instance: %s",
+                      fut_strerror(err));
+  }
+  close(fresh);
+  return fut__io_reregister(loop);
 }
 
 int fut__epoll_poll(fut_loop_t *loop, uint64_t timeout_ns) {
@@ -112,7 +137,14 @@ int fut__epoll_poll(fut_loop_t *loop, uint64_t timeout_ns) {
       ev |= FUT__EV_READ;
     if (e & (EPOLLOUT | EPOLLERR | EPOLLHUP))
       ev |= FUT__EV_WRITE;
-    fut__io_event(loop, (int)events[i].data.u64, ev);
+    uint64_t data = events[i].data.u64;
+    fut__io_event(loop, (int)(uint32_t)data, (uint32_t)(data >> 32), ev);
+  }
+  if (FUT__UNLIKELY(loop->io_stale)) {
+    loop->io_stale = false;
+    int err = fut__epoll_rebuild(loop);
+    if (err)
+      return err;
   }
   /* A full batch hints at more ready fds: grow for the next poll. */
   if (n == loop->events_cap && loop->events_cap < 65536) {

@@ -146,6 +146,9 @@ struct fut__io {
   fut_handle_t *reader; /* NULL when no reader */
   fut_handle_t *writer; /* NULL when no writer */
   uint32_t registered;  /* epoll events currently registered (0 = none) */
+  uint32_t gen;         /* bumped at each EPOLL_CTL_ADD and carried in the
+                           event's data: an event of an older generation
+                           comes from a registration we no longer own */
 };
 
 /* ---- parts: how upper layers join a loop (loop.c) ----------------------
@@ -196,6 +199,8 @@ struct fut_loop {
   struct fut__io *io; /* indexed by fd, io_cap entries */
   int io_cap;
   size_t nwatchers; /* fds with a reader or writer */
+  bool io_stale;    /* the last poll saw an event of a registration the
+                       table does not own: rebuild after the batch */
 
   int epfd;     /* epoll instance, -1 when closed */
   int evfd;     /* eventfd doorbell, -1 when closed */
@@ -292,6 +297,8 @@ void fut__timers_clear(fut_loop_t *loop);
 
 /* io.c */
 void fut__io_clear(fut_loop_t *loop);
+/* Registers every watched fd with a new epoll instance (after a fork, or a
+ * rebuild); watchers of fds closed behind the loop's back are dropped. */
 int fut__io_reregister(fut_loop_t *loop);
 #define FUT__EV_READ 1u
 #define FUT__EV_WRITE 2u
@@ -301,9 +308,17 @@ int fut__io_reregister(fut_loop_t *loop);
  * watcher removed earlier in the same batch is skipped, not freed under
  * the queue.  Level-triggered: if the queue cannot grow, the next poll
  * reports the fd again, so nothing is lost. */
-static inline void fut__io_event(fut_loop_t *loop, int fd, uint32_t events) {
-  if (FUT__UNLIKELY(fd < 0 || fd >= loop->io_cap))
+static inline void fut__io_event(fut_loop_t *loop, int fd, uint32_t gen,
+                                 uint32_t events) {
+  /* A registration the loop no longer owns: an fd closed and reopened
+   * behind its back, or removed after its file was dup'd and the number
+   * closed (epoll tracks the open file, so EPOLL_CTL_DEL could not reach
+   * it).  It would wake every poll: the epoll instance is rebuilt. */
+  if (FUT__UNLIKELY(fd >= loop->io_cap || loop->io[fd].gen != gen ||
+                    !loop->io[fd].registered)) {
+    loop->io_stale = true;
     return;
+  }
   struct fut__io *io = &loop->io[fd];
   fut_handle_t *r = (events & FUT__EV_READ) ? io->reader : NULL;
   fut_handle_t *w = (events & FUT__EV_WRITE) ? io->writer : NULL;
@@ -316,8 +331,15 @@ static inline void fut__io_event(fut_loop_t *loop, int fd, uint32_t events) {
 /* epoll.c: the only file that includes <sys/epoll.h>. */
 int fut__epoll_create(fut_loop_t *loop);
 void fut__epoll_destroy(fut_loop_t *loop);
+/* Changes fd's registration from old_events to new_events (FUT__EV_*;
+ * 0 = none), bumping loop->io[fd].gen on each ADD.  Returns 0, 1 when the
+ * kernel had forgotten the fd (it was closed behind the loop's back: MOD
+ * fell back to ADD), or a negative errno. */
 int fut__epoll_ctl(fut_loop_t *loop, int fd, uint32_t old_events,
                    uint32_t new_events);
+/* Replaces the epoll instance (same fd number, same doorbell) with one
+ * holding only the registrations of the fd table. */
+int fut__epoll_rebuild(fut_loop_t *loop);
 int fut__epoll_poll(fut_loop_t *loop, uint64_t timeout_ns);
 
 /* door.c: the thread-safe door's own API.  fut__door_drain moves every

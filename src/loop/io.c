@@ -23,6 +23,23 @@ static int grow_table(fut_loop_t *loop, int fd) {
   return 0;
 }
 
+/* Forgets fd's watchers without touching epoll (their fd is gone): the
+ * handles read as cancelled. */
+static void drop_watchers(fut_loop_t *loop, int fd) {
+  struct fut__io *io = &loop->io[fd];
+  if (!io->reader && !io->writer)
+    return;
+  fut_handle_t *hs[2] = {io->reader, io->writer};
+  for (int i = 0; i < 2; i++)
+    if (hs[i]) {
+      hs[i]->flags |= FUT__H_CANCELLED;
+      fut_handle_unref(hs[i]);
+    }
+  io->reader = io->writer = NULL;
+  io->registered = 0;
+  loop->nwatchers--;
+}
+
 static int add_watcher(fut_loop_t *loop, int fd, fut_cb cb, void *arg,
                        uint32_t bit, const char *what) {
   if (!loop || fd < 0 || !cb)
@@ -47,21 +64,27 @@ static int add_watcher(fut_loop_t *loop, int fd, fut_cb cb, void *arg,
   if (!h)
     return -ENOMEM;
   struct fut__io *io = &loop->io[fd];
+  /* Always asked of epoll, even when the events do not change: a
+   * registration the kernel forgot means the fd was closed (and maybe
+   * reopened) behind our back, and its old watchers are stale. */
   uint32_t want = io->registered | bit;
-  if (want != io->registered) {
-    err = fut__epoll_ctl(loop, fd, io->registered, want);
-    if (err) {
-      fut_handle_unref(h);
-      if (err == -EPERM)
-        return fut__error(err,
-                          "%s: fd %d cannot be watched by epoll "
-                          "(a regular file or directory?)",
-                          what, fd);
-      return fut__error(err, "%s: epoll_ctl on fd %d: %s", what, fd,
-                        fut_strerror(err));
-    }
-    io->registered = want;
+  err = fut__epoll_ctl(loop, fd, io->registered, want);
+  if (err == 1) {
+    drop_watchers(loop, fd);
+    err = want == bit ? 0 : fut__epoll_ctl(loop, fd, want, bit);
+    want = bit;
   }
+  if (err) {
+    fut_handle_unref(h);
+    if (err == -EPERM)
+      return fut__error(err,
+                        "%s: fd %d cannot be watched by epoll "
+                        "(a regular file or directory?)",
+                        what, fd);
+    return fut__error(err, "%s: epoll_ctl on fd %d: %s", what, fd,
+                      fut_strerror(err));
+  }
+  io->registered = want;
   fut_handle_t **slot = bit == FUT__EV_READ ? &io->reader : &io->writer;
   if (!io->reader && !io->writer)
     loop->nwatchers++;
@@ -125,8 +148,12 @@ int fut__io_reregister(fut_loop_t *loop) {
     if (!io->registered)
       continue;
     int err = fut__epoll_ctl(loop, fd, 0, io->registered);
+    if (err == -EBADF) {
+      drop_watchers(loop, fd); /* closed without remove_reader/_writer */
+      continue;
+    }
     if (err)
-      return fut__error(err, "fut_loop_fork: re-registering fd %d: %s", fd,
+      return fut__error(err, "re-registering fd %d with epoll: %s", fd,
                         fut_strerror(err));
   }
   return 0;
