@@ -7,13 +7,15 @@
 
 #include "loop/internal.h"
 /* ---- futures (future.c) ------------------------------------------------ */
+/* What r holds: the shared value kinds (base/value.h), then a future's
+ * own. */
 enum {
-  FUT__R_NONE = 0, /* pending, or done without result storage */
-  FUT__R_PTR,      /* r.p: pointer + destructor */
-  FUT__R_BYTES,    /* r.b: malloc'd bytes + length */
-  FUT__R_I64,      /* r.i64 */
-  FUT__R_SHARED,   /* r.s: pointer borrowed from another future */
-  FUT__R_MSG       /* r.msg: exception or cancel message */
+  FUT__R_NONE = FUT__V_NONE,    /* pending, or done without result storage */
+  FUT__R_PTR = FUT__V_PTR,      /* r.v.p: pointer + destructor */
+  FUT__R_BYTES = FUT__V_BYTES,  /* r.v.b: fut__malloc'd bytes + length */
+  FUT__R_I64 = FUT__V_I64,      /* r.v.i64 */
+  FUT__R_SHARED = FUT__V_KINDS, /* r.s: pointer borrowed from another future */
+  FUT__R_MSG                    /* r.msg: exception or cancel message */
 };
 
 enum {
@@ -44,21 +46,12 @@ struct fut {
   uint32_t unused2;
   struct fut__cb_ent cb0; /* first registration when FUT__F_CB0 */
   union {
+    union fut__value v; /* FUT__R_PTR, FUT__R_BYTES, FUT__R_I64 */
     struct {
       void *ptr;
-      fut_free_fn dtor;
-    } p;
-    struct {
-      void *data;
-      size_t len;
-    } b;
-    struct {
-      void *ptr;
-      fut_t *src;
-    } s;
-    int64_t i64;
-    char *msg;
-    void *next_free;
+      fut_t *src; /* holds a reference */
+    } s;          /* FUT__R_SHARED */
+    char *msg;    /* FUT__R_MSG */
   } r;
   struct fut__cb_vec *more; /* registrations after the first, or NULL */
 };
