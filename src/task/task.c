@@ -20,8 +20,6 @@
  * runs and their stacks are released (asyncio closes their coroutines). */
 #include "task/internal.h"
 
-#include <string.h>
-
 #if defined(FUT__ASAN)
 #include <sanitizer/common_interface_defs.h>
 #endif
@@ -39,42 +37,30 @@ enum task_run_state {
   T_DONE       /* fn returned; the outcome is set right after */
 };
 
-enum { RES_NONE, RES_PTR, RES_BYTES, RES_I64 };
-
 struct task_state;
 
 struct task {
-  struct fut__ext x;        /* the task's future; first for container_of */
-  struct fut__ctx ctx;      /* saved context while not running */
-  struct fut__stack stack;  /* mapped until the task is done */
-  struct task_state *ts;    /* the loop's task state; NULL once done */
-  fut_task_fn fn;           /* the task's function */
-  void *arg;                /* borrowed from the creator */
-  fut_t *waiter;            /* the awaited pending future (a reference),
-                               NULL while not awaiting one */
-  struct task *prev, *next; /* ts->tasks list while not done */
-  char *name;               /* malloc'd, never NULL */
-  char *cancel_msg;         /* last cancel message, or NULL */
-  char *fail_msg;           /* fut_task_fail's message, or NULL */
-  uint32_t ncancels;        /* cancel requests not withdrawn (cancelling) */
-  int rc;                   /* fn's return value once T_DONE */
-  uint8_t state;            /* enum task_run_state */
-  bool must_cancel;         /* a cancel waits for the next suspension */
-  bool closing_wake;        /* resumed by loop close, not by its waiter */
-  bool abandoned;           /* ended without returning: frames dropped */
-  bool in_cancel;           /* task_cancel is cancelling the waiter */
-  uint8_t rkind;            /* RES_*: staged result for a 0 return */
-  union {
-    struct {
-      void *ptr;
-      fut_free_fn dtor;
-    } p;
-    struct {
-      void *data;
-      size_t len;
-    } b;
-    int64_t i64;
-  } res; /* staged by fut_task_return_* */
+  struct fut__ext x;       /* the task's future; first for container_of */
+  struct fut__ctx ctx;     /* saved context while not running */
+  struct fut__stack stack; /* mapped until the task is done */
+  struct task_state *ts;   /* the loop's task state; NULL once done */
+  fut_task_fn fn;          /* the task's function */
+  void *arg;               /* borrowed from the creator */
+  fut_t *waiter;           /* the awaited pending future (a reference),
+                              NULL while not awaiting one */
+  struct fut__qnode node;  /* in ts->tasks while not done */
+  char *name;              /* malloc'd, never NULL */
+  char *cancel_msg;        /* last cancel message, or NULL */
+  char *fail_msg;          /* fut_task_fail's message, or NULL */
+  uint32_t ncancels;       /* cancel requests not withdrawn (cancelling) */
+  int rc;                  /* fn's return value once T_DONE */
+  uint8_t state;           /* enum task_run_state */
+  bool must_cancel;        /* a cancel waits for the next suspension */
+  bool closing_wake;       /* resumed by loop close, not by its waiter */
+  bool abandoned;          /* ended without returning: frames dropped */
+  bool in_cancel;          /* task_cancel is cancelling the waiter */
+  uint8_t rkind;           /* FUT__V_*: staged result for a 0 return */
+  union fut__value res;    /* staged by fut_task_return_* */
 #if defined(FUT__ASAN)
   void *asan_fake; /* ASan fake stack while switched away */
 #endif
@@ -85,7 +71,7 @@ struct task {
 
 /* Per loop (the tasks' loop part). */
 struct task_state {
-  struct task *tasks;            /* tasks not done, newest first */
+  struct fut__qnode tasks;       /* tasks not done, newest first */
   size_t ntasks;                 /* length of tasks */
   uint64_t next_id;              /* for default names Task-<n> */
   bool closing;                  /* fut_loop_close is finishing tasks */
@@ -176,23 +162,8 @@ static void task_entry(void *p) {
 /* ---- outcome ------------------------------------------------------------- */
 
 static void drop_staged(struct task *t) {
-  if (t->rkind == RES_PTR && t->res.p.dtor)
-    t->res.p.dtor(t->res.p.ptr);
-  else if (t->rkind == RES_BYTES)
-    fut__free(t->res.b.data);
-  t->rkind = RES_NONE;
-}
-
-static void unlink_task(struct task *t) {
-  struct task_state *ts = t->ts;
-  if (t->prev)
-    t->prev->next = t->next;
-  else
-    ts->tasks = t->next;
-  if (t->next)
-    t->next->prev = t->prev;
-  t->prev = t->next = NULL;
-  ts->ntasks--;
+  fut__value_clear(t->rkind, &t->res);
+  t->rkind = FUT__V_NONE;
 }
 
 /* Sets the task's outcome from t->rc, releases its stack and the loop's
@@ -207,18 +178,19 @@ static void finish(struct task *t) {
   __tsan_destroy_fiber(t->tsan_fiber);
   t->tsan_fiber = NULL;
 #endif
-  unlink_task(t);
+  fut__q_remove(&t->node);
+  t->ts->ntasks--;
   t->ts = NULL;
   int rc = t->rc, err = 0;
   if (rc == 0 && !t->must_cancel) {
     switch (t->rkind) {
-    case RES_PTR:
+    case FUT__V_PTR:
       err = fut_set_result(f, t->res.p.ptr, t->res.p.dtor);
       break;
-    case RES_BYTES:
+    case FUT__V_BYTES:
       err = fut_set_result_bytes_owned(f, t->res.b.data, t->res.b.len);
       break;
-    case RES_I64:
+    case FUT__V_I64:
       err = fut_set_result_i64(f, t->res.i64);
       break;
     default:
@@ -226,7 +198,7 @@ static void finish(struct task *t) {
       break;
     }
     if (err == 0)
-      t->rkind = RES_NONE; /* the future owns it now */
+      t->rkind = FUT__V_NONE; /* the future owns it now */
   } else if (rc == 0 || rc == -ECANCELED) {
     /* Cancelled right before returning, or let the cancellation out. */
     t->must_cancel = false;
@@ -291,6 +263,7 @@ static struct task_state *get_state(fut_loop_t *loop) {
     return ts;
   if (!(ts = fut__calloc(1, sizeof *ts)))
     return NULL;
+  fut__q_init(&ts->tasks);
   fut__loop_part_set(loop, task_part, ts);
   return ts;
 }
@@ -332,8 +305,9 @@ static void task_close(fut_loop_t *loop, void *state) {
   struct task_state *ts = state;
   (void)loop;
   ts->closing = true;
-  while (ts->tasks)
-    close_task(ts->tasks);
+  struct fut__qnode *n;
+  while ((n = fut__q_first(&ts->tasks)))
+    close_task(fut__q_data(n, struct task, node));
   fut__stack_cache_clear(&ts->cache);
   fut__free(ts);
 }
@@ -428,10 +402,7 @@ int fut_create_task(fut_loop_t *loop, fut_task_fn fn, void *arg,
   t->fn = fn;
   t->arg = arg;
   t->state = T_CREATED;
-  t->next = ts->tasks;
-  if (ts->tasks)
-    ts->tasks->prev = t;
-  ts->tasks = t;
+  fut__q_insert_head(&ts->tasks, &t->node);
   ts->ntasks++;
   t->x.fut.refs++; /* the run reference, dropped by finish() */
   *out = &t->x.fut;
@@ -473,8 +444,12 @@ size_t fut_all_tasks(fut_loop_t *loop, fut_t **out, size_t cap) {
     return 0;
   struct task_state *ts = fut__loop_part(loop, task_part);
   size_t i = 0;
-  for (struct task *t = ts->tasks; t && i < cap && out; t = t->next)
-    out[i++] = &t->x.fut;
+  struct fut__qnode *n;
+  FUT__Q_FOREACH(n, &ts->tasks) {
+    if (i == cap || !out)
+      break;
+    out[i++] = &fut__q_data(n, struct task, node)->x.fut;
+  }
   return ts->ntasks;
 }
 
@@ -673,7 +648,7 @@ int fut_task_return_i64(int64_t value) {
   if (!t)
     return FUT_E_NOT_IN_TASK;
   drop_staged(t);
-  t->rkind = RES_I64;
+  t->rkind = FUT__V_I64;
   t->res.i64 = value;
   return 0;
 }
@@ -683,7 +658,7 @@ int fut_task_return_ptr(void *ptr, fut_free_fn dtor) {
   if (!t)
     return FUT_E_NOT_IN_TASK;
   drop_staged(t);
-  t->rkind = RES_PTR;
+  t->rkind = FUT__V_PTR;
   t->res.p.ptr = ptr;
   t->res.p.dtor = dtor;
   return 0;
@@ -698,18 +673,14 @@ int fut_task_return_bytes(const void *data, size_t len) {
                       "fut_task_return_bytes: NULL data with "
                       "length %zu",
                       len);
-  /* len + 1 must not wrap to a tiny allocation. */
-  char *copy = len < SIZE_MAX ? fut__malloc(len + 1) : NULL;
+  void *copy = fut__bytes_dup(data, len);
   if (!copy)
     return fut__error(-ENOMEM,
                       "fut_task_return_bytes: out of memory for "
                       "%zu bytes",
                       len);
-  if (len)
-    memcpy(copy, data, len);
-  copy[len] = '\0';
   drop_staged(t);
-  t->rkind = RES_BYTES;
+  t->rkind = FUT__V_BYTES;
   t->res.b.data = copy;
   t->res.b.len = len;
   return 0;
