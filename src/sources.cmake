@@ -3,7 +3,8 @@
 # assembly is added by cmake/context.cmake.
 set(FUT_SOURCES_BASE alloc.c errors.c fork.c slab.c value.c)
 set(FUT_SOURCES_LOOP door.c epoll.c io.c loop.c ready.c timer.c)
-set(FUT_SOURCES_FUTURE combine.c future.c run_until_complete.c)
+set(FUT_SOURCES_FUTURE as_completed.c combine.c future.c gather.c
+    run_until_complete.c shield.c then.c wait.c)
 set(FUT_SOURCES_TASK await.c ctx_ucontext.c stack.c task.c timeout.c)
 set(FUT_SOURCES_EXEC cfuture.c executor.c threadpool.c)
 set(FUT_SOURCES_PROCPOOL executor.c forkserver.c frames.c manager.c pool.c

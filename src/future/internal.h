@@ -1,7 +1,7 @@
 /* libfuture — the future layer's private interface: the future struct,
- * futures with behaviour of their own (tasks, combinators), the loop part
- * that tracks live combinators.  Includes the loop and base layers.  Never
- * installed. */
+ * futures with behaviour of their own (tasks, combinators), what the
+ * combinators share (the loop part that tracks the live ones).  Includes
+ * the loop and base layers.  Never installed. */
 #ifndef FUT_FUTURE_INTERNAL_H
 #define FUT_FUTURE_INTERNAL_H
 
@@ -84,6 +84,9 @@ static inline const struct fut__ops *fut__ops_of(const fut_t *f) {
   return fut__container_of(f, struct fut__ext, fut)->ops;
 }
 
+/* ---- combinators (combine.c; gather.c, wait.c, as_completed.c, shield.c,
+ * then.c) --------------------------------------------------------------- */
+
 /* Close ranks of the loop parts (struct fut__loop_part): a layer closes
  * before the layers it uses. */
 #define FUT__RANK_COMBINATORS 20
@@ -101,6 +104,49 @@ struct fut__comb {
   size_t nkids;
   fut_handle_t **timer; /* slot of its timer handle, or NULL */
 };
+
+/* Checks a combinator's children: fs[0, n) non-NULL and all of loop.
+ * Returns 0, -EINVAL or FUT_E_OTHER_LOOP (`what` names the call). */
+int fut__comb_check_futs(fut_loop_t *loop, fut_t *const *fs, size_t n,
+                         const char *what);
+/* Allocates a zeroed combinator of `size` bytes (a struct fut__ext first)
+ * followed by nkids child slots (fut_t *), whose future starts with refs
+ * 1; NULL with the error in *err (-EINVAL, -ENOMEM, FUT_E_CLOSED, ...). */
+void *fut__comb_new(fut_loop_t *loop, size_t size, size_t nkids,
+                    const struct fut__ops *ops, const char *what, int *err);
+/* Links a fully built combinator into its loop's list: closing the loop
+ * removes the (cb, self's fut__ext) registrations on kids[0, n) and the
+ * timer in *timer (timer may be NULL). */
+void fut__comb_track(struct fut__comb *c, fut_t *self, fut_done_cb cb,
+                     fut_t **kids, size_t n, fut_handle_t **timer);
+static inline void fut__comb_untrack(struct fut__comb *c) {
+  fut__q_remove(&c->node);
+}
+/* Takes back the registrations (cb, arg) on fs[0, n) that are not yet
+ * scheduled, dropping the reference each held on self (a child listed
+ * twice has two); the caller holds one more.  Returns how many. */
+size_t fut__comb_unregister(fut_t *const *fs, size_t n, fut_done_cb cb,
+                            void *arg, fut_t *self);
+/* Marks a child's exception retrieved: the combinator consumed it. */
+static inline void fut__comb_consume(fut_t *f) {
+  (void)fut_exception(f, NULL);
+}
+/* A done future's exception or cancel message (borrowed), or NULL; marks
+ * the exception retrieved. */
+static inline const char *fut__comb_msg(fut_t *f) {
+  const char *msg = NULL;
+  (void)fut_exception(f, &msg);
+  return msg;
+}
+
+/* Cancels and releases the timer handle in *h, if any, and clears *h. */
+static inline void fut__handle_clear(fut_handle_t **h) {
+  if (*h) {
+    fut_handle_cancel(*h);
+    fut_handle_unref(*h);
+    *h = NULL;
+  }
+}
 
 /* future.c */
 /* Drops the queued registrations (cb, arg) made on futures that were done

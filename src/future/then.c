@@ -1,0 +1,71 @@
+/* Promise-style chaining: a future resolved by a function of another
+ * future once that one is done.  See combine.c for what every combinator
+ * shares. */
+#include "future/internal.h"
+
+struct then {
+  struct fut__ext x;
+  struct fut__comb link; /* in the loop's list while alive */
+  fut_t *src;            /* reference until fn ran */
+  fut_then_fn fn;        /* NULL: copy src's outcome */
+  void *arg;             /* borrowed */
+};
+
+static void then_destroy(fut_t *f) {
+  struct then *t = fut__container_of(f, struct then, x.fut);
+  fut__comb_untrack(&t->link);
+  fut_unref(t->src);
+  fut__free(t);
+}
+
+static bool then_cancel(fut_t *f, const char *msg) {
+  struct then *t = fut__container_of(f, struct then, x.fut);
+  bool r = fut__cancel_base(f, msg);
+  if (t->src)
+    fut_cancel(t->src, msg);
+  return r;
+}
+
+static const struct fut__ops then_ops = {
+    .type_name = "then", .cancel = then_cancel, .destroy = then_destroy};
+
+static void then_src_done(fut_t *src, void *arg) {
+  struct then *t = arg;
+  fut_t *dst = &t->x.fut;
+  if (t->fn) {
+    int rc = t->fn(src, dst, t->arg);
+    if (rc < 0 && dst->state == FUT_PENDING)
+      fut_set_exception(dst, rc, NULL);
+  } else if (dst->state == FUT_PENDING) {
+    fut_copy_state(dst, src);
+  } else if (src->state != FUT_CANCELLED) {
+    fut__comb_consume(src);
+  }
+  fut_unref(t->src);
+  t->src = NULL;
+  fut_unref(dst);
+}
+
+int fut_then(fut_t *src, fut_then_fn fn, void *arg, fut_t **out) {
+  if (!out)
+    return fut__error(-EINVAL, "fut_then: NULL out");
+  *out = NULL;
+  if (!src)
+    return fut__error(-EINVAL, "fut_then: NULL future");
+  int err;
+  struct then *t =
+      fut__comb_new(src->loop, sizeof *t, 0, &then_ops, "fut_then", &err);
+  if (!t)
+    return err;
+  t->fn = fn;
+  t->arg = arg;
+  if ((err = fut_add_done_callback(src, then_src_done, t))) {
+    fut_unref(&t->x.fut);
+    return err;
+  }
+  t->src = fut_ref(src);
+  t->x.fut.refs++;
+  fut__comb_track(&t->link, &t->x.fut, then_src_done, &t->src, 1, NULL);
+  *out = &t->x.fut;
+  return 0;
+}
