@@ -104,11 +104,7 @@ static void ac_timeout(void *arg) {
 
 int fut_as_completed(fut_loop_t *loop, fut_t *const *fs, size_t n,
                      uint64_t timeout_ns, fut_t **out) {
-  if (!out)
-    return fut__error(-EINVAL, "fut_as_completed: NULL out");
-  *out = NULL;
-  int err = loop ? fut__comb_check_futs(loop, fs, n, "fut_as_completed")
-                 : fut__error(-EINVAL, "fut_as_completed: NULL loop");
+  int err = fut__comb_check_args(loop, fs, n, out, "fut_as_completed");
   if (err)
     return err;
   struct as_completed *a = fut__comb_new(loop, sizeof *a, n, &as_completed_ops,
@@ -126,15 +122,12 @@ int fut_as_completed(fut_loop_t *loop, fut_t *const *fs, size_t n,
     fut_unref(&a->x.fut);
     return err;
   }
-  for (size_t i = 0; i < n; i++) {
-    if ((err = fut_add_done_callback(fs[i], ac_child_done, a))) {
-      fut__comb_unregister(fs, i, ac_child_done, a, &a->x.fut);
-      fut__handle_clear(&a->timer);
-      fut_unref(&a->x.fut);
-      return err;
-    }
+  for (size_t i = 0; i < n; i++)
     a->kids[a->n++] = fut_ref(fs[i]);
-    a->x.fut.refs++;
+  if ((err = fut__comb_register(fs, n, ac_child_done, a, &a->x.fut))) {
+    fut__handle_clear(&a->timer);
+    fut_unref(&a->x.fut);
+    return err;
   }
   if (n == 0)
     fut_set_result(&a->x.fut, NULL, NULL);

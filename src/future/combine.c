@@ -26,6 +26,25 @@ int fut__comb_check_futs(fut_loop_t *loop, fut_t *const *fs, size_t n,
   return 0;
 }
 
+int fut__comb_check_args(fut_loop_t *loop, fut_t *const *fs, size_t n,
+                         fut_t **out, const char *what) {
+  if (!out)
+    return fut__error(-EINVAL, "%s: NULL out", what);
+  *out = NULL;
+  if (!loop)
+    return fut__error(-EINVAL, "%s: NULL loop", what);
+  return fut__comb_check_futs(loop, fs, n, what);
+}
+
+int fut__comb_check_arg(fut_t *f, fut_t **out, const char *what) {
+  if (!out)
+    return fut__error(-EINVAL, "%s: NULL out", what);
+  *out = NULL;
+  if (!f)
+    return fut__error(-EINVAL, "%s: NULL future", what);
+  return 0;
+}
+
 /* The loop part that keeps each loop's live combinators (a list head). */
 static int comb_part;
 
@@ -88,6 +107,33 @@ void fut__comb_track(struct fut__comb *c, fut_t *self, fut_done_cb cb,
   c->nkids = n;
   c->timer = timer;
   fut__q_insert_head(head, &c->node);
+}
+
+int fut__comb_register(fut_t *const *fs, size_t n, fut_done_cb cb, void *arg,
+                       fut_t *self) {
+  for (size_t i = 0; i < n; i++) {
+    int err = fut_add_done_callback(fs[i], cb, arg);
+    if (err) {
+      fut__comb_unregister(fs, i, cb, arg, self);
+      return err;
+    }
+    self->refs++;
+  }
+  return 0;
+}
+
+int fut__comb_watch(struct fut__comb *c, fut_t *self, fut_t *f, fut_t **slot,
+                    fut_done_cb cb, fut_handle_t **timer) {
+  *slot = fut_ref(f);
+  int err = fut_add_done_callback(
+      f, cb, fut__container_of(self, struct fut__ext, fut));
+  if (err) {
+    fut_unref(self);
+    return err;
+  }
+  self->refs++;
+  fut__comb_track(c, self, cb, slot, 1, timer);
+  return 0;
 }
 
 size_t fut__comb_unregister(fut_t *const *fs, size_t n, fut_done_cb cb,

@@ -74,11 +74,7 @@ static void gather_child_done(fut_t *kid, void *arg) {
 
 int fut_gather(fut_loop_t *loop, fut_t *const *fs, size_t n, unsigned flags,
                fut_t **out) {
-  if (!out)
-    return fut__error(-EINVAL, "fut_gather: NULL out");
-  *out = NULL;
-  int err = loop ? fut__comb_check_futs(loop, fs, n, "fut_gather")
-                 : fut__error(-EINVAL, "fut_gather: NULL loop");
+  int err = fut__comb_check_args(loop, fs, n, out, "fut_gather");
   if (err)
     return err;
   struct gather *g =
@@ -86,21 +82,18 @@ int fut_gather(fut_loop_t *loop, fut_t *const *fs, size_t n, unsigned flags,
   if (!g)
     return err;
   g->flags = flags;
-  for (size_t i = 0; i < n; i++) {
-    if ((err = fut_add_done_callback(fs[i], gather_child_done, g))) {
-      /* Unwind: nothing of this call may run later.  Registrations on
-       * done children are already queued and cannot be taken back: with n
-       * 0 and outcomes kept, they only count. */
-      fut__comb_unregister(fs, i, gather_child_done, g, &g->x.fut);
-      for (size_t j = 0; j < g->n; j++)
-        fut_unref(g->kids[j]);
-      g->n = 0;
-      g->flags = FUT_GATHER_RETURN_EXCEPTIONS;
-      fut_unref(&g->x.fut);
-      return err;
-    }
+  for (size_t i = 0; i < n; i++)
     g->kids[g->n++] = fut_ref(fs[i]);
-    g->x.fut.refs++;
+  if ((err = fut__comb_register(fs, n, gather_child_done, g, &g->x.fut))) {
+    /* Unwind: nothing of this call may run later.  Registrations on done
+     * children are already queued and cannot be taken back: with n 0 and
+     * outcomes kept, they only count. */
+    for (size_t j = 0; j < g->n; j++)
+      fut_unref(g->kids[j]);
+    g->n = 0;
+    g->flags = FUT_GATHER_RETURN_EXCEPTIONS;
+    fut_unref(&g->x.fut);
+    return err;
   }
   /* Registrations on done children are already scheduled: removal cannot
    * undo them, so no failure may happen past the loop above. */

@@ -109,6 +109,12 @@ struct fut__comb {
  * Returns 0, -EINVAL or FUT_E_OTHER_LOOP (`what` names the call). */
 int fut__comb_check_futs(fut_loop_t *loop, fut_t *const *fs, size_t n,
                          const char *what);
+/* The checks a combinator of the futures fs[0, n) starts with: out not
+ * NULL (then *out = NULL), loop not NULL, then fut__comb_check_futs. */
+int fut__comb_check_args(fut_loop_t *loop, fut_t *const *fs, size_t n,
+                         fut_t **out, const char *what);
+/* The same for a combinator of the one future f: out, then f not NULL. */
+int fut__comb_check_arg(fut_t *f, fut_t **out, const char *what);
 /* Allocates a zeroed combinator of `size` bytes (a struct fut__ext first)
  * followed by nkids child slots (fut_t *), whose future starts with refs
  * 1; NULL with the error in *err (-EINVAL, -ENOMEM, FUT_E_CLOSED, ...). */
@@ -122,6 +128,18 @@ void fut__comb_track(struct fut__comb *c, fut_t *self, fut_done_cb cb,
 static inline void fut__comb_untrack(struct fut__comb *c) {
   fut__q_remove(&c->node);
 }
+/* Registers (cb, arg) on fs[0, n), each registration holding a reference
+ * to self.  On failure takes back those it made (those on done futures are
+ * already scheduled and stay: they still run) and returns the error. */
+int fut__comb_register(fut_t *const *fs, size_t n, fut_done_cb cb, void *arg,
+                       fut_t *self);
+/* For a combinator of one child f: *slot takes a reference to f, cb is
+ * registered on f (holding a reference to self) and the combinator is
+ * tracked with the timer in *timer (timer may be NULL).  On failure drops
+ * the caller's reference to self (which frees it: its destroy releases
+ * *slot) and returns the error. */
+int fut__comb_watch(struct fut__comb *c, fut_t *self, fut_t *f, fut_t **slot,
+                    fut_done_cb cb, fut_handle_t **timer);
 /* Takes back the registrations (cb, arg) on fs[0, n) that are not yet
  * scheduled, dropping the reference each held on self (a child listed
  * twice has two); the caller holds one more.  Returns how many. */

@@ -33,28 +33,20 @@ static void shield_inner_done(fut_t *inner, void *arg) {
 }
 
 int fut_shield(fut_t *f, fut_t **out) {
-  if (!out)
-    return fut__error(-EINVAL, "fut_shield: NULL out");
-  *out = NULL;
-  if (!f)
-    return fut__error(-EINVAL, "fut_shield: NULL future");
+  int err = fut__comb_check_arg(f, out, "fut_shield");
+  if (err)
+    return err;
   if (f->state != FUT_PENDING) {
     *out = fut_ref(f); /* asyncio returns the done inner itself */
     return 0;
   }
-  int err;
   struct shield *sh =
       fut__comb_new(f->loop, sizeof *sh, 0, &shield_ops, "fut_shield", &err);
   if (!sh)
     return err;
-  if ((err = fut_add_done_callback(f, shield_inner_done, sh))) {
-    fut_unref(&sh->x.fut);
+  if ((err = fut__comb_watch(&sh->link, &sh->x.fut, f, &sh->inner,
+                             shield_inner_done, NULL)))
     return err;
-  }
-  sh->x.fut.refs++;
-  sh->inner = fut_ref(f);
-  fut__comb_track(&sh->link, &sh->x.fut, shield_inner_done, &sh->inner, 1,
-                  NULL);
   *out = &sh->x.fut;
   return 0;
 }

@@ -47,25 +47,18 @@ static void then_src_done(fut_t *src, void *arg) {
 }
 
 int fut_then(fut_t *src, fut_then_fn fn, void *arg, fut_t **out) {
-  if (!out)
-    return fut__error(-EINVAL, "fut_then: NULL out");
-  *out = NULL;
-  if (!src)
-    return fut__error(-EINVAL, "fut_then: NULL future");
-  int err;
+  int err = fut__comb_check_arg(src, out, "fut_then");
+  if (err)
+    return err;
   struct then *t =
       fut__comb_new(src->loop, sizeof *t, 0, &then_ops, "fut_then", &err);
   if (!t)
     return err;
   t->fn = fn;
   t->arg = arg;
-  if ((err = fut_add_done_callback(src, then_src_done, t))) {
-    fut_unref(&t->x.fut);
+  if ((err = fut__comb_watch(&t->link, &t->x.fut, src, &t->src, then_src_done,
+                             NULL)))
     return err;
-  }
-  t->src = fut_ref(src);
-  t->x.fut.refs++;
-  fut__comb_track(&t->link, &t->x.fut, then_src_done, &t->src, 1, NULL);
   *out = &t->x.fut;
   return 0;
 }

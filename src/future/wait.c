@@ -74,18 +74,16 @@ static void wait_timeout(void *arg) {
 
 int fut_wait(fut_loop_t *loop, fut_t *const *fs, size_t n, fut_wait_when_t when,
              uint64_t timeout_ns, fut_t **out) {
-  if (!out)
-    return fut__error(-EINVAL, "fut_wait: NULL out");
-  *out = NULL;
-  if (!loop)
-    return fut__error(-EINVAL, "fut_wait: NULL loop");
+  /* The children are checked after n and `when`. */
+  int err = fut__comb_check_args(loop, fs, 0, out, "fut_wait");
+  if (err)
+    return err;
   if (n == 0)
     return fut__error(-EINVAL, "fut_wait: the set of futures is empty");
   if (when != FUT_FIRST_COMPLETED && when != FUT_FIRST_EXCEPTION &&
       when != FUT_ALL_COMPLETED)
     return fut__error(-EINVAL, "fut_wait: invalid `when` %d", (int)when);
-  int err = fut__comb_check_futs(loop, fs, n, "fut_wait");
-  if (err)
+  if ((err = fut__comb_check_futs(loop, fs, n, "fut_wait")))
     return err;
   struct waitf *w =
       fut__comb_new(loop, sizeof *w, n, &wait_ops, "fut_wait", &err);
@@ -100,15 +98,11 @@ int fut_wait(fut_loop_t *loop, fut_t *const *fs, size_t n, fut_wait_when_t when,
   }
   for (size_t i = 0; i < n; i++)
     w->kids[w->n++] = fut_ref(fs[i]);
-  for (size_t i = 0; i < n; i++) {
-    if ((err = fut_add_done_callback(fs[i], wait_child_done, w))) {
-      fut__comb_unregister(fs, i, wait_child_done, w, &w->x.fut);
-      fut_unref(&w->x.fut);
-      return err;
-    }
-    w->left++;
-    w->x.fut.refs++;
+  if ((err = fut__comb_register(fs, n, wait_child_done, w, &w->x.fut))) {
+    fut_unref(&w->x.fut);
+    return err;
   }
+  w->left = n;
   fut__comb_track(&w->link, &w->x.fut, wait_child_done, w->kids, w->n,
                   &w->timer);
   *out = &w->x.fut;
@@ -203,29 +197,22 @@ static void wf_timeout(void *arg) {
 }
 
 int fut_wait_for(fut_t *f, uint64_t timeout_ns, fut_t **out) {
-  if (!out)
-    return fut__error(-EINVAL, "fut_wait_for: NULL out");
-  *out = NULL;
-  if (!f)
-    return fut__error(-EINVAL, "fut_wait_for: NULL future");
-  int err;
+  int err = fut__comb_check_arg(f, out, "fut_wait_for");
+  if (err)
+    return err;
   struct wait_for *w =
       fut__comb_new(f->loop, sizeof *w, 0, &wait_for_ops, "fut_wait_for", &err);
   if (!w)
     return err;
-  w->inner = fut_ref(f);
   if (f->state == FUT_PENDING && timeout_ns != 0 && timeout_ns != UINT64_MAX &&
       (err = fut_loop_call_later(f->loop, timeout_ns, wf_timeout, w,
                                  &w->timer))) {
     fut_unref(&w->x.fut);
     return err;
   }
-  if ((err = fut_add_done_callback(f, wf_inner_done, w))) {
-    fut_unref(&w->x.fut);
+  if ((err = fut__comb_watch(&w->link, &w->x.fut, f, &w->inner, wf_inner_done,
+                             &w->timer)))
     return err;
-  }
-  w->x.fut.refs++;
-  fut__comb_track(&w->link, &w->x.fut, wf_inner_done, &w->inner, 1, &w->timer);
   if (f->state == FUT_PENDING && timeout_ns == 0) {
     w->timed_out = true;
     fut_cancel(f, NULL);
