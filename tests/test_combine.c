@@ -292,8 +292,8 @@ static void test_wait_first_completed(void **state) {
   fut_loop_t *loop = new_loop();
   fut_t *fs[3] = {newf(loop), newf(loop), newf(loop)};
   fut_t *w;
-  assert_int_equal(fut_wait(loop, fs, 3, FUT_FIRST_COMPLETED, UINT64_MAX, &w),
-                   0);
+  assert_int_equal(
+      fut_wait(loop, fs, 3, FUT_WAIT_FIRST_COMPLETED, UINT64_MAX, &w), 0);
   fut_loop_call_later(loop, FUT_MS(1), set_result_cb, fs[1], NULL);
   assert_int_equal(fut_loop_run_until_complete(loop, w), 0);
   fut_t *done[3], *pending[3];
@@ -317,8 +317,8 @@ static void test_wait_first_exception(void **state) {
   fut_loop_t *loop = new_loop();
   fut_t *fs[3] = {newf(loop), newf(loop), newf(loop)};
   fut_t *w;
-  assert_int_equal(fut_wait(loop, fs, 3, FUT_FIRST_EXCEPTION, UINT64_MAX, &w),
-                   0);
+  assert_int_equal(
+      fut_wait(loop, fs, 3, FUT_WAIT_FIRST_EXCEPTION, UINT64_MAX, &w), 0);
   fut_set_result_i64(fs[0], 1);
   fut_cancel(fs[1], NULL); /* not an exception for wait */
   drain(loop);
@@ -341,7 +341,8 @@ static void test_wait_all_completed(void **state) {
   fut_loop_t *loop = new_loop();
   fut_t *fs[2] = {newf(loop), newf(loop)};
   fut_t *w;
-  assert_int_equal(fut_wait(loop, fs, 2, FUT_ALL_COMPLETED, UINT64_MAX, &w), 0);
+  assert_int_equal(
+      fut_wait(loop, fs, 2, FUT_WAIT_ALL_COMPLETED, UINT64_MAX, &w), 0);
   fut_set_result_i64(fs[0], 1);
   drain(loop);
   assert_false(fut_done(w));
@@ -363,7 +364,8 @@ static void test_wait_timeout_returns_sets(void **state) {
   fut_set_result_i64(fs[0], 1);
   fut_t *w;
   uint64_t t0 = fut_loop_time(loop);
-  assert_int_equal(fut_wait(loop, fs, 2, FUT_ALL_COMPLETED, FUT_MS(5), &w), 0);
+  assert_int_equal(fut_wait(loop, fs, 2, FUT_WAIT_ALL_COMPLETED, FUT_MS(5), &w),
+                   0);
   assert_int_equal(fut_loop_run_until_complete(loop, w), 0);
   assert_true(fut_loop_time(loop) - t0 >= FUT_MS(5));
   size_t nd, np;
@@ -383,8 +385,8 @@ static void test_wait_cancel_detaches(void **state) {
   fut_loop_t *loop = new_loop();
   fut_t *f = newf(loop);
   fut_t *w;
-  assert_int_equal(fut_wait(loop, &f, 1, FUT_ALL_COMPLETED, FUT_SEC(100), &w),
-                   0);
+  assert_int_equal(
+      fut_wait(loop, &f, 1, FUT_WAIT_ALL_COMPLETED, FUT_SEC(100), &w), 0);
   assert_true(fut_cancel(w, NULL));
   fut_unref(w); /* freed now: the child no longer refers to it */
   fut_set_result_i64(f, 1);
@@ -398,10 +400,12 @@ static void test_wait_bad_arguments(void **state) {
   fut_loop_t *loop = new_loop();
   fut_t *f = newf(loop);
   fut_t *w = (fut_t *)1;
-  assert_int_equal(fut_wait(loop, &f, 0, FUT_ALL_COMPLETED, 0, &w), -EINVAL);
+  assert_int_equal(fut_wait(loop, &f, 0, FUT_WAIT_ALL_COMPLETED, 0, &w),
+                   -EINVAL);
   assert_null(w);
   assert_int_equal(fut_wait(loop, &f, 1, (fut_wait_when_t)7, 0, &w), -EINVAL);
-  assert_int_equal(fut_wait(NULL, &f, 1, FUT_ALL_COMPLETED, 0, &w), -EINVAL);
+  assert_int_equal(fut_wait(NULL, &f, 1, FUT_WAIT_ALL_COMPLETED, 0, &w),
+                   -EINVAL);
   assert_int_equal(fut_wait_sets(f, NULL, NULL, NULL, NULL), -EINVAL);
   fut_unref(f);
   end_loop(loop);
@@ -896,7 +900,8 @@ static void test_combine_loop_close_releases_waiting_combinators(void **state) {
   int n = 0;
   assert_int_equal(fut_gather(loop, ab, 2, 0, &made[n++]), 0);
   assert_int_equal(
-      fut_wait(loop, ab, 2, FUT_ALL_COMPLETED, FUT_SEC(100), &made[n++]), 0);
+      fut_wait(loop, ab, 2, FUT_WAIT_ALL_COMPLETED, FUT_SEC(100), &made[n++]),
+      0);
   assert_int_equal(fut_wait_for(a, FUT_SEC(100), &made[n++]), 0);
   assert_int_equal(fut_shield(a, &made[n++]), 0);
   assert_int_equal(fut_as_completed(loop, ab, 2, FUT_SEC(100), &made[n++]), 0);
@@ -925,7 +930,8 @@ static void test_combine_loop_close_with_pending_children(void **state) {
   int n = 0;
   assert_int_equal(fut_gather(loop, &a, 1, 0, &made[n++]), 0);
   assert_int_equal(
-      fut_wait(loop, &a, 1, FUT_ALL_COMPLETED, FUT_SEC(100), &made[n++]), 0);
+      fut_wait(loop, &a, 1, FUT_WAIT_ALL_COMPLETED, FUT_SEC(100), &made[n++]),
+      0);
   assert_int_equal(fut_wait_for(a, FUT_SEC(100), &made[n++]), 0);
   assert_int_equal(fut_shield(a, &made[n++]), 0);
   assert_int_equal(fut_as_completed(loop, &a, 1, UINT64_MAX, &made[n++]), 0);

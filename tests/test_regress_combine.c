@@ -31,7 +31,7 @@ static int do_gather(fut_loop_t *loop, fut_t *const *fs, size_t n,
 
 static int do_wait(fut_loop_t *loop, fut_t *const *fs, size_t n,
                    fut_t **out) {
-  return fut_wait(loop, fs, n, FUT_ALL_COMPLETED, UINT64_MAX, out);
+  return fut_wait(loop, fs, n, FUT_WAIT_ALL_COMPLETED, UINT64_MAX, out);
 }
 
 static int do_as_completed(fut_loop_t *loop, fut_t *const *fs, size_t n,
@@ -156,7 +156,7 @@ static void test_combine_loop_close_releases_late_registrations(void **state) {
   assert_int_equal(fut_set_result(a, NULL, NULL), 0);
   fut_t *c[6];
   assert_int_equal(fut_gather(loop, &a, 1, 0, &c[0]), 0);
-  assert_int_equal(fut_wait(loop, &a, 1, FUT_ALL_COMPLETED, FUT_SEC(5),
+  assert_int_equal(fut_wait(loop, &a, 1, FUT_WAIT_ALL_COMPLETED, FUT_SEC(5),
                             &c[1]), 0);
   assert_int_equal(fut_wait_for(a, FUT_SEC(5), &c[2]), 0);
   assert_int_equal(fut_as_completed(loop, &a, 1, FUT_SEC(5), &c[3]), 0);
@@ -228,7 +228,7 @@ static void test_combine_on_closed_loop_allocates_nothing(void **state) {
   assert_int_equal(fut_gather(loop, &f, 1, 0, &c), FUT_E_CLOSED);
   assert_null(c);
   assert_int_equal(
-      fut_wait(loop, &f, 1, FUT_ALL_COMPLETED, UINT64_MAX, &c), FUT_E_CLOSED);
+      fut_wait(loop, &f, 1, FUT_WAIT_ALL_COMPLETED, UINT64_MAX, &c), FUT_E_CLOSED);
   assert_int_equal(fut_as_completed(loop, &f, 1, UINT64_MAX, &c),
                    FUT_E_CLOSED);
   assert_int_equal(fut_wait_for(f, FUT_SEC(1), &c), FUT_E_CLOSED);

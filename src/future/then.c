@@ -7,7 +7,7 @@ struct then {
   struct fut__ext x;
   struct fut__comb link; /* in the loop's list while alive */
   fut_t *src;            /* reference until fn ran */
-  fut_then_fn fn;        /* NULL: copy src's outcome */
+  fut_then_cb fn;        /* NULL: copy src's outcome */
   void *arg;             /* borrowed */
 };
 
@@ -46,7 +46,7 @@ static void then_src_done(fut_t *src, void *arg) {
   fut_unref(dst);
 }
 
-int fut_then(fut_t *src, fut_then_fn fn, void *arg, fut_t **out) {
+int fut_then(fut_t *src, fut_then_cb fn, void *arg, fut_t **out) {
   int err = fut__comb_check_arg(src, out, "fut_then");
   if (err)
     return err;

@@ -57,8 +57,8 @@ static void wait_child_done(fut_t *kid, void *arg) {
   struct waitf *w = arg;
   w->left--;
   if (w->x.fut.state == FUT_PENDING &&
-      (w->left == 0 || w->when == FUT_FIRST_COMPLETED ||
-       (w->when == FUT_FIRST_EXCEPTION && kid->state == FUT_FINISHED &&
+      (w->left == 0 || w->when == FUT_WAIT_FIRST_COMPLETED ||
+       (w->when == FUT_WAIT_FIRST_EXCEPTION && kid->state == FUT_FINISHED &&
         kid->err != 0)))
     wait_release(w);
   fut_unref(&w->x.fut);
@@ -80,8 +80,8 @@ int fut_wait(fut_loop_t *loop, fut_t *const *fs, size_t n, fut_wait_when_t when,
     return err;
   if (n == 0)
     return fut__error(-EINVAL, "fut_wait: the set of futures is empty");
-  if (when != FUT_FIRST_COMPLETED && when != FUT_FIRST_EXCEPTION &&
-      when != FUT_ALL_COMPLETED)
+  if (when != FUT_WAIT_FIRST_COMPLETED && when != FUT_WAIT_FIRST_EXCEPTION &&
+      when != FUT_WAIT_ALL_COMPLETED)
     return fut__error(-EINVAL, "fut_wait: invalid `when` %d", (int)when);
   if ((err = fut__comb_check_futs(loop, fs, n, "fut_wait")))
     return err;
