@@ -2,7 +2,8 @@
  *
  *   future/loop.h      the event loop: callbacks, timers, fd watchers
  *   future/future.h    futures: set_result, cancel, done callbacks
- *   future/task.h      tasks (fut_await, fut_run) and combinators
+ *   future/combine.h   gather, wait(_for), shield, as_completed, then
+ *   future/task.h      tasks (fut_await, fut_run), timeout blocks
  *   future/executor.h  concurrent futures, thread pool, run_in_executor
  *   future/procpool.h  process pool
  *   future/errors.h    error codes, fut_strerror
@@ -17,6 +18,7 @@
 #include "future/errors.h"
 #include "future/loop.h"
 #include "future/future.h"
+#include "future/combine.h"
 #include "future/task.h"
 #include "future/executor.h"
 #include "future/procpool.h"

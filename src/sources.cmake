@@ -9,8 +9,9 @@ set(FUT_LAYERS base loop future task exec procpool sync net signal process)
 # by cmake/context.cmake.
 set(FUT_SOURCES_base alloc.c errors.c fork.c slab.c value.c)
 set(FUT_SOURCES_loop door.c epoll.c io.c loop.c ready.c timer.c)
-set(FUT_SOURCES_future combine.c future.c run_until_complete.c)
-set(FUT_SOURCES_task ctx_ucontext.c stack.c task.c timeout.c)
+set(FUT_SOURCES_future as_completed.c combine.c future.c gather.c
+    run_until_complete.c shield.c then.c wait.c)
+set(FUT_SOURCES_task await.c ctx_ucontext.c stack.c task.c timeout.c)
 set(FUT_SOURCES_exec cfuture.c executor.c threadpool.c)
 set(FUT_SOURCES_procpool executor.c forkserver.c frames.c manager.c pool.c
     worker.c)

@@ -1,12 +1,12 @@
-# Valgrind (memcheck) over the task and combinator tests: task stacks are
-# registered with VALGRIND_STACK_REGISTER, so stack switches are not
-# reported.  Skipped in sanitizer builds, and with compilers other than gcc
-# (valgrind 3.19 cannot read clang 14's DWARF 5).  test_task_scale runs 2,000 tasks
-# under valgrind instead of 100,000.
+# Valgrind (memcheck) over the task, timeout and combinator tests: task
+# stacks are registered with VALGRIND_STACK_REGISTER, so stack switches are
+# not reported.  Skipped in sanitizer builds, and with compilers other than
+# gcc (valgrind 3.19 cannot read clang 14's DWARF 5).  test_task_scale runs
+# 2,000 tasks under valgrind instead of 100,000.
 find_program(FUT_VALGRIND valgrind)
 if(FUT_VALGRIND AND NOT FUT_SANITIZE AND CMAKE_C_COMPILER_ID STREQUAL "GNU")
-  foreach(t test_task test_task_run test_task_scale test_combine
-            test_regress_combine test_regress_task)
+  foreach(t test_task test_task_run test_task_scale test_task_timeout
+            test_combine)
     if(TARGET ${t})
       add_test(NAME ${t}_valgrind
         COMMAND ${FUT_VALGRIND} -q --error-exitcode=99 --leak-check=full

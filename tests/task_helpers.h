@@ -37,4 +37,17 @@ FUT_TASK_TEST_HELPER fut_t *newf(fut_loop_t *loop) {
   return f;
 }
 
+/* Runs the loop until f is done (at most 100,000 iterations). */
+FUT_TASK_TEST_HELPER void run_until_done(fut_loop_t *loop, fut_t *f) {
+  for (int i = 0; i < 100000 && !fut_done(f); i++)
+    assert_int_equal(fut_loop_run_once(loop, UINT64_MAX), 0);
+  assert_true(fut_done(f));
+}
+
+/* Runs a few iterations so queued dispatches and wakeups finish. */
+FUT_TASK_TEST_HELPER void drain(fut_loop_t *loop) {
+  for (int i = 0; i < 4; i++)
+    fut_loop_run_once(loop, 0);
+}
+
 #endif

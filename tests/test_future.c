@@ -4,6 +4,7 @@
 #include <stdlib.h>
 
 #include "loop/internal.h"
+#include "task_helpers.h"
 
 static int dtor_calls;
 static void *dtor_last;
@@ -44,6 +45,44 @@ static void test_future_new_bad_args(void **state) {
   fut_t *f = (fut_t *)1;
   assert_int_equal(fut_new(NULL, &f), -EINVAL);
   assert_int_equal(fut_new(loop, NULL), -EINVAL);
+}
+
+/* Bug: the accessors that return no error code dereferenced their
+ * argument, so a NULL (the out of a failed constructor, say) crashed
+ * instead of reading as "nothing there". */
+static void test_accessors_accept_null(void **state) {
+  (void)state;
+  assert_int_equal(fut_state(NULL), FUT_PENDING);
+  assert_false(fut_done(NULL));
+  assert_false(fut_cancelled(NULL));
+  assert_null(fut_get_loop(NULL));
+  assert_int_equal(fut_cfuture_state(NULL), FUT_CF_PENDING);
+  assert_true(fut_loop_is_closed(NULL));
+  assert_false(fut_loop_get_debug(NULL));
+  fut_loop_set_debug(NULL, true);
+  fut_loop_set_slow_callback_duration(NULL, 1);
+  fut_loop_set_exception_handler(NULL, NULL, NULL);
+  fut_exception_handler_cb cb = (fut_exception_handler_cb)1;
+  void *arg = &cb;
+  fut_loop_get_exception_handler(NULL, &cb, &arg);
+  assert_null(cb);
+  assert_null(arg);
+  fut_loop_stats_t st;
+  memset(&st, 0xff, sizeof st);
+  fut_loop_stats(NULL, &st);
+  assert_int_equal(st.live_futures, 0);
+  assert_int_equal(st.ready, 0);
+  assert_false(fut_loop_is_running(NULL));
+  assert_int_equal(fut_loop_backend_fd(NULL), -EINVAL);
+  assert_int_equal(fut_loop_backend_timeout(NULL), UINT64_MAX);
+  assert_int_equal(fut_loop_remove_reader(NULL, 0), -EINVAL);
+  assert_int_equal(fut_loop_remove_writer(NULL, 0), -EINVAL);
+  fut_loop_call_exception_handler(NULL, NULL);
+  fut_loop_default_exception_handler(NULL, NULL, NULL);
+  fut_loop_t *loop = new_loop();
+  fut_loop_stats(loop, NULL);
+  fut_loop_call_exception_handler(loop, NULL);
+  end_loop(loop);
 }
 
 static void test_future_result_of_pending_invalid_state(void **state) {
@@ -133,6 +172,35 @@ static void test_future_set_result_bytes_owned(void **state) {
   fut_unref(f); /* frees buf (ASan / valgrind check) */
 }
 
+/* Bug: the byte-result setters allocated len + 1 bytes, which wraps to 0
+ * for len == SIZE_MAX: a 1-byte buffer was then written at [SIZE_MAX] and
+ * memcpy'd into (heap corruption, a crash) instead of -ENOMEM. */
+static int return_huge_bytes(void *arg) {
+  return fut_task_return_bytes(arg, SIZE_MAX) == -ENOMEM ? 0 : -EIO;
+}
+
+static void test_bytes_setters_reject_size_max(void **state) {
+  (void)state;
+  static const char data[16] = "abc";
+  fut_loop_t *loop = new_loop();
+  fut_t *f;
+  assert_int_equal(fut_new(loop, &f), 0);
+  assert_int_equal(fut_set_result_bytes(f, data, SIZE_MAX), -ENOMEM);
+  assert_false(fut_done(f));
+  fut_unref(f);
+  fut_t *t;
+  assert_int_equal(
+      fut_create_task(loop, return_huge_bytes, (void *)data, NULL, &t), 0);
+  assert_int_equal(fut_loop_run_until_complete(loop, t), 0);
+  fut_unref(t);
+  end_loop(loop);
+  fut_cfuture_t *cf;
+  assert_int_equal(fut_cfuture_new(&cf), 0);
+  assert_int_equal(fut_cfuture_set_result_bytes(cf, data, SIZE_MAX), -ENOMEM);
+  assert_false(fut_cfuture_done(cf));
+  fut_cfuture_unref(cf);
+}
+
 static void test_future_set_result_i64(void **state) {
   fut_loop_t *loop = *state;
   fut_t *f;
@@ -150,8 +218,7 @@ static void test_future_set_exception(void **state) {
   fut_loop_t *loop = *state;
   fut_t *f;
   assert_int_equal(new_pending(loop, &f), 0);
-  assert_int_equal(fut_set_exception(f, -EPIPE, "write %s: %d", "sock", 9),
-                   0);
+  assert_int_equal(fut_set_exception(f, -EPIPE, "write %s: %d", "sock", 9), 0);
   assert_int_equal(fut_state(f), FUT_FINISHED);
   assert_false(fut_cancelled(f));
   void *p = (void *)1;
@@ -185,6 +252,45 @@ static void test_future_set_exception_bad_code(void **state) {
   assert_false(fut_cancelled(f));
   assert_int_equal(fut_result(f, NULL), -ECANCELED);
   fut_unref(f);
+}
+
+/* Bug: fut_exception told "pending" from "failed" by the code alone, so an
+ * exception whose own code is FUT_E_INVALID_STATE lost its message (and
+ * so did a gather or wait_for copying it). */
+static void
+test_future_exception_invalid_state_code_keeps_message(void **state) {
+  (void)state;
+  fut_loop_t *loop = new_loop();
+  fut_t *f;
+  assert_int_equal(fut_new(loop, &f), 0);
+  const char *msg = "x";
+  assert_int_equal(fut_exception(f, &msg), FUT_E_INVALID_STATE);
+  assert_null(msg);
+  assert_int_equal(fut_set_exception(f, FUT_E_INVALID_STATE, "bad %s", "io"),
+                   0);
+  assert_int_equal(fut_exception(f, &msg), FUT_E_INVALID_STATE);
+  assert_non_null(msg);
+  assert_string_equal(msg, "bad io");
+  fut_unref(f);
+  end_loop(loop);
+}
+
+/* Bug: fut_cfuture_exception told "timed out waiting" from "failed" by the
+ * code alone, so a job that failed with -ETIMEDOUT (a connect timeout, say)
+ * lost its message. */
+static void test_cfuture_exception_etimedout_code_keeps_message(void **state) {
+  (void)state;
+  fut_cfuture_t *cf;
+  assert_int_equal(fut_cfuture_new(&cf), 0);
+  const char *msg = "x";
+  assert_int_equal(fut_cfuture_exception(cf, 0, &msg), -ETIMEDOUT);
+  assert_null(msg);
+  assert_int_equal(
+      fut_cfuture_set_exception(cf, -ETIMEDOUT, "connect to %s", "db"), 0);
+  assert_int_equal(fut_cfuture_exception(cf, 0, &msg), -ETIMEDOUT);
+  assert_non_null(msg);
+  assert_string_equal(msg, "connect to db");
+  fut_cfuture_unref(cf);
 }
 
 static void test_future_cancel(void **state) {
@@ -238,8 +344,7 @@ static void test_future_set_done_invalid_state_not_taken(void **state) {
       assert_int_equal(fut_set_exception(f, -EIO, "boom"), 0);
     else
       assert_true(fut_cancel(f, NULL));
-    assert_int_equal(fut_set_result(f, &b, counting_dtor),
-                     FUT_E_INVALID_STATE);
+    assert_int_equal(fut_set_result(f, &b, counting_dtor), FUT_E_INVALID_STATE);
     assert_int_equal(dtor_calls, 0); /* &b not taken */
     char *owned = malloc(3);
     assert_int_equal(fut_set_result_bytes_owned(f, owned, 3),
@@ -370,8 +475,8 @@ static void late_register(void *arg) {
 static void late_complete(void *arg) {
   struct late *l = arg;
   /* Queued before the dispatch that set_result queues. */
-  assert_int_equal(fut_loop_call_soon(fut_get_loop(l->f), late_register, l,
-                                      NULL), 0);
+  assert_int_equal(
+      fut_loop_call_soon(fut_get_loop(l->f), late_register, l, NULL), 0);
   assert_int_equal(fut_set_result_i64(l->f, 1), 0);
 }
 
@@ -576,7 +681,7 @@ static void test_future_copy_state_invalid(void **state) {
 
 static void drop_last_ref_cb(fut_t *f, void *arg) {
   (*(int *)arg)++;
-  fut_unref(f); /* the reference the test handed over */
+  fut_unref(f);             /* the reference the test handed over */
   assert_true(fut_done(f)); /* still alive: the dispatch holds it */
 }
 
@@ -676,13 +781,17 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       FX_LOOP_TEST(test_future_new_pending),
       FX_LOOP_TEST(test_future_new_bad_args),
+      cmocka_unit_test(test_accessors_accept_null),
       FX_LOOP_TEST(test_future_result_of_pending_invalid_state),
       FX_LOOP_TEST(test_future_set_result_ptr),
       FX_LOOP_TEST(test_future_set_result_bytes),
       FX_LOOP_TEST(test_future_set_result_bytes_owned),
+      cmocka_unit_test(test_bytes_setters_reject_size_max),
       FX_LOOP_TEST(test_future_set_result_i64),
       FX_LOOP_TEST(test_future_set_exception),
       FX_LOOP_TEST(test_future_set_exception_bad_code),
+      cmocka_unit_test(test_future_exception_invalid_state_code_keeps_message),
+      cmocka_unit_test(test_cfuture_exception_etimedout_code_keeps_message),
       FX_LOOP_TEST(test_future_cancel),
       FX_LOOP_TEST(test_future_cancel_done_returns_false),
       FX_LOOP_TEST(test_future_set_done_invalid_state_not_taken),

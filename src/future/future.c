@@ -118,23 +118,12 @@ fut_t *fut_ref(fut_t *f) {
 /* Frees the result storage (not the message of a pending future: it has
  * none). */
 static void clear_result(fut_t *f) {
-  switch (f->rkind) {
-  case FUT__R_PTR:
-    if (f->r.p.dtor)
-      f->r.p.dtor(f->r.p.ptr);
-    break;
-  case FUT__R_BYTES:
-    fut__free(f->r.b.data);
-    break;
-  case FUT__R_SHARED:
+  if (f->rkind == FUT__R_SHARED)
     fut_unref(f->r.s.src);
-    break;
-  case FUT__R_MSG:
+  else if (f->rkind == FUT__R_MSG)
     fut__free(f->r.msg);
-    break;
-  default:
-    break;
-  }
+  else
+    fut__value_clear(f->rkind, &f->r.v);
   f->rkind = FUT__R_NONE;
 }
 
@@ -260,8 +249,8 @@ int fut_set_result(fut_t *f, void *ptr, fut_free_fn dtor) {
   if (FUT__UNLIKELY(err))
     return err;
   f->rkind = FUT__R_PTR;
-  f->r.p.ptr = ptr;
-  f->r.p.dtor = dtor;
+  f->r.v.p.ptr = ptr;
+  f->r.v.p.dtor = dtor;
   finish(f, FUT_FINISHED, 0);
   return 0;
 }
@@ -271,8 +260,8 @@ int fut_set_result_bytes_owned(fut_t *f, void *data, size_t len) {
   if (err)
     return err;
   f->rkind = FUT__R_BYTES;
-  f->r.b.data = data;
-  f->r.b.len = len;
+  f->r.v.b.data = data;
+  f->r.v.b.len = len;
   finish(f, FUT_FINISHED, 0);
   return 0;
 }
@@ -287,16 +276,12 @@ int fut_set_result_bytes(fut_t *f, const void *data, size_t len) {
                       "length %zu",
                       len);
   /* One spare byte keeps a text result NUL-terminated for convenience. */
-  /* len + 1 must not wrap to a tiny allocation. */
-  char *copy = len < SIZE_MAX ? fut__malloc(len + 1) : NULL;
+  void *copy = fut__bytes_dup(data, len);
   if (!copy)
     return fut__error(-ENOMEM,
                       "fut_set_result_bytes: out of memory for %zu "
                       "bytes",
                       len);
-  if (len)
-    memcpy(copy, data, len);
-  copy[len] = '\0';
   return fut_set_result_bytes_owned(f, copy, len);
 }
 
@@ -305,7 +290,7 @@ int fut_set_result_i64(fut_t *f, int64_t value) {
   if (err)
     return err;
   f->rkind = FUT__R_I64;
-  f->r.i64 = value;
+  f->r.v.i64 = value;
   finish(f, FUT_FINISHED, 0);
   return 0;
 }
@@ -381,9 +366,9 @@ int fut_copy_state(fut_t *dst, fut_t *src) {
                : fut_set_exception(dst, src->err, NULL);
   switch (src->rkind) {
   case FUT__R_BYTES:
-    return fut_set_result_bytes(dst, src->r.b.data, src->r.b.len);
+    return fut_set_result_bytes(dst, src->r.v.b.data, src->r.v.b.len);
   case FUT__R_I64:
-    return fut_set_result_i64(dst, src->r.i64);
+    return fut_set_result_i64(dst, src->r.v.i64);
   case FUT__R_NONE:
     return fut_set_result(dst, NULL, NULL);
   default: {
@@ -391,7 +376,7 @@ int fut_copy_state(fut_t *dst, fut_t *src) {
     if (err)
       return err;
     dst->rkind = FUT__R_SHARED;
-    dst->r.s.ptr = src->rkind == FUT__R_SHARED ? src->r.s.ptr : src->r.p.ptr;
+    dst->r.s.ptr = src->rkind == FUT__R_SHARED ? src->r.s.ptr : src->r.v.p.ptr;
     dst->r.s.src = fut_ref(src->rkind == FUT__R_SHARED ? src->r.s.src : src);
     finish(dst, FUT_FINISHED, 0);
     return 0;
@@ -420,10 +405,10 @@ int fut_result(fut_t *f, void **out) {
   if (out) {
     switch (f->rkind) {
     case FUT__R_PTR:
-      *out = f->r.p.ptr;
+      *out = f->r.v.p.ptr;
       break;
     case FUT__R_BYTES:
-      *out = f->r.b.data;
+      *out = f->r.v.b.data;
       break;
     case FUT__R_SHARED:
       *out = f->r.s.ptr;
@@ -446,9 +431,9 @@ int fut_result_bytes(fut_t *f, const void **data, size_t *len) {
   if (f->rkind != FUT__R_BYTES)
     return fut__error(-EINVAL, "fut_result_bytes: the result is not bytes");
   if (data)
-    *data = f->r.b.data;
+    *data = f->r.v.b.data;
   if (len)
-    *len = f->r.b.len;
+    *len = f->r.v.b.len;
   return 0;
 }
 
@@ -462,7 +447,7 @@ int fut_result_i64(fut_t *f, int64_t *out) {
     return fut__error(-EINVAL, "fut_result_i64: the result is not an "
                                "integer");
   if (out)
-    *out = f->r.i64;
+    *out = f->r.v.i64;
   return 0;
 }
 

@@ -1,19 +1,21 @@
 /* libfuture — the future layer's private interface: the future struct,
- * futures with behaviour of their own (tasks, combinators), the loop part
- * that tracks live combinators.  Includes the loop and base layers.  Never
- * installed. */
+ * futures with behaviour of their own (tasks, combinators), what the
+ * combinators share (the loop part that tracks the live ones).  Includes
+ * the loop and base layers.  Never installed. */
 #ifndef FUT_FUTURE_INTERNAL_H
 #define FUT_FUTURE_INTERNAL_H
 
 #include "loop/internal.h"
 /* ---- futures (future.c) ------------------------------------------------ */
+/* What r holds: the shared value kinds (base/value.h), then a future's
+ * own. */
 enum {
-  FUT__R_NONE = 0, /* pending, or done without result storage */
-  FUT__R_PTR,      /* r.p: pointer + destructor */
-  FUT__R_BYTES,    /* r.b: malloc'd bytes + length */
-  FUT__R_I64,      /* r.i64 */
-  FUT__R_SHARED,   /* r.s: pointer borrowed from another future */
-  FUT__R_MSG       /* r.msg: exception or cancel message */
+  FUT__R_NONE = FUT__V_NONE,    /* pending, or done without result storage */
+  FUT__R_PTR = FUT__V_PTR,      /* r.v.p: pointer + destructor */
+  FUT__R_BYTES = FUT__V_BYTES,  /* r.v.b: fut__malloc'd bytes + length */
+  FUT__R_I64 = FUT__V_I64,      /* r.v.i64 */
+  FUT__R_SHARED = FUT__V_KINDS, /* r.s: pointer borrowed from another future */
+  FUT__R_MSG                    /* r.msg: exception or cancel message */
 };
 
 enum {
@@ -44,21 +46,12 @@ struct fut {
   uint32_t unused2;
   struct fut__cb_ent cb0; /* first registration when FUT__F_CB0 */
   union {
+    union fut__value v; /* FUT__R_PTR, FUT__R_BYTES, FUT__R_I64 */
     struct {
       void *ptr;
-      fut_free_fn dtor;
-    } p;
-    struct {
-      void *data;
-      size_t len;
-    } b;
-    struct {
-      void *ptr;
-      fut_t *src;
-    } s;
-    int64_t i64;
-    char *msg;
-    void *next_free;
+      fut_t *src; /* holds a reference */
+    } s;          /* FUT__R_SHARED */
+    char *msg;    /* FUT__R_MSG */
   } r;
   struct fut__cb_vec *more; /* registrations after the first, or NULL */
 };
@@ -91,6 +84,9 @@ static inline const struct fut__ops *fut__ops_of(const fut_t *f) {
   return fut__container_of(f, struct fut__ext, fut)->ops;
 }
 
+/* ---- combinators (combine.c; gather.c, wait.c, as_completed.c, shield.c,
+ * then.c) --------------------------------------------------------------- */
+
 /* Close ranks of the loop parts (struct fut__loop_part): a layer closes
  * before the layers it uses. */
 #define FUT__RANK_COMBINATORS 20
@@ -108,6 +104,67 @@ struct fut__comb {
   size_t nkids;
   fut_handle_t **timer; /* slot of its timer handle, or NULL */
 };
+
+/* Checks a combinator's children: fs[0, n) non-NULL and all of loop.
+ * Returns 0, -EINVAL or FUT_E_OTHER_LOOP (`what` names the call). */
+int fut__comb_check_futs(fut_loop_t *loop, fut_t *const *fs, size_t n,
+                         const char *what);
+/* The checks a combinator of the futures fs[0, n) starts with: out not
+ * NULL (then *out = NULL), loop not NULL, then fut__comb_check_futs. */
+int fut__comb_check_args(fut_loop_t *loop, fut_t *const *fs, size_t n,
+                         fut_t **out, const char *what);
+/* The same for a combinator of the one future f: out, then f not NULL. */
+int fut__comb_check_arg(fut_t *f, fut_t **out, const char *what);
+/* Allocates a zeroed combinator of `size` bytes (a struct fut__ext first)
+ * followed by nkids child slots (fut_t *), whose future starts with refs
+ * 1; NULL with the error in *err (-EINVAL, -ENOMEM, FUT_E_CLOSED, ...). */
+void *fut__comb_new(fut_loop_t *loop, size_t size, size_t nkids,
+                    const struct fut__ops *ops, const char *what, int *err);
+/* Links a fully built combinator into its loop's list: closing the loop
+ * removes the (cb, self's fut__ext) registrations on kids[0, n) and the
+ * timer in *timer (timer may be NULL). */
+void fut__comb_track(struct fut__comb *c, fut_t *self, fut_done_cb cb,
+                     fut_t **kids, size_t n, fut_handle_t **timer);
+static inline void fut__comb_untrack(struct fut__comb *c) {
+  fut__q_remove(&c->node);
+}
+/* Registers (cb, arg) on fs[0, n), each registration holding a reference
+ * to self.  On failure takes back those it made (those on done futures are
+ * already scheduled and stay: they still run) and returns the error. */
+int fut__comb_register(fut_t *const *fs, size_t n, fut_done_cb cb, void *arg,
+                       fut_t *self);
+/* For a combinator of one child f: *slot takes a reference to f, cb is
+ * registered on f (holding a reference to self) and the combinator is
+ * tracked with the timer in *timer (timer may be NULL).  On failure drops
+ * the caller's reference to self (which frees it: its destroy releases
+ * *slot) and returns the error. */
+int fut__comb_watch(struct fut__comb *c, fut_t *self, fut_t *f, fut_t **slot,
+                    fut_done_cb cb, fut_handle_t **timer);
+/* Takes back the registrations (cb, arg) on fs[0, n) that are not yet
+ * scheduled, dropping the reference each held on self (a child listed
+ * twice has two); the caller holds one more.  Returns how many. */
+size_t fut__comb_unregister(fut_t *const *fs, size_t n, fut_done_cb cb,
+                            void *arg, fut_t *self);
+/* Marks a child's exception retrieved: the combinator consumed it. */
+static inline void fut__comb_consume(fut_t *f) {
+  (void)fut_exception(f, NULL);
+}
+/* A done future's exception or cancel message (borrowed), or NULL; marks
+ * the exception retrieved. */
+static inline const char *fut__comb_msg(fut_t *f) {
+  const char *msg = NULL;
+  (void)fut_exception(f, &msg);
+  return msg;
+}
+
+/* Cancels and releases the timer handle in *h, if any, and clears *h. */
+static inline void fut__handle_clear(fut_handle_t **h) {
+  if (*h) {
+    fut_handle_cancel(*h);
+    fut_handle_unref(*h);
+    *h = NULL;
+  }
+}
 
 /* future.c */
 /* Drops the queued registrations (cb, arg) made on futures that were done

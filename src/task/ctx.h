@@ -8,7 +8,7 @@
  *                     (portable, but swapcontext makes a sigprocmask
  *                     syscall per switch).
  * Sanitizer fiber hooks and valgrind registration are the caller's
- * (task.c, stack.c): this layer only moves registers. */
+ * (await.c, stack.c): this layer only moves registers. */
 #ifndef FUT_CTX_H
 #define FUT_CTX_H
 
@@ -146,6 +146,6 @@ void fut__stack_discard(struct fut__stack *s);
  * SIGSEGV handler that recognises guard pages. */
 void fut__stack_guard_setup(void);
 
-/* task.c: whether addr lies in the guard region of the task running on this
+/* await.c: whether addr lies in the guard region of the task running on this
  * thread; then its name and stack size.  Async-signal-safe. */
 bool fut__task_guard_hit(const void *addr, const char **name, size_t *size);

@@ -1,6 +1,8 @@
 /* libfuture — the task layer's private interface: stackful coroutines
- * (task.c), their stacks and context switch (ctx.h, stack.c), timeout
- * scopes (timeout.c).  Includes the future layer.  Never installed. */
+ * (task.c: creation, introspection, cancellation, results; await.c: the
+ * switches, suspension points, a task's end), their stacks and context
+ * switch (ctx.h, stack.c), timeout scopes (timeout.c).  Includes the future
+ * layer.  Never installed. */
 #ifndef FUT_TASK_INTERNAL_H
 #define FUT_TASK_INTERNAL_H
 
@@ -10,5 +12,80 @@
 /* Close rank of the tasks' loop part: above the combinators, which close
  * after the tasks finished. */
 #define FUT__RANK_TASKS 40
+
+/* ---- tasks (task.c, await.c) ------------------------------------------- */
+
+enum fut__task_run_state {
+  FUT__T_CREATED,   /* first step queued, never ran */
+  FUT__T_RUNNING,   /* on the CPU */
+  FUT__T_SUSPENDED, /* switched away, waiting for a wakeup or a step */
+  FUT__T_DONE       /* fn returned; the outcome is set right after */
+};
+
+struct fut__task_state;
+
+struct fut__task {
+  struct fut__ext x;          /* the task's future; first for container_of */
+  struct fut__ctx ctx;        /* saved context while not running */
+  struct fut__stack stack;    /* mapped until the task is done */
+  struct fut__task_state *ts; /* the loop's task state; NULL once done */
+  fut_task_fn fn;             /* the task's function */
+  void *arg;                  /* borrowed from the creator */
+  fut_t *waiter;              /* the awaited pending future (a reference),
+                                 NULL while not awaiting one */
+  struct fut__qnode node;     /* in ts->tasks while not done */
+  char *name;                 /* malloc'd, never NULL */
+  char *cancel_msg;           /* last cancel message, or NULL */
+  char *fail_msg;             /* fut_task_fail's message, or NULL */
+  uint32_t ncancels;          /* cancel requests not withdrawn (cancelling) */
+  int rc;                     /* fn's return value once FUT__T_DONE */
+  uint8_t state;              /* enum fut__task_run_state */
+  bool must_cancel;           /* a cancel waits for the next suspension */
+  bool closing_wake;          /* resumed by loop close, not by its waiter */
+  bool abandoned;             /* ended without returning: frames dropped */
+  bool in_cancel;             /* the cancel is cancelling the waiter */
+  uint8_t rkind;              /* FUT__V_*: staged result for a 0 return */
+  union fut__value res;       /* staged by fut_task_return_* */
+#if defined(FUT__ASAN)
+  void *asan_fake; /* ASan fake stack while switched away */
+#endif
+#if defined(FUT__TSAN)
+  void *tsan_fiber; /* TSan fiber of this task */
+#endif
+};
+
+/* Per loop (the tasks' loop part, task.c). */
+struct fut__task_state {
+  struct fut__qnode tasks;       /* tasks not done, newest first */
+  size_t ntasks;                 /* length of tasks */
+  uint64_t next_id;              /* for default names Task-<n> */
+  bool closing;                  /* fut_loop_close is finishing tasks */
+  struct fut__stack_cache cache; /* stacks of finished tasks */
+};
+
+static inline struct fut__task *fut__task_of(const fut_t *f) {
+  return fut__container_of(f, struct fut__task, x.fut);
+}
+
+/* Releases the staged result (the task owned it). */
+static inline void fut__task_drop_staged(struct fut__task *t) {
+  fut__value_clear(t->rkind, &t->res);
+  t->rkind = FUT__V_NONE;
+}
+
+/* await.c */
+/* Prepares a new task's context (and sanitizer fiber) so that its first
+ * switch runs t->fn(t->arg). */
+void fut__task_init_ctx(struct fut__task *t);
+/* Ready-queue entry: a task's first step, or the step after a yield. */
+void fut__task_step(void *t);
+/* The task running on this thread, NULL on the scheduler. */
+struct fut__task *fut__task_running(void);
+/* The running task, or NULL with FUT_E_NOT_IN_TASK recorded for `what`. */
+struct fut__task *fut__task_current(const char *what);
+/* A task pending at loop close: gives it its last run, every suspension
+ * returning -ECANCELED at once, so it cleans up and returns; it leaves
+ * ts->tasks. */
+void fut__task_close(struct fut__task *t);
 
 #endif

@@ -14,14 +14,6 @@ struct fut_timeout {
   int state;           /* TO_* */
 };
 
-static void stop_timer(fut_timeout_t *t) {
-  if (t->timer) {
-    fut_handle_cancel(t->timer);
-    fut_handle_unref(t->timer);
-    t->timer = NULL;
-  }
-}
-
 static void on_deadline(void *arg) {
   fut_timeout_t *t = arg;
   fut_handle_unref(t->timer);
@@ -38,7 +30,7 @@ int fut_timeout_reschedule(fut_timeout_t *t, uint64_t when) {
   if (t->state != TO_ENTERED)
     return fut__error(FUT_E_INVALID_STATE, "fut_timeout_reschedule: the "
                                            "timeout has already expired");
-  stop_timer(t);
+  fut__handle_clear(&t->timer);
   t->when = when;
   if (when == UINT64_MAX)
     return 0;
@@ -89,7 +81,7 @@ bool fut_timeout_expired(const fut_timeout_t *t) {
 int fut_timeout_exit(fut_timeout_t *t, int err) {
   if (!t)
     return err;
-  stop_timer(t);
+  fut__handle_clear(&t->timer);
   if (t->state == TO_EXPIRING) {
     t->state = TO_EXPIRED;
     /* Ours was the only cancel request since enter: the block's

@@ -1,0 +1,162 @@
+/* asyncio.as_completed as an iterator future: each next future finishes
+ * with the next child to complete, in completion order, or -ETIMEDOUT
+ * after the timeout.  See combine.c for what every combinator shares. */
+#include "future/internal.h"
+
+struct as_completed {
+  struct fut__ext x;
+  struct fut__comb link; /* in the loop's list while alive */
+  size_t n;              /* children */
+  size_t nready;         /* children done so far, in ready[0, nready) */
+  size_t given;          /* ready children handed to next futures */
+  size_t nnext;          /* next futures created, in next[0, nnext) */
+  size_t nserved;        /* next[0, nserved) are resolved or failed */
+  fut_handle_t *timer;   /* pending timeout, or NULL */
+  bool timed_out;
+  fut_t **ready; /* references, completion order (n slots) */
+  fut_t **next;  /* references to the next futures (n slots) */
+  fut_t *kids[]; /* references */
+};
+
+static void ac_destroy(fut_t *f) {
+  struct as_completed *a = fut__container_of(f, struct as_completed, x.fut);
+  fut__comb_untrack(&a->link);
+  fut__handle_clear(&a->timer);
+  for (size_t i = 0; i < a->n; i++)
+    fut_unref(a->kids[i]);
+  for (size_t i = 0; i < a->nready; i++)
+    fut_unref(a->ready[i]);
+  for (size_t i = a->nserved; i < a->nnext; i++)
+    fut_unref(a->next[i]);
+  fut__free(a->ready);
+  fut__free(a->next);
+  fut__free(a);
+}
+
+static void unref_ptr(void *p) {
+  fut_unref(p);
+}
+
+/* Hands ready children to waiting next futures, in order. */
+static void ac_serve(struct as_completed *a) {
+  while (a->nserved < a->nnext && a->given < a->nready) {
+    fut_t *nx = a->next[a->nserved++];
+    if (nx->state == FUT_PENDING) {
+      fut_t *kid = a->ready[a->given++];
+      if (fut_set_result(nx, fut_ref(kid), unref_ptr) != 0)
+        fut_unref(kid);
+    }
+    fut_unref(nx);
+  }
+  if (a->timed_out) {
+    while (a->nserved < a->nnext) {
+      fut_t *nx = a->next[a->nserved++];
+      if (nx->state == FUT_PENDING)
+        fut_set_exception(nx, -ETIMEDOUT, "as_completed: timed out");
+      fut_unref(nx);
+    }
+  }
+}
+
+static bool ac_cancel(fut_t *f, const char *msg) {
+  struct as_completed *a = fut__container_of(f, struct as_completed, x.fut);
+  fut__handle_clear(&a->timer);
+  while (a->nserved < a->nnext) {
+    fut_t *nx = a->next[a->nserved++];
+    fut_cancel(nx, msg);
+    fut_unref(nx);
+  }
+  return fut__cancel_base(f, msg);
+}
+
+static const struct fut__ops as_completed_ops = {
+    .type_name = "as_completed", .cancel = ac_cancel, .destroy = ac_destroy};
+
+static void ac_child_done(fut_t *kid, void *arg) {
+  struct as_completed *a = arg;
+  if (a->timed_out) {
+    /* asyncio stops listening at the timeout: the next futures still to
+     * come fail with -ETIMEDOUT, whatever finishes later. */
+    (void)kid;
+    fut_unref(&a->x.fut);
+    return;
+  }
+  a->ready[a->nready++] = fut_ref(kid);
+  ac_serve(a);
+  if (a->nready == a->n && a->x.fut.state == FUT_PENDING) {
+    fut__handle_clear(&a->timer);
+    fut_set_result(&a->x.fut, NULL, NULL);
+  }
+  fut_unref(&a->x.fut);
+}
+
+static void ac_timeout(void *arg) {
+  struct as_completed *a = arg;
+  fut_handle_unref(a->timer);
+  a->timer = NULL;
+  if (a->x.fut.state != FUT_PENDING)
+    return;
+  a->timed_out = true;
+  ac_serve(a);
+  fut_set_exception(&a->x.fut, -ETIMEDOUT, "as_completed: timed out");
+  fut__comb_consume(&a->x.fut); /* reported through the next futures */
+}
+
+int fut_as_completed(fut_loop_t *loop, fut_t *const *fs, size_t n,
+                     uint64_t timeout_ns, fut_t **out) {
+  int err = fut__comb_check_args(loop, fs, n, out, "fut_as_completed");
+  if (err)
+    return err;
+  struct as_completed *a = fut__comb_new(loop, sizeof *a, n, &as_completed_ops,
+                                         "fut_as_completed", &err);
+  if (!a)
+    return err;
+  a->ready = fut__calloc(n ? n : 1, sizeof(fut_t *));
+  a->next = fut__calloc(n ? n : 1, sizeof(fut_t *));
+  if (!a->ready || !a->next) {
+    fut_unref(&a->x.fut);
+    return fut__error(-ENOMEM, "fut_as_completed: out of memory");
+  }
+  if (n > 0 && timeout_ns != UINT64_MAX &&
+      (err = fut_loop_call_later(loop, timeout_ns, ac_timeout, a, &a->timer))) {
+    fut_unref(&a->x.fut);
+    return err;
+  }
+  for (size_t i = 0; i < n; i++)
+    a->kids[a->n++] = fut_ref(fs[i]);
+  if ((err = fut__comb_register(fs, n, ac_child_done, a, &a->x.fut))) {
+    fut__handle_clear(&a->timer);
+    fut_unref(&a->x.fut);
+    return err;
+  }
+  if (n == 0)
+    fut_set_result(&a->x.fut, NULL, NULL);
+  fut__comb_track(&a->link, &a->x.fut, ac_child_done, a->kids, a->n, &a->timer);
+  *out = &a->x.fut;
+  return 0;
+}
+
+int fut_as_completed_next(fut_t *f, fut_t **out) {
+  if (!out)
+    return fut__error(-EINVAL, "fut_as_completed_next: NULL out");
+  *out = NULL;
+  if (!f || fut__ops_of(f) != &as_completed_ops)
+    return fut__error(-EINVAL, "fut_as_completed_next: not an "
+                               "as_completed future");
+  struct as_completed *a = fut__container_of(f, struct as_completed, x.fut);
+  if (a->nnext == a->n)
+    return fut__error(-ENOENT,
+                      "fut_as_completed_next: all %zu "
+                      "futures were handed out",
+                      a->n);
+  fut_t *nx;
+  int err = fut_new(f->loop, &nx);
+  if (err)
+    return err;
+  a->next[a->nnext++] = fut_ref(nx);
+  ac_serve(a);
+  if (f->state == FUT_CANCELLED && nx->state == FUT_PENDING)
+    fut_cancel(nx, NULL);
+  *out = nx;
+  return 0;
+}

@@ -1,0 +1,372 @@
+/* Running tasks: the switches between the loop and a task, a task's steps
+ * and wakeups, its suspension points (fut_await, fut_yield, fut_sleep), its
+ * end (the outcome of its future) and its last run at loop close.
+ *
+ * The loop's thread stack is the scheduler.  A task runs only when the
+ * scheduler switches to it from a ready-queue entry (its first step, a
+ * yield) or from a done callback of the future it awaits (asyncio's
+ * __wakeup runs __step directly); it runs until it suspends or returns,
+ * and switches back.  Switches are always scheduler <-> task, so a task
+ * never resumes another one inline.
+ *
+ * Suspension is libdill's "register a waiter, switch, be re-queued":
+ * fut_await adds a done callback (wakeup) to the awaited future, keeps a
+ * reference to it in t->waiter, and switches away; wakeup resumes the task.
+ * A cancel not delivered to a waiter (task.c) is delivered as -ECANCELED by
+ * the next suspension point. */
+#include "task/internal.h"
+
+#if defined(FUT__ASAN)
+#include <sanitizer/common_interface_defs.h>
+#endif
+#if defined(FUT__TSAN)
+void *__tsan_get_current_fiber(void);
+void *__tsan_create_fiber(unsigned flags);
+void __tsan_destroy_fiber(void *fiber);
+void __tsan_switch_to_fiber(void *fiber, unsigned flags);
+#endif
+
+/* Per thread: the scheduler side of every switch. */
+struct sched {
+  struct fut__ctx ctx;       /* the loop's context while a task runs */
+  struct fut__task *current; /* the running task, NULL on the scheduler */
+#if defined(FUT__ASAN)
+  const void *main_bottom; /* the thread stack, learnt at the first */
+  size_t main_size;        /* switch into a task */
+  void *asan_fake;         /* the scheduler's fake stack while away */
+#endif
+#if defined(FUT__TSAN)
+  void *tsan_fiber; /* the thread's own fiber */
+#endif
+};
+static _Thread_local struct sched sched;
+
+/* ---- switching ----------------------------------------------------------- */
+
+static void wakeup(fut_t *f, void *arg);
+
+/* Scheduler -> task. */
+static void switch_in(struct fut__task *t) {
+  struct sched *s = &sched;
+  s->current = t;
+  t->state = FUT__T_RUNNING;
+#if defined(FUT__TSAN)
+  if (!s->tsan_fiber)
+    s->tsan_fiber = __tsan_get_current_fiber();
+  __tsan_switch_to_fiber(t->tsan_fiber, 0);
+#endif
+#if defined(FUT__ASAN)
+  __sanitizer_start_switch_fiber(&s->asan_fake, fut__stack_lo(&t->stack),
+                                 t->stack.size);
+#endif
+  fut__ctx_switch(&s->ctx, &t->ctx);
+#if defined(FUT__ASAN)
+  __sanitizer_finish_switch_fiber(s->asan_fake, NULL, NULL);
+#endif
+  s->current = NULL;
+}
+
+/* Task -> scheduler; returns when the task is resumed.  `final` when the
+ * task will never run again (its fake stack can go). */
+static void switch_out(struct fut__task *t, bool final) {
+  struct sched *s = &sched;
+#if defined(FUT__TSAN)
+  __tsan_switch_to_fiber(s->tsan_fiber, 0);
+#endif
+#if defined(FUT__ASAN)
+  __sanitizer_start_switch_fiber(final ? NULL : &t->asan_fake, s->main_bottom,
+                                 s->main_size);
+#else
+  (void) final;
+#endif
+  fut__ctx_switch(&t->ctx, &s->ctx);
+#if defined(FUT__ASAN)
+  __sanitizer_finish_switch_fiber(t->asan_fake, NULL, NULL);
+#endif
+}
+
+static void task_entry(void *p) {
+  struct fut__task *t = p;
+#if defined(FUT__ASAN)
+  __sanitizer_finish_switch_fiber(NULL, &sched.main_bottom, &sched.main_size);
+#endif
+  t->rc = t->fn(t->arg);
+  t->state = FUT__T_DONE;
+  switch_out(t, true);
+  FUT__ASSERT(!"a finished task was resumed");
+}
+
+void fut__task_init_ctx(struct fut__task *t) {
+#if defined(FUT__TSAN)
+  t->tsan_fiber = __tsan_create_fiber(0);
+#endif
+  fut__ctx_make(&t->ctx, fut__stack_lo(&t->stack), t->stack.size, task_entry,
+                t);
+}
+
+/* ---- the running task ---------------------------------------------------- */
+
+struct fut__task *fut__task_current(const char *what) {
+  struct fut__task *t = sched.current;
+  if (!t)
+    fut__error(FUT_E_NOT_IN_TASK, "%s called outside a task", what);
+  return t;
+}
+
+fut_t *fut_current_task(fut_loop_t *loop) {
+  struct fut__task *t = sched.current;
+  if (!t || (loop && t->x.fut.loop != loop))
+    return NULL;
+  return &t->x.fut;
+}
+
+bool fut__task_guard_hit(const void *addr, const char **name, size_t *size) {
+  struct fut__task *t = sched.current;
+  if (!t || !t->stack.map)
+    return false;
+  const char *g = t->stack.map;
+  size_t guard = t->stack.map_size - t->stack.size;
+  if ((const char *)addr < g || (const char *)addr >= g + guard)
+    return false;
+  *name = t->name;
+  *size = t->stack.size;
+  return true;
+}
+
+struct fut__task *fut__task_running(void) {
+  return sched.current;
+}
+
+/* ---- a task's end ------------------------------------------------------- */
+
+/* Sets the task's outcome from t->rc, releases its stack and the loop's
+ * run reference.  On the scheduler stack. */
+static void finish(struct fut__task *t) {
+  fut_t *f = &t->x.fut;
+  if (t->abandoned)
+    fut__stack_discard(&t->stack);
+  else
+    fut__stack_put(&t->ts->cache, &t->stack);
+#if defined(FUT__TSAN)
+  __tsan_destroy_fiber(t->tsan_fiber);
+  t->tsan_fiber = NULL;
+#endif
+  fut__q_remove(&t->node);
+  t->ts->ntasks--;
+  t->ts = NULL;
+  int rc = t->rc, err = 0;
+  if (rc == 0 && !t->must_cancel) {
+    switch (t->rkind) {
+    case FUT__V_PTR:
+      err = fut_set_result(f, t->res.p.ptr, t->res.p.dtor);
+      break;
+    case FUT__V_BYTES:
+      err = fut_set_result_bytes_owned(f, t->res.b.data, t->res.b.len);
+      break;
+    case FUT__V_I64:
+      err = fut_set_result_i64(f, t->res.i64);
+      break;
+    default:
+      err = fut_set_result(f, NULL, NULL);
+      break;
+    }
+    if (err == 0)
+      t->rkind = FUT__V_NONE; /* the future owns it now */
+  } else if (rc == 0 || rc == -ECANCELED) {
+    /* Cancelled right before returning, or let the cancellation out. */
+    t->must_cancel = false;
+    if (!fut__cancel_base(f, t->cancel_msg))
+      err = FUT_E_INVALID_STATE;
+  } else if (rc < 0) {
+    err = t->fail_msg ? fut_set_exception(f, rc, "%s", t->fail_msg)
+                      : fut_set_exception(f, rc, NULL);
+  } else {
+    err = fut_set_exception(f, -EINVAL,
+                            "task '%s' returned %d: a task "
+                            "function returns 0 or a negative code",
+                            t->name, rc);
+  }
+  fut__task_drop_staged(t);
+  if (err)
+    fut__report_exception(f->loop,
+                          "cannot set the outcome of a finished "
+                          "task",
+                          err, f, NULL, t->name);
+  fut_unref(f); /* the run reference */
+}
+
+/* Runs the task until it suspends or returns. */
+static void resume(struct fut__task *t) {
+  FUT__ASSERT(sched.current == NULL);
+  switch_in(t);
+  if (t->state == FUT__T_DONE)
+    finish(t);
+}
+
+void fut__task_step(void *p) {
+  struct fut__task *t = p;
+  if (t->state == FUT__T_CREATED && t->must_cancel) {
+    /* asyncio throws CancelledError into a coroutine that never ran: it
+     * ends at once, its body unexecuted. */
+    t->rc = -ECANCELED;
+    t->state = FUT__T_DONE;
+    finish(t);
+    return;
+  }
+  resume(t);
+}
+
+void fut__task_close(struct fut__task *t) {
+  fut_t *f = &t->x.fut;
+  fut__report_exception(f->loop, "Task was destroyed but it is pending!", 0, f,
+                        NULL, t->name);
+  if (t->state == FUT__T_CREATED) {
+    t->rc = -ECANCELED;
+    t->state = FUT__T_DONE;
+    finish(t);
+    return;
+  }
+  if (t->waiter) {
+    fut_remove_done_callback(t->waiter, wakeup, t);
+    fut_unref(t->waiter);
+    t->waiter = NULL;
+  }
+  if (sched.current) {
+    /* Closed from inside a task of another loop: switches only go
+     * scheduler <-> task, so this one cannot run again.  Its frames are
+     * dropped without clean-up. */
+    t->rc = -ECANCELED;
+    t->state = FUT__T_DONE;
+    t->abandoned = true;
+    finish(t);
+    return;
+  }
+  t->closing_wake = true;
+  /* Every suspension point returns at once now: the task runs to its end
+   * (finish() may free it). */
+  resume(t);
+}
+
+/* ---- suspension points --------------------------------------------------- */
+
+/* The delivered outcome of a suspension: a pending cancel wins. */
+static int after_resume(struct fut__task *t) {
+  if (t->closing_wake)
+    return -ECANCELED;
+  if (t->must_cancel) {
+    t->must_cancel = false;
+    return -ECANCELED;
+  }
+  return 0;
+}
+
+static void wakeup(fut_t *f, void *arg) {
+  struct fut__task *t = arg;
+  FUT__ASSERT(t->waiter == f && t->state == FUT__T_SUSPENDED);
+  t->waiter = NULL;
+  fut_unref(f);
+  resume(t);
+}
+
+/* Waits for the pending future f. */
+static int wait_on(struct fut__task *t, fut_t *f) {
+  if (t->closing_wake || t->ts->closing)
+    return -ECANCELED;
+  int err = fut_add_done_callback(f, wakeup, t);
+  if (err)
+    return err;
+  t->waiter = fut_ref(f);
+  if (t->must_cancel && fut_cancel(f, t->cancel_msg))
+    t->must_cancel = false;
+  t->state = FUT__T_SUSPENDED;
+  switch_out(t, false);
+  return after_resume(t);
+}
+
+static int await_common(fut_t *f, const char *what) {
+  struct fut__task *t = fut__task_current(what);
+  if (!t)
+    return FUT_E_NOT_IN_TASK;
+  if (!f)
+    return fut__error(-EINVAL, "%s: NULL future", what);
+  if (f == &t->x.fut)
+    return fut__error(-EINVAL, "%s: task '%s' cannot await itself", what,
+                      t->name);
+  if (f->loop != t->x.fut.loop)
+    return fut__error(FUT_E_OTHER_LOOP,
+                      "%s: the future belongs to another "
+                      "loop",
+                      what);
+  if (f->state == FUT_PENDING) {
+    int err = wait_on(t, f);
+    if (err)
+      return err;
+  }
+  return 0;
+}
+
+int fut_await(fut_t *f, void **out) {
+  if (out)
+    *out = NULL;
+  int err = await_common(f, "fut_await");
+  return err ? err : fut_result(f, out);
+}
+
+int fut_await_i64(fut_t *f, int64_t *out) {
+  if (out)
+    *out = 0;
+  int err = await_common(f, "fut_await_i64");
+  return err ? err : fut_result_i64(f, out);
+}
+
+int fut_await_bytes(fut_t *f, const void **data, size_t *len) {
+  if (data)
+    *data = NULL;
+  if (len)
+    *len = 0;
+  int err = await_common(f, "fut_await_bytes");
+  return err ? err : fut_result_bytes(f, data, len);
+}
+
+int fut_yield(void) {
+  struct fut__task *t = fut__task_current("fut_yield");
+  if (!t)
+    return FUT_E_NOT_IN_TASK;
+  if (t->closing_wake || t->ts->closing)
+    return -ECANCELED;
+  int err = fut__ring_push(&t->x.fut.loop->ready, fut__task_step, t);
+  if (err)
+    return err;
+  t->state = FUT__T_SUSPENDED;
+  switch_out(t, false);
+  return after_resume(t);
+}
+
+static void sleep_done(void *arg) {
+  fut_t *f = arg;
+  if (f->state == FUT_PENDING)
+    fut_set_result(f, NULL, NULL);
+}
+
+int fut_sleep(uint64_t ns) {
+  if (ns == 0)
+    return fut_yield();
+  struct fut__task *t = fut__task_current("fut_sleep");
+  if (!t)
+    return FUT_E_NOT_IN_TASK;
+  fut_loop_t *loop = t->x.fut.loop;
+  fut_t *f;
+  fut_handle_t *h;
+  int err = fut_new(loop, &f);
+  if (err)
+    return err;
+  if ((err = fut_loop_call_later(loop, ns, sleep_done, f, &h))) {
+    fut_unref(f);
+    return err;
+  }
+  err = fut_await(f, NULL);
+  fut_handle_cancel(h);
+  fut_handle_unref(h);
+  fut_unref(f);
+  return err;
+}
