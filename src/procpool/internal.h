@@ -185,7 +185,7 @@ struct fut__pp_worker {
 
 struct fut_procpool {
   /* Immutable after fut_procpool_new. */
-  unsigned fork_gen; /* process fork count at creation (procpool.c) */
+  unsigned fork_gen; /* fut__fork_generation() at creation */
   unsigned max_workers;
   unsigned max_tasks;
   size_t max_frame;

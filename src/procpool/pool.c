@@ -87,23 +87,13 @@ static int name_fn(uintptr_t fn, char **module, size_t *module_len,
   return 0;
 }
 
-/* ---- creation -------------------------------------------------------------
- */
+/* ---- creation ---------------------------------------------------------- */
 
-/* Forks seen by this process.  In a child, a pool made before the fork has
- * no manager thread, and its lock may be frozen in the state a parent
- * thread left it in: the child must neither queue work nor wait. */
-static atomic_uint pp_fork_gen;
-static pthread_once_t pp_once = PTHREAD_ONCE_INIT;
-static void pp_on_fork_child(void) {
-  atomic_fetch_add(&pp_fork_gen, 1);
-}
-static void pp_global_init(void) {
-  pthread_atfork(NULL, NULL, pp_on_fork_child);
-}
-
+/* In a forked child, a pool made before the fork has no manager thread,
+ * and its lock may be frozen in the state a parent thread left it in: the
+ * child must neither queue work nor wait. */
 static bool pp_forked(const fut_procpool_t *p) {
-  return p->fork_gen != atomic_load(&pp_fork_gen);
+  return p->fork_gen != fut__fork_generation();
 }
 
 void fut__procpool_destroy(fut_procpool_t *p) {
@@ -143,8 +133,7 @@ int fut_procpool_new(const fut_procpool_opts_t *opts, fut_procpool_t **out) {
     return fut__error(-ENOMEM, "fut_procpool_new: out of memory");
   p->evfd = -1;
   p->ctl = -1;
-  pthread_once(&pp_once, pp_global_init);
-  p->fork_gen = atomic_load(&pp_fork_gen);
+  p->fork_gen = fut__fork_generation();
   p->max_workers = o.max_workers ? o.max_workers : ncpu();
   p->max_tasks = o.max_tasks_per_child;
   p->max_frame = o.max_frame ? o.max_frame : DEFAULT_MAX_FRAME;
