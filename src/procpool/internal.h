@@ -1,11 +1,14 @@
-/* libfuture — process pool internals shared by procpool*.c.
+/* libfuture — process pool internals shared by the files of src/procpool.
  *
- *   procpool.c             the pool object, submit, shutdown
- *   procpool_manager.c     the parent's manager thread: worker sockets,
- *                          dispatch, completion, death handling
- *   procpool_forkserver.c  the constructor, the fork server, its protocol
- *   procpool_worker.c      a worker's main loop, fut_buf_*
- *   procpool_frames.c      frame I/O helpers and function naming
+ *   pool.c        the pool object: options, creation, submit, shutdown
+ *   manager.c     the parent's manager thread: its life, the poll set, the
+ *                 control socket, worker records, death handling
+ *   dispatch.c    which worker gets which job; non-blocking frame writes
+ *   receive.c     frames from workers: reading, checking, delivering
+ *   forkserver.c  the constructor, the fork server, starting it
+ *   worker.c      a worker's main loop, fut_buf_*
+ *   frames.c      frame I/O helpers and function naming
+ *   executor.c    the pool as a fut_executor_t
  *
  * Processes: parent (user program, threaded) --fork+exec--> fork server
  * (single-threaded, an exec of /proc/self/exe) --fork--> workers.
@@ -78,7 +81,7 @@ struct fut__ctl_msg {
                    SEQPACKET message */
 #define FUT__PP_ENV "FUT_FORKSERVER_FD"
 
-/* ---- procpool_frames.c --------------------------------------------------- */
+/* ---- frames.c ------------------------------------------------------------ */
 /* Where a function lives, as the worker can find it again. */
 struct fut__fn_name {
   char module[4096]; /* dl_iterate_phdr name; "" = the main executable */
@@ -108,7 +111,7 @@ int fut__pp_ctl_recv(int fd, struct fut__ctl_msg *m, void *pl, size_t pl_cap,
  * status, into buf. */
 void fut__pp_describe_status(int status, char *buf, size_t cap);
 
-/* ---- procpool_forkserver.c ---------------------------------------------- */
+/* ---- forkserver.c -------------------------------------------------------- */
 /* Forks and execs the fork server (from the calling thread, which becomes
  * its PR_SET_PDEATHSIG parent).  *ctl receives the parent's end of the
  * control socket, *pid the server's pid.  Waits for READY.  The
@@ -116,8 +119,7 @@ void fut__pp_describe_status(int status, char *buf, size_t cap);
  * object file, so linking this function links it. */
 int fut__forkserver_start(int *ctl, pid_t *pid);
 
-/* ---- procpool_worker.c -----------------------------------------------------
- */
+/* ---- worker.c ------------------------------------------------------------ */
 struct fut__pp_config {
   unsigned max_tasks; /* 0 = unlimited */
   size_t max_frame;   /* cap on payload bytes */
@@ -131,7 +133,7 @@ struct fut__pp_config {
  * Never returns. */
 _Noreturn void fut__pp_worker_main(int sock, const struct fut__pp_config *c);
 
-/* ---- the pool (procpool.c, procpool_manager.c) --------------------------- */
+/* ---- the pool (pool.c and the manager's files) --------------------------- */
 
 /* One job, from submit to completion; one allocation holding the header
  * and the payload right after it, so a frame goes out as one iovec. */
@@ -175,13 +177,17 @@ struct fut__pp_worker {
   bool wbroken;                 /* a write failed: it gets no more jobs */
   const char *kill_reason;      /* static text when we killed it, or NULL */
   size_t send_off;              /* bytes of send_job's frame written */
-  char *rx;                     /* RX_CAP input buffer, rx[rx_pos..rx_len) */
+  char *rx;                     /* FUT__PP_RX_CAP bytes, rx[rx_pos..rx_len)
+                                   unread */
   size_t rx_pos, rx_len;
   bool have_hdr; /* hdr holds the current frame's header */
   struct fut__pp_hdr hdr;
   char *big;      /* payload of a frame larger than rx */
   size_t big_got; /* bytes of big received */
 };
+
+/* A worker's input buffer in the parent (receive.c). */
+#define FUT__PP_RX_CAP (64u * 1024u)
 
 struct fut_procpool {
   /* Immutable after fut_procpool_new. */
@@ -231,7 +237,7 @@ struct fut_procpool {
   size_t pcap;                 /* entries of pfds and pws */
 };
 
-/* fut_procpool_submit for either kind of function (procpool.c). */
+/* fut_procpool_submit for either kind of function (pool.c). */
 int fut__procpool_submit_kind(fut_procpool_t *pool, int kind, uintptr_t fn,
                               const void *arg, size_t len,
                               fut_procpool_start_cb start,
@@ -243,10 +249,38 @@ void fut__procpool_detach(fut_procpool_t *pool);
 /* Frees the pool's memory (the manager thread is gone or is the caller). */
 void fut__procpool_destroy(fut_procpool_t *pool);
 
-/* The manager thread's body (procpool_manager.c). */
-void *fut__pp_manager(void *pool);
-/* Under pool->lock: wakes the manager if it sleeps. */
+/* Under pool->lock: wakes the manager if it sleeps (pool.c). */
 void fut__pp_ring(fut_procpool_t *pool);
+
+/* ---- manager.c: the manager thread (every function below runs on it) ---- */
+void *fut__pp_manager(void *pool);
+/* Calls the job's done callback with err and msg, and frees the job. */
+void fut__pp_job_fail(struct fut__pp_job *j, int err, const char *msg);
+/* fut__pp_job_fail for every job of q, in order; q ends empty. */
+void fut__pp_fail_queue(struct fut__pp_jobq *q, int err, const char *msg);
+/* Marks the pool broken (new submits fail; the first message is kept) and
+ * fails every queued job with FUT_E_BROKEN_POOL. */
+void fut__pp_set_broken(fut_procpool_t *pool, const char *fmt, ...)
+    FUT_PRINTF(2, 3);
+bool fut__pp_is_broken(fut_procpool_t *pool);
+/* Asks the fork server for a new worker: its record, live and empty, or
+ * NULL when it cannot be made (the pool may then be broken). */
+struct fut__pp_worker *fut__pp_spawn(fut_procpool_t *pool);
+
+/* ---- dispatch.c ---------------------------------------------------------- */
+/* Sends queued jobs to workers while some have room (spawning workers on
+ * demand), then writes what the sockets take without blocking. */
+void fut__pp_dispatch(fut_procpool_t *pool);
+/* Under pool->lock: jobs are queued and a worker has room for one. */
+bool fut__pp_dispatchable(fut_procpool_t *pool);
+/* Writes what it can of the worker's unsent frames. */
+void fut__pp_flush_out(struct fut__pp_worker *w);
+
+/* ---- receive.c ----------------------------------------------------------- */
+/* Reads and delivers what the worker sent.  Returns 0 when the socket is
+ * drained for now, 1 at EOF (or a read error), -EPROTO on garbage,
+ * -ENOMEM when a large result finds no memory. */
+int fut__pp_receive(fut_procpool_t *pool, struct fut__pp_worker *w);
 
 static inline void fut__pp_q_push(struct fut__pp_jobq *q,
                                   struct fut__pp_job *j) {
