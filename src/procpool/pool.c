@@ -105,60 +105,53 @@ void fut__procpool_destroy(fut_procpool_t *p) {
   fut__free(p);
 }
 
-int fut_procpool_new(const fut_procpool_opts_t *opts, fut_procpool_t **out) {
-  if (!out)
-    return fut__error(-EINVAL, "fut_procpool_new: NULL out");
-  *out = NULL;
-  fut_procpool_opts_t o;
-  fut_procpool_opts_init(&o);
-  if (opts)
-    o = *opts;
-  if (o.max_workers > 4096)
+static int check_opts(const fut_procpool_opts_t *o) {
+  if (o->max_workers > 4096)
     return fut__error(-EINVAL, "fut_procpool_new: max_workers %u > 4096",
-                      o.max_workers);
-  if (!o.initializer && (o.initarg || o.initarg_len))
+                      o->max_workers);
+  if (!o->initializer && (o->initarg || o->initarg_len))
     return fut__error(-EINVAL, "fut_procpool_new: initarg without an "
                                "initializer");
-  if (!o.initarg && o.initarg_len)
+  if (!o->initarg && o->initarg_len)
     return fut__error(-EINVAL, "fut_procpool_new: NULL initarg of %zu bytes",
-                      o.initarg_len);
-  if (o.initarg_len > FUT__CTL_MAX_PAYLOAD - 4200)
+                      o->initarg_len);
+  if (o->initarg_len > FUT__CTL_MAX_PAYLOAD - 4200)
     return fut__error(FUT_E_TOO_BIG,
                       "fut_procpool_new: initarg of %zu bytes "
                       "exceeds the limit of %u",
-                      o.initarg_len, FUT__CTL_MAX_PAYLOAD - 4200);
+                      o->initarg_len, FUT__CTL_MAX_PAYLOAD - 4200);
+  return 0;
+}
 
-  fut_procpool_t *p = fut__calloc(1, sizeof *p);
-  if (!p)
-    return fut__error(-ENOMEM, "fut_procpool_new: out of memory");
-  p->evfd = -1;
-  p->ctl = -1;
-  p->fork_gen = fut__fork_generation();
-  p->max_workers = o.max_workers ? o.max_workers : ncpu();
-  p->max_tasks = o.max_tasks_per_child;
-  p->max_frame = o.max_frame ? o.max_frame : DEFAULT_MAX_FRAME;
+/* Sizes and caps from the options; the initializer named (module, offset)
+ * and a copy of its argument. */
+static int apply_opts(fut_procpool_t *p, const fut_procpool_opts_t *o) {
+  p->max_workers = o->max_workers ? o->max_workers : ncpu();
+  p->max_tasks = o->max_tasks_per_child;
+  p->max_frame = o->max_frame ? o->max_frame : DEFAULT_MAX_FRAME;
   /* A cap no allocation can reach anyway; keeps `max_frame + aux` frame
    * checks from overflowing and the value positive as the server's int64. */
   if (p->max_frame > SIZE_MAX / 4)
     p->max_frame = SIZE_MAX / 4;
-  if (o.initializer) {
-    int err = fut__pp_name_fn((uintptr_t)o.initializer, &p->init_name);
-    if (err) {
-      fut__free(p);
-      return err;
-    }
-    p->has_init = true;
-    if (o.initarg_len) {
-      p->initarg = fut__malloc(o.initarg_len);
-      if (!p->initarg) {
-        fut__free(p);
-        return fut__error(-ENOMEM, "fut_procpool_new: out of memory");
-      }
-      memcpy(p->initarg, o.initarg, o.initarg_len);
-      p->initarg_len = o.initarg_len;
-    }
+  if (!o->initializer)
+    return 0;
+  int err = fut__pp_name_fn((uintptr_t)o->initializer, &p->init_name);
+  if (err)
+    return err;
+  p->has_init = true;
+  if (o->initarg_len) {
+    p->initarg = fut__malloc(o->initarg_len);
+    if (!p->initarg)
+      return fut__error(-ENOMEM, "fut_procpool_new: out of memory");
+    memcpy(p->initarg, o->initarg, o->initarg_len);
+    p->initarg_len = o->initarg_len;
   }
+  return 0;
+}
 
+/* The lock, the condition variable (on CLOCK_MONOTONIC, as shutdown's
+ * deadline) and the manager's doorbell. */
+static int init_sync(fut_procpool_t *p) {
   pthread_condattr_t ca;
   pthread_condattr_init(&ca);
   pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -171,10 +164,14 @@ int fut_procpool_new(const fut_procpool_opts_t *opts, fut_procpool_t **out) {
   p->evfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (p->evfd < 0) {
     int e = errno;
-    fut__procpool_destroy(p);
     return fut__error(-e, "fut_procpool_new: eventfd: %s", strerror(e));
   }
+  return 0;
+}
 
+/* Starts the manager thread and waits until it has started the fork
+ * server; when that fails, joins the thread and returns its error. */
+static int start_manager(fut_procpool_t *p) {
   /* The manager takes no signal: the user's handlers run elsewhere and its
    * poll sees no EINTR. */
   sigset_t all, old;
@@ -182,22 +179,50 @@ int fut_procpool_new(const fut_procpool_opts_t *opts, fut_procpool_t **out) {
   pthread_sigmask(SIG_SETMASK, &all, &old);
   int err = pthread_create(&p->thread, NULL, fut__pp_manager, p);
   pthread_sigmask(SIG_SETMASK, &old, NULL);
-  if (err) {
-    fut__procpool_destroy(p);
+  if (err)
     return fut__error(-err, "fut_procpool_new: pthread_create: %s",
                       strerror(err));
-  }
   pthread_mutex_lock(&p->lock);
   while (!p->start_done)
     pthread_cond_wait(&p->cv, &p->lock);
   err = p->start_err;
   pthread_mutex_unlock(&p->lock);
   if (err) {
-    char detail[256];
-    snprintf(detail, sizeof detail, "%s", p->broken_msg);
     pthread_join(p->thread, NULL);
+    return fut__error(err, "%s", p->broken_msg);
+  }
+  return 0;
+}
+
+int fut_procpool_new(const fut_procpool_opts_t *opts, fut_procpool_t **out) {
+  if (!out)
+    return fut__error(-EINVAL, "fut_procpool_new: NULL out");
+  *out = NULL;
+  fut_procpool_opts_t o;
+  fut_procpool_opts_init(&o);
+  if (opts)
+    o = *opts;
+  int err = check_opts(&o);
+  if (err)
+    return err;
+
+  fut_procpool_t *p = fut__calloc(1, sizeof *p);
+  if (!p)
+    return fut__error(-ENOMEM, "fut_procpool_new: out of memory");
+  p->evfd = -1;
+  p->ctl = -1;
+  p->fork_gen = fut__fork_generation();
+  err = apply_opts(p, &o);
+  if (err) {
+    fut__free(p);
+    return err;
+  }
+  err = init_sync(p);
+  if (!err)
+    err = start_manager(p);
+  if (err) {
     fut__procpool_destroy(p);
-    return fut__error(err, "%s", detail);
+    return err;
   }
   *out = p;
   return 0;
@@ -221,6 +246,39 @@ int fut_procpool_submit(fut_procpool_t *p, fut_proc_fn fn, const void *arg,
                                    len, start, done, ud);
 }
 
+/* A job whose JOB frame (header, argument bytes, module name) is ready but
+ * for its id; the caller sets the callbacks. */
+static int new_job(int kind, uintptr_t fn, const void *arg, size_t len,
+                   struct fut__pp_job **out) {
+  char *module = NULL;
+  size_t mlen = 0;
+  uint64_t off = 0;
+  int err = name_fn(fn, &module, &mlen, &off);
+  if (err)
+    return err;
+  struct fut__pp_job *j = fut__malloc(sizeof *j + len + mlen);
+  if (!j) {
+    fut__free(module);
+    return fut__error(-ENOMEM,
+                      "fut_procpool_submit: out of memory for %zu "
+                      "argument bytes",
+                      len);
+  }
+  j->started = false;
+  j->hdr = (struct fut__pp_hdr){.magic = FUT__PP_MAGIC,
+                                .type = FUT__PP_JOB,
+                                .len = len + mlen,
+                                .off = off,
+                                .err = kind,
+                                .aux = (uint32_t)mlen};
+  if (len)
+    memcpy(j->payload, arg, len);
+  memcpy(j->payload + len, module, mlen);
+  fut__free(module);
+  *out = j;
+  return 0;
+}
+
 int fut__procpool_submit_kind(fut_procpool_t *p, int kind, uintptr_t fn,
                               const void *arg, size_t len,
                               fut_procpool_start_cb start,
@@ -241,34 +299,13 @@ int fut__procpool_submit_kind(fut_procpool_t *p, int kind, uintptr_t fn,
                       "fut_procpool_submit: argument of %zu "
                       "bytes exceeds max_frame (%zu)",
                       len, p->max_frame);
-  char *module = NULL;
-  size_t mlen = 0;
-  uint64_t off = 0;
-  int err = name_fn(fn, &module, &mlen, &off);
+  struct fut__pp_job *j = NULL;
+  int err = new_job(kind, fn, arg, len, &j);
   if (err)
     return err;
-  struct fut__pp_job *j = fut__malloc(sizeof *j + len + mlen);
-  if (!j) {
-    fut__free(module);
-    return fut__error(-ENOMEM,
-                      "fut_procpool_submit: out of memory for %zu "
-                      "argument bytes",
-                      len);
-  }
   j->start = start;
   j->done = done;
   j->ud = ud;
-  j->started = false;
-  j->hdr = (struct fut__pp_hdr){.magic = FUT__PP_MAGIC,
-                                .type = FUT__PP_JOB,
-                                .len = len + mlen,
-                                .off = off,
-                                .err = kind,
-                                .aux = (uint32_t)mlen};
-  if (len)
-    memcpy(j->payload, arg, len);
-  memcpy(j->payload + len, module, mlen);
-  fut__free(module);
 
   pthread_mutex_lock(&p->lock);
   if (p->shutdown || p->broken) {
@@ -289,6 +326,8 @@ int fut__procpool_submit_kind(fut_procpool_t *p, int kind, uintptr_t fn,
 }
 
 /* ---- shutdown ------------------------------------------------------------ */
+
+static int wait_finished(fut_procpool_t *p, uint64_t timeout_ns);
 
 int fut_procpool_shutdown(fut_procpool_t *p, bool wait, bool cancel_pending,
                           uint64_t timeout_ns) {
@@ -313,9 +352,13 @@ int fut_procpool_shutdown(fut_procpool_t *p, bool wait, bool cancel_pending,
     j->done(j->ud, -ECANCELED, NULL, 0, "cancelled by the pool's shutdown");
     fut__free(j);
   }
-  if (!wait)
-    return 0;
+  return wait ? wait_finished(p, timeout_ns) : 0;
+}
 
+/* Waits until the manager finished (at most timeout_ns; then abandons the
+ * jobs, which kills their workers, and waits for the teardown) and joins
+ * it unless someone else does. */
+static int wait_finished(fut_procpool_t *p, uint64_t timeout_ns) {
   int ret = 0;
   struct timespec dl;
   clock_gettime(CLOCK_MONOTONIC, &dl);
