@@ -47,7 +47,8 @@ static bool can_take(const fut_procpool_t *p, const struct fut__pp_worker *w,
  * pipeline.  NULL: every worker is full. */
 static struct fut__pp_worker *pick(fut_procpool_t *p, bool may_spawn,
                                    size_t depth) {
-  for (struct fut__pp_worker *w = p->workers; w; w = w->next)
+  for (struct fut__pp_worker *w = fut__pp_first_worker(p); w;
+       w = fut__pp_next_worker(p, w))
     if (can_take(p, w, 1))
       return w;
   if (can_spawn(p) && may_spawn) {
@@ -56,7 +57,8 @@ static struct fut__pp_worker *pick(fut_procpool_t *p, bool may_spawn,
       return w;
   }
   struct fut__pp_worker *best = NULL;
-  for (struct fut__pp_worker *w = p->workers; w; w = w->next)
+  for (struct fut__pp_worker *w = fut__pp_first_worker(p); w;
+       w = fut__pp_next_worker(p, w))
     if (can_take(p, w, depth) &&
         (!best || w->inflight.len < best->inflight.len))
       best = w;
@@ -76,7 +78,8 @@ void fut__pp_flush_out(struct fut__pp_worker *w) {
   while (w->send_job && w->fd >= 0) {
     struct iovec iov[16];
     int n = 0;
-    for (struct fut__pp_job *j = w->send_job; j && n < 16; j = j->next) {
+    for (struct fut__pp_job *j = w->send_job; j && n < 16;
+         j = fut__pp_q_next(&w->inflight, j)) {
       size_t skip = j == w->send_job ? w->send_off : 0;
       iov[n].iov_base = (char *)&j->hdr + skip;
       iov[n].iov_len = sizeof j->hdr + j->hdr.len - skip;
@@ -100,7 +103,7 @@ void fut__pp_flush_out(struct fut__pp_worker *w) {
       size_t rem = sizeof w->send_job->hdr + w->send_job->hdr.len - w->send_off;
       if (left >= rem) {
         left -= rem;
-        w->send_job = w->send_job->next;
+        w->send_job = fut__pp_q_next(&w->inflight, w->send_job);
         w->send_off = 0;
       } else {
         w->send_off += left;
@@ -164,7 +167,8 @@ void fut__pp_dispatch(fut_procpool_t *p) {
     if (p->max_tasks && ++w->dispatched >= p->max_tasks)
       w->retiring = true;
   }
-  for (struct fut__pp_worker *w = p->workers; w; w = w->next)
+  for (struct fut__pp_worker *w = fut__pp_first_worker(p); w;
+       w = fut__pp_next_worker(p, w))
     if (w->send_job)
       fut__pp_flush_out(w);
 }

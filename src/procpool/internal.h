@@ -19,6 +19,7 @@
 #define FUT_PROCPOOL_INTERNAL_H
 
 #include "base/internal.h"
+#include "base/queue.h"
 
 #include <poll.h>
 #include <signal.h>
@@ -138,7 +139,7 @@ _Noreturn void fut__pp_worker_main(int sock, const struct fut__pp_config *c);
 /* One job, from submit to completion; one allocation holding the header
  * and the payload right after it, so a frame goes out as one iovec. */
 struct fut__pp_job {
-  struct fut__pp_job *next;    /* in the pool's pending queue, the retry
+  struct fut__qnode node;      /* in the pool's pending queue, the retry
                                   queue or a worker's in-flight FIFO */
   fut_procpool_start_cb start; /* NULL, or asked once before dispatch */
   fut_procpool_done_cb done;   /* called exactly once */
@@ -148,9 +149,11 @@ struct fut__pp_job {
   char payload[];         /* arg bytes then module name (hdr.len) */
 };
 
+/* A FIFO of jobs; initialised with fut__pp_q_init (a zeroed one is not
+ * empty but broken). */
 struct fut__pp_jobq {
-  struct fut__pp_job *head, *tail; /* FIFO; both NULL when empty */
-  size_t len;
+  struct fut__qnode head; /* fut__pp_job.node, oldest first */
+  size_t len;             /* jobs in it */
 };
 
 enum {
@@ -159,7 +162,7 @@ enum {
 };
 
 struct fut__pp_worker {
-  struct fut__pp_worker *next;  /* manager's list of workers */
+  struct fut__qnode node;       /* in the pool's workers list */
   uint64_t wid;                 /* unique per pool, names it in SPAWN */
   pid_t pid;                    /* 0 until SPAWNED */
   int fd;                       /* parent end, non-blocking; -1 once closed */
@@ -224,12 +227,12 @@ struct fut_procpool {
   atomic_uint nworkers;     /* live workers */
 
   /* Manager thread only. */
-  int ctl; /* control socket to the server */
-  struct fut__pp_worker *workers;
-  unsigned nlive;     /* workers in FUT__W_LIVE */
-  unsigned nspawning; /* SPAWN sent, SPAWNED not yet received */
-  bool spawn_blocked; /* a spawn failed softly: no new try
-                         before the next poll event */
+  int ctl;                   /* control socket to the server */
+  struct fut__qnode workers; /* fut__pp_worker.node, newest first */
+  unsigned nlive;            /* workers in FUT__W_LIVE */
+  unsigned nspawning;        /* SPAWN sent, SPAWNED not yet received */
+  bool spawn_blocked;        /* a spawn failed softly: no new try
+                                before the next poll event */
   uint64_t next_wid;
   struct fut__pp_jobq retry;   /* started jobs of dead workers: first */
   struct pollfd *pfds;         /* poll set, pcap entries */
@@ -282,34 +285,77 @@ void fut__pp_flush_out(struct fut__pp_worker *w);
  * -ENOMEM when a large result finds no memory. */
 int fut__pp_receive(fut_procpool_t *pool, struct fut__pp_worker *w);
 
+/* ---- job queues and the worker list, on base/queue.h ------------------- */
+
+static inline void fut__pp_q_init(struct fut__pp_jobq *q) {
+  fut__q_init(&q->head);
+  q->len = 0;
+}
+
 static inline void fut__pp_q_push(struct fut__pp_jobq *q,
                                   struct fut__pp_job *j) {
-  j->next = NULL;
-  if (q->tail)
-    q->tail->next = j;
-  else
-    q->head = j;
-  q->tail = j;
+  fut__q_insert_tail(&q->head, &j->node);
   q->len++;
 }
+
 static inline void fut__pp_q_push_front(struct fut__pp_jobq *q,
                                         struct fut__pp_job *j) {
-  j->next = q->head;
-  q->head = j;
-  if (!q->tail)
-    q->tail = j;
+  fut__q_insert_head(&q->head, &j->node);
   q->len++;
 }
+
+/* The oldest job, or NULL when q is empty. */
+static inline struct fut__pp_job *
+fut__pp_q_first(const struct fut__pp_jobq *q) {
+  struct fut__qnode *n = fut__q_first(&q->head);
+  return n ? fut__q_data(n, struct fut__pp_job, node) : NULL;
+}
+
+/* The job after j in q, or NULL. */
+static inline struct fut__pp_job *fut__pp_q_next(const struct fut__pp_jobq *q,
+                                                 const struct fut__pp_job *j) {
+  struct fut__qnode *n = j->node.next;
+  return n == &q->head ? NULL : fut__q_data(n, struct fut__pp_job, node);
+}
+
+/* Unlinks and returns the oldest job, or NULL when q is empty. */
 static inline struct fut__pp_job *fut__pp_q_pop(struct fut__pp_jobq *q) {
-  struct fut__pp_job *j = q->head;
+  struct fut__pp_job *j = fut__pp_q_first(q);
   if (j) {
-    q->head = j->next;
-    if (!q->head)
-      q->tail = NULL;
+    fut__q_remove(&j->node);
     q->len--;
-    j->next = NULL;
   }
   return j;
+}
+
+/* Moves every job of from to the tail of to, in order; from ends empty. */
+static inline void fut__pp_q_move(struct fut__pp_jobq *to,
+                                  struct fut__pp_jobq *from) {
+  for (struct fut__pp_job *j; (j = fut__pp_q_pop(from));)
+    fut__pp_q_push(to, j);
+}
+
+/* Moves every job of from to the front of to, in order; from ends empty. */
+static inline void fut__pp_q_move_front(struct fut__pp_jobq *to,
+                                        struct fut__pp_jobq *from) {
+  struct fut__qnode *after = &to->head;
+  for (struct fut__pp_job *j; (j = fut__pp_q_pop(from)); after = &j->node) {
+    fut__q_insert_head(after, &j->node); /* links j right after `after` */
+    to->len++;
+  }
+}
+
+/* The pool's workers, newest first: the first, or the one after w; NULL at
+ * the end. */
+static inline struct fut__pp_worker *
+fut__pp_first_worker(const fut_procpool_t *p) {
+  struct fut__qnode *n = fut__q_first(&p->workers);
+  return n ? fut__q_data(n, struct fut__pp_worker, node) : NULL;
+}
+static inline struct fut__pp_worker *
+fut__pp_next_worker(const fut_procpool_t *p, const struct fut__pp_worker *w) {
+  struct fut__qnode *n = w->node.next;
+  return n == &p->workers ? NULL : fut__q_data(n, struct fut__pp_worker, node);
 }
 
 #endif

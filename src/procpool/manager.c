@@ -49,8 +49,9 @@ void fut__pp_set_broken(fut_procpool_t *p, const char *fmt, ...) {
   p->broken = true;
   if (!was)
     snprintf(p->broken_msg, sizeof p->broken_msg, "%s", msg);
-  struct fut__pp_jobq q = p->pending;
-  p->pending = (struct fut__pp_jobq){0};
+  struct fut__pp_jobq q;
+  fut__pp_q_init(&q);
+  fut__pp_q_move(&q, &p->pending);
   pthread_mutex_unlock(&p->lock);
   fut__pp_fail_queue(&q, FUT_E_BROKEN_POOL, msg);
   fut__pp_fail_queue(&p->retry, FUT_E_BROKEN_POOL, msg);
@@ -78,11 +79,7 @@ static void close_worker_fd(fut_procpool_t *p, struct fut__pp_worker *w) {
 }
 
 static void free_worker(fut_procpool_t *p, struct fut__pp_worker *w) {
-  for (struct fut__pp_worker **pp = &p->workers; *pp; pp = &(*pp)->next)
-    if (*pp == w) {
-      *pp = w->next;
-      break;
-    }
+  fut__q_remove(&w->node);
   close_worker_fd(p, w);
   fut__free(w->rx);
   fut__free(w->big);
@@ -139,10 +136,10 @@ struct fut__pp_worker *fut__pp_spawn(fut_procpool_t *p) {
   }
   w->fd = sv[0];
   w->rx = rx;
+  fut__pp_q_init(&w->inflight);
   w->state = FUT__W_LIVE;
   p->nspawning++;
-  w->next = p->workers;
-  p->workers = w;
+  fut__q_insert_head(&p->workers, &w->node);
   p->nlive++;
   atomic_fetch_add(&p->nworkers, 1u);
   return w;
@@ -170,20 +167,13 @@ static void worker_readable(fut_procpool_t *p, struct fut__pp_worker *w) {
 /* Puts jobs that never started in a worker back at the front of the
  * queue, in their order. */
 static void requeue(fut_procpool_t *p, struct fut__pp_jobq *q) {
-  if (!q->head)
-    return;
-  q->tail->next = p->retry.head;
-  p->retry.head = q->head;
-  if (!p->retry.tail)
-    p->retry.tail = q->tail;
-  p->retry.len += q->len;
-  *q = (struct fut__pp_jobq){0};
+  fut__pp_q_move_front(&p->retry, q);
 }
 
 /* The worker is gone and reaped: settle its jobs and forget it. */
 static void finalize(fut_procpool_t *p, struct fut__pp_worker *w) {
   bool clean = WIFEXITED(w->status) && WEXITSTATUS(w->status) == 0;
-  if (!w->hello && (w->inflight.head || !clean)) {
+  if (!w->hello && (w->inflight.len || !clean)) {
     /* It died during start-up (its initializer crashed, say): none of its
      * jobs started.  As Python's ProcessPoolExecutor, a worker that dies
      * in its initializer breaks the pool: the next one would likely die
@@ -226,7 +216,8 @@ static void ctl_readable(fut_procpool_t *p) {
     return;
   }
   if (m.type == FUT__CTL_SPAWNED) {
-    for (struct fut__pp_worker *w = p->workers; w; w = w->next)
+    for (struct fut__pp_worker *w = fut__pp_first_worker(p); w;
+         w = fut__pp_next_worker(p, w))
       if (w->wid == m.a) {
         p->nspawning--;
         if (m.b == 0) {
@@ -242,7 +233,8 @@ static void ctl_readable(fut_procpool_t *p) {
         break;
       }
   } else if (m.type == FUT__CTL_DIED) {
-    for (struct fut__pp_worker *w = p->workers; w; w = w->next)
+    for (struct fut__pp_worker *w = fut__pp_first_worker(p); w;
+         w = fut__pp_next_worker(p, w))
       if (w->pid == (pid_t)m.b) {
         w->dead = true;
         w->status = (int)m.c;
@@ -299,7 +291,8 @@ static int start(fut_procpool_t *p) {
 static bool idle(fut_procpool_t *p) {
   if (p->retry.len)
     return false;
-  for (struct fut__pp_worker *w = p->workers; w; w = w->next)
+  for (struct fut__pp_worker *w = fut__pp_first_worker(p); w;
+       w = fut__pp_next_worker(p, w))
     if (w->inflight.len)
       return false;
   pthread_mutex_lock(&p->lock);
@@ -324,7 +317,8 @@ static void poll_reserve(fut_procpool_t *p, size_t n) {
 
 static int poll_all(fut_procpool_t *p, bool with_evfd, int timeout) {
   size_t need = 2;
-  for (struct fut__pp_worker *w = p->workers; w; w = w->next)
+  for (struct fut__pp_worker *w = fut__pp_first_worker(p); w;
+       w = fut__pp_next_worker(p, w))
     need++;
   /* Out of memory, it polls the sockets that fit, and the rest next time
    * round: never an error. */
@@ -336,7 +330,8 @@ static int poll_all(fut_procpool_t *p, bool with_evfd, int timeout) {
   if (p->ctl >= 0)
     pfds[n++] = (struct pollfd){p->ctl, POLLIN, 0};
   size_t first_w = n;
-  for (struct fut__pp_worker *w = p->workers; w && n < p->pcap; w = w->next) {
+  for (struct fut__pp_worker *w = fut__pp_first_worker(p); w && n < p->pcap;
+       w = fut__pp_next_worker(p, w)) {
     if (w->fd < 0)
       continue;
     p->pws[n - first_w] = w;
@@ -375,15 +370,17 @@ static int poll_all(fut_procpool_t *p, bool with_evfd, int timeout) {
 /* Ends everything: workers, server.  Jobs still held fail with err. */
 static void teardown(fut_procpool_t *p, int err, const char *msg) {
   /* Closing a worker's socket is its signal to exit (EOF). */
-  for (struct fut__pp_worker *w = p->workers; w; w = w->next) {
+  for (struct fut__pp_worker *w = fut__pp_first_worker(p); w;
+       w = fut__pp_next_worker(p, w)) {
     fut__pp_fail_queue(&w->inflight, err, msg);
     w->send_job = NULL;
     close_worker_fd(p, w);
   }
   fut__pp_fail_queue(&p->retry, err, msg);
   pthread_mutex_lock(&p->lock);
-  struct fut__pp_jobq q = p->pending;
-  p->pending = (struct fut__pp_jobq){0};
+  struct fut__pp_jobq q;
+  fut__pp_q_init(&q);
+  fut__pp_q_move(&q, &p->pending);
   pthread_mutex_unlock(&p->lock);
   fut__pp_fail_queue(&q, err, msg);
   /* Closing the control socket makes the server SIGKILL what is left,
@@ -392,8 +389,8 @@ static void teardown(fut_procpool_t *p, int err, const char *msg) {
     close(p->ctl);
     p->ctl = -1;
   }
-  while (p->workers)
-    free_worker(p, p->workers);
+  for (struct fut__pp_worker *w; (w = fut__pp_first_worker(p));)
+    free_worker(p, w);
   pid_t pid = atomic_load(&p->server_pid);
   if (pid > 0) {
     int st;
@@ -477,12 +474,13 @@ static int serve(fut_procpool_t *p, const char **msg) {
 /* The graceful end: idle workers exit at EOF; waits for the server to
  * report each one reaped, so none is left behind. */
 static void retire_workers(fut_procpool_t *p) {
-  for (struct fut__pp_worker *w = p->workers; w; w = w->next)
+  for (struct fut__pp_worker *w = fut__pp_first_worker(p); w;
+       w = fut__pp_next_worker(p, w))
     close_worker_fd(p, w);
   /* A worker without a job may still be in its initializer, which can
    * take long or forever: a shutdown that times out meanwhile sets
    * abandon and rings, and teardown kills it. */
-  while (p->workers && p->ctl >= 0) {
+  while (fut__pp_first_worker(p) && p->ctl >= 0) {
     pthread_mutex_lock(&p->lock);
     bool abandon = p->abandon;
     p->sleeping = !abandon;

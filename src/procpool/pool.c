@@ -212,6 +212,9 @@ int fut_procpool_new(const fut_procpool_opts_t *opts, fut_procpool_t **out) {
   p->evfd = -1;
   p->ctl = -1;
   p->fork_gen = fut__fork_generation();
+  fut__pp_q_init(&p->pending);
+  fut__pp_q_init(&p->retry);
+  fut__q_init(&p->workers);
   err = apply_opts(p, &o);
   if (err) {
     fut__free(p);
@@ -339,13 +342,12 @@ int fut_procpool_shutdown(fut_procpool_t *p, bool wait, bool cancel_pending,
     return fut__error(-EDEADLK,
                       "fut_procpool_shutdown: waiting from the "
                       "pool's own completion callback would deadlock");
-  struct fut__pp_jobq cancelled = {0};
+  struct fut__pp_jobq cancelled;
+  fut__pp_q_init(&cancelled);
   pthread_mutex_lock(&p->lock);
   p->shutdown = true;
-  if (cancel_pending) {
-    cancelled = p->pending;
-    p->pending = (struct fut__pp_jobq){0};
-  }
+  if (cancel_pending)
+    fut__pp_q_move(&cancelled, &p->pending);
   fut__pp_ring(p);
   pthread_mutex_unlock(&p->lock);
   for (struct fut__pp_job *j; (j = fut__pp_q_pop(&cancelled));) {

@@ -65,8 +65,9 @@ static bool hdr_ok(const fut_procpool_t *p, const struct fut__pp_worker *w,
     return false;
   if (h->type == FUT__PP_HELLO)
     return true;
-  return h->type == FUT__PP_RESULT && w->inflight.head &&
-         w->inflight.head->hdr.id == h->id && w->send_job != w->inflight.head;
+  const struct fut__pp_job *running = fut__pp_q_first(&w->inflight);
+  return h->type == FUT__PP_RESULT && running && running->hdr.id == h->id &&
+         w->send_job != running;
 }
 
 int fut__pp_receive(fut_procpool_t *p, struct fut__pp_worker *w) {
