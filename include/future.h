@@ -4,7 +4,7 @@
  *   future/future.h    futures: set_result, cancel, done callbacks
  *   future/task.h      tasks (fut_await, fut_run) and combinators
  *   future/executor.h  concurrent futures, thread pool, run_in_executor
- *   future/procpool.h  process pool
+ *   future/process_pool.h  process pool
  *   future/errors.h    error codes, fut_strerror
  *   future/version.h   version and export macros
  */
@@ -19,7 +19,7 @@
 #include "future/future.h"
 #include "future/task.h"
 #include "future/executor.h"
-#include "future/procpool.h"
+#include "future/process_pool.h"
 /* clang-format on */
 
 #endif

@@ -7,9 +7,8 @@
 
 #include "loop/internal.h"
 
-#include <stdatomic.h>
 #include "procpool_jobs.h"
-
+#include <stdatomic.h>
 
 /* Bug: a max_frame near SIZE_MAX (the natural way to say "no cap")
  * overflowed the `max_frame + 4096` frame checks of the worker and of the
@@ -17,27 +16,27 @@
  * (FUT_E_WORKER_DIED) instead of running. */
 static void test_procpool_max_frame_huge_runs_jobs(void **state) {
   (void)state;
-  fut_procpool_opts_t o;
-  fut_procpool_opts_init(&o);
+  fut_process_pool_opts_t o;
+  fut_process_pool_opts_init(&o);
   o.max_workers = 1;
   o.max_frame = SIZE_MAX;
-  fut_procpool_t *p = NULL;
-  assert_int_equal(fut_procpool_new(&o, &p), 0);
+  fut_process_pool_t *p = NULL;
+  assert_int_equal(fut_process_pool_create(&o, &p), 0);
   static unsigned char arg[8192];
   for (size_t i = 0; i < sizeof arg; i++)
     arg[i] = (unsigned char)i;
   struct waiter w;
   waiter_init(&w);
-  assert_int_equal(
-      fut_procpool_submit(p, job_xor, arg, sizeof arg, NULL, waiter_done, &w),
-      0);
+  assert_int_equal(fut_process_pool_submit(p, job_xor, arg, sizeof arg, NULL,
+                                           waiter_done, &w),
+                   0);
   assert_int_equal(waiter_wait(&w), 0);
   assert_int_equal(w.len, sizeof arg);
   const unsigned char *r = w.data;
   for (size_t i = 0; i < sizeof arg; i++)
     assert_int_equal(r[i], arg[i] ^ 0x5a);
   waiter_destroy(&w);
-  fut_procpool_free(p);
+  fut_process_pool_destroy(p);
 }
 
 /* Never returns: a worker stuck in its initializer. */
@@ -55,14 +54,14 @@ static bool refuse_start(void *ud) {
 }
 
 struct shut {
-  fut_procpool_t *p;
+  fut_process_pool_t *p;
   int rc;
   atomic_bool done;
 };
 
 static void *shutdown_thread(void *arg) {
   struct shut *sh = arg;
-  sh->rc = fut_procpool_shutdown(sh->p, true, false, FUT_MS(100));
+  sh->rc = fut_process_pool_shutdown(sh->p, true, false, FUT_MS(100));
   atomic_store(&sh->done, true);
   return NULL;
 }
@@ -71,28 +70,28 @@ static void *shutdown_thread(void *arg) {
  * was stuck in its initializer: the pool counted as idle, so the manager
  * waited for the worker to exit at EOF, polling neither its doorbell nor
  * the abandon flag the timeout sets. */
-static void test_procpool_shutdown_timeout_worker_stuck_in_initializer(
-    void **state) {
+static void
+test_procpool_shutdown_timeout_worker_stuck_in_initializer(void **state) {
   (void)state;
-  fut_procpool_opts_t o;
-  fut_procpool_opts_init(&o);
+  fut_process_pool_opts_t o;
+  fut_process_pool_opts_init(&o);
   o.max_workers = 1;
   o.initializer = init_stuck;
-  fut_procpool_t *p = NULL;
-  assert_int_equal(fut_procpool_new(&o, &p), 0);
+  fut_process_pool_t *p = NULL;
+  assert_int_equal(fut_process_pool_create(&o, &p), 0);
   /* Dispatch spawns a worker, then the start callback refuses the job:
    * the worker is left without a job, in its initializer. */
   struct waiter w;
   waiter_init(&w);
   int64_t n = 3;
-  assert_int_equal(fut_procpool_submit(p, job_square, &n, sizeof n,
-                                       refuse_start, waiter_done, &w),
+  assert_int_equal(fut_process_pool_submit(p, job_square, &n, sizeof n,
+                                           refuse_start, waiter_done, &w),
                    0);
   assert_int_equal(waiter_wait(&w), -ECANCELED);
   waiter_destroy(&w);
-  for (int i = 0; i < 5000 && fut_procpool_nworkers(p) == 0; i++)
+  for (int i = 0; i < 5000 && fut_process_pool_nworkers(p) == 0; i++)
     usleep(1000);
-  assert_int_equal(fut_procpool_nworkers(p), 1);
+  assert_int_equal(fut_process_pool_nworkers(p), 1);
   struct shut sh = {.p = p};
   atomic_init(&sh.done, false);
   pthread_t th;
@@ -103,38 +102,38 @@ static void test_procpool_shutdown_timeout_worker_stuck_in_initializer(
   assert_true(atomic_load(&sh.done));
   pthread_join(th, NULL);
   assert_int_equal(sh.rc, -ETIMEDOUT);
-  fut_procpool_free(p);
+  fut_process_pool_destroy(p);
 }
 
 /* Checked: an empty argument and an empty result cross both ways, and an
  * argument exactly at max_frame is accepted (one byte more is not). */
 static void test_procpool_empty_and_at_cap_frames(void **state) {
   (void)state;
-  fut_procpool_opts_t o;
-  fut_procpool_opts_init(&o);
+  fut_process_pool_opts_t o;
+  fut_process_pool_opts_init(&o);
   o.max_workers = 1;
   o.max_frame = 4096;
-  fut_procpool_t *p = NULL;
-  assert_int_equal(fut_procpool_new(&o, &p), 0);
+  fut_process_pool_t *p = NULL;
+  assert_int_equal(fut_process_pool_create(&o, &p), 0);
   struct waiter w;
   waiter_init(&w);
   assert_int_equal(
-      fut_procpool_submit(p, job_xor, NULL, 0, NULL, waiter_done, &w), 0);
+      fut_process_pool_submit(p, job_xor, NULL, 0, NULL, waiter_done, &w), 0);
   assert_int_equal(waiter_wait(&w), 0);
   assert_int_equal(w.len, 0);
   waiter_destroy(&w);
   static unsigned char arg[4097];
   waiter_init(&w);
   assert_int_equal(
-      fut_procpool_submit(p, job_xor, arg, 4097, NULL, waiter_done, &w),
+      fut_process_pool_submit(p, job_xor, arg, 4097, NULL, waiter_done, &w),
       FUT_E_TOO_BIG);
   assert_int_equal(
-      fut_procpool_submit(p, job_xor, arg, 4096, NULL, waiter_done, &w), 0);
+      fut_process_pool_submit(p, job_xor, arg, 4096, NULL, waiter_done, &w), 0);
   assert_int_equal(waiter_wait(&w), 0);
   assert_int_equal(w.len, 4096);
   assert_int_equal(((unsigned char *)w.data)[4095], 0x5a);
   waiter_destroy(&w);
-  fut_procpool_free(p);
+  fut_process_pool_destroy(p);
 }
 
 int main(void) {

@@ -12,7 +12,6 @@
 
 #include <sys/wait.h>
 
-
 /* Dies in the initializer, as one that crashes would. */
 static int init_crash(const void *arg, size_t len) {
   (void)arg;
@@ -40,18 +39,18 @@ static int job_sigpipe_disp(const void *arg, size_t len, fut_buf_t *out) {
  * worker died during start-up, and later submissions are refused. */
 static void test_procpool_initializer_crash_breaks_pool(void **state) {
   (void)state;
-  fut_procpool_opts_t o;
-  fut_procpool_opts_init(&o);
+  fut_process_pool_opts_t o;
+  fut_process_pool_opts_init(&o);
   o.max_workers = 2;
   o.initializer = init_crash;
-  fut_procpool_t *p = NULL;
-  assert_int_equal(fut_procpool_new(&o, &p), 0);
+  fut_process_pool_t *p = NULL;
+  assert_int_equal(fut_process_pool_create(&o, &p), 0);
   struct waiter w[2];
   int64_t n = 3;
   for (int i = 0; i < 2; i++) {
     waiter_init(&w[i]);
-    assert_int_equal(fut_procpool_submit(p, job_square, &n, sizeof n, NULL,
-                                         waiter_done, &w[i]),
+    assert_int_equal(fut_process_pool_submit(p, job_square, &n, sizeof n, NULL,
+                                             waiter_done, &w[i]),
                      0);
   }
   for (int i = 0; i < 2; i++) {
@@ -61,20 +60,20 @@ static void test_procpool_initializer_crash_breaks_pool(void **state) {
   }
   /* The first death's message names it. */
   waiter_init(&w[0]);
-  assert_int_equal(fut_procpool_submit(p, job_square, &n, sizeof n, NULL,
-                                       waiter_done, &w[0]),
+  assert_int_equal(fut_process_pool_submit(p, job_square, &n, sizeof n, NULL,
+                                           waiter_done, &w[0]),
                    FUT_E_BROKEN_POOL);
   assert_non_null(strstr(fut_last_error(), "start-up"));
   assert_non_null(strstr(fut_last_error(), "SIGKILL"));
   waiter_destroy(&w[0]);
-  fut_procpool_free(p);
+  fut_process_pool_destroy(p);
 }
 
-static int64_t run_disp(fut_procpool_t *p) {
+static int64_t run_disp(fut_process_pool_t *p) {
   struct waiter w;
   waiter_init(&w);
-  assert_int_equal(fut_procpool_submit(p, job_sigpipe_disp, NULL, 0, NULL,
-                                       waiter_done, &w),
+  assert_int_equal(fut_process_pool_submit(p, job_sigpipe_disp, NULL, 0, NULL,
+                                           waiter_done, &w),
                    0);
   assert_int_equal(waiter_wait(&w), 0);
   assert_int_equal(w.len, sizeof(int64_t));
@@ -92,13 +91,13 @@ static void test_procpool_worker_sigpipe_default(void **state) {
   struct sigaction dfl = {.sa_handler = SIG_DFL}, old;
   sigemptyset(&dfl.sa_mask);
   assert_int_equal(sigaction(SIGPIPE, &dfl, &old), 0);
-  fut_procpool_opts_t o;
-  fut_procpool_opts_init(&o);
+  fut_process_pool_opts_t o;
+  fut_process_pool_opts_init(&o);
   o.max_workers = 1;
-  fut_procpool_t *p = NULL;
-  assert_int_equal(fut_procpool_new(&o, &p), 0);
+  fut_process_pool_t *p = NULL;
+  assert_int_equal(fut_process_pool_create(&o, &p), 0);
   assert_int_equal(run_disp(p), 0);
-  fut_procpool_free(p);
+  fut_process_pool_destroy(p);
   sigaction(SIGPIPE, &old, NULL);
 }
 
@@ -108,13 +107,13 @@ static void test_procpool_worker_sigpipe_follows_parent_ignore(void **state) {
   struct sigaction ign = {.sa_handler = SIG_IGN}, old;
   sigemptyset(&ign.sa_mask);
   assert_int_equal(sigaction(SIGPIPE, &ign, &old), 0);
-  fut_procpool_opts_t o;
-  fut_procpool_opts_init(&o);
+  fut_process_pool_opts_t o;
+  fut_process_pool_opts_init(&o);
   o.max_workers = 1;
-  fut_procpool_t *p = NULL;
-  assert_int_equal(fut_procpool_new(&o, &p), 0);
+  fut_process_pool_t *p = NULL;
+  assert_int_equal(fut_process_pool_create(&o, &p), 0);
   assert_int_equal(run_disp(p), 1);
-  fut_procpool_free(p);
+  fut_process_pool_destroy(p);
   sigaction(SIGPIPE, &old, NULL);
 }
 
@@ -125,11 +124,11 @@ static void test_procpool_worker_sigpipe_follows_parent_ignore(void **state) {
  * and free return at once, and the parent's pool is unaffected. */
 static void test_procpool_forked_child_fails_cleanly(void **state) {
   (void)state;
-  fut_procpool_opts_t o;
-  fut_procpool_opts_init(&o);
+  fut_process_pool_opts_t o;
+  fut_process_pool_opts_init(&o);
   o.max_workers = 1;
-  fut_procpool_t *p = NULL;
-  assert_int_equal(fut_procpool_new(&o, &p), 0);
+  fut_process_pool_t *p = NULL;
+  assert_int_equal(fut_process_pool_create(&o, &p), 0);
   assert_int_equal(run_disp(p) >= 0, 1);
   fflush(NULL);
   pid_t pid = fork();
@@ -138,14 +137,14 @@ static void test_procpool_forked_child_fails_cleanly(void **state) {
     struct waiter w;
     waiter_init(&w);
     int64_t n = 2;
-    if (fut_procpool_submit(p, job_square, &n, sizeof n, NULL, waiter_done,
-                            &w) != FUT_E_FORKED)
+    if (fut_process_pool_submit(p, job_square, &n, sizeof n, NULL, waiter_done,
+                                &w) != FUT_E_FORKED)
       _exit(2);
     if (!strstr(fut_last_error(), "fork"))
       _exit(3);
-    if (fut_procpool_shutdown(p, true, true, FUT_FOREVER) != 0)
+    if (fut_process_pool_shutdown(p, true, true, FUT_FOREVER) != 0)
       _exit(4);
-    fut_procpool_free(p);
+    fut_process_pool_destroy(p);
     _exit(0);
   }
   int st = -1;
@@ -164,7 +163,7 @@ static void test_procpool_forked_child_fails_cleanly(void **state) {
   assert_true(WIFEXITED(st));
   assert_int_equal(WEXITSTATUS(st), 0);
   assert_true(run_disp(p) >= 0); /* the parent's pool still serves */
-  fut_procpool_free(p);
+  fut_process_pool_destroy(p);
 }
 
 int main(void) {

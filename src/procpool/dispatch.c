@@ -30,13 +30,13 @@ _Static_assert(offsetof(struct fut__pp_job, payload) ==
  * blocked sending SPAWN while the server blocks sending SPAWNED). */
 #define MAX_SPAWNING 32
 
-static bool can_spawn(const fut_procpool_t *p) {
+static bool can_spawn(const fut_process_pool_t *p) {
   return p->nlive < p->max_workers && !p->spawn_blocked &&
          p->nspawning < MAX_SPAWNING;
 }
 
-static bool can_take(const fut_procpool_t *p, const struct fut__pp_worker *w,
-                     size_t depth) {
+static bool can_take(const fut_process_pool_t *p,
+                     const struct fut__pp_worker *w, size_t depth) {
   (void)p;
   return w->state == FUT__W_LIVE && !w->retiring && !w->wbroken &&
          w->inflight.len < depth;
@@ -45,7 +45,7 @@ static bool can_take(const fut_procpool_t *p, const struct fut__pp_worker *w,
 /* An idle worker, else a new one (when may_spawn; with !may_spawn, any
  * non-NULL answer only means "there is room"), else one with room in its
  * pipeline.  NULL: every worker is full. */
-static struct fut__pp_worker *pick(fut_procpool_t *p, bool may_spawn,
+static struct fut__pp_worker *pick(fut_process_pool_t *p, bool may_spawn,
                                    size_t depth) {
   for (struct fut__pp_worker *w = fut__pp_first_worker(p); w;
        w = fut__pp_next_worker(p, w))
@@ -65,12 +65,12 @@ static struct fut__pp_worker *pick(fut_procpool_t *p, bool may_spawn,
   return best;
 }
 
-static bool has_room(fut_procpool_t *p, size_t depth) {
+static bool has_room(fut_process_pool_t *p, size_t depth) {
   return can_spawn(p) || pick(p, false, depth) != NULL;
 }
 
 /* The pipeline depth for a backlog of n queued jobs. */
-static size_t depth_for(const fut_procpool_t *p, size_t n) {
+static size_t depth_for(const fut_process_pool_t *p, size_t n) {
   return n >= (size_t)p->max_workers * PIPELINE_MAX ? PIPELINE_MAX : PIPELINE;
 }
 
@@ -115,7 +115,7 @@ void fut__pp_flush_out(struct fut__pp_worker *w) {
 
 /* Takes the next job: retried ones first, then the pending queue.  *left
  * gets the backlog behind it. */
-static struct fut__pp_job *take_job(fut_procpool_t *p, size_t *left) {
+static struct fut__pp_job *take_job(fut_process_pool_t *p, size_t *left) {
   struct fut__pp_job *j = fut__pp_q_pop(&p->retry);
   pthread_mutex_lock(&p->lock);
   if (!j)
@@ -125,7 +125,7 @@ static struct fut__pp_job *take_job(fut_procpool_t *p, size_t *left) {
   return j;
 }
 
-void fut__pp_dispatch(fut_procpool_t *p) {
+void fut__pp_dispatch(fut_process_pool_t *p) {
   size_t depth = PIPELINE_MAX;
   while (!fut__pp_is_broken(p)) {
     if (!has_room(p, depth))
@@ -173,7 +173,7 @@ void fut__pp_dispatch(fut_procpool_t *p) {
       fut__pp_flush_out(w);
 }
 
-bool fut__pp_dispatchable(fut_procpool_t *p) {
+bool fut__pp_dispatchable(fut_process_pool_t *p) {
   size_t n = p->pending.len + p->retry.len;
   return n > 0 && has_room(p, depth_for(p, n));
 }

@@ -8,7 +8,7 @@
  * protect our own locks but not libc's internals nor the user's.  An exec'd
  * image starts with one thread and no inherited lock; workers forked from
  * it are as safe as a fork can be.  The price is naming functions as
- * (module, offset) instead of raw pointers (see procpool_frames.c) and one
+ * (module, offset) instead of raw pointers (see frames.c) and one
  * exec per pool.
  *
  * The server's mode is chosen by a library constructor, before the

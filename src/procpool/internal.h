@@ -25,7 +25,7 @@
 #include <signal.h>
 #include <sys/types.h>
 
-#include "future/procpool.h"
+#include "future/process_pool.h"
 
 /* ---- frames on a worker socket ----------------------------------------- */
 enum {
@@ -37,7 +37,7 @@ enum {
 };
 
 enum {
-  FUT__PP_KIND_PROC = 0, /* fut_proc_fn(arg, len, fut_buf_t *) */
+  FUT__PP_KIND_PROC = 0, /* fut_process_pool_job_fn(arg, len, fut_buf_t *) */
   FUT__PP_KIND_BYTES = 1 /* fut_bytes_fn(data, len, &out, &out_len) */
 };
 
@@ -139,10 +139,10 @@ _Noreturn void fut__pp_worker_main(int sock, const struct fut__pp_config *c);
 /* One job, from submit to completion; one allocation holding the header
  * and the payload right after it, so a frame goes out as one iovec. */
 struct fut__pp_job {
-  struct fut__qnode node;      /* in the pool's pending queue, the retry
-                                  queue or a worker's in-flight FIFO */
-  fut_procpool_start_cb start; /* NULL, or asked once before dispatch */
-  fut_procpool_done_cb done;   /* called exactly once */
+  struct fut__qnode node;          /* in the pool's pending queue, the retry
+                                      queue or a worker's in-flight FIFO */
+  fut_process_pool_start_cb start; /* NULL, or asked once before dispatch */
+  fut_process_pool_done_cb done;   /* called exactly once */
   void *ud;
   bool started;           /* start() said yes: no longer cancellable */
   struct fut__pp_hdr hdr; /* the JOB frame header */
@@ -192,8 +192,8 @@ struct fut__pp_worker {
 /* A worker's input buffer in the parent (receive.c). */
 #define FUT__PP_RX_CAP (64u * 1024u)
 
-struct fut_procpool {
-  /* Immutable after fut_procpool_new. */
+struct fut_process_pool {
+  /* Immutable after fut_process_pool_create. */
   unsigned fork_gen; /* fut__fork_generation() at creation */
   unsigned max_workers;
   unsigned max_tasks;
@@ -240,20 +240,20 @@ struct fut_procpool {
   size_t pcap;                 /* entries of pfds and pws */
 };
 
-/* fut_procpool_submit for either kind of function (pool.c). */
-int fut__procpool_submit_kind(fut_procpool_t *pool, int kind, uintptr_t fn,
-                              const void *arg, size_t len,
-                              fut_procpool_start_cb start,
-                              fut_procpool_done_cb done, void *ud);
+/* fut_process_pool_submit for either kind of function (pool.c). */
+int fut__pp_submit_kind(fut_process_pool_t *pool, int kind, uintptr_t fn,
+                        const void *arg, size_t len,
+                        fut_process_pool_start_cb start,
+                        fut_process_pool_done_cb done, void *ud);
 /* Lets go of the pool without waiting: if the manager still runs (after a
  * shutdown that did not wait), it frees the pool itself when done. */
-void fut__procpool_detach(fut_procpool_t *pool);
+void fut__pp_detach(fut_process_pool_t *pool);
 
 /* Frees the pool's memory (the manager thread is gone or is the caller). */
-void fut__procpool_destroy(fut_procpool_t *pool);
+void fut__pp_free(fut_process_pool_t *pool);
 
 /* Under pool->lock: wakes the manager if it sleeps (pool.c). */
-void fut__pp_ring(fut_procpool_t *pool);
+void fut__pp_ring(fut_process_pool_t *pool);
 
 /* ---- manager.c: the manager thread (every function below runs on it) ---- */
 void *fut__pp_manager(void *pool);
@@ -263,19 +263,19 @@ void fut__pp_job_fail(struct fut__pp_job *j, int err, const char *msg);
 void fut__pp_fail_queue(struct fut__pp_jobq *q, int err, const char *msg);
 /* Marks the pool broken (new submits fail; the first message is kept) and
  * fails every queued job with FUT_E_BROKEN_POOL. */
-void fut__pp_set_broken(fut_procpool_t *pool, const char *fmt, ...)
+void fut__pp_set_broken(fut_process_pool_t *pool, const char *fmt, ...)
     FUT_PRINTF(2, 3);
-bool fut__pp_is_broken(fut_procpool_t *pool);
+bool fut__pp_is_broken(fut_process_pool_t *pool);
 /* Asks the fork server for a new worker: its record, live and empty, or
  * NULL when it cannot be made (the pool may then be broken). */
-struct fut__pp_worker *fut__pp_spawn(fut_procpool_t *pool);
+struct fut__pp_worker *fut__pp_spawn(fut_process_pool_t *pool);
 
 /* ---- dispatch.c ---------------------------------------------------------- */
 /* Sends queued jobs to workers while some have room (spawning workers on
  * demand), then writes what the sockets take without blocking. */
-void fut__pp_dispatch(fut_procpool_t *pool);
+void fut__pp_dispatch(fut_process_pool_t *pool);
 /* Under pool->lock: jobs are queued and a worker has room for one. */
-bool fut__pp_dispatchable(fut_procpool_t *pool);
+bool fut__pp_dispatchable(fut_process_pool_t *pool);
 /* Writes what it can of the worker's unsent frames. */
 void fut__pp_flush_out(struct fut__pp_worker *w);
 
@@ -283,7 +283,7 @@ void fut__pp_flush_out(struct fut__pp_worker *w);
 /* Reads and delivers what the worker sent.  Returns 0 when the socket is
  * drained for now, 1 at EOF (or a read error), -EPROTO on garbage,
  * -ENOMEM when a large result finds no memory. */
-int fut__pp_receive(fut_procpool_t *pool, struct fut__pp_worker *w);
+int fut__pp_receive(fut_process_pool_t *pool, struct fut__pp_worker *w);
 
 /* ---- job queues and the worker list, on base/queue.h ------------------- */
 
@@ -348,12 +348,13 @@ static inline void fut__pp_q_move_front(struct fut__pp_jobq *to,
 /* The pool's workers, newest first: the first, or the one after w; NULL at
  * the end. */
 static inline struct fut__pp_worker *
-fut__pp_first_worker(const fut_procpool_t *p) {
+fut__pp_first_worker(const fut_process_pool_t *p) {
   struct fut__qnode *n = fut__q_first(&p->workers);
   return n ? fut__q_data(n, struct fut__pp_worker, node) : NULL;
 }
 static inline struct fut__pp_worker *
-fut__pp_next_worker(const fut_procpool_t *p, const struct fut__pp_worker *w) {
+fut__pp_next_worker(const fut_process_pool_t *p,
+                    const struct fut__pp_worker *w) {
   struct fut__qnode *n = w->node.next;
   return n == &p->workers ? NULL : fut__q_data(n, struct fut__pp_worker, node);
 }

@@ -38,7 +38,7 @@ void fut__pp_fail_queue(struct fut__pp_jobq *q, int err, const char *msg) {
     fut__pp_job_fail(j, err, msg);
 }
 
-void fut__pp_set_broken(fut_procpool_t *p, const char *fmt, ...) {
+void fut__pp_set_broken(fut_process_pool_t *p, const char *fmt, ...) {
   char msg[256];
   va_list ap;
   va_start(ap, fmt);
@@ -57,7 +57,7 @@ void fut__pp_set_broken(fut_procpool_t *p, const char *fmt, ...) {
   fut__pp_fail_queue(&p->retry, FUT_E_BROKEN_POOL, msg);
 }
 
-bool fut__pp_is_broken(fut_procpool_t *p) {
+bool fut__pp_is_broken(fut_process_pool_t *p) {
   pthread_mutex_lock(&p->lock);
   bool b = p->broken;
   pthread_mutex_unlock(&p->lock);
@@ -66,7 +66,7 @@ bool fut__pp_is_broken(fut_procpool_t *p) {
 
 /* ---- workers ----------------------------------------------------------- */
 
-static void close_worker_fd(fut_procpool_t *p, struct fut__pp_worker *w) {
+static void close_worker_fd(fut_process_pool_t *p, struct fut__pp_worker *w) {
   if (w->fd < 0)
     return;
   close(w->fd);
@@ -78,7 +78,7 @@ static void close_worker_fd(fut_procpool_t *p, struct fut__pp_worker *w) {
   }
 }
 
-static void free_worker(fut_procpool_t *p, struct fut__pp_worker *w) {
+static void free_worker(fut_process_pool_t *p, struct fut__pp_worker *w) {
   fut__q_remove(&w->node);
   close_worker_fd(p, w);
   fut__free(w->rx);
@@ -90,7 +90,7 @@ static void free_worker(fut_procpool_t *p, struct fut__pp_worker *w) {
  * the fd limit): with workers left, the pool carries on with them and
  * tries again after the next event; with none, nothing would ever run the
  * queue, so the pool is broken. */
-static void spawn_failed(fut_procpool_t *p, const char *what, int err) {
+static void spawn_failed(fut_process_pool_t *p, const char *what, int err) {
   if (p->nlive > 0) {
     p->spawn_blocked = true;
     return;
@@ -99,7 +99,7 @@ static void spawn_failed(fut_procpool_t *p, const char *what, int err) {
                      fut_strerror(err));
 }
 
-struct fut__pp_worker *fut__pp_spawn(fut_procpool_t *p) {
+struct fut__pp_worker *fut__pp_spawn(fut_process_pool_t *p) {
   struct fut__pp_worker *w = fut__calloc(1, sizeof *w);
   char *rx = fut__malloc(FUT__PP_RX_CAP);
   int sv[2] = {-1, -1};
@@ -145,7 +145,7 @@ struct fut__pp_worker *fut__pp_spawn(fut_procpool_t *p) {
   return w;
 }
 
-static void kill_worker(fut_procpool_t *p, struct fut__pp_worker *w) {
+static void kill_worker(fut_process_pool_t *p, struct fut__pp_worker *w) {
   if (w->pid > 0) {
     struct fut__ctl_msg m = {.type = FUT__CTL_KILL, .b = (uint64_t)w->pid};
     (void)fut__pp_ctl_send(p->ctl, &m, NULL, 0, -1);
@@ -153,7 +153,7 @@ static void kill_worker(fut_procpool_t *p, struct fut__pp_worker *w) {
   close_worker_fd(p, w);
 }
 
-static void worker_readable(fut_procpool_t *p, struct fut__pp_worker *w) {
+static void worker_readable(fut_process_pool_t *p, struct fut__pp_worker *w) {
   int r = fut__pp_receive(p, w);
   if (r == 1) {
     close_worker_fd(p, w);
@@ -166,12 +166,12 @@ static void worker_readable(fut_procpool_t *p, struct fut__pp_worker *w) {
 
 /* Puts jobs that never started in a worker back at the front of the
  * queue, in their order. */
-static void requeue(fut_procpool_t *p, struct fut__pp_jobq *q) {
+static void requeue(fut_process_pool_t *p, struct fut__pp_jobq *q) {
   fut__pp_q_move_front(&p->retry, q);
 }
 
 /* The worker is gone and reaped: settle its jobs and forget it. */
-static void finalize(fut_procpool_t *p, struct fut__pp_worker *w) {
+static void finalize(fut_process_pool_t *p, struct fut__pp_worker *w) {
   bool clean = WIFEXITED(w->status) && WEXITSTATUS(w->status) == 0;
   if (!w->hello && (w->inflight.len || !clean)) {
     /* It died during start-up (its initializer crashed, say): none of its
@@ -203,7 +203,7 @@ static void finalize(fut_procpool_t *p, struct fut__pp_worker *w) {
   free_worker(p, w);
 }
 
-static void ctl_readable(fut_procpool_t *p) {
+static void ctl_readable(fut_process_pool_t *p) {
   struct fut__ctl_msg m;
   int err = fut__pp_ctl_recv(p->ctl, &m, NULL, 0, NULL, NULL);
   if (err == -EAGAIN || err == -EINTR)
@@ -253,9 +253,9 @@ static void ctl_readable(fut_procpool_t *p) {
 
 /* ---- the thread -------------------------------------------------------- */
 
-static void poll_reserve(fut_procpool_t *p, size_t n);
+static void poll_reserve(fut_process_pool_t *p, size_t n);
 
-static int start(fut_procpool_t *p) {
+static int start(fut_process_pool_t *p) {
   pid_t pid;
   int err = fut__forkserver_start(&p->ctl, &pid);
   if (err)
@@ -288,7 +288,7 @@ static int start(fut_procpool_t *p) {
   return 0;
 }
 
-static bool idle(fut_procpool_t *p) {
+static bool idle(fut_process_pool_t *p) {
   if (p->retry.len)
     return false;
   for (struct fut__pp_worker *w = fut__pp_first_worker(p); w;
@@ -302,7 +302,7 @@ static bool idle(fut_procpool_t *p) {
 }
 
 /* Grows the poll arrays to n entries; keeps the old ones on failure. */
-static void poll_reserve(fut_procpool_t *p, size_t n) {
+static void poll_reserve(fut_process_pool_t *p, size_t n) {
   if (n <= p->pcap)
     return;
   struct pollfd *np = fut__realloc(p->pfds, n * sizeof *np);
@@ -315,7 +315,7 @@ static void poll_reserve(fut_procpool_t *p, size_t n) {
     p->pcap = n;
 }
 
-static int poll_all(fut_procpool_t *p, bool with_evfd, int timeout) {
+static int poll_all(fut_process_pool_t *p, bool with_evfd, int timeout) {
   size_t need = 2;
   for (struct fut__pp_worker *w = fut__pp_first_worker(p); w;
        w = fut__pp_next_worker(p, w))
@@ -368,7 +368,7 @@ static int poll_all(fut_procpool_t *p, bool with_evfd, int timeout) {
 }
 
 /* Ends everything: workers, server.  Jobs still held fail with err. */
-static void teardown(fut_procpool_t *p, int err, const char *msg) {
+static void teardown(fut_process_pool_t *p, int err, const char *msg) {
   /* Closing a worker's socket is its signal to exit (EOF). */
   for (struct fut__pp_worker *w = fut__pp_first_worker(p); w;
        w = fut__pp_next_worker(p, w)) {
@@ -400,8 +400,8 @@ static void teardown(fut_procpool_t *p, int err, const char *msg) {
   }
 }
 
-/* Tells the constructor waiting in fut_procpool_new how start() went. */
-static void report_start(fut_procpool_t *p, int err) {
+/* Tells the constructor waiting in fut_process_pool_create how start() went. */
+static void report_start(fut_process_pool_t *p, int err) {
   pthread_mutex_lock(&p->lock);
   p->start_done = true;
   p->start_err = err;
@@ -412,7 +412,7 @@ static void report_start(fut_procpool_t *p, int err) {
 }
 
 /* Undoes what a failed start() made; the constructor frees the pool. */
-static void undo_start(fut_procpool_t *p) {
+static void undo_start(fut_process_pool_t *p) {
   fut__free(p->pfds);
   fut__free(p->pws);
   if (p->ctl >= 0)
@@ -426,7 +426,7 @@ static void undo_start(fut_procpool_t *p) {
 
 /* Polls until a socket or the doorbell has news; the caller set sleeping
  * under the lock, so submit and shutdown ring the doorbell meanwhile. */
-static int sleep_in_poll(fut_procpool_t *p) {
+static int sleep_in_poll(fut_process_pool_t *p) {
   int r = poll_all(p, true, -1);
   pthread_mutex_lock(&p->lock);
   p->sleeping = false;
@@ -438,7 +438,7 @@ static int sleep_in_poll(fut_procpool_t *p) {
 /* Dispatches jobs and handles events until a shutdown finds the pool idle
  * (0), or the pool breaks or is abandoned: then the code the jobs still
  * held fail with, and in *msg why. */
-static int serve(fut_procpool_t *p, const char **msg) {
+static int serve(fut_process_pool_t *p, const char **msg) {
   for (;;) {
     fut__pp_dispatch(p);
     pthread_mutex_lock(&p->lock);
@@ -473,7 +473,7 @@ static int serve(fut_procpool_t *p, const char **msg) {
 
 /* The graceful end: idle workers exit at EOF; waits for the server to
  * report each one reaped, so none is left behind. */
-static void retire_workers(fut_procpool_t *p) {
+static void retire_workers(fut_process_pool_t *p) {
   for (struct fut__pp_worker *w = fut__pp_first_worker(p); w;
        w = fut__pp_next_worker(p, w))
     close_worker_fd(p, w);
@@ -492,7 +492,7 @@ static void retire_workers(fut_procpool_t *p) {
 
 /* Marks the pool finished for the threads waiting in shutdown; frees an
  * orphaned pool, which nobody else will. */
-static void finish(fut_procpool_t *p) {
+static void finish(fut_process_pool_t *p) {
   fut__free(p->pfds);
   fut__free(p->pws);
   p->pfds = NULL;
@@ -504,11 +504,11 @@ static void finish(fut_procpool_t *p) {
   pthread_cond_broadcast(&p->cv);
   pthread_mutex_unlock(&p->lock);
   if (orphaned)
-    fut__procpool_destroy(p);
+    fut__pp_free(p);
 }
 
 void *fut__pp_manager(void *arg) {
-  fut_procpool_t *p = arg;
+  fut_process_pool_t *p = arg;
   pthread_setname_np(pthread_self(), "fut-procpool");
   int err = start(p);
   report_start(p, err);

@@ -8,7 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
-static void deliver(fut_procpool_t *p, struct fut__pp_worker *w,
+static void deliver(fut_process_pool_t *p, struct fut__pp_worker *w,
                     const struct fut__pp_hdr *h, char *payload, bool owned) {
   size_t dlen = h->len - h->aux;
   char msg[1024];
@@ -58,7 +58,7 @@ static void deliver(fut_procpool_t *p, struct fut__pp_worker *w,
 }
 
 /* Checks a header from a worker before anything trusts its lengths. */
-static bool hdr_ok(const fut_procpool_t *p, const struct fut__pp_worker *w,
+static bool hdr_ok(const fut_process_pool_t *p, const struct fut__pp_worker *w,
                    const struct fut__pp_hdr *h) {
   if (h->magic != FUT__PP_MAGIC || h->aux > h->len || h->aux > 4096 ||
       h->len > p->max_frame + 4096)
@@ -70,7 +70,7 @@ static bool hdr_ok(const fut_procpool_t *p, const struct fut__pp_worker *w,
          w->send_job != running;
 }
 
-int fut__pp_receive(fut_procpool_t *p, struct fut__pp_worker *w) {
+int fut__pp_receive(fut_process_pool_t *p, struct fut__pp_worker *w) {
   for (;;) {
     if (w->big) {
       ssize_t r = read(w->fd, w->big + w->big_got, w->hdr.len - w->big_got);

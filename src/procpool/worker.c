@@ -219,7 +219,7 @@ static void hello(struct worker *w) {
     if (err) {
       snprintf(msg, sizeof msg, "%s", fut_last_error());
     } else {
-      fut_proc_init_fn init = (fut_proc_init_fn)fn;
+      fut_process_pool_init_fn init = (fut_process_pool_init_fn)fn;
       int rc = init(w->cfg->initarg, w->cfg->initarg_len);
       if (rc != 0) {
         err = rc < 0 ? rc : FUT_E_JOB_FAILED;
@@ -309,10 +309,10 @@ static int run_bytes_job(uintptr_t fn, const void *arg, size_t len,
   return rc;
 }
 
-/* Runs a fut_proc_fn job, which writes into out itself. */
+/* Runs a fut_process_pool_job_fn job, which writes into out itself. */
 static int run_proc_job(uintptr_t fn, const void *arg, size_t len,
                         fut_buf_t *out) {
-  int rc = ((fut_proc_fn)fn)(arg, len, out);
+  int rc = ((fut_process_pool_job_fn)fn)(arg, len, out);
   if (rc > 0)
     return job_returned_positive(out, rc);
   if (rc == 0 && out->failed)
