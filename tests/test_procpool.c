@@ -1,5 +1,7 @@
-/* Process pool, pool-level API (fut_process_pool_*): results, errors, limits,
- * shutdown, worker death, recycling, fds and threads. */
+/* Process pool, pool-level API (fut_process_pool_*): results, errors,
+ * limits, shutdown, initializers, worker death, recycling, fds and threads,
+ * signal dispositions, forks of the parent.  The regression tests of the
+ * pool's reviews sit beside the behaviour each one pins. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -205,6 +207,66 @@ static void test_procpool_too_big(void **state) {
   fut_process_pool_destroy(p);
 }
 
+/* Bug: a max_frame near SIZE_MAX (the natural way to say "no cap")
+ * overflowed the `max_frame + 4096` frame checks of the worker and of the
+ * manager, so every job with more than 4 KiB of argument killed its worker
+ * (FUT_E_WORKER_DIED) instead of running. */
+static void test_procpool_max_frame_huge_runs_jobs(void **state) {
+  (void)state;
+  fut_process_pool_opts_t o;
+  fut_process_pool_opts_init(&o);
+  o.max_workers = 1;
+  o.max_frame = SIZE_MAX;
+  fut_process_pool_t *p = NULL;
+  assert_int_equal(fut_process_pool_create(&o, &p), 0);
+  static unsigned char arg[8192];
+  for (size_t i = 0; i < sizeof arg; i++)
+    arg[i] = (unsigned char)i;
+  struct waiter w;
+  waiter_init(&w);
+  assert_int_equal(fut_process_pool_submit(p, job_xor, arg, sizeof arg, NULL,
+                                           waiter_done, &w),
+                   0);
+  assert_int_equal(waiter_wait(&w), 0);
+  assert_int_equal(w.len, sizeof arg);
+  const unsigned char *r = w.data;
+  for (size_t i = 0; i < sizeof arg; i++)
+    assert_int_equal(r[i], arg[i] ^ 0x5a);
+  waiter_destroy(&w);
+  fut_process_pool_destroy(p);
+}
+
+/* Checked: an empty argument and an empty result cross both ways, and an
+ * argument exactly at max_frame is accepted (one byte more is not). */
+static void test_procpool_empty_and_at_cap_frames(void **state) {
+  (void)state;
+  fut_process_pool_opts_t o;
+  fut_process_pool_opts_init(&o);
+  o.max_workers = 1;
+  o.max_frame = 4096;
+  fut_process_pool_t *p = NULL;
+  assert_int_equal(fut_process_pool_create(&o, &p), 0);
+  struct waiter w;
+  waiter_init(&w);
+  assert_int_equal(
+      fut_process_pool_submit(p, job_xor, NULL, 0, NULL, waiter_done, &w), 0);
+  assert_int_equal(waiter_wait(&w), 0);
+  assert_int_equal(w.len, 0);
+  waiter_destroy(&w);
+  static unsigned char arg[4097];
+  waiter_init(&w);
+  assert_int_equal(
+      fut_process_pool_submit(p, job_xor, arg, 4097, NULL, waiter_done, &w),
+      FUT_E_TOO_BIG);
+  assert_int_equal(
+      fut_process_pool_submit(p, job_xor, arg, 4096, NULL, waiter_done, &w), 0);
+  assert_int_equal(waiter_wait(&w), 0);
+  assert_int_equal(w.len, 4096);
+  assert_int_equal(((unsigned char *)w.data)[4095], 0x5a);
+  waiter_destroy(&w);
+  fut_process_pool_destroy(p);
+}
+
 static void test_procpool_cancel_before_start(void **state) {
   (void)state;
   fut_process_pool_t *p = new_pool(1);
@@ -347,6 +409,72 @@ static void test_procpool_shutdown_timeout_stuck(void **state) {
   fut_process_pool_destroy(p);
 }
 
+/* Never returns: a worker stuck in its initializer. */
+static int init_stuck(const void *arg, size_t len) {
+  (void)arg;
+  (void)len;
+  for (;;)
+    pause();
+  return 0;
+}
+
+static bool refuse_start(void *ud) {
+  (void)ud;
+  return false;
+}
+
+struct shut {
+  fut_process_pool_t *p;
+  int rc;
+  atomic_bool done;
+};
+
+static void *shutdown_thread(void *arg) {
+  struct shut *sh = arg;
+  sh->rc = fut_process_pool_shutdown(sh->p, true, false, FUT_MS(100));
+  atomic_store(&sh->done, true);
+  return NULL;
+}
+
+/* Bug: a shutdown with a timeout hung forever when a worker without a job
+ * was stuck in its initializer: the pool counted as idle, so the manager
+ * waited for the worker to exit at EOF, polling neither its doorbell nor
+ * the abandon flag the timeout sets. */
+static void
+test_procpool_shutdown_timeout_worker_stuck_in_initializer(void **state) {
+  (void)state;
+  fut_process_pool_opts_t o;
+  fut_process_pool_opts_init(&o);
+  o.max_workers = 1;
+  o.initializer = init_stuck;
+  fut_process_pool_t *p = NULL;
+  assert_int_equal(fut_process_pool_create(&o, &p), 0);
+  /* Dispatch spawns a worker, then the start callback refuses the job:
+   * the worker is left without a job, in its initializer. */
+  struct waiter w;
+  waiter_init(&w);
+  int64_t n = 3;
+  assert_int_equal(fut_process_pool_submit(p, job_square, &n, sizeof n,
+                                           refuse_start, waiter_done, &w),
+                   0);
+  assert_int_equal(waiter_wait(&w), -ECANCELED);
+  waiter_destroy(&w);
+  for (int i = 0; i < 5000 && fut_process_pool_nworkers(p) == 0; i++)
+    usleep(1000);
+  assert_int_equal(fut_process_pool_nworkers(p), 1);
+  struct shut sh = {.p = p};
+  atomic_init(&sh.done, false);
+  pthread_t th;
+  assert_int_equal(pthread_create(&th, NULL, shutdown_thread, &sh), 0);
+  /* 100 ms asked; allow 10 s on a loaded machine. */
+  for (int i = 0; i < 10000 && !atomic_load(&sh.done); i++)
+    usleep(1000);
+  assert_true(atomic_load(&sh.done));
+  pthread_join(th, NULL);
+  assert_int_equal(sh.rc, -ETIMEDOUT);
+  fut_process_pool_destroy(p);
+}
+
 static void test_procpool_submit_after_shutdown(void **state) {
   (void)state;
   fut_process_pool_t *p = new_pool(1);
@@ -407,6 +535,51 @@ static void test_procpool_initializer_failure(void **state) {
                    FUT_E_BROKEN_POOL);
   assert_non_null(strstr(fut_last_error(), "initializer"));
   waiter_destroy(&w);
+  fut_process_pool_destroy(p);
+}
+
+/* Dies in the initializer, as one that crashes would. */
+static int init_crash(const void *arg, size_t len) {
+  (void)arg;
+  (void)len;
+  raise(SIGKILL);
+  return 0;
+}
+
+/* Bug: a worker that died in its initializer (before saying HELLO) failed
+ * the job sent to it with FUT_E_WORKER_DIED, "died while running the
+ * job", though the job never started.  As Python's ProcessPoolExecutor,
+ * the pool is now broken: the job fails with FUT_E_BROKEN_POOL saying the
+ * worker died during start-up, and later submissions are refused. */
+static void test_procpool_initializer_crash_breaks_pool(void **state) {
+  (void)state;
+  fut_process_pool_opts_t o;
+  fut_process_pool_opts_init(&o);
+  o.max_workers = 2;
+  o.initializer = init_crash;
+  fut_process_pool_t *p = NULL;
+  assert_int_equal(fut_process_pool_create(&o, &p), 0);
+  struct waiter w[2];
+  int64_t n = 3;
+  for (int i = 0; i < 2; i++) {
+    waiter_init(&w[i]);
+    assert_int_equal(fut_process_pool_submit(p, job_square, &n, sizeof n, NULL,
+                                             waiter_done, &w[i]),
+                     0);
+  }
+  for (int i = 0; i < 2; i++) {
+    assert_int_equal(waiter_wait(&w[i]), FUT_E_BROKEN_POOL);
+    assert_null(strstr(w[i].msg, "while running the job"));
+    waiter_destroy(&w[i]);
+  }
+  /* The first death's message names it. */
+  waiter_init(&w[0]);
+  assert_int_equal(fut_process_pool_submit(p, job_square, &n, sizeof n, NULL,
+                                           waiter_done, &w[0]),
+                   FUT_E_BROKEN_POOL);
+  assert_non_null(strstr(fut_last_error(), "start-up"));
+  assert_non_null(strstr(fut_last_error(), "SIGKILL"));
+  waiter_destroy(&w[0]);
   fut_process_pool_destroy(p);
 }
 
@@ -773,6 +946,115 @@ static void test_procpool_sigpipe_never_kills(void **state) {
   sigaction(SIGPIPE, &old, NULL);
 }
 
+/* Result: int64 1 when SIGPIPE is ignored in the worker, 0 when it has
+ * the default disposition, 2 otherwise. */
+static int job_sigpipe_disp(const void *arg, size_t len, fut_buf_t *out) {
+  (void)arg;
+  (void)len;
+  struct sigaction sa;
+  if (sigaction(SIGPIPE, NULL, &sa) != 0)
+    return fut_buf_errorf(out, -errno, "sigaction failed");
+  int64_t v = sa.sa_handler == SIG_IGN ? 1 : sa.sa_handler == SIG_DFL ? 0 : 2;
+  return fut_buf_append(out, &v, sizeof v);
+}
+
+static int64_t run_disp(fut_process_pool_t *p) {
+  struct waiter w;
+  waiter_init(&w);
+  assert_int_equal(fut_process_pool_submit(p, job_sigpipe_disp, NULL, 0, NULL,
+                                           waiter_done, &w),
+                   0);
+  assert_int_equal(waiter_wait(&w), 0);
+  assert_int_equal(w.len, sizeof(int64_t));
+  int64_t v;
+  memcpy(&v, w.data, sizeof v);
+  waiter_destroy(&w);
+  return v;
+}
+
+/* Bug: jobs ran with SIGPIPE ignored, inherited from the fork server,
+ * which ignores it for itself.  A worker now restores the disposition the
+ * pool's parent had when the pool started: the default here... */
+static void test_procpool_worker_sigpipe_default(void **state) {
+  (void)state;
+  struct sigaction dfl = {.sa_handler = SIG_DFL}, old;
+  sigemptyset(&dfl.sa_mask);
+  assert_int_equal(sigaction(SIGPIPE, &dfl, &old), 0);
+  fut_process_pool_opts_t o;
+  fut_process_pool_opts_init(&o);
+  o.max_workers = 1;
+  fut_process_pool_t *p = NULL;
+  assert_int_equal(fut_process_pool_create(&o, &p), 0);
+  assert_int_equal(run_disp(p), 0);
+  fut_process_pool_destroy(p);
+  sigaction(SIGPIPE, &old, NULL);
+}
+
+/* ...and ignored when the parent ignores it. */
+static void test_procpool_worker_sigpipe_follows_parent_ignore(void **state) {
+  (void)state;
+  struct sigaction ign = {.sa_handler = SIG_IGN}, old;
+  sigemptyset(&ign.sa_mask);
+  assert_int_equal(sigaction(SIGPIPE, &ign, &old), 0);
+  fut_process_pool_opts_t o;
+  fut_process_pool_opts_init(&o);
+  o.max_workers = 1;
+  fut_process_pool_t *p = NULL;
+  assert_int_equal(fut_process_pool_create(&o, &p), 0);
+  assert_int_equal(run_disp(p), 1);
+  fut_process_pool_destroy(p);
+  sigaction(SIGPIPE, &old, NULL);
+}
+
+/* Bug: a process pool used in a forked child hung: submit queued the job
+ * for a manager thread that does not exist in the child (and rang the
+ * parent's manager through the shared eventfd), and free waited forever
+ * for that thread to finish.  Now submit fails with FUT_E_FORKED, shutdown
+ * and free return at once, and the parent's pool is unaffected. */
+static void test_procpool_forked_child_fails_cleanly(void **state) {
+  (void)state;
+  fut_process_pool_opts_t o;
+  fut_process_pool_opts_init(&o);
+  o.max_workers = 1;
+  fut_process_pool_t *p = NULL;
+  assert_int_equal(fut_process_pool_create(&o, &p), 0);
+  assert_int_equal(run_disp(p) >= 0, 1);
+  fflush(NULL);
+  pid_t pid = fork();
+  assert_true(pid >= 0);
+  if (pid == 0) {
+    struct waiter w;
+    waiter_init(&w);
+    int64_t n = 2;
+    if (fut_process_pool_submit(p, job_square, &n, sizeof n, NULL, waiter_done,
+                                &w) != FUT_E_FORKED)
+      _exit(2);
+    if (!strstr(fut_last_error(), "fork"))
+      _exit(3);
+    if (fut_process_pool_shutdown(p, true, true, FUT_FOREVER) != 0)
+      _exit(4);
+    fut_process_pool_destroy(p);
+    _exit(0);
+  }
+  int st = -1;
+  for (int i = 0; i < 10000; i++) {
+    if (waitpid(pid, &st, WNOHANG) == pid)
+      break;
+    st = -1;
+    struct timespec ts = {0, 1000000};
+    nanosleep(&ts, NULL); /* polling a child: not synchronisation */
+  }
+  if (st == -1) {
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+  }
+  assert_int_not_equal(st, -1); /* it hung */
+  assert_true(WIFEXITED(st));
+  assert_int_equal(WEXITSTATUS(st), 0);
+  assert_true(run_disp(p) >= 0); /* the parent's pool still serves */
+  fut_process_pool_destroy(p);
+}
+
 /* Out of descriptors, the pool cannot make a second worker: it carries on
  * with the one it has instead of breaking. */
 static void test_procpool_spawn_failure_soft(void **state) {
@@ -846,14 +1128,19 @@ int main(void) {
       cmocka_unit_test(test_procpool_bad_arguments),
       cmocka_unit_test(test_procpool_not_sendable),
       cmocka_unit_test(test_procpool_too_big),
+      cmocka_unit_test(test_procpool_max_frame_huge_runs_jobs),
+      cmocka_unit_test(test_procpool_empty_and_at_cap_frames),
       cmocka_unit_test(test_procpool_cancel_before_start),
       cmocka_unit_test(test_procpool_shutdown_wait),
       cmocka_unit_test(test_procpool_shutdown_nowait),
       cmocka_unit_test(test_procpool_shutdown_cancel_pending),
       cmocka_unit_test(test_procpool_shutdown_timeout_stuck),
+      cmocka_unit_test(
+          test_procpool_shutdown_timeout_worker_stuck_in_initializer),
       cmocka_unit_test(test_procpool_submit_after_shutdown),
       cmocka_unit_test(test_procpool_initializer),
       cmocka_unit_test(test_procpool_initializer_failure),
+      cmocka_unit_test(test_procpool_initializer_crash_breaks_pool),
       cmocka_unit_test(test_procpool_max_tasks_per_child),
       cmocka_unit_test(test_procpool_big_frames),
       cmocka_unit_test(test_procpool_worker_sigkill),
@@ -866,6 +1153,9 @@ int main(void) {
       cmocka_unit_test(test_procpool_server_killed),
       cmocka_unit_test(test_procpool_no_fd_leak_into_workers),
       cmocka_unit_test(test_procpool_sigpipe_never_kills),
+      cmocka_unit_test(test_procpool_worker_sigpipe_default),
+      cmocka_unit_test(test_procpool_worker_sigpipe_follows_parent_ignore),
+      cmocka_unit_test(test_procpool_forked_child_fails_cleanly),
       cmocka_unit_test(test_procpool_spawn_failure_soft),
       cmocka_unit_test(test_procpool_deaths_fail_only_their_jobs),
   };
