@@ -274,7 +274,8 @@ struct fut__pp_worker *fut__pp_spawn(fut_process_pool_t *pool);
 /* Sends queued jobs to workers while some have room (spawning workers on
  * demand), then writes what the sockets take without blocking. */
 void fut__pp_dispatch(fut_process_pool_t *pool);
-/* Under pool->lock: jobs are queued and a worker has room for one. */
+/* On the manager thread, under pool->lock: jobs are queued and a worker
+ * (or a new one) has room for one. */
 bool fut__pp_dispatchable(fut_process_pool_t *pool);
 /* Writes what it can of the worker's unsent frames. */
 void fut__pp_flush_out(struct fut__pp_worker *w);

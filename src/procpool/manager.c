@@ -164,6 +164,8 @@ static void worker_readable(fut_process_pool_t *p, struct fut__pp_worker *w) {
   }
 }
 
+/* ---- deaths, and the fork server's reports ----------------------------- */
+
 /* Puts jobs that never started in a worker back at the front of the
  * queue, in their order. */
 static void requeue(fut_process_pool_t *p, struct fut__pp_jobq *q) {
