@@ -111,14 +111,14 @@ int main(int argc, char **argv) {
   long jobs = argc > 1 ? atol(argv[1]) : 20000;
   unsigned workers = argc > 2 ? (unsigned)atoi(argv[2]) : 0;
 
-  fut_procpool_opts_t o;
-  fut_procpool_opts_init(&o);
+  fut_process_pool_opts_t o;
+  fut_process_pool_opts_init(&o);
   o.max_workers = workers;
-  fut_procpool_t *p;
+  fut_process_pool_t *p;
   uint64_t t0 = now_ns();
-  int err = fut_procpool_new(&o, &p);
+  int err = fut_process_pool_create(&o, &p);
   if (err) {
-    fprintf(stderr, "fut_procpool_new: %s\n", fut_last_error());
+    fprintf(stderr, "fut_process_pool_create: %s\n", fut_last_error());
     return 1;
   }
   printf("pool start (fork server exec)   %8.2f ms\n",
@@ -133,7 +133,7 @@ int main(int argc, char **argv) {
     int64_t v = 42;
     t0 = now_ns();
     for (long i = 0; i < n; i++)
-      if (fut_procpool_submit(p, tiny, &v, sizeof v, NULL, done_cb, &c)) {
+      if (fut_process_pool_submit(p, tiny, &v, sizeof v, NULL, done_cb, &c)) {
         fprintf(stderr, "submit: %s\n", fut_last_error());
         return 1;
       }
@@ -148,7 +148,7 @@ int main(int argc, char **argv) {
              n, (double)dt / 1e3 / (double)n, (double)n * 1e9 / (double)dt,
              atomic_load(&c.errors));
   }
-  fut_procpool_free(p);
+  fut_process_pool_destroy(p);
 
   /* The same through the executor interface: one cfuture per job. */
   fut_executor_t *ex;

@@ -5,7 +5,7 @@
  *   future/combine.h   gather, wait(_for), shield, as_completed, then
  *   future/task.h      tasks (fut_await, fut_run), timeout blocks
  *   future/executor.h  concurrent futures, thread pool, run_in_executor
- *   future/procpool.h  process pool
+ *   future/process_pool.h  process pool
  *   future/errors.h    error codes, fut_strerror
  *   future/version.h   version and export macros
  */
@@ -21,7 +21,7 @@
 #include "future/combine.h"
 #include "future/task.h"
 #include "future/executor.h"
-#include "future/procpool.h"
+#include "future/process_pool.h"
 /* clang-format on */
 
 #endif

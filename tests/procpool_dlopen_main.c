@@ -1,11 +1,11 @@
 /* test_procpool_dlopened: a program that does not link libfuture but
  * dlopens it (as a Python extension or a plugin host would).  Its
  * /proc/self/exe has no libfuture constructor, so the exec'd fork server is
- * just this program again: it must not hang fut_procpool_new.
+ * just this program again: it must not hang fut_process_pool_create.
  *
- * Bug: fut_procpool_new waited for the fork server's READY with no time
+ * Bug: fut_process_pool_create waited for the fork server's READY with no time
  * limit; the exec'd foreign program never answers and keeps the control
- * socket open, so fut_procpool_new hung forever.
+ * socket open, so fut_process_pool_create hung forever.
  *
  * Not a cmocka test file (the glob would link it with libfuture). */
 #include <dlfcn.h>
@@ -18,8 +18,8 @@
 #include <time.h>
 #include <unistd.h>
 
-typedef struct fut_procpool fut_procpool_t;
-typedef int (*pp_new_fn)(const void *opts, fut_procpool_t **out);
+typedef struct fut_process_pool fut_process_pool_t;
+typedef int (*pp_new_fn)(const void *opts, fut_process_pool_t **out);
 typedef const char *(*last_error_fn)(void);
 
 static uint64_t now_ms(void) {
@@ -39,19 +39,19 @@ int main(void) {
     fprintf(stderr, "dlopen: %s\n", dlerror());
     return 1;
   }
-  pp_new_fn pp_new = (pp_new_fn)(uintptr_t)dlsym(lib, "fut_procpool_new");
-  last_error_fn last =
-      (last_error_fn)(uintptr_t)dlsym(lib, "fut_last_error");
+  pp_new_fn pp_new =
+      (pp_new_fn)(uintptr_t)dlsym(lib, "fut_process_pool_create");
+  last_error_fn last = (last_error_fn)(uintptr_t)dlsym(lib, "fut_last_error");
   if (!pp_new || !last) {
     fprintf(stderr, "dlsym failed\n");
     return 1;
   }
   /* The test harness kills us at its timeout if this hangs. */
   uint64_t t0 = now_ms();
-  fut_procpool_t *p = (fut_procpool_t *)1;
+  fut_process_pool_t *p = (fut_process_pool_t *)1;
   int rc = pp_new(NULL, &p);
   uint64_t dt = now_ms() - t0;
-  printf("fut_procpool_new: %d after %llu ms: %s\n", rc,
+  printf("fut_process_pool_create: %d after %llu ms: %s\n", rc,
          (unsigned long long)dt, last());
   if (rc != -ETIMEDOUT || p != NULL) {
     fprintf(stderr, "want -ETIMEDOUT and NULL\n");

@@ -19,7 +19,7 @@
 #include <unistd.h>
 
 #include "future.h"
-#include "future/procpool.h"
+#include "future/process_pool.h"
 
 #define FUT_TEST_UNUSED __attribute__((unused))
 

@@ -1,4 +1,4 @@
-# test_procpool_dlopened: fut_procpool_new in a program that dlopens
+# test_procpool_dlopened: fut_process_pool_create in a program that dlopens
 # libfuture (no fork-server constructor in /proc/self/exe) fails with
 # -ETIMEDOUT instead of hanging.  Not under sanitizers: an instrumented
 # libfuture.so cannot be dlopen'ed by a plain program.

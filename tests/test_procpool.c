@@ -1,5 +1,7 @@
-/* Process pool, pool-level API (fut_procpool_*): results, errors, limits,
- * shutdown, worker death, recycling, fds and threads. */
+/* Process pool, pool-level API (fut_process_pool_*): results, errors,
+ * limits, shutdown, initializers, worker death, recycling, fds and threads,
+ * signal dispositions, forks of the parent.  The regression tests of the
+ * pool's reviews sit beside the behaviour each one pins. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -15,13 +17,13 @@
 #include "loop/internal.h" /* fut__alloc_fail_after */
 #include "procpool_jobs.h"
 
-static int submit(fut_procpool_t *p, fut_proc_fn fn, const void *arg,
-                  size_t len, struct waiter *w) {
+static int submit(fut_process_pool_t *p, fut_process_pool_job_fn fn,
+                  const void *arg, size_t len, struct waiter *w) {
   waiter_init(w);
-  return fut_procpool_submit(p, fn, arg, len, waiter_start, waiter_done, w);
+  return fut_process_pool_submit(p, fn, arg, len, waiter_start, waiter_done, w);
 }
 
-static int64_t run_square(fut_procpool_t *p, int64_t n) {
+static int64_t run_square(fut_process_pool_t *p, int64_t n) {
   struct waiter w;
   assert_int_equal(submit(p, job_square, &n, sizeof n, &w), 0);
   assert_int_equal(waiter_wait(&w), 0);
@@ -32,7 +34,7 @@ static int64_t run_square(fut_procpool_t *p, int64_t n) {
   return r;
 }
 
-static int64_t run_getpid(fut_procpool_t *p) {
+static int64_t run_getpid(fut_process_pool_t *p) {
   struct waiter w;
   assert_int_equal(submit(p, job_getpid, NULL, 0, &w), 0);
   assert_int_equal(waiter_wait(&w), 0);
@@ -42,12 +44,12 @@ static int64_t run_getpid(fut_procpool_t *p) {
   return r;
 }
 
-static fut_procpool_t *new_pool(unsigned workers) {
-  fut_procpool_opts_t o;
-  fut_procpool_opts_init(&o);
+static fut_process_pool_t *new_pool(unsigned workers) {
+  fut_process_pool_opts_t o;
+  fut_process_pool_opts_init(&o);
   o.max_workers = workers;
-  fut_procpool_t *p = NULL;
-  assert_int_equal(fut_procpool_new(&o, &p), 0);
+  fut_process_pool_t *p = NULL;
+  assert_int_equal(fut_process_pool_create(&o, &p), 0);
   assert_non_null(p);
   return p;
 }
@@ -56,18 +58,18 @@ static fut_procpool_t *new_pool(unsigned workers) {
 
 static void test_procpool_result(void **state) {
   (void)state;
-  fut_procpool_t *p = new_pool(2);
-  assert_true(fut_procpool_server_pid(p) > 0);
-  assert_true(fut_procpool_server_pid(p) != getpid());
+  fut_process_pool_t *p = new_pool(2);
+  assert_true(fut_process_pool_server_pid(p) > 0);
+  assert_true(fut_process_pool_server_pid(p) != getpid());
   for (int64_t i = 0; i < 20; i++)
     assert_int_equal(run_square(p, i + 1000), (i + 1000) * (i + 1000));
   assert_true(run_getpid(p) != getpid());
-  fut_procpool_free(p);
+  fut_process_pool_destroy(p);
 }
 
 static void test_procpool_many_concurrent(void **state) {
   (void)state;
-  fut_procpool_t *p = new_pool(2);
+  fut_process_pool_t *p = new_pool(2);
   enum { N = 500 };
   static struct waiter ws[N];
   int64_t args[N];
@@ -83,13 +85,13 @@ static void test_procpool_many_concurrent(void **state) {
     assert_int_equal(r, (int64_t)i * i);
     waiter_destroy(&ws[i]);
   }
-  assert_true(fut_procpool_nworkers(p) <= 2);
-  fut_procpool_free(p);
+  assert_true(fut_process_pool_nworkers(p) <= 2);
+  fut_process_pool_destroy(p);
 }
 
 static void test_procpool_error(void **state) {
   (void)state;
-  fut_procpool_t *p = new_pool(1);
+  fut_process_pool_t *p = new_pool(1);
   struct waiter w;
   assert_int_equal(submit(p, job_fail, "abc", 3, &w), 0);
   assert_int_equal(waiter_wait(&w), -EDOM);
@@ -108,87 +110,89 @@ static void test_procpool_error(void **state) {
   waiter_destroy(&w);
   /* The pool still serves. */
   assert_int_equal(run_square(p, 9), 81);
-  fut_procpool_free(p);
+  fut_process_pool_destroy(p);
 }
 
 static void test_procpool_bad_arguments(void **state) {
   (void)state;
-  fut_procpool_t *p = NULL;
-  assert_int_equal(fut_procpool_new(NULL, NULL), -EINVAL);
-  fut_procpool_opts_t o;
-  fut_procpool_opts_init(&o);
+  fut_process_pool_t *p = NULL;
+  assert_int_equal(fut_process_pool_create(NULL, NULL), -EINVAL);
+  fut_process_pool_opts_t o;
+  fut_process_pool_opts_init(&o);
   o.max_workers = 100000;
-  assert_int_equal(fut_procpool_new(&o, &p), -EINVAL);
+  assert_int_equal(fut_process_pool_create(&o, &p), -EINVAL);
   assert_null(p);
-  fut_procpool_opts_init(&o);
+  fut_process_pool_opts_init(&o);
   o.initarg_len = 4;
-  assert_int_equal(fut_procpool_new(&o, &p), -EINVAL);
+  assert_int_equal(fut_process_pool_create(&o, &p), -EINVAL);
   static char huge[70000];
-  fut_procpool_opts_init(&o);
+  fut_process_pool_opts_init(&o);
   o.initializer = init_store;
   o.initarg = huge;
   o.initarg_len = sizeof huge;
-  assert_int_equal(fut_procpool_new(&o, &p), FUT_E_TOO_BIG);
+  assert_int_equal(fut_process_pool_create(&o, &p), FUT_E_TOO_BIG);
 
   p = new_pool(1);
   struct waiter w;
   waiter_init(&w);
   assert_int_equal(
-      fut_procpool_submit(NULL, job_square, NULL, 0, NULL, waiter_done, &w),
+      fut_process_pool_submit(NULL, job_square, NULL, 0, NULL, waiter_done, &w),
       -EINVAL);
-  assert_int_equal(fut_procpool_submit(p, NULL, NULL, 0, NULL, waiter_done, &w),
-                   -EINVAL);
-  assert_int_equal(fut_procpool_submit(p, job_square, NULL, 0, NULL, NULL, &w),
-                   -EINVAL);
   assert_int_equal(
-      fut_procpool_submit(p, job_square, NULL, 5, NULL, waiter_done, &w),
+      fut_process_pool_submit(p, NULL, NULL, 0, NULL, waiter_done, &w),
       -EINVAL);
-  assert_int_equal(fut_procpool_shutdown(NULL, true, false, 0), -EINVAL);
-  fut_procpool_free(NULL);
+  assert_int_equal(
+      fut_process_pool_submit(p, job_square, NULL, 0, NULL, NULL, &w), -EINVAL);
+  assert_int_equal(
+      fut_process_pool_submit(p, job_square, NULL, 5, NULL, waiter_done, &w),
+      -EINVAL);
+  assert_int_equal(fut_process_pool_shutdown(NULL, true, false, 0), -EINVAL);
+  fut_process_pool_destroy(NULL);
   waiter_destroy(&w);
-  fut_procpool_free(p);
+  fut_process_pool_destroy(p);
 }
 
 static void test_procpool_not_sendable(void **state) {
   (void)state;
-  fut_procpool_t *p = new_pool(1);
+  fut_process_pool_t *p = new_pool(1);
   /* Code the loader does not map: a heap address, like JIT output. */
   void *heap = malloc(64);
   struct waiter w;
   waiter_init(&w);
-  fut_proc_fn jit = (fut_proc_fn)(uintptr_t)heap;
-  assert_int_equal(fut_procpool_submit(p, jit, NULL, 0, NULL, waiter_done, &w),
-                   FUT_E_NOT_SENDABLE);
+  fut_process_pool_job_fn jit = (fut_process_pool_job_fn)(uintptr_t)heap;
+  assert_int_equal(
+      fut_process_pool_submit(p, jit, NULL, 0, NULL, waiter_done, &w),
+      FUT_E_NOT_SENDABLE);
   assert_non_null(strstr(fut_last_error(), "JIT"));
   assert_false(waiter_is_done(&w));
   free(heap);
   /* An initializer likewise, at creation. */
-  fut_procpool_opts_t o;
-  fut_procpool_opts_init(&o);
-  o.initializer = (fut_proc_init_fn)(uintptr_t)&w;
-  fut_procpool_t *q = NULL;
-  assert_int_equal(fut_procpool_new(&o, &q), FUT_E_NOT_SENDABLE);
+  fut_process_pool_opts_t o;
+  fut_process_pool_opts_init(&o);
+  o.initializer = (fut_process_pool_init_fn)(uintptr_t)&w;
+  fut_process_pool_t *q = NULL;
+  assert_int_equal(fut_process_pool_create(&o, &q), FUT_E_NOT_SENDABLE);
   assert_null(q);
   /* A function of a shared library loaded at startup is sendable. */
   assert_int_equal(run_square(p, 12), 144);
   waiter_destroy(&w);
-  fut_procpool_free(p);
+  fut_process_pool_destroy(p);
 }
 
 static void test_procpool_too_big(void **state) {
   (void)state;
-  fut_procpool_opts_t o;
-  fut_procpool_opts_init(&o);
+  fut_process_pool_opts_t o;
+  fut_process_pool_opts_init(&o);
   o.max_workers = 1;
   o.max_frame = 4096;
-  fut_procpool_t *p = NULL;
-  assert_int_equal(fut_procpool_new(&o, &p), 0);
+  fut_process_pool_t *p = NULL;
+  assert_int_equal(fut_process_pool_create(&o, &p), 0);
   static char arg[8192];
   struct waiter w;
   waiter_init(&w);
-  assert_int_equal(
-      fut_procpool_submit(p, job_xor, arg, sizeof arg, NULL, waiter_done, &w),
-      FUT_E_TOO_BIG);
+  assert_int_equal(fut_process_pool_submit(p, job_xor, arg, sizeof arg, NULL,
+                                           waiter_done, &w),
+                   FUT_E_TOO_BIG);
   /* A result over the cap fails the job, not the pool. */
   uint64_t n = 5000;
   assert_int_equal(submit(p, job_big_result, &n, sizeof n, &w), 0);
@@ -200,12 +204,72 @@ static void test_procpool_too_big(void **state) {
   assert_int_equal(waiter_wait(&w), 0);
   assert_int_equal(w.len, 4096);
   waiter_destroy(&w);
-  fut_procpool_free(p);
+  fut_process_pool_destroy(p);
+}
+
+/* Bug: a max_frame near SIZE_MAX (the natural way to say "no cap")
+ * overflowed the `max_frame + 4096` frame checks of the worker and of the
+ * manager, so every job with more than 4 KiB of argument killed its worker
+ * (FUT_E_WORKER_DIED) instead of running. */
+static void test_procpool_max_frame_huge_runs_jobs(void **state) {
+  (void)state;
+  fut_process_pool_opts_t o;
+  fut_process_pool_opts_init(&o);
+  o.max_workers = 1;
+  o.max_frame = SIZE_MAX;
+  fut_process_pool_t *p = NULL;
+  assert_int_equal(fut_process_pool_create(&o, &p), 0);
+  static unsigned char arg[8192];
+  for (size_t i = 0; i < sizeof arg; i++)
+    arg[i] = (unsigned char)i;
+  struct waiter w;
+  waiter_init(&w);
+  assert_int_equal(fut_process_pool_submit(p, job_xor, arg, sizeof arg, NULL,
+                                           waiter_done, &w),
+                   0);
+  assert_int_equal(waiter_wait(&w), 0);
+  assert_int_equal(w.len, sizeof arg);
+  const unsigned char *r = w.data;
+  for (size_t i = 0; i < sizeof arg; i++)
+    assert_int_equal(r[i], arg[i] ^ 0x5a);
+  waiter_destroy(&w);
+  fut_process_pool_destroy(p);
+}
+
+/* Checked: an empty argument and an empty result cross both ways, and an
+ * argument exactly at max_frame is accepted (one byte more is not). */
+static void test_procpool_empty_and_at_cap_frames(void **state) {
+  (void)state;
+  fut_process_pool_opts_t o;
+  fut_process_pool_opts_init(&o);
+  o.max_workers = 1;
+  o.max_frame = 4096;
+  fut_process_pool_t *p = NULL;
+  assert_int_equal(fut_process_pool_create(&o, &p), 0);
+  struct waiter w;
+  waiter_init(&w);
+  assert_int_equal(
+      fut_process_pool_submit(p, job_xor, NULL, 0, NULL, waiter_done, &w), 0);
+  assert_int_equal(waiter_wait(&w), 0);
+  assert_int_equal(w.len, 0);
+  waiter_destroy(&w);
+  static unsigned char arg[4097];
+  waiter_init(&w);
+  assert_int_equal(
+      fut_process_pool_submit(p, job_xor, arg, 4097, NULL, waiter_done, &w),
+      FUT_E_TOO_BIG);
+  assert_int_equal(
+      fut_process_pool_submit(p, job_xor, arg, 4096, NULL, waiter_done, &w), 0);
+  assert_int_equal(waiter_wait(&w), 0);
+  assert_int_equal(w.len, 4096);
+  assert_int_equal(((unsigned char *)w.data)[4095], 0x5a);
+  waiter_destroy(&w);
+  fut_process_pool_destroy(p);
 }
 
 static void test_procpool_cancel_before_start(void **state) {
   (void)state;
-  fut_procpool_t *p = new_pool(1);
+  fut_process_pool_t *p = new_pool(1);
   struct gate g;
   gate_init(&g);
   struct waiter a, b, c, d;
@@ -214,8 +278,8 @@ static void test_procpool_cancel_before_start(void **state) {
   assert_int_equal(submit(p, job_square, &(int64_t){2}, 8, &b), 0);
   waiter_init(&c);
   c.refuse = true; /* cancelled before its turn: start says no */
-  assert_int_equal(fut_procpool_submit(p, job_square, &(int64_t){3}, 8,
-                                       waiter_start, waiter_done, &c),
+  assert_int_equal(fut_process_pool_submit(p, job_square, &(int64_t){3}, 8,
+                                           waiter_start, waiter_done, &c),
                    0);
   assert_int_equal(submit(p, job_square, &(int64_t){4}, 8, &d), 0);
   gate_open(&g);
@@ -229,31 +293,31 @@ static void test_procpool_cancel_before_start(void **state) {
   waiter_destroy(&c);
   waiter_destroy(&d);
   gate_destroy(&g);
-  fut_procpool_free(p);
+  fut_process_pool_destroy(p);
 }
 
 static void test_procpool_shutdown_wait(void **state) {
   (void)state;
-  fut_procpool_t *p = new_pool(2);
+  fut_process_pool_t *p = new_pool(2);
   enum { N = 20 };
   struct waiter ws[N];
   for (int i = 0; i < N; i++)
     assert_int_equal(submit(p, job_square, &(int64_t){i}, 8, &ws[i]), 0);
-  assert_int_equal(fut_procpool_shutdown(p, true, false, UINT64_MAX), 0);
+  assert_int_equal(fut_process_pool_shutdown(p, true, false, UINT64_MAX), 0);
   /* Everything ran, and the server is gone. */
   for (int i = 0; i < N; i++) {
     assert_true(waiter_is_done(&ws[i]));
     assert_int_equal(ws[i].err, 0);
     waiter_destroy(&ws[i]);
   }
-  assert_int_equal(fut_procpool_server_pid(p), 0);
-  assert_int_equal(fut_procpool_nworkers(p), 0);
-  fut_procpool_free(p);
+  assert_int_equal(fut_process_pool_server_pid(p), 0);
+  assert_int_equal(fut_process_pool_nworkers(p), 0);
+  fut_process_pool_destroy(p);
 }
 
 static void test_procpool_shutdown_nowait(void **state) {
   (void)state;
-  fut_procpool_t *p = new_pool(1);
+  fut_process_pool_t *p = new_pool(1);
   struct gate g;
   gate_init(&g);
   struct waiter a, b;
@@ -261,18 +325,18 @@ static void test_procpool_shutdown_nowait(void **state) {
   assert_int_equal(submit(p, job_square, &(int64_t){5}, 8, &b), 0);
   gate_wait_started(&g);
   /* Returns at once although a job is stuck. */
-  assert_int_equal(fut_procpool_shutdown(p, false, false, 0), 0);
+  assert_int_equal(fut_process_pool_shutdown(p, false, false, 0), 0);
   assert_false(waiter_is_done(&a));
   struct waiter c;
   waiter_init(&c);
-  assert_int_equal(fut_procpool_submit(p, job_square, &(int64_t){1}, 8, NULL,
-                                       waiter_done, &c),
+  assert_int_equal(fut_process_pool_submit(p, job_square, &(int64_t){1}, 8,
+                                           NULL, waiter_done, &c),
                    FUT_E_SHUTDOWN);
   gate_open(&g);
   /* Jobs already queued still run. */
   assert_int_equal(waiter_wait(&a), 0);
   assert_int_equal(waiter_wait(&b), 0);
-  fut_procpool_free(p); /* waits for the teardown */
+  fut_process_pool_destroy(p); /* waits for the teardown */
   waiter_destroy(&a);
   waiter_destroy(&b);
   waiter_destroy(&c);
@@ -281,7 +345,7 @@ static void test_procpool_shutdown_nowait(void **state) {
 
 static void test_procpool_shutdown_cancel_pending(void **state) {
   (void)state;
-  fut_procpool_t *p = new_pool(1);
+  fut_process_pool_t *p = new_pool(1);
   struct gate g;
   gate_init(&g);
   enum { N = 6 };
@@ -290,7 +354,7 @@ static void test_procpool_shutdown_cancel_pending(void **state) {
   gate_wait_started(&g);
   for (int i = 0; i < N; i++)
     assert_int_equal(submit(p, job_square, &(int64_t){i}, 8, &ws[i]), 0);
-  assert_int_equal(fut_procpool_shutdown(p, false, true, 0), 0);
+  assert_int_equal(fut_process_pool_shutdown(p, false, true, 0), 0);
   /* At most PIPELINE - 1 jobs were already sent behind the running one;
    * the rest were cancelled before shutdown returned. */
   int cancelled = 0;
@@ -301,7 +365,7 @@ static void test_procpool_shutdown_cancel_pending(void **state) {
     }
   assert_true(cancelled >= N - 1);
   gate_open(&g);
-  assert_int_equal(fut_procpool_shutdown(p, true, false, UINT64_MAX), 0);
+  assert_int_equal(fut_process_pool_shutdown(p, true, false, UINT64_MAX), 0);
   assert_int_equal(a.err, 0);
   for (int i = 0; i < N; i++) {
     assert_true(ws[i].done);
@@ -310,7 +374,7 @@ static void test_procpool_shutdown_cancel_pending(void **state) {
   }
   waiter_destroy(&a);
   gate_destroy(&g);
-  fut_procpool_free(p);
+  fut_process_pool_destroy(p);
 }
 
 static uint64_t now_ns(void) {
@@ -321,16 +385,16 @@ static uint64_t now_ns(void) {
 
 static void test_procpool_shutdown_timeout_stuck(void **state) {
   (void)state;
-  fut_procpool_t *p = new_pool(2);
+  fut_process_pool_t *p = new_pool(2);
   struct gate g;
   gate_init(&g);
   struct waiter a;
   assert_int_equal(submit(p, job_gate, g.dir, strlen(g.dir), &a), 0);
   int pid = gate_wait_started(&g);
   assert_true(pid > 0);
-  pid_t server = fut_procpool_server_pid(p);
+  pid_t server = fut_process_pool_server_pid(p);
   uint64_t t0 = now_ns();
-  assert_int_equal(fut_procpool_shutdown(p, true, false, 200000000u),
+  assert_int_equal(fut_process_pool_shutdown(p, true, false, 200000000u),
                    -ETIMEDOUT);
   uint64_t dt = now_ns() - t0;
   assert_true(dt >= 190000000u);
@@ -342,37 +406,103 @@ static void test_procpool_shutdown_timeout_stuck(void **state) {
   assert_int_equal(kill(server, 0), -1);
   waiter_destroy(&a);
   gate_destroy(&g);
-  fut_procpool_free(p);
+  fut_process_pool_destroy(p);
+}
+
+/* Never returns: a worker stuck in its initializer. */
+static int init_stuck(const void *arg, size_t len) {
+  (void)arg;
+  (void)len;
+  for (;;)
+    pause();
+  return 0;
+}
+
+static bool refuse_start(void *ud) {
+  (void)ud;
+  return false;
+}
+
+struct shut {
+  fut_process_pool_t *p;
+  int rc;
+  atomic_bool done;
+};
+
+static void *shutdown_thread(void *arg) {
+  struct shut *sh = arg;
+  sh->rc = fut_process_pool_shutdown(sh->p, true, false, FUT_MS(100));
+  atomic_store(&sh->done, true);
+  return NULL;
+}
+
+/* Bug: a shutdown with a timeout hung forever when a worker without a job
+ * was stuck in its initializer: the pool counted as idle, so the manager
+ * waited for the worker to exit at EOF, polling neither its doorbell nor
+ * the abandon flag the timeout sets. */
+static void
+test_procpool_shutdown_timeout_worker_stuck_in_initializer(void **state) {
+  (void)state;
+  fut_process_pool_opts_t o;
+  fut_process_pool_opts_init(&o);
+  o.max_workers = 1;
+  o.initializer = init_stuck;
+  fut_process_pool_t *p = NULL;
+  assert_int_equal(fut_process_pool_create(&o, &p), 0);
+  /* Dispatch spawns a worker, then the start callback refuses the job:
+   * the worker is left without a job, in its initializer. */
+  struct waiter w;
+  waiter_init(&w);
+  int64_t n = 3;
+  assert_int_equal(fut_process_pool_submit(p, job_square, &n, sizeof n,
+                                           refuse_start, waiter_done, &w),
+                   0);
+  assert_int_equal(waiter_wait(&w), -ECANCELED);
+  waiter_destroy(&w);
+  for (int i = 0; i < 5000 && fut_process_pool_nworkers(p) == 0; i++)
+    usleep(1000);
+  assert_int_equal(fut_process_pool_nworkers(p), 1);
+  struct shut sh = {.p = p};
+  atomic_init(&sh.done, false);
+  pthread_t th;
+  assert_int_equal(pthread_create(&th, NULL, shutdown_thread, &sh), 0);
+  /* 100 ms asked; allow 10 s on a loaded machine. */
+  for (int i = 0; i < 10000 && !atomic_load(&sh.done); i++)
+    usleep(1000);
+  assert_true(atomic_load(&sh.done));
+  pthread_join(th, NULL);
+  assert_int_equal(sh.rc, -ETIMEDOUT);
+  fut_process_pool_destroy(p);
 }
 
 static void test_procpool_submit_after_shutdown(void **state) {
   (void)state;
-  fut_procpool_t *p = new_pool(1);
+  fut_process_pool_t *p = new_pool(1);
   assert_int_equal(run_square(p, 3), 9);
-  assert_int_equal(fut_procpool_shutdown(p, true, false, UINT64_MAX), 0);
+  assert_int_equal(fut_process_pool_shutdown(p, true, false, UINT64_MAX), 0);
   struct waiter w;
   waiter_init(&w);
-  assert_int_equal(fut_procpool_submit(p, job_square, &(int64_t){1}, 8, NULL,
-                                       waiter_done, &w),
+  assert_int_equal(fut_process_pool_submit(p, job_square, &(int64_t){1}, 8,
+                                           NULL, waiter_done, &w),
                    FUT_E_SHUTDOWN);
   assert_false(waiter_is_done(&w));
   /* Shutting down again is harmless. */
-  assert_int_equal(fut_procpool_shutdown(p, true, true, 0), 0);
+  assert_int_equal(fut_process_pool_shutdown(p, true, true, 0), 0);
   waiter_destroy(&w);
-  fut_procpool_free(p);
+  fut_process_pool_destroy(p);
 }
 
 static void test_procpool_initializer(void **state) {
   (void)state;
-  fut_procpool_opts_t o;
-  fut_procpool_opts_init(&o);
+  fut_process_pool_opts_t o;
+  fut_process_pool_opts_init(&o);
   o.max_workers = 2;
   o.initializer = init_store;
   int64_t v = 4242;
   o.initarg = &v;
   o.initarg_len = sizeof v;
-  fut_procpool_t *p = NULL;
-  assert_int_equal(fut_procpool_new(&o, &p), 0);
+  fut_process_pool_t *p = NULL;
+  assert_int_equal(fut_process_pool_create(&o, &p), 0);
   for (int i = 0; i < 4; i++) {
     struct waiter w;
     assert_int_equal(submit(p, job_init_value, NULL, 0, &w), 0);
@@ -383,39 +513,84 @@ static void test_procpool_initializer(void **state) {
     waiter_destroy(&w);
   }
   assert_int_equal(init_value, -1); /* the parent's copy is untouched */
-  fut_procpool_free(p);
+  fut_process_pool_destroy(p);
 }
 
 static void test_procpool_initializer_failure(void **state) {
   (void)state;
-  fut_procpool_opts_t o;
-  fut_procpool_opts_init(&o);
+  fut_process_pool_opts_t o;
+  fut_process_pool_opts_init(&o);
   o.max_workers = 2;
   o.initializer = init_refuse;
-  fut_procpool_t *p = NULL;
-  assert_int_equal(fut_procpool_new(&o, &p), 0);
+  fut_process_pool_t *p = NULL;
+  assert_int_equal(fut_process_pool_create(&o, &p), 0);
   struct waiter w;
   assert_int_equal(submit(p, job_square, &(int64_t){2}, 8, &w), 0);
   assert_int_equal(waiter_wait(&w), FUT_E_BROKEN_POOL);
   assert_non_null(strstr(w.msg, "initializer"));
   waiter_destroy(&w);
   waiter_init(&w);
-  assert_int_equal(fut_procpool_submit(p, job_square, &(int64_t){1}, 8, NULL,
-                                       waiter_done, &w),
+  assert_int_equal(fut_process_pool_submit(p, job_square, &(int64_t){1}, 8,
+                                           NULL, waiter_done, &w),
                    FUT_E_BROKEN_POOL);
   assert_non_null(strstr(fut_last_error(), "initializer"));
   waiter_destroy(&w);
-  fut_procpool_free(p);
+  fut_process_pool_destroy(p);
+}
+
+/* Dies in the initializer, as one that crashes would. */
+static int init_crash(const void *arg, size_t len) {
+  (void)arg;
+  (void)len;
+  raise(SIGKILL);
+  return 0;
+}
+
+/* Bug: a worker that died in its initializer (before saying HELLO) failed
+ * the job sent to it with FUT_E_WORKER_DIED, "died while running the
+ * job", though the job never started.  As Python's ProcessPoolExecutor,
+ * the pool is now broken: the job fails with FUT_E_BROKEN_POOL saying the
+ * worker died during start-up, and later submissions are refused. */
+static void test_procpool_initializer_crash_breaks_pool(void **state) {
+  (void)state;
+  fut_process_pool_opts_t o;
+  fut_process_pool_opts_init(&o);
+  o.max_workers = 2;
+  o.initializer = init_crash;
+  fut_process_pool_t *p = NULL;
+  assert_int_equal(fut_process_pool_create(&o, &p), 0);
+  struct waiter w[2];
+  int64_t n = 3;
+  for (int i = 0; i < 2; i++) {
+    waiter_init(&w[i]);
+    assert_int_equal(fut_process_pool_submit(p, job_square, &n, sizeof n, NULL,
+                                             waiter_done, &w[i]),
+                     0);
+  }
+  for (int i = 0; i < 2; i++) {
+    assert_int_equal(waiter_wait(&w[i]), FUT_E_BROKEN_POOL);
+    assert_null(strstr(w[i].msg, "while running the job"));
+    waiter_destroy(&w[i]);
+  }
+  /* The first death's message names it. */
+  waiter_init(&w[0]);
+  assert_int_equal(fut_process_pool_submit(p, job_square, &n, sizeof n, NULL,
+                                           waiter_done, &w[0]),
+                   FUT_E_BROKEN_POOL);
+  assert_non_null(strstr(fut_last_error(), "start-up"));
+  assert_non_null(strstr(fut_last_error(), "SIGKILL"));
+  waiter_destroy(&w[0]);
+  fut_process_pool_destroy(p);
 }
 
 static void test_procpool_max_tasks_per_child(void **state) {
   (void)state;
-  fut_procpool_opts_t o;
-  fut_procpool_opts_init(&o);
+  fut_process_pool_opts_t o;
+  fut_process_pool_opts_init(&o);
   o.max_workers = 1;
   o.max_tasks_per_child = 2;
-  fut_procpool_t *p = NULL;
-  assert_int_equal(fut_procpool_new(&o, &p), 0);
+  fut_process_pool_t *p = NULL;
+  assert_int_equal(fut_process_pool_create(&o, &p), 0);
   int64_t pids[6];
   for (int i = 0; i < 6; i++)
     pids[i] = run_getpid(p);
@@ -441,18 +616,18 @@ static void test_procpool_max_tasks_per_child(void **state) {
       same += seen[k] == seen[i];
     assert_true(same <= 2);
   }
-  assert_int_equal(fut_procpool_shutdown(p, true, false, UINT64_MAX), 0);
+  assert_int_equal(fut_process_pool_shutdown(p, true, false, UINT64_MAX), 0);
   /* Every retired worker was reaped (ESRCH: not even a zombie). */
   for (int i = 0; i < 6; i++)
     assert_true(kill((pid_t)pids[i], 0) == -1 && errno == ESRCH);
   for (int i = 0; i < N; i++)
     assert_true(kill((pid_t)seen[i], 0) == -1 && errno == ESRCH);
-  fut_procpool_free(p);
+  fut_process_pool_destroy(p);
 }
 
 static void test_procpool_big_frames(void **state) {
   (void)state;
-  fut_procpool_t *p = new_pool(1);
+  fut_process_pool_t *p = new_pool(1);
   size_t n = (size_t)64 << 20;
   unsigned char *arg = malloc(n);
   assert_non_null(arg);
@@ -476,13 +651,13 @@ static void test_procpool_big_frames(void **state) {
   /* Small jobs still flow afterwards. */
   assert_int_equal(run_square(p, 7), 49);
   free(arg);
-  fut_procpool_free(p);
+  fut_process_pool_destroy(p);
 }
 
 static void test_procpool_worker_sigkill(void **state) {
   (void)state;
-  fut_procpool_t *p = new_pool(1);
-  pid_t server = fut_procpool_server_pid(p);
+  fut_process_pool_t *p = new_pool(1);
+  pid_t server = fut_process_pool_server_pid(p);
   struct gate g;
   gate_init(&g);
   struct waiter a, b;
@@ -507,12 +682,12 @@ static void test_procpool_worker_sigkill(void **state) {
   waiter_destroy(&a);
   waiter_destroy(&b);
   gate_destroy(&g);
-  fut_procpool_free(p);
+  fut_process_pool_destroy(p);
 }
 
 static void test_procpool_worker_exit(void **state) {
   (void)state;
-  fut_procpool_t *p = new_pool(2);
+  fut_process_pool_t *p = new_pool(2);
   struct waiter w;
   int code = 3;
   assert_int_equal(submit(p, job_exit, &code, sizeof code, &w), 0);
@@ -521,8 +696,8 @@ static void test_procpool_worker_exit(void **state) {
   waiter_destroy(&w);
   for (int i = 0; i < 4; i++)
     assert_int_equal(run_square(p, i + 2), (i + 2) * (i + 2));
-  assert_int_equal(zombies_of(fut_procpool_server_pid(p)), 0);
-  fut_procpool_free(p);
+  assert_int_equal(zombies_of(fut_process_pool_server_pid(p)), 0);
+  fut_process_pool_destroy(p);
 }
 
 static void test_procpool_fds_threads_baseline(void **state) {
@@ -530,15 +705,15 @@ static void test_procpool_fds_threads_baseline(void **state) {
   int fds0 = count_dir("/proc/self/fd");
   int thr0 = count_dir("/proc/self/task");
   for (int round = 0; round < 3; round++) {
-    fut_procpool_t *p = new_pool(2);
-    fut_procpool_t *q = new_pool(1);
+    fut_process_pool_t *p = new_pool(2);
+    fut_process_pool_t *q = new_pool(1);
     assert_int_equal(run_square(p, 3), 9);
     assert_int_equal(run_square(q, 4), 16);
     assert_true(count_dir("/proc/self/task") > thr0);
     assert_true(count_dir("/proc/self/fd") > fds0);
-    assert_int_equal(fut_procpool_shutdown(p, true, false, UINT64_MAX), 0);
-    fut_procpool_free(p);
-    fut_procpool_free(q);
+    assert_int_equal(fut_process_pool_shutdown(p, true, false, UINT64_MAX), 0);
+    fut_process_pool_destroy(p);
+    fut_process_pool_destroy(q);
     assert_int_equal(count_dir("/proc/self/fd"), fds0);
     assert_int_equal(threads_settle(thr0), thr0);
   }
@@ -571,10 +746,10 @@ static void test_procpool_busy_thread_no_deadlock(void **state) {
   assert_int_equal(pthread_create(&t[0], NULL, busy_stdio_malloc, f), 0);
   assert_int_equal(pthread_create(&t[1], NULL, busy_stdio_malloc, f), 0);
   for (int i = 0; i < 5; i++) {
-    fut_procpool_t *p = new_pool(2);
+    fut_process_pool_t *p = new_pool(2);
     assert_int_equal(run_square(p, i), i * i);
     assert_int_equal(run_square(p, i + 1), (i + 1) * (i + 1));
-    fut_procpool_free(p);
+    fut_process_pool_destroy(p);
   }
   atomic_store(&busy_stop, true);
   pthread_join(t[0], NULL);
@@ -591,10 +766,10 @@ static void test_procpool_parent_death(void **state) {
   pid_t child = fork();
   assert_true(child >= 0);
   if (child == 0) {
-    fut_procpool_t *p = NULL;
-    if (fut_procpool_new(NULL, &p))
+    fut_process_pool_t *p = NULL;
+    if (fut_process_pool_create(NULL, &p))
       _exit(1);
-    int64_t pids[2] = {fut_procpool_server_pid(p), 0};
+    int64_t pids[2] = {fut_process_pool_server_pid(p), 0};
     struct waiter w;
     if (submit(p, job_getpid, NULL, 0, &w) || waiter_wait(&w))
       _exit(2);
@@ -627,14 +802,14 @@ static void test_procpool_parent_death(void **state) {
 
 static void test_procpool_alloc_failure(void **state) {
   (void)state;
-  /* Every allocation of fut_procpool_new fails in turn: a clean -ENOMEM
+  /* Every allocation of fut_process_pool_create fails in turn: a clean -ENOMEM
    * (nothing leaked: ASan checks) until it succeeds. */
   int fds0 = count_dir("/proc/self/fd");
-  fut_procpool_t *p = NULL;
+  fut_process_pool_t *p = NULL;
   int n = 1, err;
   for (;; n++) {
     fut__alloc_fail_after(n, false);
-    err = fut_procpool_new(NULL, &p);
+    err = fut_process_pool_create(NULL, &p);
     fut__alloc_fail_after(0, false);
     if (err == 0)
       break;
@@ -650,19 +825,19 @@ static void test_procpool_alloc_failure(void **state) {
   waiter_init(&w);
   for (n = 1; n <= 2; n++) {
     fut__alloc_fail_after(n, false);
-    err = fut_procpool_submit(p, job_square, &(int64_t){2}, 8, NULL,
-                              waiter_done, &w);
+    err = fut_process_pool_submit(p, job_square, &(int64_t){2}, 8, NULL,
+                                  waiter_done, &w);
     fut__alloc_fail_after(0, false);
     assert_int_equal(err, -ENOMEM);
   }
   assert_false(waiter_is_done(&w));
   waiter_destroy(&w);
   assert_int_equal(run_square(p, 5), 25);
-  fut_procpool_free(p);
+  fut_process_pool_destroy(p);
 }
 
 struct in_cb {
-  fut_procpool_t *pool;
+  fut_process_pool_t *pool;
   int shutdown_err; /* what a waiting shutdown returned in the callback */
   struct waiter w;
 };
@@ -670,8 +845,8 @@ struct in_cb {
 static void free_in_callback(void *ud, int err, void *data, size_t len,
                              const char *msg) {
   struct in_cb *c = ud;
-  c->shutdown_err = fut_procpool_shutdown(c->pool, true, false, 0);
-  fut_procpool_free(c->pool); /* does not wait: frees itself later */
+  c->shutdown_err = fut_process_pool_shutdown(c->pool, true, false, 0);
+  fut_process_pool_destroy(c->pool); /* does not wait: frees itself later */
   waiter_done(&c->w, err, data, len, msg);
 }
 
@@ -681,8 +856,8 @@ static void test_procpool_free_in_callback(void **state) {
   struct in_cb c;
   c.pool = new_pool(1);
   waiter_init(&c.w);
-  assert_int_equal(fut_procpool_submit(c.pool, job_square, &(int64_t){3}, 8,
-                                       NULL, free_in_callback, &c),
+  assert_int_equal(fut_process_pool_submit(c.pool, job_square, &(int64_t){3}, 8,
+                                           NULL, free_in_callback, &c),
                    0);
   assert_int_equal(waiter_wait(&c.w), 0);
   assert_int_equal(c.shutdown_err, -EDEADLK);
@@ -692,9 +867,9 @@ static void test_procpool_free_in_callback(void **state) {
 
 static void test_procpool_server_killed(void **state) {
   (void)state;
-  fut_procpool_t *p = new_pool(1);
+  fut_process_pool_t *p = new_pool(1);
   assert_int_equal(run_square(p, 2), 4);
-  pid_t server = fut_procpool_server_pid(p);
+  pid_t server = fut_process_pool_server_pid(p);
   assert_int_equal(kill(server, SIGKILL), 0);
   /* Until the manager notices, a job may be queued: it then fails too. */
   int err;
@@ -713,7 +888,7 @@ static void test_procpool_server_killed(void **state) {
   }
   assert_int_equal(err, FUT_E_BROKEN_POOL);
   assert_non_null(strstr(msg, "fork server"));
-  fut_procpool_free(p);
+  fut_process_pool_destroy(p);
   /* Reaped by the pool's teardown: not even a zombie. */
   assert_true(kill(server, 0) == -1 && errno == ESRCH);
 }
@@ -723,7 +898,7 @@ static void test_procpool_no_fd_leak_into_workers(void **state) {
   /* Even a descriptor without close-on-exec stays in the parent. */
   int pfd[2];
   assert_int_equal(pipe(pfd), 0);
-  fut_procpool_t *p = new_pool(1);
+  fut_process_pool_t *p = new_pool(1);
   struct waiter w;
   assert_int_equal(submit(p, job_count_fds, NULL, 0, &w), 0);
   assert_int_equal(waiter_wait(&w), 0);
@@ -731,7 +906,7 @@ static void test_procpool_no_fd_leak_into_workers(void **state) {
   memcpy(&n, w.data, sizeof n);
   assert_int_equal(n, 2); /* its socket to the parent + the dir stream */
   waiter_destroy(&w);
-  fut_procpool_free(p);
+  fut_process_pool_destroy(p);
   close(pfd[0]);
   close(pfd[1]);
 }
@@ -743,7 +918,7 @@ static void test_procpool_sigpipe_never_kills(void **state) {
   (void)state;
   struct sigaction old, dfl = {.sa_handler = SIG_DFL};
   sigaction(SIGPIPE, &dfl, &old);
-  fut_procpool_t *p = new_pool(1);
+  fut_process_pool_t *p = new_pool(1);
   struct gate g;
   gate_init(&g);
   struct waiter a, b;
@@ -767,17 +942,126 @@ static void test_procpool_sigpipe_never_kills(void **state) {
   waiter_destroy(&b);
   free(big);
   gate_destroy(&g);
-  fut_procpool_free(p);
+  fut_process_pool_destroy(p);
   sigaction(SIGPIPE, &old, NULL);
+}
+
+/* Result: int64 1 when SIGPIPE is ignored in the worker, 0 when it has
+ * the default disposition, 2 otherwise. */
+static int job_sigpipe_disp(const void *arg, size_t len, fut_buf_t *out) {
+  (void)arg;
+  (void)len;
+  struct sigaction sa;
+  if (sigaction(SIGPIPE, NULL, &sa) != 0)
+    return fut_buf_errorf(out, -errno, "sigaction failed");
+  int64_t v = sa.sa_handler == SIG_IGN ? 1 : sa.sa_handler == SIG_DFL ? 0 : 2;
+  return fut_buf_append(out, &v, sizeof v);
+}
+
+static int64_t run_disp(fut_process_pool_t *p) {
+  struct waiter w;
+  waiter_init(&w);
+  assert_int_equal(fut_process_pool_submit(p, job_sigpipe_disp, NULL, 0, NULL,
+                                           waiter_done, &w),
+                   0);
+  assert_int_equal(waiter_wait(&w), 0);
+  assert_int_equal(w.len, sizeof(int64_t));
+  int64_t v;
+  memcpy(&v, w.data, sizeof v);
+  waiter_destroy(&w);
+  return v;
+}
+
+/* Bug: jobs ran with SIGPIPE ignored, inherited from the fork server,
+ * which ignores it for itself.  A worker now restores the disposition the
+ * pool's parent had when the pool started: the default here... */
+static void test_procpool_worker_sigpipe_default(void **state) {
+  (void)state;
+  struct sigaction dfl = {.sa_handler = SIG_DFL}, old;
+  sigemptyset(&dfl.sa_mask);
+  assert_int_equal(sigaction(SIGPIPE, &dfl, &old), 0);
+  fut_process_pool_opts_t o;
+  fut_process_pool_opts_init(&o);
+  o.max_workers = 1;
+  fut_process_pool_t *p = NULL;
+  assert_int_equal(fut_process_pool_create(&o, &p), 0);
+  assert_int_equal(run_disp(p), 0);
+  fut_process_pool_destroy(p);
+  sigaction(SIGPIPE, &old, NULL);
+}
+
+/* ...and ignored when the parent ignores it. */
+static void test_procpool_worker_sigpipe_follows_parent_ignore(void **state) {
+  (void)state;
+  struct sigaction ign = {.sa_handler = SIG_IGN}, old;
+  sigemptyset(&ign.sa_mask);
+  assert_int_equal(sigaction(SIGPIPE, &ign, &old), 0);
+  fut_process_pool_opts_t o;
+  fut_process_pool_opts_init(&o);
+  o.max_workers = 1;
+  fut_process_pool_t *p = NULL;
+  assert_int_equal(fut_process_pool_create(&o, &p), 0);
+  assert_int_equal(run_disp(p), 1);
+  fut_process_pool_destroy(p);
+  sigaction(SIGPIPE, &old, NULL);
+}
+
+/* Bug: a process pool used in a forked child hung: submit queued the job
+ * for a manager thread that does not exist in the child (and rang the
+ * parent's manager through the shared eventfd), and free waited forever
+ * for that thread to finish.  Now submit fails with FUT_E_FORKED, shutdown
+ * and free return at once, and the parent's pool is unaffected. */
+static void test_procpool_forked_child_fails_cleanly(void **state) {
+  (void)state;
+  fut_process_pool_opts_t o;
+  fut_process_pool_opts_init(&o);
+  o.max_workers = 1;
+  fut_process_pool_t *p = NULL;
+  assert_int_equal(fut_process_pool_create(&o, &p), 0);
+  assert_int_equal(run_disp(p) >= 0, 1);
+  fflush(NULL);
+  pid_t pid = fork();
+  assert_true(pid >= 0);
+  if (pid == 0) {
+    struct waiter w;
+    waiter_init(&w);
+    int64_t n = 2;
+    if (fut_process_pool_submit(p, job_square, &n, sizeof n, NULL, waiter_done,
+                                &w) != FUT_E_FORKED)
+      _exit(2);
+    if (!strstr(fut_last_error(), "fork"))
+      _exit(3);
+    if (fut_process_pool_shutdown(p, true, true, FUT_FOREVER) != 0)
+      _exit(4);
+    fut_process_pool_destroy(p);
+    _exit(0);
+  }
+  int st = -1;
+  for (int i = 0; i < 10000; i++) {
+    if (waitpid(pid, &st, WNOHANG) == pid)
+      break;
+    st = -1;
+    struct timespec ts = {0, 1000000};
+    nanosleep(&ts, NULL); /* polling a child: not synchronisation */
+  }
+  if (st == -1) {
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+  }
+  assert_int_not_equal(st, -1); /* it hung */
+  assert_true(WIFEXITED(st));
+  assert_int_equal(WEXITSTATUS(st), 0);
+  assert_true(run_disp(p) >= 0); /* the parent's pool still serves */
+  fut_process_pool_destroy(p);
 }
 
 /* Out of descriptors, the pool cannot make a second worker: it carries on
  * with the one it has instead of breaking. */
 static void test_procpool_spawn_failure_soft(void **state) {
   (void)state;
-  fut_procpool_t *p = new_pool(2);
+  fut_process_pool_t *p = new_pool(2);
   assert_int_equal(run_square(p, 2), 4);
-  assert_int_equal(fut_procpool_nworkers(p), 1);
+  assert_int_equal(fut_process_pool_nworkers(p), 1);
   struct rlimit old, lim;
   assert_int_equal(getrlimit(RLIMIT_NOFILE, &old), 0);
   /* Use up every descriptor below a low limit. */
@@ -796,19 +1080,19 @@ static void test_procpool_spawn_failure_soft(void **state) {
     assert_int_equal(waiter_wait(&ws[i]), 0);
     waiter_destroy(&ws[i]);
   }
-  assert_int_equal(fut_procpool_nworkers(p), 1);
+  assert_int_equal(fut_process_pool_nworkers(p), 1);
   for (int i = 0; i < nfds; i++)
     close(fds[i]);
   assert_int_equal(setrlimit(RLIMIT_NOFILE, &old), 0);
   assert_int_equal(run_square(p, 3), 9);
-  fut_procpool_free(p);
+  fut_process_pool_destroy(p);
 }
 
 /* Many deaths under a deep pipeline: each kills only its own job; the jobs
  * queued behind it in the dead worker's socket run elsewhere. */
 static void test_procpool_deaths_fail_only_their_jobs(void **state) {
   (void)state;
-  fut_procpool_t *p = new_pool(2);
+  fut_process_pool_t *p = new_pool(2);
   enum { N = 300 };
   static struct waiter ws[N];
   for (int i = 0; i < N; i++) {
@@ -831,9 +1115,9 @@ static void test_procpool_deaths_fail_only_their_jobs(void **state) {
     }
     waiter_destroy(&ws[i]);
   }
-  pid_t server = fut_procpool_server_pid(p);
+  pid_t server = fut_process_pool_server_pid(p);
   assert_int_equal(zombies_of(server), 0);
-  fut_procpool_free(p);
+  fut_process_pool_destroy(p);
 }
 
 int main(void) {
@@ -844,14 +1128,19 @@ int main(void) {
       cmocka_unit_test(test_procpool_bad_arguments),
       cmocka_unit_test(test_procpool_not_sendable),
       cmocka_unit_test(test_procpool_too_big),
+      cmocka_unit_test(test_procpool_max_frame_huge_runs_jobs),
+      cmocka_unit_test(test_procpool_empty_and_at_cap_frames),
       cmocka_unit_test(test_procpool_cancel_before_start),
       cmocka_unit_test(test_procpool_shutdown_wait),
       cmocka_unit_test(test_procpool_shutdown_nowait),
       cmocka_unit_test(test_procpool_shutdown_cancel_pending),
       cmocka_unit_test(test_procpool_shutdown_timeout_stuck),
+      cmocka_unit_test(
+          test_procpool_shutdown_timeout_worker_stuck_in_initializer),
       cmocka_unit_test(test_procpool_submit_after_shutdown),
       cmocka_unit_test(test_procpool_initializer),
       cmocka_unit_test(test_procpool_initializer_failure),
+      cmocka_unit_test(test_procpool_initializer_crash_breaks_pool),
       cmocka_unit_test(test_procpool_max_tasks_per_child),
       cmocka_unit_test(test_procpool_big_frames),
       cmocka_unit_test(test_procpool_worker_sigkill),
@@ -864,6 +1153,9 @@ int main(void) {
       cmocka_unit_test(test_procpool_server_killed),
       cmocka_unit_test(test_procpool_no_fd_leak_into_workers),
       cmocka_unit_test(test_procpool_sigpipe_never_kills),
+      cmocka_unit_test(test_procpool_worker_sigpipe_default),
+      cmocka_unit_test(test_procpool_worker_sigpipe_follows_parent_ignore),
+      cmocka_unit_test(test_procpool_forked_child_fails_cleanly),
       cmocka_unit_test(test_procpool_spawn_failure_soft),
       cmocka_unit_test(test_procpool_deaths_fail_only_their_jobs),
   };

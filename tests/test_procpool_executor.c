@@ -300,8 +300,8 @@ static void test_procpool_executor_worker_killed(void **state) {
   cf = submit_bytes(ex, bytes_square, &v, sizeof v);
   assert_int_equal(cf_i64_bytes(cf), 25);
   fut_cfuture_unref(cf);
-  fut_procpool_t *p = fut_executor_self(ex);
-  assert_int_equal(zombies_of(fut_procpool_server_pid(p)), 0);
+  fut_process_pool_t *p = fut_executor_self(ex);
+  assert_int_equal(zombies_of(fut_process_pool_server_pid(p)), 0);
   fut_executor_free(ex);
 }
 

@@ -9,7 +9,7 @@
  *   fut_executor_t  concurrent.futures.Executor: an opaque object built from
  *                   a small vtable (fut_executor_ops_t).  The library ships
  *                   a thread pool (below) and a process pool
- *                   (future/procpool.h); users may write their own.
+ *                   (future/process_pool.h); users may write their own.
  *   loop glue       fut_wrap_future turns a cfuture into a loop future;
  *                   fut_run_in_executor submits a job and returns a loop
  *                   future; each loop has a lazily created default executor.

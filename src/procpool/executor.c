@@ -26,7 +26,7 @@ static void cf_done(void *ud, int err, void *data, size_t len,
 }
 
 static int pp_submit(void *self, const fut_job_t *job, fut_cfuture_t **out) {
-  fut_procpool_t *p = self;
+  fut_process_pool_t *p = self;
   if (!job->bytes_fn)
     return fut__error(FUT_E_NOT_SENDABLE,
                       "process pool: a call job (function + pointer "
@@ -37,9 +37,8 @@ static int pp_submit(void *self, const fut_job_t *job, fut_cfuture_t **out) {
   if (err)
     return err;
   fut_cfuture_ref(cf); /* the pool's, dropped by cf_done */
-  err =
-      fut__procpool_submit_kind(p, FUT__PP_KIND_BYTES, (uintptr_t)job->bytes_fn,
-                                job->data, job->len, cf_start, cf_done, cf);
+  err = fut__pp_submit_kind(p, FUT__PP_KIND_BYTES, (uintptr_t)job->bytes_fn,
+                            job->data, job->len, cf_start, cf_done, cf);
   if (err) {
     char detail[256];
     snprintf(detail, sizeof detail, "%s", fut_last_error());
@@ -56,11 +55,11 @@ static int pp_submit(void *self, const fut_job_t *job, fut_cfuture_t **out) {
 
 static int pp_shutdown(void *self, bool wait, bool cancel_pending,
                        uint64_t timeout_ns) {
-  return fut_procpool_shutdown(self, wait, cancel_pending, timeout_ns);
+  return fut_process_pool_shutdown(self, wait, cancel_pending, timeout_ns);
 }
 
 static void pp_destroy(void *self) {
-  fut__procpool_detach(self);
+  fut__pp_detach(self);
 }
 
 static const fut_executor_ops_t pp_ops = {
@@ -70,26 +69,26 @@ static const fut_executor_ops_t pp_ops = {
     .destroy = pp_destroy,
 };
 
-int fut_process_pool_new_ex(const fut_procpool_opts_t *opts,
+int fut_process_pool_new_ex(const fut_process_pool_opts_t *opts,
                             fut_executor_t **out) {
   if (!out)
     return fut__error(-EINVAL, "fut_process_pool_new_ex: NULL out");
   *out = NULL;
-  fut_procpool_t *p;
-  int err = fut_procpool_new(opts, &p);
+  fut_process_pool_t *p;
+  int err = fut_process_pool_create(opts, &p);
   if (err)
     return err;
   err = fut_executor_new(&pp_ops, p, out);
   if (err) {
-    fut_procpool_free(p);
+    fut_process_pool_destroy(p);
     return err;
   }
   return 0;
 }
 
 int fut_process_pool_new(size_t max_workers, fut_executor_t **out) {
-  fut_procpool_opts_t o;
-  fut_procpool_opts_init(&o);
+  fut_process_pool_opts_t o;
+  fut_process_pool_opts_init(&o);
   if (max_workers > 4096)
     return fut__error(-EINVAL, "fut_process_pool_new: max_workers %zu > 4096",
                       max_workers);

@@ -8,7 +8,7 @@
  * protect our own locks but not libc's internals nor the user's.  An exec'd
  * image starts with one thread and no inherited lock; workers forked from
  * it are as safe as a fork can be.  The price is naming functions as
- * (module, offset) instead of raw pointers (see procpool_frames.c) and one
+ * (module, offset) instead of raw pointers (see frames.c) and one
  * exec per pool.
  *
  * The server's mode is chosen by a library constructor, before the
@@ -168,6 +168,29 @@ static int read_config(struct server *s) {
   return 0;
 }
 
+/* One message from the parent: SPAWN a worker on the passed socket, or
+ * KILL one of ours.  EOF or a broken socket ends the server. */
+static void handle_request(struct server *s) {
+  struct fut__ctl_msg m;
+  int fd = -1;
+  int err = fut__pp_ctl_recv(s->ctl, &m, NULL, 0, NULL, &fd);
+  if (err == -EPIPE || (err && err != -EAGAIN && err != -EPROTO))
+    server_exit(s);
+  if (err)
+    return;
+  if (m.type == FUT__CTL_SPAWN && fd >= 0) {
+    spawn(s, m.a, fd);
+    fd = -1;
+  } else if (m.type == FUT__CTL_KILL) {
+    pid_t pid = (pid_t)m.b;
+    for (size_t i = 0; i < s->nkids; i++)
+      if (s->kids[i] == pid)
+        kill(pid, SIGKILL);
+  }
+  if (fd >= 0)
+    close(fd);
+}
+
 static _Noreturn void server_main(int ctl, pid_t parent) {
   struct server s = {.ctl = ctl, .sfd = -1};
   /* Die with the pool's manager thread (the spawning thread is the one
@@ -209,26 +232,8 @@ static _Noreturn void server_main(int ctl, pid_t parent) {
       }
       reap(&s);
     }
-    if (p[0].revents) {
-      struct fut__ctl_msg m;
-      int fd = -1;
-      int err = fut__pp_ctl_recv(ctl, &m, NULL, 0, NULL, &fd);
-      if (err == -EPIPE || (err && err != -EAGAIN && err != -EPROTO))
-        server_exit(&s);
-      if (err)
-        continue;
-      if (m.type == FUT__CTL_SPAWN && fd >= 0) {
-        spawn(&s, m.a, fd);
-        fd = -1;
-      } else if (m.type == FUT__CTL_KILL) {
-        pid_t pid = (pid_t)m.b;
-        for (size_t i = 0; i < s.nkids; i++)
-          if (s.kids[i] == pid)
-            kill(pid, SIGKILL);
-      }
-      if (fd >= 0)
-        close(fd);
-    }
+    if (p[0].revents)
+      handle_request(&s);
   }
 }
 
@@ -259,61 +264,42 @@ __attribute__((constructor(101))) static void forkserver_ctor(void) {
 
 /* ---- starting it (runs in the parent) --------------------------------- */
 
-#if !USE_POSIX_SPAWN
-static void close_from(int lowfd) {
-#ifdef SYS_close_range
-  if (syscall(SYS_close_range, (unsigned)lowfd, ~0u, 0u) == 0)
-    return;
-#endif
-  long max = sysconf(_SC_OPEN_MAX);
-  if (max < 0 || max > 65536)
-    max = 65536;
-  for (int fd = lowfd; fd < max; fd++)
-    close(fd);
-}
-#endif
-
-/* How long the exec'd fork server may take to say READY (an exec and a
- * constructor: milliseconds, even on a loaded machine). */
-#define START_TIMEOUT_NS ((uint64_t)10 * 1000000000u)
-
-int fut__forkserver_start(int *ctl_out, pid_t *pid_out) {
-  *ctl_out = -1;
-  *pid_out = 0;
-  int sv[2];
-  if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
-    return fut__error(-errno, "process pool: socketpair: %s", strerror(errno));
-
-  /* Everything the child needs is built here: between fork and exec in a
-   * threaded process only async-signal-safe calls are allowed. */
+/* The server's environment: ours without a stale marker, then the marker
+ * naming its control fd and its parent (written into marker, cap bytes).
+ * A fut__calloc'd array of borrowed strings, or NULL.  Built before the
+ * fork or spawn: between fork and exec in a threaded process only
+ * async-signal-safe calls are allowed. */
+static char **server_env(char *marker, size_t cap, pid_t parent) {
   size_t nenv = 0;
   for (char **e = environ; e && *e; e++)
     nenv++;
   char **envp = fut__calloc(nenv + 2, sizeof *envp);
-  char marker[64];
-  if (!envp) {
-    close(sv[0]);
-    close(sv[1]);
-    return fut__error(-ENOMEM, "process pool: out of memory");
-  }
+  if (!envp)
+    return NULL;
   size_t k = 0;
   size_t plen = strlen(FUT__PP_ENV);
   for (char **e = environ; e && *e; e++)
     if (strncmp(*e, FUT__PP_ENV, plen) != 0 || (*e)[plen] != '=')
       envp[k++] = *e;
-  pid_t parent = getpid();
-  snprintf(marker, sizeof marker, "%s=%d:%ld", FUT__PP_ENV, CTL_FD,
-           (long)parent);
+  snprintf(marker, cap, "%s=%d:%ld", FUT__PP_ENV, CTL_FD, (long)parent);
   envp[k++] = marker;
   envp[k] = NULL;
-  char *argv[] = {(char *)"libfuture-forkserver", NULL};
-  sigset_t empty;
-  sigemptyset(&empty);
+  return envp;
+}
+
+static char *server_argv[] = {(char *)"libfuture-forkserver", NULL};
 
 #if USE_POSIX_SPAWN
-  /* posix_spawn (clone with CLONE_VFORK in glibc) copies no page tables and
-   * runs no pthread_atfork handler of the program: nothing but dup2,
-   * closefrom, the signal mask and exec happens in the child. */
+/* Starts /proc/self/exe with fd as its CTL_FD, every other fd closed and
+ * an empty signal mask: its pid, or -1 with errno set.
+ *
+ * posix_spawn (clone with CLONE_VFORK in glibc) copies no page tables and
+ * runs no pthread_atfork handler of the program: nothing but dup2,
+ * closefrom, the signal mask and exec happens in the child. */
+static pid_t exec_server(int fd, char **envp, pid_t parent) {
+  (void)parent;
+  sigset_t empty;
+  sigemptyset(&empty);
   pid_t pid = -1;
   posix_spawn_file_actions_t fa;
   posix_spawnattr_t at;
@@ -325,7 +311,7 @@ int fut__forkserver_start(int *ctl_out, pid_t *pid_out) {
   }
   if (!err) {
     /* dup2 onto itself clears close-on-exec (POSIX 2017, glibc 2.29). */
-    err = posix_spawn_file_actions_adddup2(&fa, sv[1], CTL_FD);
+    err = posix_spawn_file_actions_adddup2(&fa, fd, CTL_FD);
     if (!err)
       err = posix_spawn_file_actions_addclosefrom_np(&fa, CTL_FD + 1);
     if (!err)
@@ -333,21 +319,39 @@ int fut__forkserver_start(int *ctl_out, pid_t *pid_out) {
     if (!err)
       err = posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK);
     if (!err)
-      err = posix_spawn(&pid, "/proc/self/exe", &fa, &at, argv, envp);
+      err = posix_spawn(&pid, "/proc/self/exe", &fa, &at, server_argv, envp);
     posix_spawnattr_destroy(&at);
     posix_spawn_file_actions_destroy(&fa);
   }
   if (err) {
-    pid = -1;
     errno = err;
+    return -1;
   }
+  return pid;
+}
 #else
+static void close_from(int lowfd) {
+#ifdef SYS_close_range
+  if (syscall(SYS_close_range, (unsigned)lowfd, ~0u, 0u) == 0)
+    return;
+#endif
+  long max = sysconf(_SC_OPEN_MAX);
+  if (max < 0 || max > 65536)
+    max = 65536;
+  for (int fd = lowfd; fd < max; fd++)
+    close(fd);
+}
+
+/* As the posix_spawn version, with fork and only async-signal-safe calls
+ * before the exec. */
+static pid_t exec_server(int fd, char **envp, pid_t parent) {
+  sigset_t empty;
+  sigemptyset(&empty);
   pid_t pid = fork();
   if (pid == 0) {
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (getppid() != parent)
       _exit(127);
-    int fd = sv[1];
     if (fd == CTL_FD) {
       fcntl(fd, F_SETFD, 0);
     } else if (dup2(fd, CTL_FD) < 0) {
@@ -355,10 +359,74 @@ int fut__forkserver_start(int *ctl_out, pid_t *pid_out) {
     }
     close_from(CTL_FD + 1);
     sigprocmask(SIG_SETMASK, &empty, NULL);
-    execve("/proc/self/exe", argv, envp);
+    execve("/proc/self/exe", server_argv, envp);
     _exit(127);
   }
+  return pid;
+}
 #endif
+
+/* How long the exec'd fork server may take to say READY (an exec and a
+ * constructor: milliseconds, even on a loaded machine). */
+#define START_TIMEOUT_NS ((uint64_t)10 * 1000000000u)
+
+/* The server's first message into *m: 0, -errno, or -ETIMEDOUT.  Bounded:
+ * when libfuture was dlopen'ed, /proc/self/exe has no fork server
+ * constructor and the exec'd image is the host program itself, which never
+ * answers and keeps the socket open. */
+static int first_message(int ctl, struct fut__ctl_msg *m) {
+  uint64_t deadline = fut__now() + START_TIMEOUT_NS;
+  for (uint64_t now; (now = fut__now()) < deadline;) {
+    struct pollfd pf = {ctl, POLLIN, 0};
+    int ms = (int)((deadline - now + 999999u) / 1000000u);
+    int r = poll(&pf, 1, ms);
+    if (r < 0 && errno == EINTR)
+      continue;
+    if (r == 0)
+      break;
+    return r < 0 ? -errno : fut__pp_ctl_recv(ctl, m, NULL, 0, NULL, NULL);
+  }
+  return -ETIMEDOUT;
+}
+
+/* The server did not say READY (err: why, or 0 for a wrong message):
+ * closes its socket (so a live server exits), kills one that hangs, reaps
+ * it and returns the error. */
+static int start_failed(int ctl, pid_t pid, int err) {
+  close(ctl);
+  if (err == -ETIMEDOUT)
+    kill(pid, SIGKILL);
+  int st;
+  while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
+  }
+  if (err == -ETIMEDOUT)
+    return fut__error(err,
+                      "process pool: the fork server (exec of "
+                      "/proc/self/exe) did not answer within %u s: "
+                      "is libfuture loaded at program start (not "
+                      "dlopen'ed)?",
+                      (unsigned)(START_TIMEOUT_NS / 1000000000u));
+  return fut__error(err ? err : -EPROTO,
+                    "process pool: the fork server (exec of "
+                    "/proc/self/exe) did not start: %s",
+                    err ? fut_strerror(err) : "bad handshake");
+}
+
+int fut__forkserver_start(int *ctl_out, pid_t *pid_out) {
+  *ctl_out = -1;
+  *pid_out = 0;
+  int sv[2];
+  if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+    return fut__error(-errno, "process pool: socketpair: %s", strerror(errno));
+  pid_t parent = getpid();
+  char marker[64];
+  char **envp = server_env(marker, sizeof marker, parent);
+  if (!envp) {
+    close(sv[0]);
+    close(sv[1]);
+    return fut__error(-ENOMEM, "process pool: out of memory");
+  }
+  pid_t pid = exec_server(sv[1], envp, parent);
   int saved = errno;
   fut__free(envp);
   close(sv[1]);
@@ -369,41 +437,10 @@ int fut__forkserver_start(int *ctl_out, pid_t *pid_out) {
                       "(/proc/self/exe): %s",
                       strerror(saved));
   }
-  /* Bounded: when libfuture was dlopen'ed, /proc/self/exe has no fork
-   * server constructor and the exec'd image is the host program itself,
-   * which never answers and keeps the socket open. */
   struct fut__ctl_msg m;
-  int rerr = -ETIMEDOUT;
-  uint64_t deadline = fut__now() + START_TIMEOUT_NS;
-  for (uint64_t now; (now = fut__now()) < deadline;) {
-    struct pollfd pf = {sv[0], POLLIN, 0};
-    int ms = (int)((deadline - now + 999999u) / 1000000u);
-    int r = poll(&pf, 1, ms);
-    if (r < 0 && errno == EINTR)
-      continue;
-    if (r != 0)
-      rerr = r < 0 ? -errno : fut__pp_ctl_recv(sv[0], &m, NULL, 0, NULL, NULL);
-    break;
-  }
-  if (rerr || m.type != FUT__CTL_READY || m.a != (uint64_t)pid) {
-    close(sv[0]);
-    if (rerr == -ETIMEDOUT)
-      kill(pid, SIGKILL);
-    int st;
-    while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
-    }
-    if (rerr == -ETIMEDOUT)
-      return fut__error(rerr,
-                        "process pool: the fork server (exec of "
-                        "/proc/self/exe) did not answer within %u s: "
-                        "is libfuture loaded at program start (not "
-                        "dlopen'ed)?",
-                        (unsigned)(START_TIMEOUT_NS / 1000000000u));
-    return fut__error(rerr ? rerr : -EPROTO,
-                      "process pool: the fork server (exec of "
-                      "/proc/self/exe) did not start: %s",
-                      rerr ? fut_strerror(rerr) : "bad handshake");
-  }
+  int err = first_message(sv[0], &m);
+  if (err || m.type != FUT__CTL_READY || m.a != (uint64_t)pid)
+    return start_failed(sv[0], pid, err);
   *ctl_out = sv[0];
   *pid_out = pid;
   return 0;

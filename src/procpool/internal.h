@@ -1,11 +1,14 @@
-/* libfuture — process pool internals shared by procpool*.c.
+/* libfuture — process pool internals shared by the files of src/procpool.
  *
- *   procpool.c             the pool object, submit, shutdown
- *   procpool_manager.c     the parent's manager thread: worker sockets,
- *                          dispatch, completion, death handling
- *   procpool_forkserver.c  the constructor, the fork server, its protocol
- *   procpool_worker.c      a worker's main loop, fut_buf_*
- *   procpool_frames.c      frame I/O helpers and function naming
+ *   pool.c        the pool object: options, creation, submit, shutdown
+ *   manager.c     the parent's manager thread: its life, the poll set, the
+ *                 control socket, worker records, death handling
+ *   dispatch.c    which worker gets which job; non-blocking frame writes
+ *   receive.c     frames from workers: reading, checking, delivering
+ *   forkserver.c  the constructor, the fork server, starting it
+ *   worker.c      a worker's main loop, fut_buf_*
+ *   frames.c      frame I/O helpers and function naming
+ *   executor.c    the pool as a fut_executor_t
  *
  * Processes: parent (user program, threaded) --fork+exec--> fork server
  * (single-threaded, an exec of /proc/self/exe) --fork--> workers.
@@ -16,12 +19,13 @@
 #define FUT_PROCPOOL_INTERNAL_H
 
 #include "base/internal.h"
+#include "base/queue.h"
 
 #include <poll.h>
 #include <signal.h>
 #include <sys/types.h>
 
-#include "future/procpool.h"
+#include "future/process_pool.h"
 
 /* ---- frames on a worker socket ----------------------------------------- */
 enum {
@@ -33,7 +37,7 @@ enum {
 };
 
 enum {
-  FUT__PP_KIND_PROC = 0, /* fut_proc_fn(arg, len, fut_buf_t *) */
+  FUT__PP_KIND_PROC = 0, /* fut_process_pool_job_fn(arg, len, fut_buf_t *) */
   FUT__PP_KIND_BYTES = 1 /* fut_bytes_fn(data, len, &out, &out_len) */
 };
 
@@ -78,7 +82,7 @@ struct fut__ctl_msg {
                    SEQPACKET message */
 #define FUT__PP_ENV "FUT_FORKSERVER_FD"
 
-/* ---- procpool_frames.c --------------------------------------------------- */
+/* ---- frames.c ------------------------------------------------------------ */
 /* Where a function lives, as the worker can find it again. */
 struct fut__fn_name {
   char module[4096]; /* dl_iterate_phdr name; "" = the main executable */
@@ -108,7 +112,7 @@ int fut__pp_ctl_recv(int fd, struct fut__ctl_msg *m, void *pl, size_t pl_cap,
  * status, into buf. */
 void fut__pp_describe_status(int status, char *buf, size_t cap);
 
-/* ---- procpool_forkserver.c ---------------------------------------------- */
+/* ---- forkserver.c -------------------------------------------------------- */
 /* Forks and execs the fork server (from the calling thread, which becomes
  * its PR_SET_PDEATHSIG parent).  *ctl receives the parent's end of the
  * control socket, *pid the server's pid.  Waits for READY.  The
@@ -116,8 +120,7 @@ void fut__pp_describe_status(int status, char *buf, size_t cap);
  * object file, so linking this function links it. */
 int fut__forkserver_start(int *ctl, pid_t *pid);
 
-/* ---- procpool_worker.c -----------------------------------------------------
- */
+/* ---- worker.c ------------------------------------------------------------ */
 struct fut__pp_config {
   unsigned max_tasks; /* 0 = unlimited */
   size_t max_frame;   /* cap on payload bytes */
@@ -131,24 +134,26 @@ struct fut__pp_config {
  * Never returns. */
 _Noreturn void fut__pp_worker_main(int sock, const struct fut__pp_config *c);
 
-/* ---- the pool (procpool.c, procpool_manager.c) --------------------------- */
+/* ---- the pool (pool.c and the manager's files) --------------------------- */
 
 /* One job, from submit to completion; one allocation holding the header
  * and the payload right after it, so a frame goes out as one iovec. */
 struct fut__pp_job {
-  struct fut__pp_job *next;    /* in the pool's pending queue, the retry
-                                  queue or a worker's in-flight FIFO */
-  fut_procpool_start_cb start; /* NULL, or asked once before dispatch */
-  fut_procpool_done_cb done;   /* called exactly once */
+  struct fut__qnode node;          /* in the pool's pending queue, the retry
+                                      queue or a worker's in-flight FIFO */
+  fut_process_pool_start_cb start; /* NULL, or asked once before dispatch */
+  fut_process_pool_done_cb done;   /* called exactly once */
   void *ud;
   bool started;           /* start() said yes: no longer cancellable */
   struct fut__pp_hdr hdr; /* the JOB frame header */
   char payload[];         /* arg bytes then module name (hdr.len) */
 };
 
+/* A FIFO of jobs; initialised with fut__pp_q_init (a zeroed one is not
+ * empty but broken). */
 struct fut__pp_jobq {
-  struct fut__pp_job *head, *tail; /* FIFO; both NULL when empty */
-  size_t len;
+  struct fut__qnode head; /* fut__pp_job.node, oldest first */
+  size_t len;             /* jobs in it */
 };
 
 enum {
@@ -157,7 +162,7 @@ enum {
 };
 
 struct fut__pp_worker {
-  struct fut__pp_worker *next;  /* manager's list of workers */
+  struct fut__qnode node;       /* in the pool's workers list */
   uint64_t wid;                 /* unique per pool, names it in SPAWN */
   pid_t pid;                    /* 0 until SPAWNED */
   int fd;                       /* parent end, non-blocking; -1 once closed */
@@ -175,7 +180,8 @@ struct fut__pp_worker {
   bool wbroken;                 /* a write failed: it gets no more jobs */
   const char *kill_reason;      /* static text when we killed it, or NULL */
   size_t send_off;              /* bytes of send_job's frame written */
-  char *rx;                     /* RX_CAP input buffer, rx[rx_pos..rx_len) */
+  char *rx;                     /* FUT__PP_RX_CAP bytes, rx[rx_pos..rx_len)
+                                   unread */
   size_t rx_pos, rx_len;
   bool have_hdr; /* hdr holds the current frame's header */
   struct fut__pp_hdr hdr;
@@ -183,9 +189,12 @@ struct fut__pp_worker {
   size_t big_got; /* bytes of big received */
 };
 
-struct fut_procpool {
-  /* Immutable after fut_procpool_new. */
-  unsigned fork_gen; /* process fork count at creation (procpool.c) */
+/* A worker's input buffer in the parent (receive.c). */
+#define FUT__PP_RX_CAP (64u * 1024u)
+
+struct fut_process_pool {
+  /* Immutable after fut_process_pool_create. */
+  unsigned fork_gen; /* fut__fork_generation() at creation */
   unsigned max_workers;
   unsigned max_tasks;
   size_t max_frame;
@@ -218,12 +227,12 @@ struct fut_procpool {
   atomic_uint nworkers;     /* live workers */
 
   /* Manager thread only. */
-  int ctl; /* control socket to the server */
-  struct fut__pp_worker *workers;
-  unsigned nlive;     /* workers in FUT__W_LIVE */
-  unsigned nspawning; /* SPAWN sent, SPAWNED not yet received */
-  bool spawn_blocked; /* a spawn failed softly: no new try
-                         before the next poll event */
+  int ctl;                   /* control socket to the server */
+  struct fut__qnode workers; /* fut__pp_worker.node, newest first */
+  unsigned nlive;            /* workers in FUT__W_LIVE */
+  unsigned nspawning;        /* SPAWN sent, SPAWNED not yet received */
+  bool spawn_blocked;        /* a spawn failed softly: no new try
+                                before the next poll event */
   uint64_t next_wid;
   struct fut__pp_jobq retry;   /* started jobs of dead workers: first */
   struct pollfd *pfds;         /* poll set, pcap entries */
@@ -231,51 +240,124 @@ struct fut_procpool {
   size_t pcap;                 /* entries of pfds and pws */
 };
 
-/* fut_procpool_submit for either kind of function (procpool.c). */
-int fut__procpool_submit_kind(fut_procpool_t *pool, int kind, uintptr_t fn,
-                              const void *arg, size_t len,
-                              fut_procpool_start_cb start,
-                              fut_procpool_done_cb done, void *ud);
+/* fut_process_pool_submit for either kind of function (pool.c). */
+int fut__pp_submit_kind(fut_process_pool_t *pool, int kind, uintptr_t fn,
+                        const void *arg, size_t len,
+                        fut_process_pool_start_cb start,
+                        fut_process_pool_done_cb done, void *ud);
 /* Lets go of the pool without waiting: if the manager still runs (after a
  * shutdown that did not wait), it frees the pool itself when done. */
-void fut__procpool_detach(fut_procpool_t *pool);
+void fut__pp_detach(fut_process_pool_t *pool);
 
 /* Frees the pool's memory (the manager thread is gone or is the caller). */
-void fut__procpool_destroy(fut_procpool_t *pool);
+void fut__pp_free(fut_process_pool_t *pool);
 
-/* The manager thread's body (procpool_manager.c). */
+/* Under pool->lock: wakes the manager if it sleeps (pool.c). */
+void fut__pp_ring(fut_process_pool_t *pool);
+
+/* ---- manager.c: the manager thread (every function below runs on it) ---- */
 void *fut__pp_manager(void *pool);
-/* Under pool->lock: wakes the manager if it sleeps. */
-void fut__pp_ring(fut_procpool_t *pool);
+/* Calls the job's done callback with err and msg, and frees the job. */
+void fut__pp_job_fail(struct fut__pp_job *j, int err, const char *msg);
+/* fut__pp_job_fail for every job of q, in order; q ends empty. */
+void fut__pp_fail_queue(struct fut__pp_jobq *q, int err, const char *msg);
+/* Marks the pool broken (new submits fail; the first message is kept) and
+ * fails every queued job with FUT_E_BROKEN_POOL. */
+void fut__pp_set_broken(fut_process_pool_t *pool, const char *fmt, ...)
+    FUT_PRINTF(2, 3);
+bool fut__pp_is_broken(fut_process_pool_t *pool);
+/* Asks the fork server for a new worker: its record, live and empty, or
+ * NULL when it cannot be made (the pool may then be broken). */
+struct fut__pp_worker *fut__pp_spawn(fut_process_pool_t *pool);
+
+/* ---- dispatch.c ---------------------------------------------------------- */
+/* Sends queued jobs to workers while some have room (spawning workers on
+ * demand), then writes what the sockets take without blocking. */
+void fut__pp_dispatch(fut_process_pool_t *pool);
+/* On the manager thread, under pool->lock: jobs are queued and a worker
+ * (or a new one) has room for one. */
+bool fut__pp_dispatchable(fut_process_pool_t *pool);
+/* Writes what it can of the worker's unsent frames. */
+void fut__pp_flush_out(struct fut__pp_worker *w);
+
+/* ---- receive.c ----------------------------------------------------------- */
+/* Reads and delivers what the worker sent.  Returns 0 when the socket is
+ * drained for now, 1 at EOF (or a read error), -EPROTO on garbage,
+ * -ENOMEM when a large result finds no memory. */
+int fut__pp_receive(fut_process_pool_t *pool, struct fut__pp_worker *w);
+
+/* ---- job queues and the worker list, on base/queue.h ------------------- */
+
+static inline void fut__pp_q_init(struct fut__pp_jobq *q) {
+  fut__q_init(&q->head);
+  q->len = 0;
+}
 
 static inline void fut__pp_q_push(struct fut__pp_jobq *q,
                                   struct fut__pp_job *j) {
-  j->next = NULL;
-  if (q->tail)
-    q->tail->next = j;
-  else
-    q->head = j;
-  q->tail = j;
+  fut__q_insert_tail(&q->head, &j->node);
   q->len++;
 }
+
 static inline void fut__pp_q_push_front(struct fut__pp_jobq *q,
                                         struct fut__pp_job *j) {
-  j->next = q->head;
-  q->head = j;
-  if (!q->tail)
-    q->tail = j;
+  fut__q_insert_head(&q->head, &j->node);
   q->len++;
 }
+
+/* The oldest job, or NULL when q is empty. */
+static inline struct fut__pp_job *
+fut__pp_q_first(const struct fut__pp_jobq *q) {
+  struct fut__qnode *n = fut__q_first(&q->head);
+  return n ? fut__q_data(n, struct fut__pp_job, node) : NULL;
+}
+
+/* The job after j in q, or NULL. */
+static inline struct fut__pp_job *fut__pp_q_next(const struct fut__pp_jobq *q,
+                                                 const struct fut__pp_job *j) {
+  struct fut__qnode *n = j->node.next;
+  return n == &q->head ? NULL : fut__q_data(n, struct fut__pp_job, node);
+}
+
+/* Unlinks and returns the oldest job, or NULL when q is empty. */
 static inline struct fut__pp_job *fut__pp_q_pop(struct fut__pp_jobq *q) {
-  struct fut__pp_job *j = q->head;
+  struct fut__pp_job *j = fut__pp_q_first(q);
   if (j) {
-    q->head = j->next;
-    if (!q->head)
-      q->tail = NULL;
+    fut__q_remove(&j->node);
     q->len--;
-    j->next = NULL;
   }
   return j;
+}
+
+/* Moves every job of from to the tail of to, in order; from ends empty. */
+static inline void fut__pp_q_move(struct fut__pp_jobq *to,
+                                  struct fut__pp_jobq *from) {
+  for (struct fut__pp_job *j; (j = fut__pp_q_pop(from));)
+    fut__pp_q_push(to, j);
+}
+
+/* Moves every job of from to the front of to, in order; from ends empty. */
+static inline void fut__pp_q_move_front(struct fut__pp_jobq *to,
+                                        struct fut__pp_jobq *from) {
+  struct fut__qnode *after = &to->head;
+  for (struct fut__pp_job *j; (j = fut__pp_q_pop(from)); after = &j->node) {
+    fut__q_insert_head(after, &j->node); /* links j right after `after` */
+    to->len++;
+  }
+}
+
+/* The pool's workers, newest first: the first, or the one after w; NULL at
+ * the end. */
+static inline struct fut__pp_worker *
+fut__pp_first_worker(const fut_process_pool_t *p) {
+  struct fut__qnode *n = fut__q_first(&p->workers);
+  return n ? fut__q_data(n, struct fut__pp_worker, node) : NULL;
+}
+static inline struct fut__pp_worker *
+fut__pp_next_worker(const fut_process_pool_t *p,
+                    const struct fut__pp_worker *w) {
+  struct fut__qnode *n = w->node.next;
+  return n == &p->workers ? NULL : fut__q_data(n, struct fut__pp_worker, node);
 }
 
 #endif

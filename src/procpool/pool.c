@@ -1,6 +1,6 @@
 /* The process pool object: options, creation, submit, shutdown.  The work
- * happens on the pool's manager thread (procpool_manager.c); workers come
- * from the fork server (procpool_forkserver.c). */
+ * happens on the pool's manager thread (manager.c); workers come
+ * from the fork server (forkserver.c). */
 #include "procpool/internal.h"
 
 #include <sched.h>
@@ -10,7 +10,7 @@
 
 #define DEFAULT_MAX_FRAME ((size_t)1 << 30)
 
-void fut_procpool_opts_init(fut_procpool_opts_t *opts) {
+void fut_process_pool_opts_init(fut_process_pool_opts_t *opts) {
   if (opts)
     memset(opts, 0, sizeof *opts);
 }
@@ -87,26 +87,16 @@ static int name_fn(uintptr_t fn, char **module, size_t *module_len,
   return 0;
 }
 
-/* ---- creation -------------------------------------------------------------
- */
+/* ---- creation ---------------------------------------------------------- */
 
-/* Forks seen by this process.  In a child, a pool made before the fork has
- * no manager thread, and its lock may be frozen in the state a parent
- * thread left it in: the child must neither queue work nor wait. */
-static atomic_uint pp_fork_gen;
-static pthread_once_t pp_once = PTHREAD_ONCE_INIT;
-static void pp_on_fork_child(void) {
-  atomic_fetch_add(&pp_fork_gen, 1);
-}
-static void pp_global_init(void) {
-  pthread_atfork(NULL, NULL, pp_on_fork_child);
+/* In a forked child, a pool made before the fork has no manager thread,
+ * and its lock may be frozen in the state a parent thread left it in: the
+ * child must neither queue work nor wait. */
+static bool pp_forked(const fut_process_pool_t *p) {
+  return p->fork_gen != fut__fork_generation();
 }
 
-static bool pp_forked(const fut_procpool_t *p) {
-  return p->fork_gen != atomic_load(&pp_fork_gen);
-}
-
-void fut__procpool_destroy(fut_procpool_t *p) {
+void fut__pp_free(fut_process_pool_t *p) {
   pthread_mutex_destroy(&p->lock);
   pthread_cond_destroy(&p->cv);
   if (p->evfd >= 0)
@@ -115,61 +105,54 @@ void fut__procpool_destroy(fut_procpool_t *p) {
   fut__free(p);
 }
 
-int fut_procpool_new(const fut_procpool_opts_t *opts, fut_procpool_t **out) {
-  if (!out)
-    return fut__error(-EINVAL, "fut_procpool_new: NULL out");
-  *out = NULL;
-  fut_procpool_opts_t o;
-  fut_procpool_opts_init(&o);
-  if (opts)
-    o = *opts;
-  if (o.max_workers > 4096)
-    return fut__error(-EINVAL, "fut_procpool_new: max_workers %u > 4096",
-                      o.max_workers);
-  if (!o.initializer && (o.initarg || o.initarg_len))
-    return fut__error(-EINVAL, "fut_procpool_new: initarg without an "
+static int check_opts(const fut_process_pool_opts_t *o) {
+  if (o->max_workers > 4096)
+    return fut__error(-EINVAL, "fut_process_pool_create: max_workers %u > 4096",
+                      o->max_workers);
+  if (!o->initializer && (o->initarg || o->initarg_len))
+    return fut__error(-EINVAL, "fut_process_pool_create: initarg without an "
                                "initializer");
-  if (!o.initarg && o.initarg_len)
-    return fut__error(-EINVAL, "fut_procpool_new: NULL initarg of %zu bytes",
-                      o.initarg_len);
-  if (o.initarg_len > FUT__CTL_MAX_PAYLOAD - 4200)
+  if (!o->initarg && o->initarg_len)
+    return fut__error(-EINVAL,
+                      "fut_process_pool_create: NULL initarg of %zu bytes",
+                      o->initarg_len);
+  if (o->initarg_len > FUT__CTL_MAX_PAYLOAD - 4200)
     return fut__error(FUT_E_TOO_BIG,
-                      "fut_procpool_new: initarg of %zu bytes "
+                      "fut_process_pool_create: initarg of %zu bytes "
                       "exceeds the limit of %u",
-                      o.initarg_len, FUT__CTL_MAX_PAYLOAD - 4200);
+                      o->initarg_len, FUT__CTL_MAX_PAYLOAD - 4200);
+  return 0;
+}
 
-  fut_procpool_t *p = fut__calloc(1, sizeof *p);
-  if (!p)
-    return fut__error(-ENOMEM, "fut_procpool_new: out of memory");
-  p->evfd = -1;
-  p->ctl = -1;
-  pthread_once(&pp_once, pp_global_init);
-  p->fork_gen = atomic_load(&pp_fork_gen);
-  p->max_workers = o.max_workers ? o.max_workers : ncpu();
-  p->max_tasks = o.max_tasks_per_child;
-  p->max_frame = o.max_frame ? o.max_frame : DEFAULT_MAX_FRAME;
+/* Sizes and caps from the options; the initializer named (module, offset)
+ * and a copy of its argument. */
+static int apply_opts(fut_process_pool_t *p, const fut_process_pool_opts_t *o) {
+  p->max_workers = o->max_workers ? o->max_workers : ncpu();
+  p->max_tasks = o->max_tasks_per_child;
+  p->max_frame = o->max_frame ? o->max_frame : DEFAULT_MAX_FRAME;
   /* A cap no allocation can reach anyway; keeps `max_frame + aux` frame
    * checks from overflowing and the value positive as the server's int64. */
   if (p->max_frame > SIZE_MAX / 4)
     p->max_frame = SIZE_MAX / 4;
-  if (o.initializer) {
-    int err = fut__pp_name_fn((uintptr_t)o.initializer, &p->init_name);
-    if (err) {
-      fut__free(p);
-      return err;
-    }
-    p->has_init = true;
-    if (o.initarg_len) {
-      p->initarg = fut__malloc(o.initarg_len);
-      if (!p->initarg) {
-        fut__free(p);
-        return fut__error(-ENOMEM, "fut_procpool_new: out of memory");
-      }
-      memcpy(p->initarg, o.initarg, o.initarg_len);
-      p->initarg_len = o.initarg_len;
-    }
+  if (!o->initializer)
+    return 0;
+  int err = fut__pp_name_fn((uintptr_t)o->initializer, &p->init_name);
+  if (err)
+    return err;
+  p->has_init = true;
+  if (o->initarg_len) {
+    p->initarg = fut__malloc(o->initarg_len);
+    if (!p->initarg)
+      return fut__error(-ENOMEM, "fut_process_pool_create: out of memory");
+    memcpy(p->initarg, o->initarg, o->initarg_len);
+    p->initarg_len = o->initarg_len;
   }
+  return 0;
+}
 
+/* The lock, the condition variable (on CLOCK_MONOTONIC, as shutdown's
+ * deadline) and the manager's doorbell. */
+static int init_sync(fut_process_pool_t *p) {
   pthread_condattr_t ca;
   pthread_condattr_init(&ca);
   pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -182,10 +165,14 @@ int fut_procpool_new(const fut_procpool_opts_t *opts, fut_procpool_t **out) {
   p->evfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (p->evfd < 0) {
     int e = errno;
-    fut__procpool_destroy(p);
-    return fut__error(-e, "fut_procpool_new: eventfd: %s", strerror(e));
+    return fut__error(-e, "fut_process_pool_create: eventfd: %s", strerror(e));
   }
+  return 0;
+}
 
+/* Starts the manager thread and waits until it has started the fork
+ * server; when that fails, joins the thread and returns its error. */
+static int start_manager(fut_process_pool_t *p) {
   /* The manager takes no signal: the user's handlers run elsewhere and its
    * poll sees no EINTR. */
   sigset_t all, old;
@@ -193,22 +180,54 @@ int fut_procpool_new(const fut_procpool_opts_t *opts, fut_procpool_t **out) {
   pthread_sigmask(SIG_SETMASK, &all, &old);
   int err = pthread_create(&p->thread, NULL, fut__pp_manager, p);
   pthread_sigmask(SIG_SETMASK, &old, NULL);
-  if (err) {
-    fut__procpool_destroy(p);
-    return fut__error(-err, "fut_procpool_new: pthread_create: %s",
+  if (err)
+    return fut__error(-err, "fut_process_pool_create: pthread_create: %s",
                       strerror(err));
-  }
   pthread_mutex_lock(&p->lock);
   while (!p->start_done)
     pthread_cond_wait(&p->cv, &p->lock);
   err = p->start_err;
   pthread_mutex_unlock(&p->lock);
   if (err) {
-    char detail[256];
-    snprintf(detail, sizeof detail, "%s", p->broken_msg);
     pthread_join(p->thread, NULL);
-    fut__procpool_destroy(p);
-    return fut__error(err, "%s", detail);
+    return fut__error(err, "%s", p->broken_msg);
+  }
+  return 0;
+}
+
+int fut_process_pool_create(const fut_process_pool_opts_t *opts,
+                            fut_process_pool_t **out) {
+  if (!out)
+    return fut__error(-EINVAL, "fut_process_pool_create: NULL out");
+  *out = NULL;
+  fut_process_pool_opts_t o;
+  fut_process_pool_opts_init(&o);
+  if (opts)
+    o = *opts;
+  int err = check_opts(&o);
+  if (err)
+    return err;
+
+  fut_process_pool_t *p = fut__calloc(1, sizeof *p);
+  if (!p)
+    return fut__error(-ENOMEM, "fut_process_pool_create: out of memory");
+  p->evfd = -1;
+  p->ctl = -1;
+  p->fork_gen = fut__fork_generation();
+  fut__pp_q_init(&p->pending);
+  fut__pp_q_init(&p->retry);
+  fut__q_init(&p->workers);
+  err = apply_opts(p, &o);
+  if (err) {
+    fut__free(p);
+    return err;
+  }
+  err = init_sync(p);
+  if (!err)
+    err = start_manager(p);
+  if (err) {
+    fut__pp_free(p);
+    return err;
   }
   *out = p;
   return 0;
@@ -216,7 +235,7 @@ int fut_procpool_new(const fut_procpool_opts_t *opts, fut_procpool_t **out) {
 
 /* ---- submit ------------------------------------------------------------ */
 
-void fut__pp_ring(fut_procpool_t *p) {
+void fut__pp_ring(fut_process_pool_t *p) {
   if (p->sleeping && !p->rung) {
     uint64_t one = 1;
     p->rung = true;
@@ -225,33 +244,18 @@ void fut__pp_ring(fut_procpool_t *p) {
   }
 }
 
-int fut_procpool_submit(fut_procpool_t *p, fut_proc_fn fn, const void *arg,
-                        size_t len, fut_procpool_start_cb start,
-                        fut_procpool_done_cb done, void *ud) {
-  return fut__procpool_submit_kind(p, FUT__PP_KIND_PROC, (uintptr_t)fn, arg,
-                                   len, start, done, ud);
+int fut_process_pool_submit(fut_process_pool_t *p, fut_process_pool_job_fn fn,
+                            const void *arg, size_t len,
+                            fut_process_pool_start_cb start,
+                            fut_process_pool_done_cb done, void *ud) {
+  return fut__pp_submit_kind(p, FUT__PP_KIND_PROC, (uintptr_t)fn, arg, len,
+                             start, done, ud);
 }
 
-int fut__procpool_submit_kind(fut_procpool_t *p, int kind, uintptr_t fn,
-                              const void *arg, size_t len,
-                              fut_procpool_start_cb start,
-                              fut_procpool_done_cb done, void *ud) {
-  if (!p || !fn || !done || (!arg && len))
-    return fut__error(-EINVAL, "fut_procpool_submit: %s",
-                      !p      ? "NULL pool"
-                      : !fn   ? "NULL function"
-                      : !done ? "NULL done callback"
-                              : "NULL argument with a length");
-  if (pp_forked(p))
-    return fut__error(FUT_E_FORKED,
-                      "fut_procpool_submit: the process pool "
-                      "was created before a fork: its manager thread does "
-                      "not exist in this child");
-  if (len > p->max_frame)
-    return fut__error(FUT_E_TOO_BIG,
-                      "fut_procpool_submit: argument of %zu "
-                      "bytes exceeds max_frame (%zu)",
-                      len, p->max_frame);
+/* A job whose JOB frame (header, argument bytes, module name) is ready but
+ * for its id; the caller sets the callbacks. */
+static int new_job(int kind, uintptr_t fn, const void *arg, size_t len,
+                   struct fut__pp_job **out) {
   char *module = NULL;
   size_t mlen = 0;
   uint64_t off = 0;
@@ -262,13 +266,10 @@ int fut__procpool_submit_kind(fut_procpool_t *p, int kind, uintptr_t fn,
   if (!j) {
     fut__free(module);
     return fut__error(-ENOMEM,
-                      "fut_procpool_submit: out of memory for %zu "
+                      "fut_process_pool_submit: out of memory for %zu "
                       "argument bytes",
                       len);
   }
-  j->start = start;
-  j->done = done;
-  j->ud = ud;
   j->started = false;
   j->hdr = (struct fut__pp_hdr){.magic = FUT__PP_MAGIC,
                                 .type = FUT__PP_JOB,
@@ -280,14 +281,45 @@ int fut__procpool_submit_kind(fut_procpool_t *p, int kind, uintptr_t fn,
     memcpy(j->payload, arg, len);
   memcpy(j->payload + len, module, mlen);
   fut__free(module);
+  *out = j;
+  return 0;
+}
+
+int fut__pp_submit_kind(fut_process_pool_t *p, int kind, uintptr_t fn,
+                        const void *arg, size_t len,
+                        fut_process_pool_start_cb start,
+                        fut_process_pool_done_cb done, void *ud) {
+  if (!p || !fn || !done || (!arg && len))
+    return fut__error(-EINVAL, "fut_process_pool_submit: %s",
+                      !p      ? "NULL pool"
+                      : !fn   ? "NULL function"
+                      : !done ? "NULL done callback"
+                              : "NULL argument with a length");
+  if (pp_forked(p))
+    return fut__error(FUT_E_FORKED,
+                      "fut_process_pool_submit: the process pool "
+                      "was created before a fork: its manager thread does "
+                      "not exist in this child");
+  if (len > p->max_frame)
+    return fut__error(FUT_E_TOO_BIG,
+                      "fut_process_pool_submit: argument of %zu "
+                      "bytes exceeds max_frame (%zu)",
+                      len, p->max_frame);
+  struct fut__pp_job *j = NULL;
+  int err = new_job(kind, fn, arg, len, &j);
+  if (err)
+    return err;
+  j->start = start;
+  j->done = done;
+  j->ud = ud;
 
   pthread_mutex_lock(&p->lock);
   if (p->shutdown || p->broken) {
     err = p->broken ? FUT_E_BROKEN_POOL : FUT_E_SHUTDOWN;
     if (p->broken)
-      fut__error(err, "fut_procpool_submit: %s", p->broken_msg);
+      fut__error(err, "fut_process_pool_submit: %s", p->broken_msg);
     else
-      fut__error(err, "fut_procpool_submit: the pool was shut down");
+      fut__error(err, "fut_process_pool_submit: the pool was shut down");
     pthread_mutex_unlock(&p->lock);
     fut__free(j);
     return err;
@@ -301,32 +333,37 @@ int fut__procpool_submit_kind(fut_procpool_t *p, int kind, uintptr_t fn,
 
 /* ---- shutdown ------------------------------------------------------------ */
 
-int fut_procpool_shutdown(fut_procpool_t *p, bool wait, bool cancel_pending,
-                          uint64_t timeout_ns) {
+static int wait_finished(fut_process_pool_t *p, uint64_t timeout_ns);
+
+int fut_process_pool_shutdown(fut_process_pool_t *p, bool wait,
+                              bool cancel_pending, uint64_t timeout_ns) {
   if (!p)
-    return fut__error(-EINVAL, "fut_procpool_shutdown: NULL pool");
+    return fut__error(-EINVAL, "fut_process_pool_shutdown: NULL pool");
   if (pp_forked(p)) /* nothing of the pool runs in this child */
     return 0;
   if (wait && pthread_equal(pthread_self(), p->thread))
     return fut__error(-EDEADLK,
-                      "fut_procpool_shutdown: waiting from the "
+                      "fut_process_pool_shutdown: waiting from the "
                       "pool's own completion callback would deadlock");
-  struct fut__pp_jobq cancelled = {0};
+  struct fut__pp_jobq cancelled;
+  fut__pp_q_init(&cancelled);
   pthread_mutex_lock(&p->lock);
   p->shutdown = true;
-  if (cancel_pending) {
-    cancelled = p->pending;
-    p->pending = (struct fut__pp_jobq){0};
-  }
+  if (cancel_pending)
+    fut__pp_q_move(&cancelled, &p->pending);
   fut__pp_ring(p);
   pthread_mutex_unlock(&p->lock);
   for (struct fut__pp_job *j; (j = fut__pp_q_pop(&cancelled));) {
     j->done(j->ud, -ECANCELED, NULL, 0, "cancelled by the pool's shutdown");
     fut__free(j);
   }
-  if (!wait)
-    return 0;
+  return wait ? wait_finished(p, timeout_ns) : 0;
+}
 
+/* Waits until the manager finished (at most timeout_ns; then abandons the
+ * jobs, which kills their workers, and waits for the teardown) and joins
+ * it unless someone else does. */
+static int wait_finished(fut_process_pool_t *p, uint64_t timeout_ns) {
   int ret = 0;
   struct timespec dl;
   clock_gettime(CLOCK_MONOTONIC, &dl);
@@ -344,7 +381,7 @@ int fut_procpool_shutdown(fut_procpool_t *p, bool wait, bool cancel_pending,
       p->abandon = true;
       fut__pp_ring(p);
       ret = fut__error(-ETIMEDOUT,
-                       "fut_procpool_shutdown: jobs still "
+                       "fut_process_pool_shutdown: jobs still "
                        "running after the timeout were abandoned and their "
                        "workers killed");
     }
@@ -357,7 +394,7 @@ int fut_procpool_shutdown(fut_procpool_t *p, bool wait, bool cancel_pending,
   return ret;
 }
 
-void fut__procpool_detach(fut_procpool_t *p) {
+void fut__pp_detach(fut_process_pool_t *p) {
   pthread_mutex_lock(&p->lock);
   if (!p->finished) {
     pthread_t t = p->thread;
@@ -375,10 +412,10 @@ void fut__procpool_detach(fut_procpool_t *p) {
   pthread_mutex_unlock(&p->lock);
   if (join)
     pthread_join(p->thread, NULL);
-  fut__procpool_destroy(p);
+  fut__pp_free(p);
 }
 
-void fut_procpool_free(fut_procpool_t *p) {
+void fut_process_pool_destroy(fut_process_pool_t *p) {
   if (!p)
     return;
   if (pp_forked(p)) {
@@ -393,18 +430,18 @@ void fut_procpool_free(fut_procpool_t *p) {
   if (pthread_equal(pthread_self(), p->thread)) {
     /* From a completion callback: waiting would deadlock; the manager
      * frees the pool once its last job is done. */
-    (void)fut_procpool_shutdown(p, false, false, 0);
-    fut__procpool_detach(p);
+    (void)fut_process_pool_shutdown(p, false, false, 0);
+    fut__pp_detach(p);
     return;
   }
-  (void)fut_procpool_shutdown(p, true, false, UINT64_MAX);
-  fut__procpool_destroy(p);
+  (void)fut_process_pool_shutdown(p, true, false, UINT64_MAX);
+  fut__pp_free(p);
 }
 
-pid_t fut_procpool_server_pid(const fut_procpool_t *p) {
-  return p ? atomic_load(&((fut_procpool_t *)p)->server_pid) : 0;
+pid_t fut_process_pool_server_pid(const fut_process_pool_t *p) {
+  return p ? atomic_load(&((fut_process_pool_t *)p)->server_pid) : 0;
 }
 
-unsigned fut_procpool_nworkers(const fut_procpool_t *p) {
-  return p ? atomic_load(&((fut_procpool_t *)p)->nworkers) : 0;
+unsigned fut_process_pool_nworkers(const fut_process_pool_t *p) {
+  return p ? atomic_load(&((fut_process_pool_t *)p)->nworkers) : 0;
 }

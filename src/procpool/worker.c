@@ -219,7 +219,7 @@ static void hello(struct worker *w) {
     if (err) {
       snprintf(msg, sizeof msg, "%s", fut_last_error());
     } else {
-      fut_proc_init_fn init = (fut_proc_init_fn)fn;
+      fut_process_pool_init_fn init = (fut_process_pool_init_fn)fn;
       int rc = init(w->cfg->initarg, w->cfg->initarg_len);
       if (rc != 0) {
         err = rc < 0 ? rc : FUT_E_JOB_FAILED;
@@ -239,18 +239,106 @@ static void hello(struct worker *w) {
     die(w, 0);
 }
 
+/* Makes the 16-byte aligned payload scratch hold need bytes; a huge one
+ * is given back once jobs are small again. */
+static void payload_reserve(struct worker *w, size_t need) {
+  if (need <= w->payload_cap && (w->payload_cap <= (8u << 20) || need >= 4096))
+    return;
+  free(w->payload);
+  size_t cap = (need + 15) & ~(size_t)15;
+  w->payload = aligned_alloc(16, cap);
+  if (!w->payload)
+    die(w, 1);
+  w->payload_cap = cap;
+}
+
+/* The job's function from (module, off), through a one-entry cache: 0 and
+ * *fn, or the error (its message recorded in out). */
+static int resolve_job_fn(struct worker *w, const char *module, size_t mlen,
+                          uint64_t off, fut_buf_t *out, uintptr_t *fn) {
+  if (w->last_fn && off == w->last_off && strcmp(module, w->last_module) == 0) {
+    *fn = w->last_fn;
+    return 0;
+  }
+  int rc = fut__pp_resolve_fn(module, off, fn);
+  if (rc) {
+    fut_buf_errorf(out, rc, "%s", fut_last_error());
+  } else if (mlen < sizeof w->last_module) {
+    memcpy(w->last_module, module, mlen + 1);
+    w->last_off = off;
+    w->last_fn = *fn;
+  }
+  return rc;
+}
+
+/* A job's positive return is a bug in the job: FUT_E_JOB_FAILED. */
+static int job_returned_positive(fut_buf_t *out, int rc) {
+  fut_buf_errorf(out, FUT_E_JOB_FAILED,
+                 "job returned %d (a job returns 0 or a negative code)", rc);
+  return FUT_E_JOB_FAILED;
+}
+
+/* Runs a fut_bytes_fn job (the executor's kind); its result becomes out's
+ * bytes without a copy. */
+static int run_bytes_job(uintptr_t fn, const void *arg, size_t len,
+                         fut_buf_t *out) {
+  void *res = NULL;
+  size_t res_len = 0;
+  int rc = ((fut_bytes_fn)fn)(arg, len, &res, &res_len);
+  if (rc > 0) {
+    rc = job_returned_positive(out, rc);
+  } else if (rc < 0) {
+    fut_buf_errorf(out, rc, "job failed: %s (%s)", fut_err_name(rc),
+                   fut_strerror(rc));
+  } else if (res_len > out->max) {
+    rc = fut_buf_errorf(out, FUT_E_TOO_BIG,
+                        "job result of %zu bytes exceeds the pool's "
+                        "max_frame of %zu bytes",
+                        res_len, out->max);
+  } else if (res_len && !res) {
+    rc = fut_buf_errorf(out, -EINVAL,
+                        "job returned a NULL result of "
+                        "%zu bytes",
+                        res_len);
+  } else {
+    out->data = res; /* sent as is, freed by the caller */
+    out->len = res_len;
+    res = NULL;
+  }
+  free(res);
+  return rc;
+}
+
+/* Runs a fut_process_pool_job_fn job, which writes into out itself. */
+static int run_proc_job(uintptr_t fn, const void *arg, size_t len,
+                        fut_buf_t *out) {
+  int rc = ((fut_process_pool_job_fn)fn)(arg, len, out);
+  if (rc > 0)
+    return job_returned_positive(out, rc);
+  if (rc == 0 && out->failed)
+    return out->failed; /* its message was recorded with it */
+  return rc;
+}
+
+/* Queues the job's RESULT frame: its bytes, or its code and message. */
+static void emit_result(struct worker *w, uint64_t id, int rc,
+                        const fut_buf_t *out) {
+  struct fut__pp_hdr r = {
+      .magic = FUT__PP_MAGIC, .type = FUT__PP_RESULT, .id = id, .err = rc};
+  if (rc) {
+    r.aux = (uint32_t)out->msg_len;
+    r.len = r.aux;
+    emit(w, &r, NULL, 0, out->msg);
+  } else {
+    r.len = out->len;
+    emit(w, &r, out->data, out->len, NULL);
+  }
+}
+
 static void run_job(struct worker *w, const struct fut__pp_hdr *h) {
   if (h->len > w->cfg->max_frame + 4096 || h->aux > 4095 || h->aux > h->len)
     die(w, 2); /* not a frame our parent would send */
-  size_t need = (size_t)h->len + 1;
-  if (need > w->payload_cap || (w->payload_cap > (8u << 20) && need < 4096)) {
-    free(w->payload);
-    size_t cap = (need + 15) & ~(size_t)15;
-    w->payload = aligned_alloc(16, cap);
-    if (!w->payload)
-      die(w, 1);
-    w->payload_cap = cap;
-  }
+  payload_reserve(w, (size_t)h->len + 1);
   rx_take(w, w->payload, h->len);
   size_t arg_len = h->len - h->aux;
   char *module = w->payload + arg_len;
@@ -258,72 +346,14 @@ static void run_job(struct worker *w, const struct fut__pp_hdr *h) {
   module[h->aux] = '\0';
 
   fut_buf_t out = {.max = w->cfg->max_frame};
-  int rc;
   uintptr_t fn = 0;
-  if (w->last_fn && h->off == w->last_off &&
-      strcmp(module, w->last_module) == 0) {
-    fn = w->last_fn;
-    rc = 0;
-  } else {
-    rc = fut__pp_resolve_fn(module, h->off, &fn);
-    if (rc)
-      fut_buf_errorf(&out, rc, "%s", fut_last_error());
-    else if (h->aux < sizeof w->last_module) {
-      memcpy(w->last_module, module, h->aux + 1);
-      w->last_off = h->off;
-      w->last_fn = fn;
-    }
-  }
+  int rc = resolve_job_fn(w, module, h->aux, h->off, &out, &fn);
   module[h->aux] = saved;
-  if (!rc && h->err == FUT__PP_KIND_BYTES) {
-    void *res = NULL;
-    size_t res_len = 0;
-    rc = ((fut_bytes_fn)fn)(w->payload, arg_len, &res, &res_len);
-    if (rc > 0) {
-      fut_buf_errorf(&out, FUT_E_JOB_FAILED,
-                     "job returned %d (a job returns 0 or a negative code)",
-                     rc);
-      rc = FUT_E_JOB_FAILED;
-    } else if (rc < 0) {
-      fut_buf_errorf(&out, rc, "job failed: %s (%s)", fut_err_name(rc),
-                     fut_strerror(rc));
-    } else if (res_len > out.max) {
-      rc = fut_buf_errorf(&out, FUT_E_TOO_BIG,
-                          "job result of %zu bytes exceeds the pool's "
-                          "max_frame of %zu bytes",
-                          res_len, out.max);
-    } else if (res_len && !res) {
-      rc = fut_buf_errorf(&out, -EINVAL,
-                          "job returned a NULL result of "
-                          "%zu bytes",
-                          res_len);
-    } else {
-      out.data = res; /* sent as is, freed below */
-      out.len = res_len;
-      res = NULL;
-    }
-    free(res);
-  } else if (!rc) {
-    rc = ((fut_proc_fn)fn)(w->payload, arg_len, &out);
-    if (rc > 0) {
-      fut_buf_errorf(&out, FUT_E_JOB_FAILED,
-                     "job returned %d (a job returns 0 or a negative code)",
-                     rc);
-      rc = FUT_E_JOB_FAILED;
-    } else if (rc == 0 && out.failed) {
-      rc = out.failed; /* its message was recorded with it */
-    }
-  }
-  struct fut__pp_hdr r = {
-      .magic = FUT__PP_MAGIC, .type = FUT__PP_RESULT, .id = h->id, .err = rc};
-  if (rc) {
-    r.aux = (uint32_t)out.msg_len;
-    r.len = r.aux;
-    emit(w, &r, NULL, 0, out.msg);
-  } else {
-    r.len = out.len;
-    emit(w, &r, out.data, out.len, NULL);
-  }
+  if (!rc && h->err == FUT__PP_KIND_BYTES)
+    rc = run_bytes_job(fn, w->payload, arg_len, &out);
+  else if (!rc)
+    rc = run_proc_job(fn, w->payload, arg_len, &out);
+  emit_result(w, h->id, rc, &out);
   free(out.data);
 }
 

@@ -6,8 +6,17 @@
  * message.  Nothing but bytes crosses the process boundary: pointers in the
  * argument mean nothing in the worker.
  *
- * How workers are made.  fut_procpool_new starts a fork server: the pool's
- * manager thread spawns (posix_spawn: fork and exec in one step)
+ * Two ways in, one prefix:
+ *  - as an executor, like fut_thread_pool_new: fut_process_pool_new and
+ *    fut_process_pool_new_ex give a fut_executor_t that runs bytes jobs
+ *    (cfutures, fut_run_in_executor_job, fut_executor_free);
+ *  - as the pool itself: fut_process_pool_create gives a
+ *    fut_process_pool_t, fut_process_pool_submit queues a job whose
+ *    callbacks run on the pool's manager thread, fut_process_pool_destroy
+ *    frees it.
+ *
+ * How workers are made.  fut_process_pool_create starts a fork server: the
+ * pool's manager thread spawns (posix_spawn: fork and exec in one step)
  * /proc/self/exe with a marker in the environment; libfuture's constructor sees
  * the marker before the program's main runs and turns the new image into a
  * single-threaded fork server, which forks one worker per slot on request.  A
@@ -39,8 +48,8 @@
  * Thread-safety: every function here may be called from any thread.
  * Completion callbacks run on the pool's manager thread.
  */
-#ifndef FUTURE_PROCPOOL_H
-#define FUTURE_PROCPOOL_H
+#ifndef FUTURE_PROCESS_POOL_H
+#define FUTURE_PROCESS_POOL_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -54,7 +63,7 @@
 extern "C" {
 #endif
 
-typedef struct fut_procpool fut_procpool_t;
+typedef struct fut_process_pool fut_process_pool_t;
 
 /* The output buffer a job writes its result bytes (or error message) into.
  * Opaque; only valid inside the job call. */
@@ -65,13 +74,14 @@ typedef struct fut_buf fut_buf_t;
  * on success (the bytes in out are the result), or a negative code: the job
  * fails with that code and the message set by fut_buf_errorf (if any).  A
  * positive return is a bug in the job and fails it with FUT_E_JOB_FAILED. */
-typedef int (*fut_proc_fn)(const void *arg, size_t len, fut_buf_t *out);
+typedef int (*fut_process_pool_job_fn)(const void *arg, size_t len,
+                                       fut_buf_t *out);
 
 /* Runs once in each worker before its first job, with the initializer
  * argument bytes.  A negative return, or the worker dying in it (a crash),
  * breaks the pool: every pending and future job fails with
  * FUT_E_BROKEN_POOL (Python's BrokenProcessPool). */
-typedef int (*fut_proc_init_fn)(const void *arg, size_t len);
+typedef int (*fut_process_pool_init_fn)(const void *arg, size_t len);
 
 /* ---- inside a job ------------------------------------------------------ */
 
@@ -93,19 +103,19 @@ FUT_EXTERN int fut_buf_errorf(fut_buf_t *out, int err, const char *fmt, ...)
 
 /* ---- the pool ---------------------------------------------------------- */
 
-typedef struct fut_procpool_opts {
+typedef struct fut_process_pool_opts {
   unsigned max_workers;         /* 0: the number of CPUs we may run on */
   unsigned max_tasks_per_child; /* 0: unlimited; else a worker exits after
                                    this many jobs and a new one replaces it */
-  fut_proc_init_fn initializer; /* NULL: none */
-  const void *initarg;          /* copied; at most 64 KiB */
+  fut_process_pool_init_fn initializer; /* NULL: none */
+  const void *initarg;                  /* copied; at most 64 KiB */
   size_t initarg_len;
   size_t max_frame; /* cap on argument and result bytes;
                        0: 1 GiB; SIZE_MAX: no cap */
-} fut_procpool_opts_t;
+} fut_process_pool_opts_t;
 
 /* Fills opts with the defaults (all zero: see the fields). */
-FUT_EXTERN void fut_procpool_opts_init(fut_procpool_opts_t *opts);
+FUT_EXTERN void fut_process_pool_opts_init(fut_process_pool_opts_t *opts);
 
 /* Creates a pool and starts its fork server and manager thread; workers
  * are forked on demand.  opts may be NULL for the defaults.  Errors:
@@ -114,9 +124,9 @@ FUT_EXTERN void fut_procpool_opts_init(fut_procpool_opts_t *opts);
  * socketpair / fork / exec (the detail says which), -ETIMEDOUT when the
  * exec'd fork server does not answer within 10 s (libfuture was dlopen'ed:
  * /proc/self/exe then lacks its constructor; the image is killed).  Free
- * with fut_procpool_free. */
-FUT_EXTERN int fut_procpool_new(const fut_procpool_opts_t *opts,
-                                fut_procpool_t **out);
+ * with fut_process_pool_destroy. */
+FUT_EXTERN int fut_process_pool_create(const fut_process_pool_opts_t *opts,
+                                       fut_process_pool_t **out);
 
 /* Called exactly once per accepted job, on the manager thread (or, for
  * jobs cancelled by shutdown, on the thread calling shutdown).  err is 0
@@ -126,21 +136,22 @@ FUT_EXTERN int fut_procpool_new(const fut_procpool_opts_t *opts,
  * -ECANCELED (never started), FUT_E_WORKER_DIED, FUT_E_BROKEN_POOL,
  * FUT_E_SHUTDOWN (abandoned by a shutdown timeout), FUT_E_NOT_SENDABLE
  * (the worker could not resolve the function), FUT_E_TOO_BIG. */
-typedef void (*fut_procpool_done_cb)(void *ud, int err, void *data, size_t len,
-                                     const char *msg);
+typedef void (*fut_process_pool_done_cb)(void *ud, int err, void *data,
+                                         size_t len, const char *msg);
 /* Called on the manager thread when the job is about to be sent to a
  * worker; returning false means the job was cancelled meanwhile: it is not
  * run and done is called with -ECANCELED.  May be NULL. */
-typedef bool (*fut_procpool_start_cb)(void *ud);
+typedef bool (*fut_process_pool_start_cb)(void *ud);
 
 /* Queues fn(arg bytes) (arg is copied; arg may be NULL when len is 0).
  * start and done are called as above with ud.  Errors (nothing queued, no
  * callback will run): -EINVAL, FUT_E_NOT_SENDABLE, FUT_E_TOO_BIG,
  * FUT_E_SHUTDOWN, FUT_E_BROKEN_POOL, -ENOMEM. */
-FUT_EXTERN int fut_procpool_submit(fut_procpool_t *pool, fut_proc_fn fn,
-                                   const void *arg, size_t len,
-                                   fut_procpool_start_cb start,
-                                   fut_procpool_done_cb done, void *ud);
+FUT_EXTERN int fut_process_pool_submit(fut_process_pool_t *pool,
+                                       fut_process_pool_job_fn fn,
+                                       const void *arg, size_t len,
+                                       fut_process_pool_start_cb start,
+                                       fut_process_pool_done_cb done, void *ud);
 
 /* Stops the pool.  New submits fail with FUT_E_SHUTDOWN.  With
  * cancel_pending, jobs not yet sent to a worker complete with -ECANCELED
@@ -150,16 +161,17 @@ FUT_EXTERN int fut_procpool_submit(fut_procpool_t *pool, fut_proc_fn fn,
  * expires, the workers are killed, their jobs fail with FUT_E_SHUTDOWN and
  * this returns -ETIMEDOUT (after the teardown, which no longer waits for
  * jobs).  Without wait, returns at once; the teardown happens when the last
- * job completes (and fut_procpool_free waits for it).  Calling it again is
- * fine (a later call may wait for an earlier one's teardown). */
-FUT_EXTERN int fut_procpool_shutdown(fut_procpool_t *pool, bool wait,
-                                     bool cancel_pending, uint64_t timeout_ns);
+ * job completes (and fut_process_pool_destroy waits for it).  Calling it again
+ * is fine (a later call may wait for an earlier one's teardown). */
+FUT_EXTERN int fut_process_pool_shutdown(fut_process_pool_t *pool, bool wait,
+                                         bool cancel_pending,
+                                         uint64_t timeout_ns);
 
 /* Shuts down (wait, without cancelling pending jobs, unless shutdown ran
  * before) and frees the pool.  From one of the pool's own completion
  * callbacks it does not wait: the pool frees itself once its last job is
  * done.  NULL is a no-op. */
-FUT_EXTERN void fut_procpool_free(fut_procpool_t *pool);
+FUT_EXTERN void fut_process_pool_destroy(fut_process_pool_t *pool);
 
 /* ---- as an executor (concurrent.futures.ProcessPoolExecutor) ----------- */
 
@@ -169,23 +181,23 @@ FUT_EXTERN void fut_procpool_free(fut_procpool_t *pool);
  * bytes jobs (fut_job_bytes: a fut_bytes_fn and argument bytes; the result
  * is a byte result of the cfuture); a call job (fut_job_call: a pointer
  * argument) fails at submit with FUT_E_NOT_SENDABLE, as does a function
- * that no module maps.  fut_executor_self(ex) is the fut_procpool_t, for
- * the diagnostics below and fut_procpool_submit.
+ * that no module maps.  fut_executor_self(ex) is the fut_process_pool_t, for
+ * the diagnostics below and fut_process_pool_submit.
  *
  * Cancelling a cfuture stops its job if no worker took it yet.
- * fut_executor_shutdown behaves as fut_procpool_shutdown: a wait that times
+ * fut_executor_shutdown behaves as fut_process_pool_shutdown: a wait that times
  * out kills the workers (unlike a thread pool, a process can be stopped)
  * and fails their jobs with FUT_E_SHUTDOWN.  A bytes job's failure carries
- * its code and a message naming it.  Errors: as fut_procpool_new. */
-FUT_EXTERN int fut_process_pool_new_ex(const fut_procpool_opts_t *opts,
+ * its code and a message naming it.  Errors: as fut_process_pool_create. */
+FUT_EXTERN int fut_process_pool_new_ex(const fut_process_pool_opts_t *opts,
                                        fut_executor_t **out);
 /* Shorthand: max_workers (0 = ncpu), the other options default. */
 FUT_EXTERN int fut_process_pool_new(size_t max_workers, fut_executor_t **out);
 
 /* Diagnostics.  The fork server's pid (0 once it is gone). */
-FUT_EXTERN pid_t fut_procpool_server_pid(const fut_procpool_t *pool);
+FUT_EXTERN pid_t fut_process_pool_server_pid(const fut_process_pool_t *pool);
 /* Worker processes alive now. */
-FUT_EXTERN unsigned fut_procpool_nworkers(const fut_procpool_t *pool);
+FUT_EXTERN unsigned fut_process_pool_nworkers(const fut_process_pool_t *pool);
 
 #ifdef __cplusplus
 }
