@@ -72,7 +72,7 @@ static void test_accessors_accept_null(void **state) {
   assert_false(fut_done(NULL));
   assert_false(fut_cancelled(NULL));
   assert_null(fut_get_loop(NULL));
-  assert_int_equal(fut_cfuture_state(NULL), FUT_CF_PENDING);
+  assert_int_equal(fut_cfuture_state(NULL), FUT_CFUTURE_PENDING);
   assert_true(fut_loop_is_closed(NULL));
   assert_false(fut_loop_get_debug(NULL));
   fut_loop_set_debug(NULL, true);

@@ -222,8 +222,8 @@ static void test_threadpool_threads_on_demand(void **state) {
   assert_int_equal(fut__thread_pool_nthreads(ex), 3);
   assert_int_equal(count_threads(), baseline + 3);
   gate_open(&g);
-  assert_int_equal(fut_cfutures_wait(cf, N, FUT_CF_ALL_COMPLETED, FUT_FOREVER,
-                                     NULL),
+  assert_int_equal(fut_cfuture_wait_many(cf, N, FUT_CFUTURE_ALL_COMPLETED,
+                                         FUT_FOREVER, NULL),
                    N);
   for (int i = 0; i < N; i++)
     fut_cfuture_unref(cf[i]);
@@ -259,8 +259,8 @@ static int job_thread_name(void *arg, fut_cfuture_t *cf) {
 
 static void test_threadpool_name_prefix(void **state) {
   (void)state;
-  fut_thread_pool_options_t o;
-  fut_thread_pool_options_init(&o);
+  fut_thread_pool_opts_t o;
+  fut_thread_pool_opts_init(&o);
   o.name_prefix = "reader";
   o.max_workers = 1;
   fut_executor_t *ex;
@@ -387,7 +387,7 @@ static void test_threadpool_shutdown_wait(void **state) {
   assert_true(fut_executor_is_shutdown(ex));
   /* Waiting shutdown: every queued job ran, every thread is gone. */
   for (int i = 0; i < N; i++) {
-    assert_int_equal(fut_cfuture_state(cf[i]), FUT_CF_FINISHED);
+    assert_int_equal(fut_cfuture_state(cf[i]), FUT_CFUTURE_FINISHED);
     fut_cfuture_unref(cf[i]);
   }
   assert_int_equal(fut__thread_pool_nthreads(ex), 0);
@@ -550,8 +550,8 @@ static int init_fail(void *arg) {
 
 static void test_threadpool_initializer_failure(void **state) {
   (void)state;
-  fut_thread_pool_options_t o;
-  fut_thread_pool_options_init(&o);
+  fut_thread_pool_opts_t o;
+  fut_thread_pool_opts_init(&o);
   o.max_workers = 1;
   o.initializer = init_fail;
   fut_executor_t *ex;
@@ -581,8 +581,8 @@ static int init_count(void *arg) {
 static void test_threadpool_initializer_per_worker(void **state) {
   (void)state;
   init_calls = 0;
-  fut_thread_pool_options_t o;
-  fut_thread_pool_options_init(&o);
+  fut_thread_pool_opts_t o;
+  fut_thread_pool_opts_init(&o);
   o.max_workers = 3;
   o.initializer = init_count;
   o.initarg = (void *)1;
@@ -656,23 +656,23 @@ static void test_threadpool_wait_and_as_completed(void **state) {
   assert_int_equal(fut_executor_submit(ex, job_fail, NULL, &fs[1]), 0);
   assert_int_equal(fut_executor_submit(ex, job_gated, &g, &fs[2]), 0);
   bool done[3];
-  assert_int_equal(fut_cfutures_wait(fs, 3, FUT_CF_FIRST_EXCEPTION,
-                                     FUT_FOREVER, done),
+  assert_int_equal(fut_cfuture_wait_many(fs, 3, FUT_CFUTURE_FIRST_EXCEPTION,
+                                         FUT_FOREVER, done),
                    1);
   assert_true(done[1]);
-  fut_cf_as_completed_t *it;
-  assert_int_equal(fut_cfutures_as_completed(fs, 3, FUT_FOREVER, &it), 0);
+  fut_cfuture_as_completed_t *it;
+  assert_int_equal(fut_cfuture_as_completed(fs, 3, FUT_FOREVER, &it), 0);
   fut_cfuture_t *got;
-  assert_int_equal(fut_cf_as_completed_next(it, &got), 0);
+  assert_int_equal(fut_cfuture_as_completed_next(it, &got), 0);
   assert_ptr_equal(got, fs[1]); /* the only one done so far */
   gate_open(&g);
   int seen = 0;
-  while (fut_cf_as_completed_next(it, &got) == 0) {
+  while (fut_cfuture_as_completed_next(it, &got) == 0) {
     assert_true(got == fs[0] || got == fs[2]);
     seen++;
   }
   assert_int_equal(seen, 2);
-  fut_cf_as_completed_free(it);
+  fut_cfuture_as_completed_free(it);
   for (int i = 0; i < 3; i++)
     fut_cfuture_unref(fs[i]);
   fut_executor_free(ex);

@@ -448,8 +448,8 @@ static void test_run_in_executor_custom_pool(void **state) {
   (void)state;
   fut_loop_t *loop;
   assert_int_equal(fut_loop_new(&loop), 0);
-  fut_thread_pool_options_t o;
-  fut_thread_pool_options_init(&o);
+  fut_thread_pool_opts_t o;
+  fut_thread_pool_opts_init(&o);
   o.name_prefix = "custom";
   fut_executor_t *ex;
   assert_int_equal(fut_thread_pool_new_ex(&o, &ex), 0);
@@ -608,8 +608,8 @@ static void test_run_in_executor_set_default_executor(void **state) {
   (void)state;
   fut_loop_t *loop;
   assert_int_equal(fut_loop_new(&loop), 0);
-  fut_thread_pool_options_t o;
-  fut_thread_pool_options_init(&o);
+  fut_thread_pool_opts_t o;
+  fut_thread_pool_opts_init(&o);
   o.name_prefix = "mine";
   fut_executor_t *ex;
   assert_int_equal(fut_thread_pool_new_ex(&o, &ex), 0);

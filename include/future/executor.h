@@ -58,19 +58,19 @@ typedef struct fut_executor fut_executor_t;
  * Concurrent futures
  * ====================================================================== */
 
-typedef enum fut_cf_state {
-  FUT_CF_PENDING = 0,   /* created or queued; can still be cancelled */
-  FUT_CF_RUNNING = 1,   /* set_running_or_notify_cancel succeeded */
-  FUT_CF_CANCELLED = 2, /* cancelled before it ran */
-  FUT_CF_FINISHED = 3   /* has a result or an exception */
-} fut_cf_state_t;
+typedef enum fut_cfuture_state {
+  FUT_CFUTURE_PENDING = 0,   /* created or queued; can still be cancelled */
+  FUT_CFUTURE_RUNNING = 1,   /* set_running_or_notify_cancel succeeded */
+  FUT_CFUTURE_CANCELLED = 2, /* cancelled before it ran */
+  FUT_CFUTURE_FINISHED = 3   /* has a result or an exception */
+} fut_cfuture_state_t;
 
 /* Done callback of a cfuture: runs in the thread that completed cf (the
  * worker thread for executor jobs, the caller of fut_cfuture_cancel for a
  * cancellation), or inline in fut_cfuture_add_done_callback when cf is
  * already done.  cf is borrowed.  It must not block for long: it delays
  * the completing thread. */
-typedef void (*fut_cf_done_cb)(fut_cfuture_t *cf, void *arg);
+typedef void (*fut_cfuture_done_cb)(fut_cfuture_t *cf, void *arg);
 
 /* Creates a pending cfuture (refs 1).  Executors create them; users rarely
  * need to.  Errors: -EINVAL (out NULL), -ENOMEM.  Any thread. */
@@ -83,7 +83,7 @@ FUT_EXTERN fut_cfuture_t *fut_cfuture_ref(fut_cfuture_t *cf);
 FUT_EXTERN void fut_cfuture_unref(fut_cfuture_t *cf);
 
 /* State queries, any thread (a snapshot: may change right after). */
-FUT_EXTERN fut_cf_state_t fut_cfuture_state(const fut_cfuture_t *cf);
+FUT_EXTERN fut_cfuture_state_t fut_cfuture_state(const fut_cfuture_t *cf);
 /* Finished or cancelled. */
 FUT_EXTERN bool fut_cfuture_done(const fut_cfuture_t *cf);
 FUT_EXTERN bool fut_cfuture_cancelled(const fut_cfuture_t *cf);
@@ -155,20 +155,22 @@ FUT_EXTERN int fut_cfuture_exception(fut_cfuture_t *cf, uint64_t timeout_ns,
  * in registration order, each exactly once.  Errors: -EINVAL, -ENOMEM
  * (cb never runs). */
 FUT_EXTERN int fut_cfuture_add_done_callback(fut_cfuture_t *cf,
-                                             fut_cf_done_cb cb, void *arg);
+                                             fut_cfuture_done_cb cb, void *arg);
 /* Removes every registration of (cb, arg) that has not started running;
  * returns how many.  After it returns, a removed cb never runs; a cb
  * already running in another thread may still be running. */
 FUT_EXTERN int fut_cfuture_remove_done_callback(fut_cfuture_t *cf,
-                                                fut_cf_done_cb cb, void *arg);
+                                                fut_cfuture_done_cb cb,
+                                                void *arg);
 
 /* ---- waiting on several ------------------------------------------------- */
 
-typedef enum fut_cf_wait_when {
-  FUT_CF_FIRST_COMPLETED = 0, /* any one done */
-  FUT_CF_FIRST_EXCEPTION = 1, /* any one failed (not cancelled), else all */
-  FUT_CF_ALL_COMPLETED = 2    /* all done */
-} fut_cf_wait_when_t;
+typedef enum fut_cfuture_wait_when {
+  FUT_CFUTURE_FIRST_COMPLETED = 0, /* any one done */
+  /* any one failed (not cancelled), else all */
+  FUT_CFUTURE_FIRST_EXCEPTION = 1,
+  FUT_CFUTURE_ALL_COMPLETED = 2 /* all done */
+} fut_cfuture_wait_when_t;
 
 /* concurrent.futures.wait: blocks until the condition holds or timeout_ns
  * passed, then writes done[i] (done may be NULL) for each of the n
@@ -176,26 +178,26 @@ typedef enum fut_cf_wait_when {
  * error, as in Python: fewer are done).  fs may repeat a cfuture.
  * Errors: -EINVAL (fs NULL with n > 0, a NULL entry, bad when), -ENOMEM.
  * Any thread. */
-FUT_EXTERN int fut_cfutures_wait(fut_cfuture_t *const *fs, size_t n,
-                                 fut_cf_wait_when_t when, uint64_t timeout_ns,
-                                 bool *done);
+FUT_EXTERN int fut_cfuture_wait_many(fut_cfuture_t *const *fs, size_t n,
+                                     fut_cfuture_wait_when_t when,
+                                     uint64_t timeout_ns, bool *done);
 
 /* concurrent.futures.as_completed: an iterator yielding each of the n
  * cfutures once, in the order they complete (those already done first, in
  * array order).  The deadline is timeout_ns from creation, as in Python.
  * The iterator holds references to the cfutures.  Errors: -EINVAL,
  * -ENOMEM.  One thread at a time per iterator. */
-typedef struct fut_cf_as_completed fut_cf_as_completed_t;
-FUT_EXTERN int fut_cfutures_as_completed(fut_cfuture_t *const *fs, size_t n,
-                                         uint64_t timeout_ns,
-                                         fut_cf_as_completed_t **out);
+typedef struct fut_cfuture_as_completed fut_cfuture_as_completed_t;
+FUT_EXTERN int fut_cfuture_as_completed(fut_cfuture_t *const *fs, size_t n,
+                                        uint64_t timeout_ns,
+                                        fut_cfuture_as_completed_t **out);
 /* Blocks for the next done cfuture and writes it (borrowed: valid while the
  * iterator lives) to *out.  Returns 0, -ETIMEDOUT once the deadline passed
  * with cfutures left, -ENOENT when every cfuture was yielded. */
-FUT_EXTERN int fut_cf_as_completed_next(fut_cf_as_completed_t *it,
-                                        fut_cfuture_t **out);
+FUT_EXTERN int fut_cfuture_as_completed_next(fut_cfuture_as_completed_t *it,
+                                             fut_cfuture_t **out);
 /* Frees the iterator and its references.  NULL is a no-op. */
-FUT_EXTERN void fut_cf_as_completed_free(fut_cf_as_completed_t *it);
+FUT_EXTERN void fut_cfuture_as_completed_free(fut_cfuture_as_completed_t *it);
 
 /* ======================================================================
  * Jobs
@@ -347,7 +349,7 @@ FUT_EXTERN bool fut_executor_is_shutdown(const fut_executor_t *ex);
 
 /* ---- the thread pool (ThreadPoolExecutor) -------------------------------- */
 
-typedef struct fut_thread_pool_options {
+typedef struct fut_thread_pool_opts {
   /* Maximum worker threads; 0 = min(32, ncpu + 4) as in Python, where ncpu
    * is the CPUs this process may run on.  Threads start on demand: a
    * submission starts one when no worker is idle and fewer than
@@ -361,15 +363,15 @@ typedef struct fut_thread_pool_options {
    * FUT_E_BROKEN_POOL. */
   fut_init_fn initializer;
   void *initarg;
-} fut_thread_pool_options_t;
+} fut_thread_pool_opts_t;
 
 /* Fills *o with the defaults. */
-FUT_EXTERN void fut_thread_pool_options_init(fut_thread_pool_options_t *o);
+FUT_EXTERN void fut_thread_pool_opts_init(fut_thread_pool_opts_t *o);
 
 /* Creates a thread pool.  o may be NULL (defaults).  No thread is started
  * before the first submission.  Several pools may coexist.  Errors:
  * -EINVAL (out NULL, max_workers > 4096), -ENOMEM.  Any thread. */
-FUT_EXTERN int fut_thread_pool_new_ex(const fut_thread_pool_options_t *o,
+FUT_EXTERN int fut_thread_pool_new_ex(const fut_thread_pool_opts_t *o,
                                       fut_executor_t **out);
 /* Shorthand: max_workers (0 = default), the other options default. */
 FUT_EXTERN int fut_thread_pool_new(size_t max_workers, fut_executor_t **out);

@@ -105,7 +105,7 @@ static void waiter_count(struct cf_waiter *w, size_t idx, bool failed) {
 }
 
 static bool is_done_state(int s) {
-  return s == FUT_CF_FINISHED || s == FUT_CF_CANCELLED;
+  return s == FUT_CFUTURE_FINISHED || s == FUT_CFUTURE_CANCELLED;
 }
 
 /* Links n into cf, or counts it at once if cf is done. */
@@ -114,7 +114,7 @@ static void node_link(fut_cfuture_t *cf, struct cf_node *n) {
   int s = atomic_load_explicit(&cf->state, memory_order_relaxed);
   if (is_done_state(s)) {
     n->linked = false;
-    waiter_count(n->w, n->idx, s == FUT_CF_FINISHED && cf->err != 0);
+    waiter_count(n->w, n->idx, s == FUT_CFUTURE_FINISHED && cf->err != 0);
   } else {
     n->prev = NULL;
     n->next = cf->waiters;
@@ -193,7 +193,7 @@ void fut__cfuture_init(fut_cfuture_t *cf, void (*release)(fut_cfuture_t *),
                        unsigned refs) {
   memset(cf, 0, sizeof *cf);
   atomic_init(&cf->refs, refs);
-  atomic_init(&cf->state, FUT_CF_PENDING);
+  atomic_init(&cf->state, FUT_CFUTURE_PENDING);
   atomic_init(&cf->locked, false);
   cf->cbs = cf->cb_inline;
   cf->capcbs = 2;
@@ -246,19 +246,20 @@ void fut_cfuture_unref(fut_cfuture_t *cf) {
     fut__free(cf);
 }
 
-fut_cf_state_t fut_cfuture_state(const fut_cfuture_t *cf) {
+fut_cfuture_state_t fut_cfuture_state(const fut_cfuture_t *cf) {
   if (!cf)
-    return FUT_CF_PENDING;
-  return (fut_cf_state_t)atomic_load_explicit(&cf->state, memory_order_acquire);
+    return FUT_CFUTURE_PENDING;
+  return (fut_cfuture_state_t)atomic_load_explicit(&cf->state,
+                                                   memory_order_acquire);
 }
 bool fut_cfuture_done(const fut_cfuture_t *cf) {
   return cf && is_done_state(fut_cfuture_state(cf));
 }
 bool fut_cfuture_cancelled(const fut_cfuture_t *cf) {
-  return cf && fut_cfuture_state(cf) == FUT_CF_CANCELLED;
+  return cf && fut_cfuture_state(cf) == FUT_CFUTURE_CANCELLED;
 }
 bool fut_cfuture_running(const fut_cfuture_t *cf) {
-  return cf && fut_cfuture_state(cf) == FUT_CF_RUNNING;
+  return cf && fut_cfuture_state(cf) == FUT_CFUTURE_RUNNING;
 }
 
 /* ---- completion ---------------------------------------------------------- */
@@ -267,7 +268,7 @@ bool fut_cfuture_running(const fut_cfuture_t *cf) {
  * wakes the waiters, detaches the callbacks; then, unlocked, runs them. */
 static void complete_locked(fut_cfuture_t *cf, int state) {
   atomic_store_explicit(&cf->state, state, memory_order_release);
-  bool failed = state == FUT_CF_FINISHED && cf->err != 0;
+  bool failed = state == FUT_CFUTURE_FINISHED && cf->err != 0;
   for (struct cf_node *n = cf->waiters; n; n = n->next) {
     n->linked = false;
     waiter_count(n->w, n->idx, failed);
@@ -300,7 +301,8 @@ static int lock_settable(fut_cfuture_t *cf, const char *what) {
   if (is_done_state(s)) {
     cf_unlock(cf);
     return fut__error(FUT_E_INVALID_STATE, "%s: the cfuture is already %s",
-                      what, s == FUT_CF_CANCELLED ? "cancelled" : "finished");
+                      what,
+                      s == FUT_CFUTURE_CANCELLED ? "cancelled" : "finished");
   }
   return 0;
 }
@@ -310,12 +312,12 @@ bool fut_cfuture_cancel(fut_cfuture_t *cf) {
     return false;
   cf_lock(cf);
   int s = atomic_load_explicit(&cf->state, memory_order_relaxed);
-  if (s != FUT_CF_PENDING) {
+  if (s != FUT_CFUTURE_PENDING) {
     cf_unlock(cf);
-    return s == FUT_CF_CANCELLED;
+    return s == FUT_CFUTURE_CANCELLED;
   }
   cf->err = -ECANCELED;
-  complete_locked(cf, FUT_CF_CANCELLED);
+  complete_locked(cf, FUT_CFUTURE_CANCELLED);
   return true;
 }
 
@@ -326,16 +328,17 @@ int fut_cfuture_set_running_or_notify_cancel(fut_cfuture_t *cf) {
   cf_lock(cf);
   int s = atomic_load_explicit(&cf->state, memory_order_relaxed);
   int ret;
-  if (s == FUT_CF_PENDING) {
-    atomic_store_explicit(&cf->state, FUT_CF_RUNNING, memory_order_release);
+  if (s == FUT_CFUTURE_PENDING) {
+    atomic_store_explicit(&cf->state, FUT_CFUTURE_RUNNING,
+                          memory_order_release);
     ret = 1;
-  } else if (s == FUT_CF_CANCELLED) {
+  } else if (s == FUT_CFUTURE_CANCELLED) {
     ret = 0; /* cancel() already woke the waiters and ran the callbacks */
   } else {
     ret = fut__error(FUT_E_INVALID_STATE,
                      "fut_cfuture_set_running_or_notify_"
                      "cancel: the cfuture is already %s",
-                     s == FUT_CF_RUNNING ? "running" : "finished");
+                     s == FUT_CFUTURE_RUNNING ? "running" : "finished");
   }
   cf_unlock(cf);
   return ret;
@@ -348,7 +351,7 @@ int fut_cfuture_set_result(fut_cfuture_t *cf, void *ptr, fut_free_fn dtor) {
   cf->rkind = CF_R_PTR;
   cf->r.p.ptr = ptr;
   cf->r.p.dtor = dtor;
-  complete_locked(cf, FUT_CF_FINISHED);
+  complete_locked(cf, FUT_CFUTURE_FINISHED);
   return 0;
 }
 
@@ -365,7 +368,7 @@ int fut_cfuture_set_result_bytes_owned(fut_cfuture_t *cf, void *data,
   cf->rkind = CF_R_BYTES;
   cf->r.b.data = data;
   cf->r.b.len = len;
-  complete_locked(cf, FUT_CF_FINISHED);
+  complete_locked(cf, FUT_CFUTURE_FINISHED);
   return 0;
 }
 
@@ -404,7 +407,7 @@ int fut_cfuture_set_result_i64(fut_cfuture_t *cf, int64_t value) {
     return err;
   cf->rkind = CF_R_I64;
   cf->r.i64 = value;
-  complete_locked(cf, FUT_CF_FINISHED);
+  complete_locked(cf, FUT_CFUTURE_FINISHED);
   return 0;
 }
 
@@ -428,7 +431,7 @@ int fut_cfuture_set_exceptionv(fut_cfuture_t *cf, int code, const char *fmt,
   }
   cf->err = code;
   cf->msg = msg;
-  complete_locked(cf, FUT_CF_FINISHED);
+  complete_locked(cf, FUT_CFUTURE_FINISHED);
   return 0;
 }
 
@@ -543,7 +546,7 @@ int fut_cfuture_exception(fut_cfuture_t *cf, uint64_t timeout_ns,
 
 /* ---- callbacks ----------------------------------------------------------- */
 
-int fut_cfuture_add_done_callback(fut_cfuture_t *cf, fut_cf_done_cb cb,
+int fut_cfuture_add_done_callback(fut_cfuture_t *cf, fut_cfuture_done_cb cb,
                                   void *arg) {
   if (!cf || !cb)
     return fut__error(-EINVAL, "fut_cfuture_add_done_callback: NULL %s",
@@ -573,7 +576,7 @@ int fut_cfuture_add_done_callback(fut_cfuture_t *cf, fut_cf_done_cb cb,
   return 0;
 }
 
-int fut_cfuture_remove_done_callback(fut_cfuture_t *cf, fut_cf_done_cb cb,
+int fut_cfuture_remove_done_callback(fut_cfuture_t *cf, fut_cfuture_done_cb cb,
                                      void *arg) {
   if (!cf || !cb)
     return fut__error(-EINVAL, "fut_cfuture_remove_done_callback: NULL %s",
@@ -605,35 +608,35 @@ static int check_array(fut_cfuture_t *const *fs, size_t n, const char *what) {
 
 struct wait_ctx {
   size_t n;
-  fut_cf_wait_when_t when;
+  fut_cfuture_wait_when_t when;
 };
 
 static bool pred_when(struct cf_waiter *w, const void *p) {
   const struct wait_ctx *c = p;
   switch (c->when) {
-  case FUT_CF_FIRST_COMPLETED:
+  case FUT_CFUTURE_FIRST_COMPLETED:
     return w->ndone > 0 || c->n == 0;
-  case FUT_CF_FIRST_EXCEPTION:
+  case FUT_CFUTURE_FIRST_EXCEPTION:
     return w->nfailed > 0 || w->ndone == c->n;
   default:
     return w->ndone == c->n;
   }
 }
 
-int fut_cfutures_wait(fut_cfuture_t *const *fs, size_t n,
-                      fut_cf_wait_when_t when, uint64_t timeout_ns,
-                      bool *done) {
-  int err = check_array(fs, n, "fut_cfutures_wait");
+int fut_cfuture_wait_many(fut_cfuture_t *const *fs, size_t n,
+                          fut_cfuture_wait_when_t when, uint64_t timeout_ns,
+                          bool *done) {
+  int err = check_array(fs, n, "fut_cfuture_wait_many");
   if (err)
     return err;
-  if (when != FUT_CF_FIRST_COMPLETED && when != FUT_CF_FIRST_EXCEPTION &&
-      when != FUT_CF_ALL_COMPLETED)
-    return fut__error(-EINVAL, "fut_cfutures_wait: bad condition %d",
+  if (when != FUT_CFUTURE_FIRST_COMPLETED &&
+      when != FUT_CFUTURE_FIRST_EXCEPTION && when != FUT_CFUTURE_ALL_COMPLETED)
+    return fut__error(-EINVAL, "fut_cfuture_wait_many: bad condition %d",
                       (int)when);
   if (n > 0) {
     struct cf_node *nodes = fut__calloc(n, sizeof *nodes);
     if (!nodes)
-      return fut__error(-ENOMEM, "fut_cfutures_wait: out of memory");
+      return fut__error(-ENOMEM, "fut_cfuture_wait_many: out of memory");
     bool forever;
     struct timespec dl = deadline_of(timeout_ns, &forever);
     struct cf_waiter w;
@@ -664,7 +667,7 @@ int fut_cfutures_wait(fut_cfuture_t *const *fs, size_t n,
   return ndone;
 }
 
-struct fut_cf_as_completed {
+struct fut_cfuture_as_completed {
   size_t n;              /* cfutures watched */
   fut_cfuture_t **fs;    /* references, one per entry */
   struct cf_node *nodes; /* one per entry, linked until done or free */
@@ -675,16 +678,16 @@ struct fut_cf_as_completed {
   bool forever;       /* no deadline */
 };
 
-int fut_cfutures_as_completed(fut_cfuture_t *const *fs, size_t n,
-                              uint64_t timeout_ns,
-                              fut_cf_as_completed_t **out) {
+int fut_cfuture_as_completed(fut_cfuture_t *const *fs, size_t n,
+                             uint64_t timeout_ns,
+                             fut_cfuture_as_completed_t **out) {
   if (!out)
-    return fut__error(-EINVAL, "fut_cfutures_as_completed: NULL out");
+    return fut__error(-EINVAL, "fut_cfuture_as_completed: NULL out");
   *out = NULL;
-  int err = check_array(fs, n, "fut_cfutures_as_completed");
+  int err = check_array(fs, n, "fut_cfuture_as_completed");
   if (err)
     return err;
-  fut_cf_as_completed_t *it = fut__calloc(1, sizeof *it);
+  fut_cfuture_as_completed_t *it = fut__calloc(1, sizeof *it);
   size_t cnt = n ? n : 1;
   if (it) {
     it->fs = fut__calloc(cnt, sizeof *it->fs);
@@ -698,7 +701,7 @@ int fut_cfutures_as_completed(fut_cfuture_t *const *fs, size_t n,
       fut__free(it->order);
       fut__free(it);
     }
-    return fut__error(-ENOMEM, "fut_cfutures_as_completed: out of memory");
+    return fut__error(-ENOMEM, "fut_cfuture_as_completed: out of memory");
   }
   it->n = n;
   it->dl = deadline_of(timeout_ns, &it->forever);
@@ -717,9 +720,10 @@ static bool pred_more(struct cf_waiter *w, const void *p) {
   return w->norder > *(const size_t *)p;
 }
 
-int fut_cf_as_completed_next(fut_cf_as_completed_t *it, fut_cfuture_t **out) {
+int fut_cfuture_as_completed_next(fut_cfuture_as_completed_t *it,
+                                  fut_cfuture_t **out) {
   if (!it || !out)
-    return fut__error(-EINVAL, "fut_cf_as_completed_next: NULL %s",
+    return fut__error(-EINVAL, "fut_cfuture_as_completed_next: NULL %s",
                       !it ? "iterator" : "out");
   *out = NULL;
   if (it->next == it->n)
@@ -730,7 +734,7 @@ int fut_cf_as_completed_next(fut_cf_as_completed_t *it, fut_cfuture_t **out) {
   pthread_mutex_unlock(&it->w.m);
   if (!ok)
     return fut__error(-ETIMEDOUT,
-                      "fut_cf_as_completed_next: %zu of %zu "
+                      "fut_cfuture_as_completed_next: %zu of %zu "
                       "cfutures not done in time",
                       it->n - it->next, it->n);
   it->next++;
@@ -738,7 +742,7 @@ int fut_cf_as_completed_next(fut_cf_as_completed_t *it, fut_cfuture_t **out) {
   return 0;
 }
 
-void fut_cf_as_completed_free(fut_cf_as_completed_t *it) {
+void fut_cfuture_as_completed_free(fut_cfuture_as_completed_t *it) {
   if (!it)
     return;
   for (size_t i = 0; i < it->n; i++) {
@@ -759,7 +763,7 @@ int fut__cfuture_outcome(fut_cfuture_t *cf, const char **msg) {
 }
 
 int fut__cfuture_copy_result(fut_cfuture_t *cf, fut_t *f) {
-  FUT__ASSERT(fut_cfuture_state(cf) == FUT_CF_FINISHED && cf->err == 0);
+  FUT__ASSERT(fut_cfuture_state(cf) == FUT_CFUTURE_FINISHED && cf->err == 0);
   switch (cf->rkind) {
   case CF_R_PTR:
     return fut_set_result(f, cf->r.p.ptr, NULL);

@@ -14,7 +14,7 @@
  * one in each run_in_executor wrapper (one allocation per job). */
 struct cf_node;
 struct cf_cb {
-  fut_cf_done_cb cb;
+  fut_cfuture_done_cb cb;
   void *arg;
 };
 
@@ -22,7 +22,7 @@ enum { CF_R_NONE = 0, CF_R_PTR, CF_R_BYTES, CF_R_I64 };
 
 struct fut_cfuture {
   atomic_uint refs;   /* > 0 while alive */
-  atomic_int state;   /* fut_cf_state_t; FINISHED/CANCELLED final */
+  atomic_int state;   /* fut_cfuture_state_t; FINISHED/CANCELLED final */
   atomic_bool locked; /* the lock (cf_lock): guards everything
                          below until done */
   int err;            /* 0, the exception's code, or -ECANCELED */

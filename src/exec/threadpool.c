@@ -471,19 +471,19 @@ size_t fut_thread_pool_default_workers(void) {
   return (size_t)(n + 4 < 32 ? n + 4 : 32);
 }
 
-void fut_thread_pool_options_init(fut_thread_pool_options_t *o) {
+void fut_thread_pool_opts_init(fut_thread_pool_opts_t *o) {
   if (o)
     memset(o, 0, sizeof *o);
 }
 
-int fut_thread_pool_new_ex(const fut_thread_pool_options_t *o,
+int fut_thread_pool_new_ex(const fut_thread_pool_opts_t *o,
                            fut_executor_t **out) {
   if (!out)
     return fut__error(-EINVAL, "fut_thread_pool_new: NULL out");
   *out = NULL;
-  fut_thread_pool_options_t defaults;
+  fut_thread_pool_opts_t defaults;
   if (!o) {
-    fut_thread_pool_options_init(&defaults);
+    fut_thread_pool_opts_init(&defaults);
     o = &defaults;
   }
   if (o->max_workers > MAX_WORKERS_LIMIT)
@@ -529,8 +529,8 @@ fail_lock:
 }
 
 int fut_thread_pool_new(size_t max_workers, fut_executor_t **out) {
-  fut_thread_pool_options_t o;
-  fut_thread_pool_options_init(&o);
+  fut_thread_pool_opts_t o;
+  fut_thread_pool_opts_init(&o);
   o.max_workers = max_workers;
   return fut_thread_pool_new_ex(&o, out);
 }
