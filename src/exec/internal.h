@@ -5,50 +5,102 @@
 
 #include "future/internal.h"
 
+#include <sched.h>
+
 /* Close rank of the executors' loop part: executor glue closes after the
  * tasks (a task may still be waiting on a job) and before the
  * combinators. */
 #define FUT__RANK_EXECUTORS 30
 
-/* The cfuture's layout, private to the executor files: executor.c embeds
- * one in each run_in_executor wrapper (one allocation per job). */
-struct cf_node;
-struct cf_cb {
+/* The absolute CLOCK_MONOTONIC time (for pthread_cond_timedwait on a
+ * monotonic condition variable) timeout_ns from now, saturating; sets
+ * *forever, and the deadline is then unused, when timeout_ns is
+ * FUT_FOREVER. */
+static inline struct timespec fut__deadline_of(uint64_t timeout_ns,
+                                               bool *forever) {
+  struct timespec ts = {0, 0};
+  *forever = timeout_ns == FUT_FOREVER;
+  if (*forever)
+    return ts;
+  uint64_t now = fut__now();
+  uint64_t when = now + timeout_ns < now ? UINT64_MAX : now + timeout_ns;
+  ts.tv_sec = (time_t)(when / 1000000000u);
+  ts.tv_nsec = (long)(when % 1000000000u);
+  return ts;
+}
+
+/* ---- concurrent futures (cfuture.c, cfuture_wait.c) --------------------
+ * The layout is private to the executor files: the loop glue embeds one
+ * cfuture in each fast-path wrapper (one allocation per job). */
+
+/* A done callback registered on a cfuture. */
+struct fut__cfuture_callback {
   fut_cfuture_done_cb cb;
   void *arg;
 };
 
-enum { CF_R_NONE = 0, CF_R_PTR, CF_R_BYTES, CF_R_I64 };
-
 struct fut_cfuture {
-  atomic_uint refs;   /* > 0 while alive */
-  atomic_int state;   /* fut_cfuture_state_t; FINISHED/CANCELLED final */
-  atomic_bool locked; /* the lock (cf_lock): guards everything
-                         below until done */
-  int err;            /* 0, the exception's code, or -ECANCELED */
-  uint8_t rkind;      /* CF_R_*: result storage, set before done */
-  union {
-    struct {
-      void *ptr;
-      fut_free_fn dtor;
-    } p;
-    struct {
-      void *data;
-      size_t len;
-    } b;
-    int64_t i64;
-  } r;
-  char *msg;                 /* exception message or NULL */
-  struct cf_cb *cbs;         /* registered, not yet run: cb_inline or a
-                                malloc'd vector */
-  size_t ncbs, capcbs;       /* entries used / capacity of cbs */
-  struct cf_cb cb_inline[2]; /* the first registrations (no allocation) */
-  struct cf_node *waiters;   /* head of the waiter-node list */
+  atomic_uint refs;       /* > 0 while alive */
+  atomic_int state;       /* fut_cfuture_state_t; FINISHED/CANCELLED
+                             final */
+  atomic_bool locked;     /* the lock (fut__cfuture_lock): guards
+                             everything below until done */
+  int err;                /* 0, the exception's code, or -ECANCELED */
+  uint8_t kind;           /* FUT__V_* of value; set before done */
+  union fut__value value; /* the result */
+  char *msg;              /* exception message or NULL */
+  struct fut__cfuture_callback *cbs; /* registered, not yet run: cb_inline
+                                        or a malloc'd vector */
+  size_t ncbs, capcbs;               /* entries used / capacity of cbs */
+  struct fut__cfuture_callback cb_inline[2]; /* the first registrations (no
+                                                allocation) */
+  struct fut__qnode waiters;                 /* the blocking waits watching it
+                                                (cfuture_wait.c); empty once done */
   /* Frees the memory once the last reference went (result, message and
    * callback vector already released), or NULL for fut__free: a cfuture
    * embedded in a bigger object hands it back to its owner. */
   void (*release)(fut_cfuture_t *cf);
 };
+
+static inline bool fut__cfuture_final(int state) {
+  return state == FUT_CFUTURE_FINISHED || state == FUT_CFUTURE_CANCELLED;
+}
+
+static inline void fut__cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  __asm__ __volatile__("yield");
+#endif
+}
+
+/* The cfuture's lock: a spin-then-yield flag (see cfuture.c).  Nothing
+ * blocks or calls out while holding it. */
+static inline void fut__cfuture_lock(fut_cfuture_t *cf) {
+  if (FUT__LIKELY(
+          !atomic_exchange_explicit(&cf->locked, true, memory_order_acquire)))
+    return;
+  for (unsigned spins = 0;;) {
+    while (atomic_load_explicit(&cf->locked, memory_order_relaxed)) {
+      /* The holder may have been preempted: stop burning its CPU. */
+      if (++spins < 100)
+        fut__cpu_relax();
+      else
+        sched_yield();
+    }
+    if (!atomic_exchange_explicit(&cf->locked, true, memory_order_acquire))
+      return;
+  }
+}
+
+static inline void fut__cfuture_unlock(fut_cfuture_t *cf) {
+  atomic_store_explicit(&cf->locked, false, memory_order_release);
+}
+
+/* With cf's lock held, cf just done (failed: finished with an error):
+ * counts the completion in every waiter watching cf and empties
+ * cf->waiters.  In cfuture_wait.c. */
+void fut__cfuture_wake_waiters(fut_cfuture_t *cf, bool failed);
 
 /* Initialises an embedded cfuture: pending, `refs` references, no
  * callbacks; release(cf) is called instead of fut__free after the last

@@ -384,14 +384,8 @@ static int tp_shutdown(void *self, bool wait, bool cancel_pending,
                       "fut_executor_shutdown: cannot wait for "
                       "thread pool %s from one of its own workers",
                       p->prefix);
-  struct timespec dl = {0, 0};
-  bool forever = timeout_ns == FUT_FOREVER;
-  if (!forever) {
-    uint64_t now = fut__now();
-    uint64_t when = now + timeout_ns < now ? UINT64_MAX : now + timeout_ns;
-    dl.tv_sec = (time_t)(when / 1000000000u);
-    dl.tv_nsec = (long)(when % 1000000000u);
-  }
+  bool forever;
+  struct timespec dl = fut__deadline_of(timeout_ns, &forever);
   pthread_mutex_lock(&p->lock);
   while (p->nthreads > 0) {
     if (forever) {
