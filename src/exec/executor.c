@@ -384,7 +384,7 @@ struct wrap {
   struct wrap *prev, *next; /* exec_state.inflight links (loop thread) */
   bool inflight;            /* in exec_state.inflight (loop thread) */
   bool fast;                /* item and ecf are in use; never changes */
-  struct fut__tp_item item; /* fast: the pool's item (its cf reference
+  struct fut__work_item item; /* fast: the pool's item (its cf reference
                                comes back through the inbox) */
   fut_cfuture_t ecf;        /* fast: the job's cfuture (cf == &ecf) */
   struct fut__ext x;        /* the loop future; last: fut__ext ends with it */
@@ -554,7 +554,7 @@ static void on_cf_done(fut_cfuture_t *cf, void *arg) {
 
 /* Fast path: the pool is done with the item (it ran, or was cancelled
  * before it started); its cfuture reference comes home with it. */
-static void on_item_done(struct fut__tp_item *it) {
+static void on_item_done(struct fut__work_item *it) {
   struct wrap *w = fut__container_of(it, struct wrap, item);
   fut_cfuture_ref(&w->ecf); /* keep_alive, as on_cf_done */
   if (!inbox_push(w))

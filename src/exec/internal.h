@@ -131,15 +131,15 @@ void fut__executor_counters(fut_loop_t *loop, uint64_t *drains,
 /* A thread pool's work item.  Items of fut_executor_submit live in the
  * extra space of their cfuture; run_in_executor embeds one in its wrapper
  * and sets done. */
-struct fut__tp_item {
-  struct fut__tp_item *next; /* pool FIFO link (guarded by the pool lock) */
-  fut_cfuture_t *cf;         /* the pool's reference to the job's cfuture */
+struct fut__work_item {
+  struct fut__work_item *next; /* pool FIFO link (guarded by the pool lock) */
+  fut_cfuture_t *cf;           /* the pool's reference to the job's cfuture */
   /* NULL: the pool drops its reference when the job is over (ran, was
    * cancelled, or failed for a broken pool).  Else called instead, once,
    * in the thread that finished with the item (a worker, or the caller of
    * shutdown or of a failing initializer): it takes over the reference,
    * and the pool never touches the item again. */
-  void (*done)(struct fut__tp_item *it);
+  void (*done)(struct fut__work_item *it);
   fut_job_t job; /* owns its bytes (copied after the item, or
                     job.data_free) until the job ran */
 };
@@ -154,7 +154,7 @@ bool fut__thread_pool_forked(const fut_executor_t *ex);
  * reference; it->done, if set, will be called) or a negative error
  * (FUT_E_SHUTDOWN, FUT_E_BROKEN_POOL, a thread creation error; the caller
  * keeps it).  Allocates nothing.  Any thread. */
-int fut__thread_pool_push(fut_executor_t *ex, struct fut__tp_item *it);
+int fut__thread_pool_push(fut_executor_t *ex, struct fut__work_item *it);
 
 /* Test hook: threads a thread pool currently has (started, not exited). */
 size_t fut__thread_pool_nthreads(fut_executor_t *ex);
