@@ -1,5 +1,20 @@
-/* libfuture — private helpers shared by the executor files (cfuture.c,
- * executor.c, threadpool.c) and their tests.  Never installed. */
+/* libfuture — the executor layer's private interface: the concurrent
+ * future's layout, the executor object's helpers, the thread pool's work
+ * items, and the completion inbox that brings outcomes to a loop.  Shared
+ * by the files of src/exec/ and their tests.  Includes the future layer
+ * (and so loop and base).  Never installed.
+ *
+ *   cfuture.c          concurrent futures: state, completion, callbacks
+ *   cfuture_wait.c     blocking waits: wait, wait_many, as_completed
+ *   executor.c         the executor object, submit/map, job helpers
+ *   thread_pool.c      the thread pool behind the executor vtable
+ *   inbox.c            loop futures wrapping cfutures; the completion inbox
+ *   run_in_executor.c  wrap_future, run_in_executor, the default executor
+ *
+ * Dependencies inside the layer run one way: the thread pool uses the
+ * executor object and cfutures and knows nothing of loops; the loop glue
+ * (inbox.c, run_in_executor.c) uses the thread pool through the
+ * fut__thread_pool_* functions below. */
 #ifndef FUT_EXECUTOR_INTERNAL_H
 #define FUT_EXECUTOR_INTERNAL_H
 
@@ -49,13 +64,13 @@ struct fut_cfuture {
   uint8_t kind;           /* FUT__V_* of value; set before done */
   union fut__value value; /* the result */
   char *msg;              /* exception message or NULL */
-  struct fut__cfuture_callback *cbs; /* registered, not yet run: cb_inline
-                                        or a malloc'd vector */
-  size_t ncbs, capcbs;               /* entries used / capacity of cbs */
-  struct fut__cfuture_callback cb_inline[2]; /* the first registrations (no
-                                                allocation) */
-  struct fut__qnode waiters;                 /* the blocking waits watching it
-                                                (cfuture_wait.c); empty once done */
+  /* Registered, not yet run: cb_inline or a malloc'd vector. */
+  struct fut__cfuture_callback *cbs;
+  size_t ncbs, capcbs; /* entries used / capacity of cbs */
+  /* The first registrations (no allocation). */
+  struct fut__cfuture_callback cb_inline[2];
+  /* The blocking waits watching it (cfuture_wait.c); empty once done. */
+  struct fut__qnode waiters;
   /* Frees the memory once the last reference went (result, message and
    * callback vector already released), or NULL for fut__free: a cfuture
    * embedded in a bigger object hands it back to its owner. */
@@ -123,10 +138,19 @@ int fut__cfuture_copy_result(fut_cfuture_t *cf, fut_t *f);
  * *extra_out; it lives as long as the cfuture.  Errors: -ENOMEM. */
 int fut__cfuture_new_ext(size_t extra, fut_cfuture_t **out, void **extra_out);
 
-/* Test hook: how many completion drains ran on loop and how many
- * completions they delivered (0 before the first executor call). */
-void fut__executor_counters(fut_loop_t *loop, uint64_t *drains,
-                            uint64_t *delivered);
+/* ---- the executor object and jobs (executor.c) ------------------------ */
+
+/* Checks a job descriptor: exactly one function, data for its length.
+ * Returns 0 or -EINVAL with a detail naming `what`. */
+int fut__job_check(const fut_job_t *job, const char *what);
+
+/* Drops a reference to ex without blocking: when it is the last one and ex
+ * was not shut down, shuts it down first without waiting (queued jobs still
+ * run, then its threads exit), as a dropped Python executor.  NULL is a
+ * no-op. */
+void fut__executor_release_nowait(fut_executor_t *ex);
+
+/* ---- the thread pool (thread_pool.c) ----------------------------------- */
 
 /* A thread pool's work item.  Items of fut_executor_submit live in the
  * extra space of their cfuture; run_in_executor embeds one in its wrapper
@@ -160,5 +184,57 @@ int fut__thread_pool_push(fut_executor_t *ex, struct fut__work_item *it);
 size_t fut__thread_pool_nthreads(fut_executor_t *ex);
 /* Test hook: workers of a thread pool waiting for work. */
 size_t fut__thread_pool_nidle(fut_executor_t *ex);
+
+/* ---- loop glue: the completion inbox (inbox.c) ------------------------- */
+
+/* One loop's completion inbox: loop futures wrapping cfutures (or carrying
+ * fast-path jobs) come back through it.  Refcounted; made and closed on
+ * the loop thread, pushed to from any thread. */
+struct fut__inbox;
+
+/* A new inbox for loop.  Errors: -ENOMEM (no detail recorded). */
+int fut__inbox_new(fut_loop_t *loop, struct fut__inbox **out);
+
+/* In a forked child (loop thread, after fut_loop_fork or at close): a
+ * parent worker may have been inside ring at the fork, leaving our copy of
+ * the lock held forever and `scheduled` set with no drain coming.  No
+ * other thread of the child uses the inbox yet: re-arm it.  A drain that
+ * really was queued then runs once more, finding nothing. */
+void fut__inbox_check_fork(struct fut__inbox *ib);
+
+/* Loop close: later completions are dropped by their completers; queued
+ * ones and wrappers still in flight lose the loop's reference; drops the
+ * caller's reference to ib. */
+void fut__inbox_close(struct fut__inbox *ib);
+
+/* The loop is about to block: drains completions nobody queued a drain
+ * for, and with fast-path jobs out, waits briefly for the doorbell. */
+void fut__inbox_before_block(fut_loop_t *loop, struct fut__inbox *ib);
+
+/* Wraps cf into a new loop future (owned, to *out) that completes like cf,
+ * taking over the caller's reference to cf on success (on failure the
+ * caller keeps it).  Loop thread; the loop was checked usable.  Errors:
+ * -ENOMEM, fut_cfuture_add_done_callback's. */
+int fut__inbox_wrap(fut_loop_t *loop, struct fut__inbox *ib, fut_cfuture_t *cf,
+                    fut_t **out);
+
+/* The fast path of run_in_executor on pool, one of our thread pools: the
+ * job's work item and cfuture live in the new loop future's wrapper, and
+ * the worker hands the item straight back to the inbox.  job's bytes must
+ * not need copying (a call job, owned bytes, or none).  Loop thread.
+ * Errors: -ENOMEM, fut__thread_pool_push's. */
+int fut__inbox_run_job(fut_loop_t *loop, struct fut__inbox *ib,
+                       fut_executor_t *pool, const fut_job_t *job, fut_t **out);
+
+/* Drains run and completions delivered so far. */
+void fut__inbox_counters(const struct fut__inbox *ib, uint64_t *drains,
+                         uint64_t *delivered);
+
+/* ---- loop glue: run_in_executor.c -------------------------------------- */
+
+/* Test hook: how many completion drains ran on loop and how many
+ * completions they delivered (0 before the first executor call). */
+void fut__executor_counters(fut_loop_t *loop, uint64_t *drains,
+                            uint64_t *delivered);
 
 #endif
