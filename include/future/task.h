@@ -261,7 +261,7 @@ FUT_EXTERN int fut_wait_for(fut_t *f, uint64_t timeout_ns, fut_t **out);
 FUT_EXTERN int fut_shield(fut_t *f, fut_t **out);
 
 /* asyncio.as_completed (concurrent.futures' blocking one is
- * fut_cfuture_as_completed, in executor.h).  *out receives an iterator future
+ * fut_cfuture_as_completed, in cfuture.h).  *out receives an iterator future
  * that finishes (result NULL) when every child is done, or fails with
  * -ETIMEDOUT when timeout_ns (UINT64_MAX: none) runs out first.  Each
  * fut_as_completed_next call gives a new future (owned) that finishes with the
