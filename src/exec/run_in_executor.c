@@ -61,6 +61,13 @@ static int get_state(fut_loop_t *loop, struct exec_state **out) {
   return 0;
 }
 
+/* get_state for a call that needs a usable loop (not closed, right
+ * thread, not a forked copy). */
+static int usable_state(fut_loop_t *loop, struct exec_state **out) {
+  int err = fut__check_usable(loop);
+  return err ? err : get_state(loop, out);
+}
+
 int fut_wrap_future(fut_loop_t *loop, fut_cfuture_t *cf, fut_t **out) {
   if (!out)
     return fut__error(-EINVAL, "fut_wrap_future: NULL out");
@@ -68,11 +75,9 @@ int fut_wrap_future(fut_loop_t *loop, fut_cfuture_t *cf, fut_t **out) {
   if (!loop || !cf)
     return fut__error(-EINVAL, "fut_wrap_future: NULL %s",
                       !loop ? "loop" : "cfuture");
-  int err = fut__check_usable(loop);
-  if (err)
-    return err;
   struct exec_state *st;
-  if ((err = get_state(loop, &st)))
+  int err = usable_state(loop, &st);
+  if (err)
     return err;
   fut_cfuture_ref(cf);
   if ((err = fut__inbox_wrap(loop, st->inbox, cf, out)))
@@ -145,11 +150,9 @@ int fut_loop_set_default_executor(fut_loop_t *loop, fut_executor_t *ex) {
   if (!loop || !ex)
     return fut__error(-EINVAL, "fut_loop_set_default_executor: NULL %s",
                       !loop ? "loop" : "executor");
-  int err = fut__check_usable(loop);
-  if (err)
-    return err;
   struct exec_state *st;
-  if ((err = get_state(loop, &st)))
+  int err = usable_state(loop, &st);
+  if (err)
     return err;
   fut_executor_t *old = st->default_ex;
   st->default_ex = fut_executor_ref(ex);

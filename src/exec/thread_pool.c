@@ -547,22 +547,22 @@ int fut__thread_pool_push(fut_executor_t *ex, struct fut__work_item *it) {
   return enqueue(fut_executor_self(ex), it);
 }
 
-size_t fut__thread_pool_nthreads(fut_executor_t *ex) {
+/* One of a thread pool's counts, read under its lock; 0 for another
+ * executor. */
+static size_t locked_count(fut_executor_t *ex, bool idle) {
   if (fut_executor_ops(ex) != &thread_pool_ops)
     return 0;
   struct thread_pool *p = fut_executor_self(ex);
   pthread_mutex_lock(&p->lock);
-  size_t n = p->nthreads;
+  size_t n = idle ? p->nidle : p->nthreads;
   pthread_mutex_unlock(&p->lock);
   return n;
 }
 
+size_t fut__thread_pool_nthreads(fut_executor_t *ex) {
+  return locked_count(ex, false);
+}
+
 size_t fut__thread_pool_nidle(fut_executor_t *ex) {
-  if (fut_executor_ops(ex) != &thread_pool_ops)
-    return 0;
-  struct thread_pool *p = fut_executor_self(ex);
-  pthread_mutex_lock(&p->lock);
-  size_t n = p->nidle;
-  pthread_mutex_unlock(&p->lock);
-  return n;
+  return locked_count(ex, true);
 }
