@@ -1,7 +1,7 @@
 /* Concurrent futures without any loop or pool: state machine, callbacks in
  * the completing thread, blocking waits, wait() and as_completed(). */
-#include "exec_helpers.h"
 #include "exec/internal.h"
+#include "exec_helpers.h"
 
 #include <string.h>
 
@@ -39,8 +39,7 @@ static void test_cfuture_cancel_pending(void **state) {
   assert_true(fut_cfuture_cancelled(cf));
   assert_int_equal(fut_cfuture_set_running_or_notify_cancel(cf), 0);
   assert_int_equal(fut_cfuture_result(cf, FUT_FOREVER, NULL), -ECANCELED);
-  assert_int_equal(fut_cfuture_set_result(cf, NULL, NULL),
-                   FUT_E_INVALID_STATE);
+  assert_int_equal(fut_cfuture_set_result(cf, NULL, NULL), FUT_E_INVALID_STATE);
   fut_cfuture_unref(cf);
 }
 
@@ -385,8 +384,8 @@ static void test_cfutures_as_completed_order(void **state) {
   int order[] = {3, 0, 1};
   for (int k = 0; k < 3; k++) {
     pthread_t t;
-    assert_int_equal(pthread_create(&t, NULL, complete_thread,
-                                    fs[order[k]]), 0);
+    assert_int_equal(pthread_create(&t, NULL, complete_thread, fs[order[k]]),
+                     0);
     assert_int_equal(fut_cfuture_as_completed_next(it, &got), 0);
     assert_ptr_equal(got, fs[order[k]]);
     pthread_join(t, NULL);
