@@ -5,8 +5,8 @@ set(FUT_SOURCES_BASE alloc.c errors.c fork.c slab.c value.c)
 set(FUT_SOURCES_LOOP door.c epoll.c io.c loop.c ready.c timer.c)
 set(FUT_SOURCES_FUTURE combine.c future.c run_until_complete.c)
 set(FUT_SOURCES_TASK ctx_ucontext.c stack.c task.c timeout.c)
-set(FUT_SOURCES_EXEC cfuture.c cfuture_wait.c executor.c inbox.c run_in_executor.c
-    thread_pool.c)
+set(FUT_SOURCES_EXEC cfuture.c cfuture_wait.c executor.c inbox.c
+    run_in_executor.c thread_pool.c)
 set(FUT_SOURCES_PROCPOOL executor.c forkserver.c frames.c manager.c pool.c
     worker.c)
 
