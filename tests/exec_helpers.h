@@ -1,27 +1,39 @@
-/* Helpers for the executor tests: a gate jobs block on (no sleeps as
- * synchronisation), a thread counter, and a loop-clean check. */
+/* Helpers for the executor tests, on top of the shared fixture: a gate
+ * jobs block on (no sleeps as synchronisation), a thread counter, a
+ * bounded wait for a forked child, and a counting job. */
 #ifndef EXEC_HELPERS_H
 #define EXEC_HELPERS_H
 
+#include "fixture.h"
+
 #include <dirent.h>
 #include <pthread.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <setjmp.h>
-#include <stdint.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
-#include <cmocka.h>
-
-#include "future.h"
+/* ThreadSanitizer cannot start threads in the child of a multi-threaded
+ * fork: the fork tests skip that part under it. */
+#if defined(__has_feature)
+#define EXEC_HAS_FEATURE(x) __has_feature(x)
+#else
+#define EXEC_HAS_FEATURE(x) 0
+#endif
+#if defined(__SANITIZE_THREAD__) || EXEC_HAS_FEATURE(thread_sanitizer)
+#define UNDER_TSAN 1
+#else
+#define UNDER_TSAN 0
+#endif
 
 /* A gate: jobs wait until it opens; the test waits until n jobs arrived. */
 struct gate {
   pthread_mutex_t m;
   pthread_cond_t c;
-  int open;      /* guarded by m */
-  int arrived;   /* guarded by m: jobs that reached the gate */
-  int passed;    /* guarded by m: jobs that went through */
+  int open;    /* guarded by m */
+  int arrived; /* guarded by m: jobs that reached the gate */
+  int passed;  /* guarded by m: jobs that went through */
 };
 
 static inline void gate_init(struct gate *g) {
@@ -94,7 +106,9 @@ static inline int threads_settle(int baseline) {
   return n;
 }
 
-static inline void *warm_noop(void *arg) { return arg; }
+static inline void *warm_noop(void *arg) {
+  return arg;
+}
 
 /* Sanitizer runtimes start helper threads on the first pthread_create:
  * start them before any baseline is taken. */
@@ -135,13 +149,26 @@ static inline uint64_t now_ns(void) {
   return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-/* Proves the loop holds nothing, then frees it. */
-static inline void loop_free_clean(fut_loop_t *loop) {
-  fut_loop_stats_t st;
-  fut_loop_stats(loop, &st);
-  assert_int_equal(st.live_futures, 0);
-  assert_int_equal(st.live_handles, 0);
-  assert_int_equal(fut_loop_free(loop), 0);
+/* Waits (bounded, ~10 s) for pid; kills it on timeout.  Returns its wait
+ * status, or -1 when it had to be killed. */
+static inline int wait_child(pid_t pid) {
+  for (int i = 0; i < 10000; i++) {
+    int st;
+    pid_t r = waitpid(pid, &st, WNOHANG);
+    if (r == pid)
+      return st;
+    struct timespec ts = {0, 1000000};
+    nanosleep(&ts, NULL); /* polling a child: not synchronisation */
+  }
+  kill(pid, SIGKILL);
+  waitpid(pid, NULL, 0);
+  return -1;
+}
+
+/* Counts a run in *(atomic_int *)arg; the result is 7. */
+static inline int job_add(void *arg, fut_cfuture_t *cf) {
+  atomic_fetch_add((atomic_int *)arg, 1);
+  return fut_cfuture_set_result_i64(cf, 7);
 }
 
 #endif

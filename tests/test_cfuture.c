@@ -1,7 +1,7 @@
 /* Concurrent futures without any loop or pool: state machine, callbacks in
  * the completing thread, blocking waits, wait() and as_completed(). */
-#include "exec_helpers.h"
 #include "exec/internal.h"
+#include "exec_helpers.h"
 
 #include <string.h>
 
@@ -9,7 +9,7 @@ static void test_cfuture_states(void **state) {
   (void)state;
   fut_cfuture_t *cf;
   assert_int_equal(fut_cfuture_new(&cf), 0);
-  assert_int_equal(fut_cfuture_state(cf), FUT_CF_PENDING);
+  assert_int_equal(fut_cfuture_state(cf), FUT_CFUTURE_PENDING);
   assert_false(fut_cfuture_done(cf));
   assert_false(fut_cfuture_running(cf));
   assert_int_equal(fut_cfuture_set_running_or_notify_cancel(cf), 1);
@@ -39,8 +39,7 @@ static void test_cfuture_cancel_pending(void **state) {
   assert_true(fut_cfuture_cancelled(cf));
   assert_int_equal(fut_cfuture_set_running_or_notify_cancel(cf), 0);
   assert_int_equal(fut_cfuture_result(cf, FUT_FOREVER, NULL), -ECANCELED);
-  assert_int_equal(fut_cfuture_set_result(cf, NULL, NULL),
-                   FUT_E_INVALID_STATE);
+  assert_int_equal(fut_cfuture_set_result(cf, NULL, NULL), FUT_E_INVALID_STATE);
   fut_cfuture_unref(cf);
 }
 
@@ -107,15 +106,17 @@ static void test_cfuture_bad_args(void **state) {
   assert_false(fut_cfuture_cancel(NULL));
   fut_cfuture_unref(NULL);
   fut_cfuture_t *fs[1] = {NULL};
-  assert_int_equal(fut_cfutures_wait(fs, 1, FUT_CF_ALL_COMPLETED, 0, NULL),
-                   -EINVAL);
+  assert_int_equal(
+      fut_cfuture_wait_many(fs, 1, FUT_CFUTURE_ALL_COMPLETED, 0, NULL),
+      -EINVAL);
   fut_cfuture_t *cf;
   assert_int_equal(fut_cfuture_new(&cf), 0);
   fs[0] = cf;
-  assert_int_equal(fut_cfutures_wait(fs, 1, (fut_cf_wait_when_t)7, 0, NULL),
-                   -EINVAL);
-  fut_cf_as_completed_t *it;
-  assert_int_equal(fut_cfutures_as_completed(NULL, 2, 0, &it), -EINVAL);
+  assert_int_equal(
+      fut_cfuture_wait_many(fs, 1, (fut_cfuture_wait_when_t)7, 0, NULL),
+      -EINVAL);
+  fut_cfuture_as_completed_t *it;
+  assert_int_equal(fut_cfuture_as_completed(NULL, 2, 0, &it), -EINVAL);
   fut_cfuture_unref(cf);
 }
 
@@ -284,8 +285,8 @@ static void test_cfutures_wait_first_completed(void **state) {
     assert_int_equal(fut_cfuture_new(&fs[i]), 0);
   bool done[3];
   /* Nothing done: times out with 0 done. */
-  assert_int_equal(fut_cfutures_wait(fs, 3, FUT_CF_FIRST_COMPLETED,
-                                     FUT_MS(10), done),
+  assert_int_equal(fut_cfuture_wait_many(fs, 3, FUT_CFUTURE_FIRST_COMPLETED,
+                                         FUT_MS(10), done),
                    0);
   struct gate g;
   gate_init(&g);
@@ -293,8 +294,8 @@ static void test_cfutures_wait_first_completed(void **state) {
   pthread_t t;
   assert_int_equal(pthread_create(&t, NULL, complete_after_gate, &d), 0);
   gate_open(&g);
-  assert_int_equal(fut_cfutures_wait(fs, 3, FUT_CF_FIRST_COMPLETED,
-                                     FUT_FOREVER, done),
+  assert_int_equal(fut_cfuture_wait_many(fs, 3, FUT_CFUTURE_FIRST_COMPLETED,
+                                         FUT_FOREVER, done),
                    1);
   assert_false(done[0]);
   assert_true(done[1]);
@@ -313,8 +314,8 @@ static void test_cfutures_wait_first_exception(void **state) {
   /* A result and a cancellation do not satisfy FIRST_EXCEPTION. */
   fut_cfuture_set_result(fs[0], NULL, NULL);
   fut_cfuture_cancel(fs[1]);
-  assert_int_equal(fut_cfutures_wait(fs, 3, FUT_CF_FIRST_EXCEPTION,
-                                     FUT_MS(10), NULL),
+  assert_int_equal(fut_cfuture_wait_many(fs, 3, FUT_CFUTURE_FIRST_EXCEPTION,
+                                         FUT_MS(10), NULL),
                    2);
   struct gate g;
   gate_init(&g);
@@ -323,8 +324,8 @@ static void test_cfutures_wait_first_exception(void **state) {
   assert_int_equal(pthread_create(&t, NULL, complete_after_gate, &d), 0);
   gate_open(&g);
   bool done[3];
-  assert_int_equal(fut_cfutures_wait(fs, 3, FUT_CF_FIRST_EXCEPTION,
-                                     FUT_FOREVER, done),
+  assert_int_equal(fut_cfuture_wait_many(fs, 3, FUT_CFUTURE_FIRST_EXCEPTION,
+                                         FUT_FOREVER, done),
                    3);
   assert_true(done[2]);
   assert_int_equal(fut_cfuture_exception(fs[2], 0, NULL), -EIO);
@@ -349,12 +350,12 @@ static void test_cfutures_wait_all_completed(void **state) {
                      0);
   }
   gate_wait_arrived(&g, N);
-  assert_int_equal(fut_cfutures_wait(fs, N, FUT_CF_ALL_COMPLETED, 0, NULL),
-                   0);
+  assert_int_equal(
+      fut_cfuture_wait_many(fs, N, FUT_CFUTURE_ALL_COMPLETED, 0, NULL), 0);
   gate_open(&g);
   bool done[N];
-  assert_int_equal(fut_cfutures_wait(fs, N, FUT_CF_ALL_COMPLETED,
-                                     FUT_FOREVER, done),
+  assert_int_equal(fut_cfuture_wait_many(fs, N, FUT_CFUTURE_ALL_COMPLETED,
+                                         FUT_FOREVER, done),
                    N);
   for (int i = 0; i < N; i++) {
     assert_true(done[i]);
@@ -363,8 +364,8 @@ static void test_cfutures_wait_all_completed(void **state) {
   }
   gate_destroy(&g);
   /* An empty set is trivially complete. */
-  assert_int_equal(fut_cfutures_wait(NULL, 0, FUT_CF_ALL_COMPLETED, 0, NULL),
-                   0);
+  assert_int_equal(
+      fut_cfuture_wait_many(NULL, 0, FUT_CFUTURE_ALL_COMPLETED, 0, NULL), 0);
 }
 
 static void test_cfutures_as_completed_order(void **state) {
@@ -374,23 +375,23 @@ static void test_cfutures_as_completed_order(void **state) {
   for (int i = 0; i < N; i++)
     assert_int_equal(fut_cfuture_new(&fs[i]), 0);
   fut_cfuture_set_result_i64(fs[2], 2); /* done before: yielded first */
-  fut_cf_as_completed_t *it;
-  assert_int_equal(fut_cfutures_as_completed(fs, N, FUT_FOREVER, &it), 0);
+  fut_cfuture_as_completed_t *it;
+  assert_int_equal(fut_cfuture_as_completed(fs, N, FUT_FOREVER, &it), 0);
   fut_cfuture_t *got;
-  assert_int_equal(fut_cf_as_completed_next(it, &got), 0);
+  assert_int_equal(fut_cfuture_as_completed_next(it, &got), 0);
   assert_ptr_equal(got, fs[2]);
   /* Then in completion order, whatever the array order. */
   int order[] = {3, 0, 1};
   for (int k = 0; k < 3; k++) {
     pthread_t t;
-    assert_int_equal(pthread_create(&t, NULL, complete_thread,
-                                    fs[order[k]]), 0);
-    assert_int_equal(fut_cf_as_completed_next(it, &got), 0);
+    assert_int_equal(pthread_create(&t, NULL, complete_thread, fs[order[k]]),
+                     0);
+    assert_int_equal(fut_cfuture_as_completed_next(it, &got), 0);
     assert_ptr_equal(got, fs[order[k]]);
     pthread_join(t, NULL);
   }
-  assert_int_equal(fut_cf_as_completed_next(it, &got), -ENOENT);
-  fut_cf_as_completed_free(it);
+  assert_int_equal(fut_cfuture_as_completed_next(it, &got), -ENOENT);
+  fut_cfuture_as_completed_free(it);
   for (int i = 0; i < N; i++)
     fut_cfuture_unref(fs[i]);
 }
@@ -401,24 +402,43 @@ static void test_cfutures_as_completed_timeout(void **state) {
   for (int i = 0; i < 2; i++)
     assert_int_equal(fut_cfuture_new(&fs[i]), 0);
   fut_cfuture_cancel(fs[0]);
-  fut_cf_as_completed_t *it;
-  assert_int_equal(fut_cfutures_as_completed(fs, 2, FUT_MS(20), &it), 0);
+  fut_cfuture_as_completed_t *it;
+  assert_int_equal(fut_cfuture_as_completed(fs, 2, FUT_MS(20), &it), 0);
   fut_cfuture_t *got;
-  assert_int_equal(fut_cf_as_completed_next(it, &got), 0);
+  assert_int_equal(fut_cfuture_as_completed_next(it, &got), 0);
   assert_ptr_equal(got, fs[0]);
   uint64_t t0 = now_ns();
-  assert_int_equal(fut_cf_as_completed_next(it, &got), -ETIMEDOUT);
+  assert_int_equal(fut_cfuture_as_completed_next(it, &got), -ETIMEDOUT);
   assert_null(got);
   assert_true(now_ns() - t0 < FUT_SEC(5));
   /* Freeing with a cfuture pending unlinks the iterator from it. */
-  fut_cf_as_completed_free(it);
+  fut_cfuture_as_completed_free(it);
   fut_cfuture_set_result(fs[1], NULL, NULL);
   for (int i = 0; i < 2; i++)
     fut_cfuture_unref(fs[i]);
 }
 
+/* Bug: fut_cfuture_exception told "timed out waiting" from "failed" by the
+ * code alone, so a job that failed with -ETIMEDOUT (a connect timeout, say)
+ * lost its message. */
+static void test_cfuture_exception_etimedout_code_keeps_message(void **state) {
+  (void)state;
+  fut_cfuture_t *cf;
+  assert_int_equal(fut_cfuture_new(&cf), 0);
+  const char *msg = "x";
+  assert_int_equal(fut_cfuture_exception(cf, 0, &msg), -ETIMEDOUT);
+  assert_null(msg);
+  assert_int_equal(
+      fut_cfuture_set_exception(cf, -ETIMEDOUT, "connect to %s", "db"), 0);
+  assert_int_equal(fut_cfuture_exception(cf, 0, &msg), -ETIMEDOUT);
+  assert_non_null(msg);
+  assert_string_equal(msg, "connect to db");
+  fut_cfuture_unref(cf);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_cfuture_exception_etimedout_code_keeps_message),
       cmocka_unit_test(test_cfuture_states),
       cmocka_unit_test(test_cfuture_cancel_pending),
       cmocka_unit_test(test_cfuture_result_kinds),

@@ -2,14 +2,17 @@
  * cfuture live in the loop future's wrapper, and the worker hands the item
  * straight back to the loop's inbox.  Cancellation before start, late
  * results, loop close with items in flight, pool shutdown with queued
- * items, a job keeping its cfuture, batching, and an idle pool's CPU. */
-#include "exec_helpers.h"
+ * items, a job keeping its cfuture, batching, and an idle pool's CPU.
+ * Regressions: a fork while a worker rings the inbox, loops closed with
+ * jobs in flight, cancellation racing the start. */
 #include "exec/internal.h"
+#include "exec_helpers.h"
 
+#include <sched.h>
 #include <stdio.h>
 #include <string.h>
-#include <sched.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
 
 #define T(name)                                                                \
   cmocka_unit_test_setup_teardown(name, threads_setup, threads_teardown)
@@ -60,8 +63,9 @@ static void test_fastpath_results(void **state) {
   enum { N = 64 };
   fut_t *f[N];
   for (int i = 0; i < N; i++)
-    assert_int_equal(fut_run_in_executor(loop, ex, job_count,
-                                         (void *)(intptr_t)i, &f[i]), 0);
+    assert_int_equal(
+        fut_run_in_executor(loop, ex, job_count, (void *)(intptr_t)i, &f[i]),
+        0);
   for (int i = 0; i < N; i++) {
     assert_int_equal(fut_loop_run_until_complete(loop, f[i]), 0);
     int64_t v = -1;
@@ -70,7 +74,7 @@ static void test_fastpath_results(void **state) {
     fut_unref(f[i]);
   }
   fut_executor_free(ex);
-  loop_free_clean(loop);
+  fx_loop_free_clean(loop);
 }
 
 /* Cancelled while queued: the job never runs, the item still comes back
@@ -87,8 +91,7 @@ static void test_fastpath_cancel_before_start(void **state) {
   fut_t *busy, *queued;
   assert_int_equal(fut_run_in_executor(loop, ex, job_gated, &g, &busy), 0);
   gate_wait_arrived(&g, 1);
-  assert_int_equal(fut_run_in_executor(loop, ex, job_count, NULL, &queued),
-                   0);
+  assert_int_equal(fut_run_in_executor(loop, ex, job_count, NULL, &queued), 0);
   assert_true(fut_cancel(queued, "stop"));
   assert_true(fut_cancelled(queued));
   gate_open(&g);
@@ -102,7 +105,7 @@ static void test_fastpath_cancel_before_start(void **state) {
   fut_unref(queued);
   fut_executor_free(ex);
   gate_destroy(&g);
-  loop_free_clean(loop);
+  fx_loop_free_clean(loop);
 }
 
 /* Cancelled while running: the loop future is cancelled at once, the late
@@ -128,7 +131,7 @@ static void test_fastpath_late_result_dropped(void **state) {
   assert_int_equal(__atomic_load_n(&frees, __ATOMIC_SEQ_CST), 1);
   fut_executor_free(ex);
   gate_destroy(&g);
-  loop_free_clean(loop);
+  fx_loop_free_clean(loop);
 }
 
 /* Closing the loop with one item running, one queued and one completed
@@ -145,10 +148,9 @@ static void test_fastpath_loop_close_inflight(void **state) {
   gate_init(&g1);
   gate_init(&g2);
   fut_t *done, *running, *queued;
-  assert_int_equal(fut_run_in_executor(loop, ex, job_gated_ptr, &g1, &done),
+  assert_int_equal(fut_run_in_executor(loop, ex, job_gated_ptr, &g1, &done), 0);
+  assert_int_equal(fut_run_in_executor(loop, ex, job_gated_ptr, &g2, &running),
                    0);
-  assert_int_equal(fut_run_in_executor(loop, ex, job_gated_ptr, &g2,
-                                       &running), 0);
   assert_int_equal(fut_run_in_executor(loop, ex, job_gated_ptr, &g2, &queued),
                    0);
   gate_open(&g1);
@@ -159,7 +161,7 @@ static void test_fastpath_loop_close_inflight(void **state) {
   assert_false(fut_done(done)); /* never delivered */
   fut_unref(done);
   assert_int_equal(__atomic_load_n(&frees, __ATOMIC_SEQ_CST), 1);
-  loop_free_clean(loop);
+  fx_loop_free_clean(loop);
   gate_open(&g2);
   fut_executor_free(ex); /* waits: both jobs complete after the loop */
   assert_int_equal(__atomic_load_n(&frees, __ATOMIC_SEQ_CST), 3);
@@ -182,8 +184,7 @@ static void test_fastpath_shutdown_cancels_queued(void **state) {
   assert_int_equal(fut_run_in_executor(loop, ex, job_gated, &g, &busy), 0);
   gate_wait_arrived(&g, 1);
   for (int i = 0; i < 3; i++)
-    assert_int_equal(fut_run_in_executor(loop, ex, job_count, NULL, &q[i]),
-                     0);
+    assert_int_equal(fut_run_in_executor(loop, ex, job_count, NULL, &q[i]), 0);
   assert_int_equal(fut_executor_shutdown(ex, false, true, 0), 0);
   gate_open(&g);
   assert_int_equal(fut_executor_shutdown(ex, true, false, FUT_FOREVER), 0);
@@ -201,7 +202,7 @@ static void test_fastpath_shutdown_cancels_queued(void **state) {
   fut_unref(busy);
   fut_executor_free(ex);
   gate_destroy(&g);
-  loop_free_clean(loop);
+  fx_loop_free_clean(loop);
 }
 
 /* A job that keeps a reference to its cfuture: the wrapper's memory lives
@@ -241,7 +242,7 @@ static void test_fastpath_job_keeps_cfuture(void **state) {
   assert_int_equal(fut_loop_run_until_complete(loop, f), 0);
   fut_unref(f);
   fut_executor_free(ex);
-  loop_free_clean(loop);
+  fx_loop_free_clean(loop);
 }
 
 /* Bytes jobs: borrowed bytes take the copying path, owned bytes and empty
@@ -283,7 +284,7 @@ static void test_fastpath_bytes_jobs(void **state) {
     fut_unref(f[i]);
   }
   fut_executor_free(ex);
-  loop_free_clean(loop);
+  fx_loop_free_clean(loop);
 }
 
 /* Many completions while the loop sleeps: one doorbell, one drain. */
@@ -301,8 +302,7 @@ static void test_fastpath_batching(void **state) {
   assert_int_equal(fut_run_in_executor(loop, ex, job_gated, &g, &busy), 0);
   gate_wait_arrived(&g, 1);
   for (int i = 0; i < N; i++)
-    assert_int_equal(fut_run_in_executor(loop, ex, job_count, NULL, &f[i]),
-                     0);
+    assert_int_equal(fut_run_in_executor(loop, ex, job_count, NULL, &f[i]), 0);
   gate_open(&g);
   /* Wait, without running the loop, until the worker ran out of work and
    * sleeps: then every item is in the inbox behind one thread-safe call. */
@@ -322,7 +322,7 @@ static void test_fastpath_batching(void **state) {
     fut_unref(f[i]);
   fut_executor_free(ex);
   gate_destroy(&g);
-  loop_free_clean(loop);
+  fx_loop_free_clean(loop);
 }
 
 static uint64_t cpu_ns(void) {
@@ -345,8 +345,7 @@ static void test_fastpath_idle_pool_sleeps(void **state) {
   enum { N = 200 };
   fut_t *f[N];
   for (int i = 0; i < N; i++)
-    assert_int_equal(fut_run_in_executor(loop, ex, job_count, NULL, &f[i]),
-                     0);
+    assert_int_equal(fut_run_in_executor(loop, ex, job_count, NULL, &f[i]), 0);
   for (int i = 0; i < N; i++) {
     assert_int_equal(fut_loop_run_until_complete(loop, f[i]), 0);
     fut_unref(f[i]);
@@ -359,7 +358,7 @@ static void test_fastpath_idle_pool_sleeps(void **state) {
   /* A spinning worker would use ~200 ms; allow 20 (sanitizers, noise). */
   assert_true(used < FUT_MS(20));
   fut_executor_free(ex);
-  loop_free_clean(loop);
+  fx_loop_free_clean(loop);
 }
 
 /* Jobs submitted to a pool whose workers all sleep still run side by side:
@@ -380,8 +379,7 @@ static void test_fastpath_wakeups_spread_over_sleepers(void **state) {
     while (round > 0 && fut__thread_pool_nidle(ex) != 4)
       sched_yield();
     for (int i = 0; i < 4; i++)
-      assert_int_equal(fut_run_in_executor(loop, ex, job_gated, &g, &f[i]),
-                       0);
+      assert_int_equal(fut_run_in_executor(loop, ex, job_gated, &g, &f[i]), 0);
     gate_wait_arrived(&g, 4); /* all four run at once */
     gate_open(&g);
     for (int i = 0; i < 4; i++) {
@@ -392,10 +390,12 @@ static void test_fastpath_wakeups_spread_over_sleepers(void **state) {
   }
   assert_int_equal(fut__thread_pool_nthreads(ex), 4);
   fut_executor_free(ex);
-  loop_free_clean(loop);
+  fx_loop_free_clean(loop);
 }
 
-static void open_gate_cb(void *arg) { gate_open(arg); }
+static void open_gate_cb(void *arg) {
+  gate_open(arg);
+}
 
 /* The loop waits briefly for in-flight jobs before it blocks in epoll, but
  * only briefly: with a job running for 200 ms the process stays (almost)
@@ -411,8 +411,8 @@ static void test_fastpath_long_job_loop_sleeps(void **state) {
   fut_t *f;
   assert_int_equal(fut_run_in_executor(loop, ex, job_gated, &g, &f), 0);
   gate_wait_arrived(&g, 1);
-  assert_int_equal(fut_loop_call_later(loop, FUT_MS(200), open_gate_cb, &g,
-                                       NULL), 0);
+  assert_int_equal(
+      fut_loop_call_later(loop, FUT_MS(200), open_gate_cb, &g, NULL), 0);
   uint64_t c0 = cpu_ns(), t0 = now_ns();
   assert_int_equal(fut_loop_run_until_complete(loop, f), 0);
   uint64_t used = cpu_ns() - c0, took = now_ns() - t0;
@@ -426,7 +426,189 @@ static void test_fastpath_long_job_loop_sleeps(void **state) {
   fut_unref(f);
   fut_executor_free(ex);
   gate_destroy(&g);
-  loop_free_clean(loop);
+  fx_loop_free_clean(loop);
+}
+
+/* ---- regressions: the inbox under fork, close and cancel ----------------- */
+
+static atomic_int worker_tid;
+
+static int job_note_tid(void *arg, fut_cfuture_t *cf) {
+  (void)arg;
+  (void)cf;
+  atomic_store(&worker_tid, (int)gettid());
+  return 0;
+}
+
+/* Whether thread tid of this process is blocked in futex(2). */
+static bool blocked_in_futex(int tid) {
+  char path[64], buf[64];
+  snprintf(path, sizeof path, "/proc/self/task/%d/syscall", tid);
+  FILE *f = fopen(path, "r");
+  if (!f)
+    return false;
+  bool r = fgets(buf, sizeof buf, f) && atoi(buf) == SYS_futex;
+  fclose(f);
+  return r;
+}
+
+/* Bug: a fork while a worker was queueing a drain (inside ring: the inbox
+ * lock held, `scheduled` set) left the child's inbox with that lock held
+ * forever and `scheduled` stuck: after fut_loop_fork, no completion was
+ * ever announced (the job's future never finished) and closing the loop
+ * deadlocked on the lock.  The inbox is now re-armed in the child. */
+static void test_inbox_fork_while_worker_rings(void **state) {
+  (void)state;
+  fut_loop_t *loop = NULL;
+  assert_int_equal(fut_loop_new(&loop), 0);
+  fut_executor_t *ex = NULL;
+  assert_int_equal(fut_thread_pool_new(1, &ex), 0);
+  atomic_store(&worker_tid, 0);
+  /* Holding the thread-safe queue's lock parks the completing worker in
+   * ring, inside the inbox lock. */
+  pthread_mutex_lock(&loop->door.lock);
+  fut_t *f = NULL;
+  assert_int_equal(fut_run_in_executor(loop, ex, job_note_tid, NULL, &f), 0);
+  uint64_t end = fut__now() + FUT_SEC(10);
+  while ((!atomic_load(&worker_tid) ||
+          !blocked_in_futex(atomic_load(&worker_tid))) &&
+         fut__now() < end)
+    sched_yield();
+  assert_true(blocked_in_futex(atomic_load(&worker_tid)));
+  fflush(NULL);
+  pid_t pid = fork();
+  assert_true(pid >= 0);
+  if (pid == 0) {
+    if (fut_loop_fork(loop) != 0)
+      _exit(2);
+    if (!UNDER_TSAN) { /* TSan: no threads after a multi-threaded fork */
+      atomic_int n;
+      atomic_init(&n, 0);
+      fut_t *g = NULL;
+      if (fut_run_in_executor(loop, NULL, job_add, &n, &g) != 0)
+        _exit(3);
+      for (int i = 0; i < 40 && !fut_done(g); i++)
+        fut_loop_run_once(loop, FUT_MS(50));
+      if (!fut_done(g))
+        _exit(4);
+      fut_unref(g);
+      if (fut_loop_shutdown_default_executor(loop, FUT_SEC(10)) != 0)
+        _exit(5);
+    }
+    fut_loop_free(loop); /* deadlocked on the inbox lock */
+    _exit(0);
+  }
+  pthread_mutex_unlock(&loop->door.lock);
+  int st = wait_child(pid);
+  assert_int_equal(fut_loop_run_until_complete(loop, f), 0);
+  fut_unref(f);
+  fut_executor_free(ex);
+  fx_loop_free_clean(loop);
+  assert_int_not_equal(st, -1); /* it hung */
+  assert_true(WIFEXITED(st));
+  assert_int_equal(WEXITSTATUS(st), 0);
+}
+
+/* Loops closed and freed with fast-path and generic jobs in flight, over
+ * and over, while the pool's workers keep completing into them: no
+ * use-after-free of a wrapper, the inbox or the loop (ASan/TSan). */
+static void test_inbox_close_with_jobs_in_flight_stress(void **state) {
+  (void)state;
+  fut_executor_t *ex = NULL;
+  assert_int_equal(fut_thread_pool_new(3, &ex), 0);
+  atomic_int n;
+  atomic_init(&n, 0);
+  int submitted = 0;
+  for (int round = 0; round < 200; round++) {
+    fut_loop_t *loop = NULL;
+    assert_int_equal(fut_loop_new(&loop), 0);
+    fut_t *fs[24];
+    fut_cfuture_t *cfs[8];
+    for (int i = 0; i < 16; i++) {
+      assert_int_equal(fut_run_in_executor(loop, ex, job_add, &n, &fs[i]), 0);
+      submitted++;
+    }
+    for (int i = 0; i < 8; i++) {
+      assert_int_equal(fut_executor_submit(ex, job_add, &n, &cfs[i]), 0);
+      assert_int_equal(fut_wrap_future(loop, cfs[i], &fs[16 + i]), 0);
+      submitted++;
+    }
+    /* Let a varying part of them come back before the close. */
+    for (int k = 0; k < round % 4; k++)
+      fut_loop_run_once(loop, 0);
+    if (round % 3 == 0)
+      fut_cancel(fs[round % 24], NULL);
+    for (int i = 0; i < 24; i++)
+      fut_unref(fs[i]);
+    if (round % 2) {
+      assert_int_equal(fut_loop_free(loop), 0);
+      for (int i = 0; i < 8; i++)
+        fut_cfuture_unref(cfs[i]);
+    } else {
+      for (int i = 0; i < 8; i++)
+        fut_cfuture_unref(cfs[i]);
+      assert_int_equal(fut_loop_close(loop), 0);
+      assert_int_equal(fut_loop_free(loop), 0);
+    }
+  }
+  assert_int_equal(fut_executor_shutdown(ex, true, false, FUT_SEC(20)), 0);
+  fut_executor_free(ex);
+  /* Cancelled ones may not have run; the others all did. */
+  assert_true(atomic_load(&n) <= submitted);
+  assert_true(atomic_load(&n) >= submitted - 200);
+}
+
+/* Cancelling a fast-path job races its start in a worker: each ends either
+ * cancelled (its job never ran) or with its result; none is lost. */
+static void test_inbox_cancel_races_start(void **state) {
+  (void)state;
+  enum { N = 3000 };
+  fut_loop_t *loop = NULL;
+  assert_int_equal(fut_loop_new(&loop), 0);
+  fut_executor_t *ex = NULL;
+  assert_int_equal(fut_thread_pool_new(2, &ex), 0);
+  atomic_int ran;
+  atomic_init(&ran, 0);
+  static fut_t *fs[N];
+  for (int i = 0; i < N; i++) {
+    assert_int_equal(fut_run_in_executor(loop, ex, job_add, &ran, &fs[i]), 0);
+    if (i % 2)
+      fut_cancel(fs[i], NULL);
+    if (i % 97 == 0)
+      fut_loop_run_once(loop, 0);
+  }
+  int cancelled = 0, ok = 0;
+  uint64_t end = fut__now() + FUT_SEC(20);
+  for (int i = 0; i < N; i++) {
+    while (!fut_done(fs[i]) && fut__now() < end)
+      fut_loop_run_once(loop, FUT_MS(10));
+    assert_true(fut_done(fs[i]));
+    if (fut_cancelled(fs[i])) {
+      cancelled++;
+    } else {
+      int64_t v = 0;
+      assert_int_equal(fut_result_i64(fs[i], &v), 0);
+      assert_int_equal(v, 7);
+      ok++;
+    }
+  }
+  assert_int_equal(cancelled + ok, N);
+  assert_true(cancelled >= N / 2);
+  assert_true(atomic_load(&ran) >= ok);
+  assert_true(atomic_load(&ran) <= N);
+  /* Every item came home: the wrappers are all freed once unreferenced. */
+  for (int i = 0; i < N; i++)
+    fut_unref(fs[i]);
+  assert_int_equal(fut_executor_shutdown(ex, true, false, FUT_SEC(20)), 0);
+  /* Items of cancelled jobs come back through the inbox too. */
+  while (fut_loop_run_once(loop, 0) == 0) {
+    fut_loop_stats_t st;
+    fut_loop_stats(loop, &st);
+    if (st.live_futures == 0 || fut__now() > end)
+      break;
+  }
+  fut_executor_free(ex);
+  fx_loop_free_clean(loop);
 }
 
 int main(void) {
@@ -443,6 +625,9 @@ int main(void) {
       T(test_fastpath_idle_pool_sleeps),
       T(test_fastpath_long_job_loop_sleeps),
       T(test_fastpath_wakeups_spread_over_sleepers),
+      cmocka_unit_test(test_inbox_fork_while_worker_rings),
+      cmocka_unit_test(test_inbox_close_with_jobs_in_flight_stress),
+      cmocka_unit_test(test_inbox_cancel_races_start),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

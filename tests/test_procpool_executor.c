@@ -250,16 +250,17 @@ static void test_procpool_executor_wait_as_completed(void **state) {
   for (int64_t i = 0; i < N; i++)
     cfs[i] = submit_bytes(ex, bytes_square, &i, sizeof i);
   bool done[N];
-  assert_int_equal(
-      fut_cfutures_wait(cfs, N, FUT_CF_ALL_COMPLETED, FUT_FOREVER, done), N);
-  fut_cf_as_completed_t *it;
-  assert_int_equal(fut_cfutures_as_completed(cfs, N, FUT_FOREVER, &it), 0);
+  assert_int_equal(fut_cfuture_wait_many(cfs, N, FUT_CFUTURE_ALL_COMPLETED,
+                                         FUT_FOREVER, done),
+                   N);
+  fut_cfuture_as_completed_t *it;
+  assert_int_equal(fut_cfuture_as_completed(cfs, N, FUT_FOREVER, &it), 0);
   int seen = 0;
   fut_cfuture_t *cf;
-  while (fut_cf_as_completed_next(it, &cf) == 0)
+  while (fut_cfuture_as_completed_next(it, &cf) == 0)
     seen++;
   assert_int_equal(seen, N);
-  fut_cf_as_completed_free(it);
+  fut_cfuture_as_completed_free(it);
   for (int i = 0; i < N; i++)
     fut_cfuture_unref(cfs[i]);
   fut_executor_free(ex);

@@ -1,8 +1,10 @@
 /* The thread pool through the executor interface, without any loop:
  * results and errors, cancellation, shutdown modes, the initializer, map,
- * wait / as_completed, threads on demand and back to baseline. */
-#include "exec_helpers.h"
+ * wait / as_completed, threads on demand and back to baseline.
+ * Regressions: a pool in a forked child, lost wake-ups, a pool freed from
+ * its own job, shutdown without wait then free. */
 #include "exec/internal.h"
+#include "exec_helpers.h"
 
 #include <sched.h>
 #include <stdio.h>
@@ -222,8 +224,8 @@ static void test_threadpool_threads_on_demand(void **state) {
   assert_int_equal(fut__thread_pool_nthreads(ex), 3);
   assert_int_equal(count_threads(), baseline + 3);
   gate_open(&g);
-  assert_int_equal(fut_cfutures_wait(cf, N, FUT_CF_ALL_COMPLETED, FUT_FOREVER,
-                                     NULL),
+  assert_int_equal(fut_cfuture_wait_many(cf, N, FUT_CFUTURE_ALL_COMPLETED,
+                                         FUT_FOREVER, NULL),
                    N);
   for (int i = 0; i < N; i++)
     fut_cfuture_unref(cf[i]);
@@ -259,8 +261,8 @@ static int job_thread_name(void *arg, fut_cfuture_t *cf) {
 
 static void test_threadpool_name_prefix(void **state) {
   (void)state;
-  fut_thread_pool_options_t o;
-  fut_thread_pool_options_init(&o);
+  fut_thread_pool_opts_t o;
+  fut_thread_pool_opts_init(&o);
   o.name_prefix = "reader";
   o.max_workers = 1;
   fut_executor_t *ex;
@@ -387,7 +389,7 @@ static void test_threadpool_shutdown_wait(void **state) {
   assert_true(fut_executor_is_shutdown(ex));
   /* Waiting shutdown: every queued job ran, every thread is gone. */
   for (int i = 0; i < N; i++) {
-    assert_int_equal(fut_cfuture_state(cf[i]), FUT_CF_FINISHED);
+    assert_int_equal(fut_cfuture_state(cf[i]), FUT_CFUTURE_FINISHED);
     fut_cfuture_unref(cf[i]);
   }
   assert_int_equal(fut__thread_pool_nthreads(ex), 0);
@@ -550,8 +552,8 @@ static int init_fail(void *arg) {
 
 static void test_threadpool_initializer_failure(void **state) {
   (void)state;
-  fut_thread_pool_options_t o;
-  fut_thread_pool_options_init(&o);
+  fut_thread_pool_opts_t o;
+  fut_thread_pool_opts_init(&o);
   o.max_workers = 1;
   o.initializer = init_fail;
   fut_executor_t *ex;
@@ -581,8 +583,8 @@ static int init_count(void *arg) {
 static void test_threadpool_initializer_per_worker(void **state) {
   (void)state;
   init_calls = 0;
-  fut_thread_pool_options_t o;
-  fut_thread_pool_options_init(&o);
+  fut_thread_pool_opts_t o;
+  fut_thread_pool_opts_init(&o);
   o.max_workers = 3;
   o.initializer = init_count;
   o.initarg = (void *)1;
@@ -629,8 +631,7 @@ static void test_threadpool_map_order(void **state) {
   assert_int_equal(fut_executor_map_jobs(ex, jobs, 2, out), 0);
   const void *d;
   size_t len;
-  assert_int_equal(fut_cfuture_result_bytes(out[0], FUT_FOREVER, &d, &len),
-                   0);
+  assert_int_equal(fut_cfuture_result_bytes(out[0], FUT_FOREVER, &d, &len), 0);
   assert_memory_equal(d, "AB", 2);
   int64_t v;
   assert_int_equal(fut_cfuture_result_i64(out[1], FUT_FOREVER, &v), 0);
@@ -656,23 +657,23 @@ static void test_threadpool_wait_and_as_completed(void **state) {
   assert_int_equal(fut_executor_submit(ex, job_fail, NULL, &fs[1]), 0);
   assert_int_equal(fut_executor_submit(ex, job_gated, &g, &fs[2]), 0);
   bool done[3];
-  assert_int_equal(fut_cfutures_wait(fs, 3, FUT_CF_FIRST_EXCEPTION,
-                                     FUT_FOREVER, done),
+  assert_int_equal(fut_cfuture_wait_many(fs, 3, FUT_CFUTURE_FIRST_EXCEPTION,
+                                         FUT_FOREVER, done),
                    1);
   assert_true(done[1]);
-  fut_cf_as_completed_t *it;
-  assert_int_equal(fut_cfutures_as_completed(fs, 3, FUT_FOREVER, &it), 0);
+  fut_cfuture_as_completed_t *it;
+  assert_int_equal(fut_cfuture_as_completed(fs, 3, FUT_FOREVER, &it), 0);
   fut_cfuture_t *got;
-  assert_int_equal(fut_cf_as_completed_next(it, &got), 0);
+  assert_int_equal(fut_cfuture_as_completed_next(it, &got), 0);
   assert_ptr_equal(got, fs[1]); /* the only one done so far */
   gate_open(&g);
   int seen = 0;
-  while (fut_cf_as_completed_next(it, &got) == 0) {
+  while (fut_cfuture_as_completed_next(it, &got) == 0) {
     assert_true(got == fs[0] || got == fs[2]);
     seen++;
   }
   assert_int_equal(seen, 2);
-  fut_cf_as_completed_free(it);
+  fut_cfuture_as_completed_free(it);
   for (int i = 0; i < 3; i++)
     fut_cfuture_unref(fs[i]);
   fut_executor_free(ex);
@@ -707,6 +708,180 @@ static void test_threadpool_job_helpers(void **state) {
   fut_job_free(NULL);
 }
 
+/* ---- regressions: fork, lifetimes, lost wake-ups ------------------------- */
+
+/* Bug: a thread pool used in a forked child hung.  The child has none of
+ * the workers, yet the pool still counted them: a submission signalled a
+ * "sleeping" worker that does not exist (the job never ran), and freeing
+ * the pool waited forever for them to exit.  Now submit fails with
+ * FUT_E_FORKED and shutdown and free return at once. */
+static void test_threadpool_forked_child_fails_cleanly(void **state) {
+  (void)state;
+  fut_executor_t *ex = NULL;
+  assert_int_equal(fut_thread_pool_new(2, &ex), 0);
+  fut_cfuture_t *cf = NULL;
+  assert_int_equal(fut_executor_submit(ex, job_noop, NULL, &cf), 0);
+  assert_int_equal(fut_cfuture_wait(cf, FUT_SEC(10)), 0);
+  fut_cfuture_unref(cf);
+  assert_true(fut__thread_pool_nthreads(ex) >= 1);
+  fflush(NULL);
+  pid_t pid = fork();
+  assert_true(pid >= 0);
+  if (pid == 0) {
+    fut_cfuture_t *c = NULL;
+    int err = fut_executor_submit(ex, job_noop, NULL, &c);
+    if (err != FUT_E_FORKED || c != NULL)
+      _exit(2);
+    if (!strstr(fut_last_error(), "fork"))
+      _exit(3);
+    if (!fut__thread_pool_forked(ex))
+      _exit(4);
+    if (fut_executor_shutdown(ex, true, true, FUT_FOREVER) != 0)
+      _exit(5);
+    fut_executor_free(ex);
+    _exit(0);
+  }
+  int st = wait_child(pid);
+  assert_int_not_equal(st, -1); /* it hung */
+  assert_true(WIFEXITED(st));
+  assert_int_equal(WEXITSTATUS(st), 0);
+  assert_false(fut__thread_pool_forked(ex));
+  assert_int_equal(fut_executor_submit(ex, job_noop, NULL, &cf), 0);
+  assert_int_equal(fut_cfuture_wait(cf, FUT_SEC(10)), 0);
+  fut_cfuture_unref(cf);
+  fut_executor_free(ex);
+}
+
+struct submitter {
+  fut_executor_t *ex;
+  atomic_int *count;
+  int n;
+  int failures;
+};
+
+static void *submit_thread(void *arg) {
+  struct submitter *s = arg;
+  for (int i = 0; i < s->n; i++) {
+    fut_cfuture_t *cf = NULL;
+    if (fut_executor_submit(s->ex, job_add, s->count, &cf) != 0) {
+      s->failures++;
+      continue;
+    }
+    /* Waiting on every 8th: idle periods between bursts, so workers go
+     * to sleep and must be woken (a lost wake-up times out here). */
+    if (i % 8 == 7 && fut_cfuture_wait(cf, FUT_SEC(10)) != 0)
+      s->failures++;
+    fut_cfuture_unref(cf);
+  }
+  return NULL;
+}
+
+/* Bursts from several submitters while workers spin, sleep and pass the
+ * wake-up on: every job runs, none waits for a worker that never comes. */
+static void test_threadpool_no_lost_wakeup_stress(void **state) {
+  (void)state;
+  enum { T = 3, PER = 3000 };
+  for (size_t max = 1; max <= 4; max += 3) {
+    fut_executor_t *ex = NULL;
+    assert_int_equal(fut_thread_pool_new(max, &ex), 0);
+    atomic_int count;
+    atomic_init(&count, 0);
+    pthread_t th[T];
+    struct submitter s[T];
+    for (int t = 0; t < T; t++) {
+      s[t] = (struct submitter){ex, &count, PER, 0};
+      assert_int_equal(pthread_create(&th[t], NULL, submit_thread, &s[t]), 0);
+    }
+    for (int t = 0; t < T; t++) {
+      pthread_join(th[t], NULL);
+      assert_int_equal(s[t].failures, 0);
+    }
+    assert_int_equal(fut_executor_shutdown(ex, true, false, FUT_SEC(20)), 0);
+    assert_int_equal(atomic_load(&count), T * PER);
+    fut_executor_free(ex);
+  }
+}
+
+static _Atomic(fut_executor_t *) self_pool;
+static atomic_bool test_dropped; /* the test let go of its reference */
+
+/* Drops the last reference to its own pool, from a worker, once the test
+ * (which must hold one while it submits) has dropped its own. */
+static int job_free_own_pool(void *arg, fut_cfuture_t *cf) {
+  (void)arg;
+  (void)cf;
+  uint64_t end = fut__now() + FUT_SEC(10);
+  while (!atomic_load(&test_dropped) && fut__now() < end)
+    sched_yield();
+  fut_executor_free(atomic_exchange(&self_pool, NULL));
+  return 0;
+}
+
+static void free_pool_cb(fut_cfuture_t *cf, void *arg) {
+  (void)cf;
+  fut_executor_free(arg);
+}
+
+/* A pool freed by its last reference from inside one of its own jobs, or
+ * from a completion callback running in its worker, neither deadlocks nor
+ * frees memory the worker still uses; queued jobs still finish. */
+static void test_threadpool_freed_from_own_job_or_callback(void **state) {
+  (void)state;
+  for (int round = 0; round < 50; round++) {
+    fut_executor_t *ex = NULL;
+    assert_int_equal(fut_thread_pool_new(2, &ex), 0);
+    atomic_int n;
+    atomic_init(&n, 0);
+    fut_cfuture_t *cfs[4];
+    for (int i = 0; i < 3; i++)
+      assert_int_equal(fut_executor_submit(ex, job_add, &n, &cfs[i]), 0);
+    if (round % 2) {
+      atomic_store(&test_dropped, false);
+      atomic_store(&self_pool, fut_executor_ref(ex));
+      assert_int_equal(
+          fut_executor_submit(ex, job_free_own_pool, NULL, &cfs[3]), 0);
+      fut_executor_free(ex); /* not the last: the job holds one */
+      atomic_store(&test_dropped, true);
+    } else {
+      assert_int_equal(fut_executor_submit(ex, job_noop, NULL, &cfs[3]), 0);
+      /* Takes over the test's reference; may run here at once. */
+      assert_int_equal(fut_cfuture_add_done_callback(cfs[3], free_pool_cb, ex),
+                       0);
+    }
+    for (int i = 0; i < 4; i++) {
+      assert_int_equal(fut_cfuture_wait(cfs[i], FUT_SEC(10)), 0);
+      fut_cfuture_unref(cfs[i]);
+    }
+    assert_int_equal(atomic_load(&n), 3);
+  }
+}
+
+/* shutdown(wait=false) then free while jobs run and more are queued: the
+ * queued ones still run, the last worker out frees the pool. */
+static void test_threadpool_shutdown_nowait_free_while_running(void **state) {
+  (void)state;
+  for (int round = 0; round < 100; round++) {
+    fut_executor_t *ex = NULL;
+    assert_int_equal(fut_thread_pool_new(1 + round % 3, &ex), 0);
+    atomic_int n;
+    atomic_init(&n, 0);
+    fut_cfuture_t *cfs[16];
+    for (int i = 0; i < 16; i++)
+      assert_int_equal(fut_executor_submit(ex, job_add, &n, &cfs[i]), 0);
+    assert_int_equal(fut_executor_shutdown(ex, false, round % 4 == 0, 0), 0);
+    fut_executor_free(ex);
+    int ran = 0;
+    for (int i = 0; i < 16; i++) {
+      assert_int_equal(fut_cfuture_wait(cfs[i], FUT_SEC(10)), 0);
+      ran += !fut_cfuture_cancelled(cfs[i]);
+      fut_cfuture_unref(cfs[i]);
+    }
+    assert_int_equal(atomic_load(&n), ran);
+    if (round % 4)
+      assert_int_equal(ran, 16);
+  }
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       T(test_threadpool_result_i64),
@@ -735,6 +910,10 @@ int main(void) {
       T(test_threadpool_map_order),
       T(test_threadpool_wait_and_as_completed),
       T(test_threadpool_job_helpers),
+      cmocka_unit_test(test_threadpool_forked_child_fails_cleanly),
+      cmocka_unit_test(test_threadpool_no_lost_wakeup_stress),
+      cmocka_unit_test(test_threadpool_freed_from_own_job_or_callback),
+      cmocka_unit_test(test_threadpool_shutdown_nowait_free_while_running),
   };
   warm_up_threads();
   return cmocka_run_group_tests(tests, NULL, NULL);

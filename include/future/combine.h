@@ -97,7 +97,7 @@ FUT_EXTERN int fut_shield(fut_t *f, fut_t **out);
 /* ---- as_completed -------------------------------------------------------- */
 
 /* asyncio.as_completed (concurrent.futures' blocking one is
- * fut_cf_as_completed, in executor.h).  *out receives an iterator future that
+ * fut_cfuture_as_completed, in cfuture.h).  *out receives an iterator future that
  * finishes (result NULL) when every child is done, or fails with -ETIMEDOUT
  * when timeout_ns (UINT64_MAX: none) runs out first.  Each
  * fut_as_completed_next call gives a new future (owned) that finishes with the

@@ -10,7 +10,7 @@ static bool cf_start(void *ud) {
 static void cf_done(void *ud, int err, void *data, size_t len,
                     const char *msg) {
   fut_cfuture_t *cf = ud;
-  if (err == -ECANCELED && fut_cfuture_state(cf) != FUT_CF_RUNNING) {
+  if (err == -ECANCELED && fut_cfuture_state(cf) != FUT_CFUTURE_RUNNING) {
     /* Never started: cancelled by the shutdown (or already cancelled, in
      * which case this is a no-op). */
     fut_cfuture_cancel(cf);

@@ -29,73 +29,61 @@
 
 #define MAX_WORKERS_LIMIT 4096u
 
-/* Items of fut_executor_submit live in the extra space of their cfuture
- * (one allocation per job); run_in_executor's live in its wrapper. */
-#define tp_item fut__tp_item
-
 /* How long an out-of-work worker polls before sleeping. */
 #define SPIN_NS FUT_US(50)
 
 struct worker {
-  struct worker *next; /* in pool->workers */
-  struct pool *pool;   /* never changes */
-  pthread_t tid;       /* valid once started */
-  unsigned idx;        /* for the thread name */
-  bool exited;         /* guarded by pool->lock: left the work loop */
+  struct worker *next;      /* in pool->workers */
+  struct thread_pool *pool; /* never changes */
+  pthread_t tid;            /* valid once started */
+  unsigned idx;             /* for the thread name */
+  bool exited;              /* guarded by pool->lock: left the work loop */
 };
 
-struct pool {
+struct thread_pool {
   pthread_mutex_t lock;
-  pthread_cond_t work_cv;      /* signalled on new work, shutdown, broken */
-  pthread_cond_t exit_cv;      /* broadcast when a worker exits */
-  struct tp_item *head, *tail; /* guarded by lock: queued, not started */
-  size_t nqueued;              /* guarded by lock: items in the FIFO */
-  size_t nthreads;             /* guarded by lock: started, not exited */
-  size_t nidle;                /* guarded by lock: waiting on work_cv and
-                                  not yet signalled */
-  size_t nwoken;               /* guarded by lock: signalled, not yet back
-                                  from the wait (ready for a job) */
-  bool spinning;               /* guarded by lock: a worker polls qlen */
-  atomic_size_t qlen;          /* nqueued, readable without the lock;
-                                  SIZE_MAX once shut down or broken */
-  size_t max_workers;          /* >= 1; never changes */
-  unsigned next_idx;           /* guarded by lock: next thread name index */
-  struct worker *workers;      /* guarded by lock: not yet joined */
-  bool shutdown;               /* guarded by lock: refuses submissions */
-  bool broken;                 /* guarded by lock: an initializer failed */
-  int broken_err;              /* guarded by lock: the initializer's code */
-  atomic_uint refs;            /* executor + live workers */
-  fut_init_fn init;            /* never changes */
-  void *initarg;               /* never changes */
-  char prefix[16];             /* thread name prefix; never changes */
-  unsigned fork_gen;           /* tp_fork_gen at creation; never changes */
+  pthread_cond_t work_cv; /* signalled on new work, shutdown, broken */
+  pthread_cond_t exit_cv; /* broadcast when a worker exits */
+  struct fut__work_item *head, *tail; /* guarded by lock: queued, not started */
+  size_t nqueued;                     /* guarded by lock: items in the FIFO */
+  size_t nthreads;                    /* guarded by lock: started, not exited */
+  size_t nidle;                       /* guarded by lock: waiting on work_cv and
+                                         not yet signalled */
+  size_t nwoken;          /* guarded by lock: signalled, not yet back
+                             from the wait (ready for a job) */
+  bool spinning;          /* guarded by lock: a worker polls qlen */
+  atomic_size_t qlen;     /* nqueued, readable without the lock;
+                             SIZE_MAX once shut down or broken */
+  size_t max_workers;     /* >= 1; never changes */
+  unsigned next_idx;      /* guarded by lock: next thread name index */
+  struct worker *workers; /* guarded by lock: not yet joined */
+  bool shutdown;          /* guarded by lock: refuses submissions */
+  bool broken;            /* guarded by lock: an initializer failed */
+  int broken_err;         /* guarded by lock: the initializer's code */
+  atomic_uint refs;       /* executor + live workers */
+  fut_init_fn init;       /* never changes */
+  void *initarg;          /* never changes */
+  char prefix[16];        /* thread name prefix; never changes */
+  unsigned fork_gen;      /* fut__fork_generation() at creation;
+                             never changes */
 };
 
-/* Forks seen by this process.  A pool made before a fork has no threads in
- * the child, and its lock and condition variables may be frozen in the
- * state a parent thread left them in: the child must not wait on them. */
-static atomic_uint tp_fork_gen;
-static pthread_once_t tp_once = PTHREAD_ONCE_INIT;
-static void tp_on_fork_child(void) {
-  atomic_fetch_add(&tp_fork_gen, 1);
-}
-static void tp_global_init(void) {
-  pthread_atfork(NULL, NULL, tp_on_fork_child);
+/* Whether p was made before a fork of this process.  Such a pool has no
+ * threads in the child, and its lock and condition variables may be
+ * frozen in the state a parent thread left them in: the child must not
+ * wait on them. */
+static bool forked(const struct thread_pool *p) {
+  return p->fork_gen != fut__fork_generation();
 }
 
-static bool forked(const struct pool *p) {
-  return p->fork_gen !=
-         atomic_load_explicit(&tp_fork_gen, memory_order_relaxed);
-}
-
-static int forked_error(const struct pool *p, const char *what) {
+static int forked_error(const struct thread_pool *p, const char *what) {
   return fut__error(FUT_E_FORKED,
                     "%s: thread pool %s was created before a "
                     "fork: its threads do not exist in this child",
                     what, p->prefix);
 }
 
-static void pool_unref(struct pool *p) {
+static void pool_unref(struct thread_pool *p) {
   if (atomic_fetch_sub_explicit(&p->refs, 1, memory_order_acq_rel) != 1)
     return;
   struct worker *w = p->workers;
@@ -112,7 +100,7 @@ static void pool_unref(struct pool *p) {
 
 /* Releases what the item holds; the item's memory goes with its cfuture
  * or is handed back to its owner by it->done. */
-static void item_free(struct tp_item *it) {
+static void item_free(struct fut__work_item *it) {
   if (it->job.data_free)
     it->job.data_free((void *)(uintptr_t)it->job.data);
   if (it->done)
@@ -121,8 +109,8 @@ static void item_free(struct tp_item *it) {
     fut_cfuture_unref(it->cf);
 }
 
-static struct tp_item *take_queue(struct pool *p) {
-  struct tp_item *list = p->head;
+static struct fut__work_item *take_queue(struct thread_pool *p) {
+  struct fut__work_item *list = p->head;
   p->head = p->tail = NULL;
   p->nqueued = 0;
   atomic_store_explicit(&p->qlen, 0, memory_order_relaxed);
@@ -131,7 +119,7 @@ static struct tp_item *take_queue(struct pool *p) {
 
 /* Without the lock: polls for work for up to SPIN_NS, yielding between
  * polls. */
-static void spin_for_work(struct pool *p) {
+static void spin_for_work(struct thread_pool *p) {
   uint64_t start = fut__now();
   for (unsigned i = 1;; i++) {
     if (atomic_load_explicit(&p->qlen, memory_order_relaxed) != 0)
@@ -142,9 +130,10 @@ static void spin_for_work(struct pool *p) {
   }
 }
 
-static void fail_items(struct tp_item *list, int err, const char *prefix) {
+static void fail_items(struct fut__work_item *list, int err,
+                       const char *prefix) {
   while (list) {
-    struct tp_item *it = list;
+    struct fut__work_item *it = list;
     list = it->next;
     fut_cfuture_set_exception(it->cf, FUT_E_BROKEN_POOL,
                               "thread pool %s is broken: a worker's "
@@ -154,32 +143,31 @@ static void fail_items(struct tp_item *list, int err, const char *prefix) {
   }
 }
 
-static void *worker_main(void *arg) {
-  struct worker *w = arg;
-  struct pool *p = w->pool;
-  /* The kernel keeps 15 bytes of a thread name; longer ones are cut. */
-  char name[32];
-  snprintf(name, sizeof name, "%s_%u", p->prefix, w->idx % 100000u);
-  name[15] = '\0';
-  pthread_setname_np(pthread_self(), name);
-  if (p->init) {
-    int r = p->init(p->initarg);
-    if (r != 0) {
-      pthread_mutex_lock(&p->lock);
-      if (!p->broken) {
-        p->broken = true;
-        p->broken_err = r < 0 ? r : FUT_E_JOB_FAILED;
-      }
-      struct tp_item *list = take_queue(p);
-      atomic_store_explicit(&p->qlen, SIZE_MAX, memory_order_relaxed);
-      pthread_cond_broadcast(&p->work_cv);
-      pthread_mutex_unlock(&p->lock);
-      fail_items(list, r < 0 ? r : FUT_E_JOB_FAILED, p->prefix);
-      pthread_mutex_lock(&p->lock);
-      goto out;
-    }
-  }
+/* Runs the pool's initializer, if any, in a new worker.  Returns whether
+ * the worker may serve; else the initializer failed and broke the pool:
+ * what was queued fails, and so will every later submission. */
+static bool run_initializer(struct thread_pool *p) {
+  if (!p->init)
+    return true;
+  int r = p->init(p->initarg);
+  if (r == 0)
+    return true;
   pthread_mutex_lock(&p->lock);
+  if (!p->broken) {
+    p->broken = true;
+    p->broken_err = r < 0 ? r : FUT_E_JOB_FAILED;
+  }
+  struct fut__work_item *list = take_queue(p);
+  atomic_store_explicit(&p->qlen, SIZE_MAX, memory_order_relaxed);
+  pthread_cond_broadcast(&p->work_cv);
+  pthread_mutex_unlock(&p->lock);
+  fail_items(list, r < 0 ? r : FUT_E_JOB_FAILED, p->prefix);
+  return false;
+}
+
+/* The work loop, entered and left with p->lock held: runs queued items
+ * until the pool is shut down (and the queue is empty) or broken. */
+static void serve(struct thread_pool *p) {
   bool spun = false;
   for (;;) {
     if (!p->head && !p->shutdown && !p->broken) {
@@ -202,9 +190,9 @@ static void *worker_main(void *arg) {
         p->nidle--;
       continue;
     }
-    struct tp_item *it = p->head;
+    struct fut__work_item *it = p->head;
     if (!it)
-      break;
+      return;
     p->head = it->next;
     if (!p->head)
       p->tail = NULL;
@@ -227,7 +215,20 @@ static void *worker_main(void *arg) {
     spun = false;
     pthread_mutex_lock(&p->lock);
   }
-out:
+}
+
+static void *worker_main(void *arg) {
+  struct worker *w = arg;
+  struct thread_pool *p = w->pool;
+  /* The kernel keeps 15 bytes of a thread name; longer ones are cut. */
+  char name[32];
+  snprintf(name, sizeof name, "%s_%u", p->prefix, w->idx % 100000u);
+  name[15] = '\0';
+  pthread_setname_np(pthread_self(), name);
+  bool serving = run_initializer(p);
+  pthread_mutex_lock(&p->lock);
+  if (serving)
+    serve(p);
   p->nthreads--;
   w->exited = true;
   pthread_cond_broadcast(&p->exit_cv);
@@ -238,7 +239,7 @@ out:
 
 /* With p->lock held: starts one worker.  Workers block every signal, so
  * signals go to the application's own threads. */
-static int spawn(struct pool *p) {
+static int spawn(struct thread_pool *p) {
   struct worker *w = fut__calloc(1, sizeof *w);
   if (!w)
     return fut__error(-ENOMEM, "thread pool: out of memory for a worker");
@@ -265,7 +266,7 @@ static int spawn(struct pool *p) {
 
 /* Queues it (with it->cf's reference) or returns why not; on error the
  * caller keeps it. */
-static int enqueue(struct pool *p, struct tp_item *it) {
+static int enqueue(struct thread_pool *p, struct fut__work_item *it) {
   if (forked(p))
     return forked_error(p, "fut_executor_submit");
   pthread_mutex_lock(&p->lock);
@@ -319,19 +320,20 @@ static int enqueue(struct pool *p, struct tp_item *it) {
   return 0;
 }
 
-static int tp_submit(void *self, const fut_job_t *job, fut_cfuture_t **out) {
-  struct pool *p = self;
+static int pool_submit(void *self, const fut_job_t *job, fut_cfuture_t **out) {
+  struct thread_pool *p = self;
   bool copy = job->bytes_fn && !job->data_free && job->len > 0;
   size_t extra = copy ? job->len : 0;
-  if (extra > SIZE_MAX - sizeof(struct tp_item))
+  if (extra > SIZE_MAX - sizeof(struct fut__work_item))
     return fut__error(-ENOMEM, "thread pool: %zu argument bytes is too big",
                       extra);
   fut_cfuture_t *cf;
   void *space;
-  int err = fut__cfuture_new_ext(sizeof(struct tp_item) + extra, &cf, &space);
+  int err =
+      fut__cfuture_new_ext(sizeof(struct fut__work_item) + extra, &cf, &space);
   if (err)
     return err;
-  struct tp_item *it = space;
+  struct fut__work_item *it = space;
   it->cf = cf;
   it->next = NULL;
   it->done = NULL;
@@ -351,7 +353,7 @@ static int tp_submit(void *self, const fut_job_t *job, fut_cfuture_t **out) {
   return 0;
 }
 
-static bool is_own_worker(struct pool *p) {
+static bool is_own_worker(struct thread_pool *p) {
   pthread_t me = pthread_self();
   for (struct worker *w = p->workers; w; w = w->next)
     if (!w->exited && pthread_equal(w->tid, me))
@@ -359,20 +361,20 @@ static bool is_own_worker(struct pool *p) {
   return false;
 }
 
-static int tp_shutdown(void *self, bool wait, bool cancel_pending,
-                       uint64_t timeout_ns) {
-  struct pool *p = self;
+static int pool_shutdown(void *self, bool wait, bool cancel_pending,
+                         uint64_t timeout_ns) {
+  struct thread_pool *p = self;
   if (forked(p)) /* nothing runs here: nothing to cancel or wait for */
     return 0;
   pthread_mutex_lock(&p->lock);
   p->shutdown = true;
-  struct tp_item *list = cancel_pending ? take_queue(p) : NULL;
+  struct fut__work_item *list = cancel_pending ? take_queue(p) : NULL;
   atomic_store_explicit(&p->qlen, SIZE_MAX, memory_order_relaxed);
   bool own = wait && is_own_worker(p);
   pthread_cond_broadcast(&p->work_cv);
   pthread_mutex_unlock(&p->lock);
   while (list) {
-    struct tp_item *it = list;
+    struct fut__work_item *it = list;
     list = it->next;
     fut_cfuture_cancel(it->cf);
     item_free(it);
@@ -384,14 +386,8 @@ static int tp_shutdown(void *self, bool wait, bool cancel_pending,
                       "fut_executor_shutdown: cannot wait for "
                       "thread pool %s from one of its own workers",
                       p->prefix);
-  struct timespec dl = {0, 0};
-  bool forever = timeout_ns == FUT_FOREVER;
-  if (!forever) {
-    uint64_t now = fut__now();
-    uint64_t when = now + timeout_ns < now ? UINT64_MAX : now + timeout_ns;
-    dl.tv_sec = (time_t)(when / 1000000000u);
-    dl.tv_nsec = (long)(when % 1000000000u);
-  }
+  bool forever;
+  struct timespec dl = fut__deadline_of(timeout_ns, &forever);
   pthread_mutex_lock(&p->lock);
   while (p->nthreads > 0) {
     if (forever) {
@@ -420,8 +416,8 @@ static int tp_shutdown(void *self, bool wait, bool cancel_pending,
   return 0;
 }
 
-static void tp_destroy(void *self) {
-  struct pool *p = self;
+static void pool_destroy(void *self) {
+  struct thread_pool *p = self;
   if (forked(p)) {
     /* No thread of ours holds a reference here, and the lock and condition
      * variables may be frozen mid-operation (destroying a condition
@@ -456,8 +452,8 @@ static int init_cond(pthread_cond_t *c) {
   return -err;
 }
 
-static const fut_executor_ops_t tp_ops = {"thread pool", tp_submit, tp_shutdown,
-                                          tp_destroy};
+static const fut_executor_ops_t thread_pool_ops = {"thread pool", pool_submit,
+                                                   pool_shutdown, pool_destroy};
 
 size_t fut_thread_pool_default_workers(void) {
   cpu_set_t set;
@@ -471,19 +467,19 @@ size_t fut_thread_pool_default_workers(void) {
   return (size_t)(n + 4 < 32 ? n + 4 : 32);
 }
 
-void fut_thread_pool_options_init(fut_thread_pool_options_t *o) {
+void fut_thread_pool_opts_init(fut_thread_pool_opts_t *o) {
   if (o)
     memset(o, 0, sizeof *o);
 }
 
-int fut_thread_pool_new_ex(const fut_thread_pool_options_t *o,
+int fut_thread_pool_new_ex(const fut_thread_pool_opts_t *o,
                            fut_executor_t **out) {
   if (!out)
     return fut__error(-EINVAL, "fut_thread_pool_new: NULL out");
   *out = NULL;
-  fut_thread_pool_options_t defaults;
+  fut_thread_pool_opts_t defaults;
   if (!o) {
-    fut_thread_pool_options_init(&defaults);
+    fut_thread_pool_opts_init(&defaults);
     o = &defaults;
   }
   if (o->max_workers > MAX_WORKERS_LIMIT)
@@ -491,7 +487,7 @@ int fut_thread_pool_new_ex(const fut_thread_pool_options_t *o,
                       "fut_thread_pool_new: max_workers %zu is "
                       "above the limit %u",
                       o->max_workers, MAX_WORKERS_LIMIT);
-  struct pool *p = fut__calloc(1, sizeof *p);
+  struct thread_pool *p = fut__calloc(1, sizeof *p);
   if (!p)
     return fut__error(-ENOMEM, "fut_thread_pool_new: out of memory");
   p->max_workers =
@@ -502,8 +498,7 @@ int fut_thread_pool_new_ex(const fut_thread_pool_options_t *o,
            o->name_prefix ? o->name_prefix : "fut-pool");
   atomic_init(&p->refs, 1);
   atomic_init(&p->qlen, 0);
-  pthread_once(&tp_once, tp_global_init);
-  p->fork_gen = atomic_load(&tp_fork_gen);
+  p->fork_gen = fut__fork_generation();
   int err = -pthread_mutex_init(&p->lock, NULL);
   if (err)
     goto fail_lock;
@@ -511,7 +506,7 @@ int fut_thread_pool_new_ex(const fut_thread_pool_options_t *o,
     goto fail_work;
   if ((err = init_cond(&p->exit_cv)))
     goto fail_exit;
-  if ((err = fut_executor_new(&tp_ops, p, out)))
+  if ((err = fut_executor_new(&thread_pool_ops, p, out)))
     goto fail_ex;
   return 0;
 
@@ -529,22 +524,22 @@ fail_lock:
 }
 
 int fut_thread_pool_new(size_t max_workers, fut_executor_t **out) {
-  fut_thread_pool_options_t o;
-  fut_thread_pool_options_init(&o);
+  fut_thread_pool_opts_t o;
+  fut_thread_pool_opts_init(&o);
   o.max_workers = max_workers;
   return fut_thread_pool_new_ex(&o, out);
 }
 
 bool fut__is_thread_pool(const fut_executor_t *ex) {
-  return fut_executor_ops(ex) == &tp_ops;
+  return fut_executor_ops(ex) == &thread_pool_ops;
 }
 
 bool fut__thread_pool_forked(const fut_executor_t *ex) {
   return fut__is_thread_pool(ex) && forked(fut_executor_self(ex));
 }
 
-int fut__thread_pool_push(fut_executor_t *ex, struct fut__tp_item *it) {
-  FUT__ASSERT(fut_executor_ops(ex) == &tp_ops);
+int fut__thread_pool_push(fut_executor_t *ex, struct fut__work_item *it) {
+  FUT__ASSERT(fut_executor_ops(ex) == &thread_pool_ops);
   if (fut_executor_is_shutdown(ex))
     return fut__error(FUT_E_SHUTDOWN, "fut_executor_submit: the thread pool "
                                       "has been shut down");
@@ -552,22 +547,22 @@ int fut__thread_pool_push(fut_executor_t *ex, struct fut__tp_item *it) {
   return enqueue(fut_executor_self(ex), it);
 }
 
-size_t fut__thread_pool_nthreads(fut_executor_t *ex) {
-  if (fut_executor_ops(ex) != &tp_ops)
+/* One of a thread pool's counts, read under its lock; 0 for another
+ * executor. */
+static size_t locked_count(fut_executor_t *ex, bool idle) {
+  if (fut_executor_ops(ex) != &thread_pool_ops)
     return 0;
-  struct pool *p = fut_executor_self(ex);
+  struct thread_pool *p = fut_executor_self(ex);
   pthread_mutex_lock(&p->lock);
-  size_t n = p->nthreads;
+  size_t n = idle ? p->nidle : p->nthreads;
   pthread_mutex_unlock(&p->lock);
   return n;
 }
 
+size_t fut__thread_pool_nthreads(fut_executor_t *ex) {
+  return locked_count(ex, false);
+}
+
 size_t fut__thread_pool_nidle(fut_executor_t *ex) {
-  if (fut_executor_ops(ex) != &tp_ops)
-    return 0;
-  struct pool *p = fut_executor_self(ex);
-  pthread_mutex_lock(&p->lock);
-  size_t n = p->nidle;
-  pthread_mutex_unlock(&p->lock);
-  return n;
+  return locked_count(ex, true);
 }
