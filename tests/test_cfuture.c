@@ -3,6 +3,7 @@
 #include "exec/internal.h"
 #include "exec_helpers.h"
 
+#include <limits.h>
 #include <string.h>
 
 static void test_cfuture_states(void **state) {
@@ -436,9 +437,21 @@ static void test_cfuture_exception_etimedout_code_keeps_message(void **state) {
   fut_cfuture_unref(cf);
 }
 
+/* Bug: INT_MIN was accepted as an exception code (its negation
+ * overflows). */
+static void test_cfuture_set_exception_int_min_rejected(void **state) {
+  (void)state;
+  fut_cfuture_t *cf;
+  assert_int_equal(fut_cfuture_new(&cf), 0);
+  assert_int_equal(fut_cfuture_set_exception(cf, INT_MIN, "min"), -EINVAL);
+  assert_false(fut_cfuture_done(cf));
+  fut_cfuture_unref(cf);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_cfuture_exception_etimedout_code_keeps_message),
+      cmocka_unit_test(test_cfuture_set_exception_int_min_rejected),
       cmocka_unit_test(test_cfuture_states),
       cmocka_unit_test(test_cfuture_cancel_pending),
       cmocka_unit_test(test_cfuture_result_kinds),

@@ -137,6 +137,56 @@ static int await_gather(void *arg) {
   return fut_await(g, NULL);
 }
 
+/* Bug: fut_gather accepted unknown flag bits (a typo or a flag of a later
+ * version silently ignored).  Rejected with -EINVAL, *out NULL. */
+static void test_gather_unknown_flags_rejected(void **state) {
+  (void)state;
+  fut_loop_t *loop = new_loop();
+  fut_t *f = newf(loop);
+  fut_t *g = (fut_t *)1;
+  assert_int_equal(fut_gather(loop, &f, 1, 1u << 5, &g), -EINVAL);
+  assert_null(g);
+  assert_int_equal(fut_gather(loop, &f, 1, FUT_GATHER_RETURN_EXCEPTIONS, &g),
+                   0);
+  fut_cancel(f, NULL);
+  drain(loop);
+  fut_unref(g);
+  fut_unref(f);
+  end_loop(loop);
+}
+
+/* Bug: cancelling nested gathers took time exponential in the depth: a
+ * gather still waiting for its cancelled children was asked again through
+ * each of its parent's entries, and asked all its children again.  Depth
+ * 30 with every level listing its child twice was 2^30 cancels; now each
+ * gather is asked once per cancellation. */
+static void test_gather_nested_cancel_depth_30_is_linear(void **state) {
+  (void)state;
+  fut_loop_t *loop = new_loop();
+  fut_t *levels[31];
+  levels[0] = newf(loop);
+  for (int i = 1; i <= 30; i++) {
+    fut_t *kids[2] = {levels[i - 1], levels[i - 1]};
+    assert_int_equal(fut_gather(loop, kids, 2, 0, &levels[i]), 0);
+  }
+  uint64_t t0 = fut_loop_time(loop);
+  assert_true(fut_cancel(levels[30], "stop"));
+  /* Asked again while the cancellation travels up: as in asyncio, false,
+   * since no child accepts a cancel any more (the leaf is cancelled). */
+  assert_false(fut_cancel(levels[30], "again"));
+  /* Each level finishes one iteration after the one below it. */
+  for (int i = 0; i < 40 && !fut_done(levels[30]); i++)
+    assert_int_equal(fut_loop_run_once(loop, 0), 0);
+  uint64_t took = fut_loop_time(loop) - t0;
+  printf("cancelling 30 nested gathers took %.3f ms\n", took / 1e6);
+  assert_true(took < FUT_SEC(2)); /* 2^30 cancels took many seconds */
+  for (int i = 0; i <= 30; i++)
+    assert_true(fut_cancelled(levels[i]));
+  for (int i = 30; i >= 0; i--)
+    fut_unref(levels[i]);
+  end_loop(loop);
+}
+
 static void test_gather_cancel_cancels_children(void **state) {
   (void)state;
   fut_loop_t *loop = new_loop();
@@ -1092,6 +1142,8 @@ static void test_combine_on_closed_loop_allocates_nothing(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_gather_results_in_argument_order),
+      cmocka_unit_test(test_gather_unknown_flags_rejected),
+      cmocka_unit_test(test_gather_nested_cancel_depth_30_is_linear),
       cmocka_unit_test(test_gather_child_failure_fails_gather_others_go_on),
       cmocka_unit_test(test_gather_return_exceptions_keeps_outcomes),
       cmocka_unit_test(test_gather_cancelled_child_fails_gather),

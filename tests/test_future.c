@@ -1,4 +1,6 @@
 /* Futures: DESIGN.md §5 and asyncio.Future, rule by rule. */
+#include <limits.h>
+
 #include "fixture.h"
 
 #include <stdlib.h>
@@ -251,6 +253,19 @@ static void test_future_set_exception_bad_code(void **state) {
   assert_int_equal(fut_state(f), FUT_FINISHED);
   assert_false(fut_cancelled(f));
   assert_int_equal(fut_result(f, NULL), -ECANCELED);
+  fut_unref(f);
+}
+
+/* Bug: INT_MIN was accepted as an exception code: its negation (what
+ * strerror-style readers compute) overflows.  Rejected with -EINVAL. */
+static void test_future_set_exception_int_min_rejected(void **state) {
+  fut_loop_t *loop = *state;
+  fut_t *f;
+  assert_int_equal(new_pending(loop, &f), 0);
+  assert_int_equal(fut_set_exception(f, INT_MIN, "min"), -EINVAL);
+  assert_false(fut_done(f));
+  assert_int_equal(fut_set_exception(f, INT_MIN + 1, NULL), 0);
+  assert_int_equal(fut_result(f, NULL), INT_MIN + 1);
   fut_unref(f);
 }
 
@@ -772,6 +787,7 @@ int main(void) {
       FX_LOOP_TEST(test_future_set_result_i64),
       FX_LOOP_TEST(test_future_set_exception),
       FX_LOOP_TEST(test_future_set_exception_bad_code),
+      FX_LOOP_TEST(test_future_set_exception_int_min_rejected),
       cmocka_unit_test(test_future_exception_invalid_state_code_keeps_message),
       FX_LOOP_TEST(test_future_cancel),
       FX_LOOP_TEST(test_future_cancel_done_returns_false),

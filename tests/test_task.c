@@ -5,6 +5,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <limits.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -160,6 +161,12 @@ static void test_task_fail_rejects_nonnegative_code(void **state) {
   (void)state;
   assert_int_equal(fut_task_fail(0, "x"), -EINVAL);
   assert_int_equal(fut_task_fail(-EIO, "outside"), -EIO);
+}
+
+/* Bug: INT_MIN was accepted as a failure code (its negation overflows). */
+static void test_task_fail_rejects_int_min(void **state) {
+  (void)state;
+  assert_int_equal(fut_task_fail(INT_MIN, "x"), -EINVAL);
 }
 
 /* ---- await --------------------------------------------------------------- */
@@ -1192,6 +1199,7 @@ int main(void) {
       cmocka_unit_test(test_task_failure_code_and_message),
       cmocka_unit_test(test_task_positive_return_fails_einval),
       cmocka_unit_test(test_task_fail_rejects_nonnegative_code),
+      cmocka_unit_test(test_task_fail_rejects_int_min),
       cmocka_unit_test(test_await_order_and_results),
       cmocka_unit_test(test_await_returns_error_code),
       cmocka_unit_test(test_await_done_future_returns_without_switch),

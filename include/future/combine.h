@@ -97,9 +97,9 @@ FUT_EXTERN int fut_shield(fut_t *f, fut_t **out);
 /* ---- as_completed -------------------------------------------------------- */
 
 /* asyncio.as_completed (concurrent.futures' blocking one is
- * fut_cfuture_as_completed, in cfuture.h).  *out receives an iterator future that
- * finishes (result NULL) when every child is done, or fails with -ETIMEDOUT
- * when timeout_ns (UINT64_MAX: none) runs out first.  Each
+ * fut_cfuture_as_completed, in cfuture.h).  *out receives an iterator future
+ * that finishes (result NULL) when every child is done, or fails with
+ * -ETIMEDOUT when timeout_ns (UINT64_MAX: none) runs out first.  Each
  * fut_as_completed_next call gives a new future (owned) that finishes with the
  * next child to complete, in completion order, as its pointer result (borrowed
  * while that future lives: read it with fut_result), or fails with -ETIMEDOUT

@@ -2,6 +2,8 @@
  * the last failure. */
 #include "base/internal.h"
 
+#include <limits.h>
+
 #include <string.h>
 
 static _Thread_local char last_error[256];
@@ -68,4 +70,13 @@ unsigned fut_version(void) {
 const char *fut_version_string(void) {
   return FUT__STR(FUT_VERSION_MAJOR) "." FUT__STR(
       FUT_VERSION_MINOR) "." FUT__STR(FUT_VERSION_PATCH);
+}
+
+int fut__check_failure_code(int code, const char *what) {
+  if (code < 0 && code != INT_MIN)
+    return 0;
+  return fut__error(-EINVAL,
+                    "%s: the code must be negative (and not INT_MIN), "
+                    "got %d",
+                    what, code);
 }

@@ -52,6 +52,9 @@ void fut__alloc_fail_after(long n, bool sticky);
 /* ---- errors.c ---------------------------------------------------------- */
 /* Records a detail for fut_last_error() and returns err. */
 int fut__error(int err, const char *fmt, ...) FUT_PRINTF(2, 3);
+/* 0 when code can be a failure's code (negative, and its negation an int:
+ * INT_MIN is not), else -EINVAL with a message naming `what`. */
+int fut__check_failure_code(int code, const char *what);
 
 /* ---- clock ------------------------------------------------------------- */
 static inline uint64_t fut__now(void) {

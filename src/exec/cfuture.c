@@ -237,16 +237,14 @@ int fut_cfuture_set_exceptionv(fut_cfuture_t *cf, int code, const char *fmt,
                                va_list ap) {
   if (!cf)
     return fut__error(-EINVAL, "fut_cfuture_set_exception: NULL cfuture");
-  if (code >= 0)
-    return fut__error(-EINVAL,
-                      "fut_cfuture_set_exception: the code must be "
-                      "negative, got %d",
-                      code);
+  int err = fut__check_failure_code(code, "fut_cfuture_set_exception");
+  if (err)
+    return err;
   char *msg = NULL;
   if (fmt && !(msg = fut__vasprintf(fmt, ap)))
     return fut__error(-ENOMEM, "fut_cfuture_set_exception: out of memory for "
                                "the message");
-  int err = lock_settable(cf, "fut_cfuture_set_exception");
+  err = lock_settable(cf, "fut_cfuture_set_exception");
   if (err) {
     fut__free(msg);
     return err;

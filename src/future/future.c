@@ -299,11 +299,8 @@ int fut_set_exceptionv(fut_t *f, int code, const char *fmt, va_list ap) {
   int err = check_settable(f, "fut_set_exception");
   if (err)
     return err;
-  if (code >= 0)
-    return fut__error(-EINVAL,
-                      "fut_set_exception: the code must be "
-                      "negative, got %d",
-                      code);
+  if ((err = fut__check_failure_code(code, "fut_set_exception")))
+    return err;
   char *msg = NULL;
   if (fmt && !(msg = fut__vasprintf(fmt, ap)))
     return fut__error(-ENOMEM, "fut_set_exception: out of memory for the "

@@ -5,13 +5,22 @@
 
 struct gather {
   struct fut__ext x;
-  struct fut__comb link; /* in the loop's list while alive */
-  size_t n;              /* children */
-  size_t ndone;          /* children whose callback ran */
-  unsigned flags;        /* FUT_GATHER_* */
-  bool cancel_requested; /* gather was cancelled and a child took it */
-  fut_t *kids[];         /* references, argument order */
+  struct fut__comb link;  /* in the loop's list while alive */
+  size_t n;               /* children */
+  size_t ndone;           /* children whose callback ran */
+  unsigned flags;         /* FUT_GATHER_* */
+  bool cancel_requested;  /* gather was cancelled and a child took it */
+  bool wave_answer;       /* what gather_cancel returned in that wave */
+  uint64_t asked_in_wave; /* cancellation wave that last asked it */
+  fut_t *kids[];          /* references, argument order */
 };
+
+/* One synchronous cancellation (a fut_cancel of a gather and everything it
+ * cancels in turn) is a wave; id numbers them per thread. */
+static _Thread_local struct {
+  uint64_t id;    /* the current or last wave */
+  unsigned depth; /* gather_cancel calls in progress */
+} cancel_wave;
 
 /* Finishes dst as a failure or a cancellation copied from src. */
 static void fail_like(fut_t *dst, fut_t *src) {
@@ -32,10 +41,23 @@ static void gather_destroy(fut_t *f) {
 
 static bool gather_cancel(fut_t *f, const char *msg) {
   struct gather *g = fut__container_of(f, struct gather, x.fut);
+  /* A gather reached twice by one cancellation (a child listed twice, or
+   * nested gathers sharing a child) answers from the first time: its
+   * children were asked already, and asking again doubled the work at each
+   * level of nesting.  Asked again, the answer would be the same (the
+   * first time already cancelled what would accept), so nothing asyncio
+   * returns changes. */
+  if (cancel_wave.depth > 0 && g->asked_in_wave == cancel_wave.id)
+    return g->wave_answer;
+  if (cancel_wave.depth++ == 0)
+    cancel_wave.id++;
   bool ret = false;
   for (size_t i = 0; i < g->n; i++)
     if (fut_cancel(g->kids[i], msg))
       ret = true;
+  cancel_wave.depth--;
+  g->asked_in_wave = cancel_wave.id;
+  g->wave_answer = ret;
   /* Children may ignore the cancel: the request still ends the gather
    * cancelled, whatever return_exceptions says (asyncio bpo-32684). */
   if (ret)
@@ -77,6 +99,9 @@ int fut_gather(fut_loop_t *loop, fut_t *const *fs, size_t n, unsigned flags,
   int err = fut__comb_check_args(loop, fs, n, out, "fut_gather");
   if (err)
     return err;
+  if (flags & ~(unsigned)FUT_GATHER_RETURN_EXCEPTIONS)
+    return fut__error(-EINVAL, "fut_gather: unknown flags 0x%x",
+                      flags & ~(unsigned)FUT_GATHER_RETURN_EXCEPTIONS);
   struct gather *g =
       fut__comb_new(loop, sizeof *g, n, &gather_ops, "fut_gather", &err);
   if (!g)

@@ -288,11 +288,9 @@ int fut_task_return_bytes(const void *data, size_t len) {
 }
 
 int fut_task_fail(int err, const char *fmt, ...) {
-  if (err >= 0)
-    return fut__error(-EINVAL,
-                      "fut_task_fail: the code must be negative, "
-                      "got %d",
-                      err);
+  int bad = fut__check_failure_code(err, "fut_task_fail");
+  if (bad)
+    return bad;
   struct fut__task *t = fut__task_running();
   if (!t || !fmt)
     return err;
