@@ -140,8 +140,9 @@ void fut__door_close(fut_loop_t *loop) {
   for (size_t i = 0; i < n; i++)
     fut__release_entry(ents[i].fn, ents[i].arg);
   fut__free(ents);
-  struct fut__door_ent *backlog = loop->door_spare + loop->backlog_at;
-  for (size_t i = 0; i < loop->backlog_len; i++)
-    fut__release_entry(backlog[i].fn, backlog[i].arg);
+  for (size_t i = 0; i < loop->backlog_len; i++) {
+    struct fut__door_ent *e = &loop->door_spare[loop->backlog_at + i];
+    fut__release_entry(e->fn, e->arg);
+  }
   loop->backlog_at = loop->backlog_len = 0;
 }
