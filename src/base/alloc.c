@@ -5,12 +5,26 @@
 #include <string.h>
 #include <sys/mman.h>
 
-static atomic_long fail_countdown; /* 0 = off; n = the n-th call fails */
-static atomic_bool fail_sticky;    /* keep failing after the first */
+static atomic_long fail_countdown;  /* 0 = off; n = the n-th call fails */
+static atomic_bool fail_sticky;     /* keep failing after the first */
+static _Atomic(void *) failed_site; /* caller of the first injected failure
+                                      since the last fut__alloc_fail_after */
 
 void fut__alloc_fail_after(long n, bool sticky) {
+  atomic_store(&failed_site, NULL);
   atomic_store(&fail_sticky, sticky);
   atomic_store(&fail_countdown, n);
+}
+
+void *fut__alloc_failed_site(void) {
+  return atomic_load(&failed_site);
+}
+
+/* Records where the first injected failure happened (for the allocation
+ * sweep's count of sites). */
+static void note(void *site) {
+  void *none = NULL;
+  atomic_compare_exchange_strong(&failed_site, &none, site);
 }
 
 static bool should_fail(void) {
@@ -27,20 +41,26 @@ static bool should_fail(void) {
 }
 
 void *fut__malloc(size_t n) {
-  if (should_fail())
+  if (should_fail()) {
+    note(__builtin_return_address(0));
     return NULL;
+  }
   return malloc(n);
 }
 
 void *fut__calloc(size_t n, size_t size) {
-  if (should_fail())
+  if (should_fail()) {
+    note(__builtin_return_address(0));
     return NULL;
+  }
   return calloc(n, size);
 }
 
 void *fut__realloc(void *p, size_t n) {
-  if (should_fail())
+  if (should_fail()) {
+    note(__builtin_return_address(0));
     return NULL;
+  }
   return realloc(p, n);
 }
 
@@ -48,8 +68,10 @@ void *fut__realloc(void *p, size_t n) {
  * unmap the slack, so no memory is wasted on alignment (aligned_alloc
  * would keep it). */
 void *fut__chunk_alloc(size_t n) {
-  if (should_fail())
+  if (should_fail()) {
+    note(__builtin_return_address(0));
     return NULL;
+  }
   char *p = mmap(NULL, 2 * n, PROT_READ | PROT_WRITE,
                  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (p == MAP_FAILED)

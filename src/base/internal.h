@@ -48,6 +48,9 @@ char *fut__vasprintf(const char *fmt, va_list ap);
 /* Test hook: the n-th allocation from now (1 = the next) fails, and every
  * one after it while `sticky`; n = 0 disables.  Process-wide, atomic. */
 void fut__alloc_fail_after(long n, bool sticky);
+/* Test hook: the return address (the calling site) of the first failure
+ * injected since the last fut__alloc_fail_after, or NULL when none was. */
+void *fut__alloc_failed_site(void);
 
 /* ---- errors.c ---------------------------------------------------------- */
 /* Records a detail for fut_last_error() and returns err. */
