@@ -1,6 +1,10 @@
 /* A task that overflows its stack hits the guard region and the process
  * dies of SIGSEGV with a message naming the task and its stack size.  The
- * overflow runs in a forked child; the parent reads its stderr. */
+ * overflow runs in a forked child; the parent reads its stderr.
+ *
+ * The guard is made with MADV_GUARD_INSTALL where the kernel has it (6.13)
+ * and with mprotect before: this program is linked with
+ * -Wl,--wrap=madvise so the second test plays an older kernel. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -13,6 +17,23 @@
 #include <cmocka.h>
 
 #include "loop/internal.h"
+
+#include <errno.h>
+#include <sys/mman.h>
+
+/* The shim: refuses MADV_GUARD_INSTALL (102) as a kernel before 6.13. */
+static bool refuse_guard_install;
+static int guard_install_refused;
+int __real_madvise(void *addr, size_t len, int advice);
+int __wrap_madvise(void *addr, size_t len, int advice);
+int __wrap_madvise(void *addr, size_t len, int advice) {
+  if (refuse_guard_install && advice == 102) {
+    guard_install_refused++;
+    errno = EINVAL;
+    return -1;
+  }
+  return __real_madvise(addr, len, advice);
+}
 
 static volatile int depth_limit = 1 << 30; /* never reached in practice */
 
@@ -41,12 +62,14 @@ static int child_main(void) {
   fut_t *t;
   if (fut_create_task(loop, overflow, NULL, &o, &t))
     return 3;
+  if (refuse_guard_install)
+    fprintf(stderr, "guard install refused %d time(s)\n",
+            guard_install_refused);
   fut_loop_run_until_complete(loop, t);
   return 4; /* not reached: the overflow kills the process */
 }
 
-static void test_stack_overflow_hits_guard_with_message(void **state) {
-  (void)state;
+static void overflow_in_child(bool old_kernel) {
   int fds[2];
   assert_int_equal(pipe(fds), 0);
   fflush(NULL);
@@ -55,6 +78,7 @@ static void test_stack_overflow_hits_guard_with_message(void **state) {
   if (pid == 0) {
     dup2(fds[1], STDERR_FILENO);
     close(fds[0]);
+    refuse_guard_install = old_kernel;
     _exit(child_main());
   }
   close(fds[1]);
@@ -73,11 +97,28 @@ static void test_stack_overflow_hits_guard_with_message(void **state) {
   assert_int_equal(WTERMSIG(status), SIGSEGV);
   assert_non_null(strstr(out, "stack overflow in task 'deep-one'"));
   assert_non_null(strstr(out, "65536 bytes"));
+  if (old_kernel)
+    assert_non_null(strstr(out, "guard install refused 1 time(s)"));
+}
+
+static void test_stack_overflow_hits_guard_with_message(void **state) {
+  (void)state;
+  overflow_in_child(false);
+}
+
+/* A kernel without MADV_GUARD_INSTALL: the mprotect'd guard catches the
+ * overflow the same way. */
+static void test_stack_overflow_hits_guard_without_madv_guard_install(
+    void **state) {
+  (void)state;
+  overflow_in_child(true);
 }
 
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_stack_overflow_hits_guard_with_message),
+      cmocka_unit_test(
+          test_stack_overflow_hits_guard_without_madv_guard_install),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 /* epoll_event.data.u64 for the eventfd doorbell; fds use their number. */
@@ -98,6 +99,25 @@ int fut__epoll_rebuild(fut_loop_t *loop) {
   return fut__io_reregister(loop);
 }
 
+/* epoll_pwait2 (Linux 5.11) through syscall(2): glibc wraps it only from
+ * 2.35 (RHEL 9 ships 2.34).  Its number is the same on every architecture
+ * (the generic table). */
+#ifndef __NR_epoll_pwait2
+#define __NR_epoll_pwait2 441
+#endif
+static int sys_epoll_pwait2(int epfd, void *events, int maxevents,
+                            const struct timespec *ts) {
+  return (int)syscall(__NR_epoll_pwait2, epfd, events, maxevents, ts, NULL,
+                      (size_t)8);
+}
+int (*fut__sys_epoll_pwait2)(int epfd, void *events, int maxevents,
+                             const struct timespec *ts) = sys_epoll_pwait2;
+
+/* Set once epoll_pwait2 answered ENOSYS (a kernel before 5.11, or a
+ * seccomp filter that refuses it): from then on only epoll_wait, with the
+ * timeout rounded up to milliseconds (never early). */
+static atomic_bool no_pwait2;
+
 int fut__epoll_poll(fut_loop_t *loop, uint64_t timeout_ns) {
   struct epoll_event *events = loop->events;
   int n;
@@ -110,8 +130,12 @@ int fut__epoll_poll(fut_loop_t *loop, uint64_t timeout_ns) {
        * to milliseconds rounded up. */
       struct timespec ts = {.tv_sec = (time_t)(timeout_ns / 1000000000u),
                             .tv_nsec = (long)(timeout_ns % 1000000000u)};
-      n = epoll_pwait2(loop->epfd, events, loop->events_cap, &ts, NULL);
+      n = -1;
+      errno = ENOSYS;
+      if (!atomic_load_explicit(&no_pwait2, memory_order_relaxed))
+        n = fut__sys_epoll_pwait2(loop->epfd, events, loop->events_cap, &ts);
       if (n < 0 && errno == ENOSYS) {
+        atomic_store_explicit(&no_pwait2, true, memory_order_relaxed);
         uint64_t ms = (timeout_ns + 999999u) / 1000000u;
         n = epoll_wait(loop->epfd, events, loop->events_cap,
                        ms > INT32_MAX ? INT32_MAX : (int)ms);

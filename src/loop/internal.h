@@ -341,6 +341,10 @@ int fut__epoll_ctl(fut_loop_t *loop, int fd, uint32_t old_events,
  * holding only the registrations of the fd table. */
 int fut__epoll_rebuild(fut_loop_t *loop);
 int fut__epoll_poll(fut_loop_t *loop, uint64_t timeout_ns);
+/* The epoll_pwait2 call the poll makes (events: struct epoll_event *); a
+ * test shim replaces it to play a kernel without the syscall. */
+extern int (*fut__sys_epoll_pwait2)(int epfd, void *events, int maxevents,
+                                    const struct timespec *ts);
 
 /* door.c: the thread-safe door's own API.  fut__door_drain moves every
  * queued call into the ready queue (loop thread); fut__door_rung says
