@@ -33,8 +33,96 @@ static inline void fx_loop_free_clean(fut_loop_t *loop) {
   assert_int_equal(fut_loop_free(loop), 0);
 }
 
+/* ---- accounting: what a test leaves behind ---------------------------------
+ * The loop fixture records the process's open fds, threads and children
+ * before each test and fails the test if they are not back to that after
+ * it (a thread still exiting gets a bounded grace period). */
+#include <dirent.h>
+#include <time.h>
+
+static inline int fx_count_dir(const char *path) {
+  DIR *d = opendir(path);
+  if (!d)
+    return -1;
+  int n = 0;
+  struct dirent *e;
+  while ((e = readdir(d)))
+    if (e->d_name[0] != '.')
+      n++;
+  closedir(d);
+  return n;
+}
+
+/* Children of every thread of this process (zombies included). */
+static inline int fx_count_children(void) {
+  DIR *d = opendir("/proc/self/task");
+  if (!d)
+    return -1;
+  int n = 0;
+  struct dirent *e;
+  while ((e = readdir(d))) {
+    if (e->d_name[0] == '.')
+      continue;
+    char path[300];
+    snprintf(path, sizeof path, "/proc/self/task/%s/children", e->d_name);
+    FILE *f = fopen(path, "r");
+    if (!f)
+      continue;
+    int c;
+    bool in_pid = false;
+    while ((c = fgetc(f)) != EOF) {
+      bool digit = c >= '0' && c <= '9';
+      if (digit && !in_pid)
+        n++;
+      in_pid = digit;
+    }
+    fclose(f);
+  }
+  closedir(d);
+  return n;
+}
+
+struct fx_accounts {
+  int fds, threads, children;
+  bool taken; /* recorded by fx_loop_setup */
+};
+static struct fx_accounts fx_baseline;
+
+static inline struct fx_accounts fx_accounts_now(void) {
+  struct fx_accounts a = {fx_count_dir("/proc/self/fd"),
+                          fx_count_dir("/proc/self/task"),
+                          fx_count_children(), true};
+  return a;
+}
+
+/* Asserts the process is back to fx_baseline (threads may take up to a
+ * second to finish exiting). */
+static inline void fx_assert_accounts_back(void) {
+  if (!fx_baseline.taken)
+    return; /* a test without fx_loop_setup */
+  fx_baseline.taken = false;
+  struct fx_accounts now = fx_accounts_now();
+  struct timespec t0, t;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  while (now.threads > fx_baseline.threads) {
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    if (t.tv_sec - t0.tv_sec >= 2)
+      break;
+    struct timespec nap = {0, 1000000};
+    nanosleep(&nap, NULL);
+    now = fx_accounts_now();
+  }
+  if (now.fds != fx_baseline.fds || now.threads != fx_baseline.threads ||
+      now.children != fx_baseline.children)
+    fail_msg("the test left the process changed: fds %d -> %d, threads "
+             "%d -> %d, children %d -> %d",
+             fx_baseline.fds, now.fds, fx_baseline.threads, now.threads,
+             fx_baseline.children, now.children);
+}
+
 /* cmocka setup: *state becomes a fresh loop. */
 static inline int fx_loop_setup(void **state) {
+  fx_baseline = fx_accounts_now();
   fut_loop_t *loop = NULL;
   int err = fut_loop_new(&loop);
   if (err) {
@@ -51,6 +139,7 @@ static inline int fx_loop_teardown(void **state) {
   if (loop)
     fx_loop_free_clean(loop);
   *state = NULL;
+  fx_assert_accounts_back();
   return 0;
 }
 
