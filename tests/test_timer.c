@@ -386,6 +386,67 @@ static void test_timer_wheel_out_of_memory_fails_run(void **state) {
   assert_int_equal(o.early, 0);
 }
 
+/* The mock clock (fut__loop_set_clock): timers of an hour, ten minutes, a
+ * second and a millisecond fire in deadline order, FIFO among equals,
+ * never before their time, with no real waiting. */
+static uint64_t mock_now;
+static uint64_t mock_clock(void *arg) {
+  (void)arg;
+  return mock_now;
+}
+
+struct mock_fire {
+  int order[8];
+  uint64_t at[8];
+  int n;
+};
+struct mock_timer {
+  struct mock_fire *log;
+  int id;
+};
+
+static void mock_fire_cb(void *arg) {
+  struct mock_timer *t = arg;
+  t->log->at[t->log->n] = mock_now;
+  t->log->order[t->log->n++] = t->id;
+}
+
+static void test_timer_mock_clock_hours_pass_instantly(void **state) {
+  fut_loop_t *loop = *state;
+  mock_now = FUT_SEC(1000);
+  assert_int_equal(fut__loop_set_clock(loop, mock_clock, NULL), 0);
+  assert_int_equal(fut_loop_time(loop), FUT_SEC(1000));
+  struct mock_fire log = {.n = 0};
+  static const uint64_t delays[] = {FUT_SEC(3600), FUT_SEC(600), FUT_SEC(1),
+                                    FUT_MS(1), FUT_MS(1), FUT_SEC(600)};
+  struct mock_timer ts[6];
+  fut_handle_t *cancel_me = NULL;
+  for (int i = 0; i < 6; i++) {
+    ts[i] = (struct mock_timer){&log, i};
+    assert_int_equal(fut_loop_call_later(loop, delays[i], mock_fire_cb, &ts[i],
+                                         i == 5 ? &cancel_me : NULL),
+                     0);
+  }
+  fut_handle_cancel(cancel_me);
+  fut_handle_unref(cancel_me);
+  uint64_t wall0 = fut__now();
+  /* Advance in steps of 100 ms of mock time up to 1 h 1 s. */
+  while (mock_now < FUT_SEC(1000 + 3601)) {
+    mock_now += FUT_MS(100);
+    assert_int_equal(fut_loop_run_once(loop, 0), 0);
+  }
+  assert_true(fut__now() - wall0 < FUT_SEC(10)); /* no real waiting */
+  assert_int_equal(log.n, 5);
+  static const int expect[] = {3, 4, 2, 1, 0};
+  for (int i = 0; i < 5; i++) {
+    assert_int_equal(log.order[i], expect[i]);
+    assert_true(log.at[i] >= FUT_SEC(1000) + delays[expect[i]]);
+    /* Fired at the first step at or after the deadline. */
+    assert_true(log.at[i] < FUT_SEC(1000) + delays[expect[i]] + FUT_MS(100));
+  }
+  assert_int_equal(fut__loop_set_clock(loop, NULL, NULL), 0);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       FX_LOOP_TEST(test_timer_call_later_never_early),
@@ -403,6 +464,7 @@ int main(void) {
       FX_LOOP_TEST(test_timer_fifo_across_seq_wrap),
       FX_LOOP_TEST(test_timer_poll_interrupted_by_signals),
       FX_LOOP_TEST(test_timer_wheel_out_of_memory_fails_run),
+      FX_LOOP_TEST(test_timer_mock_clock_hours_pass_instantly),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

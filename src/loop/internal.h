@@ -247,6 +247,10 @@ struct fut_loop {
                                  to bound the time without a poll */
   uint64_t slow_ns;           /* debug: slow callback threshold */
 
+  uint64_t (*clock)(void *arg); /* tests: the loop's time source, NULL =
+                                   CLOCK_MONOTONIC (fut__loop_now) */
+  void *clock_arg;
+
   fut_exception_handler_cb exc_cb; /* NULL = default */
   void *exc_arg;
 
@@ -261,6 +265,18 @@ struct fut_loop {
 static inline void *fut__loop_part(const fut_loop_t *loop, int id) {
   return loop->parts[id];
 }
+
+/* The loop's time: CLOCK_MONOTONIC, or a test's mock clock. */
+static inline uint64_t fut__loop_now(const fut_loop_t *loop) {
+  return FUT__UNLIKELY(loop->clock != NULL) ? loop->clock(loop->clock_arg)
+                                            : fut__now();
+}
+/* Test hook: replaces the loop's time source (timers, call_later,
+ * fut_loop_time) with clock(arg), NULL for the real one.  Only while no
+ * timer is pending (-EBUSY).  A test then advances its clock and runs the
+ * loop with fut_loop_run_once(loop, 0): timer tests need no sleeping. */
+int fut__loop_set_clock(fut_loop_t *loop, uint64_t (*clock)(void *arg),
+                        void *arg);
 
 /* Returns 0 when the calling thread may use the loop, else an error.  Only
  * checks in debug mode (cheap otherwise). */
