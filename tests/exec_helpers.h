@@ -6,7 +6,6 @@
 
 #include "fixture.h"
 
-#include <dirent.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -82,16 +81,7 @@ static inline int gate_count(struct gate *g, int *field) {
 
 /* Entries in /proc/self/task: the process's threads. */
 static inline int count_threads(void) {
-  DIR *d = opendir("/proc/self/task");
-  if (!d)
-    return -1;
-  int n = 0;
-  struct dirent *e;
-  while ((e = readdir(d)))
-    if (e->d_name[0] != '.')
-      n++;
-  closedir(d);
-  return n;
+  return fx_count_dir("/proc/self/task");
 }
 
 /* A joined thread may linger in /proc for a moment while the kernel reaps

@@ -53,6 +53,11 @@ static inline int fx_count_dir(const char *path) {
   return n;
 }
 
+/* The process's open file descriptors. */
+static inline int fx_open_fds(void) {
+  return fx_count_dir("/proc/self/fd");
+}
+
 /* Children of every thread of this process (zombies included). */
 static inline int fx_count_children(void) {
   DIR *d = opendir("/proc/self/task");
@@ -89,7 +94,7 @@ struct fx_accounts {
 static struct fx_accounts fx_baseline;
 
 static inline struct fx_accounts fx_accounts_now(void) {
-  struct fx_accounts a = {fx_count_dir("/proc/self/fd"),
+  struct fx_accounts a = {fx_open_fds(),
                           fx_count_dir("/proc/self/task"),
                           fx_count_children(), true};
   return a;

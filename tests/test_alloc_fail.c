@@ -2,7 +2,6 @@
  * -ENOMEM, leaves no half state and leaks nothing (ASan / valgrind). */
 #include "fixture.h"
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -15,23 +14,13 @@ static int teardown(void **state) {
 
 #define AF_TEST(fn) cmocka_unit_test_setup_teardown(fn, fx_loop_setup, teardown)
 
-static int count_fds(void) {
-  DIR *d = opendir("/proc/self/fd");
-  assert_non_null(d);
-  int n = 0;
-  while (readdir(d))
-    n++;
-  closedir(d);
-  return n;
-}
-
 static void stats(fut_loop_t *loop, fut_loop_stats_t *st) {
   fut_loop_stats(loop, st);
 }
 
 static void test_alloc_fail_loop_new(void **state) {
   (void)state;
-  int fds0 = count_fds();
+  int fds0 = fx_open_fds();
   int failures = 0;
   for (long n = 1; n < 64; n++) {
     fut_loop_t *loop = (fut_loop_t *)1;
@@ -45,7 +34,7 @@ static void test_alloc_fail_loop_new(void **state) {
     }
     assert_int_equal(err, -ENOMEM);
     assert_null(loop);
-    assert_int_equal(count_fds(), fds0); /* no fd leaked */
+    assert_int_equal(fx_open_fds(), fds0); /* no fd leaked */
     failures++;
   }
   assert_true(failures >= 2);
@@ -54,7 +43,7 @@ static void test_alloc_fail_loop_new(void **state) {
   fut__alloc_fail_after(1, true);
   assert_int_equal(fut_loop_new(&loop), -ENOMEM);
   fut__alloc_fail_after(0, false);
-  assert_int_equal(count_fds(), fds0);
+  assert_int_equal(fx_open_fds(), fds0);
 }
 
 static void test_alloc_fail_fut_new(void **state) {

@@ -12,7 +12,6 @@
  * leak. */
 #include "fixture.h"
 
-#include <dirent.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -28,16 +27,6 @@ static long rss_kib(void) {
   assert_int_equal(fscanf(f, "%ld %ld", &pages, &resident), 2);
   fclose(f);
   return resident * (sysconf(_SC_PAGESIZE) / 1024);
-}
-
-static int open_fds(void) {
-  int n = 0;
-  DIR *d = opendir("/proc/self/fd");
-  assert_non_null(d);
-  while (readdir(d))
-    n++;
-  closedir(d);
-  return n;
 }
 
 static uint64_t rng = 0x853c49e6748fea9bu;
@@ -247,13 +236,13 @@ static void test_soak_mixed_workload_stays_flat(void **state) {
     rounds++;
     if (fds0 < 0 && fut_loop_time(r.loop) >= warm) {
       rss0 = rss_kib();
-      fds0 = open_fds();
+      fds0 = fx_open_fds();
     }
     if (fds0 >= 0) {
       long rss = rss_kib();
       if (rss > rss_max)
         rss_max = rss;
-      int fds = open_fds();
+      int fds = fx_open_fds();
       fds_min = fds < fds_min ? fds : fds_min;
       fds_max = fds > fds_max ? fds : fds_max;
     }

@@ -9,7 +9,6 @@
  *     early, and the missing call is not retried on every poll. */
 #include "fixture.h"
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/epoll.h>
@@ -105,16 +104,6 @@ static int no_pwait2(int epfd, void *events, int maxevents,
   return -1;
 }
 
-static int open_fds(void) {
-  int n = 0;
-  DIR *d = opendir("/proc/self/fd");
-  assert_non_null(d);
-  while (readdir(d))
-    n++;
-  closedir(d);
-  return n;
-}
-
 static int teardown(void **state) {
   (void)state;
   disarm_all();
@@ -126,23 +115,23 @@ static int teardown(void **state) {
 static void test_syscall_loop_new_reports_eventfd_and_epoll_failures(
     void **state) {
   (void)state;
-  int base = open_fds();
+  int base = fx_open_fds();
   fut_loop_t *loop = (fut_loop_t *)1;
   arm(S_EVENTFD, 0, 1, EMFILE);
   assert_int_equal(fut_loop_new(&loop), -EMFILE);
   assert_null(loop);
-  assert_int_equal(open_fds(), base);
+  assert_int_equal(fx_open_fds(), base);
   arm(S_EPOLL_CREATE1, 0, 1, ENFILE);
   assert_int_equal(fut_loop_new(&loop), -ENFILE);
   assert_null(loop);
   arm(S_EPOLL_CTL, 0, 1, ENOMEM); /* the doorbell's registration */
   assert_int_equal(fut_loop_new(&loop), -ENOMEM);
   assert_null(loop);
-  assert_int_equal(open_fds(), base);
+  assert_int_equal(fx_open_fds(), base);
   disarm_all();
   assert_int_equal(fut_loop_new(&loop), 0);
   fx_loop_free_clean(loop);
-  assert_int_equal(open_fds(), base);
+  assert_int_equal(fx_open_fds(), base);
 }
 
 /* ---- watchers ------------------------------------------------------------ */
@@ -235,7 +224,7 @@ static int main_ok(void *arg) {
  * leaks. */
 static void test_syscall_run_without_sigint_pipe(void **state) {
   (void)state;
-  int base = open_fds();
+  int base = fx_open_fds();
   fut_t *t = NULL;
   /* fut_run installs its handler only over SIGINT's default action (a
    * runner started in the background inherits SIG_IGN). */
@@ -251,20 +240,20 @@ static void test_syscall_run_without_sigint_pipe(void **state) {
   assert_int_equal(err, 0);
   assert_true(fut_done(t));
   fut_unref(t);
-  assert_int_equal(open_fds(), base);
+  assert_int_equal(fx_open_fds(), base);
 }
 
 static void test_syscall_process_pool_reports_socketpair_failure(
     void **state) {
   (void)state;
-  int base = open_fds();
+  int base = fx_open_fds();
   fut_executor_t *ex = (fut_executor_t *)1;
   arm(S_SOCKETPAIR, 0, 1, EMFILE);
   int err = fut_process_pool_new(1, &ex);
   disarm_all();
   assert_int_equal(err, -EMFILE);
   assert_null(ex);
-  assert_int_equal(open_fds(), base);
+  assert_int_equal(fx_open_fds(), base);
 }
 
 int main(void) {
