@@ -393,7 +393,7 @@ static int first_message(int ctl, struct fut__ctl_msg *m) {
  * closes its socket (so a live server exits), kills one that hangs, reaps
  * it and returns the error. */
 static int start_failed(int ctl, pid_t pid, int err) {
-  close(ctl);
+  fut__pp_close(ctl);
   if (err == -ETIMEDOUT)
     kill(pid, SIGKILL);
   int st;
@@ -416,29 +416,39 @@ int fut__forkserver_start(int *ctl_out, pid_t *pid_out) {
   *ctl_out = -1;
   *pid_out = 0;
   int sv[2];
-  if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
-    return fut__error(-errno, "process pool: socketpair: %s", strerror(errno));
+  int err = fut__pp_socketpair(SOCK_SEQPACKET, sv);
+  if (err)
+    return fut__error(err, "process pool: socketpair: %s", strerror(-err));
   pid_t parent = getpid();
   char marker[64];
   char **envp = server_env(marker, sizeof marker, parent);
   if (!envp) {
-    close(sv[0]);
-    close(sv[1]);
+    fut__pp_close(sv[0]);
+    fut__pp_close(sv[1]);
     return fut__error(-ENOMEM, "process pool: out of memory");
   }
+#if !USE_POSIX_SPAWN
+  /* fork() runs the pool's atfork child handler, which closes recorded
+   * fds: the server's end must survive until its dup2. */
+  fut__pp_fd_forget(sv[1]);
+#endif
   pid_t pid = exec_server(sv[1], envp, parent);
   int saved = errno;
   fut__free(envp);
+#if USE_POSIX_SPAWN
+  fut__pp_close(sv[1]);
+#else
   close(sv[1]);
+#endif
   if (pid < 0) {
-    close(sv[0]);
+    fut__pp_close(sv[0]);
     return fut__error(-saved,
                       "process pool: starting the fork server "
                       "(/proc/self/exe): %s",
                       strerror(saved));
   }
   struct fut__ctl_msg m;
-  int err = first_message(sv[0], &m);
+  err = first_message(sv[0], &m);
   if (err || m.type != FUT__CTL_READY || m.a != (uint64_t)pid)
     return start_failed(sv[0], pid, err);
   *ctl_out = sv[0];

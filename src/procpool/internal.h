@@ -240,6 +240,26 @@ struct fut_process_pool {
   size_t pcap;                 /* entries of pfds and pws */
 };
 
+/* ---- the parent's pool descriptors across fork() (pool.c) ---------------
+ * Every descriptor a pool holds in the parent (its doorbell, the control
+ * socket, each worker's socket) is created close-on-exec and recorded in a
+ * process-wide set; a pthread_atfork child handler closes the set in the
+ * child of a plain fork(), so that child keeps no end of the pool alive and
+ * the parent's workers and fork server still see EOF when the parent closes
+ * its ends.  Creation and closing happen under the set's lock, which the
+ * fork's prepare handler takes too: a fork never sees a pool fd unrecorded. */
+
+/* socketpair(AF_UNIX, type | SOCK_CLOEXEC) recording both ends: 0 or
+ * -errno. */
+int fut__pp_socketpair(int type, int sv[2]);
+/* eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK), recorded: the fd or -errno. */
+int fut__pp_eventfd(void);
+/* Forgets fd (without closing it): it becomes a plain descriptor that a
+ * fork's child keeps (the fork server's end before its own fork). */
+void fut__pp_fd_forget(int fd);
+/* Closes a recorded fd and forgets it. */
+void fut__pp_close(int fd);
+
 /* fut_process_pool_submit for either kind of function (pool.c). */
 int fut__pp_submit_kind(fut_process_pool_t *pool, int kind, uintptr_t fn,
                         const void *arg, size_t len,
@@ -269,6 +289,9 @@ bool fut__pp_is_broken(fut_process_pool_t *pool);
 /* Asks the fork server for a new worker: its record, live and empty, or
  * NULL when it cannot be made (the pool may then be broken). */
 struct fut__pp_worker *fut__pp_spawn(fut_process_pool_t *pool);
+/* Test hook (fault injection): the next n attempts to make a worker fail
+ * as if socketpair(2) had returned EMFILE; 0 ends it.  Any thread. */
+void fut__pp_fail_next_spawn(unsigned n);
 
 /* ---- dispatch.c ---------------------------------------------------------- */
 /* Sends queued jobs to workers while some have room (spawning workers on

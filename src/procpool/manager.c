@@ -69,7 +69,7 @@ bool fut__pp_is_broken(fut_process_pool_t *p) {
 static void close_worker_fd(fut_process_pool_t *p, struct fut__pp_worker *w) {
   if (w->fd < 0)
     return;
-  close(w->fd);
+  fut__pp_close(w->fd);
   w->fd = -1;
   if (w->state == FUT__W_LIVE) {
     w->state = FUT__W_CLOSED;
@@ -99,6 +99,20 @@ static void spawn_failed(fut_process_pool_t *p, const char *what, int err) {
                      fut_strerror(err));
 }
 
+static atomic_uint fail_next_spawn;
+
+void fut__pp_fail_next_spawn(unsigned n) {
+  atomic_store(&fail_next_spawn, n);
+}
+
+/* Consumes one injected failure, if any. */
+static bool injected_spawn_failure(void) {
+  unsigned n = atomic_load(&fail_next_spawn);
+  while (n > 0 && !atomic_compare_exchange_weak(&fail_next_spawn, &n, n - 1)) {
+  }
+  return n > 0;
+}
+
 struct fut__pp_worker *fut__pp_spawn(fut_process_pool_t *p) {
   struct fut__pp_worker *w = fut__calloc(1, sizeof *w);
   char *rx = fut__malloc(FUT__PP_RX_CAP);
@@ -109,11 +123,12 @@ struct fut__pp_worker *fut__pp_spawn(fut_process_pool_t *p) {
     spawn_failed(p, "out of memory", -ENOMEM);
     return NULL;
   }
-  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
-    int e = errno;
+  int e = injected_spawn_failure() ? -EMFILE
+                                    : fut__pp_socketpair(SOCK_STREAM, sv);
+  if (e) {
     fut__free(w);
     fut__free(rx);
-    spawn_failed(p, "socketpair", -e);
+    spawn_failed(p, "socketpair", e);
     return NULL;
   }
   int sz = SOCKBUF;
@@ -125,9 +140,9 @@ struct fut__pp_worker *fut__pp_spawn(fut_process_pool_t *p) {
   w->wid = ++p->next_wid;
   struct fut__ctl_msg m = {.type = FUT__CTL_SPAWN, .a = w->wid};
   int err = fut__pp_ctl_send(p->ctl, &m, NULL, 0, sv[1]);
-  close(sv[1]);
+  fut__pp_close(sv[1]);
   if (err) {
-    close(sv[0]);
+    fut__pp_close(sv[0]);
     fut__free(w);
     fut__free(rx);
     fut__pp_set_broken(p, "process pool: the fork server is gone (%s)",
@@ -211,7 +226,7 @@ static void ctl_readable(fut_process_pool_t *p) {
   if (err == -EAGAIN || err == -EINTR)
     return;
   if (err) {
-    close(p->ctl);
+    fut__pp_close(p->ctl);
     p->ctl = -1;
     fut__pp_set_broken(p, "process pool: the fork server died (%s)",
                        fut_strerror(err));
@@ -388,7 +403,7 @@ static void teardown(fut_process_pool_t *p, int err, const char *msg) {
   /* Closing the control socket makes the server SIGKILL what is left,
    * reap it and exit. */
   if (p->ctl >= 0) {
-    close(p->ctl);
+    fut__pp_close(p->ctl);
     p->ctl = -1;
   }
   for (struct fut__pp_worker *w; (w = fut__pp_first_worker(p));)
@@ -417,8 +432,7 @@ static void report_start(fut_process_pool_t *p, int err) {
 static void undo_start(fut_process_pool_t *p) {
   fut__free(p->pfds);
   fut__free(p->pws);
-  if (p->ctl >= 0)
-    close(p->ctl);
+  fut__pp_close(p->ctl);
   p->ctl = -1;
   pid_t pid = atomic_load(&p->server_pid);
   if (pid > 0)
