@@ -1,24 +1,20 @@
 /* Dispatch: which worker gets which job, and the non-blocking writes that
  * send it (manager thread only).
  *
- * Jobs leave the pending queue in FIFO order, first to idle workers, then
- * to new workers (spawned on demand up to max_workers), then pipelined
- * behind a running job (see PIPELINE) so a worker finishing a tiny job
- * finds the next one already in its socket.  A dispatched job is started
- * (its start callback said yes): it can no longer be cancelled, as with
- * Python's call queue. */
+ * Jobs leave the pending queue in FIFO order, to idle workers, else to new
+ * workers (spawned on demand up to max_workers); otherwise they wait in the
+ * queue.  A worker holds one job at a time, as in Python's
+ * ProcessPoolExecutor, where an idle worker takes the next call: a job is
+ * never queued behind a running one, so a worker that is stopped
+ * (SIGSTOP), stuck or in a long job delays no job while another worker is
+ * idle.  (Until issue 9 the pool sent up to 2 — 8 with a deep backlog —
+ * jobs per worker: faster for tiny jobs, but the jobs behind a stopped
+ * worker waited for it forever.)  A dispatched job is started (its start
+ * callback said yes): it can no longer be cancelled. */
 #include "procpool/internal.h"
 
 #include <sys/socket.h>
 #include <sys/uio.h>
-
-/* Jobs in flight per worker: PIPELINE normally, up to PIPELINE_MAX while
- * the backlog would keep every worker busy anyway.  Deeper pipelines pay
- * for fewer wake-ups (20k tiny jobs on 2 cores: ~19 µs/job at depth 1,
- * ~10 at 2, ~2.7 at 8) but a job queued behind a long one waits for it and
- * can no longer be cancelled. */
-#define PIPELINE 2
-#define PIPELINE_MAX 8
 
 _Static_assert(offsetof(struct fut__pp_job, payload) ==
                    offsetof(struct fut__pp_job, hdr) +
@@ -35,43 +31,27 @@ static bool can_spawn(const fut_process_pool_t *p) {
          p->nspawning < MAX_SPAWNING;
 }
 
-static bool can_take(const fut_process_pool_t *p,
-                     const struct fut__pp_worker *w, size_t depth) {
-  (void)p;
+/* Idle: live, accepting jobs, and holding none. */
+static bool can_take(const struct fut__pp_worker *w) {
   return w->state == FUT__W_LIVE && !w->retiring && !w->wbroken &&
-         w->inflight.len < depth;
+         w->inflight.len == 0;
 }
 
 /* An idle worker, else a new one (when may_spawn; with !may_spawn, any
- * non-NULL answer only means "there is room"), else one with room in its
- * pipeline.  NULL: every worker is full. */
-static struct fut__pp_worker *pick(fut_process_pool_t *p, bool may_spawn,
-                                   size_t depth) {
+ * non-NULL answer only means "there is room").  NULL: every worker is
+ * busy and no new one can be made now. */
+static struct fut__pp_worker *pick(fut_process_pool_t *p, bool may_spawn) {
   for (struct fut__pp_worker *w = fut__pp_first_worker(p); w;
        w = fut__pp_next_worker(p, w))
-    if (can_take(p, w, 1))
+    if (can_take(w))
       return w;
-  if (can_spawn(p) && may_spawn) {
-    struct fut__pp_worker *w = fut__pp_spawn(p);
-    if (w || fut__pp_is_broken(p))
-      return w;
-  }
-  struct fut__pp_worker *best = NULL;
-  for (struct fut__pp_worker *w = fut__pp_first_worker(p); w;
-       w = fut__pp_next_worker(p, w))
-    if (can_take(p, w, depth) &&
-        (!best || w->inflight.len < best->inflight.len))
-      best = w;
-  return best;
+  if (can_spawn(p) && may_spawn)
+    return fut__pp_spawn(p);
+  return NULL;
 }
 
-static bool has_room(fut_process_pool_t *p, size_t depth) {
-  return can_spawn(p) || pick(p, false, depth) != NULL;
-}
-
-/* The pipeline depth for a backlog of n queued jobs. */
-static size_t depth_for(const fut_process_pool_t *p, size_t n) {
-  return n >= (size_t)p->max_workers * PIPELINE_MAX ? PIPELINE_MAX : PIPELINE;
+static bool has_room(fut_process_pool_t *p) {
+  return can_spawn(p) || pick(p, false) != NULL;
 }
 
 void fut__pp_flush_out(struct fut__pp_worker *w) {
@@ -113,36 +93,31 @@ void fut__pp_flush_out(struct fut__pp_worker *w) {
   }
 }
 
-/* Takes the next job: retried ones first, then the pending queue.  *left
- * gets the backlog behind it. */
-static struct fut__pp_job *take_job(fut_process_pool_t *p, size_t *left) {
+/* Takes the next job: retried ones first, then the pending queue. */
+static struct fut__pp_job *take_job(fut_process_pool_t *p) {
   struct fut__pp_job *j = fut__pp_q_pop(&p->retry);
-  pthread_mutex_lock(&p->lock);
-  if (!j)
+  if (!j) {
+    pthread_mutex_lock(&p->lock);
     j = fut__pp_q_pop(&p->pending);
-  *left = p->pending.len + p->retry.len;
-  pthread_mutex_unlock(&p->lock);
+    pthread_mutex_unlock(&p->lock);
+  }
   return j;
 }
 
 void fut__pp_dispatch(fut_process_pool_t *p) {
-  size_t depth = PIPELINE_MAX;
   while (!fut__pp_is_broken(p)) {
-    if (!has_room(p, depth))
+    if (!has_room(p))
       break;
-    size_t left;
-    struct fut__pp_job *j = take_job(p, &left);
+    struct fut__pp_job *j = take_job(p);
     if (!j)
       break;
-    depth = depth_for(p, left + 1);
-    struct fut__pp_worker *w = pick(p, true, depth);
+    struct fut__pp_worker *w = pick(p, true);
     if (!w) {
       if (fut__pp_is_broken(p)) { /* spawning failed */
         fut__pp_job_fail(j, FUT_E_BROKEN_POOL, p->broken_msg);
         break;
       }
-      /* The backlog shrank below the deep pipeline's threshold: the job
-       * waits for a worker, where it was. */
+      /* No worker could be made now: the job waits, where it was. */
       if (j->started) {
         fut__pp_q_push_front(&p->retry, j);
       } else {
@@ -174,6 +149,5 @@ void fut__pp_dispatch(fut_process_pool_t *p) {
 }
 
 bool fut__pp_dispatchable(fut_process_pool_t *p) {
-  size_t n = p->pending.len + p->retry.len;
-  return n > 0 && has_room(p, depth_for(p, n));
+  return p->pending.len + p->retry.len > 0 && has_room(p);
 }
