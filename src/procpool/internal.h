@@ -232,7 +232,13 @@ struct fut_process_pool {
   unsigned nlive;            /* workers in FUT__W_LIVE */
   unsigned nspawning;        /* SPAWN sent, SPAWNED not yet received */
   bool spawn_blocked;        /* a spawn failed softly: no new try
-                                before the next poll event */
+                                before spawn_retry_at (or, while other
+                                workers live, the next poll event) */
+  uint64_t spawn_retry_at;   /* fut__now() when the back-off ends */
+  unsigned spawn_fails;      /* soft failures since the last worker made */
+  uint64_t spawn_first_fail; /* fut__now() of the first of them */
+  int spawn_err;             /* the last one's error and what failed */
+  const char *spawn_what;
   uint64_t next_wid;
   struct fut__pp_jobq retry;   /* started jobs of dead workers: first */
   struct pollfd *pfds;         /* poll set, pcap entries */

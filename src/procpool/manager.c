@@ -87,16 +87,67 @@ static void free_worker(fut_process_pool_t *p, struct fut__pp_worker *w) {
 }
 
 /* A worker could not be made for a local, maybe passing reason (memory,
- * the fd limit): with workers left, the pool carries on with them and
- * tries again after the next event; with none, nothing would ever run the
- * queue, so the pool is broken. */
+ * the fd limit, fork's process limit): the pool is not broken by it.  No
+ * new try before a back-off (1 ms, doubling up to SPAWN_BACKOFF_MAX); with
+ * other workers alive, they serve meanwhile and any event ends the
+ * back-off early.  With none, serve() fails the jobs waiting (only them)
+ * once the failures have lasted SPAWN_GIVE_UP_NS; later jobs try again. */
+#define SPAWN_BACKOFF_MIN ((uint64_t)1000000u)   /* 1 ms */
+#define SPAWN_BACKOFF_MAX ((uint64_t)200000000u) /* 200 ms */
+#define SPAWN_GIVE_UP_NS ((uint64_t)2000000000u) /* 2 s */
+
 static void spawn_failed(fut_process_pool_t *p, const char *what, int err) {
-  if (p->nlive > 0) {
-    p->spawn_blocked = true;
+  uint64_t now = fut__now();
+  if (p->spawn_fails++ == 0)
+    p->spawn_first_fail = now;
+  unsigned shift = p->spawn_fails - 1 < 16 ? p->spawn_fails - 1 : 16;
+  uint64_t backoff = SPAWN_BACKOFF_MIN << shift;
+  if (backoff > SPAWN_BACKOFF_MAX)
+    backoff = SPAWN_BACKOFF_MAX;
+  p->spawn_blocked = true;
+  p->spawn_retry_at = now + backoff;
+  p->spawn_err = err;
+  p->spawn_what = what;
+}
+
+/* A worker was made: the next failure starts a new back-off. */
+static void spawn_succeeded(fut_process_pool_t *p) {
+  p->spawn_fails = 0;
+}
+
+/* Called by serve() after dispatching: when no worker lives or is being
+ * made and making one has failed for SPAWN_GIVE_UP_NS, the jobs waiting
+ * cannot run: they fail with the cause; the pool stays usable. */
+static void spawn_give_up(fut_process_pool_t *p) {
+  if (!p->spawn_fails || p->nlive > 0 ||
+      fut__now() - p->spawn_first_fail < SPAWN_GIVE_UP_NS)
     return;
-  }
-  fut__pp_set_broken(p, "process pool: cannot make a worker: %s: %s", what,
-                     fut_strerror(err));
+  char msg[256];
+  snprintf(msg, sizeof msg,
+           "process pool: cannot make a worker: %s: %s (%u tries over %llu "
+           "ms)",
+           p->spawn_what, fut_strerror(p->spawn_err), p->spawn_fails,
+           (unsigned long long)((fut__now() - p->spawn_first_fail) / 1000000u));
+  int err = p->spawn_err;
+  p->spawn_fails = 0;
+  p->spawn_blocked = false;
+  struct fut__pp_jobq q;
+  fut__pp_q_init(&q);
+  fut__pp_q_move(&q, &p->retry);
+  pthread_mutex_lock(&p->lock);
+  fut__pp_q_move(&q, &p->pending);
+  pthread_mutex_unlock(&p->lock);
+  fut__pp_fail_queue(&q, err, msg);
+}
+
+/* How long poll may sleep: until the spawn back-off ends, or forever. */
+static int poll_timeout(const fut_process_pool_t *p) {
+  if (!p->spawn_blocked)
+    return -1;
+  uint64_t now = fut__now();
+  if (now >= p->spawn_retry_at)
+    return 0;
+  return (int)((p->spawn_retry_at - now + 999999u) / 1000000u);
 }
 
 static atomic_uint fail_next_spawn;
@@ -123,8 +174,8 @@ struct fut__pp_worker *fut__pp_spawn(fut_process_pool_t *p) {
     spawn_failed(p, "out of memory", -ENOMEM);
     return NULL;
   }
-  int e = injected_spawn_failure() ? -EMFILE
-                                    : fut__pp_socketpair(SOCK_STREAM, sv);
+  int e =
+      injected_spawn_failure() ? -EMFILE : fut__pp_socketpair(SOCK_STREAM, sv);
   if (e) {
     fut__free(w);
     fut__free(rx);
@@ -246,6 +297,7 @@ static void ctl_readable(fut_process_pool_t *p) {
           spawn_failed(p, "fork", (int)m.c);
         } else {
           w->pid = (pid_t)m.b;
+          spawn_succeeded(p);
         }
         break;
       }
@@ -442,8 +494,8 @@ static void undo_start(fut_process_pool_t *p) {
 
 /* Polls until a socket or the doorbell has news; the caller set sleeping
  * under the lock, so submit and shutdown ring the doorbell meanwhile. */
-static int sleep_in_poll(fut_process_pool_t *p) {
-  int r = poll_all(p, true, -1);
+static int sleep_in_poll(fut_process_pool_t *p, int timeout) {
+  int r = poll_all(p, true, timeout);
   pthread_mutex_lock(&p->lock);
   p->sleeping = false;
   p->rung = false;
@@ -457,6 +509,7 @@ static int sleep_in_poll(fut_process_pool_t *p) {
 static int serve(fut_process_pool_t *p, const char **msg) {
   for (;;) {
     fut__pp_dispatch(p);
+    spawn_give_up(p);
     pthread_mutex_lock(&p->lock);
     bool abandon = p->abandon, broken = p->broken, sd = p->shutdown;
     pthread_mutex_unlock(&p->lock);
@@ -480,8 +533,11 @@ static int serve(fut_process_pool_t *p, const char **msg) {
     pthread_mutex_unlock(&p->lock);
     if (more)
       continue;
-    int r = sleep_in_poll(p);
-    p->spawn_blocked = false; /* something happened: worth a new try */
+    int r = sleep_in_poll(p, poll_timeout(p));
+    /* The back-off ended, or (with workers alive) something happened:
+     * worth a new try. */
+    if (p->spawn_blocked && (p->nlive > 0 || fut__now() >= p->spawn_retry_at))
+      p->spawn_blocked = false;
     if (r < 0)
       fut__pp_set_broken(p, "process pool: poll: %s", fut_strerror(r));
   }
@@ -501,7 +557,7 @@ static void retire_workers(fut_process_pool_t *p) {
     bool abandon = p->abandon;
     p->sleeping = !abandon;
     pthread_mutex_unlock(&p->lock);
-    if (abandon || sleep_in_poll(p) < 0)
+    if (abandon || sleep_in_poll(p, -1) < 0)
       break;
   }
 }
