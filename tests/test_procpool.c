@@ -811,6 +811,8 @@ static void test_procpool_parent_death(void **state) {
   int pidfds[2];
   for (int i = 0; i < 2; i++) {
     pidfds[i] = (int)syscall(SYS_pidfd_open, (pid_t)pids[i], 0);
+    if (pidfds[i] < 0 && errno == ENOSYS) /* valgrind 3.19 lacks it */
+      skip();
     if (pidfds[i] < 0)
       assert_int_equal(errno, ESRCH); /* already gone */
   }
@@ -1152,6 +1154,26 @@ static void test_procpool_deaths_fail_only_their_jobs(void **state) {
  * the fork server never saw EOF, so the parent's fut_process_pool_destroy
  * hung until that child exited.  Now the child's copies are closed at the
  * fork. */
+/* Open sockets and eventfds: the kinds of descriptor a pool holds. */
+static int count_pool_like_fds(void) {
+  DIR *d = opendir("/proc/self/fd");
+  if (!d)
+    return -1;
+  int n = 0;
+  for (struct dirent *e; (e = readdir(d));) {
+    char path[300], link[256];
+    snprintf(path, sizeof path, "/proc/self/fd/%s", e->d_name);
+    ssize_t r = readlink(path, link, sizeof link - 1);
+    if (r <= 0)
+      continue;
+    link[r] = '\0';
+    n += strncmp(link, "socket:", 7) == 0 ||
+         strcmp(link, "anon_inode:[eventfd]") == 0;
+  }
+  closedir(d);
+  return n;
+}
+
 struct destroy_arg {
   fut_process_pool_t *p;
   atomic_bool done;
@@ -1173,8 +1195,7 @@ static void test_procpool_fork_child_does_not_hold_pool(void **state) {
     assert_int_equal(waiter_wait(&ws[i]), 0);
     waiter_destroy(&ws[i]);
   }
-  int fds_parent = count_dir("/proc/self/fd");
-  int pool_fds = 2 + (int)fut_process_pool_nworkers(p); /* + doorbell, ctl */
+  assert_true(count_pool_like_fds() >= 3); /* doorbell, ctl, a worker */
   int hold[2];
   assert_int_equal(pipe2(hold, O_CLOEXEC), 0);
   int report[2];
@@ -1186,7 +1207,7 @@ static void test_procpool_fork_child_does_not_hold_pool(void **state) {
     /* Stays alive (no exec, no exit) until the parent lets it go. */
     close(hold[1]);
     close(report[0]);
-    int n = count_dir("/proc/self/fd");
+    int n = count_pool_like_fds();
     ssize_t wr = write(report[1], &n, sizeof n);
     (void)wr;
     alarm(60);
@@ -1217,8 +1238,9 @@ static void test_procpool_fork_child_does_not_hold_pool(void **state) {
   assert_int_equal(waitpid(pid, &st, 0), pid);
   assert_true(in_time);
   /* The child kept none of the pool's descriptors (doorbell, control
-   * socket, one socket per worker); it has its two pipe ends more. */
-  assert_int_equal(fds_child, fds_parent + 2 - pool_fds);
+   * socket, one socket per worker): this process has no other socket or
+   * eventfd. */
+  assert_int_equal(fds_child, 0);
 }
 
 /* Bug (issue 9, defect 6): one failed attempt to make a worker (EMFILE
@@ -1357,8 +1379,20 @@ int main(void) {
                                 reset_spawn_hook),
       cmocka_unit_test(test_procpool_stuck_worker_gets_no_jobs),
   };
-  /* FUT_TEST_FILTER=pattern runs a subset (cmocka's wildcards). */
+  /* FUT_TEST_FILTER=pattern runs a subset (cmocka's wildcards);
+   * FUT_TEST_SKIP=name,name,... leaves tests out (the valgrind run). */
   if (getenv("FUT_TEST_FILTER"))
     cmocka_set_test_filter(getenv("FUT_TEST_FILTER"));
-  return cmocka_run_group_tests(tests, NULL, NULL);
+  const char *skip = getenv("FUT_TEST_SKIP");
+  struct CMUnitTest run[sizeof tests / sizeof tests[0]];
+  size_t n = 0;
+  for (size_t i = 0; i < sizeof tests / sizeof tests[0]; i++) {
+    char key[256];
+    snprintf(key, sizeof key, ",%s,", tests[i].name);
+    char list[4096];
+    snprintf(list, sizeof list, ",%s,", skip ? skip : "");
+    if (!strstr(list, key))
+      run[n++] = tests[i];
+  }
+  return _cmocka_run_group_tests("test_procpool", run, n, NULL, NULL);
 }

@@ -18,6 +18,7 @@
 #include "procpool/internal.h"
 
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
@@ -28,6 +29,13 @@
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#if defined(__has_include)
+#if __has_include(<valgrind/valgrind.h>)
+#include <valgrind/valgrind.h>
+#define FUT__PP_VALGRIND_H 1
+#endif
+#endif
 
 extern char **environ;
 
@@ -296,7 +304,7 @@ static char *server_argv[] = {(char *)"libfuture-forkserver", NULL};
  * posix_spawn (clone with CLONE_VFORK in glibc) copies no page tables and
  * runs no pthread_atfork handler of the program: nothing but dup2,
  * closefrom, the signal mask and exec happens in the child. */
-static pid_t exec_server(int fd, char **envp, pid_t parent) {
+static pid_t exec_server(const char *exe, int fd, char **envp, pid_t parent) {
   (void)parent;
   sigset_t empty;
   sigemptyset(&empty);
@@ -319,7 +327,7 @@ static pid_t exec_server(int fd, char **envp, pid_t parent) {
     if (!err)
       err = posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK);
     if (!err)
-      err = posix_spawn(&pid, "/proc/self/exe", &fa, &at, server_argv, envp);
+      err = posix_spawn(&pid, exe, &fa, &at, server_argv, envp);
     posix_spawnattr_destroy(&at);
     posix_spawn_file_actions_destroy(&fa);
   }
@@ -344,7 +352,7 @@ static void close_from(int lowfd) {
 
 /* As the posix_spawn version, with fork and only async-signal-safe calls
  * before the exec. */
-static pid_t exec_server(int fd, char **envp, pid_t parent) {
+static pid_t exec_server(const char *exe, int fd, char **envp, pid_t parent) {
   sigset_t empty;
   sigemptyset(&empty);
   pid_t pid = fork();
@@ -359,7 +367,7 @@ static pid_t exec_server(int fd, char **envp, pid_t parent) {
     }
     close_from(CTL_FD + 1);
     sigprocmask(SIG_SETMASK, &empty, NULL);
-    execve("/proc/self/exe", server_argv, envp);
+    execve(exe, server_argv, envp);
     _exit(127);
   }
   return pid;
@@ -412,6 +420,37 @@ static int start_failed(int ctl, pid_t pid, int err) {
                     err ? fut_strerror(err) : "bad handshake");
 }
 
+/* Under valgrind, /proc/self/exe is valgrind's tool (the process's real
+ * image), which refuses to run as "libfuture-forkserver": the pool could
+ * not start.  There the kernel's link is not the program, but valgrind
+ * answers readlink("/proc/self/exe") with the program's path, which we
+ * exec instead.  Valgrind does not follow the exec (unless
+ * --trace-children=yes): the fork server and the workers run natively, and
+ * memcheck checks the pool's side in this process. */
+static bool under_valgrind(void) {
+#ifdef FUT__PP_VALGRIND_H
+  if (RUNNING_ON_VALGRIND)
+    return true;
+#endif
+  /* Without the header: valgrind preloads its vgpreload_*.so. */
+  const char *pre = getenv("LD_PRELOAD");
+  return pre && strstr(pre, "vgpreload_");
+}
+
+/* The image to exec as the fork server, into buf: /proc/self/exe (robust
+ * to the program's file being renamed or replaced), or under valgrind the
+ * program's path. */
+static const char *server_exe(char *buf, size_t cap) {
+  if (under_valgrind()) {
+    ssize_t n = readlink("/proc/self/exe", buf, cap - 1);
+    if (n > 0 && buf[0] == '/') {
+      buf[n] = '\0';
+      return buf;
+    }
+  }
+  return "/proc/self/exe";
+}
+
 int fut__forkserver_start(int *ctl_out, pid_t *pid_out) {
   *ctl_out = -1;
   *pid_out = 0;
@@ -432,7 +471,9 @@ int fut__forkserver_start(int *ctl_out, pid_t *pid_out) {
    * fds: the server's end must survive until its dup2. */
   fut__pp_fd_forget(sv[1]);
 #endif
-  pid_t pid = exec_server(sv[1], envp, parent);
+  char exe_buf[PATH_MAX];
+  const char *exe = server_exe(exe_buf, sizeof exe_buf);
+  pid_t pid = exec_server(exe, sv[1], envp, parent);
   int saved = errno;
   fut__free(envp);
 #if USE_POSIX_SPAWN
@@ -442,10 +483,8 @@ int fut__forkserver_start(int *ctl_out, pid_t *pid_out) {
 #endif
   if (pid < 0) {
     fut__pp_close(sv[0]);
-    return fut__error(-saved,
-                      "process pool: starting the fork server "
-                      "(/proc/self/exe): %s",
-                      strerror(saved));
+    return fut__error(-saved, "process pool: starting the fork server (%s): %s",
+                      exe, strerror(saved));
   }
   struct fut__ctl_msg m;
   err = first_message(sv[0], &m);
