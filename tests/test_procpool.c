@@ -381,15 +381,15 @@ static void test_procpool_shutdown_cancel_pending(void **state) {
   for (int i = 0; i < N; i++)
     assert_int_equal(submit(p, job_square, &(int64_t){i}, 8, &ws[i]), 0);
   assert_int_equal(fut_process_pool_shutdown(p, false, true, 0), 0);
-  /* A worker holds one job at a time: none was sent behind the running
-   * one, every queued job was cancelled before shutdown returned. */
+  /* At most PIPELINE - 1 jobs were already sent behind the running one;
+   * the rest were cancelled before shutdown returned. */
   int cancelled = 0;
   for (int i = 0; i < N; i++)
     if (waiter_is_done(&ws[i])) {
       assert_int_equal(ws[i].err, -ECANCELED);
       cancelled++;
     }
-  assert_int_equal(cancelled, N);
+  assert_true(cancelled >= N - 1);
   gate_open(&g);
   assert_int_equal(fut_process_pool_shutdown(p, true, false, UINT64_MAX), 0);
   assert_int_equal(a.err, 0);

@@ -23,6 +23,7 @@
 #include <signal.h>
 #include <spawn.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
@@ -152,11 +153,27 @@ static int read_config(struct server *s) {
   static char pl[FUT__CTL_MAX_PAYLOAD + 1];
   struct fut__ctl_msg m;
   size_t n = 0;
-  int err = fut__pp_ctl_recv(s->ctl, &m, pl, FUT__CTL_MAX_PAYLOAD, &n, NULL);
+  int fd = -1;
+  int err = fut__pp_ctl_recv(s->ctl, &m, pl, FUT__CTL_MAX_PAYLOAD, &n, &fd);
   if (err)
     return err;
-  if (m.type != FUT__CTL_CONFIG)
+  if (m.type != FUT__CTL_CONFIG) {
+    if (fd >= 0)
+      close(fd);
     return -EPROTO;
+  }
+  if (fd >= 0) {
+    /* The claim table: mapped once here, inherited by every worker. */
+    void *t = m.d && m.d <= (1u << 24)
+                  ? mmap(NULL, m.d * sizeof(uint64_t), PROT_READ | PROT_WRITE,
+                         MAP_SHARED, fd, 0)
+                  : MAP_FAILED;
+    close(fd);
+    if (t == MAP_FAILED)
+      return -ENOMEM; /* the parent would queue jobs we cannot claim */
+    s->cfg.claims = t;
+    s->cfg.nclaims = (size_t)m.d;
+  }
   s->cfg.max_tasks = (unsigned)m.a;
   s->cfg.max_frame = (size_t)m.c;
   s->cfg.has_init = m.has_init != 0;

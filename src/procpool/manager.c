@@ -20,6 +20,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -235,6 +236,7 @@ static void worker_readable(fut_process_pool_t *p, struct fut__pp_worker *w) {
 /* Puts jobs that never started in a worker back at the front of the
  * queue, in their order. */
 static void requeue(fut_process_pool_t *p, struct fut__pp_jobq *q) {
+  fut__pp_release_claims(p, q);
   fut__pp_q_move_front(&p->retry, q);
 }
 
@@ -324,6 +326,29 @@ static void ctl_readable(fut_process_pool_t *p) {
 
 static void poll_reserve(fut_process_pool_t *p, size_t n);
 
+/* The claim table (internal.h), sized so that a queued job's word is
+ * almost never still held by an older queued job: its memfd (for CONFIG)
+ * or -1 without one — then no job is ever queued behind a running one. */
+static int claims_create(fut_process_pool_t *p) {
+  size_t n = (size_t)p->max_workers * 32;
+  if (n < 64)
+    n = 64;
+  int fd = memfd_create("fut-procpool-claims", MFD_CLOEXEC);
+  if (fd < 0)
+    return -1;
+  void *t = MAP_FAILED;
+  if (ftruncate(fd, (off_t)(n * sizeof *p->claims)) == 0)
+    t = mmap(NULL, n * sizeof *p->claims, PROT_READ | PROT_WRITE, MAP_SHARED,
+             fd, 0);
+  if (t == MAP_FAILED) {
+    close(fd);
+    return -1;
+  }
+  p->claims = t;
+  p->nclaims = n;
+  return fd;
+}
+
 static int start(fut_process_pool_t *p) {
   pid_t pid;
   int err = fut__forkserver_start(&p->ctl, &pid);
@@ -336,9 +361,11 @@ static int start(fut_process_pool_t *p) {
   char *pl = fut__malloc(FUT__CTL_MAX_PAYLOAD);
   if (!pl)
     return fut__error(-ENOMEM, "process pool: out of memory");
+  int mfd = claims_create(p);
   struct fut__ctl_msg m = {.type = FUT__CTL_CONFIG,
                            .a = p->max_tasks,
                            .c = (int64_t)p->max_frame,
+                           .d = p->nclaims,
                            .has_init = p->has_init};
   size_t n = 0;
   if (p->has_init) {
@@ -349,12 +376,21 @@ static int start(fut_process_pool_t *p) {
       memcpy(pl + n, p->initarg, p->initarg_len);
     n += p->initarg_len;
   }
-  err = fut__pp_ctl_send(p->ctl, &m, pl, n, -1);
+  err = fut__pp_ctl_send(p->ctl, &m, pl, n, mfd);
   fut__free(pl);
+  if (mfd >= 0)
+    close(mfd);
   if (err)
     return fut__error(err, "process pool: configuring the fork server: %s",
                       fut_strerror(err));
   return 0;
+}
+
+static void claims_free(fut_process_pool_t *p) {
+  if (p->claims)
+    munmap((void *)p->claims, p->nclaims * sizeof *p->claims);
+  p->claims = NULL;
+  p->nclaims = 0;
 }
 
 static bool idle(fut_process_pool_t *p) {
@@ -482,6 +518,7 @@ static void report_start(fut_process_pool_t *p, int err) {
 
 /* Undoes what a failed start() made; the constructor frees the pool. */
 static void undo_start(fut_process_pool_t *p) {
+  claims_free(p);
   fut__free(p->pfds);
   fut__free(p->pws);
   fut__pp_close(p->ctl);
@@ -565,6 +602,7 @@ static void retire_workers(fut_process_pool_t *p) {
 /* Marks the pool finished for the threads waiting in shutdown; frees an
  * orphaned pool, which nobody else will. */
 static void finish(fut_process_pool_t *p) {
+  claims_free(p);
   fut__free(p->pfds);
   fut__free(p->pws);
   p->pfds = NULL;
