@@ -47,9 +47,10 @@ static void fds_parent(void) {
 }
 
 /* The child of a plain fork(): one thread, the set consistent (the prepare
- * handler held its lock).  Only close(2), which is async-signal-safe, and
- * plain memory writes.  The pool objects in the child are marked forked by
- * the base layer's fork counter: they never touch these numbers again. */
+ * handler held its lock).  Only close(2), which is async-signal-safe,
+ * plain memory writes and the unlock.  The pool objects in the child are marked
+ * forked by the base layer's fork counter: they never touch these numbers
+ * again. */
 static void fds_child(void) {
   for (size_t i = 0; i < pool_fds_words; i++) {
     for (uint64_t w = pool_fds[i]; w; w &= w - 1)
@@ -57,8 +58,10 @@ static void fds_child(void) {
     pool_fds[i] = 0;
   }
   pool_fds_words = 0;
-  pthread_mutex_t fresh = PTHREAD_MUTEX_INITIALIZER;
-  memcpy(&pool_fds_lock, &fresh, sizeof fresh);
+  /* A default mutex: unlocking it in the child that the prepare handler
+   * locked in the parent is the pthread_atfork pattern (and what TSan
+   * expects; re-initialising it behind its back reads as a double lock). */
+  pthread_mutex_unlock(&pool_fds_lock);
 }
 
 /* A procpool-level handler rather than a base-layer hook: only this layer
