@@ -7,6 +7,7 @@
 #include <cmocka.h>
 
 #include <stdatomic.h>
+#include <sys/wait.h>
 
 #include "procpool_jobs.h"
 
@@ -489,6 +490,61 @@ static void test_procpool_executor_big_frames(void **state) {
   loop_free_clean(loop);
 }
 
+/* Bug (issue 9, defect 1): a child made with a plain fork() that lives on
+ * kept the pool's sockets, so the parent's fut_executor_shutdown(wait)
+ * hung until that child exited.  Now the child's copies are closed at the
+ * fork and the shutdown ends in time. */
+struct shutdown_arg {
+  fut_executor_t *ex;
+  atomic_bool done;
+  int rc;
+};
+static void *shutdown_thread(void *arg) {
+  struct shutdown_arg *a = arg;
+  a->rc = fut_executor_shutdown(a->ex, true, false, FUT_FOREVER);
+  atomic_store(&a->done, true);
+  return NULL;
+}
+static void test_procpool_executor_fork_child_does_not_hold_pool(void **state) {
+  (void)state;
+  fut_executor_t *ex = new_ex(2);
+  int64_t v = 4;
+  fut_cfuture_t *cf = submit_bytes(ex, bytes_square, &v, sizeof v);
+  assert_int_equal(cf_i64_bytes(cf), 16);
+  fut_cfuture_unref(cf);
+  int hold[2];
+  assert_int_equal(pipe2(hold, O_CLOEXEC), 0);
+  fflush(NULL);
+  pid_t pid = fork();
+  assert_true(pid >= 0);
+  if (pid == 0) { /* lives on until the parent lets it go */
+    close(hold[1]);
+    alarm(60);
+    char c;
+    ssize_t r = read(hold[0], &c, 1);
+    (void)r;
+    _exit(0);
+  }
+  close(hold[0]);
+  struct shutdown_arg a = {.ex = ex, .rc = -1};
+  atomic_init(&a.done, false);
+  pthread_t t;
+  assert_int_equal(pthread_create(&t, NULL, shutdown_thread, &a), 0);
+  uint64_t t0 = now_ns();
+  while (!atomic_load(&a.done) && now_ns() - t0 < FUT_SEC(5)) {
+    struct timespec ts = {0, 1000000};
+    nanosleep(&ts, NULL); /* polling a flag with a deadline */
+  }
+  bool in_time = atomic_load(&a.done);
+  close(hold[1]); /* lets the child go: a hung shutdown ends now */
+  pthread_join(t, NULL);
+  int st;
+  assert_int_equal(waitpid(pid, &st, 0), pid);
+  fut_executor_free(ex);
+  assert_true(in_time);
+  assert_int_equal(a.rc, 0);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_procpool_executor_result),
@@ -503,6 +559,7 @@ int main(void) {
       cmocka_unit_test(test_procpool_executor_run_in_executor),
       cmocka_unit_test(test_procpool_executor_loop_cancel),
       cmocka_unit_test(test_procpool_executor_big_frames),
+      cmocka_unit_test(test_procpool_executor_fork_child_does_not_hold_pool),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

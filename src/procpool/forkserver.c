@@ -18,16 +18,25 @@
 #include "procpool/internal.h"
 
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#if defined(__has_include)
+#if __has_include(<valgrind/valgrind.h>)
+#include <valgrind/valgrind.h>
+#define FUT__PP_VALGRIND_H 1
+#endif
+#endif
 
 extern char **environ;
 
@@ -144,11 +153,27 @@ static int read_config(struct server *s) {
   static char pl[FUT__CTL_MAX_PAYLOAD + 1];
   struct fut__ctl_msg m;
   size_t n = 0;
-  int err = fut__pp_ctl_recv(s->ctl, &m, pl, FUT__CTL_MAX_PAYLOAD, &n, NULL);
+  int fd = -1;
+  int err = fut__pp_ctl_recv(s->ctl, &m, pl, FUT__CTL_MAX_PAYLOAD, &n, &fd);
   if (err)
     return err;
-  if (m.type != FUT__CTL_CONFIG)
+  if (m.type != FUT__CTL_CONFIG) {
+    if (fd >= 0)
+      close(fd);
     return -EPROTO;
+  }
+  if (fd >= 0) {
+    /* The claim table: mapped once here, inherited by every worker. */
+    void *t = m.d && m.d <= (1u << 24)
+                  ? mmap(NULL, m.d * sizeof(uint64_t), PROT_READ | PROT_WRITE,
+                         MAP_SHARED, fd, 0)
+                  : MAP_FAILED;
+    close(fd);
+    if (t == MAP_FAILED)
+      return -ENOMEM; /* the parent would queue jobs we cannot claim */
+    s->cfg.claims = t;
+    s->cfg.nclaims = (size_t)m.d;
+  }
   s->cfg.max_tasks = (unsigned)m.a;
   s->cfg.max_frame = (size_t)m.c;
   s->cfg.has_init = m.has_init != 0;
@@ -296,7 +321,7 @@ static char *server_argv[] = {(char *)"libfuture-forkserver", NULL};
  * posix_spawn (clone with CLONE_VFORK in glibc) copies no page tables and
  * runs no pthread_atfork handler of the program: nothing but dup2,
  * closefrom, the signal mask and exec happens in the child. */
-static pid_t exec_server(int fd, char **envp, pid_t parent) {
+static pid_t exec_server(const char *exe, int fd, char **envp, pid_t parent) {
   (void)parent;
   sigset_t empty;
   sigemptyset(&empty);
@@ -319,7 +344,7 @@ static pid_t exec_server(int fd, char **envp, pid_t parent) {
     if (!err)
       err = posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK);
     if (!err)
-      err = posix_spawn(&pid, "/proc/self/exe", &fa, &at, server_argv, envp);
+      err = posix_spawn(&pid, exe, &fa, &at, server_argv, envp);
     posix_spawnattr_destroy(&at);
     posix_spawn_file_actions_destroy(&fa);
   }
@@ -344,7 +369,7 @@ static void close_from(int lowfd) {
 
 /* As the posix_spawn version, with fork and only async-signal-safe calls
  * before the exec. */
-static pid_t exec_server(int fd, char **envp, pid_t parent) {
+static pid_t exec_server(const char *exe, int fd, char **envp, pid_t parent) {
   sigset_t empty;
   sigemptyset(&empty);
   pid_t pid = fork();
@@ -359,7 +384,7 @@ static pid_t exec_server(int fd, char **envp, pid_t parent) {
     }
     close_from(CTL_FD + 1);
     sigprocmask(SIG_SETMASK, &empty, NULL);
-    execve("/proc/self/exe", server_argv, envp);
+    execve(exe, server_argv, envp);
     _exit(127);
   }
   return pid;
@@ -393,7 +418,7 @@ static int first_message(int ctl, struct fut__ctl_msg *m) {
  * closes its socket (so a live server exits), kills one that hangs, reaps
  * it and returns the error. */
 static int start_failed(int ctl, pid_t pid, int err) {
-  close(ctl);
+  fut__pp_close(ctl);
   if (err == -ETIMEDOUT)
     kill(pid, SIGKILL);
   int st;
@@ -412,33 +437,74 @@ static int start_failed(int ctl, pid_t pid, int err) {
                     err ? fut_strerror(err) : "bad handshake");
 }
 
+/* Under valgrind, /proc/self/exe is valgrind's tool (the process's real
+ * image), which refuses to run as "libfuture-forkserver": the pool could
+ * not start.  There the kernel's link is not the program, but valgrind
+ * answers readlink("/proc/self/exe") with the program's path, which we
+ * exec instead.  Valgrind does not follow the exec (unless
+ * --trace-children=yes): the fork server and the workers run natively, and
+ * memcheck checks the pool's side in this process. */
+static bool under_valgrind(void) {
+#ifdef FUT__PP_VALGRIND_H
+  if (RUNNING_ON_VALGRIND)
+    return true;
+#endif
+  /* Without the header: valgrind preloads its vgpreload_*.so. */
+  const char *pre = getenv("LD_PRELOAD");
+  return pre && strstr(pre, "vgpreload_");
+}
+
+/* The image to exec as the fork server, into buf: /proc/self/exe (robust
+ * to the program's file being renamed or replaced), or under valgrind the
+ * program's path. */
+static const char *server_exe(char *buf, size_t cap) {
+  if (under_valgrind()) {
+    ssize_t n = readlink("/proc/self/exe", buf, cap - 1);
+    if (n > 0 && buf[0] == '/') {
+      buf[n] = '\0';
+      return buf;
+    }
+  }
+  return "/proc/self/exe";
+}
+
 int fut__forkserver_start(int *ctl_out, pid_t *pid_out) {
   *ctl_out = -1;
   *pid_out = 0;
   int sv[2];
-  if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
-    return fut__error(-errno, "process pool: socketpair: %s", strerror(errno));
+  int err = fut__pp_socketpair(SOCK_SEQPACKET, sv);
+  if (err)
+    return fut__error(err, "process pool: socketpair: %s", strerror(-err));
   pid_t parent = getpid();
   char marker[64];
   char **envp = server_env(marker, sizeof marker, parent);
   if (!envp) {
-    close(sv[0]);
-    close(sv[1]);
+    fut__pp_close(sv[0]);
+    fut__pp_close(sv[1]);
     return fut__error(-ENOMEM, "process pool: out of memory");
   }
-  pid_t pid = exec_server(sv[1], envp, parent);
+#if !USE_POSIX_SPAWN
+  /* fork() runs the pool's atfork child handler, which closes recorded
+   * fds: the server's end must survive until its dup2. */
+  fut__pp_fd_forget(sv[1]);
+#endif
+  char exe_buf[PATH_MAX];
+  const char *exe = server_exe(exe_buf, sizeof exe_buf);
+  pid_t pid = exec_server(exe, sv[1], envp, parent);
   int saved = errno;
   fut__free(envp);
+#if USE_POSIX_SPAWN
+  fut__pp_close(sv[1]);
+#else
   close(sv[1]);
+#endif
   if (pid < 0) {
-    close(sv[0]);
-    return fut__error(-saved,
-                      "process pool: starting the fork server "
-                      "(/proc/self/exe): %s",
-                      strerror(saved));
+    fut__pp_close(sv[0]);
+    return fut__error(-saved, "process pool: starting the fork server (%s): %s",
+                      exe, strerror(saved));
   }
   struct fut__ctl_msg m;
-  int err = first_message(sv[0], &m);
+  err = first_message(sv[0], &m);
   if (err || m.type != FUT__CTL_READY || m.a != (uint64_t)pid)
     return start_failed(sv[0], pid, err);
   *ctl_out = sv[0];

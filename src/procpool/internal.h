@@ -40,6 +40,26 @@ enum {
   FUT__PP_KIND_PROC = 0, /* fut_process_pool_job_fn(arg, len, fut_buf_t *) */
   FUT__PP_KIND_BYTES = 1 /* fut_bytes_fn(data, len, &out, &out_len) */
 };
+#define FUT__PP_KIND_MASK 0xff
+/* JOB flag (in err, beside the kind): the job was queued behind a running
+ * one.  The worker claims it in the claim table before running it and
+ * skips it, sending nothing, when the parent took it back (dispatch.c). */
+#define FUT__PP_JOB_CLAIM 0x100
+
+/* The claim table: nclaims words in memory shared by the parent and the
+ * workers (a memfd the server maps before forking them).  A queued job of
+ * id owns word id % nclaims, holding id << 2 | FUT__PP_CLAIM_*: the worker
+ * moves it QUEUED -> RUNNING, the parent QUEUED -> REVOKED; one
+ * compare-and-swap wins.  Ids are fresh at every dispatch, so a stale copy
+ * of a job in a socket never matches again. */
+enum {
+  FUT__PP_CLAIM_QUEUED = 1,
+  FUT__PP_CLAIM_RUNNING = 2,
+  FUT__PP_CLAIM_REVOKED = 3
+};
+static inline uint64_t fut__pp_claim_word(uint64_t id, unsigned state) {
+  return id << 2 | state;
+}
 
 #define FUT__PP_MAGIC 0x66757470u /* "futp" */
 
@@ -75,6 +95,8 @@ struct fut__ctl_msg {
   uint32_t has_init; /* CONFIG: an initializer is set */
   uint64_t a, b;
   int64_t c;
+  uint64_t d; /* CONFIG: words of the claim table (its memfd attached), or
+                 0 without one */
 };
 
 #define FUT__CTL_MAX_PAYLOAD                                                   \
@@ -129,6 +151,8 @@ struct fut__pp_config {
   char *init_module; /* malloc'd */
   void *initarg;     /* malloc'd */
   size_t initarg_len;
+  _Atomic uint64_t *claims; /* the claim table, or NULL */
+  size_t nclaims;
 };
 /* A worker's life: initializer, HELLO, then jobs until EOF or max_tasks.
  * Never returns. */
@@ -178,6 +202,9 @@ struct fut__pp_worker {
   struct fut__pp_job *send_job; /* first in-flight job not fully written,
                                    NULL when all are */
   bool wbroken;                 /* a write failed: it gets no more jobs */
+  bool suspect;                 /* jobs were taken back from it: none is
+                                   queued behind its running job until it
+                                   answers again */
   const char *kill_reason;      /* static text when we killed it, or NULL */
   size_t send_off;              /* bytes of send_job's frame written */
   char *rx;                     /* FUT__PP_RX_CAP bytes, rx[rx_pos..rx_len)
@@ -232,13 +259,43 @@ struct fut_process_pool {
   unsigned nlive;            /* workers in FUT__W_LIVE */
   unsigned nspawning;        /* SPAWN sent, SPAWNED not yet received */
   bool spawn_blocked;        /* a spawn failed softly: no new try
-                                before the next poll event */
+                                before spawn_retry_at (or, while other
+                                workers live, the next poll event) */
+  uint64_t spawn_retry_at;   /* fut__now() when the back-off ends */
+  unsigned spawn_fails;      /* soft failures since the last worker made */
+  uint64_t spawn_first_fail; /* fut__now() of the first of them */
+  int spawn_err;             /* the last one's error and what failed */
+  const char *spawn_what;
   uint64_t next_wid;
-  struct fut__pp_jobq retry;   /* started jobs of dead workers: first */
+  struct fut__pp_jobq retry; /* started jobs of dead workers: first */
+  _Atomic uint64_t *claims;  /* the claim table (mmap), or NULL: then no
+                                job is queued behind a running one */
+  size_t nclaims;
+  uint64_t next_jid;           /* job ids are fresh at every dispatch */
   struct pollfd *pfds;         /* poll set, pcap entries */
   struct fut__pp_worker **pws; /* pws[i]: the worker of a poll entry */
   size_t pcap;                 /* entries of pfds and pws */
 };
+
+/* ---- the parent's pool descriptors across fork() (pool.c) ---------------
+ * Every descriptor a pool holds in the parent (its doorbell, the control
+ * socket, each worker's socket) is created close-on-exec and recorded in a
+ * process-wide set; a pthread_atfork child handler closes the set in the
+ * child of a plain fork(), so that child keeps no end of the pool alive and
+ * the parent's workers and fork server still see EOF when the parent closes
+ * its ends.  Creation and closing happen under the set's lock, which the
+ * fork's prepare handler takes too: a fork never sees a pool fd unrecorded. */
+
+/* socketpair(AF_UNIX, type | SOCK_CLOEXEC) recording both ends: 0 or
+ * -errno. */
+int fut__pp_socketpair(int type, int sv[2]);
+/* eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK), recorded: the fd or -errno. */
+int fut__pp_eventfd(void);
+/* Forgets fd (without closing it): it becomes a plain descriptor that a
+ * fork's child keeps (the fork server's end before its own fork). */
+void fut__pp_fd_forget(int fd);
+/* Closes a recorded fd and forgets it. */
+void fut__pp_close(int fd);
 
 /* fut_process_pool_submit for either kind of function (pool.c). */
 int fut__pp_submit_kind(fut_process_pool_t *pool, int kind, uintptr_t fn,
@@ -269,6 +326,9 @@ bool fut__pp_is_broken(fut_process_pool_t *pool);
 /* Asks the fork server for a new worker: its record, live and empty, or
  * NULL when it cannot be made (the pool may then be broken). */
 struct fut__pp_worker *fut__pp_spawn(fut_process_pool_t *pool);
+/* Test hook (fault injection): the next n attempts to make a worker fail
+ * as if socketpair(2) had returned EMFILE; 0 ends it.  Any thread. */
+void fut__pp_fail_next_spawn(unsigned n);
 
 /* ---- dispatch.c ---------------------------------------------------------- */
 /* Sends queued jobs to workers while some have room (spawning workers on
@@ -277,6 +337,9 @@ void fut__pp_dispatch(fut_process_pool_t *pool);
 /* On the manager thread, under pool->lock: jobs are queued and a worker
  * (or a new one) has room for one. */
 bool fut__pp_dispatchable(fut_process_pool_t *pool);
+/* Jobs of q that were queued behind a running job and never started:
+ * their claims are revoked (the worker skips them if it ever reads them). */
+void fut__pp_release_claims(fut_process_pool_t *pool, struct fut__pp_jobq *q);
 /* Writes what it can of the worker's unsent frames. */
 void fut__pp_flush_out(struct fut__pp_worker *w);
 

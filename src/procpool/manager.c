@@ -20,6 +20,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -69,7 +70,7 @@ bool fut__pp_is_broken(fut_process_pool_t *p) {
 static void close_worker_fd(fut_process_pool_t *p, struct fut__pp_worker *w) {
   if (w->fd < 0)
     return;
-  close(w->fd);
+  fut__pp_close(w->fd);
   w->fd = -1;
   if (w->state == FUT__W_LIVE) {
     w->state = FUT__W_CLOSED;
@@ -87,16 +88,81 @@ static void free_worker(fut_process_pool_t *p, struct fut__pp_worker *w) {
 }
 
 /* A worker could not be made for a local, maybe passing reason (memory,
- * the fd limit): with workers left, the pool carries on with them and
- * tries again after the next event; with none, nothing would ever run the
- * queue, so the pool is broken. */
+ * the fd limit, fork's process limit): the pool is not broken by it.  No
+ * new try before a back-off (1 ms, doubling up to SPAWN_BACKOFF_MAX); with
+ * other workers alive, they serve meanwhile and any event ends the
+ * back-off early.  With none, serve() fails the jobs waiting (only them)
+ * once the failures have lasted SPAWN_GIVE_UP_NS; later jobs try again. */
+#define SPAWN_BACKOFF_MIN ((uint64_t)1000000u)   /* 1 ms */
+#define SPAWN_BACKOFF_MAX ((uint64_t)200000000u) /* 200 ms */
+#define SPAWN_GIVE_UP_NS ((uint64_t)2000000000u) /* 2 s */
+
 static void spawn_failed(fut_process_pool_t *p, const char *what, int err) {
-  if (p->nlive > 0) {
-    p->spawn_blocked = true;
+  uint64_t now = fut__now();
+  if (p->spawn_fails++ == 0)
+    p->spawn_first_fail = now;
+  unsigned shift = p->spawn_fails - 1 < 16 ? p->spawn_fails - 1 : 16;
+  uint64_t backoff = SPAWN_BACKOFF_MIN << shift;
+  if (backoff > SPAWN_BACKOFF_MAX)
+    backoff = SPAWN_BACKOFF_MAX;
+  p->spawn_blocked = true;
+  p->spawn_retry_at = now + backoff;
+  p->spawn_err = err;
+  p->spawn_what = what;
+}
+
+/* A worker was made: the next failure starts a new back-off. */
+static void spawn_succeeded(fut_process_pool_t *p) {
+  p->spawn_fails = 0;
+}
+
+/* Called by serve() after dispatching: when no worker lives or is being
+ * made and making one has failed for SPAWN_GIVE_UP_NS, the jobs waiting
+ * cannot run: they fail with the cause; the pool stays usable. */
+static void spawn_give_up(fut_process_pool_t *p) {
+  if (!p->spawn_fails || p->nlive > 0 ||
+      fut__now() - p->spawn_first_fail < SPAWN_GIVE_UP_NS)
     return;
+  char msg[256];
+  snprintf(msg, sizeof msg,
+           "process pool: cannot make a worker: %s: %s (%u tries over %llu "
+           "ms)",
+           p->spawn_what, fut_strerror(p->spawn_err), p->spawn_fails,
+           (unsigned long long)((fut__now() - p->spawn_first_fail) / 1000000u));
+  int err = p->spawn_err;
+  p->spawn_fails = 0;
+  p->spawn_blocked = false;
+  struct fut__pp_jobq q;
+  fut__pp_q_init(&q);
+  fut__pp_q_move(&q, &p->retry);
+  pthread_mutex_lock(&p->lock);
+  fut__pp_q_move(&q, &p->pending);
+  pthread_mutex_unlock(&p->lock);
+  fut__pp_fail_queue(&q, err, msg);
+}
+
+/* How long poll may sleep: until the spawn back-off ends, or forever. */
+static int poll_timeout(const fut_process_pool_t *p) {
+  if (!p->spawn_blocked)
+    return -1;
+  uint64_t now = fut__now();
+  if (now >= p->spawn_retry_at)
+    return 0;
+  return (int)((p->spawn_retry_at - now + 999999u) / 1000000u);
+}
+
+static atomic_uint fail_next_spawn;
+
+void fut__pp_fail_next_spawn(unsigned n) {
+  atomic_store(&fail_next_spawn, n);
+}
+
+/* Consumes one injected failure, if any. */
+static bool injected_spawn_failure(void) {
+  unsigned n = atomic_load(&fail_next_spawn);
+  while (n > 0 && !atomic_compare_exchange_weak(&fail_next_spawn, &n, n - 1)) {
   }
-  fut__pp_set_broken(p, "process pool: cannot make a worker: %s: %s", what,
-                     fut_strerror(err));
+  return n > 0;
 }
 
 struct fut__pp_worker *fut__pp_spawn(fut_process_pool_t *p) {
@@ -109,11 +175,12 @@ struct fut__pp_worker *fut__pp_spawn(fut_process_pool_t *p) {
     spawn_failed(p, "out of memory", -ENOMEM);
     return NULL;
   }
-  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
-    int e = errno;
+  int e =
+      injected_spawn_failure() ? -EMFILE : fut__pp_socketpair(SOCK_STREAM, sv);
+  if (e) {
     fut__free(w);
     fut__free(rx);
-    spawn_failed(p, "socketpair", -e);
+    spawn_failed(p, "socketpair", e);
     return NULL;
   }
   int sz = SOCKBUF;
@@ -125,9 +192,9 @@ struct fut__pp_worker *fut__pp_spawn(fut_process_pool_t *p) {
   w->wid = ++p->next_wid;
   struct fut__ctl_msg m = {.type = FUT__CTL_SPAWN, .a = w->wid};
   int err = fut__pp_ctl_send(p->ctl, &m, NULL, 0, sv[1]);
-  close(sv[1]);
+  fut__pp_close(sv[1]);
   if (err) {
-    close(sv[0]);
+    fut__pp_close(sv[0]);
     fut__free(w);
     fut__free(rx);
     fut__pp_set_broken(p, "process pool: the fork server is gone (%s)",
@@ -169,6 +236,7 @@ static void worker_readable(fut_process_pool_t *p, struct fut__pp_worker *w) {
 /* Puts jobs that never started in a worker back at the front of the
  * queue, in their order. */
 static void requeue(fut_process_pool_t *p, struct fut__pp_jobq *q) {
+  fut__pp_release_claims(p, q);
   fut__pp_q_move_front(&p->retry, q);
 }
 
@@ -211,7 +279,7 @@ static void ctl_readable(fut_process_pool_t *p) {
   if (err == -EAGAIN || err == -EINTR)
     return;
   if (err) {
-    close(p->ctl);
+    fut__pp_close(p->ctl);
     p->ctl = -1;
     fut__pp_set_broken(p, "process pool: the fork server died (%s)",
                        fut_strerror(err));
@@ -231,6 +299,7 @@ static void ctl_readable(fut_process_pool_t *p) {
           spawn_failed(p, "fork", (int)m.c);
         } else {
           w->pid = (pid_t)m.b;
+          spawn_succeeded(p);
         }
         break;
       }
@@ -257,6 +326,29 @@ static void ctl_readable(fut_process_pool_t *p) {
 
 static void poll_reserve(fut_process_pool_t *p, size_t n);
 
+/* The claim table (internal.h), sized so that a queued job's word is
+ * almost never still held by an older queued job: its memfd (for CONFIG)
+ * or -1 without one — then no job is ever queued behind a running one. */
+static int claims_create(fut_process_pool_t *p) {
+  size_t n = (size_t)p->max_workers * 32;
+  if (n < 64)
+    n = 64;
+  int fd = memfd_create("fut-procpool-claims", MFD_CLOEXEC);
+  if (fd < 0)
+    return -1;
+  void *t = MAP_FAILED;
+  if (ftruncate(fd, (off_t)(n * sizeof *p->claims)) == 0)
+    t = mmap(NULL, n * sizeof *p->claims, PROT_READ | PROT_WRITE, MAP_SHARED,
+             fd, 0);
+  if (t == MAP_FAILED) {
+    close(fd);
+    return -1;
+  }
+  p->claims = t;
+  p->nclaims = n;
+  return fd;
+}
+
 static int start(fut_process_pool_t *p) {
   pid_t pid;
   int err = fut__forkserver_start(&p->ctl, &pid);
@@ -269,9 +361,11 @@ static int start(fut_process_pool_t *p) {
   char *pl = fut__malloc(FUT__CTL_MAX_PAYLOAD);
   if (!pl)
     return fut__error(-ENOMEM, "process pool: out of memory");
+  int mfd = claims_create(p);
   struct fut__ctl_msg m = {.type = FUT__CTL_CONFIG,
                            .a = p->max_tasks,
                            .c = (int64_t)p->max_frame,
+                           .d = p->nclaims,
                            .has_init = p->has_init};
   size_t n = 0;
   if (p->has_init) {
@@ -282,12 +376,21 @@ static int start(fut_process_pool_t *p) {
       memcpy(pl + n, p->initarg, p->initarg_len);
     n += p->initarg_len;
   }
-  err = fut__pp_ctl_send(p->ctl, &m, pl, n, -1);
+  err = fut__pp_ctl_send(p->ctl, &m, pl, n, mfd);
   fut__free(pl);
+  if (mfd >= 0)
+    close(mfd);
   if (err)
     return fut__error(err, "process pool: configuring the fork server: %s",
                       fut_strerror(err));
   return 0;
+}
+
+static void claims_free(fut_process_pool_t *p) {
+  if (p->claims)
+    munmap((void *)p->claims, p->nclaims * sizeof *p->claims);
+  p->claims = NULL;
+  p->nclaims = 0;
 }
 
 static bool idle(fut_process_pool_t *p) {
@@ -388,7 +491,7 @@ static void teardown(fut_process_pool_t *p, int err, const char *msg) {
   /* Closing the control socket makes the server SIGKILL what is left,
    * reap it and exit. */
   if (p->ctl >= 0) {
-    close(p->ctl);
+    fut__pp_close(p->ctl);
     p->ctl = -1;
   }
   for (struct fut__pp_worker *w; (w = fut__pp_first_worker(p));)
@@ -415,10 +518,10 @@ static void report_start(fut_process_pool_t *p, int err) {
 
 /* Undoes what a failed start() made; the constructor frees the pool. */
 static void undo_start(fut_process_pool_t *p) {
+  claims_free(p);
   fut__free(p->pfds);
   fut__free(p->pws);
-  if (p->ctl >= 0)
-    close(p->ctl);
+  fut__pp_close(p->ctl);
   p->ctl = -1;
   pid_t pid = atomic_load(&p->server_pid);
   if (pid > 0)
@@ -428,8 +531,8 @@ static void undo_start(fut_process_pool_t *p) {
 
 /* Polls until a socket or the doorbell has news; the caller set sleeping
  * under the lock, so submit and shutdown ring the doorbell meanwhile. */
-static int sleep_in_poll(fut_process_pool_t *p) {
-  int r = poll_all(p, true, -1);
+static int sleep_in_poll(fut_process_pool_t *p, int timeout) {
+  int r = poll_all(p, true, timeout);
   pthread_mutex_lock(&p->lock);
   p->sleeping = false;
   p->rung = false;
@@ -443,6 +546,7 @@ static int sleep_in_poll(fut_process_pool_t *p) {
 static int serve(fut_process_pool_t *p, const char **msg) {
   for (;;) {
     fut__pp_dispatch(p);
+    spawn_give_up(p);
     pthread_mutex_lock(&p->lock);
     bool abandon = p->abandon, broken = p->broken, sd = p->shutdown;
     pthread_mutex_unlock(&p->lock);
@@ -466,8 +570,11 @@ static int serve(fut_process_pool_t *p, const char **msg) {
     pthread_mutex_unlock(&p->lock);
     if (more)
       continue;
-    int r = sleep_in_poll(p);
-    p->spawn_blocked = false; /* something happened: worth a new try */
+    int r = sleep_in_poll(p, poll_timeout(p));
+    /* The back-off ended, or (with workers alive) something happened:
+     * worth a new try. */
+    if (p->spawn_blocked && (p->nlive > 0 || fut__now() >= p->spawn_retry_at))
+      p->spawn_blocked = false;
     if (r < 0)
       fut__pp_set_broken(p, "process pool: poll: %s", fut_strerror(r));
   }
@@ -487,7 +594,7 @@ static void retire_workers(fut_process_pool_t *p) {
     bool abandon = p->abandon;
     p->sleeping = !abandon;
     pthread_mutex_unlock(&p->lock);
-    if (abandon || sleep_in_poll(p) < 0)
+    if (abandon || sleep_in_poll(p, -1) < 0)
       break;
   }
 }
@@ -495,6 +602,7 @@ static void retire_workers(fut_process_pool_t *p) {
 /* Marks the pool finished for the threads waiting in shutdown; frees an
  * orphaned pool, which nobody else will. */
 static void finish(fut_process_pool_t *p) {
+  claims_free(p);
   fut__free(p->pfds);
   fut__free(p->pws);
   p->pfds = NULL;

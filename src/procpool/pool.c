@@ -6,6 +6,7 @@
 #include <sched.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #define DEFAULT_MAX_FRAME ((size_t)1 << 30)
@@ -24,6 +25,113 @@ static unsigned ncpu(void) {
   }
   long n = sysconf(_SC_NPROCESSORS_ONLN);
   return n > 0 ? (unsigned)n : 1;
+}
+
+/* ---- the pool fds, closed in the child of a fork ------------------------ */
+
+/* A bitmap of fd numbers (static: recording never allocates, so it cannot
+ * fail for memory; 2^20 is Linux's default ceiling for RLIMIT_NOFILE,
+ * fs.nr_open) and the highest word in use. */
+#define FD_BITS (1u << 20)
+static uint64_t pool_fds[FD_BITS / 64];
+static size_t pool_fds_words; /* words [0, pool_fds_words) may be non-zero */
+static pthread_mutex_t pool_fds_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_once_t pool_fds_once = PTHREAD_ONCE_INIT;
+
+static void fds_prepare(void) {
+  pthread_mutex_lock(&pool_fds_lock);
+}
+
+static void fds_parent(void) {
+  pthread_mutex_unlock(&pool_fds_lock);
+}
+
+/* The child of a plain fork(): one thread, the set consistent (the prepare
+ * handler held its lock).  Only close(2), which is async-signal-safe,
+ * plain memory writes and the unlock.  The pool objects in the child are marked
+ * forked by the base layer's fork counter: they never touch these numbers
+ * again. */
+static void fds_child(void) {
+  for (size_t i = 0; i < pool_fds_words; i++) {
+    for (uint64_t w = pool_fds[i]; w; w &= w - 1)
+      close((int)(i * 64 + (size_t)__builtin_ctzll(w)));
+    pool_fds[i] = 0;
+  }
+  pool_fds_words = 0;
+  /* A default mutex: unlocking it in the child that the prepare handler
+   * locked in the parent is the pthread_atfork pattern (and what TSan
+   * expects; re-initialising it behind its back reads as a double lock). */
+  pthread_mutex_unlock(&pool_fds_lock);
+}
+
+/* A procpool-level handler rather than a base-layer hook: only this layer
+ * knows its descriptors, and registering on first use keeps programs
+ * without a pool (and the fork server, which never makes one) free of it. */
+static void fds_register_atfork(void) {
+  pthread_atfork(fds_prepare, fds_parent, fds_child);
+}
+
+/* Under the lock.  false when fd is beyond the bitmap. */
+static bool fd_record(int fd) {
+  if (fd < 0 || (unsigned)fd >= FD_BITS)
+    return false;
+  size_t i = (size_t)fd / 64;
+  pool_fds[i] |= (uint64_t)1 << (fd % 64);
+  if (i + 1 > pool_fds_words)
+    pool_fds_words = i + 1;
+  return true;
+}
+
+static void fd_unrecord(int fd) {
+  if (fd >= 0 && (unsigned)fd < FD_BITS)
+    pool_fds[fd / 64] &= ~((uint64_t)1 << (fd % 64));
+}
+
+int fut__pp_socketpair(int type, int sv[2]) {
+  pthread_once(&pool_fds_once, fds_register_atfork);
+  pthread_mutex_lock(&pool_fds_lock);
+  int err = 0;
+  if (socketpair(AF_UNIX, type | SOCK_CLOEXEC, 0, sv) < 0) {
+    err = -errno;
+  } else if (!fd_record(sv[0]) || !fd_record(sv[1])) {
+    fd_unrecord(sv[0]);
+    close(sv[0]);
+    close(sv[1]);
+    err = -EMFILE;
+  }
+  pthread_mutex_unlock(&pool_fds_lock);
+  if (err)
+    sv[0] = sv[1] = -1;
+  return err;
+}
+
+int fut__pp_eventfd(void) {
+  pthread_once(&pool_fds_once, fds_register_atfork);
+  pthread_mutex_lock(&pool_fds_lock);
+  int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (fd < 0) {
+    fd = -errno;
+  } else if (!fd_record(fd)) {
+    close(fd);
+    fd = -EMFILE;
+  }
+  pthread_mutex_unlock(&pool_fds_lock);
+  return fd;
+}
+
+void fut__pp_fd_forget(int fd) {
+  pthread_mutex_lock(&pool_fds_lock);
+  fd_unrecord(fd);
+  pthread_mutex_unlock(&pool_fds_lock);
+}
+
+void fut__pp_close(int fd) {
+  if (fd < 0)
+    return;
+  pthread_mutex_lock(&pool_fds_lock);
+  fd_unrecord(fd);
+  close(fd);
+  pthread_mutex_unlock(&pool_fds_lock);
 }
 
 /* ---- naming cache ------------------------------------------------------ */
@@ -99,8 +207,7 @@ static bool pp_forked(const fut_process_pool_t *p) {
 void fut__pp_free(fut_process_pool_t *p) {
   pthread_mutex_destroy(&p->lock);
   pthread_cond_destroy(&p->cv);
-  if (p->evfd >= 0)
-    close(p->evfd);
+  fut__pp_close(p->evfd);
   fut__free(p->initarg);
   fut__free(p);
 }
@@ -162,11 +269,11 @@ static int init_sync(fut_process_pool_t *p) {
   atomic_init(&p->server_pid, 0);
   atomic_init(&p->nworkers, 0u);
 
-  p->evfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-  if (p->evfd < 0) {
-    int e = errno;
-    return fut__error(-e, "fut_process_pool_create: eventfd: %s", strerror(e));
-  }
+  int fd = fut__pp_eventfd();
+  if (fd < 0)
+    return fut__error(fd, "fut_process_pool_create: eventfd: %s",
+                      strerror(-fd));
+  p->evfd = fd;
   return 0;
 }
 
@@ -419,10 +526,10 @@ void fut_process_pool_destroy(fut_process_pool_t *p) {
   if (!p)
     return;
   if (pp_forked(p)) {
-    /* Our copy of the memory and of the doorbell only: the lock and
-     * condition variable may be frozen mid-operation, the sockets are the
-     * parent's manager's business, queued jobs never complete here. */
-    close(p->evfd);
+    /* Our copy of the memory only: the lock and condition variable may be
+     * frozen mid-operation, queued jobs never complete here, and the
+     * doorbell and sockets were closed in this child at the fork (their
+     * numbers may name other files by now). */
     fut__free(p->initarg);
     fut__free(p);
     return;

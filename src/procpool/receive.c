@@ -35,6 +35,7 @@ static void deliver(fut_process_pool_t *p, struct fut__pp_worker *w,
   }
   struct fut__pp_job *j = fut__pp_q_pop(&w->inflight);
   FUT__ASSERT(j && j->hdr.id == h->id && w->send_job != j);
+  w->suspect = false; /* it answers */
   if (h->err) {
     if (owned)
       fut__free(payload);

@@ -335,11 +335,23 @@ static void emit_result(struct worker *w, uint64_t id, int rc,
   }
 }
 
-static void run_job(struct worker *w, const struct fut__pp_hdr *h) {
+/* Runs the job and queues its result: true; or false when it was queued
+ * behind another job and the parent took it back (then nothing is sent). */
+static bool run_job(struct worker *w, const struct fut__pp_hdr *h) {
   if (h->len > w->cfg->max_frame + 4096 || h->aux > 4095 || h->aux > h->len)
     die(w, 2); /* not a frame our parent would send */
   payload_reserve(w, (size_t)h->len + 1);
   rx_take(w, w->payload, h->len);
+  if (h->err & FUT__PP_JOB_CLAIM) {
+    if (!w->cfg->claims)
+      die(w, 2);
+    uint64_t want = fut__pp_claim_word(h->id, FUT__PP_CLAIM_QUEUED);
+    if (!atomic_compare_exchange_strong(
+            &w->cfg->claims[h->id % w->cfg->nclaims], &want,
+            fut__pp_claim_word(h->id, FUT__PP_CLAIM_RUNNING)))
+      return false; /* taken back: another worker runs it */
+  }
+  int kind = h->err & FUT__PP_KIND_MASK;
   size_t arg_len = h->len - h->aux;
   char *module = w->payload + arg_len;
   char saved = module[h->aux];
@@ -349,12 +361,13 @@ static void run_job(struct worker *w, const struct fut__pp_hdr *h) {
   uintptr_t fn = 0;
   int rc = resolve_job_fn(w, module, h->aux, h->off, &out, &fn);
   module[h->aux] = saved;
-  if (!rc && h->err == FUT__PP_KIND_BYTES)
+  if (!rc && kind == FUT__PP_KIND_BYTES)
     rc = run_bytes_job(fn, w->payload, arg_len, &out);
   else if (!rc)
     rc = run_proc_job(fn, w->payload, arg_len, &out);
   emit_result(w, h->id, rc, &out);
   free(out.data);
+  return true;
 }
 
 void fut__pp_worker_main(int sock, const struct fut__pp_config *cfg) {
@@ -369,7 +382,8 @@ void fut__pp_worker_main(int sock, const struct fut__pp_config *cfg) {
     rx_take(w, &h, sizeof h);
     if (h.magic != FUT__PP_MAGIC || h.type != FUT__PP_JOB)
       die(w, 2);
-    run_job(w, &h);
+    if (!run_job(w, &h))
+      continue;
     done++;
     if (cfg->max_tasks && done >= cfg->max_tasks) {
       flush(w);
