@@ -91,7 +91,10 @@ FUT_EXTERN int fut_set_exceptionv(fut_t *f, int err, const char *fmt,
                                   va_list ap);
 
 /* Cancels a pending future and schedules its callbacks; msg (may be NULL)
- * is copied.  Returns true if f was pending, false if already done. */
+ * is copied.  Returns true if f was pending, false if already done.  As in
+ * asyncio, cancelling a done future marks its exception retrieved: a
+ * failed future that was cancelled in vain is not reported as "exception
+ * was never retrieved". */
 FUT_EXTERN bool fut_cancel(fut_t *f, const char *msg);
 
 /* Copies the outcome of src into dst (result, exception or cancellation).

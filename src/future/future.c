@@ -339,8 +339,15 @@ bool fut__cancel_base(fut_t *f, const char *msg) {
 }
 
 bool fut_cancel(fut_t *f, const char *msg) {
-  if (!f || f->state != FUT_PENDING)
+  if (!f)
     return false;
+  if (f->state != FUT_PENDING) {
+    /* asyncio's cancel clears the "never retrieved" flag before it looks
+     * at the state: cancelling a failed future counts as retrieving its
+     * exception.  (A pending one that fails later is reported as usual.) */
+    f->flags |= FUT__F_RETRIEVED;
+    return false;
+  }
   const struct fut__ops *ops = fut__ops_of(f);
   if (ops && ops->cancel)
     return ops->cancel(f, msg);
