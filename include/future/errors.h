@@ -34,7 +34,8 @@ extern "C" {
   XX(OTHER_LOOP, -10011, "object belongs to another loop")                     \
   XX(TOO_BIG, -10012, "message exceeds the size limit")                        \
   XX(NOT_SENDABLE, -10013, "function cannot be sent to a worker process")      \
-  XX(JOB_FAILED, -10014, "job reported a failure")
+  XX(JOB_FAILED, -10014, "job reported a failure")                             \
+  XX(NOT_SETTABLE, -10015, "only a task itself sets its outcome")
 
 enum fut_errno {
 #define FUT__ERR_ENUM(name, value, msg) FUT_E_##name = (value),
