@@ -228,8 +228,13 @@ FUT_EXTERN int fut_run_in_executor_job(fut_loop_t *loop, fut_executor_t *ex,
 
 /* loop.set_default_executor: the loop takes its own reference to ex (the
  * caller keeps theirs) and drops its reference to the previous default,
- * without shutting it down unless that was the last reference.  Errors:
- * -EINVAL (ex NULL), FUT_E_CLOSED, FUT_E_WRONG_THREAD.  Loop thread. */
+ * without shutting it down unless that was the last reference.  ex must be
+ * a thread pool (fut_thread_pool_new / _new_ex), as asyncio requires a
+ * ThreadPoolExecutor: the default executor runs arbitrary call jobs
+ * (blocking calls, DNS lookups), which a process pool cannot run.  Errors:
+ * -EINVAL (ex NULL, or not a thread pool: a process pool or a user-written
+ * executor; the loop keeps its previous default), FUT_E_CLOSED,
+ * FUT_E_WRONG_THREAD.  Loop thread. */
 FUT_EXTERN int fut_loop_set_default_executor(fut_loop_t *loop,
                                              fut_executor_t *ex);
 
