@@ -7,6 +7,18 @@
  * values.  A negative return means nothing happened: no object was created
  * and no callback passed to that call will ever run.
  *
+ * Out parameters, one rule for every function that has them: when the
+ * call fails (returns a negative code), whatever it would have written
+ * through an out parameter is cleared, as long as that out pointer is not
+ * NULL itself: a pointer (an object, a handle, a borrowed result) is NULL,
+ * a number 0, a flag false, and each slot of an out array (map, wait_many)
+ * NULL or false.  So after a failed constructor, `fut_unref(*out)` and
+ * friends are always safe, and a failed call never leaves a stale pointer.
+ * Outcomes are not failures of the call: fut_exception /
+ * fut_cfuture_exception return the exception's code and give its message,
+ * and fut_run returns main's code and gives main's task once main ran (a
+ * failure before that gives NULL).
+ *
  * Thread-safety: every function in this header may be called from any
  * thread.
  */

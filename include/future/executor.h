@@ -130,7 +130,8 @@ FUT_EXTERN bool fut_job_run(const fut_job_t *job, fut_cfuture_t *cf);
  *   and a borrowed job->data are only valid during the call; see
  *   fut_job_copy) and must complete the cfuture exactly once (result,
  *   exception, or cancellation through set_running_or_notify_cancel).
- *   Returns 0 or a negative code (nothing queued, *out untouched):
+ *   Returns 0 or a negative code (nothing queued; the caller of
+ *   fut_executor_submit gets NULL whatever the op left in its out):
  *   FUT_E_SHUTDOWN, FUT_E_BROKEN_POOL, FUT_E_NOT_SENDABLE, -ENOMEM...
  * shutdown: stops accepting jobs.  If cancel_pending, cancels the jobs
  *   not started.  If wait, blocks until every job completed and every

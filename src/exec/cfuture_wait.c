@@ -171,6 +171,8 @@ static bool pred_when(struct waiter *w, const void *p) {
 int fut_cfuture_wait_many(fut_cfuture_t *const *fs, size_t n,
                           fut_cfuture_wait_when_t when, uint64_t timeout_ns,
                           bool *done) {
+  for (size_t i = 0; done && i < n; i++)
+    done[i] = false; /* the out rule of errors.h */
   int err = check_array(fs, n, "fut_cfuture_wait_many");
   if (err)
     return err;
@@ -267,10 +269,11 @@ static bool pred_more(struct waiter *w, const void *p) {
 
 int fut_cfuture_as_completed_next(fut_cfuture_as_completed_t *it,
                                   fut_cfuture_t **out) {
+  if (out)
+    *out = NULL; /* the out rule of errors.h */
   if (!it || !out)
     return fut__error(-EINVAL, "fut_cfuture_as_completed_next: NULL %s",
                       !it ? "iterator" : "out");
-  *out = NULL;
   if (it->next == it->n)
     return -ENOENT;
   pthread_mutex_lock(&it->waiter.m);

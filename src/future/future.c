@@ -80,8 +80,11 @@ static void init_fields(fut_t *f, fut_loop_t *loop) {
 }
 
 int fut_new(fut_loop_t *loop, fut_t **out) {
-  if (FUT__UNLIKELY(!loop || !out))
+  if (FUT__UNLIKELY(!loop || !out)) {
+    if (out)
+      *out = NULL; /* the out rule of errors.h */
     return fut__error(-EINVAL, "fut_new: NULL %s", !loop ? "loop" : "out");
+  }
   *out = NULL;
   if (FUT__UNLIKELY(loop->checked)) {
     int err = fut__check_usable(loop);

@@ -115,6 +115,10 @@ int fut_wait(fut_loop_t *loop, fut_t *const *fs, size_t n, fut_wait_when_t when,
 
 int fut_wait_sets(const fut_t *f, fut_t **done, size_t *ndone, fut_t **pending,
                   size_t *npending) {
+  if (ndone)
+    *ndone = 0; /* the out rule of errors.h */
+  if (npending)
+    *npending = 0;
   if (!f || fut__ops_of(f) != &wait_ops)
     return fut__error(-EINVAL, "fut_wait_sets: not a fut_wait future");
   const struct waitf *w = fut__container_of(f, struct waitf, x.fut);
