@@ -49,6 +49,9 @@ char *fut__vasprintf(const char *fmt, va_list ap);
  * one after it while `sticky`; n = 0 disables.  Process-wide, atomic. */
 void fut__alloc_fail_after(long n, bool sticky);
 
+/* A set of pointers, to take each distinct entry of an array once. */
+#include "base/ptrset.h"
+
 /* ---- errors.c ---------------------------------------------------------- */
 /* Records a detail for fut_last_error() and returns err. */
 int fut__error(int err, const char *fmt, ...) FUT_PRINTF(2, 3);

@@ -45,44 +45,16 @@ int fut__comb_check_arg(fut_t *f, fut_t **out, const char *what) {
   return 0;
 }
 
-/* A pointer's slot in an open-addressing table of 2^bits slots. */
-static size_t slot_of(const fut_t *f, unsigned bits) {
-  uint64_t h = (uint64_t)(uintptr_t)f * UINT64_C(0x9E3779B97F4A7C15);
-  return (size_t)(h >> (64 - bits));
-}
-
 int fut__comb_distinct(fut_t *const *fs, size_t n, fut_t **dst, size_t *m,
                        const char *what) {
-  size_t k = 0;
-  if (n <= 16) {
-    /* Few children: a scan is cheaper than a table. */
-    for (size_t i = 0; i < n; i++) {
-      size_t j = 0;
-      while (j < k && dst[j] != fs[i])
-        j++;
-      if (j == k)
-        dst[k++] = fs[i];
-    }
-    *m = k;
-    return 0;
-  }
-  unsigned bits = 5;
-  while (((size_t)1 << bits) < 2 * n)
-    bits++;
-  size_t mask = ((size_t)1 << bits) - 1;
-  fut_t **seen = fut__calloc(mask + 1, sizeof *seen);
-  if (!seen)
+  struct fut__ptrset seen;
+  if (fut__ptrset_init(&seen, n))
     return fut__error(-ENOMEM, "%s: out of memory", what);
-  for (size_t i = 0; i < n; i++) {
-    size_t s = slot_of(fs[i], bits);
-    while (seen[s] && seen[s] != fs[i])
-      s = (s + 1) & mask;
-    if (!seen[s]) {
-      seen[s] = fs[i];
+  size_t k = 0;
+  for (size_t i = 0; i < n; i++)
+    if (fut__ptrset_add(&seen, fs[i]))
       dst[k++] = fs[i];
-    }
-  }
-  fut__free(seen);
+  fut__ptrset_free(&seen);
   *m = k;
   return 0;
 }
