@@ -448,6 +448,47 @@ static void test_cfuture_set_exception_int_min_rejected(void **state) {
   fut_cfuture_unref(cf);
 }
 
+/* asyncio parity (concurrent.futures, test_as_completed.py
+ * test_duplicate_futures): as_completed takes a set (fs = set(fs)), so a
+ * cfuture listed several times is yielded once, then the iterator is
+ * exhausted.  Also past the small-set path: 40 entries, 20 cfutures. */
+static void test_cfuture_as_completed_duplicates_yield_once(void **state) {
+  (void)state;
+  fut_cfuture_t *a, *b;
+  assert_int_equal(fut_cfuture_new(&a), 0);
+  assert_int_equal(fut_cfuture_new(&b), 0);
+  assert_int_equal(fut_cfuture_set_result_i64(a, 1), 0);
+  assert_int_equal(fut_cfuture_set_result_i64(b, 2), 0);
+  fut_cfuture_t *fs[5] = {a, a, b, a, b};
+  fut_cfuture_as_completed_t *it;
+  assert_int_equal(fut_cfuture_as_completed(fs, 5, FUT_FOREVER, &it), 0);
+  fut_cfuture_t *got[2];
+  assert_int_equal(fut_cfuture_as_completed_next(it, &got[0]), 0);
+  assert_int_equal(fut_cfuture_as_completed_next(it, &got[1]), 0);
+  assert_true((got[0] == a && got[1] == b) || (got[0] == b && got[1] == a));
+  fut_cfuture_t *more = NULL;
+  assert_int_equal(fut_cfuture_as_completed_next(it, &more), -ENOENT);
+  fut_cfuture_as_completed_free(it);
+  fut_cfuture_t *many[20], *list[40];
+  for (int i = 0; i < 20; i++) {
+    assert_int_equal(fut_cfuture_new(&many[i]), 0);
+    assert_int_equal(fut_cfuture_set_result_i64(many[i], i), 0);
+  }
+  for (int i = 0; i < 40; i++)
+    list[i] = many[(i * 3) % 20];
+  assert_int_equal(fut_cfuture_as_completed(list, 40, FUT_FOREVER, &it), 0);
+  int n = 0;
+  fut_cfuture_t *x;
+  while (fut_cfuture_as_completed_next(it, &x) == 0)
+    n++;
+  assert_int_equal(n, 20);
+  fut_cfuture_as_completed_free(it);
+  for (int i = 0; i < 20; i++)
+    fut_cfuture_unref(many[i]);
+  fut_cfuture_unref(a);
+  fut_cfuture_unref(b);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_cfuture_exception_etimedout_code_keeps_message),
@@ -469,6 +510,7 @@ int main(void) {
       cmocka_unit_test(test_cfutures_wait_all_completed),
       cmocka_unit_test(test_cfutures_as_completed_order),
       cmocka_unit_test(test_cfutures_as_completed_timeout),
+      cmocka_unit_test(test_cfuture_as_completed_duplicates_yield_once),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

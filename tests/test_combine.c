@@ -463,6 +463,67 @@ static void test_wait_cancel_detaches(void **state) {
   end_loop(loop);
 }
 
+/* asyncio parity: asyncio.wait takes a set (tasks.py: fs = set(fs)), so a
+ * future listed several times is one child: the done and pending sets
+ * hold each distinct future once, and ALL_COMPLETED waits for the
+ * distinct futures only. */
+static void test_wait_duplicates_count_once(void **state) {
+  (void)state;
+  fut_loop_t *loop = new_loop();
+  fut_t *a = newf(loop), *b = newf(loop);
+  fut_t *fs[5] = {a, b, a, a, b};
+  fut_t *w;
+  assert_int_equal(
+      fut_wait(loop, fs, 5, FUT_WAIT_FIRST_COMPLETED, UINT64_MAX, &w), 0);
+  fut_loop_call_soon(loop, set_result_cb, a, NULL);
+  assert_int_equal(fut_loop_run_until_complete(loop, w), 0);
+  fut_t *done[5] = {0}, *pending[5] = {0};
+  size_t nd = 0, np = 0;
+  assert_int_equal(fut_wait_sets(w, done, &nd, pending, &np), 0);
+  assert_int_equal(nd, 1);
+  assert_int_equal(np, 1);
+  assert_ptr_equal(done[0], a);
+  assert_ptr_equal(pending[0], b);
+  fut_unref(w);
+  /* ALL_COMPLETED over duplicates of done futures: one entry each. */
+  fut_set_result(b, NULL, NULL);
+  drain(loop);
+  assert_int_equal(
+      fut_wait(loop, fs, 5, FUT_WAIT_ALL_COMPLETED, UINT64_MAX, &w), 0);
+  assert_int_equal(fut_loop_run_until_complete(loop, w), 0);
+  assert_int_equal(fut_wait_sets(w, done, &nd, NULL, &np), 0);
+  assert_int_equal(nd, 2);
+  assert_int_equal(np, 0);
+  assert_true((done[0] == a && done[1] == b) || (done[0] == b && done[1] == a));
+  fut_unref(w);
+  /* Many children (past the small-list scan): 60 entries, 20 futures. */
+  fut_t *many[20], *list[60], *d[60], *p[60];
+  for (int i = 0; i < 20; i++)
+    many[i] = newf(loop);
+  for (int i = 0; i < 60; i++)
+    list[i] = many[(i * 7) % 20];
+  assert_int_equal(
+      fut_wait(loop, list, 60, FUT_WAIT_FIRST_COMPLETED, UINT64_MAX, &w), 0);
+  fut_loop_call_soon(loop, set_result_cb, many[3], NULL);
+  assert_int_equal(fut_loop_run_until_complete(loop, w), 0);
+  assert_int_equal(fut_wait_sets(w, d, &nd, p, &np), 0);
+  assert_int_equal(nd, 1);
+  assert_int_equal(np, 19);
+  assert_ptr_equal(d[0], many[3]);
+  for (size_t i = 0; i < np; i++)
+    for (size_t j = 0; j < i; j++)
+      assert_ptr_not_equal(p[i], p[j]);
+  fut_unref(w);
+  for (int i = 0; i < 20; i++) {
+    fut_cancel(many[i], NULL);
+    fut_unref(many[i]);
+  }
+  drain(loop);
+  fut_unref(a);
+  fut_unref(b);
+  end_loop(loop);
+}
+
 static void test_wait_bad_arguments(void **state) {
   (void)state;
   fut_loop_t *loop = new_loop();
@@ -770,6 +831,43 @@ static void test_as_completed_timeout(void **state) {
   fut_unref(fs[1]);
   fut_unref(r.ac);
   fut_unref(c);
+  end_loop(loop);
+}
+
+/* asyncio parity: asyncio.as_completed builds a set of its futures
+ * (tasks.py: todo = {ensure_future(f) for f in set(fs)}), so a future
+ * listed several times is yielded once: n distinct futures give exactly n
+ * next futures, then -ENOENT. */
+static void test_as_completed_duplicates_yield_once(void **state) {
+  (void)state;
+  fut_loop_t *loop = new_loop();
+  fut_t *a = newf(loop), *b = newf(loop);
+  fut_t *fs[4] = {a, a, b, a};
+  fut_t *ac;
+  assert_int_equal(fut_as_completed(loop, fs, 4, UINT64_MAX, &ac), 0);
+  fut_set_result(b, NULL, NULL);
+  fut_loop_call_soon(loop, set_result_cb, a, NULL);
+  fut_t *nx[2];
+  for (int i = 0; i < 2; i++)
+    assert_int_equal(fut_as_completed_next(ac, &nx[i]), 0);
+  fut_t *extra = (fut_t *)1;
+  assert_int_equal(fut_as_completed_next(ac, &extra), -ENOENT);
+  assert_null(extra);
+  run_until_done(loop, ac);
+  assert_int_equal(fut_result(ac, NULL), 0);
+  void *got[2] = {0};
+  for (int i = 0; i < 2; i++) {
+    assert_true(fut_done(nx[i]));
+    assert_int_equal(fut_result(nx[i], &got[i]), 0);
+  }
+  assert_ptr_equal(got[0], b);
+  assert_ptr_equal(got[1], a);
+  for (int i = 0; i < 2; i++)
+    fut_unref(nx[i]);
+  fut_unref(ac);
+  drain(loop);
+  fut_unref(a);
+  fut_unref(b);
   end_loop(loop);
 }
 
@@ -1160,6 +1258,7 @@ int main(void) {
       cmocka_unit_test(test_wait_all_completed),
       cmocka_unit_test(test_wait_timeout_returns_sets),
       cmocka_unit_test(test_wait_cancel_detaches),
+      cmocka_unit_test(test_wait_duplicates_count_once),
       cmocka_unit_test(test_wait_bad_arguments),
       cmocka_unit_test(test_wait_for_result_before_timeout),
       cmocka_unit_test(test_wait_for_timeout_cancels_inner),
@@ -1174,6 +1273,7 @@ int main(void) {
       cmocka_unit_test(test_shield_inner_cancel_cancels_outer),
       cmocka_unit_test(test_as_completed_yields_in_completion_order),
       cmocka_unit_test(test_as_completed_timeout),
+      cmocka_unit_test(test_as_completed_duplicates_yield_once),
       cmocka_unit_test(test_as_completed_bad_arguments),
       cmocka_unit_test(
           test_as_completed_child_done_after_timeout_is_not_served),

@@ -774,6 +774,26 @@ static void test_future_chain_one_hop_per_iteration(void **state) {
   fut_unref(c);
 }
 
+/* asyncio parity: Future.cancel() clears the "never retrieved" flag before
+ * it looks at the state (futures.py: self.__log_traceback = False), so
+ * cancelling a future that already failed counts as retrieving its
+ * exception: cancel returns false and no "exception was never retrieved"
+ * report follows when the last reference goes. */
+static void test_future_cancel_failed_marks_retrieved(void **state) {
+  fut_loop_t *loop = *state;
+  fx_exc_t cap;
+  fx_exc_capture(loop, &cap);
+  fut_t *f;
+  assert_int_equal(fut_new(loop, &f), 0);
+  assert_int_equal(fut_set_exception(f, -EIO, "boom"), 0);
+  assert_false(fut_cancel(f, "too late"));
+  assert_int_equal(fut_state(f), FUT_FINISHED);
+  fut_unref(f);
+  assert_int_equal(fut_loop_run_once(loop, 0), 0);
+  assert_int_equal(cap.count, 0);
+  fut_loop_set_exception_handler(loop, NULL, NULL);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       FX_LOOP_TEST(test_future_new_pending),
@@ -791,6 +811,7 @@ int main(void) {
       cmocka_unit_test(test_future_exception_invalid_state_code_keeps_message),
       FX_LOOP_TEST(test_future_cancel),
       FX_LOOP_TEST(test_future_cancel_done_returns_false),
+      FX_LOOP_TEST(test_future_cancel_failed_marks_retrieved),
       FX_LOOP_TEST(test_future_set_done_invalid_state_not_taken),
       FX_LOOP_TEST(test_future_dtor_once_at_last_unref),
       FX_LOOP_TEST(test_future_done_callbacks_never_inline),

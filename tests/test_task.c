@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <limits.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -1190,6 +1191,57 @@ static void test_task_fp_control_word_is_per_task(void **state) {
 #endif
 }
 
+/* ---- a task's outcome is its own ----------------------------------------- */
+
+static int yield_then_42(void *arg) {
+  (void)arg;
+  int err = fut_yield();
+  if (err)
+    return err;
+  return fut_task_return_i64(42);
+}
+
+/* asyncio parity: Task.set_result() and Task.set_exception() raise
+ * RuntimeError ("Task does not support set_result() operation"): only the
+ * task's coroutine decides its outcome.  Here every setter on a task, from
+ * outside, is refused with FUT_E_NOT_SETTABLE and leaves it pending; the
+ * task then finishes with its own result, and nothing is reported. */
+static void test_task_set_outcome_from_outside_refused(void **state) {
+  (void)state;
+  handler_calls = 0;
+  fut_loop_t *loop = new_loop();
+  fut_loop_set_exception_handler(loop, counting_handler, NULL);
+  fut_t *t = spawn(loop, yield_then_42, NULL);
+  fut_t *done = newf(loop);
+  assert_int_equal(fut_set_result_i64(done, 1), 0);
+  for (int round = 0; round < 2; round++) {
+    /* Round 0: not started yet; round 1: suspended in fut_yield. */
+    assert_int_equal(fut_set_result_i64(t, 7), FUT_E_NOT_SETTABLE);
+    assert_non_null(strstr(fut_last_error(), "task"));
+    assert_int_equal(fut_set_result(t, NULL, NULL), FUT_E_NOT_SETTABLE);
+    assert_int_equal(fut_set_result_bytes(t, "x", 1), FUT_E_NOT_SETTABLE);
+    void *owned = malloc(4);
+    assert_int_equal(fut_set_result_bytes_owned(t, owned, 4),
+                     FUT_E_NOT_SETTABLE);
+    free(owned); /* refused: still the caller's */
+    assert_int_equal(fut_set_exception(t, -EIO, "from outside"),
+                     FUT_E_NOT_SETTABLE);
+    assert_int_equal(fut_copy_state(t, done), FUT_E_NOT_SETTABLE);
+    assert_false(fut_done(t));
+    if (round == 0)
+      assert_int_equal(fut_loop_run_once(loop, 0), 0);
+  }
+  assert_int_equal(fut_loop_run_until_complete(loop, t), 0);
+  int64_t v = 0;
+  assert_int_equal(fut_result_i64(t, &v), 0);
+  assert_int_equal(v, 42);
+  drain(loop);
+  assert_int_equal(handler_calls, 0);
+  fut_unref(done);
+  fut_unref(t);
+  end_loop(loop);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_task_returns_i64),
@@ -1236,6 +1288,7 @@ int main(void) {
       cmocka_unit_test(test_task_loop_close_finishes_pending_tasks),
       cmocka_unit_test(test_task_close_other_loop_from_a_task),
       cmocka_unit_test(test_task_exception_never_retrieved_is_reported),
+      cmocka_unit_test(test_task_set_outcome_from_outside_refused),
       cmocka_unit_test(test_task_deep_stack_use_within_limit),
       cmocka_unit_test(test_task_stacks_are_recycled),
       cmocka_unit_test(test_task_fp_control_word_is_per_task),

@@ -599,14 +599,10 @@ static void test_run_in_executor_user_executor(void **state) {
   assert_memory_equal(d, "zyx", 3);
   for (int i = 0; i < 3; i++)
     fut_unref(f[i]);
-  /* As the default executor too. */
-  assert_int_equal(fut_loop_set_default_executor(loop, ex), 0);
-  assert_int_equal(fut_run_in_executor(loop, NULL, job_i64, (void *)5, &f[0]),
-                   0);
-  assert_int_equal(fut_loop_run_until_complete(loop, f[0]), 0);
-  fut_unref(f[0]);
-  fut_executor_free(ex); /* the loop still holds it */
-  assert_int_equal(fut_loop_shutdown_default_executor(loop, FUT_FOREVER), 0);
+  /* Not as the default executor: that must be a thread pool
+   * (test_run_in_executor_default_must_be_thread_pool). */
+  assert_int_equal(fut_loop_set_default_executor(loop, ex), -EINVAL);
+  fut_executor_free(ex);
   fx_loop_free_clean(loop);
 }
 
@@ -631,6 +627,45 @@ static void test_run_in_executor_set_default_executor(void **state) {
   fut_unref(f);
   assert_int_equal(fut_loop_set_default_executor(loop, NULL), -EINVAL);
   fx_loop_free_clean(loop); /* shuts the pool down */
+}
+
+/* asyncio parity: loop.set_default_executor raises TypeError for anything
+ * but a ThreadPoolExecutor (base_events.py), since the default executor
+ * runs arbitrary functions (DNS lookups among them).  A process pool or a
+ * user-written executor is refused with -EINVAL, a message naming the
+ * executor, and the loop keeps its previous default. */
+static void test_run_in_executor_default_must_be_thread_pool(void **state) {
+  (void)state;
+  fut_loop_t *loop;
+  assert_int_equal(fut_loop_new(&loop), 0);
+  fut_thread_pool_opts_t o;
+  fut_thread_pool_opts_init(&o);
+  o.name_prefix = "kept";
+  fut_executor_t *tp;
+  assert_int_equal(fut_thread_pool_new_ex(&o, &tp), 0);
+  assert_int_equal(fut_loop_set_default_executor(loop, tp), 0);
+  fut_executor_free(tp);
+  fut_executor_t *pp;
+  assert_int_equal(fut_process_pool_new(1, &pp), 0);
+  assert_int_equal(fut_loop_set_default_executor(loop, pp), -EINVAL);
+  assert_non_null(strstr(fut_last_error(), "thread pool"));
+  struct tpj *x = calloc(1, sizeof *x);
+  pthread_mutex_init(&x->m, NULL);
+  fut_executor_t *user;
+  assert_int_equal(fut_executor_new(&tpj_ops, x, &user), 0);
+  assert_int_equal(fut_loop_set_default_executor(loop, user), -EINVAL);
+  /* The default is still the thread pool set before. */
+  fut_t *f;
+  assert_int_equal(fut_run_in_executor(loop, NULL, job_thread_name, NULL, &f),
+                   0);
+  assert_int_equal(fut_loop_run_until_complete(loop, f), 0);
+  const void *d;
+  assert_int_equal(fut_result_bytes(f, &d, NULL), 0);
+  assert_int_equal(strncmp(d, "kept_", 5), 0);
+  fut_unref(f);
+  fut_executor_free(user);
+  fut_executor_free(pp);
+  fx_loop_free_clean(loop);
 }
 
 static void test_run_in_executor_after_shutdown_default(void **state) {
@@ -999,6 +1034,7 @@ int main(void) {
       T(test_run_in_executor_many),
       T(test_run_in_executor_user_executor),
       T(test_run_in_executor_set_default_executor),
+      T(test_run_in_executor_default_must_be_thread_pool),
       T(test_run_in_executor_after_shutdown_default),
       T(test_run_in_executor_shutdown_default_timeout),
       T(test_run_in_executor_close_does_not_wait_default),

@@ -153,9 +153,10 @@ FUT_EXTERN int fut_cfuture_wait_many(fut_cfuture_t *const *fs, size_t n,
                                      fut_cfuture_wait_when_t when,
                                      uint64_t timeout_ns, bool *done);
 
-/* concurrent.futures.as_completed: an iterator yielding each of the n
- * cfutures once, in the order they complete (those already done first, in
- * array order).  The deadline is timeout_ns from creation, as in Python.
+/* concurrent.futures.as_completed: an iterator yielding each distinct
+ * cfuture of the n once (as Python takes a set, one listed several times
+ * is yielded once), in the order they complete (those already done first,
+ * in array order).  The deadline is timeout_ns from creation, as in Python.
  * The iterator holds references to the cfutures.  Errors: -EINVAL,
  * -ENOMEM.  One thread at a time per iterator. */
 typedef struct fut_cfuture_as_completed fut_cfuture_as_completed_t;

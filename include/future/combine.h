@@ -67,13 +67,14 @@ typedef enum fut_wait_when {
 /* asyncio.wait: a future that finishes (result NULL, never failing) when
  * the condition holds or timeout_ns ran out (UINT64_MAX: no timeout).  The
  * children are never cancelled.  Then fut_wait_sets gives the done and
- * pending sets.  Errors: -EINVAL also for n == 0 (as asyncio) or a bad
- * `when`. */
+ * pending sets.  As asyncio takes a set, a future listed several times is
+ * one child: the sets hold each distinct future once.  Errors: -EINVAL
+ * also for n == 0 (as asyncio) or a bad `when`. */
 FUT_EXTERN int fut_wait(fut_loop_t *loop, fut_t *const *fs, size_t n,
                         fut_wait_when_t when, uint64_t timeout_ns, fut_t **out);
-/* Splits a wait's children, as they are now, into done[] and pending[]
- * (each with room for the n given to fut_wait; either may be NULL),
- * writing the counts.  Borrowed pointers.  Errors: -EINVAL if w is not a
+/* Splits a wait's distinct children, as they are now, into done[] and
+ * pending[] (each with room for the n given to fut_wait; either may be
+ * NULL), writing the counts.  Borrowed pointers.  Errors: -EINVAL if w is not a
  * wait future. */
 FUT_EXTERN int fut_wait_sets(const fut_t *w, fut_t **done, size_t *ndone,
                              fut_t **pending, size_t *npending);
@@ -103,9 +104,12 @@ FUT_EXTERN int fut_shield(fut_t *f, fut_t **out);
  * fut_as_completed_next call gives a new future (owned) that finishes with the
  * next child to complete, in completion order, as its pointer result (borrowed
  * while that future lives: read it with fut_result), or fails with -ETIMEDOUT
- * after the timeout.  Cancelling the iterator cancels the pending next
- * futures, not the children.  Errors of next: -EINVAL (ac not an iterator
- * of fut_as_completed), -ENOENT (n next futures were already given).
+ * after the timeout.  As asyncio builds a set, a future listed several
+ * times is yielded once: there are as many next futures as distinct
+ * children.  Cancelling the iterator cancels the pending next futures, not
+ * the children.  Errors of next: -EINVAL (ac not an iterator of
+ * fut_as_completed), -ENOENT (one next future per distinct child was
+ * already given).
  */
 FUT_EXTERN int fut_as_completed(fut_loop_t *loop, fut_t *const *fs, size_t n,
                                 uint64_t timeout_ns, fut_t **out);

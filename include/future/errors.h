@@ -7,6 +7,18 @@
  * values.  A negative return means nothing happened: no object was created
  * and no callback passed to that call will ever run.
  *
+ * Out parameters, one rule for every function that has them: when the
+ * call fails (returns a negative code), whatever it would have written
+ * through an out parameter is cleared, as long as that out pointer is not
+ * NULL itself: a pointer (an object, a handle, a borrowed result) is NULL,
+ * a number 0, a flag false, and each slot of an out array (map, wait_many)
+ * NULL or false.  So after a failed constructor, `fut_unref(*out)` and
+ * friends are always safe, and a failed call never leaves a stale pointer.
+ * Outcomes are not failures of the call: fut_exception /
+ * fut_cfuture_exception return the exception's code and give its message,
+ * and fut_run returns main's code and gives main's task once main ran (a
+ * failure before that gives NULL).
+ *
  * Thread-safety: every function in this header may be called from any
  * thread.
  */
@@ -34,7 +46,8 @@ extern "C" {
   XX(OTHER_LOOP, -10011, "object belongs to another loop")                     \
   XX(TOO_BIG, -10012, "message exceeds the size limit")                        \
   XX(NOT_SENDABLE, -10013, "function cannot be sent to a worker process")      \
-  XX(JOB_FAILED, -10014, "job reported a failure")
+  XX(JOB_FAILED, -10014, "job reported a failure")                             \
+  XX(NOT_SETTABLE, -10015, "only a task itself sets its outcome")
 
 enum fut_errno {
 #define FUT__ERR_ENUM(name, value, msg) FUT_E_##name = (value),

@@ -130,7 +130,8 @@ FUT_EXTERN bool fut_job_run(const fut_job_t *job, fut_cfuture_t *cf);
  *   and a borrowed job->data are only valid during the call; see
  *   fut_job_copy) and must complete the cfuture exactly once (result,
  *   exception, or cancellation through set_running_or_notify_cancel).
- *   Returns 0 or a negative code (nothing queued, *out untouched):
+ *   Returns 0 or a negative code (nothing queued; the caller of
+ *   fut_executor_submit gets NULL whatever the op left in its out):
  *   FUT_E_SHUTDOWN, FUT_E_BROKEN_POOL, FUT_E_NOT_SENDABLE, -ENOMEM...
  * shutdown: stops accepting jobs.  If cancel_pending, cancels the jobs
  *   not started.  If wait, blocks until every job completed and every
@@ -228,8 +229,13 @@ FUT_EXTERN int fut_run_in_executor_job(fut_loop_t *loop, fut_executor_t *ex,
 
 /* loop.set_default_executor: the loop takes its own reference to ex (the
  * caller keeps theirs) and drops its reference to the previous default,
- * without shutting it down unless that was the last reference.  Errors:
- * -EINVAL (ex NULL), FUT_E_CLOSED, FUT_E_WRONG_THREAD.  Loop thread. */
+ * without shutting it down unless that was the last reference.  ex must be
+ * a thread pool (fut_thread_pool_new / _new_ex), as asyncio requires a
+ * ThreadPoolExecutor: the default executor runs arbitrary call jobs
+ * (blocking calls, DNS lookups), which a process pool cannot run.  Errors:
+ * -EINVAL (ex NULL, or not a thread pool: a process pool or a user-written
+ * executor; the loop keeps its previous default), FUT_E_CLOSED,
+ * FUT_E_WRONG_THREAD.  Loop thread. */
 FUT_EXTERN int fut_loop_set_default_executor(fut_loop_t *loop,
                                              fut_executor_t *ex);
 

@@ -17,9 +17,10 @@
  * which does so).  fut_ref / fut_unref are not atomic either.
  *
  * Errors: FUT_E_INVALID_STATE when the state forbids the call (setting a
- * done future, reading the result of a pending one), -ECANCELED when the
- * future was cancelled, -EINVAL for bad arguments, FUT_E_WRONG_THREAD in
- * debug mode, -ENOMEM.
+ * done future, reading the result of a pending one), FUT_E_NOT_SETTABLE
+ * when a setter is given a task (a task sets its own outcome; cancel it
+ * instead), -ECANCELED when the future was cancelled, -EINVAL for bad
+ * arguments, FUT_E_WRONG_THREAD in debug mode, -ENOMEM.
  */
 #ifndef FUTURE_FUTURE_H
 #define FUTURE_FUTURE_H
@@ -71,7 +72,8 @@ FUT_EXTERN fut_loop_t *fut_get_loop(const fut_t *f);
 
 /* Finishes f with ptr as its result; f owns ptr and calls dtor(ptr) when
  * freed (dtor may be NULL).  On error f does not take ownership.  Errors:
- * FUT_E_INVALID_STATE (already done; cancelled included). */
+ * FUT_E_INVALID_STATE (already done; cancelled included),
+ * FUT_E_NOT_SETTABLE (f is a task: only the task sets its outcome). */
 FUT_EXTERN int fut_set_result(fut_t *f, void *ptr, fut_free_fn dtor);
 /* Finishes f with a copy of len bytes at data (data may be NULL if len 0).
  * Errors: as fut_set_result, -ENOMEM. */
@@ -91,12 +93,16 @@ FUT_EXTERN int fut_set_exceptionv(fut_t *f, int err, const char *fmt,
                                   va_list ap);
 
 /* Cancels a pending future and schedules its callbacks; msg (may be NULL)
- * is copied.  Returns true if f was pending, false if already done. */
+ * is copied.  Returns true if f was pending, false if already done.  As in
+ * asyncio, cancelling a done future marks its exception retrieved: a
+ * failed future that was cancelled in vain is not reported as "exception
+ * was never retrieved". */
 FUT_EXTERN bool fut_cancel(fut_t *f, const char *msg);
 
 /* Copies the outcome of src into dst (result, exception or cancellation).
  * Pointer results are shared by reference: dst then holds a reference to
- * src.  Errors: FUT_E_INVALID_STATE (src pending or dst done). */
+ * src.  Errors: FUT_E_INVALID_STATE (src pending or dst done),
+ * FUT_E_NOT_SETTABLE (dst is a task). */
 FUT_EXTERN int fut_copy_state(fut_t *dst, fut_t *src);
 
 /* ---- reading ------------------------------------------------------------ */

@@ -32,7 +32,10 @@
  *     given by fut_task_fail, if any);
  *   - a positive value is a bug: the task fails with -EINVAL.
  * As in asyncio, a cancel requested but not yet delivered when the function
- * returns 0 still cancels the task.
+ * returns 0 still cancels the task.  Only the task sets its outcome: the
+ * setters of future.h (fut_set_result*, fut_set_exception, fut_copy_state)
+ * refuse a task with FUT_E_NOT_SETTABLE and leave it untouched (asyncio:
+ * Task.set_result raises RuntimeError); fut_cancel is the way in.
  *
  * Cancellation (asyncio's rules): fut_cancel(task, msg) on a pending task
  * returns true and cancels the future the task awaits; that await returns

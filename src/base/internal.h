@@ -52,6 +52,9 @@ void fut__alloc_fail_after(long n, bool sticky);
  * injected since the last fut__alloc_fail_after, or NULL when none was. */
 void *fut__alloc_failed_site(void);
 
+/* A set of pointers, to take each distinct entry of an array once. */
+#include "base/ptrset.h"
+
 /* ---- errors.c ---------------------------------------------------------- */
 /* Records a detail for fut_last_error() and returns err. */
 int fut__error(int err, const char *fmt, ...) FUT_PRINTF(2, 3);

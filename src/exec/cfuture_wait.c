@@ -171,6 +171,8 @@ static bool pred_when(struct waiter *w, const void *p) {
 int fut_cfuture_wait_many(fut_cfuture_t *const *fs, size_t n,
                           fut_cfuture_wait_when_t when, uint64_t timeout_ns,
                           bool *done) {
+  for (size_t i = 0; done && i < n; i++)
+    done[i] = false; /* the out rule of errors.h */
   int err = check_array(fs, n, "fut_cfuture_wait_many");
   if (err)
     return err;
@@ -232,6 +234,11 @@ int fut_cfuture_as_completed(fut_cfuture_t *const *fs, size_t n,
   int err = check_array(fs, n, "fut_cfuture_as_completed");
   if (err)
     return err;
+  /* concurrent.futures takes a set: a cfuture listed several times is
+   * yielded once. */
+  struct fut__ptrset seen;
+  if (fut__ptrset_init(&seen, n))
+    return fut__error(-ENOMEM, "fut_cfuture_as_completed: out of memory");
   fut_cfuture_as_completed_t *it = fut__calloc(1, sizeof *it);
   size_t cnt = n ? n : 1;
   if (it) {
@@ -246,17 +253,21 @@ int fut_cfuture_as_completed(fut_cfuture_t *const *fs, size_t n,
       fut__free(it->order);
       fut__free(it);
     }
+    fut__ptrset_free(&seen);
     return fut__error(-ENOMEM, "fut_cfuture_as_completed: out of memory");
   }
-  it->n = n;
   it->dl = fut__deadline_of(timeout_ns, &it->forever);
   waiter_init(&it->waiter, it->order);
   for (size_t i = 0; i < n; i++) {
-    it->fs[i] = fut_cfuture_ref(fs[i]);
-    it->watches[i].waiter = &it->waiter;
-    it->watches[i].idx = i;
-    watch_link(fs[i], &it->watches[i]);
+    if (!fut__ptrset_add(&seen, fs[i]))
+      continue;
+    size_t k = it->n++;
+    it->fs[k] = fut_cfuture_ref(fs[i]);
+    it->watches[k].waiter = &it->waiter;
+    it->watches[k].idx = k;
+    watch_link(fs[i], &it->watches[k]);
   }
+  fut__ptrset_free(&seen);
   *out = it;
   return 0;
 }
@@ -267,10 +278,11 @@ static bool pred_more(struct waiter *w, const void *p) {
 
 int fut_cfuture_as_completed_next(fut_cfuture_as_completed_t *it,
                                   fut_cfuture_t **out) {
+  if (out)
+    *out = NULL; /* the out rule of errors.h */
   if (!it || !out)
     return fut__error(-EINVAL, "fut_cfuture_as_completed_next: NULL %s",
                       !it ? "iterator" : "out");
-  *out = NULL;
   if (it->next == it->n)
     return -ENOENT;
   pthread_mutex_lock(&it->waiter.m);

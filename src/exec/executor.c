@@ -94,6 +94,8 @@ int fut__job_check(const fut_job_t *job, const char *what) {
 
 int fut_executor_submit_job(fut_executor_t *ex, const fut_job_t *job,
                             fut_cfuture_t **out) {
+  if (out)
+    *out = NULL; /* the out rule of errors.h */
   if (!ex || !out)
     return fut__error(-EINVAL, "fut_executor_submit: NULL %s",
                       !ex ? "executor" : "out");
@@ -116,8 +118,11 @@ int fut_executor_submit_job(fut_executor_t *ex, const fut_job_t *job,
 
 int fut_executor_submit(fut_executor_t *ex, fut_job_fn fn, void *arg,
                         fut_cfuture_t **out) {
-  if (!fn)
+  if (!fn) {
+    if (out)
+      *out = NULL;
     return fut__error(-EINVAL, "fut_executor_submit: NULL function");
+  }
   fut_job_t job = fut_job_call(fn, arg);
   return fut_executor_submit_job(ex, &job, out);
 }
@@ -136,13 +141,13 @@ static int unwind_map(fut_cfuture_t **out, size_t n, int err) {
 
 int fut_executor_map_jobs(fut_executor_t *ex, const fut_job_t *jobs, size_t n,
                           fut_cfuture_t **out) {
+  for (size_t i = 0; out && i < n; i++)
+    out[i] = NULL; /* the out rule of errors.h */
   if (!ex || !out || (n > 0 && !jobs))
     return fut__error(-EINVAL, "fut_executor_map: NULL %s",
                       !ex    ? "executor"
                       : !out ? "out"
                              : "jobs");
-  for (size_t i = 0; i < n; i++)
-    out[i] = NULL;
   for (size_t i = 0; i < n; i++) {
     int err = fut_executor_submit_job(ex, &jobs[i], &out[i]);
     if (err)
@@ -153,14 +158,14 @@ int fut_executor_map_jobs(fut_executor_t *ex, const fut_job_t *jobs, size_t n,
 
 int fut_executor_map(fut_executor_t *ex, fut_job_fn fn, void *const *args,
                      size_t n, fut_cfuture_t **out) {
+  for (size_t i = 0; out && i < n; i++)
+    out[i] = NULL; /* the out rule of errors.h */
   if (!fn || (n > 0 && !args))
     return fut__error(-EINVAL, "fut_executor_map: NULL %s",
                       !fn ? "function" : "args");
   if (!ex || !out)
     return fut__error(-EINVAL, "fut_executor_map: NULL %s",
                       !ex ? "executor" : "out");
-  for (size_t i = 0; i < n; i++)
-    out[i] = NULL;
   for (size_t i = 0; i < n; i++) {
     fut_job_t job = fut_job_call(fn, args[i]);
     int err = fut_executor_submit_job(ex, &job, &out[i]);

@@ -150,6 +150,17 @@ int fut_loop_set_default_executor(fut_loop_t *loop, fut_executor_t *ex) {
   if (!loop || !ex)
     return fut__error(-EINVAL, "fut_loop_set_default_executor: NULL %s",
                       !loop ? "loop" : "executor");
+  /* asyncio raises TypeError for anything but a ThreadPoolExecutor: the
+   * default executor runs arbitrary functions (blocking calls, DNS
+   * lookups), which a process pool cannot take. */
+  if (!fut__is_thread_pool(ex)) {
+    const fut_executor_ops_t *ops = fut_executor_ops(ex);
+    return fut__error(-EINVAL,
+                      "fut_loop_set_default_executor: the default executor "
+                      "must be a thread pool (fut_thread_pool_new), not a "
+                      "%s",
+                      ops && ops->name ? ops->name : "user executor");
+  }
   struct exec_state *st;
   int err = usable_state(loop, &st);
   if (err)

@@ -117,14 +117,19 @@ int fut_as_completed(fut_loop_t *loop, fut_t *const *fs, size_t n,
     fut_unref(&a->x.fut);
     return fut__error(-ENOMEM, "fut_as_completed: out of memory");
   }
-  if (n > 0 && timeout_ns != UINT64_MAX &&
-      (err = fut_loop_call_later(loop, timeout_ns, ac_timeout, a, &a->timer))) {
+  /* asyncio takes a set: a future listed several times is yielded once.
+   * The kids hold no references until a->n counts them. */
+  size_t m;
+  if ((err = fut__comb_distinct(fs, n, a->kids, &m, "fut_as_completed")) ||
+      (n > 0 && timeout_ns != UINT64_MAX &&
+       (err =
+            fut_loop_call_later(loop, timeout_ns, ac_timeout, a, &a->timer)))) {
     fut_unref(&a->x.fut);
     return err;
   }
-  for (size_t i = 0; i < n; i++)
-    a->kids[a->n++] = fut_ref(fs[i]);
-  if ((err = fut__comb_register(fs, n, ac_child_done, a, &a->x.fut))) {
+  for (; a->n < m; a->n++)
+    fut_ref(a->kids[a->n]);
+  if ((err = fut__comb_register(a->kids, m, ac_child_done, a, &a->x.fut))) {
     fut__handle_clear(&a->timer);
     fut_unref(&a->x.fut);
     return err;

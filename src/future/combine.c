@@ -45,6 +45,20 @@ int fut__comb_check_arg(fut_t *f, fut_t **out, const char *what) {
   return 0;
 }
 
+int fut__comb_distinct(fut_t *const *fs, size_t n, fut_t **dst, size_t *m,
+                       const char *what) {
+  struct fut__ptrset seen;
+  if (fut__ptrset_init(&seen, n))
+    return fut__error(-ENOMEM, "%s: out of memory", what);
+  size_t k = 0;
+  for (size_t i = 0; i < n; i++)
+    if (fut__ptrset_add(&seen, fs[i]))
+      dst[k++] = fs[i];
+  fut__ptrset_free(&seen);
+  *m = k;
+  return 0;
+}
+
 /* The loop part that keeps each loop's live combinators (a list head). */
 static int comb_part;
 

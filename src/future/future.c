@@ -80,8 +80,11 @@ static void init_fields(fut_t *f, fut_loop_t *loop) {
 }
 
 int fut_new(fut_loop_t *loop, fut_t **out) {
-  if (FUT__UNLIKELY(!loop || !out))
+  if (FUT__UNLIKELY(!loop || !out)) {
+    if (out)
+      *out = NULL; /* the out rule of errors.h */
     return fut__error(-EINVAL, "fut_new: NULL %s", !loop ? "loop" : "out");
+  }
   *out = NULL;
   if (FUT__UNLIKELY(loop->checked)) {
     int err = fut__check_usable(loop);
@@ -211,20 +214,31 @@ static void dispatch(void *p) {
 }
 
 /* Why f cannot be completed now (the cold half of check_settable). */
-__attribute__((noinline)) static int settable_error(fut_t *f,
-                                                    const char *what) {
+__attribute__((noinline)) static int settable_error(fut_t *f, const char *what,
+                                                    uint8_t forbid) {
   if (!f)
     return fut__error(-EINVAL, "%s: NULL future", what);
   if (f->state != FUT_PENDING)
     return fut__error(FUT_E_INVALID_STATE, "%s: the future is already %s", what,
                       f->state == FUT_CANCELLED ? "cancelled" : "done");
+  if (f->flags & forbid) {
+    const struct fut__ops *ops = fut__ops_of(f);
+    return fut__error(FUT_E_NOT_SETTABLE,
+                      "%s: a %s sets its own outcome (asyncio: "
+                      "Task does not support set_result)",
+                      what, ops ? ops->type_name : "future");
+  }
   return fut__check_usable(f->loop);
 }
 
-/* Checks that f may be completed now; returns 0 or the error. */
-static inline int check_settable(fut_t *f, const char *what) {
-  if (FUT__UNLIKELY(!f || f->state != FUT_PENDING || f->loop->checked)) {
-    int err = settable_error(f, what);
+/* Checks that f may be completed now; returns 0 or the error.  forbid:
+ * the flags that refuse it (FUT__F_OWNED for the setters, 0 for a
+ * cancel). */
+static inline int check_settable_by(fut_t *f, const char *what,
+                                    uint8_t forbid) {
+  if (FUT__UNLIKELY(!f || f->state != FUT_PENDING || (f->flags & forbid) ||
+                    f->loop->checked)) {
+    int err = settable_error(f, what, forbid);
     if (err)
       return err;
   }
@@ -235,6 +249,11 @@ static inline int check_settable(fut_t *f, const char *what) {
                     f->loop->ready.mask))
     return fut__ring_grow(&f->loop->ready);
   return 0;
+}
+
+/* check_settable_by for the setters: an owned future (a task) refuses. */
+static inline int check_settable(fut_t *f, const char *what) {
+  return check_settable_by(f, what, FUT__F_OWNED);
 }
 
 static void finish(fut_t *f, uint8_t state, int err) {
@@ -322,7 +341,7 @@ int fut_set_exception(fut_t *f, int code, const char *fmt, ...) {
 }
 
 bool fut__cancel_base(fut_t *f, const char *msg) {
-  if (check_settable(f, "fut_cancel") != 0)
+  if (check_settable_by(f, "fut_cancel", 0) != 0)
     return false;
   char *copy = NULL;
   /* Out of memory for the message still cancels: the message is optional,
@@ -336,8 +355,15 @@ bool fut__cancel_base(fut_t *f, const char *msg) {
 }
 
 bool fut_cancel(fut_t *f, const char *msg) {
-  if (!f || f->state != FUT_PENDING)
+  if (!f)
     return false;
+  if (f->state != FUT_PENDING) {
+    /* asyncio's cancel clears the "never retrieved" flag before it looks
+     * at the state: cancelling a failed future counts as retrieving its
+     * exception.  (A pending one that fails later is reported as usual.) */
+    f->flags |= FUT__F_RETRIEVED;
+    return false;
+  }
   const struct fut__ops *ops = fut__ops_of(f);
   if (ops && ops->cancel)
     return ops->cancel(f, msg);
@@ -350,6 +376,10 @@ int fut_copy_state(fut_t *dst, fut_t *src) {
   if (src->state == FUT_PENDING)
     return fut__error(FUT_E_INVALID_STATE, "fut_copy_state: the source is "
                                            "pending");
+  /* dst first: a refused copy leaves src as it was. */
+  int derr = check_settable(dst, "fut_copy_state");
+  if (derr)
+    return derr;
   src->flags |= FUT__F_RETRIEVED;
   const char *msg = src->rkind == FUT__R_MSG ? src->r.msg : NULL;
   if (src->state == FUT_CANCELLED) {

@@ -22,7 +22,10 @@ enum {
   FUT__F_RETRIEVED = 1u << 0, /* result/exception was read */
   FUT__F_DISPATCH = 1u << 1,  /* a callback dispatch is queued */
   FUT__F_EXT = 1u << 2,       /* embedded in a struct fut__ext */
-  FUT__F_CB0 = 1u << 3        /* cb0 holds a registration */
+  FUT__F_CB0 = 1u << 3,       /* cb0 holds a registration */
+  FUT__F_OWNED = 1u << 4      /* only its owner sets the outcome (a task:
+                                 the setters refuse FUT_E_NOT_SETTABLE;
+                                 cancel is still allowed) */
 };
 
 struct fut__cb_ent {
@@ -115,6 +118,12 @@ int fut__comb_check_args(fut_loop_t *loop, fut_t *const *fs, size_t n,
                          fut_t **out, const char *what);
 /* The same for a combinator of the one future f: out, then f not NULL. */
 int fut__comb_check_arg(fut_t *f, fut_t **out, const char *what);
+/* Writes the distinct futures of fs[0, n) to dst (room for n), each once,
+ * in the order of their first appearance, and their count to *m (no
+ * references taken).  asyncio's wait and as_completed take a set.  Returns
+ * 0 or -ENOMEM (`what` names the call). */
+int fut__comb_distinct(fut_t *const *fs, size_t n, fut_t **dst, size_t *m,
+                       const char *what);
 /* Allocates a zeroed combinator of `size` bytes (a struct fut__ext first)
  * followed by nkids child slots (fut_t *), whose future starts with refs
  * 1; NULL with the error in *err (-EINVAL, -ENOMEM, FUT_E_CLOSED, ...). */

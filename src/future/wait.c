@@ -90,19 +90,23 @@ int fut_wait(fut_loop_t *loop, fut_t *const *fs, size_t n, fut_wait_when_t when,
   if (!w)
     return err;
   w->when = when;
-  if (timeout_ns != UINT64_MAX &&
-      (err =
-           fut_loop_call_later(loop, timeout_ns, wait_timeout, w, &w->timer))) {
+  /* asyncio takes a set: a future listed several times is one child.  The
+   * kids hold no references until w->n counts them. */
+  size_t m;
+  if ((err = fut__comb_distinct(fs, n, w->kids, &m, "fut_wait")) ||
+      (timeout_ns != UINT64_MAX &&
+       (err = fut_loop_call_later(loop, timeout_ns, wait_timeout, w,
+                                  &w->timer)))) {
     fut_unref(&w->x.fut);
     return err;
   }
-  for (size_t i = 0; i < n; i++)
-    w->kids[w->n++] = fut_ref(fs[i]);
-  if ((err = fut__comb_register(fs, n, wait_child_done, w, &w->x.fut))) {
+  for (; w->n < m; w->n++)
+    fut_ref(w->kids[w->n]);
+  if ((err = fut__comb_register(w->kids, m, wait_child_done, w, &w->x.fut))) {
     fut_unref(&w->x.fut);
     return err;
   }
-  w->left = n;
+  w->left = m;
   fut__comb_track(&w->link, &w->x.fut, wait_child_done, w->kids, w->n,
                   &w->timer);
   *out = &w->x.fut;
@@ -111,6 +115,10 @@ int fut_wait(fut_loop_t *loop, fut_t *const *fs, size_t n, fut_wait_when_t when,
 
 int fut_wait_sets(const fut_t *f, fut_t **done, size_t *ndone, fut_t **pending,
                   size_t *npending) {
+  if (ndone)
+    *ndone = 0; /* the out rule of errors.h */
+  if (npending)
+    *npending = 0;
   if (!f || fut__ops_of(f) != &wait_ops)
     return fut__error(-EINVAL, "fut_wait_sets: not a fut_wait future");
   const struct waitf *w = fut__container_of(f, struct waitf, x.fut);

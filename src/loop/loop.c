@@ -475,6 +475,8 @@ fut_loop_t *fut_get_running_loop(void) {
 
 __attribute__((noinline)) static int
 call_soon_slow(fut_loop_t *loop, fut_cb cb, void *arg, fut_handle_t **hout) {
+  if (hout)
+    *hout = NULL; /* the out rule of errors.h */
   if (!loop || !cb)
     return fut__error(-EINVAL, "fut_loop_call_soon: NULL %s",
                       !loop ? "loop" : "callback");
@@ -485,7 +487,7 @@ call_soon_slow(fut_loop_t *loop, fut_cb cb, void *arg, fut_handle_t **hout) {
     return fut__ring_push(&loop->ready, cb, arg);
   fut_handle_t *h = fut__handle_new(loop, cb, arg, 0);
   if (!h)
-    return -ENOMEM;
+    return fut__error(-ENOMEM, "fut_loop_call_soon: out of memory");
   if ((err = fut__ring_push(&loop->ready, fut__handle_run, h))) {
     fut_handle_unref(h);
     return err;
@@ -513,6 +515,8 @@ int fut_loop_call_soon(fut_loop_t *loop, fut_cb cb, void *arg,
 
 int fut_loop_call_at(fut_loop_t *loop, uint64_t when, fut_cb cb, void *arg,
                      fut_handle_t **hout) {
+  if (hout)
+    *hout = NULL; /* the out rule of errors.h */
   if (FUT__UNLIKELY(!loop || !cb))
     return fut__error(-EINVAL, "fut_loop_call_at: NULL %s",
                       !loop ? "loop" : "callback");
@@ -523,7 +527,7 @@ int fut_loop_call_at(fut_loop_t *loop, uint64_t when, fut_cb cb, void *arg,
     return fut__timer_push_cb(loop, when, cb, arg);
   fut_handle_t *h = fut__handle_new(loop, cb, arg, FUT__H_TIMER);
   if (!h)
-    return -ENOMEM;
+    return fut__error(-ENOMEM, "fut_loop_call_at: out of memory");
   h->when = when;
   if ((err = fut__timer_push(loop, h))) {
     fut_handle_unref(h);

@@ -87,6 +87,8 @@ int fut_process_pool_new_ex(const fut_process_pool_opts_t *opts,
 }
 
 int fut_process_pool_new(size_t max_workers, fut_executor_t **out) {
+  if (out)
+    *out = NULL; /* the out rule of errors.h */
   fut_process_pool_opts_t o;
   fut_process_pool_opts_init(&o);
   if (max_workers > 4096)

@@ -155,6 +155,8 @@ static void finish(struct fut__task *t) {
   t->ts->ntasks--;
   t->ts = NULL;
   int rc = t->rc, err = 0;
+  /* The owner sets the outcome now; once done, nobody can set it again. */
+  f->flags &= (uint8_t)~FUT__F_OWNED;
   if (rc == 0 && !t->must_cancel) {
     switch (t->rkind) {
     case FUT__V_PTR:

@@ -149,6 +149,8 @@ int fut_create_task(fut_loop_t *loop, fut_task_fn fn, void *arg,
   }
   err = fut__ext_init(loop, &t->x, &task_ops);
   FUT__ASSERT(err == 0); /* usability was checked above */
+  /* Only the task sets its outcome (asyncio: Task.set_result raises). */
+  t->x.fut.flags |= FUT__F_OWNED;
   fut__task_init_ctx(t);
   t->ts = ts;
   t->fn = fn;
