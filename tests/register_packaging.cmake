@@ -17,3 +17,20 @@ add_test(NAME install_consumer
     ${PROJECT_BINARY_DIR} ${CMAKE_CURRENT_SOURCE_DIR}/consumer ${CMAKE_C_COMPILER}
         "${consumer_flags}" ${FUT_SONAME} ${PROJECT_VERSION})
 set_tests_properties(exports install_consumer PROPERTIES TIMEOUT 300)
+
+# deb_consumer: cpack -G DEB and TGZ give libfuture0 and libfuture-dev; both
+# .debs go into a scratch root (dpkg -x) and a consumer is built against it
+# through pkg-config.  Needs cpack, dpkg-deb and pkg-config (a Debian host).
+find_program(FUT_DPKG_DEB dpkg-deb)
+find_program(FUT_PKG_CONFIG pkg-config)
+if(FUT_DPKG_DEB AND FUT_PKG_CONFIG AND CMAKE_CPACK_COMMAND)
+  add_test(NAME deb_consumer
+    COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/deb_consumer.sh
+      ${PROJECT_BINARY_DIR} ${CMAKE_CURRENT_SOURCE_DIR}/consumer
+      ${CMAKE_C_COMPILER} "${consumer_flags}" ${PROJECT_VERSION} ${FUT_SONAME}
+      ${FUT_DOCS})
+  set_tests_properties(deb_consumer PROPERTIES TIMEOUT 600)
+else()
+  message(STATUS "libfuture: deb_consumer test not registered "
+    "(needs dpkg-deb and pkg-config)")
+endif()
