@@ -17,8 +17,9 @@
 #  - the file's comment is the first comment of the header.
 #
 # fut_parse_header(<file> <prefix>) sets in the caller's scope:
-#   <prefix>_TITLE       the file comment's first line, after "libfuture — "
+#   <prefix>_TITLE       the file comment's first sentence, after "libfuture — "
 #   <prefix>_INTRO       the file comment (text)
+#   <prefix>_BODY        the file comment without its title sentence
 #   <prefix>_FUNCS       the public functions, in header order
 #   <prefix>_CODE        the header without comments, guards and includes
 #   <prefix>_FLOW        the order of the description: items "S<n>" (a
@@ -151,10 +152,18 @@ macro(_fut_end_decl)
   if(dbuf MATCHES "{[ \t]*$")
     set(in_body TRUE)
   endif()
-  string(REGEX REPLACE "^[ \t]*FUT_EXTERN " "" dl "${dbuf}")
+  # For the synopsis: the declaration as laid out in the header, without
+  # FUT_EXTERN (continuation lines move left by as much).
+  if(NOT DEFINED dlines OR dlines STREQUAL "")
+    set(dlines "${dbuf}")
+  endif()
+  string(REGEX REPLACE "^FUT_EXTERN " "" dl "${dlines}")
+  string(REGEX REPLACE "\n           " "\n" dl "${dl}")
   string(REGEX REPLACE "[ \t]*/\\*[^/]*\\*/[ \t]*$" "" dl "${dl}")
   string(REGEX REPLACE " FUT_PRINTF\\([0-9, ]+\\)" "" dl "${dl}")
+  string(REGEX REPLACE "\\(\n *" "(" dl "${dl}")
   string(APPEND code "${dl}\n")
+  set(dlines "")
 endmacro()
 
 function(fut_parse_header file prefix)
@@ -249,10 +258,34 @@ function(fut_parse_header file prefix)
     endif()
   endforeach()
 
-  set(title "${intro}")
-  string(REGEX REPLACE "\n.*" "" title "${title}")
-  string(REGEX REPLACE "^libfuture[ ]+[^ ]+[ ]+" "" title "${title}")
-  string(REGEX REPLACE "\\.$" "" title "${title}")
+  # The title: the file comment's first sentence, after "libfuture — ";
+  # the body: the rest of the file comment.
+  set(first "${intro}")
+  set(rest "")
+  string(FIND "${intro}" "\n\n" pp)
+  if(NOT pp EQUAL -1)
+    string(SUBSTRING "${intro}" 0 ${pp} first)
+    math(EXPR pp "${pp} + 2")
+    string(SUBSTRING "${intro}" ${pp} -1 rest)
+  endif()
+  string(REPLACE "\n" " " first "${first}")
+  string(FIND "${first}" ".  " dot)
+  if(NOT dot EQUAL -1)
+    math(EXPR after "${dot} + 3")
+    string(SUBSTRING "${first}" ${after} -1 more)
+    string(SUBSTRING "${first}" 0 ${dot} first)
+    if(rest STREQUAL "")
+      set(rest "${more}")
+    else()
+      set(rest "${more}\n\n${rest}")
+    endif()
+  endif()
+  string(REGEX REPLACE "\\.$" "" first "${first}")
+  if(first MATCHES "^libfuture [^ ]+ (.*)$")
+    set(first "${CMAKE_MATCH_1}")
+  endif()
+  set(title "${first}")
+  set(${prefix}_BODY "${rest}" PARENT_SCOPE)
   string(REGEX REPLACE "\n\n+" "\n\n" code "${code}")
   string(REGEX REPLACE "^\n+" "" code "${code}")
   string(REGEX REPLACE "\n+$" "\n" code "${code}")

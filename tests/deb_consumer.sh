@@ -47,9 +47,9 @@ done
 grep -q "/usr/lib/libfuture.so -> " "$tmp/dev.txt" || fail "libfuture-dev lacks the libfuture.so link"
 if [ "$docs" = ON ]; then
   for p in man7/libfuture.7 man3/fut_loop.3 man3/fut_future.3; do
-    grep -q "/usr/share/man/$p" "$tmp/dev.txt" || fail "libfuture-dev lacks $p"
+    grep -q "/usr/share/man/$p\$" "$tmp/dev.txt" || fail "libfuture-dev lacks $p"
   done
-  grep -q "/usr/share/doc/libfuture-dev/html/index.html" "$tmp/dev.txt" \
+  grep -q "/usr/share/doc/libfuture/html/index.html" "$tmp/dev.txt" \
     || fail "libfuture-dev lacks the HTML reference"
 fi
 
