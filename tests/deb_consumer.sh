@@ -16,7 +16,9 @@ dev=$(ls "$tmp"/pkg/libfuture-dev_"$version"_*.deb)
 ls "$tmp"/pkg/libfuture0_"$version"_*.tar.gz "$tmp"/pkg/libfuture-dev_"$version"_*.tar.gz
 echo "packages: $(basename "$rt") $(basename "$dev")"
 
-# Metadata: names, versions, dependencies.
+# Metadata (dpkg-deb -I): names, versions, dependencies.
+dpkg-deb -I "$rt"
+dpkg-deb -I "$dev"
 field() { dpkg-deb -f "$1" "$2"; }
 fail() { echo "FAIL: $*" >&2; exit 1; }
 [ "$(field "$rt" Package)" = libfuture0 ] || fail "runtime package name: $(field "$rt" Package)"
