@@ -1,5 +1,6 @@
-# Fails unless every dynamic symbol LIB defines starts with fut_ and its
-# SONAME is libfuture.so.MAJOR.
+# Fails unless every dynamic symbol LIB defines starts with fut_ and carries
+# the version node NODE (the linker version script), and its SONAME is
+# SONAME (libfuture.so.0.MINOR while the major is 0).
 execute_process(COMMAND nm -D --defined-only ${LIB}
   OUTPUT_VARIABLE syms RESULT_VARIABLE rc)
 if(NOT rc EQUAL 0)
@@ -10,11 +11,17 @@ set(count 0)
 foreach(line ${lines})
   if(line MATCHES "^[0-9a-fA-F]* +[A-Za-z] +(.+)$")
     set(name "${CMAKE_MATCH_1}")
+    if(name STREQUAL NODE)
+      continue() # the version node's own (absolute) symbol
+    endif()
     if(NOT name MATCHES "^fut_")
       message(FATAL_ERROR "libfuture.so exports a non-fut_ symbol: ${name}")
     endif()
     if(name MATCHES "^fut__")
       message(FATAL_ERROR "libfuture.so exports an internal symbol: ${name}")
+    endif()
+    if(NOT name MATCHES "@@${NODE}$")
+      message(FATAL_ERROR "${name} is not in the version node ${NODE}")
     endif()
     math(EXPR count "${count} + 1")
   endif()
@@ -23,7 +30,8 @@ if(count LESS 20)
   message(FATAL_ERROR "only ${count} fut_ symbols exported: the check is broken")
 endif()
 execute_process(COMMAND objdump -p ${LIB} OUTPUT_VARIABLE dyn RESULT_VARIABLE rc)
-if(NOT rc EQUAL 0 OR NOT dyn MATCHES "SONAME +libfuture\\.so\\.${MAJOR}\n")
-  message(FATAL_ERROR "SONAME of ${LIB} is not libfuture.so.${MAJOR}")
+string(REPLACE "." "\\." soname_re "${SONAME}")
+if(NOT rc EQUAL 0 OR NOT dyn MATCHES "SONAME +${soname_re}\n")
+  message(FATAL_ERROR "SONAME of ${LIB} is not ${SONAME}")
 endif()
-message(STATUS "${count} exported symbols, all fut_; SONAME libfuture.so.${MAJOR}")
+message(STATUS "${count} exported symbols, all fut_ in ${NODE}; SONAME ${SONAME}")

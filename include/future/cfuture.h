@@ -44,7 +44,8 @@ typedef enum fut_cfuture_state {
 typedef void (*fut_cfuture_done_cb)(fut_cfuture_t *cf, void *arg);
 
 /* Creates a pending cfuture (refs 1).  Executors create them; users rarely
- * need to.  Errors: -EINVAL (out NULL), -ENOMEM.  Any thread. */
+ * need to.  Returns 0 or a negative code.  Errors: -EINVAL (out NULL), -ENOMEM.
+ * Any thread. */
 FUT_EXTERN int fut_cfuture_new(fut_cfuture_t **out);
 
 /* Reference counting with atomic counts: any thread.  The last unref frees
@@ -75,7 +76,8 @@ FUT_EXTERN int fut_cfuture_set_running_or_notify_cancel(fut_cfuture_t *cf);
 /* Completing (any thread).  Each finishes a pending or running cfuture,
  * wakes its waiters and runs its done callbacks in the calling thread.
  * Ownership is as for fut_set_result: cf owns ptr and calls dtor(ptr) (dtor
- * may be NULL) when freed; on error cf takes nothing.  Errors:
+ * may be NULL) when freed; on error cf takes nothing.  Each returns 0 or a
+ * negative code.  Errors:
  * FUT_E_INVALID_STATE (already finished or cancelled), -ENOMEM. */
 FUT_EXTERN int fut_cfuture_set_result(fut_cfuture_t *cf, void *ptr,
                                       fut_free_fn dtor);
@@ -157,8 +159,8 @@ FUT_EXTERN int fut_cfuture_wait_many(fut_cfuture_t *const *fs, size_t n,
  * cfuture of the n once (as Python takes a set, one listed several times
  * is yielded once), in the order they complete (those already done first,
  * in array order).  The deadline is timeout_ns from creation, as in Python.
- * The iterator holds references to the cfutures.  Errors: -EINVAL,
- * -ENOMEM.  One thread at a time per iterator. */
+ * The iterator holds references to the cfutures.  Returns 0 or a negative code.
+ * Errors: -EINVAL, -ENOMEM.  One thread at a time per iterator. */
 typedef struct fut_cfuture_as_completed fut_cfuture_as_completed_t;
 FUT_EXTERN int fut_cfuture_as_completed(fut_cfuture_t *const *fs, size_t n,
                                         uint64_t timeout_ns,

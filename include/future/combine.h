@@ -46,7 +46,8 @@ enum {
  * does not cancel the others.  Cancelling the gather cancels every pending
  * child (true if any accepted); the gather then ends cancelled whatever the
  * flags.  n may be 0 (done at once).
- * The same future may appear several times. */
+ * The same future may appear several times.  Returns 0 or a negative code
+ * (the common errors above). */
 FUT_EXTERN int fut_gather(fut_loop_t *loop, fut_t *const *fs, size_t n,
                           unsigned flags, fut_t **out);
 /* The i-th child of a gather (borrowed, valid while the gather lives);
@@ -92,7 +93,8 @@ FUT_EXTERN int fut_wait_for(fut_t *f, uint64_t timeout_ns, fut_t **out);
 /* ---- shield -------------------------------------------------------------- */
 
 /* asyncio.shield: a future with f's outcome whose cancellation does not
- * cancel f; f is kept alive until it is done. */
+ * cancel f; f is kept alive until it is done.  Returns 0 or a negative
+ * code (the common errors above). */
 FUT_EXTERN int fut_shield(fut_t *f, fut_t **out);
 
 /* ---- as_completed -------------------------------------------------------- */

@@ -149,7 +149,8 @@ typedef struct fut_executor_ops {
 } fut_executor_ops_t;
 
 /* Wraps (ops, self) into an executor (refs 1).  ops must outlive it.
- * Errors: -EINVAL (a NULL op), -ENOMEM (self untouched). */
+ * Returns 0 or a negative code.  Errors: -EINVAL (a NULL op), -ENOMEM (self
+ * untouched). */
 FUT_EXTERN int fut_executor_new(const fut_executor_ops_t *ops, void *self,
                                 fut_executor_t **out);
 /* The self pointer and ops given to fut_executor_new. */
@@ -165,9 +166,10 @@ FUT_EXTERN fut_executor_t *fut_executor_ref(fut_executor_t *ex);
 FUT_EXTERN void fut_executor_free(fut_executor_t *ex);
 
 /* Submits a call job fn(arg, cf) (see fut_job_fn); *out receives the
- * cfuture (owned).  Errors: -EINVAL, FUT_E_SHUTDOWN (after shutdown),
- * FUT_E_BROKEN_POOL (an initializer failed), FUT_E_NOT_SENDABLE (this
- * executor cannot run call jobs), -ENOMEM.  Any thread. */
+ * cfuture (owned).  Returns 0 or a negative code.  Errors: -EINVAL,
+ * FUT_E_SHUTDOWN (after shutdown), FUT_E_BROKEN_POOL (an initializer failed),
+ * FUT_E_NOT_SENDABLE (this executor cannot run call jobs), -ENOMEM.  Any
+ * thread. */
 FUT_EXTERN int fut_executor_submit(fut_executor_t *ex, fut_job_fn fn, void *arg,
                                    fut_cfuture_t **out);
 /* Submits any job.  Errors: as above. */
@@ -210,17 +212,17 @@ FUT_EXTERN bool fut_executor_is_shutdown(const fut_executor_t *ex);
  * the job's late result is dropped.  A result is shared: a pointer result
  * stays owned by cf (kept alive by the loop future), byte and integer
  * results read the same through fut_result_bytes / fut_result_i64.
- * Errors: -EINVAL, FUT_E_CLOSED, FUT_E_WRONG_THREAD, -ENOMEM.  Loop
- * thread only. */
+ * Returns 0 or a negative code.  Errors: -EINVAL, FUT_E_CLOSED,
+ * FUT_E_WRONG_THREAD, -ENOMEM.  Loop thread only. */
 FUT_EXTERN int fut_wrap_future(fut_loop_t *loop, fut_cfuture_t *cf,
                                fut_t **out);
 
 /* loop.run_in_executor: submits fn(arg, cf) to ex (NULL = the loop's
  * default executor, created on first use: a thread pool with default
  * options) and writes a loop future (owned) wrapping the job's cfuture.
- * Errors: those of fut_executor_submit and fut_wrap_future; FUT_E_SHUTDOWN
- * when ex is NULL after fut_loop_shutdown_default_executor.  Loop thread
- * only. */
+ * Returns 0 or a negative code.  Errors: those of fut_executor_submit and
+ * fut_wrap_future; FUT_E_SHUTDOWN when ex is NULL after
+ * fut_loop_shutdown_default_executor.  Loop thread only. */
 FUT_EXTERN int fut_run_in_executor(fut_loop_t *loop, fut_executor_t *ex,
                                    fut_job_fn fn, void *arg, fut_t **out);
 /* The same for any job descriptor (e.g. a bytes job for a process pool). */
@@ -232,10 +234,10 @@ FUT_EXTERN int fut_run_in_executor_job(fut_loop_t *loop, fut_executor_t *ex,
  * without shutting it down unless that was the last reference.  ex must be
  * a thread pool (fut_thread_pool_new / _new_ex), as asyncio requires a
  * ThreadPoolExecutor: the default executor runs arbitrary call jobs
- * (blocking calls, DNS lookups), which a process pool cannot run.  Errors:
- * -EINVAL (ex NULL, or not a thread pool: a process pool or a user-written
- * executor; the loop keeps its previous default), FUT_E_CLOSED,
- * FUT_E_WRONG_THREAD.  Loop thread. */
+ * (blocking calls, DNS lookups), which a process pool cannot run.  Returns 0 or
+ * a negative code.  Errors: -EINVAL (ex NULL, or not a thread pool: a process
+ * pool or a user-written executor; the loop keeps its previous default),
+ * FUT_E_CLOSED, FUT_E_WRONG_THREAD.  Loop thread. */
 FUT_EXTERN int fut_loop_set_default_executor(fut_loop_t *loop,
                                              fut_executor_t *ex);
 

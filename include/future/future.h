@@ -50,10 +50,11 @@ typedef void (*fut_done_cb)(fut_t *f, void *arg);
 /* Destructor of a pointer result. */
 typedef void (*fut_free_fn)(void *ptr);
 
-/* Creates a pending future bound to loop.  Errors: -EINVAL, FUT_E_CLOSED,
- * FUT_E_WRONG_THREAD, -ENOMEM. */
+/* Creates a pending future bound to loop.  Returns 0 or a negative code.
+ * Errors: -EINVAL, FUT_E_CLOSED, FUT_E_WRONG_THREAD, -ENOMEM. */
 FUT_EXTERN int fut_new(fut_loop_t *loop, fut_t **out);
 
+/* Takes a reference to f and returns f. */
 FUT_EXTERN fut_t *fut_ref(fut_t *f);
 /* Drops a reference; the last one frees the future and its result.  A
  * failed future whose exception was never retrieved (fut_result,
@@ -71,9 +72,10 @@ FUT_EXTERN fut_loop_t *fut_get_loop(const fut_t *f);
 /* ---- resolving --------------------------------------------------------- */
 
 /* Finishes f with ptr as its result; f owns ptr and calls dtor(ptr) when
- * freed (dtor may be NULL).  On error f does not take ownership.  Errors:
- * FUT_E_INVALID_STATE (already done; cancelled included),
- * FUT_E_NOT_SETTABLE (f is a task: only the task sets its outcome). */
+ * freed (dtor may be NULL).  On error f does not take ownership.  Returns 0 or
+ * a negative code.  Errors: FUT_E_INVALID_STATE (already done; cancelled
+ * included), FUT_E_NOT_SETTABLE (f is a task: only the task sets its outcome).
+ */
 FUT_EXTERN int fut_set_result(fut_t *f, void *ptr, fut_free_fn dtor);
 /* Finishes f with a copy of len bytes at data (data may be NULL if len 0).
  * Errors: as fut_set_result, -ENOMEM. */
@@ -86,7 +88,8 @@ FUT_EXTERN int fut_set_result_i64(fut_t *f, int64_t value);
 /* Finishes f with an exception: err must be a negative code (-EINVAL
  * otherwise); fmt (may be NULL) formats a message kept with it.  err
  * -ECANCELED is accepted and means failure with that code, not
- * cancellation; use fut_cancel to cancel. */
+ * cancellation; use fut_cancel to cancel.  Returns 0 or a negative code, as
+ * fut_set_result. */
 FUT_EXTERN int fut_set_exception(fut_t *f, int err, const char *fmt, ...)
     FUT_PRINTF(3, 4);
 FUT_EXTERN int fut_set_exceptionv(fut_t *f, int err, const char *fmt,
@@ -101,8 +104,8 @@ FUT_EXTERN bool fut_cancel(fut_t *f, const char *msg);
 
 /* Copies the outcome of src into dst (result, exception or cancellation).
  * Pointer results are shared by reference: dst then holds a reference to
- * src.  Errors: FUT_E_INVALID_STATE (src pending or dst done),
- * FUT_E_NOT_SETTABLE (dst is a task). */
+ * src.  Returns 0 or a negative code.  Errors: FUT_E_INVALID_STATE (src pending
+ * or dst done), FUT_E_NOT_SETTABLE (dst is a task). */
 FUT_EXTERN int fut_copy_state(fut_t *dst, fut_t *src);
 
 /* ---- reading ------------------------------------------------------------ */
@@ -117,7 +120,7 @@ FUT_EXTERN int fut_result_bytes(fut_t *f, const void **data, size_t *len);
 /* Like fut_result for integer results. */
 FUT_EXTERN int fut_result_i64(fut_t *f, int64_t *out);
 
-/* The exception: 0 if f finished with a result, its code if it failed,
+/* Returns the exception: 0 if f finished with a result, its code if it failed,
  * -ECANCELED if cancelled, FUT_E_INVALID_STATE if pending.  *msg (msg may be
  * NULL) receives the message (borrowed, NULL if none): the exception's or
  * the cancel message.  Marks the exception retrieved. */
@@ -127,7 +130,8 @@ FUT_EXTERN int fut_exception(fut_t *f, const char **msg);
 
 /* Registers cb(f, arg) to run on the loop when f is done; on a done future it
  * is scheduled now (never run inline).  The same cb may be added several
- * times.  Errors: -EINVAL, FUT_E_WRONG_THREAD, -ENOMEM. */
+ * times.  Returns 0 or a negative code.  Errors: -EINVAL, FUT_E_WRONG_THREAD,
+ * -ENOMEM. */
 FUT_EXTERN int fut_add_done_callback(fut_t *f, fut_done_cb cb, void *arg);
 /* Removes every registration of (cb, arg) not yet scheduled; returns how
  * many it removed (0 once f is done, as in asyncio). */

@@ -40,8 +40,8 @@ typedef void (*fut_cb)(void *arg);
 /* ---- lifetime ---------------------------------------------------------- */
 
 /* Creates a loop owned by the calling thread.  *out receives the loop (NULL
- * on failure).  Errors: -EINVAL (out NULL), -ENOMEM, -EMFILE/-ENFILE (no fd
- * for epoll or the eventfd). */
+ * on failure).  Returns 0 or a negative code.  Errors: -EINVAL (out NULL),
+ * -ENOMEM, -EMFILE/-ENFILE (no fd for epoll or the eventfd). */
 FUT_EXTERN int fut_loop_new(fut_loop_t **out);
 
 /* Closes the loop if needed and frees it.  Everything still scheduled is
@@ -53,8 +53,9 @@ FUT_EXTERN int fut_loop_free(fut_loop_t *loop);
 /* Closes the loop: drops every scheduled callback, timer and fd watcher,
  * shuts down the loop's default executor without waiting for its running
  * jobs (asyncio's shutdown(wait=False); their results are dropped), closes
- * the epoll and eventfd descriptors.  Idempotent.  Errors: FUT_E_RUNNING while
- * the loop runs (for instance from a callback). */
+ * the epoll and eventfd descriptors.  Idempotent.  Returns 0 or a negative
+ * code.  Errors: FUT_E_RUNNING while the loop runs (for instance from a
+ * callback). */
 FUT_EXTERN int fut_loop_close(fut_loop_t *loop);
 
 /* True once closed (and for NULL). */
@@ -63,9 +64,10 @@ FUT_EXTERN bool fut_loop_is_running(const fut_loop_t *loop); /* NULL: false */
 
 /* ---- running ----------------------------------------------------------- */
 
-/* Runs until fut_loop_stop().  Errors: FUT_E_RUNNING (already running, or
- * another loop runs in this thread), FUT_E_CLOSED, FUT_E_FORKED (used in a
- * forked child before fut_loop_fork), -errno if epoll_wait fails. */
+/* Runs until fut_loop_stop().  Returns 0 or a negative code.  Errors:
+ * FUT_E_RUNNING (already running, or another loop runs in this thread),
+ * FUT_E_CLOSED, FUT_E_FORKED (used in a forked child before fut_loop_fork),
+ * -errno if epoll_wait fails. */
 FUT_EXTERN int fut_loop_run_forever(fut_loop_t *loop);
 
 /* Runs until f is done.  Returns 0 if f finished with a result, f's error
@@ -142,10 +144,11 @@ FUT_EXTERN void fut_handle_unref(fut_handle_t *h);
  * keeping the fd number fut_loop_backend_fd returned).  Until either
  * happens, the watcher of a closed fd simply never runs.
  *
- * Errors: -EINVAL (NULL loop, fd < 0, cb NULL, or one of the loop's own
- * descriptors), -EBADF (not an open fd), -EPERM (epoll cannot watch this
- * kind of fd, e.g. a regular file: asyncio's EpollSelector refuses it
- * too), FUT_E_CLOSED, FUT_E_WRONG_THREAD, -ENOMEM. */
+ * Each returns 0 or a negative code.  Errors: -EINVAL (NULL loop, fd < 0,
+ * cb NULL, or one of the loop's own descriptors), -EBADF (not an open fd),
+ * -EPERM (epoll cannot watch this kind of fd, e.g. a regular file:
+ * asyncio's EpollSelector refuses it too), FUT_E_CLOSED,
+ * FUT_E_WRONG_THREAD, -ENOMEM. */
 FUT_EXTERN int fut_loop_add_reader(fut_loop_t *loop, int fd, fut_cb cb,
                                    void *arg);
 FUT_EXTERN int fut_loop_add_writer(fut_loop_t *loop, int fd, fut_cb cb,
@@ -203,7 +206,7 @@ FUT_EXTERN void fut_loop_set_slow_callback_duration(fut_loop_t *loop,
  * The epoll fd: readable when the loop has something to do (I/O, a
  * threadsafe call).  Poll it from a host loop with the timeout below and
  * call fut_loop_run_once(loop, 0) when it is readable or the timeout ran
- * out.  -EINVAL for a NULL loop. */
+ * out.  Returns the fd, or -EINVAL for a NULL loop. */
 FUT_EXTERN int fut_loop_backend_fd(const fut_loop_t *loop);
 /* ns until the loop needs to run: 0 when work is ready, UINT64_MAX when
  * nothing is scheduled (or loop is NULL). */
@@ -212,8 +215,8 @@ FUT_EXTERN uint64_t fut_loop_backend_timeout(const fut_loop_t *loop);
 /* ---- fork --------------------------------------------------------------
  * In a forked child the loop refuses every run with FUT_E_FORKED until this
  * re-creates its epoll instance and eventfd and re-registers its fd
- * watchers (libev's ev_loop_fork).  Call it in the child only.  Errors:
- * FUT_E_CLOSED, -errno of epoll_create1 / eventfd. */
+ * watchers (libev's ev_loop_fork).  Call it in the child only.  Returns 0 or a
+ * negative code.  Errors: FUT_E_CLOSED, -errno of epoll_create1 / eventfd. */
 FUT_EXTERN int fut_loop_fork(fut_loop_t *loop);
 
 /* ---- introspection ----------------------------------------------------- */

@@ -85,8 +85,8 @@ typedef int (*fut_process_pool_init_fn)(const void *arg, size_t len);
 
 /* ---- inside a job ------------------------------------------------------ */
 
-/* Appends len bytes to the result.  Errors: -ENOMEM, FUT_E_TOO_BIG (the
- * result would exceed the pool's max_frame). */
+/* Appends len bytes to the result.  Returns 0 or a negative code.  Errors:
+ * -ENOMEM, FUT_E_TOO_BIG (the result would exceed the pool's max_frame). */
 FUT_EXTERN int fut_buf_append(fut_buf_t *out, const void *data, size_t len);
 /* Resizes the result to len bytes and returns a pointer to them (the old
  * content is kept up to len; new bytes are uninitialised), NULL on failure
@@ -118,13 +118,13 @@ typedef struct fut_process_pool_opts {
 FUT_EXTERN void fut_process_pool_opts_init(fut_process_pool_opts_t *opts);
 
 /* Creates a pool and starts its fork server and manager thread; workers
- * are forked on demand.  opts may be NULL for the defaults.  Errors:
- * -EINVAL (bad options), FUT_E_NOT_SENDABLE (initializer not in a module),
- * FUT_E_TOO_BIG (initarg over 64 KiB), -ENOMEM, -errno of a failed
- * socketpair / fork / exec (the detail says which), -ETIMEDOUT when the
- * exec'd fork server does not answer within 10 s (libfuture was dlopen'ed:
- * /proc/self/exe then lacks its constructor; the image is killed).  Free
- * with fut_process_pool_destroy. */
+ * are forked on demand.  opts may be NULL for the defaults.  Returns 0 or a
+ * negative code.  Errors: -EINVAL (bad options), FUT_E_NOT_SENDABLE
+ * (initializer not in a module), FUT_E_TOO_BIG (initarg over 64 KiB), -ENOMEM,
+ * -errno of a failed socketpair / fork / exec (the detail says which),
+ * -ETIMEDOUT when the exec'd fork server does not answer within 10 s (libfuture
+ * was dlopen'ed: /proc/self/exe then lacks its constructor; the image is
+ * killed).  Free with fut_process_pool_destroy. */
 FUT_EXTERN int fut_process_pool_create(const fut_process_pool_opts_t *opts,
                                        fut_process_pool_t **out);
 
@@ -144,9 +144,9 @@ typedef void (*fut_process_pool_done_cb)(void *ud, int err, void *data,
 typedef bool (*fut_process_pool_start_cb)(void *ud);
 
 /* Queues fn(arg bytes) (arg is copied; arg may be NULL when len is 0).
- * start and done are called as above with ud.  Errors (nothing queued, no
- * callback will run): -EINVAL, FUT_E_NOT_SENDABLE, FUT_E_TOO_BIG,
- * FUT_E_SHUTDOWN, FUT_E_BROKEN_POOL, -ENOMEM. */
+ * start and done are called as above with ud.  Returns 0 or a negative code.
+ * Errors (nothing queued, no callback will run): -EINVAL, FUT_E_NOT_SENDABLE,
+ * FUT_E_TOO_BIG, FUT_E_SHUTDOWN, FUT_E_BROKEN_POOL, -ENOMEM. */
 FUT_EXTERN int fut_process_pool_submit(fut_process_pool_t *pool,
                                        fut_process_pool_job_fn fn,
                                        const void *arg, size_t len,
@@ -188,7 +188,8 @@ FUT_EXTERN void fut_process_pool_destroy(fut_process_pool_t *pool);
  * fut_executor_shutdown behaves as fut_process_pool_shutdown: a wait that times
  * out kills the workers (unlike a thread pool, a process can be stopped)
  * and fails their jobs with FUT_E_SHUTDOWN.  A bytes job's failure carries
- * its code and a message naming it.  Errors: as fut_process_pool_create. */
+ * its code and a message naming it.  Returns 0 or a negative code.  Errors: as
+ * fut_process_pool_create. */
 FUT_EXTERN int fut_process_pool_new_ex(const fut_process_pool_opts_t *opts,
                                        fut_executor_t **out);
 /* Shorthand: max_workers (0 = ncpu), the other options default. */

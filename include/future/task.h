@@ -105,9 +105,9 @@ FUT_EXTERN void fut_task_opts_init(fut_task_opts_t *opts);
  * iteration (asyncio.create_task).  *out receives a reference the caller
  * owns (NULL on failure); the loop holds its own reference until the task
  * is done, so dropping yours at once is fire-and-forget.  arg is borrowed.
- * opts may be NULL.  Errors: -EINVAL (loop, fn or out NULL, stack size too
- * small or too big), FUT_E_CLOSED, FUT_E_WRONG_THREAD, -ENOMEM (memory or
- * address space for the stack). */
+ * opts may be NULL.  Returns 0 or a negative code.  Errors: -EINVAL (loop, fn
+ * or out NULL, stack size too small or too big), FUT_E_CLOSED,
+ * FUT_E_WRONG_THREAD, -ENOMEM (memory or address space for the stack). */
 FUT_EXTERN int fut_create_task(fut_loop_t *loop, fut_task_fn fn, void *arg,
                                const fut_task_opts_t *opts, fut_t **out);
 
@@ -116,7 +116,8 @@ FUT_EXTERN bool fut_is_task(const fut_t *f);
 /* The task's name (borrowed, valid while the task lives); NULL if f is not
  * a task. */
 FUT_EXTERN const char *fut_task_get_name(const fut_t *task);
-/* Renames the task (the string is copied).  Errors: -EINVAL, -ENOMEM. */
+/* Renames the task (the string is copied).  Returns 0 or a negative code.
+ * Errors: -EINVAL, -ENOMEM. */
 FUT_EXTERN int fut_task_set_name(fut_t *task, const char *name);
 /* The task's stack size in bytes (usable part); 0 if f is not a task. */
 FUT_EXTERN size_t fut_task_stack_size(const fut_t *task);

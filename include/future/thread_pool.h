@@ -40,8 +40,9 @@ typedef struct fut_thread_pool_opts {
 FUT_EXTERN void fut_thread_pool_opts_init(fut_thread_pool_opts_t *o);
 
 /* Creates a thread pool.  o may be NULL (defaults).  No thread is started
- * before the first submission.  Several pools may coexist.  Errors:
- * -EINVAL (out NULL, max_workers > 4096), -ENOMEM.  Any thread. */
+ * before the first submission.  Several pools may coexist.  Returns 0 or a
+ * negative code.  Errors: -EINVAL (out NULL, max_workers > 4096), -ENOMEM.  Any
+ * thread. */
 FUT_EXTERN int fut_thread_pool_new_ex(const fut_thread_pool_opts_t *o,
                                       fut_executor_t **out);
 /* Shorthand: max_workers (0 = default), the other options default. */
