@@ -30,6 +30,13 @@ struct fut_handle {
 /* A handle with one reference, or NULL (out of memory, detail recorded). */
 fut_handle_t *fut__handle_new(fut_loop_t *loop, fut_cb cb, void *arg,
                               uint8_t flags);
+/* Debug mode: the calls that return nothing refuse a thread that does not
+ * own the loop (nothing happens; fut_last_error and stderr say why), as
+ * the int calls return FUT_E_WRONG_THREAD.  True when refused. */
+bool fut__refuse_foreign(const fut_loop_t *loop, const char *what);
+#define FUT__FOREIGN(loop, what)                                               \
+  (FUT__UNLIKELY((loop)->debug) && fut__refuse_foreign(loop, what))
+
 /* Ready-queue trampoline for handles: skips cancelled ones, drops the
  * queue's reference. */
 void fut__handle_run(void *h);

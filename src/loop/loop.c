@@ -15,19 +15,6 @@
 
 static _Thread_local fut_loop_t *running_loop;
 
-/* A handle dropped from the ready queue by close never runs: it reads as
- * cancelled to whoever still holds it. */
-static void release_handle(void *p) {
-  fut_handle_t *h = p;
-  if (!(h->flags & FUT__H_RAN))
-    h->flags |= FUT__H_CANCELLED;
-  fut_handle_unref(h);
-}
-
-__attribute__((constructor)) static void loop_global_init(void) {
-  fut__register_release(fut__handle_run, release_handle);
-}
-
 /* ---- parts -------------------------------------------------------------- */
 
 /* Registered parts, by id; written by constructors before any loop
@@ -82,89 +69,6 @@ static void fork_parts(fut_loop_t *loop) {
   for (int id = 0; id < n; id++)
     if (loop->parts[id] && parts[id]->forked)
       parts[id]->forked(loop, loop->parts[id]);
-}
-
-/* ---- handles ------------------------------------------------------------ */
-
-/* Debug mode: the calls that return nothing refuse a thread that does not
- * own the loop as the others return FUT_E_WRONG_THREAD: nothing happens,
- * fut_last_error has the detail, and stderr says so. */
-__attribute__((noinline)) static bool refuse_foreign(const fut_loop_t *loop,
-                                                     const char *what) {
-  if (!fut__check_thread(loop))
-    return false;
-  fprintf(stderr, "libfuture: %s refused: %s\n", what, fut_last_error());
-  return true;
-}
-#define FOREIGN(loop, what)                                                    \
-  (FUT__UNLIKELY((loop)->debug) && refuse_foreign(loop, what))
-
-fut_handle_t *fut__handle_new(fut_loop_t *loop, fut_cb cb, void *arg,
-                              uint8_t flags) {
-  fut_handle_t *h = fut__slab_alloc(&loop->handle_slab);
-  if (FUT__UNLIKELY(!h)) {
-    fut__error(-ENOMEM, "out of memory for a handle");
-    return NULL;
-  }
-  h->cb = cb;
-  h->arg = arg;
-  h->loop = loop;
-  h->when = 0;
-  h->refs = 1;
-  h->flags = flags;
-  loop->live_handles++;
-  return h;
-}
-
-void fut_handle_ref(fut_handle_t *h) {
-  if (h && !FOREIGN(h->loop, "fut_handle_ref"))
-    h->refs++;
-}
-
-void fut_handle_unref(fut_handle_t *h) {
-  if (!h || FOREIGN(h->loop, "fut_handle_unref"))
-    return;
-  FUT__ASSERT(h->refs > 0);
-  if (--h->refs > 0) {
-    if (h->refs == 1 && (h->flags & (FUT__H_IN_HEAP | FUT__H_CANCELLED)) ==
-                            (FUT__H_IN_HEAP | FUT__H_CANCELLED))
-      h->loop->timers.zombies++;
-    return;
-  }
-  fut_loop_t *loop = h->loop;
-  fut__slab_free(&loop->handle_slab, h);
-  loop->live_handles--;
-  if (FUT__UNLIKELY(loop->freed))
-    fut__loop_maybe_release(loop);
-}
-
-void fut__handle_run(void *p) {
-  fut_handle_t *h = p;
-  if (!(h->flags & FUT__H_CANCELLED)) {
-    if (!(h->flags & FUT__H_IO))
-      h->flags |= FUT__H_RAN;
-    h->cb(h->arg);
-  }
-  fut_handle_unref(h);
-}
-
-void fut_handle_cancel(fut_handle_t *h) {
-  if (!h || (h->flags & (FUT__H_CANCELLED | FUT__H_RAN)) ||
-      FOREIGN(h->loop, "fut_handle_cancel"))
-    return;
-  h->flags |= FUT__H_CANCELLED;
-  /* A cancelled handle is skipped where it waits (heap or ready queue) and
-   * released when reached; the heap also sheds cancelled timers in bulk. */
-  if (h->flags & FUT__H_IN_HEAP)
-    fut__timer_cancelled(h->loop, h);
-}
-
-bool fut_handle_cancelled(const fut_handle_t *h) {
-  return h && (h->flags & FUT__H_CANCELLED);
-}
-
-uint64_t fut_handle_when(const fut_handle_t *h) {
-  return h && (h->flags & FUT__H_TIMER) ? h->when : 0;
 }
 
 /* ---- lifetime ----------------------------------------------------------- */
@@ -449,7 +353,7 @@ int fut_loop_run_once(fut_loop_t *loop, uint64_t timeout_ns) {
 }
 
 void fut_loop_stop(fut_loop_t *loop) {
-  if (loop && !FOREIGN(loop, "fut_loop_stop"))
+  if (loop && !FUT__FOREIGN(loop, "fut_loop_stop"))
     loop->stopping = true;
 }
 
