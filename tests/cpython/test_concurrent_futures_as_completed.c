@@ -5,55 +5,11 @@
  * port submits to a thread pool.  The premade futures of CPython's
  * util.py (CANCELLED_AND_NOTIFIED_FUTURE, EXCEPTION_FUTURE, ...) are made
  * the same way here. */
-#include "fixture.h"
+#include "cf_util.h"
 
 #include <time.h>
 
-/* ---- util.py's premade futures ------------------------------------------- */
-
-static fut_cfuture_t *create_future(void) {
-  fut_cfuture_t *cf = NULL;
-  assert_int_equal(fut_cfuture_new(&cf), 0);
-  return cf;
-}
-
-static fut_cfuture_t *pending_future(void) { return create_future(); }
-
-static fut_cfuture_t *running_future(void) {
-  fut_cfuture_t *cf = create_future();
-  assert_int_equal(fut_cfuture_set_running_or_notify_cancel(cf), 1);
-  return cf;
-}
-
-static fut_cfuture_t *cancelled_and_notified_future(void) {
-  fut_cfuture_t *cf = create_future();
-  assert_true(fut_cfuture_cancel(cf));
-  assert_int_equal(fut_cfuture_set_running_or_notify_cancel(cf), 0);
-  return cf;
-}
-
-static fut_cfuture_t *exception_future(void) {
-  fut_cfuture_t *cf = create_future();
-  assert_int_equal(fut_cfuture_set_exception(cf, -EIO, "OSError"), 0);
-  return cf;
-}
-
-static fut_cfuture_t *successful_future(void) {
-  fut_cfuture_t *cf = create_future();
-  assert_int_equal(fut_cfuture_set_result_i64(cf, 42), 0);
-  return cf;
-}
-
 /* ---- jobs ---------------------------------------------------------------- */
-
-struct mul {
-  int64_t x, y;
-};
-
-static int mul(void *arg, fut_cfuture_t *cf) {
-  struct mul *m = arg;
-  return fut_cfuture_set_result_i64(cf, m->x * m->y);
-}
 
 /* time.sleep(arg nanoseconds) */
 static int sleep_job(void *arg, fut_cfuture_t *cf) {

@@ -5,45 +5,10 @@
  * thread pool.  fut_cfuture_wait_many reports done[] per entry; the done
  * and not-done sets of Python are read from it.  An event is a gate
  * (exec_helpers.h). */
+#include "cf_util.h"
 #include "exec_helpers.h"
 
-/* ---- util.py's premade futures ------------------------------------------- */
-
-static fut_cfuture_t *create_future(void) {
-  fut_cfuture_t *cf = NULL;
-  assert_int_equal(fut_cfuture_new(&cf), 0);
-  return cf;
-}
-
-static fut_cfuture_t *cancelled_and_notified_future(void) {
-  fut_cfuture_t *cf = create_future();
-  assert_true(fut_cfuture_cancel(cf));
-  assert_int_equal(fut_cfuture_set_running_or_notify_cancel(cf), 0);
-  return cf;
-}
-
-static fut_cfuture_t *exception_future(void) {
-  fut_cfuture_t *cf = create_future();
-  assert_int_equal(fut_cfuture_set_exception(cf, -EIO, "OSError"), 0);
-  return cf;
-}
-
-static fut_cfuture_t *successful_future(void) {
-  fut_cfuture_t *cf = create_future();
-  assert_int_equal(fut_cfuture_set_result_i64(cf, 42), 0);
-  return cf;
-}
-
 /* ---- jobs ---------------------------------------------------------------- */
-
-struct mul {
-  int64_t x, y;
-};
-
-static int mul(void *arg, fut_cfuture_t *cf) {
-  struct mul *m = arg;
-  return fut_cfuture_set_result_i64(cf, m->x * m->y);
-}
 
 /* divmod(x, 0) */
 static int divmod_by_zero(void *arg, fut_cfuture_t *cf) {
