@@ -30,6 +30,15 @@ FUT_TASK_TEST_HELPER fut_t *spawn(fut_loop_t *loop, fut_task_fn fn, void *arg) {
   return t;
 }
 
+/* Runs fn(arg) as a main task on loop to its end; returns its outcome. */
+FUT_TASK_TEST_HELPER int run_main(fut_loop_t *loop, fut_task_fn fn, void *arg) {
+  fut_t *t;
+  assert_int_equal(fut_create_task(loop, fn, arg, NULL, &t), 0);
+  int rc = fut_loop_run_until_complete(loop, t);
+  fut_unref(t);
+  return rc;
+}
+
 /* A pending future. */
 FUT_TASK_TEST_HELPER fut_t *newf(fut_loop_t *loop) {
   fut_t *f;

@@ -8,6 +8,7 @@
  * body runs as a main task; the assertions run on the test's own stack.
  * docs/asyncio-to-libfuture.md lists the methods that do not apply. */
 #include "fixture.h"
+#include "task_helpers.h"
 
 #include <unistd.h>
 
@@ -25,14 +26,6 @@ struct ctx {
   fut_t *fut, *task;
   fut_timeout_t *cm;
 };
-
-static int run_main(fut_loop_t *loop, fut_task_fn fn, void *arg) {
-  fut_t *t;
-  assert_int_equal(fut_create_task(loop, fn, arg, NULL, &t), 0);
-  int rc = fut_loop_run_until_complete(loop, t);
-  fut_unref(t);
-  return rc;
-}
 
 static uint64_t now(void) {
   return fut_loop_time(fut_get_running_loop());

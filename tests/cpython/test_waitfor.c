@@ -5,22 +5,16 @@
  * a main task on the fixture's loop.  Task functions only record what they
  * see; the assertions run on the test's own stack. */
 #include "fixture.h"
+#include "task_helpers.h"
 
 #define T(fn) FX_LOOP_TEST(fn)
 
 /* The CPython file's very small timeout. */
 #define EPSILON FUT_US(100)
 
-/* Runs fn(arg) as a main task to its end; returns its outcome code. */
-static int run_main(fut_loop_t *loop, fut_task_fn fn, void *arg) {
-  fut_t *t;
-  assert_int_equal(fut_create_task(loop, fn, arg, NULL, &t), 0);
-  int rc = fut_loop_run_until_complete(loop, t);
-  fut_unref(t);
-  return rc;
-}
-
-static fut_t *spawn(fut_task_fn fn, void *arg) {
+/* A task of the running loop, or NULL (task functions record what they
+ * see and do not assert). */
+static fut_t *spawn_here(fut_task_fn fn, void *arg) {
   fut_t *t = NULL;
   if (fut_create_task(fut_get_running_loop(), fn, arg, NULL, &t) != 0)
     return NULL;
@@ -59,7 +53,7 @@ struct ctx {
 
 static int wait_for_cancelled_main(void *arg) {
   struct ctx *c = arg;
-  fut_t *inner = spawn(slow_run, &c->slow), *w;
+  fut_t *inner = spawn_here(slow_run, &c->slow), *w;
   int err = fut_wait_for(inner, TASK_TIMEOUT * 2, &w);
   fut_unref(inner);
   if (err)
@@ -86,7 +80,7 @@ static void test_asyncio_wait_for_cancelled(void **state) {
 
 static int wait_for_timeout_main(void *arg) {
   struct ctx *c = arg;
-  fut_t *inner = spawn(slow_run, &c->slow), *w;
+  fut_t *inner = spawn_here(slow_run, &c->slow), *w;
   int err = fut_wait_for(inner, TASK_TIMEOUT / 2, &w);
   fut_unref(inner);
   if (err)
@@ -143,7 +137,7 @@ static int foo_flag(void *arg) {
 static int not_started_main(void *arg) {
   struct ctx *c = arg;
   fut_loop_t *loop = fut_get_running_loop();
-  fut_t *foo = spawn(foo_flag, &c->flag), *w;
+  fut_t *foo = spawn_here(foo_flag, &c->flag), *w;
   uint64_t t0 = fut_loop_time(loop);
   int err = fut_wait_for(foo, 0, &w);
   fut_unref(foo);
@@ -198,7 +192,7 @@ static int less_then_0_main(void *arg) {
   int err = fut_new(loop, &c->foo.started);
   if (err)
     return err;
-  fut_t *fut = spawn(foo_run, &c->foo), *w;
+  fut_t *fut = spawn_here(foo_run, &c->foo), *w;
   err = fut_await(c->foo.started, NULL);
   fut_unref(c->foo.started);
   c->foo.started = NULL;
@@ -231,7 +225,7 @@ static void test_wait_for_timeout_less_then_0_or_0(void **state) {
 static int wait_for_main(void *arg) {
   struct foo_ctx *c = arg;
   fut_loop_t *loop = fut_get_running_loop();
-  fut_t *fut = spawn(foo_run, &c->foo), *w;
+  fut_t *fut = spawn_here(foo_run, &c->foo), *w;
   uint64_t t0 = fut_loop_time(loop);
   int err = fut_wait_for(fut, FUT_MS(100), &w);
   if (err == 0) {
@@ -263,7 +257,7 @@ static int coro_done(void *arg) {
 
 static int blocking_main(void *arg) {
   struct ctx *c = arg;
-  fut_t *t = spawn(coro_done, NULL), *w;
+  fut_t *t = spawn_here(coro_done, NULL), *w;
   int err = fut_wait_for(t, UINT64_MAX, &w); /* timeout=None */
   fut_unref(t);
   if (err)
@@ -320,7 +314,7 @@ static int inner_expects_cancel(void *arg) {
 
 static int cancellation_race_main(void *arg) {
   struct ctx *c = arg;
-  fut_t *t = spawn(inner_expects_cancel, &c->rc2), *w;
+  fut_t *t = spawn_here(inner_expects_cancel, &c->rc2), *w;
   int err = fut_wait_for(t, FUT_MS(10), &w);
   fut_unref(t);
   if (err)
@@ -354,7 +348,7 @@ static int slow_to_cancel(void *arg) {
 
 static int waits_for_cancellation_main(void *arg) {
   struct ctx *c = arg;
-  fut_t *inner = spawn(slow_to_cancel, &c->flag), *w;
+  fut_t *inner = spawn_here(slow_to_cancel, &c->flag), *w;
   int err = fut_wait_for(inner, EPSILON, &w);
   fut_unref(inner);
   if (err)
@@ -375,7 +369,7 @@ static void test_wait_for_waits_for_task_cancellation(void **state) {
 
 static int timeout_0_foo(void *arg) {
   struct ctx *c = arg;
-  fut_t *inner = spawn(slow_to_cancel, &c->flag), *w;
+  fut_t *inner = spawn_here(slow_to_cancel, &c->flag), *w;
   int err = fut_sleep(EPSILON);
   if (err == 0 && (err = fut_wait_for(inner, 0, &w)) == 0) {
     err = fut_await(w, NULL);
@@ -403,7 +397,7 @@ static int raises_in_finally(void *arg) {
 
 static int reraises_foo(void *arg) {
   (void)arg;
-  fut_t *inner = spawn(raises_in_finally, NULL), *w;
+  fut_t *inner = spawn_here(raises_in_finally, NULL), *w;
   int err = fut_wait_for(inner, EPSILON, &w);
   fut_unref(inner);
   if (err)
@@ -437,8 +431,8 @@ static int wait_for_of(void *arg) {
 
 static int self_cancellation_main(void *arg) {
   struct ctx *c = arg;
-  fut_t *inner_task = spawn(stubborn_42, NULL);
-  fut_t *task = spawn(wait_for_of, inner_task);
+  fut_t *inner_task = spawn_here(stubborn_42, NULL);
+  fut_t *task = spawn_here(wait_for_of, inner_task);
   fut_cancel(task, NULL);
   c->rc = fut_await(task, NULL);
   int64_t v = 0;
@@ -491,8 +485,8 @@ static void cancel_cb(void *arg) {
 
 static int cancel_wait_for_main(void *arg) {
   struct cancel_wf *c = arg;
-  c->task = spawn(blocking_coroutine, NULL);
-  fut_t *wait = spawn(wait_for_task, c);
+  c->task = spawn_here(blocking_coroutine, NULL);
+  fut_t *wait = spawn_here(wait_for_task, c);
   fut_loop_call_soon(fut_get_running_loop(), cancel_cb, wait, NULL);
   int err = fut_await(wait, NULL);
   fut_unref(wait);
@@ -527,7 +521,7 @@ static int return_42(void *arg) {
 
 static int cancel_suppressed_main(void *arg) {
   struct ctx *c = arg;
-  fut_t *t = spawn(return_42, NULL), *w;
+  fut_t *t = spawn_here(return_42, NULL), *w;
   int err = fut_wait_for(t, FUT_MS(100), &w);
   fut_unref(t);
   if (err)
@@ -554,7 +548,7 @@ static int return_none(void *arg) {
 
 static int wait_for_coro(void *arg) {
   bool *reached_end = arg;
-  fut_t *inner = spawn(return_none, NULL), *w;
+  fut_t *inner = spawn_here(return_none, NULL), *w;
   int err = fut_wait_for(inner, FUT_SEC(100), &w);
   fut_unref(inner);
   if (err)
@@ -571,7 +565,7 @@ static int wait_for_coro(void *arg) {
 
 static int issue86296_main(void *arg) {
   struct ctx *c = arg;
-  fut_t *task = spawn(wait_for_coro, &c->flag);
+  fut_t *task = spawn_here(wait_for_coro, &c->flag);
   fut_yield();
   c->flag2 = fut_done(task);
   fut_cancel(task, NULL);
