@@ -12,13 +12,14 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-/* ---- a recording protocol ------------------------------------------------- */
+/* ---- a recording protocol -------------------------------------------------
+ */
 
 typedef struct rec {
   int made, eofs, lost, pauses, resumes;
   int lost_err;
-  bool echo;          /* write back what arrives */
-  bool keep_open;     /* eof_received's answer */
+  bool echo;           /* write back what arrives */
+  bool keep_open;      /* eof_received's answer */
   unsigned char *data; /* what arrived */
   size_t len, cap;
   fut_transport_t *t; /* a reference once made */
@@ -75,7 +76,9 @@ static void rec_free(rec_t *r) {
   fut_transport_unref(r->t);
 }
 
-static bool lost_set(void *arg) { return ((rec_t *)arg)->lost != 0; }
+static bool lost_set(void *arg) {
+  return ((rec_t *)arg)->lost != 0;
+}
 
 static void pair(int sv[2]) {
   assert_int_equal(
@@ -96,7 +99,8 @@ static void read_all(fut_loop_t *loop, int fd, void *buf, size_t n) {
   assert_int_equal(got, n);
 }
 
-/* ---- tests ---------------------------------------------------------------- */
+/* ---- tests ----------------------------------------------------------------
+ */
 
 static void test_echo_socketpair(void **state) {
   fut_loop_t *loop = *state;
@@ -128,8 +132,7 @@ static void test_half_close_keeps_writing(void **state) {
   int sv[2];
   pair(sv);
   rec_t r = {.keep_open = true};
-  assert_int_equal(fut_transport_from_fd(loop, sv[0], &rec_proto, &r, NULL),
-                   0);
+  assert_int_equal(fut_transport_from_fd(loop, sv[0], &rec_proto, &r, NULL), 0);
   assert_int_equal(shutdown(sv[1], SHUT_WR), 0);
   for (int i = 0; i < 10 && !r.eofs; i++)
     fut_loop_run_once(loop, 1000000);
@@ -156,8 +159,7 @@ static void test_backpressure_pause_resume(void **state) {
   int small = 4096;
   setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &small, sizeof small);
   rec_t r = {0};
-  assert_int_equal(fut_transport_from_fd(loop, sv[0], &rec_proto, &r, NULL),
-                   0);
+  assert_int_equal(fut_transport_from_fd(loop, sv[0], &rec_proto, &r, NULL), 0);
   fut_loop_run_once(loop, 0);
   assert_int_equal(r.made, 1);
   assert_int_equal(fut_transport_set_write_buffer_limits(r.t, 65536, 0), 0);
@@ -199,8 +201,7 @@ static void test_close_flushes_buffer(void **state) {
   int sv[2];
   pair(sv);
   rec_t r = {0};
-  assert_int_equal(fut_transport_from_fd(loop, sv[0], &rec_proto, &r, NULL),
-                   0);
+  assert_int_equal(fut_transport_from_fd(loop, sv[0], &rec_proto, &r, NULL), 0);
   fut_loop_run_once(loop, 0);
   enum { N = 1 << 20 };
   char *big = malloc(N);
@@ -227,8 +228,7 @@ static void test_abort_drops_buffer(void **state) {
   int sv[2];
   pair(sv);
   rec_t r = {0};
-  assert_int_equal(fut_transport_from_fd(loop, sv[0], &rec_proto, &r, NULL),
-                   0);
+  assert_int_equal(fut_transport_from_fd(loop, sv[0], &rec_proto, &r, NULL), 0);
   fut_loop_run_once(loop, 0);
   char *big = calloc(1, 1 << 20);
   assert_int_equal(fut_transport_write(r.t, big, 1 << 20), 0);
@@ -350,16 +350,16 @@ static void test_peer_reset(void **state) {
 static void test_bad_arguments(void **state) {
   fut_loop_t *loop = *state;
   fut_server_t *s = (fut_server_t *)1;
-  assert_int_equal(fut_create_server(loop, NULL, NULL, NULL, "127.0.0.1", 0,
-                                     NULL, &s),
-                   -EINVAL);
+  assert_int_equal(
+      fut_create_server(loop, NULL, NULL, NULL, "127.0.0.1", 0, NULL, &s),
+      -EINVAL);
   assert_null(s);
   assert_int_equal(fut_create_server(loop, &rec_proto, NULL, NULL, "127.0.0.1",
                                      70000, NULL, &s),
                    -EINVAL);
-  assert_int_equal(fut_create_server(loop, &rec_proto, NULL, NULL,
-                                     "localhost", 0, NULL, &s),
-                   FUT_E_NOT_IN_TASK);
+  assert_int_equal(
+      fut_create_server(loop, &rec_proto, NULL, NULL, "localhost", 0, NULL, &s),
+      FUT_E_NOT_IN_TASK);
   fut_transport_t *t = (fut_transport_t *)1;
   assert_int_equal(fut_transport_from_fd(loop, -1, &rec_proto, NULL, &t),
                    -EINVAL);
@@ -374,11 +374,11 @@ static void test_bad_arguments(void **state) {
   fut_server_opts_init(&o);
   o.reuse_address = false;
   fut_server_t *a;
-  assert_int_equal(fut_create_server(loop, &rec_proto, NULL, NULL,
-                                     "127.0.0.1", 0, &o, &a),
-                   0);
-  assert_int_equal(fut_create_server(loop, &rec_proto, NULL, NULL,
-                                     "127.0.0.1", fut_server_port(a), &o, &s),
+  assert_int_equal(
+      fut_create_server(loop, &rec_proto, NULL, NULL, "127.0.0.1", 0, &o, &a),
+      0);
+  assert_int_equal(fut_create_server(loop, &rec_proto, NULL, NULL, "127.0.0.1",
+                                     fut_server_port(a), &o, &s),
                    -EADDRINUSE);
   assert_non_null(strstr(fut_last_error(), "127.0.0.1"));
   fut_server_close(a);

@@ -48,8 +48,8 @@ FUT_EXTERN int fut_getaddrinfo(const char *host, const char *port,
 
 /* The future form: *out resolves to the struct addrinfo list as its
  * pointer result (fut_result; the future owns it and frees it with
- * freeaddrinfo when freed) or fails with FUT_E_RESOLVE.  A numeric host gives a future already
- * done.  Returns 0 or a negative code (then *out is NULL). */
+ * freeaddrinfo when freed) or fails with FUT_E_RESOLVE.  A numeric host gives a
+ * future already done.  Returns 0 or a negative code (then *out is NULL). */
 FUT_EXTERN int fut_getaddrinfo_future(fut_loop_t *loop, const char *host,
                                       const char *port,
                                       const struct addrinfo *hints,

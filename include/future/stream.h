@@ -92,7 +92,8 @@ FUT_EXTERN void fut_stream_opts_init(fut_stream_opts_t *o);
 typedef int (*fut_stream_handler_fn)(fut_reader_t *r, fut_writer_t *w,
                                      void *arg);
 
-/* ---- opening --------------------------------------------------------------- */
+/* ---- opening ---------------------------------------------------------------
+ */
 
 /* Connects to host:port (awaitable; see fut_create_connection, whose opts
  * it takes; stream opts may be NULL).  Returns 0 or a negative code. */
@@ -127,7 +128,8 @@ FUT_EXTERN int fut_stream_from_fd(fut_loop_t *loop, int fd,
                                   const fut_stream_opts_t *opts,
                                   fut_reader_t **reader, fut_writer_t **writer);
 
-/* ---- the reader (awaitable reads) ------------------------------------------ */
+/* ---- the reader (awaitable reads) ------------------------------------------
+ */
 
 /* Up to n bytes (n FUT_READ_ALL: everything until EOF), as soon as any are
  * there; *len 0 at EOF.  Returns 0 or a negative code. */
@@ -143,8 +145,8 @@ FUT_EXTERN int fut_reader_readexactly(fut_reader_t *r, size_t n, void **data,
                                       size_t *len);
 /* Like readexactly into buf (cap >= n).  Returns 0, or
  * FUT_E_INCOMPLETE_READ (*got the partial count), or a negative code. */
-FUT_EXTERN int fut_reader_readexactly_into(fut_reader_t *r, void *buf,
-                                           size_t n, size_t *got);
+FUT_EXTERN int fut_reader_readexactly_into(fut_reader_t *r, void *buf, size_t n,
+                                           size_t *got);
 /* Through the next sep (sep included in *data).  Returns 0,
  * FUT_E_INCOMPLETE_READ at EOF (the partial bytes, the reader emptied),
  * FUT_E_LIMIT_OVERRUN (data left in the reader), -EINVAL (empty sep). */
@@ -163,7 +165,8 @@ FUT_EXTERN fut_reader_t *fut_reader_ref(fut_reader_t *r);
 /* Drops a reference (see Ownership above). */
 FUT_EXTERN void fut_reader_unref(fut_reader_t *r);
 
-/* ---- the writer ------------------------------------------------------------ */
+/* ---- the writer ------------------------------------------------------------
+ */
 
 /* Writes (never suspends; see fut_transport_write).  Returns 0 or a
  * negative code (-EPIPE after close). */
@@ -171,9 +174,11 @@ FUT_EXTERN int fut_writer_write(fut_writer_t *w, const void *data, size_t len);
 /* Writes iovcnt buffers.  Returns 0 or a negative code. */
 FUT_EXTERN int fut_writer_writev(fut_writer_t *w, const struct iovec *iov,
                                  int iovcnt);
-/* Awaitable: waits until the write buffer is at or below the low-water
- * mark (at once when it is).  Returns 0, the connection's error once lost
- * (-ECONNRESET, -EPIPE), -ECANCELED. */
+/* Awaitable flow control (asyncio's drain): returns at once unless the
+ * write buffer went above the high-water mark, and then waits until it is
+ * back at the low-water mark.  So after it, at most high bytes wait.
+ * Returns 0, the connection's error once lost (-ECONNRESET, -EPIPE),
+ * -ECANCELED. */
 FUT_EXTERN int fut_writer_drain(fut_writer_t *w);
 /* Closes the write side after the buffered data.  Returns 0 or a negative
  * code (-ENOTSUP when the transport cannot). */

@@ -100,7 +100,8 @@ typedef struct fut_protocol {
  * or a negative code to refuse the connection (it is closed at once). */
 typedef int (*fut_protocol_factory_fn)(void *factory_arg, void **arg);
 
-/* ---- transports ------------------------------------------------------------ */
+/* ---- transports ------------------------------------------------------------
+ */
 
 /* Writes len bytes: sends what the socket takes now and buffers the rest,
  * so the call never blocks and never loses data.  Returns 0, or -EPIPE
@@ -111,8 +112,8 @@ FUT_EXTERN int fut_transport_write(fut_transport_t *t, const void *data,
                                    size_t len);
 /* Writes iovcnt buffers as one (sendmsg / writev at once, the rest
  * buffered).  Returns and errors as fut_transport_write. */
-FUT_EXTERN int fut_transport_writev(fut_transport_t *t,
-                                    const struct iovec *iov, int iovcnt);
+FUT_EXTERN int fut_transport_writev(fut_transport_t *t, const struct iovec *iov,
+                                    int iovcnt);
 /* Closes the write side after the buffered data (shutdown SHUT_WR).
  * Returns 0, or -EPIPE when closing, -ENOTSUP on a datagram transport
  * (can_write_eof false). */
@@ -157,6 +158,7 @@ FUT_EXTERN fut_loop_t *fut_transport_loop(const fut_transport_t *t);
 /* The protocol argument (as given, or made by the server's factory). */
 FUT_EXTERN void *fut_transport_protocol_arg(const fut_transport_t *t);
 
+/* Takes a reference; returns t. */
 FUT_EXTERN fut_transport_t *fut_transport_ref(fut_transport_t *t);
 /* Drops a reference.  The loop keeps its own until connection_lost ran,
  * so dropping yours never closes the transport: close it first. */
@@ -172,7 +174,8 @@ FUT_EXTERN int fut_transport_from_fd(fut_loop_t *loop, int fd,
                                      const fut_protocol_t *proto, void *arg,
                                      fut_transport_t **out);
 
-/* ---- connections ----------------------------------------------------------- */
+/* ---- connections -----------------------------------------------------------
+ */
 
 typedef struct fut_connect_opts {
   /* AF_UNSPEC (default), AF_INET or AF_INET6: which addresses to try. */
@@ -207,14 +210,15 @@ FUT_EXTERN int fut_create_unix_connection(const fut_protocol_t *proto,
                                           void *arg, const char *path,
                                           fut_transport_t **out);
 
-/* ---- servers --------------------------------------------------------------- */
+/* ---- servers ---------------------------------------------------------------
+ */
 
 typedef struct fut_server_opts {
-  int family;          /* AF_UNSPEC (default): every address of host */
-  int backlog;         /* listen(2) backlog and accepts per wakeup; 100 */
-  bool reuse_address;  /* SO_REUSEADDR; true (asyncio's default on Unix) */
-  bool reuse_port;     /* SO_REUSEPORT; false */
-  bool start_serving;  /* accept at once; true.  false: start_serving */
+  int family;         /* AF_UNSPEC (default): every address of host */
+  int backlog;        /* listen(2) backlog and accepts per wakeup; 100 */
+  bool reuse_address; /* SO_REUSEADDR; true (asyncio's default on Unix) */
+  bool reuse_port;    /* SO_REUSEPORT; false */
+  bool start_serving; /* accept at once; true.  false: start_serving */
   /* After accept fails for lack of fds (EMFILE, ENFILE, ENOBUFS, ENOMEM)
    * the server stops accepting for this long, then tries again: no busy
    * loop, and no listener lost.  Default 1 s (asyncio's). */
@@ -280,7 +284,8 @@ FUT_EXTERN fut_server_t *fut_server_ref(fut_server_t *s);
 /* Drops a reference; the last one closes the server first. */
 FUT_EXTERN void fut_server_unref(fut_server_t *s);
 
-/* ---- datagrams ------------------------------------------------------------ */
+/* ---- datagrams ------------------------------------------------------------
+ */
 
 typedef struct fut_datagram_protocol {
   void (*connection_made)(fut_transport_t *t, void *arg);
@@ -298,8 +303,8 @@ typedef struct fut_datagram_protocol {
 } fut_datagram_protocol_t;
 
 typedef struct fut_datagram_opts {
-  int family;         /* AF_UNSPEC (default): from the addresses */
-  bool reuse_port;    /* SO_REUSEPORT; false */
+  int family;           /* AF_UNSPEC (default): from the addresses */
+  bool reuse_port;      /* SO_REUSEPORT; false */
   bool allow_broadcast; /* SO_BROADCAST; false */
 } fut_datagram_opts_t;
 

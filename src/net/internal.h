@@ -38,12 +38,12 @@
 
 /* ---- per-loop state (net.c) ---------------------------------------------- */
 struct fut__net_state {
-  char *rbuf;                  /* FUT__NET_RBUF bytes, shared by every
-                                  transport's data_received */
-  fut_executor_t *dns;         /* the DNS thread pool, NULL until needed */
+  char *rbuf;                   /* FUT__NET_RBUF bytes, shared by every
+                                   transport's data_received */
+  fut_executor_t *dns;          /* the DNS thread pool, NULL until needed */
   struct fut__qnode transports; /* live transports (t->node) */
   struct fut__qnode servers;    /* servers not closed (s->node) */
-  bool closing;                /* fut_loop_close is closing the layer */
+  bool closing;                 /* fut_loop_close is closing the layer */
 };
 
 /* The layer's state on loop, made on first use.  NULL with -ENOMEM
@@ -60,7 +60,8 @@ struct fut__net_state *fut__net_state_peek(const fut_loop_t *loop);
  * direction is already watched on this loop), or the add_reader error. */
 int fut__wait_fd(struct fut__task *t, int fd, unsigned dir);
 
-/* ---- addresses and sockets (addr.c) --------------------------------------- */
+/* ---- addresses and sockets (addr.c) ---------------------------------------
+ */
 /* Parses a numeric host (or NULL: the wildcard of family, AF_INET6 dual
  * stack when AF_UNSPEC) and port into a sockaddr.  Returns 0, or 1 when
  * host is not numeric (a name to resolve), or -EINVAL. */
@@ -77,7 +78,8 @@ int fut__socket(int family, int type, int protocol);
 int fut__resolve(const char *host, int port, int family, int socktype,
                  int flags, struct addrinfo **res);
 
-/* ---- transports (transport.c) ---------------------------------------------- */
+/* ---- transports (transport.c) ----------------------------------------------
+ */
 enum fut__transport_kind { FUT__T_STREAM, FUT__T_DGRAM };
 
 /* A queued datagram (datagram.c). */
@@ -86,21 +88,21 @@ struct fut__dgram;
 struct fut_transport {
   fut_loop_t *loop;
   int fd;
-  uint32_t refs;       /* the loop holds one until connection_lost ran */
-  uint8_t kind;        /* enum fut__transport_kind */
-  bool is_unix;        /* AF_UNIX: no TCP_NODELAY, no write_eof */
-  bool closing;        /* close/abort/lost started: no more writes */
-  bool lost;           /* connection_lost scheduled or ran */
-  bool reading;        /* the protocol wants data (not paused) */
-  bool reader_on;      /* the read watcher is registered */
-  bool writer_on;      /* the write watcher is registered */
-  bool eof_pending;    /* write_eof asked: shutdown when the buffer empties */
-  bool eof_written;    /* shutdown(SHUT_WR) done */
-  bool eof_received;   /* the peer's EOF was seen */
-  bool paused_proto;   /* pause_writing was called, resume not yet */
-  bool connected;      /* datagrams: connect(2)ed to a peer */
-  int lost_err;        /* the error connection_lost will get */
-  const fut_protocol_t *proto;         /* stream transports */
+  uint32_t refs;     /* the loop holds one until connection_lost ran */
+  uint8_t kind;      /* enum fut__transport_kind */
+  bool is_unix;      /* AF_UNIX: no TCP_NODELAY, no write_eof */
+  bool closing;      /* close/abort/lost started: no more writes */
+  bool lost;         /* connection_lost scheduled or ran */
+  bool reading;      /* the protocol wants data (not paused) */
+  bool reader_on;    /* the read watcher is registered */
+  bool writer_on;    /* the write watcher is registered */
+  bool eof_pending;  /* write_eof asked: shutdown when the buffer empties */
+  bool eof_written;  /* shutdown(SHUT_WR) done */
+  bool eof_received; /* the peer's EOF was seen */
+  bool paused_proto; /* pause_writing was called, resume not yet */
+  bool connected;    /* datagrams: connect(2)ed to a peer */
+  int lost_err;      /* the error connection_lost will get */
+  const fut_protocol_t *proto;           /* stream transports */
   const fut_datagram_protocol_t *dproto; /* datagram transports */
   void *arg;
   /* The write buffer: bytes [whead, wlen) of wbuf are waiting. */
@@ -110,10 +112,10 @@ struct fut_transport {
   /* Datagram queue (datagram.c): FIFO of copies waiting for writable. */
   struct fut__qnode dq;
   size_t dq_bytes;
-  fut_server_t *server; /* the server that accepted it (a reference), or
-                           NULL */
-  struct fut__qnode node;   /* in the state's transports */
-  struct fut__qnode snode;  /* in server->conns when server != NULL */
+  fut_server_t *server;    /* the server that accepted it (a reference), or
+                              NULL */
+  struct fut__qnode node;  /* in the state's transports */
+  struct fut__qnode snode; /* in server->conns when server != NULL */
 };
 
 /* Makes a stream transport over fd (taken: closed on failure) and
@@ -140,7 +142,8 @@ void fut__transport_flow(fut_transport_t *t, size_t buffered);
 /* datagram.c: the transport-close hook (frees the queue). */
 void fut__dgram_clear(fut_transport_t *t);
 
-/* ---- servers (server.c) ----------------------------------------------------- */
+/* ---- servers (server.c) -----------------------------------------------------
+ */
 struct fut__listener {
   fut_server_t *s;
   int fd;
@@ -158,15 +161,15 @@ struct fut_server {
   bool closed;
   int backlog;
   uint64_t retry_delay_ns;
-  fut_handle_t *retry; /* the accept back-off timer, or NULL */
-  char *unix_path;     /* to unlink at close, or NULL */
-  struct fut__qnode conns;    /* live transports (t->snode) */
+  fut_handle_t *retry;     /* the accept back-off timer, or NULL */
+  char *unix_path;         /* to unlink at close, or NULL */
+  struct fut__qnode conns; /* live transports (t->snode) */
   size_t nconns;
-  fut_t **waiters;            /* wait_closed's futures, resolved when
-                                 closed and nconns == 0 */
+  fut_t **waiters; /* wait_closed's futures, resolved when
+                      closed and nconns == 0 */
   size_t nwaiters, capwaiters;
-  fut_t *forever;             /* serve_forever's future, or NULL */
-  struct fut__qnode node;     /* in the state's servers while not closed */
+  fut_t *forever;         /* serve_forever's future, or NULL */
+  struct fut__qnode node; /* in the state's servers while not closed */
   /* streams (stream.c): the handler when made by fut_start_server. */
   void *stream_ctx;
   void (*stream_ctx_free)(void *ctx);

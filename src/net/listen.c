@@ -51,11 +51,12 @@ static int listen_on(struct sockaddr *sa, socklen_t len,
     close(fd);
     char host[INET6_ADDRSTRLEN + 8] = "";
     if (sa->sa_family == AF_UNIX)
-      snprintf(host, sizeof host, "%.40s", ((struct sockaddr_un *)sa)->sun_path);
+      snprintf(host, sizeof host, "%.40s",
+               ((struct sockaddr_un *)sa)->sun_path);
     else
       (void)getnameinfo(sa, len, host, sizeof host, NULL, 0, NI_NUMERICHOST);
-    return fut__error(-e, "cannot listen on %s port %d: %s", host,
-                      port_of(sa), fut_strerror(-e));
+    return fut__error(-e, "cannot listen on %s port %d: %s", host, port_of(sa),
+                      fut_strerror(-e));
   }
   return fd;
 }
@@ -119,8 +120,8 @@ static int make_server(fut_loop_t *loop, const fut_protocol_t *proto,
 
 int fut_create_server(fut_loop_t *loop, const fut_protocol_t *proto,
                       fut_protocol_factory_fn factory, void *factory_arg,
-                      const char *host, int port,
-                      const fut_server_opts_t *opts, fut_server_t **out) {
+                      const char *host, int port, const fut_server_opts_t *opts,
+                      fut_server_t **out) {
   fut_server_opts_t o;
   if (opts)
     o = *opts;
@@ -196,10 +197,10 @@ int fut_create_server(fut_loop_t *loop, const fut_protocol_t *proto,
   if (first_err || nfds == 0) {
     for (size_t i = 0; i < nfds; i++)
       close(fds[i]);
-    return first_err ? first_err
-                     : fut__error(-EADDRNOTAVAIL,
-                                  "fut_create_server: no address to "
-                                  "listen on");
+    return first_err
+               ? first_err
+               : fut__error(-EADDRNOTAVAIL, "fut_create_server: no address to "
+                                            "listen on");
   }
   return make_server(loop, proto, factory, factory_arg, &o, fds, nfds, out);
 }
@@ -250,8 +251,7 @@ int fut_create_unix_server(fut_loop_t *loop, const fut_protocol_t *proto,
     fut__free(copy);
     return fd;
   }
-  if ((err = make_server(loop, proto, factory, factory_arg, &o, &fd, 1,
-                         out))) {
+  if ((err = make_server(loop, proto, factory, factory_arg, &o, &fd, 1, out))) {
     if (copy)
       unlink(copy);
     fut__free(copy);

@@ -18,8 +18,8 @@ static void net_close(fut_loop_t *loop, void *state) {
   /* Each transport gets its connection_lost now (the ready queue will not
    * run again), so protocol arguments are freed and fds closed. */
   while (!fut__q_empty(&st->transports)) {
-    fut_transport_t *t = fut__container_of(fut__q_first(&st->transports),
-                                           fut_transport_t, node);
+    fut_transport_t *t =
+        fut__container_of(fut__q_first(&st->transports), fut_transport_t, node);
     fut__transport_force_close(t, FUT_E_CLOSED);
     fut__transport_lost_now(t);
   }

@@ -54,14 +54,12 @@ static void retry_accept(void *arg) {
 static void back_off(fut_server_t *s, int e) {
   listeners_off(s);
   char detail[96];
-  snprintf(detail, sizeof detail,
-           "accept: %s; accepting again in %llu ms", fut_strerror(-e),
-           (unsigned long long)(s->retry_delay_ns / 1000000));
+  snprintf(detail, sizeof detail, "accept: %s; accepting again in %llu ms",
+           fut_strerror(-e), (unsigned long long)(s->retry_delay_ns / 1000000));
   fut__report_exception(s->loop, "server out of system resources", -e, NULL,
                         NULL, detail);
-  if (!s->retry &&
-      fut_loop_call_later(s->loop, s->retry_delay_ns, retry_accept, s,
-                          &s->retry) != 0)
+  if (!s->retry && fut_loop_call_later(s->loop, s->retry_delay_ns, retry_accept,
+                                       s, &s->retry) != 0)
     s->retry = NULL; /* no timer: start_serving will turn them on */
 }
 
@@ -91,8 +89,9 @@ static void on_accept(void *arg) {
     if (err) {
       /* The factory's argument gets its connection_lost, without a
        * transport, so it can be freed. */
-      fut__report_exception(s->loop, "cannot make a transport for an "
-                                     "accepted connection",
+      fut__report_exception(s->loop,
+                            "cannot make a transport for an "
+                            "accepted connection",
                             err, NULL, NULL, fut_last_error());
       if (s->proto->connection_lost)
         s->proto->connection_lost(NULL, err, parg);
@@ -147,8 +146,8 @@ void fut_server_close_clients(fut_server_t *s) {
   if (!s)
     return;
   fut_server_close(s);
-  for (struct fut__qnode *n = fut__q_first(&s->conns); n != &s->conns;
-       n = n->next) {
+  struct fut__qnode *n;
+  FUT__Q_FOREACH(n, &s->conns) {
     fut_transport_t *t = fut__container_of(n, fut_transport_t, snode);
     fut__transport_force_close(t, 0);
   }
@@ -171,7 +170,8 @@ void fut_server_unref(fut_server_t *s) {
   fut__free(s);
 }
 
-/* ---- the awaitable calls --------------------------------------------------- */
+/* ---- the awaitable calls ---------------------------------------------------
+ */
 
 int fut_server_start_serving(fut_server_t *s) {
   if (!s)
@@ -250,7 +250,8 @@ int fut_server_serve_forever(fut_server_t *s) {
   return err ? err : -ECANCELED;
 }
 
-/* ---- introspection --------------------------------------------------------- */
+/* ---- introspection ---------------------------------------------------------
+ */
 
 size_t fut_server_sockets(const fut_server_t *s, int *fds, size_t cap) {
   if (!s || s->closed)

@@ -145,7 +145,7 @@ int fut_transport_from_fd(fut_loop_t *loop, int fd, const fut_protocol_t *proto,
     if (fd >= 0)
       close(fd);
     return fut__error(-EINVAL, "fut_transport_from_fd: %s",
-                      !loop ? "NULL loop"
+                      !loop    ? "NULL loop"
                       : fd < 0 ? "negative fd"
                                : "NULL protocol");
   }
@@ -369,8 +369,9 @@ static int arm_writer(fut_transport_t *t) {
 
 static int check_writable(const fut_transport_t *t, const char *what) {
   if (t->kind != FUT__T_STREAM)
-    return fut__error(-EINVAL, "%s on a datagram transport (use "
-                               "fut_transport_sendto)",
+    return fut__error(-EINVAL,
+                      "%s on a datagram transport (use "
+                      "fut_transport_sendto)",
                       what);
   if (t->closing || t->eof_pending)
     return fut__error(-EPIPE, "%s: the transport is %s", what,
@@ -514,9 +515,8 @@ int fut_transport_write_eof(fut_transport_t *t) {
   if (!t)
     return fut__error(-EINVAL, "fut_transport_write_eof: NULL transport");
   if (t->kind != FUT__T_STREAM)
-    return fut__error(-ENOTSUP,
-                      "fut_transport_write_eof: a datagram transport "
-                      "has no end of stream");
+    return fut__error(-ENOTSUP, "fut_transport_write_eof: a datagram transport "
+                                "has no end of stream");
   if (t->closing)
     return fut__error(-EPIPE, "fut_transport_write_eof: the transport is %s",
                       t->lost ? "lost" : "closing");
@@ -540,8 +540,7 @@ void fut_transport_close(fut_transport_t *t) {
     fut_loop_remove_reader(t->loop, t->fd);
     t->reader_on = false;
   }
-  size_t buffered =
-      t->kind == FUT__T_STREAM ? t->wlen - t->whead : t->dq_bytes;
+  size_t buffered = t->kind == FUT__T_STREAM ? t->wlen - t->whead : t->dq_bytes;
   if (buffered == 0)
     fut__transport_schedule_lost(t, 0);
 }
@@ -596,8 +595,9 @@ int fut_transport_get_extra_info(const fut_transport_t *t, fut_extra_t what,
   case FUT_EXTRA_SOCKET:
     if (*len < sizeof(int)) {
       *len = sizeof(int);
-      return fut__error(-ENOBUFS, "fut_transport_get_extra_info: an int "
-                                  "needs %zu bytes",
+      return fut__error(-ENOBUFS,
+                        "fut_transport_get_extra_info: an int "
+                        "needs %zu bytes",
                         sizeof(int));
     }
     memcpy(out, &t->fd, sizeof(int));
@@ -605,25 +605,29 @@ int fut_transport_get_extra_info(const fut_transport_t *t, fut_extra_t what,
     return 0;
   case FUT_EXTRA_PEERNAME:
     if (getpeername(t->fd, (struct sockaddr *)&ss, &sl) < 0)
-      return fut__error(-errno, "fut_transport_get_extra_info: getpeername: "
-                                "%s",
+      return fut__error(-errno,
+                        "fut_transport_get_extra_info: getpeername: "
+                        "%s",
                         fut_strerror(-errno));
     break;
   case FUT_EXTRA_SOCKNAME:
     if (getsockname(t->fd, (struct sockaddr *)&ss, &sl) < 0)
-      return fut__error(-errno, "fut_transport_get_extra_info: getsockname: "
-                                "%s",
+      return fut__error(-errno,
+                        "fut_transport_get_extra_info: getsockname: "
+                        "%s",
                         fut_strerror(-errno));
     break;
   default:
-    return fut__error(-EINVAL, "fut_transport_get_extra_info: unknown item "
-                               "%d",
+    return fut__error(-EINVAL,
+                      "fut_transport_get_extra_info: unknown item "
+                      "%d",
                       (int)what);
   }
   if (*len < sl) {
     *len = sl;
-    return fut__error(-ENOBUFS, "fut_transport_get_extra_info: the address "
-                                "needs %u bytes",
+    return fut__error(-ENOBUFS,
+                      "fut_transport_get_extra_info: the address "
+                      "needs %u bytes",
                       (unsigned)sl);
   }
   memcpy(out, &ss, sl);
