@@ -674,6 +674,16 @@ static void test_cancel_sendall_full(void **state) {
   close(sv[1]);
 }
 
+static int connect_again_main(void *arg) {
+  struct conn_ctx *c = arg;
+  fut_timeout_t *to;
+  assert_int_equal(fut_timeout_enter(FUT_MS(50), &to), 0);
+  int rc = fut_sock_connect(c->fds[c->nfds - 1], (struct sockaddr *)&c->addr,
+                            c->alen);
+  c->rc = fut_timeout_exit(to, rc);
+  return 0;
+}
+
 static void test_cancel_connect(void **state) {
   fut_loop_t *loop = *state;
   struct conn_ctx c = {0};
@@ -694,7 +704,13 @@ static void test_cancel_connect(void **state) {
                       .sa = (struct sockaddr *)&c.addr,
                       .salen = c.alen};
   run_cancel(loop, &b);
-  close(fd);
+  /* Called again, connect waits for the outcome of the one still going
+   * on (EALREADY), here until its timeout. */
+  c.fds[c.nfds++] = fd;
+  c.rc = 1;
+  assert_int_equal(run_main(loop, connect_again_main, &c), 0);
+  assert_int_equal(c.rc, -ETIMEDOUT);
+  no_watchers(loop, fd);
   close_all(&c);
   close(lfd);
 }
