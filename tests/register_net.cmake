@@ -10,3 +10,9 @@ if(TARGET test_net_dns)
   target_link_options(test_net_dns PRIVATE "-Wl,--wrap=getaddrinfo"
                                            "-Wl,--wrap=freeaddrinfo")
 endif()
+
+# The example of the sock and dns man pages runs as a smoke test.
+if(TARGET sock_echo)
+  add_test(NAME example_sock_echo COMMAND sock_echo)
+  set_tests_properties(example_sock_echo PROPERTIES TIMEOUT 60)
+endif()
