@@ -207,7 +207,7 @@ static int dns_pool(fut_loop_t *loop, fut_executor_t **out) {
  * failure j is as it was. */
 static int submit(fut_loop_t *loop, struct job *j, fut_t **out) {
   *out = NULL;
-  fut_executor_t *pool;
+  fut_executor_t *pool = NULL;
   int err = dns_pool(loop, &pool);
   if (err)
     return err;
