@@ -27,8 +27,7 @@
 int fut__resolve(const char *host, int port, int family, int socktype,
                  int flags, struct addrinfo **res);
 
-/* ---- the getaddrinfo shim -------------------------------------------------
- */
+/* ---- the getaddrinfo shim ------------------------------------------------ */
 
 static pthread_mutex_t gate_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t gate_cv = PTHREAD_COND_INITIALIZER;
@@ -154,8 +153,7 @@ static bool no_lists(void *arg) {
   return atomic_load(&live_lists) == 0;
 }
 
-/* ---- helpers --------------------------------------------------------------
- */
+/* ---- helpers ------------------------------------------------------------- */
 
 /* Threads of this process whose name starts with "fut-dns". */
 static int dns_threads(void) {
@@ -241,8 +239,7 @@ static int do_lookup(void *arg) {
   return 0;
 }
 
-/* ---- numeric hosts: inline, no thread ---------------------------------------
- */
+/* ---- numeric hosts: inline, no thread ------------------------------------ */
 
 struct numeric {
   struct lookup l[4];
@@ -314,8 +311,7 @@ static void test_numeric_host_without_thread(void **state) {
   assert_true(lists_freed());
 }
 
-/* ---- a name: through the pool
- * ------------------------------------------------- */
+/* ---- a name: through the pool -------------------------------------------- */
 
 struct named {
   struct lookup l;
@@ -357,8 +353,7 @@ static void test_localhost_through_pool(void **state) {
   assert_true(lists_freed());
 }
 
-/* ---- names that do not resolve
- * -------------------------------------------------- */
+/* ---- names that do not resolve ------------------------------------------- */
 
 struct failing {
   struct lookup l;
@@ -406,8 +401,7 @@ static void test_resolver_failure_message(void **state) {
   assert_int_equal(shim_read(&pool_calls), 1);
 }
 
-/* ---- at most FUT_DNS_MAX_CONCURRENCY at once
- * ------------------------------------ */
+/* ---- at most FUT_DNS_MAX_CONCURRENCY at once ----------------------------- */
 
 #define NLOOKUPS 10
 
@@ -462,8 +456,7 @@ static void test_concurrency_bounded(void **state) {
   assert_true(lists_freed());
 }
 
-/* ---- cancelled while the lookup runs or waits
- * ------------------------------------ */
+/* ---- cancelled while the lookup runs or waits ---------------------------- */
 
 #define NCANCEL (FUT_DNS_MAX_CONCURRENCY + 2)
 
@@ -523,8 +516,7 @@ static void test_cancel_during_lookup_leaks_nothing(void **state) {
   assert_int_equal(shim_read(&pool_calls), FUT_DNS_MAX_CONCURRENCY);
 }
 
-/* ---- the future form, from callback code
- * ---------------------------------------- */
+/* ---- the future form, from callback code --------------------------------- */
 
 static void test_future_form(void **state) {
   fut_loop_t *loop = *state;
@@ -573,8 +565,7 @@ static void test_future_form(void **state) {
   assert_int_equal(fut_getaddrinfo_future(loop, "x", "80", &h, NULL), -EINVAL);
 }
 
-/* ---- getnameinfo
- * ------------------------------------------------------------------ */
+/* ---- getnameinfo --------------------------------------------------------- */
 
 struct names {
   int rc[6];
@@ -634,8 +625,7 @@ static void test_getnameinfo(void **state) {
   assert_int_equal(n.rc[5], -EINVAL);
 }
 
-/* ---- outside a task, bad arguments
- * ------------------------------------------------ */
+/* ---- outside a task, bad arguments --------------------------------------- */
 
 struct bad {
   int rc[8];
@@ -691,8 +681,7 @@ static void test_not_in_task_and_bad_arguments(void **state) {
   assert_int_equal(shim_read(&pool_calls), 0);
 }
 
-/* ---- the loop closed while a lookup runs
- * ------------------------------------------ */
+/* ---- the loop closed while a lookup runs --------------------------------- */
 
 static void *open_gate_later(void *arg) {
   (void)arg;

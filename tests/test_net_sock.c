@@ -23,8 +23,7 @@
 
 #include "loop/internal.h"
 
-/* ---- the sendfile shim ----------------------------------------------------
- */
+/* ---- the sendfile shim --------------------------------------------------- */
 
 static int sendfile_fail; /* errno to fail with, 0 = pass through */
 static int sendfile_calls;
@@ -40,8 +39,7 @@ ssize_t __wrap_sendfile(int out_fd, int in_fd, off_t *offset, size_t count) {
   return __real_sendfile(out_fd, in_fd, offset, count);
 }
 
-/* ---- helpers --------------------------------------------------------------
- */
+/* ---- helpers ------------------------------------------------------------- */
 
 static fut_t *go(fut_task_fn fn, void *arg) {
   fut_t *t;
@@ -148,8 +146,7 @@ static void no_watchers(fut_loop_t *loop, int fd) {
   assert_int_equal(fut_loop_remove_reader(loop, fd), 1);
 }
 
-/* ---- echo round trip --------------------------------------------------------
- */
+/* ---- echo round trip ----------------------------------------------------- */
 
 #define ECHO_LEN (256u * 1024u)
 
@@ -265,8 +262,7 @@ static void test_echo_tcp_ipv6(void **state) {
   echo_round_trip(*state, AF_INET6);
 }
 
-/* ---- Unix sockets ---------------------------------------------------------
- */
+/* ---- Unix sockets -------------------------------------------------------- */
 
 struct unix_ctx {
   int lfd;
@@ -324,8 +320,7 @@ static void test_unix_connect_accept(void **state) {
   rmdir(dir);
 }
 
-/* ---- UDP ------------------------------------------------------------------
- */
+/* ---- UDP ----------------------------------------------------------------- */
 
 struct udp {
   int a, b;
@@ -402,8 +397,7 @@ static void test_udp_recvfrom_sendto(void **state) {
   close(u.b);
 }
 
-/* ---- connect errors
- * ----------------------------------------------------------- */
+/* ---- connect errors ------------------------------------------------------ */
 
 struct conn_ctx {
   struct sockaddr_storage addr;
@@ -495,8 +489,7 @@ static void test_connect_timeout_full_backlog(void **state) {
   close(lfd);
 }
 
-/* ---- cancellation during each wait ------------------------------------------
- */
+/* ---- cancellation during each wait --------------------------------------- */
 
 enum op { OP_RECV, OP_ACCEPT, OP_SENDALL, OP_CONNECT };
 
@@ -715,8 +708,7 @@ static void test_cancel_connect(void **state) {
   close(lfd);
 }
 
-/* ---- a partial send completed
- * ------------------------------------------------ */
+/* ---- a partial send completed -------------------------------------------- */
 
 struct slow {
   int w, r;
@@ -778,8 +770,7 @@ static void test_sendall_partial_completed(void **state) {
   close(sv[1]);
 }
 
-/* ---- one waiter per direction -----------------------------------------------
- */
+/* ---- one waiter per direction -------------------------------------------- */
 
 struct busy {
   int fd;
@@ -838,8 +829,7 @@ static void test_second_reader_ebusy(void **state) {
   close(sv[1]);
 }
 
-/* ---- peer gone: EOF and EPIPE
- * ------------------------------------------------- */
+/* ---- peer gone: EOF and EPIPE -------------------------------------------- */
 
 struct gone {
   int fd;
@@ -876,8 +866,7 @@ static void test_peer_closed_eof_and_epipe(void **state) {
   close(sv[0]);
 }
 
-/* ---- outside a task
- * ----------------------------------------------------------- */
+/* ---- outside a task ------------------------------------------------------ */
 
 static void test_not_in_task(void **state) {
   (void)state;
@@ -927,8 +916,7 @@ static void test_not_in_task(void **state) {
   close(sv[1]);
 }
 
-/* ---- bad arguments
- * -------------------------------------------------------------- */
+/* ---- bad arguments ------------------------------------------------------- */
 
 struct bad {
   int fd, closed_fd, blocking_fd, file_fd;
@@ -1028,8 +1016,7 @@ static void test_set_nonblocking(void **state) {
   close(fd);
 }
 
-/* ---- sendfile
- * ----------------------------------------------------------------- */
+/* ---- sendfile ------------------------------------------------------------ */
 
 #define FILE_LEN (3u * 1024u * 1024u + 123u)
 

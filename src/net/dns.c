@@ -22,8 +22,7 @@
 #include <stdio.h>
 #include <string.h>
 
-/* ---- errors ---------------------------------------------------------------
- */
+/* ---- errors -------------------------------------------------------------- */
 
 /* The code of a getaddrinfo / getnameinfo failure: a resolver failure is
  * FUT_E_RESOLVE; out of memory and bad flags keep their errno. */
@@ -74,8 +73,7 @@ static void free_ai(void *p) {
   freeaddrinfo(p);
 }
 
-/* ---- the job --------------------------------------------------------------
- */
+/* ---- the job ------------------------------------------------------------- */
 
 enum { JOB_ADDRINFO, JOB_NAMEINFO };
 
@@ -174,8 +172,7 @@ static struct job *job_addrinfo(const char *host, const char *port,
   return j;
 }
 
-/* ---- the pool -------------------------------------------------------------
- */
+/* ---- the pool ------------------------------------------------------------ */
 
 static int dns_pool(fut_loop_t *loop, fut_executor_t **out) {
   struct fut__net_state *st = fut__net_state(loop);
@@ -255,8 +252,7 @@ static int await_job(struct fut__task *t, struct job *j) {
   return err;
 }
 
-/* ---- getaddrinfo ------------------------------------------------------------
- */
+/* ---- getaddrinfo --------------------------------------------------------- */
 
 /* Resolves inline when host is NULL or numeric.  Returns 0 (*res set), 1
  * (a name: look it up on the pool), or a negative code. */
@@ -388,8 +384,7 @@ int fut__resolve(const char *host, int port, int family, int socktype,
   return addrinfo_task(t, host && *host ? host : NULL, serv, &hints, res);
 }
 
-/* ---- getnameinfo ------------------------------------------------------------
- */
+/* ---- getnameinfo --------------------------------------------------------- */
 
 /* The most of a caller's host or service buffer used. */
 #define NAME_CAP 4096u

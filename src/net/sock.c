@@ -20,8 +20,7 @@
 #include <string.h>
 #include <sys/un.h>
 
-/* ---- shared checks --------------------------------------------------------
- */
+/* ---- shared checks ------------------------------------------------------- */
 
 /* -EBUSY when dir of fd is already watched on the task's loop (the same
  * test and words as fut__wait_fd, made before the syscall). */
@@ -95,8 +94,7 @@ static const char *addr_str(const struct sockaddr *sa, socklen_t len, char *buf,
   return buf;
 }
 
-/* ---- non-waiting ------------------------------------------------------------
- */
+/* ---- non-waiting --------------------------------------------------------- */
 
 int fut_sock_set_nonblocking(int fd) {
   if (fd < 0)
@@ -115,8 +113,7 @@ int fut_sock_set_nonblocking(int fd) {
   return 0;
 }
 
-/* ---- receiving --------------------------------------------------------------
- */
+/* ---- receiving ----------------------------------------------------------- */
 
 /* recv(2) into buf, waiting while there is nothing; *got set on success. */
 static int recv_loop(struct fut__task *t, const char *what, int fd, void *buf,
@@ -238,8 +235,7 @@ int fut_sock_recvfrom(int fd, void *buf, size_t cap, size_t *got,
   }
 }
 
-/* ---- sending --------------------------------------------------------------
- */
+/* ---- sending ------------------------------------------------------------- */
 
 int fut_sock_sendall_ex(int fd, const void *data, size_t len, size_t *sent) {
   static const char what[] = "fut_sock_sendall";
@@ -331,8 +327,7 @@ int fut_sock_sendto(int fd, const void *data, size_t len,
   }
 }
 
-/* ---- connections ----------------------------------------------------------
- */
+/* ---- connections --------------------------------------------------------- */
 
 int fut_sock_accept(int fd, int *conn, struct sockaddr *sa, socklen_t *salen) {
   static const char what[] = "fut_sock_accept";
