@@ -481,6 +481,83 @@ static void test_happy_eyeballs_localhost(void **state) {
   fut_server_unref(s);
 }
 
+/* ---- loop.sendfile on a transport -----------------------------------------
+ */
+
+struct sf_ctx {
+  fut_transport_t *t;
+  int file;
+  size_t sent;
+  int rc, write_rc;
+};
+
+static int sf_task(void *arg) {
+  struct sf_ctx *c = arg;
+  off_t off = 0;
+  c->rc = fut_transport_sendfile(c->t, c->file, &off, 0, &c->sent);
+  return 0;
+}
+
+static int sf_body(void *arg) {
+  int *sv = arg;
+  enum { PREFIX = 300000, FILESZ = 1 << 20 };
+  char path[] = "/tmp/fut-sendfile-XXXXXX";
+  int file = mkstemp(path);
+  assert_true(file >= 0);
+  unlink(path);
+  unsigned char *content = malloc(FILESZ);
+  for (size_t i = 0; i < FILESZ; i++)
+    content[i] = (unsigned char)(i * 7 + 3);
+  assert_int_equal(write(file, content, FILESZ), FILESZ);
+  conn_t me = {0};
+  struct sf_ctx c = {.file = file};
+  assert_int_equal(fut_transport_from_fd(fut_get_running_loop(), sv[0],
+                                         &echo_proto, &me, &c.t),
+                   0);
+  /* Bytes already buffered go first. */
+  unsigned char *prefix = malloc(PREFIX);
+  memset(prefix, 'p', PREFIX);
+  assert_int_equal(fut_transport_write(c.t, prefix, PREFIX), 0);
+  assert_true(fut_transport_get_write_buffer_size(c.t) > 0);
+  fut_t *st = spawn(fut_get_running_loop(), sf_task, &c);
+  assert_int_equal(fut_sleep(1000000), 0);
+  assert_int_equal(fut_transport_write(c.t, "x", 1), -EBUSY);
+  size_t total = PREFIX + FILESZ, got = 0;
+  unsigned char *in = malloc(total);
+  while (got < total) {
+    ssize_t n = read(sv[1], in + got, total - got);
+    if (n > 0)
+      got += (size_t)n;
+    else
+      assert_int_equal(fut_sleep(100000), 0);
+  }
+  assert_int_equal(fut_await(st, NULL), 0);
+  fut_unref(st);
+  assert_int_equal(c.rc, 0);
+  assert_int_equal(c.sent, FILESZ);
+  assert_memory_equal(in, prefix, PREFIX);
+  assert_memory_equal(in + PREFIX, content, FILESZ);
+  assert_int_equal(fut_transport_write(c.t, "after", 5), 0);
+  fut_transport_close(c.t);
+  assert_int_equal(fut_transport_sendfile(c.t, file, NULL, 0, NULL), -EPIPE);
+  fut_transport_unref(c.t);
+  fut_sleep(1000000);
+  close(file);
+  free(content);
+  free(prefix);
+  free(in);
+  return 0;
+}
+
+static void test_transport_sendfile(void **state) {
+  int sv[2];
+  assert_int_equal(
+      socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv),
+      0);
+  assert_int_equal(run_main(*state, sf_body, sv), 0);
+  close(sv[1]);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       FX_LOOP_TEST(test_accept_emfile_backs_off),
@@ -491,6 +568,7 @@ int main(void) {
       FX_LOOP_TEST(test_buffered_protocol_and_writev),
       FX_LOOP_TEST(test_connect_timeout_wait_for),
       FX_LOOP_TEST(test_happy_eyeballs_localhost),
+      FX_LOOP_TEST(test_transport_sendfile),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

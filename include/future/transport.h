@@ -52,6 +52,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
+#include <sys/types.h>
 #include <sys/uio.h>
 
 #include "future/future.h"
@@ -173,6 +174,17 @@ FUT_EXTERN void fut_transport_unref(fut_transport_t *t);
 FUT_EXTERN int fut_transport_from_fd(fut_loop_t *loop, int fd,
                                      const fut_protocol_t *proto, void *arg,
                                      fut_transport_t **out);
+
+/* Awaitable (asyncio's loop.sendfile on a transport): sends count bytes
+ * (0: to the end) of the file in_fd from *offset (NULL: its position) on
+ * the transport's socket, after the data already buffered, with
+ * sendfile(2) or read + send (see fut_sock_sendfile).  Writes are refused
+ * with -EBUSY meanwhile.  *sent (may be NULL) is the count sent.  Returns
+ * 0, or -EPIPE (closing or lost), -EBUSY, -ECANCELED, FUT_E_NOT_IN_TASK,
+ * or the socket's error (the transport is then lost with it). */
+FUT_EXTERN int fut_transport_sendfile(fut_transport_t *t, int in_fd,
+                                      off_t *offset, size_t count,
+                                      size_t *sent);
 
 /* ---- connections -----------------------------------------------------------
  */
