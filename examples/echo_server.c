@@ -105,7 +105,7 @@ int main(int argc, char **argv) {
   int nloops = 1;
   double seconds = 0;
   long max_conns = 0;
-  for (int i = 1; i < argc; i++) {
+  for (int i = 1; i < argc; i += 2) {
     const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
     if (!v) {
       fprintf(stderr, "%s needs a value\n", a);
@@ -128,7 +128,6 @@ int main(int argc, char **argv) {
               argv[0]);
       return 2;
     }
-    i++;
   }
   if (nloops < 1 || nloops > MAX_LOOPS) {
     fprintf(stderr, "--loops must be 1 to %d\n", MAX_LOOPS);
