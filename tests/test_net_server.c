@@ -481,6 +481,54 @@ static void test_happy_eyeballs_localhost(void **state) {
   fut_server_unref(s);
 }
 
+/* ---- one host name, several listening sockets
+ * -------------------------------- */
+
+static int two_families_body(void *arg) {
+  (void)arg;
+  nconns = 0;
+  fut_server_t *s;
+  /* "localhost" is resolved on the DNS pool (a task may wait for it). */
+  assert_int_equal(fut_create_server(NULL, &echo_proto, conn_factory, NULL,
+                                     "localhost", 0, NULL, &s),
+                   0);
+  int fds[4];
+  size_t n = fut_server_sockets(s, fds, 4);
+  assert_true(n >= 1 && n <= 2);
+  int port = fut_server_port(s);
+  for (size_t i = 0; i < n; i++) {
+    /* every socket has the same port, and each accepts */
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    assert_int_equal(getsockname(fds[i], (struct sockaddr *)&ss, &len), 0);
+    int fam = ss.ss_family;
+    int p = fam == AF_INET ? ntohs(((struct sockaddr_in *)&ss)->sin_port)
+                           : ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+    assert_int_equal(p, port);
+    int c = socket(fam, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    assert_int_equal(fut_sock_connect(c, (struct sockaddr *)&ss, len), 0);
+    assert_int_equal(fut_sock_sendall(c, "hi", 2), 0);
+    char b[2];
+    size_t got = 0, k;
+    while (got < 2) {
+      assert_int_equal(fut_sock_recv_into(c, b + got, 2 - got, &k), 0);
+      assert_true(k > 0);
+      got += k;
+    }
+    assert_memory_equal(b, "hi", 2);
+    close(c);
+  }
+  assert_int_equal(nconns, (int)n);
+  fut_server_close(s);
+  assert_int_equal(fut_server_wait_closed(s), 0);
+  fut_server_unref(s);
+  return 0;
+}
+
+static void test_host_name_every_address(void **state) {
+  assert_int_equal(run_main(*state, two_families_body, NULL), 0);
+}
+
 /* ---- loop.sendfile on a transport -----------------------------------------
  */
 
@@ -569,6 +617,7 @@ int main(void) {
       FX_LOOP_TEST(test_connect_timeout_wait_for),
       FX_LOOP_TEST(test_happy_eyeballs_localhost),
       FX_LOOP_TEST(test_transport_sendfile),
+      FX_LOOP_TEST(test_host_name_every_address),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
