@@ -26,6 +26,10 @@
 #include "future/executor.h"
 #include "future/thread_pool.h"
 #include "future/process_pool.h"
+#include "future/sock.h"
+#include "future/dns.h"
+#include "future/transport.h"
+#include "future/stream.h"
 /* clang-format on */
 
 #endif
