@@ -63,6 +63,7 @@ typedef struct cell {
 
 typedef struct sample {
   double rps, p99_us, cpu_us, gen_share;
+  double preempt; /* involuntary context switches per s, both sides */
 } sample_t;
 
 static server_t servers[NSERVERS] = {
@@ -185,6 +186,7 @@ static void measure(const server_t *s, const cell_t *c, sample_t *out) {
   BENCH_CHECK(pipe2(stop, O_CLOEXEC) == 0 && pipe2(ready, O_CLOEXEC) == 0);
   fflush(stdout);
   fflush(stderr);
+  uint64_t born = bench_now();
   child = fork();
   BENCH_CHECK(child >= 0);
   if (child == 0) {
@@ -244,6 +246,7 @@ static void measure(const server_t *s, const cell_t *c, sample_t *out) {
     unclean_stops++;
   }
   child = -1;
+  double life = (double)(bench_now() - born) / 1e9;
   if (r.requests == 0 || r.total_requests == 0)
     net_fail("%s: no request completed", label);
   out->rps = (double)r.requests / r.seconds;
@@ -251,6 +254,8 @@ static void measure(const server_t *s, const cell_t *c, sample_t *out) {
   out->cpu_us =
       (tv_s(ru.ru_utime) + tv_s(ru.ru_stime)) * 1e6 / (double)r.total_requests;
   out->gen_share = r.gen_cpu_share;
+  out->preempt =
+      (double)r.gen_preempted / r.seconds + (double)ru.ru_nivcsw / life;
 }
 
 static void run_cell(size_t ci) {
@@ -266,9 +271,9 @@ static void run_cell(size_t ci) {
 
   result[ci].done = true;
   printf("\n%s\n", c->name);
-  printf("  %-20s %10s %7s %9s %11s %10s %8s\n", "server",
+  printf("  %-20s %10s %7s %9s %11s %10s %8s %10s\n", "server",
          c->s6 ? "us/rt" : "req/s", "x raw", "p99 us", "CPU us/req",
-         "CPU x raw", "gen CPU");
+         "CPU x raw", "gen CPU", "preempt/s");
   for (int si = 0; si < NSERVERS; si++) {
     const server_t *s = &servers[si];
     if (!s->fn) {
@@ -286,14 +291,16 @@ static void run_cell(size_t ci) {
     MEDIAN(m->p99_us, smp[si][i].p99_us);
     MEDIAN(m->cpu_us, smp[si][i].cpu_us);
     MEDIAN(m->gen_share, smp[si][i].gen_share);
+    MEDIAN(m->preempt, smp[si][i].preempt);
     /* S6 compares time per round trip: raw's rate over this one's. */
     MEDIAN(result[ci].ratio[si], c->s6 ? smp[RAW][i].rps / smp[si][i].rps
                                        : smp[si][i].rps / smp[RAW][i].rps);
     MEDIAN(result[ci].cpu_ratio[si], smp[si][i].cpu_us / smp[RAW][i].cpu_us);
 #undef MEDIAN
-    printf("  %-20s %10.*f %7.2f %9.1f %11.2f %10.2f %7.0f%%\n", s->name,
+    printf("  %-20s %10.*f %7.2f %9.1f %11.2f %10.2f %7.0f%% %10.0f\n", s->name,
            c->s6 ? 2 : 0, c->s6 ? 1e6 / m->rps : m->rps, result[ci].ratio[si],
-           m->p99_us, m->cpu_us, result[ci].cpu_ratio[si], m->gen_share * 100);
+           m->p99_us, m->cpu_us, result[ci].cpu_ratio[si], m->gen_share * 100,
+           m->preempt);
   }
   fflush(stdout);
 }
@@ -432,7 +439,9 @@ int main(void) {
   printf("libfuture %s\n", fut_version_string());
   printf("CPU us/req: the server child's utime + stime / requests it "
          "served; gen CPU: the generator's share of its core (100%%: the "
-         "generator is the bottleneck)\n");
+         "generator is the bottleneck); preempt/s: involuntary context "
+         "switches of generator + server (high: other processes shared the "
+         "CPUs, the figures are noisy)\n");
   fflush(stdout);
 
   for (size_t ci = 0; ci < NCELLS; ci++)

@@ -71,6 +71,7 @@ typedef struct net_load_result {
   double seconds;          /* the measured window */
   double p50_us, p99_us;   /* per-request latency in the window */
   double gen_cpu_share;    /* the generator's CPU time / window */
+  long gen_preempted;      /* its involuntary context switches in it */
 } net_load_result_t;
 
 void net_load_run(const net_load_cfg_t *cfg, net_load_result_t *out);

@@ -70,9 +70,11 @@ static double h_quantile(uint64_t count, double q) {
   return 0;
 }
 
-static double thread_cpu_s(void) {
+/* The calling thread's CPU time (s) and involuntary context switches. */
+static double thread_cpu_s(long *preempted) {
   struct rusage ru;
   getrusage(RUSAGE_THREAD, &ru);
+  *preempted = ru.ru_nivcsw;
   return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
          (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
 }
@@ -231,11 +233,12 @@ void net_load_run(const net_load_cfg_t *config, net_load_result_t *out) {
   uint64_t end = warm_end + (uint64_t)(cfg->measure_seconds * 1e9);
   uint64_t start = warm_end, last_total = 0, last_progress = t, now = t;
   double cpu0 = 0;
+  long preempt0 = 0, preempt1 = 0;
   while ((now = bench_now()) < end) {
     if (!measuring && now >= warm_end) {
       measuring = true;
       start = now;
-      cpu0 = thread_cpu_s();
+      cpu0 = thread_cpu_s(&preempt0);
     }
     if (total != last_total) {
       last_total = total;
@@ -246,7 +249,7 @@ void net_load_run(const net_load_cfg_t *config, net_load_result_t *out) {
     }
     poll_events();
   }
-  double cpu = measuring ? thread_cpu_s() - cpu0 : 0;
+  double cpu = measuring ? thread_cpu_s(&preempt1) - cpu0 : 0;
 
   /* Every request sent must come back whole: wait for the ones in flight
    * (they count for the server's CPU, not for the window). */
@@ -263,6 +266,7 @@ void net_load_run(const net_load_cfg_t *config, net_load_result_t *out) {
   out->p50_us = h_quantile(measured, 0.50) / 1e3;
   out->p99_us = h_quantile(measured, 0.99) / 1e3;
   out->gen_cpu_share = out->seconds > 0 ? cpu / out->seconds : 0;
+  out->gen_preempted = preempt1 - preempt0;
   for (int i = 0; i < cfg->conns; i++)
     close(conns[i].fd);
   close(ep);
