@@ -7,13 +7,13 @@
  *            S6: 64-byte ping-pong over one connection (us per round trip)
  * Each server runs in a forked child pinned to the first allowed CPU, the
  * generator in this process on the second (no pinning with one CPU); in S6
- * the generator busy-polls, so the round trip holds one wake-up only: the
- * server's.  The
- * servers take turns (round-robin, the first one rotating with the run),
- * and the figures are medians over the runs: req/s, p99 latency, the
- * server's CPU time per request (user + system from wait4's rusage over
- * the child's whole life, divided by every request it served, warm-up
- * included) and req/s as a ratio to raw epoll's in the same run.
+ * the generator busy-polls, so a round trip holds one wake-up only: the
+ * server's.  The servers take turns (round-robin, the first one rotating
+ * with the run), and the figures are medians over the runs: req/s, p99
+ * latency, the server's CPU time per request (user + system from wait4's
+ * rusage over the child's whole life, divided by every request it served,
+ * warm-up and the final drain included) and req/s as a ratio to raw
+ * epoll's in the same run.
  *
  * Environment: BENCH_NET_SECONDS (per cell and run, default 2),
  * BENCH_NET_RUNS (default 5), BENCH_NET_QUICK=1 (0.3 s, 1 run),
@@ -106,7 +106,7 @@ static int unclean_stops;
 static struct {
   bool done;
   sample_t med[NSERVERS];
-  double ratio[NSERVERS];     /* req/s / raw's (S6: raw's us/rt ratio) */
+  double ratio[NSERVERS];     /* req/s over raw's (S6: us/rt over raw's) */
   double cpu_ratio[NSERVERS]; /* CPU us/req / raw's */
 } result[NCELLS];
 
