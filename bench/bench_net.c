@@ -63,7 +63,7 @@ typedef struct cell {
 
 typedef struct sample {
   double rps, p99_us, cpu_us, gen_share;
-  double preempt; /* involuntary context switches per s, both sides */
+  double runq; /* share of time generator + server waited for a CPU */
 } sample_t;
 
 static server_t servers[NSERVERS] = {
@@ -220,6 +220,10 @@ static void measure(const server_t *s, const cell_t *c, sample_t *out) {
                        .busy_poll = c->s6 && cpu_server >= 0};
   net_load_result_t r;
   net_load_run(&lc, &r);
+  char stat[64];
+  snprintf(stat, sizeof stat, "/proc/%d/schedstat", (int)child);
+  double srv_wait = net_run_delay_s(stat);
+  double life = (double)(bench_now() - born) / 1e9;
 
   /* EOF on the stop pipe; then the child's rusage, waiting at most
    * STOP_MS before killing it. */
@@ -246,7 +250,6 @@ static void measure(const server_t *s, const cell_t *c, sample_t *out) {
     unclean_stops++;
   }
   child = -1;
-  double life = (double)(bench_now() - born) / 1e9;
   if (r.requests == 0 || r.total_requests == 0)
     net_fail("%s: no request completed", label);
   out->rps = (double)r.requests / r.seconds;
@@ -254,8 +257,9 @@ static void measure(const server_t *s, const cell_t *c, sample_t *out) {
   out->cpu_us =
       (tv_s(ru.ru_utime) + tv_s(ru.ru_stime)) * 1e6 / (double)r.total_requests;
   out->gen_share = r.gen_cpu_share;
-  out->preempt =
-      (double)r.gen_preempted / r.seconds + (double)ru.ru_nivcsw / life;
+  out->runq = srv_wait < 0 || r.gen_run_delay_s < 0
+                  ? -1
+                  : r.gen_run_delay_s / r.seconds + srv_wait / life;
 }
 
 static void run_cell(size_t ci) {
@@ -271,9 +275,9 @@ static void run_cell(size_t ci) {
 
   result[ci].done = true;
   printf("\n%s\n", c->name);
-  printf("  %-20s %10s %7s %9s %11s %10s %8s %10s\n", "server",
+  printf("  %-20s %10s %7s %9s %11s %10s %8s %7s\n", "server",
          c->s6 ? "us/rt" : "req/s", "x raw", "p99 us", "CPU us/req",
-         "CPU x raw", "gen CPU", "preempt/s");
+         "CPU x raw", "gen CPU", "runq");
   for (int si = 0; si < NSERVERS; si++) {
     const server_t *s = &servers[si];
     if (!s->fn) {
@@ -291,16 +295,16 @@ static void run_cell(size_t ci) {
     MEDIAN(m->p99_us, smp[si][i].p99_us);
     MEDIAN(m->cpu_us, smp[si][i].cpu_us);
     MEDIAN(m->gen_share, smp[si][i].gen_share);
-    MEDIAN(m->preempt, smp[si][i].preempt);
+    MEDIAN(m->runq, smp[si][i].runq);
     /* S6 compares time per round trip: raw's rate over this one's. */
     MEDIAN(result[ci].ratio[si], c->s6 ? smp[RAW][i].rps / smp[si][i].rps
                                        : smp[si][i].rps / smp[RAW][i].rps);
     MEDIAN(result[ci].cpu_ratio[si], smp[si][i].cpu_us / smp[RAW][i].cpu_us);
 #undef MEDIAN
-    printf("  %-20s %10.*f %7.2f %9.1f %11.2f %10.2f %7.0f%% %10.0f\n", s->name,
-           c->s6 ? 2 : 0, c->s6 ? 1e6 / m->rps : m->rps, result[ci].ratio[si],
-           m->p99_us, m->cpu_us, result[ci].cpu_ratio[si], m->gen_share * 100,
-           m->preempt);
+    printf("  %-20s %10.*f %7.2f %9.1f %11.2f %10.2f %7.0f%% %6.0f%%\n",
+           s->name, c->s6 ? 2 : 0, c->s6 ? 1e6 / m->rps : m->rps,
+           result[ci].ratio[si], m->p99_us, m->cpu_us, result[ci].cpu_ratio[si],
+           m->gen_share * 100, m->runq * 100);
   }
   fflush(stdout);
 }
@@ -356,8 +360,32 @@ static void check(const char *what, ratio_fn f, bool low, double bound,
   printf("%s: %s (worst %.2f, %s)", what, ok ? "PASS" : "FAIL", worst, where);
 }
 
+/* Names the cells where a server or the generator waited for its CPU
+ * more than 5% of the time (median): there the figures measure the other
+ * processes as much as the servers. */
+static void print_noise(void) {
+  bool any = false;
+  for (size_t ci = 0; ci < NCELLS; ci++) {
+    double worst = 0;
+    for (int si = 0; si < NSERVERS && result[ci].done; si++)
+      if (servers[si].fn && result[ci].med[si].runq > worst)
+        worst = result[ci].med[si].runq;
+    if (worst > 0.05) {
+      printf("%s%s (runq %.0f%%)",
+             any ? ", "
+                 : "\nNOISY: other processes "
+                   "took the CPUs in ",
+             cells[ci].name, worst * 100);
+      any = true;
+    }
+  }
+  if (any)
+    printf("; rerun those on a quiet machine\n");
+}
+
 static void print_targets(void) {
   const size_t s6 = NCELLS - 1;
+  print_noise();
   printf("\n");
   if (!servers[PROTO].fn || !servers[STREAMS].fn) {
     printf("targets: NOT MEASURED (libfuture's network layer is not built "
@@ -439,9 +467,9 @@ int main(void) {
   printf("libfuture %s\n", fut_version_string());
   printf("CPU us/req: the server child's utime + stime / requests it "
          "served; gen CPU: the generator's share of its core (100%%: the "
-         "generator is the bottleneck); preempt/s: involuntary context "
-         "switches of generator + server (high: other processes shared the "
-         "CPUs, the figures are noisy)\n");
+         "generator is the bottleneck); runq: time generator and server "
+         "spent runnable but waiting for their CPU, summed (above a few %%: "
+         "other processes took the CPUs and the figures are noise)\n");
   fflush(stdout);
 
   for (size_t ci = 0; ci < NCELLS; ci++)

@@ -71,10 +71,15 @@ typedef struct net_load_result {
   double seconds;          /* the measured window */
   double p50_us, p99_us;   /* per-request latency in the window */
   double gen_cpu_share;    /* the generator's CPU time / window */
-  long gen_preempted;      /* its involuntary context switches in it */
+  double gen_run_delay_s;  /* its time runnable but not running in the
+                              window (-1: unknown) */
 } net_load_result_t;
 
 void net_load_run(const net_load_cfg_t *cfg, net_load_result_t *out);
+
+/* The run delay in a /proc schedstat file (time runnable but waiting for a
+ * CPU: other processes had it), in s; -1 when it cannot be read. */
+double net_run_delay_s(const char *schedstat);
 
 /* Reports a failure and exits with status 1 (bench_net.c kills the server
  * child first). */

@@ -17,6 +17,7 @@
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/resource.h>
@@ -70,13 +71,21 @@ static double h_quantile(uint64_t count, double q) {
   return 0;
 }
 
-/* The calling thread's CPU time (s) and involuntary context switches. */
-static double thread_cpu_s(long *preempted) {
+static double thread_cpu_s(void) {
   struct rusage ru;
   getrusage(RUSAGE_THREAD, &ru);
-  *preempted = ru.ru_nivcsw;
   return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
          (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
+
+double net_run_delay_s(const char *schedstat) {
+  unsigned long long on_cpu, waited;
+  FILE *f = fopen(schedstat, "r");
+  if (!f)
+    return -1;
+  int n = fscanf(f, "%llu %llu", &on_cpu, &waited);
+  fclose(f);
+  return n == 2 ? (double)waited / 1e9 : -1;
 }
 
 /* ---- one run ------------------------------------------------------------- */
@@ -233,12 +242,13 @@ void net_load_run(const net_load_cfg_t *config, net_load_result_t *out) {
   uint64_t end = warm_end + (uint64_t)(cfg->measure_seconds * 1e9);
   uint64_t start = warm_end, last_total = 0, last_progress = t, now = t;
   double cpu0 = 0;
-  long preempt0 = 0, preempt1 = 0;
+  double wait0 = 0, wait1 = 0;
   while ((now = bench_now()) < end) {
     if (!measuring && now >= warm_end) {
       measuring = true;
       start = now;
-      cpu0 = thread_cpu_s(&preempt0);
+      cpu0 = thread_cpu_s();
+      wait0 = net_run_delay_s("/proc/thread-self/schedstat");
     }
     if (total != last_total) {
       last_total = total;
@@ -249,7 +259,9 @@ void net_load_run(const net_load_cfg_t *config, net_load_result_t *out) {
     }
     poll_events();
   }
-  double cpu = measuring ? thread_cpu_s(&preempt1) - cpu0 : 0;
+  double cpu = measuring ? thread_cpu_s() - cpu0 : 0;
+  if (measuring)
+    wait1 = net_run_delay_s("/proc/thread-self/schedstat");
 
   /* Every request sent must come back whole: wait for the ones in flight
    * (they count for the server's CPU, not for the window). */
@@ -266,7 +278,7 @@ void net_load_run(const net_load_cfg_t *config, net_load_result_t *out) {
   out->p50_us = h_quantile(measured, 0.50) / 1e3;
   out->p99_us = h_quantile(measured, 0.99) / 1e3;
   out->gen_cpu_share = out->seconds > 0 ? cpu / out->seconds : 0;
-  out->gen_preempted = preempt1 - preempt0;
+  out->gen_run_delay_s = wait0 >= 0 && wait1 >= 0 ? wait1 - wait0 : -1;
   for (int i = 0; i < cfg->conns; i++)
     close(conns[i].fd);
   close(ep);
