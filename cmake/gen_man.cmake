@@ -31,6 +31,10 @@ set(example_cfuture thread_pool.c)
 set(example_thread_pool thread_pool.c)
 set(example_executor run_in_executor.c)
 set(example_process_pool run_in_executor.c)
+set(example_sock sock_echo.c)
+set(example_dns sock_echo.c)
+set(example_transport echo_protocol.c)
+set(example_stream echo_server.c)
 
 set(date_line "libfuture ${VERSION}")
 

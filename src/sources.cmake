@@ -16,10 +16,8 @@ set(FUT_SOURCES_exec cfuture.c cfuture_wait.c executor.c inbox.c
     run_in_executor.c thread_pool.c)
 set(FUT_SOURCES_procpool dispatch.c executor.c forkserver.c frames.c
     manager.c pool.c receive.c worker.c)
-set(FUT_SOURCES_net addr.c connect.c datagram.c dns.c listen.c net.c server.c
-    stream.c
-    transport.c
-    wait_fd.c)
+set(FUT_SOURCES_net addr.c connect.c datagram.c dns.c listen.c net.c sendfile.c
+    server.c sock.c stream.c transport.c transport_sendfile.c wait_fd.c)
 set(FUT_SOURCES_top run.c)
 
 set(FUT_SOURCES "")

@@ -281,6 +281,59 @@ static void test_not_in_task(void **state) {
   close_pair(loop, &p);
 }
 
+static int drain_waiter(void *arg) {
+  struct pair_ctx *p = arg;
+  return fut_writer_drain(p->w);
+}
+
+static int closed_waiter(void *arg) {
+  struct pair_ctx *p = arg;
+  return fut_writer_wait_closed(p->w);
+}
+
+/* drain and wait_closed cancelled while they wait: -ECANCELED, and the
+ * writer still works (the peer reads everything afterwards). */
+static int cancel_drain_body(void *arg) {
+  struct pair_ctx *p = arg;
+  fut_loop_t *loop = fut_get_running_loop();
+  static char chunk[1 << 20];
+  memset(chunk, 'q', sizeof chunk);
+  assert_int_equal(fut_writer_write(p->w, chunk, sizeof chunk), 0);
+  fut_t *d = spawn(loop, drain_waiter, p);
+  fut_t *c = spawn(loop, closed_waiter, p);
+  assert_int_equal(fut_sleep(2000000), 0);
+  assert_false(fut_done(d)); /* the peer reads nothing: paused */
+  assert_false(fut_done(c));
+  fut_cancel(d, NULL);
+  fut_cancel(c, NULL);
+  assert_int_equal(fut_await(d, NULL), -ECANCELED);
+  assert_int_equal(fut_await(c, NULL), -ECANCELED);
+  fut_unref(d);
+  fut_unref(c);
+  /* the peer drains it all: a new drain returns */
+  size_t got = 0;
+  char buf[65536];
+  fut_t *d2 = spawn(loop, drain_waiter, p);
+  while (got < sizeof chunk) {
+    ssize_t n = read(p->peer, buf, sizeof buf);
+    if (n > 0)
+      got += (size_t)n;
+    else
+      assert_int_equal(fut_sleep(100000), 0);
+  }
+  assert_int_equal(fut_await(d2, NULL), 0);
+  fut_unref(d2);
+  return 0;
+}
+
+static void test_cancel_drain_and_wait_closed(void **state) {
+  fut_loop_t *loop = *state;
+  struct pair_ctx p;
+  open_pair(loop, &p, NULL);
+  assert_int_equal(run_main(loop, cancel_drain_body, &p), 0);
+  close_pair(loop, &p);
+}
+
 /* ---- drain under backpressure: 16 MiB through the echo server -------------
  */
 
@@ -549,6 +602,7 @@ int main(void) {
       FX_LOOP_TEST(test_readuntil_limit_overrun),
       FX_LOOP_TEST(test_cancel_read_consumes_nothing),
       FX_LOOP_TEST(test_not_in_task),
+      FX_LOOP_TEST(test_cancel_drain_and_wait_closed),
       FX_LOOP_TEST(test_large_transfer_drain),
       FX_LOOP_TEST(test_connect_refused),
       FX_LOOP_TEST(test_peer_reset_reaches_reader),

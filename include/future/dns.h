@@ -14,9 +14,9 @@
  * result is freed.  fut_getaddrinfo_future is the form for callback code.
  *
  * Errors: a resolver failure is FUT_E_RESOLVE, with gai_strerror's text
- * and the host in fut_last_error(); *eai (where asked) gets the EAI_* code.
- * Common errors: FUT_E_NOT_IN_TASK, -ECANCELED, -EINVAL, -ENOMEM,
- * FUT_E_RESOLVE.
+ * and the host in fut_last_error() (EAI_MEMORY is -ENOMEM, EAI_BADFLAGS
+ * -EINVAL).  Common errors: FUT_E_NOT_IN_TASK, -ECANCELED, -EINVAL,
+ * -ENOMEM, FUT_E_RESOLVE.
  *
  * Threads: on the loop's thread.
  */
@@ -56,9 +56,10 @@ FUT_EXTERN int fut_getaddrinfo_future(fut_loop_t *loop, const char *host,
                                       fut_t **out);
 
 /* Reverse lookup as getnameinfo(3): host into host[hostlen], service into
- * serv[servlen] (either may be NULL with length 0).  With NI_NUMERICHOST |
- * NI_NUMERICSERV in flags it runs in the calling thread.  Returns 0 or a
- * negative code. */
+ * serv[servlen] (either may be NULL with length 0, not both).  With
+ * NI_NUMERICHOST | NI_NUMERICSERV in flags (for what is asked) it runs in
+ * the calling thread, else on the DNS pool.  Returns 0 or a negative code
+ * (then host and serv are empty strings). */
 FUT_EXTERN int fut_getnameinfo(const struct sockaddr *sa, socklen_t salen,
                                char *host, size_t hostlen, char *serv,
                                size_t servlen, int flags);

@@ -4,7 +4,9 @@
  * the syscall at once and, when the socket is not ready, suspends the task
  * until it is (an fd watcher on the running task's loop), then returns.
  * The socket must be non-blocking (O_NONBLOCK, see fut_sock_set_nonblocking)
- * and must not belong to a transport or a server.
+ * and must not belong to a transport or a server.  accept, connect and
+ * sendfile check it (-EINVAL for a blocking socket); the data calls pass
+ * MSG_DONTWAIT, so they never block the loop either way.
  *
  *   int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
  *   int err = fut_sock_connect(fd, (struct sockaddr *)&sin, sizeof sin);
@@ -50,8 +52,9 @@ extern "C" {
 FUT_EXTERN int fut_sock_set_nonblocking(int fd);
 
 /* Receives up to cap bytes into buf (asyncio sock_recv_into).  *got is the
- * count; 0 with a return of 0 means the peer closed (EOF), or cap was 0.
- * Returns 0 or a negative code. */
+ * count; 0 with a return of 0 means the peer closed (EOF), or cap was 0
+ * (then nothing is read, not even a datagram).  Returns 0 or a negative
+ * code. */
 FUT_EXTERN int fut_sock_recv_into(int fd, void *buf, size_t cap, size_t *got);
 
 /* Receives up to n bytes into a new buffer (asyncio sock_recv): *data is
@@ -87,7 +90,9 @@ FUT_EXTERN int fut_sock_accept(int fd, int *conn, struct sockaddr *sa,
 /* Connects fd to sa (asyncio sock_connect): a non-blocking connect whose
  * outcome is read through SO_ERROR once the socket is writable.  Returns
  * 0, or the connect error (-ECONNREFUSED, -ENETUNREACH, -ETIMEDOUT, ...);
- * bound the wait with a timeout scope (fut_timeout_enter) or wait_for. */
+ * bound the wait with a timeout scope (fut_timeout_enter) or wait_for.
+ * Called again on a socket whose connect was cancelled while it went on,
+ * it waits for that connect's outcome. */
 FUT_EXTERN int fut_sock_connect(int fd, const struct sockaddr *sa,
                                 socklen_t salen);
 

@@ -52,6 +52,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
+#include <sys/types.h>
 #include <sys/uio.h>
 
 #include "future/future.h"
@@ -174,6 +175,17 @@ FUT_EXTERN int fut_transport_from_fd(fut_loop_t *loop, int fd,
                                      const fut_protocol_t *proto, void *arg,
                                      fut_transport_t **out);
 
+/* Awaitable (asyncio's loop.sendfile on a transport): sends count bytes
+ * (0: to the end) of the file in_fd from *offset (NULL: its position) on
+ * the transport's socket, after the data already buffered, with
+ * sendfile(2) or read + send (see fut_sock_sendfile).  Writes are refused
+ * with -EBUSY meanwhile.  *sent (may be NULL) is the count sent.  Returns
+ * 0, or -EPIPE (closing or lost), -EBUSY, -ECANCELED, FUT_E_NOT_IN_TASK,
+ * or the socket's error (the transport is then lost with it). */
+FUT_EXTERN int fut_transport_sendfile(fut_transport_t *t, int in_fd,
+                                      off_t *offset, size_t count,
+                                      size_t *sent);
+
 /* ---- connections -----------------------------------------------------------
  */
 
@@ -285,19 +297,43 @@ FUT_EXTERN fut_server_t *fut_server_ref(fut_server_t *s);
 FUT_EXTERN void fut_server_unref(fut_server_t *s);
 
 /* ---- datagrams ------------------------------------------------------------
+ * asyncio's create_datagram_endpoint: a UDP socket whose datagrams arrive
+ * one per datagram_received.  The transport is a fut_transport_t: close
+ * (sends what is queued first, then connection_lost(0)), abort (drops the
+ * queue), is_closing, get_write_buffer_size, the water marks and
+ * get_extra_info work as on streams; write, writev and write_eof do not
+ * (-EINVAL, -EINVAL, -ENOTSUP), nor pause_reading (a no-op).
+ *
+ *   static void on_dgram(fut_transport_t *t, const void *d, size_t n,
+ *                        const struct sockaddr *sa, socklen_t salen,
+ *                        void *arg) {
+ *     fut_transport_sendto(t, d, n, sa, salen); // echo
+ *   }
+ *   static const fut_datagram_protocol_t echo = {.datagram_received =
+ *                                                    on_dgram};
+ *   ...
+ *   fut_transport_t *t;
+ *   fut_create_datagram_endpoint(loop, &echo, NULL, "127.0.0.1", 9999,
+ *                                NULL, 0, NULL, &t);
  */
 
 typedef struct fut_datagram_protocol {
   void (*connection_made)(fut_transport_t *t, void *arg);
-  /* One datagram; data valid until the callback returns.  addr is the
-   * sender (NULL on a connected socket that reports none). */
+  /* One datagram (len may be 0); data valid until the callback returns.
+   * addr is the sender (NULL when the sender has no address, as an
+   * unnamed Unix socket). */
   void (*datagram_received)(fut_transport_t *t, const void *data, size_t len,
                             const struct sockaddr *addr, socklen_t addrlen,
                             void *arg);
-  /* A send or receive failed (-ECONNREFUSED from an ICMP error, ...); the
-   * endpoint stays open (asyncio's error_received). */
+  /* A queued datagram could not be sent, or a receive failed
+   * (-ECONNREFUSED when an ICMP error answered a datagram of a connected
+   * endpoint, ...); the datagram is dropped and the endpoint stays open
+   * (asyncio's error_received). */
   void (*error_received)(fut_transport_t *t, int err, void *arg);
+  /* As fut_protocol_t's: last call with arg (FUT_E_CLOSED when the loop
+   * closed first). */
   void (*connection_lost)(fut_transport_t *t, int err, void *arg);
+  /* The queue crossed the high-water mark, and came back down. */
   void (*pause_writing)(fut_transport_t *t, void *arg);
   void (*resume_writing)(fut_transport_t *t, void *arg);
 } fut_datagram_protocol_t;
@@ -311,19 +347,45 @@ typedef struct fut_datagram_opts {
 /* Fills *o with the defaults. */
 FUT_EXTERN void fut_datagram_opts_init(fut_datagram_opts_t *o);
 
-/* Makes a UDP endpoint bound to local_host:local_port (NULL host = none
- * given: an ephemeral port when remote is set, else the wildcard) and,
- * with remote_host set, connected to remote_host:remote_port (then sendto
- * takes a NULL address).  Hosts must be numeric outside a task.  *out is a
- * reference owned by the caller.  Returns 0 or a negative code. */
+/* Makes a UDP endpoint bound to local_host:local_port and, with
+ * remote_host set, connected to remote_host:remote_port: then only that
+ * peer's datagrams arrive and sendto takes a NULL address.  A NULL (or
+ * empty) local_host binds the wildcard of the remote's family at
+ * local_port, or with no remote either the wildcard of both families
+ * (IPv6 taking IPv4 too; IPv4 alone where the host has no IPv6); with a
+ * remote and local_port 0 nothing is bound (connect picks the port).  A
+ * host name is resolved, which is an awaitable operation: outside a task
+ * of loop the hosts must be numeric.  The local and remote addresses are
+ * paired by family, each family tried in turn (asyncio's order).  Inside a
+ * task, loop may be NULL for the running loop.  With allow_broadcast and a
+ * remote the socket is connected too (asyncio leaves it unconnected): to
+ * hear replies from any host, give no remote and pass the broadcast
+ * address to sendto.  connection_made follows from the ready queue (never
+ * inline).  *out is a reference owned by the caller.  Returns 0,
+ * or -EINVAL (NULL proto or out, a port out of range, a family other than
+ * AF_UNSPEC, AF_INET or AF_INET6, a numeric host of another family, local
+ * and remote without a family in common), FUT_E_NOT_IN_TASK (a name
+ * outside a task), FUT_E_RESOLVE, -ECANCELED, FUT_E_CLOSED, the socket
+ * calls' -EADDRINUSE, -EADDRNOTAVAIL, -EACCES, ... (the first family's
+ * when every family failed; no socket is left open). */
 FUT_EXTERN int fut_create_datagram_endpoint(
     fut_loop_t *loop, const fut_datagram_protocol_t *proto, void *arg,
     const char *local_host, int local_port, const char *remote_host,
     int remote_port, const fut_datagram_opts_t *opts, fut_transport_t **out);
-/* Sends one datagram; never blocks: when the socket cannot take it now it
- * is queued (copied) and sent when writable.  sa NULL on a connected
- * endpoint.  Returns 0, -EPIPE when closing, -EMSGSIZE, -EINVAL, -ENOMEM,
- * -EDESTADDRREQ (no address on an unconnected endpoint). */
+/* Sends one datagram of len bytes (0 allowed) to sa; never blocks.  When
+ * nothing is queued it is sent at once; when the socket cannot take it
+ * (or others wait) it is copied into the queue, sent in order when the
+ * socket is writable, and counts len + 8 bytes in the write buffer size
+ * (pause_writing above the high-water mark).  On a connected endpoint sa
+ * is NULL (or the peer's own address).  Errors of an immediate send are
+ * returned and error_received is not called (asyncio calls it instead);
+ * a queued datagram that fails later goes to error_received.  Returns 0,
+ * or -EPIPE (closing or lost), -EMSGSIZE (more than a UDP datagram holds:
+ * 65527 bytes, 65507 over IPv4), -EDESTADDRREQ (sa NULL on an unconnected
+ * endpoint), -EINVAL (NULL t, NULL data with len > 0, a stream transport,
+ * a bad salen, an address other than the connected peer's: asyncio's
+ * ValueError), -ENOMEM (nothing queued), or the immediate send's -errno
+ * (-ECONNREFUSED after an ICMP error, -ENETUNREACH, -EAFNOSUPPORT, ...). */
 FUT_EXTERN int fut_transport_sendto(fut_transport_t *t, const void *data,
                                     size_t len, const struct sockaddr *sa,
                                     socklen_t salen);

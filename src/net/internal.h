@@ -9,6 +9,7 @@
  *   dns.c        getaddrinfo / getnameinfo on the layer's own thread pool
  *   addr.c       numeric host + port to sockaddr, socket setup helpers
  *   transport.c  stream transports: reading, the write buffer, closing
+ *   transport_sendfile.c  fut_transport_sendfile (loop.sendfile)
  *   server.c     listening sockets, accept batches, EMFILE back-off
  *   connect.c    create_connection (resolve, try addresses, happy eyeballs)
  *   datagram.c   datagram transports
@@ -88,20 +89,21 @@ struct fut__dgram;
 struct fut_transport {
   fut_loop_t *loop;
   int fd;
-  uint32_t refs;     /* the loop holds one until connection_lost ran */
-  uint8_t kind;      /* enum fut__transport_kind */
-  bool is_unix;      /* AF_UNIX: no TCP_NODELAY, no write_eof */
-  bool closing;      /* close/abort/lost started: no more writes */
-  bool lost;         /* connection_lost scheduled or ran */
-  bool reading;      /* the protocol wants data (not paused) */
-  bool reader_on;    /* the read watcher is registered */
-  bool writer_on;    /* the write watcher is registered */
-  bool eof_pending;  /* write_eof asked: shutdown when the buffer empties */
-  bool eof_written;  /* shutdown(SHUT_WR) done */
-  bool eof_received; /* the peer's EOF was seen */
-  bool paused_proto; /* pause_writing was called, resume not yet */
-  bool connected;    /* datagrams: connect(2)ed to a peer */
-  int lost_err;      /* the error connection_lost will get */
+  uint32_t refs;      /* the loop holds one until connection_lost ran */
+  uint8_t kind;       /* enum fut__transport_kind */
+  bool is_unix;       /* AF_UNIX: no TCP_NODELAY, no write_eof */
+  bool closing;       /* close/abort/lost started: no more writes */
+  bool lost;          /* connection_lost scheduled or ran */
+  bool reading;       /* the protocol wants data (not paused) */
+  bool reader_on;     /* the read watcher is registered */
+  bool writer_on;     /* the write watcher is registered */
+  bool eof_pending;   /* write_eof asked: shutdown when the buffer empties */
+  bool eof_written;   /* shutdown(SHUT_WR) done */
+  bool eof_received;  /* the peer's EOF was seen */
+  bool paused_proto;  /* pause_writing was called, resume not yet */
+  bool connected;     /* datagrams: connect(2)ed to a peer */
+  bool sendfile_busy; /* fut_transport_sendfile owns the socket */
+  int lost_err;       /* the error connection_lost will get */
   const fut_protocol_t *proto;           /* stream transports */
   const fut_datagram_protocol_t *dproto; /* datagram transports */
   void *arg;
@@ -112,6 +114,8 @@ struct fut_transport {
   /* Datagram queue (datagram.c): FIFO of copies waiting for writable. */
   struct fut__qnode dq;
   size_t dq_bytes;
+  fut_t *empty_waiter;     /* resolved when the write buffer empties or
+                              the transport is lost (transport_sendfile.c) */
   fut_server_t *server;    /* the server that accepted it (a reference), or
                               NULL */
   struct fut__qnode node;  /* in the state's transports */

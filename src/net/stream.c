@@ -121,8 +121,10 @@ static int handler_main(void *arg);
 
 static void sp_made(fut_transport_t *t, void *arg) {
   struct fut__stream *s = arg;
-  s->t = fut_transport_ref(t);
-  (void)fut_transport_set_write_buffer_limits(t, s->whigh, s->wlow);
+  if (!s->t) { /* fut_stream_from_fd set it already */
+    s->t = fut_transport_ref(t);
+    (void)fut_transport_set_write_buffer_limits(t, s->whigh, s->wlow);
+  }
   if (!s->handler)
     return;
   fut_task_opts_t o;

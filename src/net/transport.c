@@ -201,9 +201,15 @@ void fut__transport_lost_now(fut_transport_t *t) {
   call_lost(t);
 }
 
+static void wake_empty(fut_transport_t *t) {
+  if (t->empty_waiter && fut_state(t->empty_waiter) == FUT_PENDING)
+    fut_set_result(t->empty_waiter, NULL, NULL);
+}
+
 void fut__transport_schedule_lost(fut_transport_t *t, int err) {
   if (t->lost)
     return;
+  wake_empty(t);
   t->lost = true;
   t->closing = true;
   t->lost_err = err;
@@ -373,6 +379,11 @@ static int check_writable(const fut_transport_t *t, const char *what) {
                       "%s on a datagram transport (use "
                       "fut_transport_sendto)",
                       what);
+  if (t->sendfile_busy)
+    return fut__error(-EBUSY,
+                      "%s: fut_transport_sendfile is sending on this "
+                      "transport",
+                      what);
   if (t->closing || t->eof_pending)
     return fut__error(-EPIPE, "%s: the transport is %s", what,
                       t->lost      ? "lost"
@@ -504,6 +515,7 @@ static void on_writable(void *arg) {
       fut_loop_remove_writer(t->loop, t->fd);
       t->writer_on = false;
     }
+    wake_empty(t);
     if (t->closing)
       fut__transport_schedule_lost(t, 0);
     else if (t->eof_pending && !t->eof_written)
