@@ -249,6 +249,58 @@ static int cancel_body(void *arg) {
   return 0;
 }
 
+/* A cancel that arrives in the same loop iteration as the bytes a waiting
+ * read_into receives straight into its buffer: the read returns the bytes
+ * (they left the socket) and the next suspension delivers the cancel. */
+struct race {
+  struct pair_ctx *p;
+  size_t got;
+  int read_rc, next_rc;
+  char buf[16];
+};
+
+static int race_reader(void *arg) {
+  struct race *r = arg;
+  r->read_rc = fut_reader_read_into(r->p->r, r->buf, sizeof r->buf, &r->got);
+  r->next_rc = fut_sleep(1000000);
+  return 0;
+}
+
+static void cancel_cb(void *arg) {
+  fut_cancel(arg, NULL);
+}
+
+static int race_body(void *arg) {
+  struct pair_ctx *p = arg;
+  struct race r = {.p = p};
+  fut_t *t = spawn(fut_get_running_loop(), race_reader, &r);
+  assert_int_equal(fut_sleep(1000000), 0); /* r waits, nothing buffered */
+  assert_int_equal(write(p->peer, "race", 4), 4);
+  /* A timer due now: in the next iteration the poll's read event is
+   * queued before expired timers, so the receive runs first and the
+   * cancel right after it, before the reader resumes. */
+  fut_handle_t *h;
+  assert_int_equal(
+      fut_loop_call_later(fut_get_running_loop(), 0, cancel_cb, t, &h), 0);
+  fut_await(t, NULL);
+  fut_handle_unref(h);
+  fut_unref(t);
+  /* This is the order the loop guarantees (DESIGN.md section 3). */
+  assert_int_equal(r.read_rc, 0);
+  assert_int_equal(r.got, 4); /* the bytes were handed over */
+  assert_memory_equal(r.buf, "race", 4);
+  assert_int_equal(r.next_rc, -ECANCELED); /* and the cancel delivered */
+  return 0;
+}
+
+static void test_cancel_with_bytes_in_flight(void **state) {
+  fut_loop_t *loop = *state;
+  struct pair_ctx p;
+  open_pair(loop, &p, NULL);
+  assert_int_equal(run_main(loop, race_body, &p), 0);
+  close_pair(loop, &p);
+}
+
 static void test_cancel_read_consumes_nothing(void **state) {
   fut_loop_t *loop = *state;
   struct pair_ctx p;
@@ -601,6 +653,7 @@ int main(void) {
       FX_LOOP_TEST(test_reader_calls),
       FX_LOOP_TEST(test_readuntil_limit_overrun),
       FX_LOOP_TEST(test_cancel_read_consumes_nothing),
+      FX_LOOP_TEST(test_cancel_with_bytes_in_flight),
       FX_LOOP_TEST(test_not_in_task),
       FX_LOOP_TEST(test_cancel_drain_and_wait_closed),
       FX_LOOP_TEST(test_large_transfer_drain),

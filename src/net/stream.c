@@ -44,6 +44,10 @@ struct fut__stream {
   bool paused;  /* reading paused by the buffer's size */
   int err;      /* the connection's error: reads return it */
   fut_t *rwait; /* the read waiting for data, or NULL */
+  /* A read_into waiting on an empty reader: the transport receives
+   * straight into its buffer (no copy at all). */
+  char *direct;
+  size_t direct_cap, direct_got;
   /* writer */
   bool lost;
   int lost_err;
@@ -145,8 +149,8 @@ static void sp_made(fut_transport_t *t, void *arg) {
   fut_unref(task); /* the loop runs it to its end */
 }
 
-static void sp_data(fut_transport_t *t, const void *data, size_t n, void *arg) {
-  struct fut__stream *s = arg;
+static void append(fut_transport_t *t, struct fut__stream *s, const void *data,
+                   size_t n) {
   if (s->len + n > s->cap) {
     size_t used = s->len - s->head;
     if (s->head) {
@@ -181,6 +185,30 @@ static void sp_data(fut_transport_t *t, const void *data, size_t n, void *arg) {
     s->paused = true;
     fut_transport_pause_reading(t);
   }
+}
+
+/* The transport receives into the waiting read_into's buffer when there
+ * is one, else into the loop's shared buffer (then appended: a reader
+ * keeps only what is unread, so 100,000 idle streams cost no 64 KiB each). */
+static void *sp_get_buffer(fut_transport_t *t, size_t hint, size_t *cap,
+                           void *arg) {
+  struct fut__stream *s = arg;
+  if (s->direct && !s->direct_got) {
+    *cap = s->direct_cap;
+    return s->direct;
+  }
+  *cap = hint;
+  return fut__net_state_peek(t->loop)->rbuf;
+}
+
+static void sp_buffer_updated(fut_transport_t *t, size_t n, void *arg) {
+  struct fut__stream *s = arg;
+  if (s->direct && !s->direct_got) {
+    s->direct_got = n;
+    wake_reader(s);
+    return;
+  }
+  append(t, s, fut__net_state_peek(t->loop)->rbuf, n);
 }
 
 static bool sp_eof(fut_transport_t *t, void *arg) {
@@ -222,7 +250,8 @@ static void sp_resume(fut_transport_t *t, void *arg) {
 
 static const fut_protocol_t stream_proto = {
     .connection_made = sp_made,
-    .data_received = sp_data,
+    .get_buffer = sp_get_buffer,
+    .buffer_updated = sp_buffer_updated,
     .eof_received = sp_eof,
     .connection_lost = sp_lost,
     .pause_writing = sp_pause,
@@ -544,7 +573,23 @@ int fut_reader_read_into(fut_reader_t *r, void *buf, size_t cap, size_t *got) {
       return s->err;
     if (buffered(s) || s->eof)
       break;
-    if ((err = wait_data(s)))
+    /* Nothing buffered: the next bytes land in buf directly. */
+    s->direct = buf;
+    s->direct_cap = cap;
+    s->direct_got = 0;
+    err = wait_data(s);
+    size_t direct = s->direct_got;
+    s->direct = NULL;
+    s->direct_got = 0;
+    if (direct) {
+      /* The bytes are the caller's now.  A cancel that came with them is
+       * delivered by the next suspension instead (asyncio's order). */
+      if (err == -ECANCELED)
+        fut__task_running()->must_cancel = true;
+      *got = direct;
+      return 0;
+    }
+    if (err)
       return err;
   }
   size_t n = buffered(s) < cap ? buffered(s) : cap;
