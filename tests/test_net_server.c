@@ -240,6 +240,39 @@ static void test_wait_closed_cancel(void **state) {
   assert_int_equal(run_main(*state, cancel_wait_body, NULL), 0);
 }
 
+/* ---- wait_closed for callback code
+ * ------------------------------------------- */
+
+static void test_wait_closed_future(void **state) {
+  fut_loop_t *loop = *state;
+  nconns = 0;
+  fut_server_t *s;
+  assert_int_equal(fut_create_server(loop, &echo_proto, conn_factory, NULL,
+                                     "127.0.0.1", 0, NULL, &s),
+                   0);
+  int fd = raw_connect(fut_server_port(s));
+  echo_check(loop, fd);
+  fut_t *f, *g;
+  assert_int_equal(fut_server_wait_closed_future(s, &f), 0);
+  assert_int_equal(fut_server_wait_closed_future(s, &g), 0);
+  fut_server_close(s);
+  drain(loop);
+  assert_false(fut_done(f));        /* a connection is still up */
+  assert_true(fut_cancel(g, NULL)); /* one waiter gives up: f still waits */
+  close(fd);
+  assert_true(fx_run_until(loop, fx_fut_done, f, 2000000000ull));
+  assert_int_equal(fut_result(f, NULL), 0);
+  fut_unref(f);
+  fut_unref(g);
+  /* once closed and empty: done at once */
+  assert_int_equal(fut_server_wait_closed_future(s, &f), 0);
+  assert_true(fut_done(f));
+  fut_unref(f);
+  assert_int_equal(fut_server_wait_closed_future(NULL, &f), -EINVAL);
+  assert_null(f);
+  fut_server_unref(s);
+}
+
 /* ---- a factory that refuses ---------------------------------------------- */
 
 static int refusing_factory(void *farg, void **arg) {
@@ -611,6 +644,7 @@ int main(void) {
       FX_LOOP_TEST(test_accept_emfile_backs_off),
       FX_LOOP_TEST(test_serve_forever_wait_closed),
       FX_LOOP_TEST(test_wait_closed_cancel),
+      FX_LOOP_TEST(test_wait_closed_future),
       FX_LOOP_TEST(test_factory_refuses),
       FX_LOOP_TEST(test_loop_close_loses_connections),
       FX_LOOP_TEST(test_buffered_protocol_and_writev),

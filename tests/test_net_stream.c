@@ -574,6 +574,50 @@ static void test_unix_echo(void **state) {
   stop_server(loop, s);
 }
 
+/* ---- handler outcomes
+ * --------------------------------------------------------- */
+
+static int failing_handler(fut_reader_t *r, fut_writer_t *w, void *arg) {
+  (void)r;
+  (void)w;
+  return *(int *)arg;
+}
+
+static int connect_and_wait_eof(void *arg) {
+  int port = *(int *)arg;
+  fut_reader_t *r;
+  fut_writer_t *w;
+  assert_int_equal(fut_open_connection("127.0.0.1", port, NULL, NULL, &r, &w),
+                   0);
+  void *d;
+  size_t n;
+  assert_int_equal(fut_reader_read(r, 16, &d, &n), 0);
+  assert_int_equal(n, 0); /* the library closed the writer after the handler */
+  fut_reader_unref(r);
+  fut_writer_unref(w);
+  return 0;
+}
+
+static void test_handler_errors(void **state) {
+  fut_loop_t *loop = *state;
+  fx_exc_t exc;
+  fx_exc_capture(loop, &exc);
+  int codes[3] = {-ECONNRESET, -EPIPE, -EPROTO};
+  for (int i = 0; i < 3; i++) {
+    fut_server_t *s;
+    assert_int_equal(fut_start_server(loop, failing_handler, &codes[i],
+                                      "127.0.0.1", 0, NULL, NULL, &s),
+                     0);
+    int port = fut_server_port(s);
+    assert_int_equal(run_main(loop, connect_and_wait_eof, &port), 0);
+    stop_server(loop, s);
+  }
+  /* the peer going away is a normal end; -EPROTO is reported */
+  assert_int_equal(exc.count, 1);
+  assert_int_equal(exc.err, -EPROTO);
+  fut_loop_set_exception_handler(loop, NULL, NULL);
+}
+
 /* ---- 1,000 concurrent connections ---------------------------------------- */
 
 enum { NCONN = 1000 };
@@ -661,6 +705,7 @@ int main(void) {
       FX_LOOP_TEST(test_peer_reset_reaches_reader),
       FX_LOOP_TEST(test_unix_server_path),
       FX_LOOP_TEST(test_unix_echo),
+      FX_LOOP_TEST(test_handler_errors),
       FX_LOOP_TEST(test_thousand_connections),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

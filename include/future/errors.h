@@ -47,9 +47,9 @@ extern "C" {
   XX(TOO_BIG, -10012, "message exceeds the size limit")                        \
   XX(NOT_SENDABLE, -10013, "function cannot be sent to a worker process")      \
   XX(JOB_FAILED, -10014, "job reported a failure")                             \
-  XX(NOT_SETTABLE, -10015, "only a task itself sets its outcome")             \
-  XX(INCOMPLETE_READ, -10016, "end of stream before the bytes asked for")     \
-  XX(LIMIT_OVERRUN, -10017, "no separator found within the stream's limit")  \
+  XX(NOT_SETTABLE, -10015, "only a task itself sets its outcome")              \
+  XX(INCOMPLETE_READ, -10016, "end of stream before the bytes asked for")      \
+  XX(LIMIT_OVERRUN, -10017, "no separator found within the stream's limit")    \
   XX(RESOLVE, -10018, "name resolution failed")
 
 enum fut_errno {

@@ -87,8 +87,9 @@ typedef struct fut_stream_opts {
 FUT_EXTERN void fut_stream_opts_init(fut_stream_opts_t *o);
 
 /* A server handler: runs as a new task for each connection.  Its return
- * value is the task's (an error is reported to the loop's exception
- * handler, as asyncio). */
+ * value is the task's: -ECONNRESET and -EPIPE (the peer went away) count
+ * as a normal end, another error is reported to the loop's exception
+ * handler when the task is freed (asyncio logs a failed client callback). */
 typedef int (*fut_stream_handler_fn)(fut_reader_t *r, fut_writer_t *w,
                                      void *arg);
 

@@ -279,6 +279,11 @@ FUT_EXTERN void fut_server_close_clients(fut_server_t *s);
 /* Awaitable: returns once the server is closed and every connection it
  * made is lost.  Returns 0, -ECANCELED, FUT_E_NOT_IN_TASK. */
 FUT_EXTERN int fut_server_wait_closed(fut_server_t *s);
+/* The future form of fut_server_wait_closed, for callback code: *out
+ * resolves (to a NULL result) once the server is closed and every
+ * connection it made is lost; already done when that holds now.
+ * Cancelling it cancels nothing else.  Returns 0, -EINVAL, -ENOMEM. */
+FUT_EXTERN int fut_server_wait_closed_future(fut_server_t *s, fut_t **out);
 /* Awaitable: starts serving and waits until the task is cancelled, then
  * closes the server (asyncio's serve_forever).  Returns -ECANCELED (the
  * way it ends), FUT_E_CLOSED when already closed, FUT_E_NOT_IN_TASK. */

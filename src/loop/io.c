@@ -41,7 +41,7 @@ static void drop_watchers(fut_loop_t *loop, int fd) {
 }
 
 static int add_watcher(fut_loop_t *loop, int fd, fut_cb cb, void *arg,
-                       uint32_t bit, const char *what) {
+                       uint32_t bit, const char *what, bool known_open) {
   if (!loop || fd < 0 || !cb)
     return fut__error(-EINVAL, "%s: %s", what,
                       !loop    ? "NULL loop"
@@ -50,7 +50,7 @@ static int add_watcher(fut_loop_t *loop, int fd, fut_cb cb, void *arg,
   int err = fut__check_usable(loop);
   if (err)
     return err;
-  if (fcntl(fd, F_GETFD) < 0)
+  if (!known_open && fcntl(fd, F_GETFD) < 0)
     return fut__error(-EBADF, "%s: fd %d is not open", what, fd);
   /* epoll_ctl's EEXIST fallback would re-point the doorbell's entry at a
    * watcher (and a later remove would delete it): refuse the loop's own
@@ -127,11 +127,18 @@ static int remove_watcher(fut_loop_t *loop, int fd, uint32_t bit) {
 }
 
 int fut_loop_add_reader(fut_loop_t *loop, int fd, fut_cb cb, void *arg) {
-  return add_watcher(loop, fd, cb, arg, FUT__EV_READ, "fut_loop_add_reader");
+  return add_watcher(loop, fd, cb, arg, FUT__EV_READ, "fut_loop_add_reader",
+                     false);
+}
+
+int fut__loop_add_reader_open(fut_loop_t *loop, int fd, fut_cb cb, void *arg) {
+  return add_watcher(loop, fd, cb, arg, FUT__EV_READ, "fut_loop_add_reader",
+                     true);
 }
 
 int fut_loop_add_writer(fut_loop_t *loop, int fd, fut_cb cb, void *arg) {
-  return add_watcher(loop, fd, cb, arg, FUT__EV_WRITE, "fut_loop_add_writer");
+  return add_watcher(loop, fd, cb, arg, FUT__EV_WRITE, "fut_loop_add_writer",
+                     false);
 }
 
 int fut_loop_remove_reader(fut_loop_t *loop, int fd) {

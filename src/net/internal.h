@@ -163,6 +163,7 @@ struct fut_server {
   size_t nls;
   bool serving;
   bool closed;
+  bool is_unix; /* listens on a Unix socket (no TCP_NODELAY) */
   int backlog;
   uint64_t retry_delay_ns;
   fut_handle_t *retry;     /* the accept back-off timer, or NULL */

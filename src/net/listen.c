@@ -258,5 +258,6 @@ int fut_create_unix_server(fut_loop_t *loop, const fut_protocol_t *proto,
     return err;
   }
   (*out)->unix_path = copy;
+  (*out)->is_unix = true;
   return 0;
 }

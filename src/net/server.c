@@ -104,9 +104,12 @@ static void on_accept(void *arg) {
 static void wake_waiters(fut_server_t *s) {
   if (!s->closed || s->nconns)
     return;
-  for (size_t i = 0; i < s->nwaiters; i++)
+  for (size_t i = 0; i < s->nwaiters; i++) {
     if (fut_state(s->waiters[i]) == FUT_PENDING)
       fut_set_result(s->waiters[i], NULL, NULL);
+    fut_unref(s->waiters[i]);
+  }
+  s->nwaiters = 0;
 }
 
 void fut__server_conn_lost(fut_server_t *s, fut_transport_t *t) {
@@ -163,7 +166,9 @@ void fut_server_unref(fut_server_t *s) {
   if (!s || __atomic_sub_fetch(&s->refs, 1, __ATOMIC_ACQ_REL) != 0)
     return;
   fut_server_close(s);
-  fut__free(s->waiters); /* empty: each waiter holds a reference */
+  for (size_t i = 0; i < s->nwaiters; i++)
+    fut_unref(s->waiters[i]);
+  fut__free(s->waiters);
   fut__free(s->ls);
   if (s->stream_ctx_free)
     s->stream_ctx_free(s->stream_ctx);
@@ -189,34 +194,48 @@ bool fut_server_is_serving(const fut_server_t *s) {
   return s && s->serving && !s->closed;
 }
 
+int fut_server_wait_closed_future(fut_server_t *s, fut_t **out) {
+  if (out)
+    *out = NULL;
+  if (!s || !out)
+    return fut__error(-EINVAL, "fut_server_wait_closed_future: NULL %s",
+                      !s ? "server" : "out");
+  fut_t *f;
+  int err = fut_new(s->loop, &f);
+  if (err)
+    return err;
+  if (s->closed && s->nconns == 0) {
+    fut_set_result(f, NULL, NULL);
+  } else {
+    if (s->nwaiters == s->capwaiters) {
+      size_t cap = s->capwaiters ? 2 * s->capwaiters : 4;
+      fut_t **w = fut__realloc(s->waiters, cap * sizeof *w);
+      if (!w) {
+        fut_unref(f);
+        return fut__error(-ENOMEM, "fut_server_wait_closed: out of memory");
+      }
+      s->waiters = w;
+      s->capwaiters = cap;
+    }
+    s->waiters[s->nwaiters++] = fut_ref(f); /* the server's reference */
+  }
+  *out = f;
+  return 0;
+}
+
 int fut_server_wait_closed(fut_server_t *s) {
-  struct fut__task *t = fut__task_current("fut_server_wait_closed");
-  if (!t)
+  if (!fut__task_current("fut_server_wait_closed"))
     return FUT_E_NOT_IN_TASK;
   if (!s)
     return fut__error(-EINVAL, "fut_server_wait_closed: NULL server");
   if (s->closed && s->nconns == 0)
     return 0;
-  if (s->nwaiters == s->capwaiters) {
-    size_t cap = s->capwaiters ? 2 * s->capwaiters : 4;
-    fut_t **w = fut__realloc(s->waiters, cap * sizeof *w);
-    if (!w)
-      return fut__error(-ENOMEM, "fut_server_wait_closed: out of memory");
-    s->waiters = w;
-    s->capwaiters = cap;
-  }
   fut_t *f;
-  int err = fut_new(s->loop, &f);
+  int err = fut_server_wait_closed_future(s, &f);
   if (err)
     return err;
-  s->waiters[s->nwaiters++] = f;
   fut_server_ref(s);
   err = fut_await(f, NULL);
-  for (size_t i = 0; i < s->nwaiters; i++)
-    if (s->waiters[i] == f) {
-      s->waiters[i] = s->waiters[--s->nwaiters];
-      break;
-    }
   fut_unref(f);
   fut_server_unref(s);
   return err;

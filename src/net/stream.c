@@ -297,6 +297,8 @@ void fut_writer_unref(fut_writer_t *w) {
 static int handler_main(void *arg) {
   struct fut__stream *s = arg;
   int rc = s->handler(&s->r, &s->w, s->harg);
+  if (rc == -ECONNRESET || rc == -EPIPE)
+    rc = 0; /* the peer went away: the usual end of a connection */
   if (s->t && !s->lost)
     fut_transport_close(s->t);
   fut_reader_unref(&s->r); /* may free s */

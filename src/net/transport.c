@@ -106,8 +106,17 @@ int fut__transport_new(fut_loop_t *loop, int fd, const fut_protocol_t *proto,
     *out = NULL;
   bool is_unix = false;
   int err = fut__check_usable(loop);
-  if (!err)
+  if (!err && server) {
+    /* Accepted with SOCK_NONBLOCK | SOCK_CLOEXEC from a stream listener
+     * whose family the server knows: only TCP_NODELAY is left to set. */
+    is_unix = server->is_unix;
+    if (!is_unix) {
+      int one = 1;
+      (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    }
+  } else if (!err) {
     err = setup_fd(fd, &is_unix);
+  }
   fut_transport_t *t = NULL;
   if (!err && !(t = fut__transport_alloc(loop, fd, FUT__T_STREAM)))
     err = -ENOMEM;
@@ -118,7 +127,8 @@ int fut__transport_new(fut_loop_t *loop, int fd, const fut_protocol_t *proto,
   t->proto = proto;
   t->arg = arg;
   t->is_unix = is_unix;
-  if ((err = fut_loop_add_reader(loop, fd, on_readable, t)) ||
+  if ((err = server ? fut__loop_add_reader_open(loop, fd, on_readable, t)
+                    : fut_loop_add_reader(loop, fd, on_readable, t)) ||
       (err = fut_loop_call_soon(loop, made_cb, t, NULL))) {
     fut_loop_remove_reader(loop, fd);
     fut__q_remove(&t->node);
