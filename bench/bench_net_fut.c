@@ -124,12 +124,10 @@ int net_serve_fut_protocol(const net_server_cfg_t *cfg) {
  */
 
 #ifdef FUT_BENCH_HAVE_NET_STREAMS
-/* One buffer for every handler task: read_into fills it and write sends or
- * copies it before the task can suspend again (in drain), so no task sees
- * another's bytes. */
-static char stream_buf[FUT_ECHO_BUF];
-
+/* Each handler reads into a buffer of its own (on its stack): a waiting
+ * read_into receives straight into it, so buffers cannot be shared. */
 static int echo_handler(fut_reader_t *r, fut_writer_t *w, void *arg) {
+  char stream_buf[16384];
   size_t n;
   int err;
   (void)arg;

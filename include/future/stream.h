@@ -136,8 +136,10 @@ FUT_EXTERN int fut_stream_from_fd(fut_loop_t *loop, int fd,
  * there; *len 0 at EOF.  Returns 0 or a negative code. */
 FUT_EXTERN int fut_reader_read(fut_reader_t *r, size_t n, void **data,
                                size_t *len);
-/* Up to cap bytes copied into buf (no allocation): the fast path.  *got 0
- * at EOF.  Returns 0 or a negative code. */
+/* Up to cap bytes into buf (no allocation): the fast path.  When nothing
+ * is buffered the socket receives straight into buf while the call waits,
+ * so buf must not be shared with another read in progress.  *got 0 at
+ * EOF.  Returns 0 or a negative code. */
 FUT_EXTERN int fut_reader_read_into(fut_reader_t *r, void *buf, size_t cap,
                                     size_t *got);
 /* Exactly n bytes.  Returns 0, or FUT_E_INCOMPLETE_READ with the partial
