@@ -16,6 +16,11 @@ set(FUT_SOURCES_exec cfuture.c cfuture_wait.c executor.c inbox.c
     run_in_executor.c thread_pool.c)
 set(FUT_SOURCES_procpool dispatch.c executor.c forkserver.c frames.c
     manager.c pool.c receive.c worker.c)
+# sync: three groups of files, one line each.
+set(FUT_SYNC_LOCKS "")
+set(FUT_SYNC_QUEUES "")
+set(FUT_SYNC_GROUPS "")
+set(FUT_SOURCES_sync ${FUT_SYNC_LOCKS} ${FUT_SYNC_QUEUES} ${FUT_SYNC_GROUPS})
 set(FUT_SOURCES_net addr.c connect.c datagram.c dns.c listen.c net.c sendfile.c
     server.c sock.c stream.c transport.c transport_sendfile.c wait_fd.c)
 set(FUT_SOURCES_top run.c)
