@@ -546,12 +546,20 @@ static int wait_data(struct fut__stream *s) {
   return err;
 }
 
+/* Moves n buffered bytes to dst (the buffer may be unallocated when n is
+ * 0: no pointer arithmetic on it then). */
+static void copy_out(struct fut__stream *s, void *dst, size_t n) {
+  if (!n)
+    return;
+  memcpy(dst, s->buf + s->head, n);
+  consume(s, n);
+}
+
 static void *take(struct fut__stream *s, size_t n) {
   void *d = malloc(n ? n : 1);
   if (!d)
     return NULL;
-  memcpy(d, s->buf + s->head, n);
-  consume(s, n);
+  copy_out(s, d, n);
   return d;
 }
 
@@ -595,8 +603,7 @@ int fut_reader_read_into(fut_reader_t *r, void *buf, size_t cap, size_t *got) {
       return err;
   }
   size_t n = buffered(s) < cap ? buffered(s) : cap;
-  memcpy(buf, s->buf + s->head, n);
-  consume(s, n);
+  copy_out(s, buf, n);
   *got = n;
   return 0;
 }
@@ -687,8 +694,7 @@ int fut_reader_readexactly_into(fut_reader_t *r, void *buf, size_t n,
   if ((err = fill(s, n)))
     return err;
   size_t k = buffered(s) < n ? buffered(s) : n;
-  memcpy(buf, s->buf + s->head, k);
-  consume(s, k);
+  copy_out(s, buf, k);
   *got = k;
   if (k < n)
     return fut__error(FUT_E_INCOMPLETE_READ,
