@@ -122,11 +122,16 @@ static inline void *fut__stack_lo(const struct fut__stack *s) {
  * that reuses one makes no syscall and takes no page fault (creating a
  * stack costs an mmap and a madvise, unmapping it a TLB shootdown: ~5 us
  * each way).  A cached stack keeps its touched pages, typically one or
- * two. */
-#define FUT__STACK_CACHE 256
+ * two.  The cache grows to FUT__STACK_CACHE_MAX while tasks come and go
+ * (a burst of a thousand connections, each with its task, recycles
+ * stacks instead of mapping them), and gives back all but
+ * FUT__STACK_CACHE_KEEP when the loop goes idle (it is about to block in
+ * epoll_wait): memory returns lazily, never on the hot path. */
+#define FUT__STACK_CACHE_MAX 4096
+#define FUT__STACK_CACHE_KEEP 256
 struct fut__stack_cache {
-  struct fut__stack s[FUT__STACK_CACHE]; /* [0, n) are mapped, unused */
-  unsigned n;
+  struct fut__stack *s; /* [0, n) are mapped, unused; cap allocated */
+  unsigned n, cap;
 };
 
 /* Rounds size up to pages; 0 on overflow. */
@@ -139,6 +144,8 @@ int fut__stack_get(struct fut__stack_cache *c, size_t size,
 /* Returns a stack to the cache, or unmaps it when the cache is full. */
 void fut__stack_put(struct fut__stack_cache *c, struct fut__stack *s);
 void fut__stack_cache_clear(struct fut__stack_cache *c);
+/* Unmaps cached stacks beyond keep (the most recently cached stay). */
+void fut__stack_cache_trim(struct fut__stack_cache *c, unsigned keep);
 /* Unmaps a stack whose frames were dropped without returning (all of it
  * may hold stale sanitizer poison): never cached. */
 void fut__stack_discard(struct fut__stack *s);

@@ -1,5 +1,6 @@
 /* Task stacks: one anonymous mapping per stack with a guard region of 16
- * pages below the usable part, recycled through a small per-loop cache,
+ * pages below the usable part, recycled through a per-loop cache (trimmed
+ * when the loop goes idle),
  * and the SIGSEGV handler that turns a guard hit into a message naming the
  * task.
  *
@@ -150,7 +151,15 @@ int fut__stack_get(struct fut__stack_cache *c, size_t size,
 void fut__stack_put(struct fut__stack_cache *c, struct fut__stack *s) {
   if (!s->map)
     return;
-  if (c && c->n < FUT__STACK_CACHE) {
+  if (c && c->n == c->cap && c->cap < FUT__STACK_CACHE_MAX) {
+    unsigned cap = c->cap ? 2 * c->cap : 64;
+    struct fut__stack *ns = fut__realloc(c->s, cap * sizeof *ns);
+    if (ns) {
+      c->s = ns;
+      c->cap = cap;
+    }
+  }
+  if (c && c->n < c->cap) {
     unpoison(s);
     c->s[c->n++] = *s;
   } else {
@@ -168,9 +177,23 @@ void fut__stack_discard(struct fut__stack *s) {
   unmap(s);
 }
 
+void fut__stack_cache_trim(struct fut__stack_cache *c, unsigned keep) {
+  if (c->n <= keep)
+    return;
+  /* The oldest entries go: the newest were touched last, still warm. */
+  unsigned drop = c->n - keep;
+  for (unsigned i = 0; i < drop; i++)
+    unmap(&c->s[i]);
+  memmove(c->s, c->s + drop, keep * sizeof *c->s);
+  c->n = keep;
+}
+
 void fut__stack_cache_clear(struct fut__stack_cache *c) {
   while (c->n > 0)
     unmap(&c->s[--c->n]);
+  fut__free(c->s);
+  c->s = NULL;
+  c->cap = 0;
 }
 
 /* ---- guard-page hits ----------------------------------------------------- */

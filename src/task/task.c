@@ -25,9 +25,19 @@ static void task_close(fut_loop_t *loop, void *state);
 /* The loop part holding each loop's struct fut__task_state. */
 static int task_part;
 
+/* The loop is about to block: stacks cached beyond the few kept go back
+ * to the kernel now, off every hot path. */
+static void task_idle(fut_loop_t *loop, void *state) {
+  struct fut__task_state *ts = state;
+  (void)loop;
+  fut__stack_cache_trim(&ts->cache, FUT__STACK_CACHE_KEEP);
+}
+
 __attribute__((constructor)) static void task_part_init(void) {
-  static const struct fut__loop_part part = {
-      .name = "tasks", .rank = FUT__RANK_TASKS, .close = task_close};
+  static const struct fut__loop_part part = {.name = "tasks",
+                                             .rank = FUT__RANK_TASKS,
+                                             .close = task_close,
+                                             .before_block = task_idle};
   task_part = fut__loop_part_register(&part);
 }
 
