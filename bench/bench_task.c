@@ -30,6 +30,11 @@ static void resolve(void *arg) {
   fut_set_result(arg, NULL, NULL);
 }
 
+static int yielder_once(void *arg) {
+  (void)arg;
+  return fut_sleep(0);
+}
+
 static long awaits;
 
 static int awaiter(void *arg) {
@@ -93,6 +98,27 @@ int main(int argc, char **argv) {
          "(%.1f ms in all; creating the tasks %.0f ns each)\n",
          (double)(t2 - t1) / (NTASKS * (double)NAWAITS),
          (double)(t2 - t0) / 1e6, (double)(t1 - t0) / NTASKS);
+
+  /* A task's whole life (create, one fut_sleep(0), finish, unref) in
+   * bursts of 1,000 alive at once: the shape of a server's reconnect
+   * storm.  The stack cache must recycle the burst's stacks. */
+  enum { BURST = 1000, ROUNDS = 50 };
+  fut_t **bs = calloc(BURST, sizeof *bs);
+  uint64_t b0 = now_ns();
+  for (int r = 0; r < ROUNDS; r++) {
+    for (int i = 0; i < BURST; i++)
+      if (fut_create_task(loop, yielder_once, NULL, NULL, &bs[i]))
+        abort();
+    fut_gather(loop, bs, BURST, 0, &g);
+    fut_loop_run_until_complete(loop, g);
+    fut_unref(g);
+    for (int i = 0; i < BURST; i++)
+      fut_unref(bs[i]);
+  }
+  uint64_t b1 = now_ns();
+  free(bs);
+  printf("task lifecycle, bursts of 1,000 alive        %8.1f ns per task\n",
+         (double)(b1 - b0) / (BURST * (double)ROUNDS));
   fut_loop_free(loop);
   return 0;
 }
