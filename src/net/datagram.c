@@ -263,12 +263,6 @@ static void on_readable(void *arg) {
 /* ---- making endpoints -----------------------------------------------------
  */
 
-static void made_cb(void *arg) {
-  fut_transport_t *t = arg;
-  if (!t->lost && t->dproto->connection_made)
-    t->dproto->connection_made(t, t->arg);
-}
-
 int fut__dgram_new(fut_loop_t *loop, int fd,
                    const fut_datagram_protocol_t *proto, void *arg,
                    bool connected, fut_transport_t **out) {
@@ -295,15 +289,8 @@ int fut__dgram_new(fut_loop_t *loop, int fd,
   t->arg = arg;
   t->connected = connected;
   t->is_unix = ss.ss_family == AF_UNIX;
-  if ((err = fut_loop_add_reader(loop, fd, on_readable, t)) ||
-      (err = fut_loop_call_soon(loop, made_cb, t, NULL))) {
-    fut_loop_remove_reader(loop, fd);
-    fut__q_remove(&t->node);
-    fut__free(t);
-    close(fd);
+  if ((err = fut__transport_start(t, on_readable, false)))
     return err;
-  }
-  t->reader_on = true;
   if (out)
     *out = fut_transport_ref(t);
   return 0;

@@ -100,6 +100,24 @@ static int setup_fd(int fd, bool *is_unix) {
   return 0;
 }
 
+int fut__transport_start(fut_transport_t *t, fut_cb on_readable,
+                         bool known_open) {
+  fut_loop_t *loop = t->loop;
+  int err = known_open ? fut__loop_add_reader_open(loop, t->fd, on_readable, t)
+                       : fut_loop_add_reader(loop, t->fd, on_readable, t);
+  if (!err)
+    err = fut_loop_call_soon(loop, made_cb, t, NULL);
+  if (err) {
+    fut_loop_remove_reader(loop, t->fd);
+    fut__q_remove(&t->node);
+    close(t->fd);
+    fut__free(t);
+    return err;
+  }
+  t->reader_on = true;
+  return 0;
+}
+
 int fut__transport_new(fut_loop_t *loop, int fd, const fut_protocol_t *proto,
                        void *arg, fut_server_t *server, fut_transport_t **out) {
   if (out)
@@ -127,16 +145,8 @@ int fut__transport_new(fut_loop_t *loop, int fd, const fut_protocol_t *proto,
   t->proto = proto;
   t->arg = arg;
   t->is_unix = is_unix;
-  if ((err = server ? fut__loop_add_reader_open(loop, fd, on_readable, t)
-                    : fut_loop_add_reader(loop, fd, on_readable, t)) ||
-      (err = fut_loop_call_soon(loop, made_cb, t, NULL))) {
-    fut_loop_remove_reader(loop, fd);
-    fut__q_remove(&t->node);
-    fut__free(t);
-    close(fd);
+  if ((err = fut__transport_start(t, on_readable, server != NULL)))
     return err;
-  }
-  t->reader_on = true;
   if (server) {
     t->server = fut_server_ref(server);
     fut__q_insert_tail(&server->conns, &t->snode);
