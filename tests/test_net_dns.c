@@ -3,7 +3,9 @@
  * FUT_DNS_MAX_CONCURRENCY lookups at once), resolver failures as
  * FUT_E_RESOLVE with the host in the message, cancellation while a lookup
  * runs or waits its turn (nothing leaks), the future form, getnameinfo,
- * and a loop closed while a lookup runs.  Only "localhost" (from
+ * a loop closed while a lookup runs, and a name with an IPv6 and an IPv4
+ * address (servers listen on both, connections fall back from one to the
+ * other).  Only "localhost" (from
  * /etc/hosts) and numeric loopback addresses are looked up: a failing
  * name is failed by the shim, so no query ever leaves the machine.
  *
@@ -68,6 +70,22 @@ int __wrap_getaddrinfo(const char *host, const char *port,
   if (host && !strcmp(host, "fail.test")) {
     *res = NULL;
     rc = EAI_NONAME;
+  } else if (host && !strcmp(host, "dual.test")) {
+    /* A name with an IPv6 and an IPv4 loopback address, in that order
+     * (glibc's freeaddrinfo frees node by node, so two lists chain). */
+    struct addrinfo *v6 = NULL, *v4 = NULL;
+    rc = __real_getaddrinfo("::1", port, hints, &v6);
+    if (rc == 0 && (rc = __real_getaddrinfo("127.0.0.1", port, hints, &v4))) {
+      freeaddrinfo(v6);
+      v6 = NULL;
+    }
+    if (rc == 0) {
+      struct addrinfo *tail = v6;
+      while (tail->ai_next)
+        tail = tail->ai_next;
+      tail->ai_next = v4;
+    }
+    *res = v6;
   } else {
     rc = __real_getaddrinfo(host, port, hints, res);
   }
@@ -705,6 +723,98 @@ static void test_loop_close_during_lookup(void **state) {
   assert_int_equal(dns_threads(), 0); /* the pool stopped with the loop */
 }
 
+/* ---- a host name with two addresses: servers and connections ------------- */
+
+static int dual_made;
+static void dual_made_cb(fut_transport_t *t, void *arg) {
+  (void)t;
+  (void)arg;
+  dual_made++;
+}
+static const fut_protocol_t dual_proto = {.connection_made = dual_made_cb};
+
+static bool have_ipv6_loopback(void) {
+  int fd = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  struct sockaddr_in6 a = {.sin6_family = AF_INET6,
+                           .sin6_addr = IN6ADDR_LOOPBACK_INIT};
+  bool ok = fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0;
+  if (fd >= 0)
+    close(fd);
+  return ok;
+}
+
+static int dual_main(void *arg) {
+  (void)arg;
+  dual_made = 0;
+  fut_server_t *s;
+  /* One name, two addresses: a listening socket for each, one port. */
+  assert_int_equal(fut_create_server(NULL, &dual_proto, NULL, NULL, "dual.test",
+                                     0, NULL, &s),
+                   0);
+  int fds[4];
+  assert_int_equal(fut_server_sockets(s, fds, 4), 2);
+  int port = fut_server_port(s);
+  int fams = 0;
+  for (int i = 0; i < 2; i++) {
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    assert_int_equal(getsockname(fds[i], (struct sockaddr *)&ss, &len), 0);
+    fams |= ss.ss_family == AF_INET6 ? 1 : 2;
+    int p = ss.ss_family == AF_INET6
+                ? ntohs(((struct sockaddr_in6 *)&ss)->sin6_port)
+                : ntohs(((struct sockaddr_in *)&ss)->sin_port);
+    assert_int_equal(p, port);
+  }
+  assert_int_equal(fams, 3);
+  /* create_connection to the name, one address after the other and then
+   * with happy eyeballs: both addresses listen, each attempt connects. */
+  fut_connect_opts_t o;
+  fut_connect_opts_init(&o);
+  for (int round = 0; round < 2; round++) {
+    o.happy_eyeballs_delay_ns = round ? 10000000 : 0;
+    fut_transport_t *t;
+    assert_int_equal(
+        fut_create_connection(&dual_proto, NULL, "dual.test", port, &o, &t), 0);
+    fut_transport_abort(t);
+    fut_transport_unref(t);
+  }
+  fut_server_close_clients(s);
+  assert_int_equal(fut_server_wait_closed(s), 0);
+  fut_server_unref(s);
+  /* A server on the IPv4 address only: connecting to the name finds
+   * ::1 refused and goes on to 127.0.0.1, with and without happy
+   * eyeballs. */
+  assert_int_equal(fut_create_server(NULL, &dual_proto, NULL, NULL, "127.0.0.1",
+                                     0, NULL, &s),
+                   0);
+  port = fut_server_port(s);
+  for (int round = 0; round < 2; round++) {
+    o.happy_eyeballs_delay_ns = round ? 10000000 : 0;
+    fut_transport_t *t;
+    assert_int_equal(
+        fut_create_connection(&dual_proto, NULL, "dual.test", port, &o, &t), 0);
+    struct sockaddr_storage peer;
+    socklen_t pl = sizeof peer;
+    assert_int_equal(
+        fut_transport_get_extra_info(t, FUT_EXTRA_PEERNAME, &peer, &pl), 0);
+    assert_int_equal(peer.ss_family, AF_INET);
+    fut_transport_abort(t);
+    fut_transport_unref(t);
+  }
+  fut_server_close_clients(s);
+  assert_int_equal(fut_server_wait_closed(s), 0);
+  fut_server_unref(s);
+  return 0;
+}
+
+static void test_host_with_two_addresses(void **state) {
+  if (!have_ipv6_loopback())
+    skip();
+  shim_reset();
+  assert_int_equal(run_main(*state, dual_main, NULL), 0);
+  assert_int_equal(atomic_load(&live_lists), 0);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       FX_LOOP_TEST(test_numeric_host_without_thread),
@@ -716,6 +826,7 @@ int main(void) {
       FX_LOOP_TEST(test_getnameinfo),
       FX_LOOP_TEST(test_not_in_task_and_bad_arguments),
       FX_LOOP_TEST(test_loop_close_during_lookup),
+      FX_LOOP_TEST(test_host_with_two_addresses),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
