@@ -149,9 +149,6 @@ void fut__release_entry(fut_cb fn, void *arg);
 void fut__ready_clear(fut_loop_t *loop);
 
 /* ---- fd watchers (io.c) ------------------------------------------------ */
-/* fut_loop_add_reader for an fd the caller just made (an accepted
- * socket): skips the fcntl that tells a closed fd from an open one. */
-int fut__loop_add_reader_open(fut_loop_t *loop, int fd, fut_cb cb, void *arg);
 struct fut__io {
   fut_handle_t *reader; /* NULL when no reader */
   fut_handle_t *writer; /* NULL when no writer */

@@ -4,7 +4,6 @@
  * a run already queued in the same batch is skipped. */
 #include "loop/internal.h"
 
-#include <fcntl.h>
 #include <limits.h>
 #include <string.h>
 
@@ -41,7 +40,7 @@ static void drop_watchers(fut_loop_t *loop, int fd) {
 }
 
 static int add_watcher(fut_loop_t *loop, int fd, fut_cb cb, void *arg,
-                       uint32_t bit, const char *what, bool known_open) {
+                       uint32_t bit, const char *what) {
   if (!loop || fd < 0 || !cb)
     return fut__error(-EINVAL, "%s: %s", what,
                       !loop    ? "NULL loop"
@@ -50,8 +49,6 @@ static int add_watcher(fut_loop_t *loop, int fd, fut_cb cb, void *arg,
   int err = fut__check_usable(loop);
   if (err)
     return err;
-  if (!known_open && fcntl(fd, F_GETFD) < 0)
-    return fut__error(-EBADF, "%s: fd %d is not open", what, fd);
   /* epoll_ctl's EEXIST fallback would re-point the doorbell's entry at a
    * watcher (and a later remove would delete it): refuse the loop's own
    * descriptors. */
@@ -81,6 +78,9 @@ static int add_watcher(fut_loop_t *loop, int fd, fut_cb cb, void *arg,
                         "%s: fd %d cannot be watched by epoll "
                         "(a regular file or directory?)",
                         what, fd);
+    /* No fcntl probe beforehand: epoll_ctl itself tells a closed fd. */
+    if (err == -EBADF)
+      return fut__error(err, "%s: fd %d is not open", what, fd);
     return fut__error(err, "%s: epoll_ctl on fd %d: %s", what, fd,
                       fut_strerror(err));
   }
@@ -127,18 +127,11 @@ static int remove_watcher(fut_loop_t *loop, int fd, uint32_t bit) {
 }
 
 int fut_loop_add_reader(fut_loop_t *loop, int fd, fut_cb cb, void *arg) {
-  return add_watcher(loop, fd, cb, arg, FUT__EV_READ, "fut_loop_add_reader",
-                     false);
-}
-
-int fut__loop_add_reader_open(fut_loop_t *loop, int fd, fut_cb cb, void *arg) {
-  return add_watcher(loop, fd, cb, arg, FUT__EV_READ, "fut_loop_add_reader",
-                     true);
+  return add_watcher(loop, fd, cb, arg, FUT__EV_READ, "fut_loop_add_reader");
 }
 
 int fut_loop_add_writer(fut_loop_t *loop, int fd, fut_cb cb, void *arg) {
-  return add_watcher(loop, fd, cb, arg, FUT__EV_WRITE, "fut_loop_add_writer",
-                     false);
+  return add_watcher(loop, fd, cb, arg, FUT__EV_WRITE, "fut_loop_add_writer");
 }
 
 int fut_loop_remove_reader(fut_loop_t *loop, int fd) {

@@ -289,7 +289,7 @@ int fut__dgram_new(fut_loop_t *loop, int fd,
   t->arg = arg;
   t->connected = connected;
   t->is_unix = ss.ss_family == AF_UNIX;
-  if ((err = fut__transport_start(t, on_readable, false)))
+  if ((err = fut__transport_start(t, on_readable)))
     return err;
   if (out)
     *out = fut_transport_ref(t);

@@ -130,11 +130,10 @@ int fut__transport_new(fut_loop_t *loop, int fd, const fut_protocol_t *proto,
 /* Starts the loss of t with err (0 = clean): watchers off, buffer
  * dropped, connection_lost scheduled.  Idempotent. */
 void fut__transport_force_close(fut_transport_t *t, int err);
-/* Registers t's read watcher (known_open: an fd just made, no validity
- * probe) and schedules connection_made.  On failure t is unlinked and
- * freed and its fd closed.  Returns 0 or a negative code. */
-int fut__transport_start(fut_transport_t *t, fut_cb on_readable,
-                         bool known_open);
+/* Registers t's read watcher and schedules connection_made.  On failure
+ * t is unlinked and freed and its fd closed.  Returns 0 or a negative
+ * code. */
+int fut__transport_start(fut_transport_t *t, fut_cb on_readable);
 /* Shared by stream and datagram transports: common allocation and the
  * scheduled connection_lost. */
 fut_transport_t *fut__transport_alloc(fut_loop_t *loop, int fd, uint8_t kind);

@@ -100,11 +100,9 @@ static int setup_fd(int fd, bool *is_unix) {
   return 0;
 }
 
-int fut__transport_start(fut_transport_t *t, fut_cb on_readable,
-                         bool known_open) {
+int fut__transport_start(fut_transport_t *t, fut_cb on_readable) {
   fut_loop_t *loop = t->loop;
-  int err = known_open ? fut__loop_add_reader_open(loop, t->fd, on_readable, t)
-                       : fut_loop_add_reader(loop, t->fd, on_readable, t);
+  int err = fut_loop_add_reader(loop, t->fd, on_readable, t);
   if (!err)
     err = fut_loop_call_soon(loop, made_cb, t, NULL);
   if (err) {
@@ -145,7 +143,7 @@ int fut__transport_new(fut_loop_t *loop, int fd, const fut_protocol_t *proto,
   t->proto = proto;
   t->arg = arg;
   t->is_unix = is_unix;
-  if ((err = fut__transport_start(t, on_readable, server != NULL)))
+  if ((err = fut__transport_start(t, on_readable)))
     return err;
   if (server) {
     t->server = fut_server_ref(server);
