@@ -9,6 +9,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "base/internal.h" /* fut__alloc_fail_after */
+
 /* What a handler saw when it ran. */
 struct seen {
   fut_loop_t *loop; /* the loop expected to run it */
@@ -200,6 +202,20 @@ static void test_signal_disposition_restored(void **state) {
   assert_int_equal(fut_loop_remove_signal_handler(loop, SIGUSR1), 1);
   assert_true(current(SIGUSR1).sa_handler == marker);
 
+  /* Adding again puts ours back in place (asyncio installs its handler
+   * at every add), and the replacement is what the removal restores. */
+  a = 0;
+  assert_int_equal(fut_loop_add_signal_handler(loop, SIGUSR1, fx_count_cb, &a),
+                   0);
+  signal(SIGUSR1, SIG_IGN);
+  assert_int_equal(fut_loop_add_signal_handler(loop, SIGUSR1, fx_count_cb, &a),
+                   0);
+  assert_true(current(SIGUSR1).sa_handler != SIG_IGN);
+  raise(SIGUSR1);
+  assert_true(fx_run_until_flag(loop, &a));
+  assert_int_equal(fut_loop_remove_signal_handler(loop, SIGUSR1), 1);
+  assert_true(current(SIGUSR1).sa_handler == SIG_IGN);
+
   assert_int_equal(sigaction(SIGUSR1, &before, NULL), 0);
   fx_loop_free_clean(other);
 }
@@ -289,6 +305,44 @@ static void test_signal_refused_numbers(void **state) {
   /* asyncio: removing an uncatchable one is "nothing was there". */
   assert_int_equal(fut_loop_remove_signal_handler(loop, SIGKILL), 0);
   assert_int_equal(fx_open_fds(), fds); /* a refusal leaves nothing */
+  assert_true(current(SIGUSR1).sa_handler == SIG_DFL);
+}
+
+/* Out of memory for the loop's state: nothing changed. */
+static void test_signal_add_out_of_memory_changes_nothing(void **state) {
+  fut_loop_t *loop = *state;
+  int fds = fx_open_fds();
+  fut__alloc_fail_after(1, true);
+  int err = fut_loop_add_signal_handler(loop, SIGUSR1, fx_fail_cb, NULL);
+  fut__alloc_fail_after(0, false);
+  assert_int_equal(err, -ENOMEM);
+  assert_int_equal(fx_open_fds(), fds);
+  assert_true(current(SIGUSR1).sa_handler == SIG_DFL);
+  assert_int_equal(fut_loop_remove_signal_handler(loop, SIGUSR1), 0);
+}
+
+struct foreign_call {
+  fut_loop_t *loop;
+  int add, remove;
+};
+static void *foreign_thread(void *p) {
+  struct foreign_call *c = p;
+  c->add = fut_loop_add_signal_handler(c->loop, SIGUSR1, fx_fail_cb, NULL);
+  c->remove = fut_loop_remove_signal_handler(c->loop, SIGUSR1);
+  return NULL;
+}
+
+/* Debug mode: another thread's calls are refused, as for every loop
+ * call. */
+static void test_signal_wrong_thread_refused(void **state) {
+  fut_loop_t *loop = *state;
+  fut_loop_set_debug(loop, true);
+  struct foreign_call c = {loop, 0, 0};
+  pthread_t th;
+  assert_int_equal(pthread_create(&th, NULL, foreign_thread, &c), 0);
+  assert_int_equal(pthread_join(th, NULL), 0);
+  assert_int_equal(c.add, FUT_E_WRONG_THREAD);
+  assert_int_equal(c.remove, FUT_E_WRONG_THREAD);
   assert_true(current(SIGUSR1).sa_handler == SIG_DFL);
 }
 
@@ -467,6 +521,8 @@ int main(void) {
       FX_LOOP_TEST(test_signal_disposition_restored),
       FX_LOOP_TEST(test_signal_two_loops_both_notified),
       FX_LOOP_TEST(test_signal_refused_numbers),
+      FX_LOOP_TEST(test_signal_add_out_of_memory_changes_nothing),
+      FX_LOOP_TEST(test_signal_wrong_thread_refused),
       FX_LOOP_TEST(test_signal_fds_back_after_last_removal),
       FX_LOOP_TEST(test_signal_loop_close_removes_handlers),
       FX_LOOP_TEST(test_signal_handler_removes_itself),

@@ -37,9 +37,10 @@ void fut__sig_slot_release(int slot);
 void fut__sig_slot_renew(int slot, int efd);
 /* The signals caught for the slot since the last call (bit signo - 1). */
 uint64_t fut__sig_slot_take(int slot);
-/* The slot watches signo: installs the library's disposition if it is not
- * in place, saving the one it replaces.  0 or a negative errno (-EINVAL
- * with a message for a signal sigaction refuses). */
+/* The slot watches signo (again: no change but the next line): installs
+ * the library's disposition if it is not in place, saving the one it
+ * replaces.  0 or a negative errno (-EINVAL with a message for a signal
+ * sigaction refuses); on failure the slot's watching is as before. */
 int fut__sig_watch(int slot, int signo);
 /* The slot stops watching signo; the last watcher in the process puts back
  * the saved disposition (if the library's is still in place). */

@@ -191,16 +191,17 @@ int fut_loop_add_signal_handler(fut_loop_t *loop, int signo, fut_cb cb,
   if ((err = get_state(loop, &st)))
     return err;
   struct entry *e = &st->ents[signo];
-  if (!e->cb) {
-    if ((err = fut__sig_watch(st->slot, signo))) {
-      if (st->nhandlers == 0) {
-        fut__loop_part_set(loop, sig_part, NULL);
-        state_free(st);
-      }
-      return err;
+  /* Also when replacing: puts the library's disposition back if somebody
+   * replaced it meanwhile. */
+  if ((err = fut__sig_watch(st->slot, signo))) {
+    if (st->nhandlers == 0) {
+      fut__loop_part_set(loop, sig_part, NULL);
+      state_free(st);
     }
-    st->nhandlers++;
+    return err;
   }
+  if (!e->cb)
+    st->nhandlers++;
   e->cb = cb;
   e->arg = arg;
   return 0;

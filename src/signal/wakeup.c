@@ -154,14 +154,19 @@ static bool is_ours(const struct sigaction *sa) {
 }
 
 int fut__sig_watch(int slot, int signo) {
+  uint64_t bit = (uint64_t)1 << (signo - 1);
   take_lock();
+  /* Watched before the disposition is ours, so no signal caught by our
+   * handler finds nobody to wake. */
+  bool again = atomic_fetch_or(&slots[slot].watched, bit) & bit;
   struct sigaction cur;
   int err = 0;
   if (sigaction(signo, NULL, &cur) != 0) {
     err = -errno;
   } else if (!is_ours(&cur)) {
-    /* Not in place: first watcher, or somebody replaced ours since (then
-     * theirs is what a last removal restores, as asyncio would). */
+    /* Not in place: the first watcher, or somebody replaced ours since
+     * (then theirs is what the last removal restores; asyncio installs
+     * its handler at every add as well). */
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;
@@ -175,6 +180,8 @@ int fut__sig_watch(int slot, int signo) {
       saved[signo] = cur;
   }
   if (err) {
+    if (!again)
+      atomic_fetch_and(&slots[slot].watched, ~bit);
     pthread_mutex_unlock(&lock);
     if (err == -EINVAL)
       return fut__error(err,
@@ -184,20 +191,22 @@ int fut__sig_watch(int slot, int signo) {
     return fut__error(err, "fut_loop_add_signal_handler: sigaction(%d): %s",
                       signo, strerror(-err));
   }
-  watchers[signo]++;
-  atomic_fetch_or(&slots[slot].watched, (uint64_t)1 << (signo - 1));
+  if (!again)
+    watchers[signo]++;
   pthread_mutex_unlock(&lock);
   return 0;
 }
 
 void fut__sig_unwatch(int slot, int signo) {
   take_lock();
-  atomic_fetch_and(&slots[slot].watched, ~((uint64_t)1 << (signo - 1)));
   FUT__ASSERT(watchers[signo] > 0);
+  /* The old disposition first: a signal caught from now on gets it, not a
+   * handler with nobody to wake. */
   if (--watchers[signo] == 0) {
     struct sigaction cur;
     if (sigaction(signo, NULL, &cur) == 0 && is_ours(&cur))
       sigaction(signo, &saved[signo], NULL);
   }
+  atomic_fetch_and(&slots[slot].watched, ~((uint64_t)1 << (signo - 1)));
   pthread_mutex_unlock(&lock);
 }
