@@ -11,6 +11,9 @@
 
 #include "base/internal.h" /* fut__alloc_fail_after */
 
+/* From signal/internal.h (which needs the task layer's build flags). */
+void fut__sig_child_reset(void);
+
 /* What a handler saw when it ran. */
 struct seen {
   fut_loop_t *loop; /* the loop expected to run it */
@@ -476,6 +479,33 @@ static void test_signal_exec_child_inherits_nothing(void **state) {
   assert_int_equal(fut_loop_remove_signal_handler(loop, SIGUSR1), 1);
 }
 
+/* Between fork and exec, the process layer resets the library's
+ * dispositions to what exec would give (SIG_DFL); others are untouched. */
+static void test_signal_child_reset_before_exec(void **state) {
+  fut_loop_t *loop = *state;
+  int ran = 0;
+  assert_int_equal(
+      fut_loop_add_signal_handler(loop, SIGUSR1, fx_count_cb, &ran), 0);
+  void (*old)(int) = signal(SIGUSR2, marker);
+  fflush(NULL);
+  pid_t pid = fork();
+  assert_true(pid >= 0);
+  if (pid == 0) {
+    fut__sig_child_reset();
+    struct sigaction a, b;
+    sigaction(SIGUSR1, NULL, &a);
+    sigaction(SIGUSR2, NULL, &b);
+    _exit(a.sa_handler == SIG_DFL && b.sa_handler == marker ? 0 : 1);
+  }
+  int status;
+  assert_int_equal(waitpid(pid, &status, 0), pid);
+  assert_true(WIFEXITED(status));
+  assert_int_equal(WEXITSTATUS(status), 0);
+  signal(SIGUSR2, old);
+  assert_true(current(SIGUSR1).sa_handler != SIG_DFL); /* the parent's */
+  assert_int_equal(fut_loop_remove_signal_handler(loop, SIGUSR1), 1);
+}
+
 /* A forked child: before fut_loop_fork, a signal caught there does not
  * wake the parent's loop through the eventfd they share; after it, the
  * child's loop has a wakeup of its own. */
@@ -528,6 +558,7 @@ int main(void) {
       FX_LOOP_TEST(test_signal_handler_removes_itself),
       FX_LOOP_TEST(test_signal_other_thread_wakes_blocked_loop),
       FX_LOOP_TEST(test_signal_exec_child_inherits_nothing),
+      FX_LOOP_TEST(test_signal_child_reset_before_exec),
       FX_LOOP_TEST(test_signal_forked_child),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

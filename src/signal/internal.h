@@ -45,5 +45,11 @@ int fut__sig_watch(int slot, int signo);
 /* The slot stops watching signo; the last watcher in the process puts back
  * the saved disposition (if the library's is still in place). */
 void fut__sig_unwatch(int slot, int signo);
+/* For a child between fork and exec (the process layer): sets every
+ * signal the library catches back to SIG_DFL, which is what exec would do,
+ * so a signal sent to the child in that window gets its default action
+ * instead of our handler (which would do nothing there).  Async-signal-
+ * safe: no lock, only sigaction.  posix_spawn does the same by itself. */
+void fut__sig_child_reset(void);
 
 #endif

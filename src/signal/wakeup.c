@@ -34,6 +34,10 @@ static struct slot slots[FUT__SIG_SLOTS];
 static atomic_int nslots; /* the handler scans slots[0, nslots): the
                              high-water mark of used slots, never lowered */
 
+/* Signals whose disposition the library set (bit signo - 1): read without
+ * the lock by fut__sig_child_reset, in a child where the lock is unsafe. */
+static atomic_uint_least64_t installed;
+
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static unsigned lock_gen;              /* fork generation lock was made in */
 static int watchers[FUT__SIG_MAX + 1]; /* by signo: slots watching it */
@@ -174,10 +178,12 @@ int fut__sig_watch(int slot, int signo) {
     /* asyncio's siginterrupt(sig, False); SA_ONSTACK honours an alternate
      * stack the application set up. */
     sa.sa_flags = SA_RESTART | SA_ONSTACK;
-    if (sigaction(signo, &sa, NULL) != 0)
+    if (sigaction(signo, &sa, NULL) != 0) {
       err = -errno;
-    else
+    } else {
       saved[signo] = cur;
+      atomic_fetch_or(&installed, bit);
+    }
   }
   if (err) {
     if (!again)
@@ -206,7 +212,23 @@ void fut__sig_unwatch(int slot, int signo) {
     struct sigaction cur;
     if (sigaction(signo, NULL, &cur) == 0 && is_ours(&cur))
       sigaction(signo, &saved[signo], NULL);
+    atomic_fetch_and(&installed, ~((uint64_t)1 << (signo - 1)));
   }
   atomic_fetch_and(&slots[slot].watched, ~((uint64_t)1 << (signo - 1)));
   pthread_mutex_unlock(&lock);
+}
+
+void fut__sig_child_reset(void) {
+  uint64_t bits = atomic_load(&installed);
+  struct sigaction dfl;
+  memset(&dfl, 0, sizeof dfl);
+  dfl.sa_handler = SIG_DFL;
+  sigemptyset(&dfl.sa_mask);
+  while (bits) {
+    int signo = __builtin_ctzll(bits) + 1;
+    bits &= bits - 1;
+    struct sigaction cur;
+    if (sigaction(signo, NULL, &cur) == 0 && is_ours(&cur))
+      sigaction(signo, &dfl, NULL);
+  }
 }
