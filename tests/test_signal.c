@@ -411,6 +411,31 @@ static void test_signal_handler_removes_itself(void **state) {
   assert_true(current(SIGUSR1).sa_handler == SIG_DFL);
 }
 
+/* fut_run installs asyncio.Runner's SIGINT handler; main's own handler
+ * replaces it for the run (as in asyncio), and afterwards SIGINT is back
+ * to SIG_DFL. */
+static int sigint_main(void *arg) {
+  int *ran = arg;
+  int err = fut_loop_add_signal_handler(fut_get_running_loop(), SIGINT,
+                                        fx_count_cb, ran);
+  if (err)
+    return err;
+  raise(SIGINT); /* the runner's handler would cancel main */
+  for (int i = 0; i < 5000 && !*ran; i++)
+    if ((err = fut_sleep(FUT_MS(1))))
+      return err;
+  return *ran == 1 ? 0 : -ETIMEDOUT;
+}
+
+static void test_signal_handler_inside_fut_run(void **state) {
+  (void)state;
+  int ran = 0;
+  assert_true(current(SIGINT).sa_handler == SIG_DFL);
+  assert_int_equal(fut_run(sigint_main, &ran, NULL), 0);
+  assert_int_equal(ran, 1);
+  assert_true(current(SIGINT).sa_handler == SIG_DFL);
+}
+
 /* ---- threads and children ----------------------------------------------- */
 
 struct raiser {
@@ -556,6 +581,7 @@ int main(void) {
       FX_LOOP_TEST(test_signal_fds_back_after_last_removal),
       FX_LOOP_TEST(test_signal_loop_close_removes_handlers),
       FX_LOOP_TEST(test_signal_handler_removes_itself),
+      FX_LOOP_TEST(test_signal_handler_inside_fut_run),
       FX_LOOP_TEST(test_signal_other_thread_wakes_blocked_loop),
       FX_LOOP_TEST(test_signal_exec_child_inherits_nothing),
       FX_LOOP_TEST(test_signal_child_reset_before_exec),
