@@ -39,23 +39,26 @@ extern "C" {
 
 /* ---- signal handlers ---------------------------------------------------- */
 
-/* Runs cb(arg) on loop each time signo arrives (once per coalesced batch).
- * Adding a handler for a signal that already has one on this loop replaces
- * its callback and argument; a delivery already queued then runs the new
- * one.  arg is borrowed: it must stay valid until the handler is removed or
- * the loop is closed.  Returns 0 or a negative code, and on failure nothing
- * changed.  Errors: -EINVAL (NULL loop or cb, signo outside 1..64, SIGKILL,
- * SIGSTOP, a signal the C library reserves), FUT_E_CLOSED, FUT_E_FORKED,
+/* Runs cb(arg) on loop each time signo arrives (once per coalesced
+ * batch).  Adding a handler for a signal that already has one on this
+ * loop replaces its callback and argument; a delivery already queued then
+ * runs the new one.  arg is borrowed: it must stay valid until the handler
+ * is removed or the loop is closed.  Call it from the loop's thread.
+ * Returns 0 or a negative code, and on failure nothing changed.  Errors:
+ * -EINVAL (NULL loop or cb, signo outside 1..64, SIGKILL, SIGSTOP, a
+ * signal the C library reserves), FUT_E_CLOSED, FUT_E_FORKED,
  * FUT_E_WRONG_THREAD, -ENOMEM, -EMFILE, -ENFILE, -ENOSPC. */
 FUT_EXTERN int fut_loop_add_signal_handler(fut_loop_t *loop, int signo,
                                            fut_cb cb, void *arg);
 
 /* Removes loop's handler for signo.  A delivery already queued for it does
  * not run.  When no loop of the process handles signo any more, the
- * disposition from before the first handler is restored.  Returns 1 when a
- * handler was removed, 0 when there was none (also on a closed loop), or a
- * negative code.  Errors: -EINVAL (NULL loop, signo outside 1..64),
- * FUT_E_FORKED, FUT_E_WRONG_THREAD. */
+ * disposition from before the first handler is restored.  Call it from
+ * the loop's thread, callbacks included (a handler may remove itself).
+ * Returns 1 when a handler was removed, 0 when there was none (also on a
+ * closed loop, and for SIGKILL / SIGSTOP), or a negative code.  Errors:
+ * -EINVAL (NULL loop, signo outside 1..64), FUT_E_FORKED,
+ * FUT_E_WRONG_THREAD. */
 FUT_EXTERN int fut_loop_remove_signal_handler(fut_loop_t *loop, int signo);
 
 #ifdef __cplusplus

@@ -20,7 +20,6 @@ struct entry {
   void *arg;            /* borrowed from the user */
   fut_handle_t *queued; /* the queued delivery (our reference), NULL when
                            none: a signal caught meanwhile coalesces */
-  struct sig_state *st; /* owner */
 };
 
 struct sig_state {
@@ -46,9 +45,9 @@ static void deliver(void *p) {
 
 static void on_wakeup(void *p) {
   struct sig_state *st = p;
-  uint64_t n;
-  while (read(st->efd, &n, sizeof n) == (ssize_t)sizeof n) {
-  }
+  uint64_t n; /* one read resets the counter (EAGAIN: nothing rang) */
+  ssize_t r = read(st->efd, &n, sizeof n);
+  (void)r;
   /* Read first, take second: a signal whose write we consumed had set its
    * bit before; one caught after the take rings the eventfd again. */
   uint64_t bits = fut__sig_slot_take(st->slot);
@@ -150,8 +149,6 @@ static int get_state(fut_loop_t *loop, struct sig_state **out) {
   if (!st)
     return fut__error(-ENOMEM, "fut_loop_add_signal_handler: out of memory");
   st->loop = loop;
-  for (int i = 0; i <= FUT__SIG_MAX; i++)
-    st->ents[i].st = st;
   int err;
   st->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   if (st->efd < 0) {
