@@ -5,6 +5,7 @@
 #include "fixture.h"
 
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -469,6 +470,52 @@ static void test_signal_other_thread_wakes_blocked_loop(void **state) {
   assert_int_equal(fut_loop_remove_signal_handler(loop, SIGUSR1), 1);
 }
 
+/* A storm of signals from another thread while loops come and go (each
+ * taking and freeing a wakeup slot and an eventfd): a slot is never freed
+ * under a handler (ASan, TSan), and the loop that stays is notified. */
+struct storm {
+  atomic_bool stop;
+  int sent;
+};
+static void *storm_thread(void *p) {
+  struct storm *s = p;
+  while (!atomic_load(&s->stop) && s->sent < 100000) {
+    kill(getpid(), SIGUSR2);
+    s->sent++;
+  }
+  return NULL;
+}
+
+static void test_signal_storm_while_loops_come_and_go(void **state) {
+  fut_loop_t *loop = *state;
+  int anchor = 0;
+  assert_int_equal(
+      fut_loop_add_signal_handler(loop, SIGUSR2, fx_count_cb, &anchor), 0);
+  struct storm s = {.sent = 0};
+  atomic_init(&s.stop, false);
+  pthread_t th;
+  assert_int_equal(pthread_create(&th, NULL, storm_thread, &s), 0);
+  for (int i = 0; i < 200; i++) {
+    fut_loop_t *l;
+    int ran = 0;
+    assert_int_equal(fut_loop_new(&l), 0);
+    assert_int_equal(fut_loop_add_signal_handler(l, SIGUSR2, fx_count_cb, &ran),
+                     0);
+    assert_int_equal(fut_loop_run_once(l, 0), 0);
+    assert_int_equal(fut_loop_run_once(loop, 0), 0);
+    if (i % 2)
+      assert_int_equal(fut_loop_remove_signal_handler(l, SIGUSR2), 1);
+    assert_int_equal(fut_loop_free(l), 0); /* closing removes it too */
+  }
+  atomic_store(&s.stop, true);
+  assert_int_equal(pthread_join(th, NULL), 0);
+  assert_true(s.sent > 0);
+  anchor = 0;
+  raise(SIGUSR2);
+  assert_true(fx_run_until_flag(loop, &anchor));
+  assert_int_equal(fut_loop_remove_signal_handler(loop, SIGUSR2), 1);
+}
+
 /* Reads "Name:\t<hex>" from a /proc status text. */
 static unsigned long long status_mask(const char *text, const char *name) {
   const char *p = strstr(text, name);
@@ -583,6 +630,7 @@ int main(void) {
       FX_LOOP_TEST(test_signal_handler_removes_itself),
       FX_LOOP_TEST(test_signal_handler_inside_fut_run),
       FX_LOOP_TEST(test_signal_other_thread_wakes_blocked_loop),
+      FX_LOOP_TEST(test_signal_storm_while_loops_come_and_go),
       FX_LOOP_TEST(test_signal_exec_child_inherits_nothing),
       FX_LOOP_TEST(test_signal_child_reset_before_exec),
       FX_LOOP_TEST(test_signal_forked_child),
