@@ -45,13 +45,17 @@ static struct sigaction saved[FUT__SIG_MAX + 1]; /* by signo: the
                                                     disposition to restore,
                                                     valid while watched */
 
-/* A parent thread may have held the lock at fork time: the child's copy
- * would stay locked forever, so a child re-creates it (it starts with one
- * thread, the one calling here). */
+/* A parent thread may have held the lock, or been inside the handler, at
+ * fork time: the child's copy of the lock would stay locked forever and a
+ * slot's busy count would never drop, so a child re-creates the lock and
+ * zeroes the counts (it starts with one thread, the one calling here, and
+ * that thread is not inside the handler). */
 static void take_lock(void) {
   unsigned gen = fut__fork_generation();
   if (FUT__UNLIKELY(__atomic_load_n(&lock_gen, __ATOMIC_RELAXED) != gen)) {
     pthread_mutex_init(&lock, NULL);
+    for (int i = 0; i < FUT__SIG_SLOTS; i++)
+      atomic_store(&slots[i].busy, 0);
     __atomic_store_n(&lock_gen, gen, __ATOMIC_RELAXED);
   }
   pthread_mutex_lock(&lock);
@@ -131,7 +135,7 @@ void fut__sig_slot_release(int slot) {
   atomic_store(&s->fd, -1);
   /* A handler that entered before the stores may still write to the old
    * fd: it is brief and never blocks (the eventfd is non-blocking). */
-  while (atomic_load(&s->busy) != 0)
+  while (atomic_load(&s->busy) > 0)
     sched_yield();
   atomic_store(&s->pending, 0);
   s->used = false;
@@ -142,7 +146,7 @@ void fut__sig_slot_renew(int slot, int efd) {
   struct slot *s = &slots[slot];
   take_lock();
   atomic_store(&s->fd, -1);
-  while (atomic_load(&s->busy) != 0)
+  while (atomic_load(&s->busy) > 0)
     sched_yield();
   atomic_store(&s->pid, (int)getpid());
   atomic_store(&s->fd, efd);
