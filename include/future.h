@@ -30,6 +30,7 @@
 #include "future/dns.h"
 #include "future/transport.h"
 #include "future/stream.h"
+#include "future/sync.h"
 /* clang-format on */
 
 #endif
