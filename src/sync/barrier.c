@@ -125,3 +125,13 @@ unsigned fut_barrier_n_waiting(const fut_barrier_t *b) {
 bool fut_barrier_broken(const fut_barrier_t *b) {
   return b && b->state == BROKEN;
 }
+
+const char *fut__barrier_state_name(const fut_barrier_t *b) {
+  static const char *const names[] = {"filling", "draining", "resetting",
+                                      "broken"};
+  return names[b->state];
+}
+
+unsigned fut__barrier_count(const fut_barrier_t *b) {
+  return b->count;
+}

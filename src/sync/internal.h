@@ -58,4 +58,10 @@ size_t fut__waiters_count(const struct fut__qnode *list);
 /* lock.c: true if tasks wait on the lock (for fut_cond_free). */
 bool fut__lock_has_waiters(const fut_lock_t *lock);
 
+/* barrier.c, for tests (CPython's tests read repr() and _count): the
+ * state's name ("filling", "draining", "resetting", "broken") and the
+ * number of tasks inside fut_barrier_wait. */
+const char *fut__barrier_state_name(const fut_barrier_t *b);
+unsigned fut__barrier_count(const fut_barrier_t *b);
+
 #endif

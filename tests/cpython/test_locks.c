@@ -5,12 +5,17 @@
  * body runs as a main task; `await asyncio.sleep(0)` is fut_yield(), a
  * task is fut_create_task, `async with x` is acquire ... release.
  * Checks made inside tasks are recorded with CHECK and asserted on the
- * test's own stack afterwards.  Methods that do not apply to C (repr, the
- * `await lock` / `with` TypeErrors, the removed loop parameter, negative
- * semaphore values, reading private attributes) are listed in the report
- * of the commit that added this file and in CHANGELOG.md. */
+ * test's own stack afterwards.  The methods that do not apply to C (repr,
+ * the `await lock` / `with` TypeErrors, the removed loop parameter, a
+ * negative semaphore value) are listed in docs/asyncio-to-libfuture.md. */
 #include "fixture.h"
 #include "task_helpers.h"
+
+/* From src/sync/internal.h (its task layer needs the library's build
+ * flags): the barrier's state name and count, for the methods that read
+ * repr() and _count. */
+const char *fut__barrier_state_name(const fut_barrier_t *b);
+unsigned fut__barrier_count(const fut_barrier_t *b);
 
 #define T(fn) FX_LOOP_TEST(fn)
 
@@ -739,6 +744,119 @@ BODY(test_timeout_in_block) {
   return 0;
 }
 
+static int cancelled_error_func(void *arg) {
+  (void)arg;
+  int err = fut_cond_acquire(G.cond);
+  if (err)
+    return err;
+  err = fut_cond_wait_for(G.cond, pred_flag, NULL);
+  CHECK(err == -ECANCELED);
+  CHECK(fut_cond_locked(G.cond)); /* the lock is held again */
+  fut_cond_release(G.cond);
+  return err;
+}
+
+static int cancel_msg_is_foo(fut_t *task) {
+  const char *msg = NULL;
+  int err = fut_exception(task, &msg);
+  return err == -ECANCELED && msg && strcmp(msg, "foo") == 0;
+}
+
+/* ConditionTests.test_cancelled_error_wakeup (the same exception instance:
+ * here the same code and cancel message) */
+BODY(test_cancelled_error_wakeup) {
+  (void)arg;
+  CHECK(fut_cond_new(NULL, &G.cond) == 0);
+  fut_t *task = sp(cancelled_error_func, NULL);
+  fut_yield();
+  fut_cancel(task, "foo");
+  CHECK(fut_await(task, NULL) == -ECANCELED);
+  CHECK(cancel_msg_is_foo(task));
+  join(&task, 1, -ECANCELED);
+  return 0;
+}
+
+/* ConditionTests.test_cancelled_error_re_aquire */
+BODY(test_cancelled_error_re_aquire) {
+  (void)arg;
+  CHECK(fut_cond_new(NULL, &G.cond) == 0);
+  fut_t *task = sp(cancelled_error_func, NULL);
+  fut_yield();
+  CHECK(fut_cond_acquire(G.cond) == 0);
+  G.flag = true;
+  fut_cond_notify(G.cond, 1);
+  fut_yield();
+  fut_cancel(task, "foo"); /* while it re-acquires the lock */
+  fut_cond_release(G.cond);
+  CHECK(fut_await(task, NULL) == -ECANCELED);
+  CHECK(cancel_msg_is_foo(task));
+  join(&task, 1, -ECANCELED);
+  return 0;
+}
+
+static bool state_nonzero(void *arg) {
+  (void)arg;
+  return G.count != 0;
+}
+static bool state_zero(void *arg) {
+  (void)arg;
+  return G.count == 0;
+}
+
+static int wakeup_consumer(void *arg) {
+  (void)arg;
+  int err = fut_cond_acquire(G.cond);
+  if (err)
+    return err;
+  for (;;) {
+    if ((err = fut_cond_wait_for(G.cond, state_nonzero, NULL)))
+      break;
+    if (G.count < 0)
+      break;
+    G.count--;
+  }
+  if (fut_cond_locked(G.cond))
+    fut_cond_release(G.cond);
+  return err;
+}
+
+static void cancelled_wakeup(bool relock) {
+  CHECK(fut_cond_new(NULL, &G.cond) == 0);
+  fut_t *c[2] = {sp(wakeup_consumer, NULL), sp(wakeup_consumer, NULL)};
+  fut_yield();
+  CHECK(fut_cond_acquire(G.cond) == 0);
+  G.count += 1;
+  fut_cond_notify(G.cond, 1);
+  if (relock)
+    fut_yield(); /* the woken task settles on re-acquiring the lock */
+  fut_cancel(c[0], NULL);
+  fut_timeout_t *cm;
+  CHECK(fut_timeout_enter(FUT_MS(10), &cm) == 0);
+  int err = fut_cond_wait_for(G.cond, state_zero, NULL);
+  err = fut_timeout_exit(cm, err);
+  CHECK(err == 0 || err == -ETIMEDOUT);
+  CHECK(G.count == 0); /* the notification was not lost */
+  G.count = -1;
+  fut_cond_notify_all(G.cond);
+  fut_cond_release(G.cond);
+  CHECK(fut_await(c[1], NULL) == 0);
+  join(c, 2, 0);
+}
+
+/* ConditionTests.test_cancelled_wakeup */
+BODY(test_cancelled_wakeup) {
+  (void)arg;
+  cancelled_wakeup(false);
+  return 0;
+}
+
+/* ConditionTests.test_cancelled_wakeup_relock */
+BODY(test_cancelled_wakeup_relock) {
+  (void)arg;
+  cancelled_wakeup(true);
+  return 0;
+}
+
 /* ==== SemaphoreTests ====================================================== */
 
 /* SemaphoreTests.test_initial_value_zero */
@@ -961,6 +1079,64 @@ BODY(test_acquire_fifo_order_3) {
   fut_sem_release(G.sem);
   CHECK(join(ts, 3, 0) == 2);
   CHECK(RES(2, 3));
+  return 0;
+}
+
+static int fifo4_c4(void *arg) {
+  (void)arg;
+  res_add(4);
+  return 0;
+}
+
+static int fifo4_c1(void *arg) {
+  (void)arg;
+  CHECK(fut_sem_value(G.sem) == 0);
+  int err = fut_sem_acquire(G.sem);
+  if (err)
+    return err;
+  CHECK(fut_sem_value(G.sem) == 0); /* every waiter was woken */
+  G.t[3] = sp(fifo4_c4, NULL);      /* runs after c3, not c2 */
+  res_add(1);
+  return 0;
+}
+
+static int fifo4_c2(void *arg) {
+  (void)arg;
+  fut_sem_release(G.sem);
+  fut_sem_release(G.sem);
+  fut_sem_release(G.sem);
+  CHECK(fut_sem_value(G.sem) == 2);
+  CHECK(fut_sem_locked(G.sem)); /* c1 has not woken up yet */
+  int err = fut_sem_acquire(G.sem);
+  if (!err)
+    res_add(2);
+  return err;
+}
+
+static int fifo4_c3(void *arg) {
+  (void)arg;
+  int err = fut_sem_acquire(G.sem);
+  if (err)
+    return err;
+  CHECK(fut_sem_locked(G.sem));
+  res_add(3);
+  return 0;
+}
+
+/* SemaphoreTests.test_acquire_fifo_order_4 */
+BODY(test_acquire_fifo_order_4) {
+  (void)arg;
+  CHECK(fut_sem_new(0, &G.sem) == 0);
+  G.t[0] = sp(fifo4_c1, NULL);
+  G.t[1] = sp(fifo4_c2, NULL);
+  G.t[2] = sp(fifo4_c3, NULL);
+  fut_yield();
+  CHECK(fut_sem_value(G.sem) == 2);
+  fut_yield();
+  join(G.t, 3, 0);
+  CHECK(G.t[3] != NULL);
+  join(G.t + 3, 1, 0);
+  CHECK(RES(1, 2, 3, 4));
   return 0;
 }
 
@@ -1330,6 +1506,54 @@ BODY(test_reset_barrier_while_tasks_draining) {
   return 0;
 }
 
+static int draining_coro(void *arg) {
+  (void)arg;
+  int err = fut_barrier_wait(G.bar, NULL);
+  if (!err)
+    res_add(strcmp(fut__barrier_state_name(G.bar), "draining") == 0);
+  return err;
+}
+
+/* BarrierTests.test_draining_state ("draining" in repr: the state's name) */
+BODY(test_draining_state) {
+  (void)arg;
+  CHECK(fut_barrier_new(N, &G.bar) == 0);
+  CHECK(gather_n(N, draining_coro, NULL) == 0);
+  CHECK(G.nres == N);
+  CHECK(G.res[N - 1] == 0);
+  for (int i = 0; i < N - 1; i++)
+    CHECK(G.res[i] == 1);
+  CHECK(fut_barrier_n_waiting(G.bar) == 0);
+  CHECK(!fut_barrier_broken(G.bar));
+  return 0;
+}
+
+static int half_draining(void *arg) {
+  (void)arg;
+  int err = fut_barrier_wait(G.bar, NULL);
+  if (err == FUT_E_BROKEN_BARRIER) {
+    G.n1++;
+    return 0;
+  }
+  if (err)
+    return err;
+  if (fut__barrier_count(G.bar) == N / 2) /* rest_of_tasks == _count */
+    fut_barrier_reset(G.bar);
+  return 0;
+}
+
+/* BarrierTests.test_reset_barrier_when_tasks_half_draining */
+BODY(test_reset_barrier_when_tasks_half_draining) {
+  (void)arg;
+  CHECK(fut_barrier_new(N, &G.bar) == 0);
+  CHECK(gather_n(N, half_draining, NULL) == 0);
+  CHECK(G.n1 == N / 2);
+  CHECK(fut_barrier_n_waiting(G.bar) == 0);
+  CHECK(strcmp(fut__barrier_state_name(G.bar), "resetting") != 0);
+  CHECK(!fut_barrier_broken(G.bar));
+  return 0;
+}
+
 /* BarrierTests.test_abort_barrier */
 BODY(test_abort_barrier) {
   (void)arg;
@@ -1474,6 +1698,10 @@ int main(void) {
       T(test_explicit_lock),
       T(test_ambiguous_loops),
       T(test_timeout_in_block),
+      T(test_cancelled_error_wakeup),
+      T(test_cancelled_error_re_aquire),
+      T(test_cancelled_wakeup),
+      T(test_cancelled_wakeup_relock),
       T(test_initial_value_zero),
       T(test_semaphore),
       T(test_sem_acquire),
@@ -1486,6 +1714,7 @@ int main(void) {
       T(test_acquire_fifo_order),
       T(test_acquire_fifo_order_2),
       T(test_acquire_fifo_order_3),
+      T(test_acquire_fifo_order_4),
       T(test_barrier_parties),
       T(test_barrier_context_manager),
       T(test_filling_one_task),
@@ -1493,10 +1722,12 @@ int main(void) {
       T(test_filling_task_by_task),
       T(test_filling_tasks_wait_twice),
       T(test_filling_tasks_check_return_value),
+      T(test_draining_state),
       T(test_blocking_tasks_while_draining),
       T(test_filling_tasks_cancel_one),
       T(test_reset_barrier),
       T(test_reset_barrier_while_tasks_waiting),
+      T(test_reset_barrier_when_tasks_half_draining),
       T(test_reset_barrier_when_tasks_half_draining_half_blocking),
       T(test_reset_barrier_while_tasks_waiting_and_waiting_again),
       T(test_reset_barrier_while_tasks_draining),
