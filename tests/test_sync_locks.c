@@ -450,10 +450,11 @@ static int sem_stress_main(void *arg) {
     int e = fut_await(s->tasks[i], NULL);
     if (e && !err)
       err = e;
-    fut_unref(s->tasks[i]);
   }
   int e = fut_await(canceller, NULL);
   fut_unref(canceller);
+  for (int i = 0; i < SEM_TASKS; i++) /* the canceller is done with them */
+    fut_unref(s->tasks[i]);
   return err ? err : e;
 }
 
