@@ -43,7 +43,8 @@ int fut_lock_acquire(fut_lock_t *lock) {
   fut_loop_t *loop = fut__sync_task_loop(&lock->loop, "fut_lock_acquire", &err);
   if (!loop)
     return err;
-  if (!lock->locked && !fut__waiters_any_live(&lock->waiters)) {
+  if (!lock->locked && (fut__q_empty(&lock->waiters) ||
+                        !fut__waiters_any_live(&lock->waiters))) {
     lock->locked = true;
     return 0;
   }
@@ -65,14 +66,17 @@ int fut_lock_acquire(fut_lock_t *lock) {
 int fut_lock_release(fut_lock_t *lock) {
   if (!lock)
     return fut__error(-EINVAL, "fut_lock_release: NULL lock");
-  int err = fut__sync_check_loop(lock->loop, "fut_lock_release");
-  if (err)
-    return err;
+  if (lock->loop) {
+    int err = fut__sync_check_loop(lock->loop, "fut_lock_release");
+    if (err)
+      return err;
+  }
   if (!lock->locked)
     return fut__error(FUT_E_INVALID_STATE,
                       "fut_lock_release: the lock is not acquired");
   lock->locked = false;
-  fut__waiters_wake_head(&lock->waiters);
+  if (!fut__q_empty(&lock->waiters))
+    fut__waiters_wake_head(&lock->waiters);
   return 0;
 }
 

@@ -49,7 +49,8 @@ int fut_sem_free(fut_sem_t *s) {
 }
 
 bool fut_sem_locked(const fut_sem_t *s) {
-  return s && (s->value == 0 || fut__waiters_any_live(&s->waiters));
+  return s && (s->value == 0 || (!fut__q_empty(&s->waiters) &&
+                                 fut__waiters_any_live(&s->waiters)));
 }
 
 unsigned fut_sem_value(const fut_sem_t *s) {
@@ -58,7 +59,7 @@ unsigned fut_sem_value(const fut_sem_t *s) {
 
 /* Hands a unit to the first waiter not woken yet; false if none. */
 static bool wake_next(fut_sem_t *s) {
-  if (fut__waiters_wake(&s->waiters, 1) == 0)
+  if (fut__q_empty(&s->waiters) || fut__waiters_wake(&s->waiters, 1) == 0)
     return false;
   s->value--;
   return true;
@@ -91,7 +92,7 @@ int fut_sem_acquire(fut_sem_t *s) {
 int fut_sem_release(fut_sem_t *s) {
   if (!s)
     return fut__error(-EINVAL, "fut_sem_release: NULL semaphore");
-  int err = fut__sync_check_loop(s->loop, "fut_sem_release");
+  int err = s->loop ? fut__sync_check_loop(s->loop, "fut_sem_release") : 0;
   if (err)
     return err;
   if (s->bounded && s->value >= s->bound)
