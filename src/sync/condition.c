@@ -81,7 +81,10 @@ int fut_cond_wait(fut_cond_t *c) {
   fut__q_init(&w.node);
   if ((err = fut_new(loop, &w.fut)))
     return err;
-  fut_lock_release(c->lock);
+  if ((err = fut_lock_release(c->lock))) { /* the lock is another loop's */
+    fut__waiter_release(&w);
+    return err;
+  }
   fut__q_insert_tail(&c->waiters, &w.node);
   int rc = fut_await(w.fut, NULL);
   fut__q_remove(&w.node);
