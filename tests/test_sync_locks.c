@@ -285,6 +285,70 @@ static void test_cond_wait_for_producer_consumer(void **state) {
   assert_int_equal(fut_cond_free(p.cond), 0);
 }
 
+/* ---- another loop -------------------------------------------------------- */
+
+struct other {
+  fut_event_t *ev;
+  fut_sem_t *sem;
+  int rc_wait, rc_set, rc_sem_acquire, rc_sem_release;
+};
+
+static int other_waiter(void *arg) {
+  struct other *o = arg;
+  return fut_event_wait(o->ev);
+}
+
+static void sem_release_cb(void *sem) {
+  fut_sem_release(sem);
+}
+
+/* Binds ev and sem to this loop: a task waits on ev, then it is set; an
+ * acquire of sem waits until a callback releases it. */
+static int bind_main(void *arg) {
+  struct other *o = arg;
+  fut_t *t = spawn(fut_get_running_loop(), other_waiter, o);
+  fut_yield();
+  fut_event_set(o->ev);
+  int err = fut_await(t, NULL);
+  fut_unref(t);
+  fut_event_clear(o->ev);
+  if (err)
+    return err;
+  fut_loop_call_soon(fut_get_running_loop(), sem_release_cb, o->sem, NULL);
+  return fut_sem_acquire(o->sem); /* value 0 again afterwards */
+}
+
+static int other_main(void *arg) {
+  struct other *o = arg;
+  o->rc_wait = fut_event_wait(o->ev);
+  o->rc_set = fut_event_set(o->ev);
+  o->rc_sem_acquire = fut_sem_acquire(o->sem);
+  o->rc_sem_release = fut_sem_release(o->sem);
+  return 0;
+}
+
+/* A primitive bound to one loop (by a wait) refuses waiting and waking
+ * calls made from another running loop. */
+static void test_sync_other_loop(void **state) {
+  struct other o = {0};
+  assert_int_equal(fut_event_new(&o.ev), 0);
+  assert_int_equal(fut_sem_new(0, &o.sem), 0);
+  fut_loop_t *first = new_loop();
+  assert_int_equal(run_main(first, bind_main, &o), 0);
+  end_loop(first);
+  assert_int_equal(run_main(*state, other_main, &o), 0);
+  assert_int_equal(o.rc_wait, FUT_E_OTHER_LOOP);
+  assert_int_equal(o.rc_set, FUT_E_OTHER_LOOP);
+  assert_int_equal(o.rc_sem_acquire, FUT_E_OTHER_LOOP);
+  assert_int_equal(o.rc_sem_release, FUT_E_OTHER_LOOP);
+  assert_false(fut_event_is_set(o.ev));
+  assert_int_equal(fut_sem_value(o.sem), 0);
+  /* From plain code (no loop running) the non-waiting calls work. */
+  assert_int_equal(fut_event_set(o.ev), 0);
+  assert_int_equal(fut_event_free(o.ev), 0);
+  assert_int_equal(fut_sem_free(o.sem), 0);
+}
+
 /* ---- stress: the lock under random cancellation -------------------------- */
 
 #define STRESS_TASKS 1000
@@ -298,6 +362,7 @@ struct stress {
   long acquired; /* successful acquires */
   long cancelled_acquires;
   long cancels_sent;
+  int started; /* workers that began, to seed each one */
   int inside;  /* tasks in the critical section: 0 or 1 */
   int overlap; /* times two were inside */
   int running; /* workers not finished */
@@ -306,7 +371,7 @@ struct stress {
 static int stress_worker(void *arg) {
   struct stress *s = arg;
   fut_t *self = fut_current_task(fut_get_running_loop());
-  unsigned seed = s->seed ^ (unsigned)(uintptr_t)self;
+  unsigned seed = s->seed + (unsigned)++s->started; /* start order */
   for (int r = 0; r < STRESS_ROUNDS; r++) {
     int err = fut_lock_acquire(s->lock);
     if (err == -ECANCELED) {
@@ -398,13 +463,13 @@ struct sem_stress {
   fut_t *tasks[SEM_TASKS];
   unsigned seed;
   long acquired, cancelled;
-  int inside, max_inside, running;
+  int started, inside, max_inside, running;
 };
 
 static int sem_worker(void *arg) {
   struct sem_stress *s = arg;
   fut_t *self = fut_current_task(fut_get_running_loop());
-  unsigned seed = s->seed ^ (unsigned)(uintptr_t)self;
+  unsigned seed = s->seed + (unsigned)++s->started; /* start order */
   for (int r = 0; r < SEM_ROUNDS; r++) {
     int err = fut_sem_acquire(s->sem);
     if (err == -ECANCELED) {
@@ -487,6 +552,7 @@ int main(void) {
       T(test_sync_free_while_waited_on),
       cmocka_unit_test(test_sync_loop_close_with_waiters),
       T(test_cond_wait_for_producer_consumer),
+      T(test_sync_other_loop),
       T(test_lock_stress_random_cancel),
       T(test_sem_stress_random_cancel),
   };
