@@ -36,6 +36,7 @@ set(example_dns sock_echo.c)
 set(example_transport echo_protocol.c)
 set(example_stream echo_server.c)
 set(example_signal graceful_shutdown.c)
+set(example_sync sync_locks.c)
 
 set(date_line "libfuture ${VERSION}")
 

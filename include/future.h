@@ -31,6 +31,7 @@
 #include "future/transport.h"
 #include "future/stream.h"
 #include "future/signal.h"
+#include "future/sync.h"
 /* clang-format on */
 
 #endif

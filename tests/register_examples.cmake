@@ -15,3 +15,9 @@ if(TARGET echo_server AND TARGET echo_client)
                    $<TARGET_FILE:echo_server> $<TARGET_FILE:echo_client>)
   set_tests_properties(example_echo_loops PROPERTIES TIMEOUT 60)
 endif()
+
+# asyncio.locks' example (the sync(3) man page shows it).
+if(TARGET sync_locks)
+  add_test(NAME example_sync_locks COMMAND sync_locks)
+  set_tests_properties(example_sync_locks PROPERTIES TIMEOUT 60)
+endif()

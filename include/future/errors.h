@@ -50,7 +50,8 @@ extern "C" {
   XX(NOT_SETTABLE, -10015, "only a task itself sets its outcome")              \
   XX(INCOMPLETE_READ, -10016, "end of stream before the bytes asked for")      \
   XX(LIMIT_OVERRUN, -10017, "no separator found within the stream's limit")    \
-  XX(RESOLVE, -10018, "name resolution failed")
+  XX(RESOLVE, -10018, "name resolution failed")                                \
+  XX(BROKEN_BARRIER, -10019, "barrier is broken, reset or aborted")
 
 enum fut_errno {
 #define FUT__ERR_ENUM(name, value, msg) FUT_E_##name = (value),
