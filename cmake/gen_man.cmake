@@ -35,6 +35,9 @@ set(example_sock sock_echo.c)
 set(example_dns sock_echo.c)
 set(example_transport echo_protocol.c)
 set(example_stream echo_server.c)
+set(example_taskgroup pipeline.c)
+set(example_threadsafe threadsafe.c)
+set(example_ctxvar threadsafe.c)
 
 set(date_line "libfuture ${VERSION}")
 
