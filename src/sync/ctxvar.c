@@ -51,10 +51,6 @@ static struct fut__ctx_cell **current_slot(void) {
   return &thread_ctx;
 }
 
-struct fut__ctx_cell *fut__ctx_current(void) {
-  return fut__ctx_ref(*current_slot());
-}
-
 /* ---- the task layer's hooks ------------------------------------------- */
 
 static void *inherit(struct fut__task *parent) {
@@ -70,6 +66,10 @@ static const struct fut__task_hooks hooks = {inherit, release};
 
 __attribute__((constructor)) static void ctxvar_init(void) {
   fut__task_hooks = &hooks;
+}
+
+bool fut__sync_hooks_installed(void) {
+  return fut__task_hooks == &hooks;
 }
 
 /* ---- public ------------------------------------------------------------ */

@@ -14,8 +14,9 @@
 struct fut__ctx_cell;
 struct fut__ctx_cell *fut__ctx_ref(struct fut__ctx_cell *c);
 void fut__ctx_unref(struct fut__ctx_cell *c);
-/* A reference to the current context (the running task's or the
- * thread's own); NULL when empty. */
-struct fut__ctx_cell *fut__ctx_current(void);
+/* True once ctxvar.c's constructor installed the task hooks (through
+ * which a task releases its error group).  Calling it also makes a static
+ * link pull ctxvar.c in, constructor included. */
+bool fut__sync_hooks_installed(void);
 
 #endif

@@ -375,6 +375,7 @@ int fut_taskgroup_exit(fut_taskgroup_t *g, int err) {
         fut_cancel(g->parent, NULL);
       }
       if (g->errors) {
+        FUT__ASSERT(fut__sync_hooks_installed()); /* releases it */
         fut_error_group_unref(t->sync_group);
         t->sync_group = fut_error_group_ref(g->errors);
       }
