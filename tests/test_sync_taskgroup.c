@@ -322,6 +322,30 @@ static void test_ctxvar_thread_context_copied(void **state) {
   var = NULL;
 }
 
+static void *set_in_thread(void *arg) {
+  void **seen = arg;
+  seen[0] = fut_ctxvar_get(var); /* a new thread: the default */
+  fut_ctxvar_set(var, "in thread");
+  fut_ctxvar_set(var, "again");
+  seen[1] = fut_ctxvar_get(var);
+  return NULL; /* its context is released at exit (ASan checks) */
+}
+
+/* Each thread has its own context, released when the thread exits. */
+static void test_ctxvar_per_thread(void **state) {
+  (void)state;
+  assert_int_equal(fut_ctxvar_new("default", &var), 0);
+  void *seen[2] = {NULL, NULL};
+  pthread_t th;
+  assert_int_equal(pthread_create(&th, NULL, set_in_thread, seen), 0);
+  pthread_join(th, NULL);
+  assert_string_equal(seen[0], "default");
+  assert_string_equal(seen[1], "again");
+  assert_string_equal(fut_ctxvar_get(var), "default");
+  fut_ctxvar_free(var);
+  var = NULL;
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       T(test_taskgroup_cancel_ends_group_quietly),
@@ -331,6 +355,7 @@ int main(void) {
       T(test_taskgroup_free_without_exit),
       T(test_ctxvar_isolation),
       T(test_ctxvar_thread_context_copied),
+      T(test_ctxvar_per_thread),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -12,9 +12,8 @@
  * Not as asyncio: callbacks (fut_loop_call_soon, done callbacks) do not
  * capture the context of the code that scheduled them, and fut_to_thread
  * does not carry the caller's context into the worker thread: both run in
- * their thread's own context.  A thread's own context lives until the
- * process ends (its cells are not freed at thread exit): set values
- * outside tasks only in long-lived threads.
+ * their thread's own context.  A thread's own context is released when
+ * the thread exits (the main thread's at process exit).
  *
  *   static fut_ctxvar_t *request_id;   // fut_ctxvar_new(NULL, &request_id)
  *   fut_ctxvar_set(request_id, (void *)(intptr_t)42);
@@ -56,9 +55,9 @@ FUT_EXTERN void *fut_ctxvar_get(const fut_ctxvar_t *var);
 /* True if var was set in the current context (or inherited a set value). */
 FUT_EXTERN bool fut_ctxvar_isset(const fut_ctxvar_t *var);
 
-/* Frees var.  Contexts still holding a value of var keep it until they
- * go, but nobody can read it any more: free a variable only after its
- * tasks.  NULL: nothing. */
+/* Frees var.  Contexts still holding a value of var keep that cell until
+ * they go (nobody can read it any more; a later variable never sees it).
+ * Do not use var after this.  NULL: nothing.  Any thread. */
 FUT_EXTERN void fut_ctxvar_free(fut_ctxvar_t *var);
 
 #ifdef __cplusplus

@@ -8,25 +8,46 @@
  *
  * Where "the current context" lives: a task's in its sync_ctx field (given
  * by the task layer's inherit hook at creation); everywhere else in the
- * thread's own context (a thread-local head, kept until the process
- * ends). */
+ * thread's own context (a thread-local head, released at thread exit). */
 #include "sync/groups.h"
 
+#include <pthread.h>
 #include <stdatomic.h>
 
 struct fut_ctxvar {
-  void *dflt; /* the value where the variable was never set */
+  void *dflt;  /* the value where the variable was never set */
+  uint64_t id; /* unique in the process, never reused: cells of a freed
+                  variable match no later one at the same address */
 };
 
+static atomic_uint_fast64_t last_id;
+
 struct fut__ctx_cell {
-  atomic_uint refs;             /* contexts and cells pointing here */
-  const struct fut_ctxvar *var; /* compared, never dereferenced */
-  void *value;                  /* borrowed from the user */
-  struct fut__ctx_cell *next;   /* older cells (a reference), or NULL */
+  atomic_uint refs;           /* contexts and cells pointing here */
+  uint64_t var;               /* the variable's id */
+  void *value;                /* borrowed from the user */
+  struct fut__ctx_cell *next; /* older cells (a reference), or NULL */
 };
 
 /* The thread's own context (outside tasks). */
 static _Thread_local struct fut__ctx_cell *thread_ctx;
+
+/* Releases a thread's own context when the thread exits: the key's value
+ * is set (to anything non-NULL) by the first set outside a task. */
+static pthread_key_t thread_key;
+static bool have_key; /* written once, under thread_key_once */
+static pthread_once_t thread_key_once = PTHREAD_ONCE_INIT;
+
+static void thread_exit(void *unused) {
+  (void)unused;
+  fut__ctx_unref(thread_ctx);
+  thread_ctx = NULL;
+}
+
+static void thread_key_init(void) {
+  /* Without a key the contexts stay until the process ends. */
+  have_key = pthread_key_create(&thread_key, thread_exit) == 0;
+}
 
 struct fut__ctx_cell *fut__ctx_ref(struct fut__ctx_cell *c) {
   if (c)
@@ -81,6 +102,7 @@ int fut_ctxvar_new(void *default_value, fut_ctxvar_t **out) {
   if (!*out)
     return fut__error(-ENOMEM, "fut_ctxvar_new: out of memory");
   (*out)->dflt = default_value;
+  (*out)->id = atomic_fetch_add_explicit(&last_id, 1, memory_order_relaxed) + 1;
   return 0;
 }
 
@@ -90,7 +112,7 @@ void fut_ctxvar_free(fut_ctxvar_t *var) {
 
 static const struct fut__ctx_cell *find(const fut_ctxvar_t *var) {
   for (const struct fut__ctx_cell *c = *current_slot(); c; c = c->next)
-    if (c->var == var)
+    if (c->var == var->id)
       return c;
   return NULL;
 }
@@ -113,7 +135,7 @@ int fut_ctxvar_set(fut_ctxvar_t *var, void *value) {
   struct fut__ctx_cell *head = *slot;
   /* A head cell of this variable that nobody else shares may be updated
    * in place: keeps a loop of sets from growing the list. */
-  if (head && head->var == var &&
+  if (head && head->var == var->id &&
       atomic_load_explicit(&head->refs, memory_order_acquire) == 1) {
     head->value = value;
     return 0;
@@ -122,9 +144,14 @@ int fut_ctxvar_set(fut_ctxvar_t *var, void *value) {
   if (!c)
     return fut__error(-ENOMEM, "fut_ctxvar_set: out of memory");
   atomic_init(&c->refs, 1);
-  c->var = var;
+  c->var = var->id;
   c->value = value;
   c->next = head; /* takes over the slot's reference */
   *slot = c;
+  if (slot == &thread_ctx && !head) {
+    pthread_once(&thread_key_once, thread_key_init);
+    if (have_key)
+      pthread_setspecific(thread_key, &thread_key); /* any non-NULL */
+  }
   return 0;
 }
