@@ -85,6 +85,36 @@ static void test_taskgroup_cancel_before_enter(void **state) {
   assert_int_equal(c.rc, 0);
 }
 
+/* ---- with a timeout block ----------------------------------------------- */
+
+static int timeout_main(void *arg) {
+  int *c = arg; /* c[0]: cancelled children, c[1]: the block's outcome */
+  fut_timeout_t *to;
+  assert_int_equal(fut_timeout_enter(FUT_MS(5), &to), 0);
+  fut_taskgroup_t *g;
+  assert_int_equal(fut_taskgroup_new(&g), 0);
+  assert_int_equal(fut_taskgroup_enter(g), 0);
+  for (int i = 0; i < 2; i++)
+    assert_int_equal(fut_taskgroup_create_task(g, sleeper, &c[0], NULL, NULL),
+                     0);
+  int err = fut_taskgroup_exit(g, 0); /* the deadline cancels the wait */
+  fut_taskgroup_free(g);
+  c[1] = fut_timeout_exit(to, err);
+  c[2] = (int)fut_task_cancelling(fut_current_task(fut_get_running_loop()));
+  return 0;
+}
+
+/* asyncio.timeout around a TaskGroup: the deadline cancels the parent in
+ * exit's wait, the group cancels its tasks, and the block ends with
+ * -ETIMEDOUT and no cancel left. */
+static void test_taskgroup_inside_timeout(void **state) {
+  int c[3] = {0, 1, 1};
+  assert_int_equal(run_main(*state, timeout_main, c), 0);
+  assert_int_equal(c[0], 2);
+  assert_int_equal(c[1], -ETIMEDOUT);
+  assert_int_equal(c[2], 0);
+}
+
 /* ---- error groups ------------------------------------------------------- */
 
 struct eg {
@@ -350,6 +380,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       T(test_taskgroup_cancel_ends_group_quietly),
       T(test_taskgroup_cancel_before_enter),
+      T(test_taskgroup_inside_timeout),
       T(test_error_group_nested_and_kept),
       T(test_taskgroup_misuse),
       T(test_taskgroup_free_without_exit),

@@ -188,6 +188,68 @@ static void test_threadsafe_loop_closed_first(void **state) {
   assert_int_equal(fut_loop_free(loop), 0);
 }
 
+/* Several threads start tasks at once, cancelling every third. */
+#define NTHREADS 4
+#define PER_THREAD 40
+
+static int echo_task(void *arg) {
+  intptr_t n = (intptr_t)arg;
+  if (n % 3 == 0 && fut_sleep(FUT_SEC(30)) == -ECANCELED)
+    return -ECANCELED;
+  if (fut_yield())
+    return -ECANCELED;
+  return fut_task_return_i64(n);
+}
+
+struct many {
+  fut_loop_t *loop;
+  atomic_int *left;
+  int ok;
+};
+
+static void *many_thread(void *arg) {
+  struct many *m = arg;
+  fut_cfuture_t *cf[PER_THREAD];
+  for (intptr_t i = 0; i < PER_THREAD; i++)
+    assert_int_equal(fut_run_threadsafe(m->loop, echo_task, (void *)i, &cf[i]),
+                     0);
+  for (int i = 0; i < PER_THREAD; i++) {
+    if (i % 3 == 0) {
+      if (fut_cfuture_cancel(cf[i]) && fut_cfuture_cancelled(cf[i]))
+        m->ok++;
+    } else {
+      int64_t v = -1;
+      if (fut_cfuture_result_i64(cf[i], FUT_SEC(30), &v) == 0 && v == i)
+        m->ok++;
+    }
+    fut_cfuture_unref(cf[i]);
+  }
+  if (atomic_fetch_sub(m->left, 1) == 1)
+    fut_loop_call_soon_threadsafe(m->loop, fx_stop_cb, m->loop);
+  return NULL;
+}
+
+static void test_threadsafe_many_threads(void **state) {
+  fut_loop_t *loop = *state;
+  atomic_int left = NTHREADS;
+  struct many m[NTHREADS];
+  pthread_t th[NTHREADS];
+  for (int i = 0; i < NTHREADS; i++) {
+    m[i] = (struct many){loop, &left, 0};
+    assert_int_equal(pthread_create(&th[i], NULL, many_thread, &m[i]), 0);
+  }
+  assert_int_equal(fut_loop_run_forever(loop), 0);
+  for (int i = 0; i < NTHREADS; i++) {
+    pthread_join(th[i], NULL);
+    assert_int_equal(m[i].ok, PER_THREAD);
+  }
+  /* The cancels still queued reach their tasks. */
+  for (int i = 0; i < 100 && fut_all_tasks(loop, NULL, 0); i++)
+    fut_loop_run_once(loop, FUT_MS(10));
+  assert_int_equal(fut_all_tasks(loop, NULL, 0), 0);
+  drain(loop);
+}
+
 static void test_threadsafe_bad_args(void **state) {
   fut_cfuture_t *cf = (fut_cfuture_t *)1;
   assert_int_equal(fut_run_threadsafe(NULL, task_fn, NULL, &cf), -EINVAL);
@@ -249,6 +311,7 @@ int main(void) {
       T(test_threadsafe_task_cancelled_on_loop),
       T(test_threadsafe_cancel_before_start),
       T(test_threadsafe_loop_closed_first),
+      T(test_threadsafe_many_threads),
       T(test_threadsafe_bad_args),
       T(test_to_thread),
       T(test_to_thread_needs_a_loop),
