@@ -292,6 +292,88 @@ static void test_to_thread(void **state) {
   assert_true(t.other_thread);
 }
 
+/* The function runs in a copy of the caller's context. */
+static fut_ctxvar_t *cvar;
+
+struct ttc {
+  void *seen, *after_set, *task_after;
+};
+
+static int read_and_set(void *arg, fut_cfuture_t *cf) {
+  struct ttc *c = arg;
+  c->seen = fut_ctxvar_get(cvar);
+  fut_ctxvar_set(cvar, "worker");
+  c->after_set = fut_ctxvar_get(cvar);
+  (void)cf;
+  return 0;
+}
+
+static int ctx_main(void *arg) {
+  struct ttc *c = arg;
+  fut_ctxvar_set(cvar, "task");
+  fut_t *f;
+  int err = fut_to_thread(read_and_set, c, &f);
+  if (err)
+    return err;
+  fut_ctxvar_set(cvar, "task later"); /* after the copy */
+  err = fut_await(f, NULL);
+  fut_unref(f);
+  c->task_after = fut_ctxvar_get(cvar);
+  return err;
+}
+
+static void test_to_thread_copies_context(void **state) {
+  struct ttc c = {0};
+  assert_int_equal(fut_ctxvar_new("default", &cvar), 0);
+  assert_int_equal(run_main(*state, ctx_main, &c), 0);
+  assert_string_equal(c.seen, "task");
+  assert_string_equal(c.after_set, "worker");
+  assert_string_equal(c.task_after, "task later");
+  fut_ctxvar_free(cvar);
+}
+
+/* Cancelled while the function runs: the await returns -ECANCELED at
+ * once, the function finishes undisturbed, nothing leaks. */
+struct gate {
+  atomic_int entered, release, finished;
+  int rc;
+};
+
+static int held(void *arg, fut_cfuture_t *cf) {
+  struct gate *g = arg;
+  atomic_store(&g->entered, 1);
+  spin_until(&g->release);
+  atomic_store(&g->finished, 1);
+  return fut_cfuture_set_result_i64(cf, 1);
+}
+
+static int cancel_main(void *arg) {
+  struct gate *g = arg;
+  fut_t *f;
+  int err = fut_to_thread(held, g, &f);
+  if (err)
+    return err;
+  while (!atomic_load(&g->entered))
+    fut_sleep(FUT_MS(1));
+  fut_cancel(f, NULL);
+  g->rc = fut_await(f, NULL);
+  fut_unref(f);
+  atomic_store(&g->release, 1);
+  return 0;
+}
+
+static void test_to_thread_cancel_while_running(void **state) {
+  struct gate g = {0};
+  assert_int_equal(run_main(*state, cancel_main, &g), 0);
+  assert_int_equal(g.rc, -ECANCELED);
+  /* The link goes when the job ends. */
+  for (int i = 0; i < 1000 && !atomic_load(&g.finished); i++)
+    fut_loop_run_once(*state, FUT_MS(1));
+  assert_int_equal(atomic_load(&g.finished), 1);
+  fut_loop_shutdown_default_executor(*state, FUT_SEC(10));
+  drain(*state);
+}
+
 static void test_to_thread_needs_a_loop(void **state) {
   (void)state;
   fut_t *f = (fut_t *)1;
@@ -314,6 +396,8 @@ int main(void) {
       T(test_threadsafe_many_threads),
       T(test_threadsafe_bad_args),
       T(test_to_thread),
+      T(test_to_thread_copies_context),
+      T(test_to_thread_cancel_while_running),
       T(test_to_thread_needs_a_loop),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -9,10 +9,10 @@
  * creator or its siblings.  Copies are O(1) (contexts are shared,
  * persistent lists; a set adds to the front of the setter's own copy).
  *
+ * fut_to_thread runs its function in a copy of the caller's context.
  * Not as asyncio: callbacks (fut_loop_call_soon, done callbacks) do not
- * capture the context of the code that scheduled them, and fut_to_thread
- * does not carry the caller's context into the worker thread: both run in
- * their thread's own context.  A thread's own context is released when
+ * capture the context of the code that scheduled them: they run in their
+ * thread's own context.  A thread's own context is released when
  * the thread exits (the main thread's at process exit).
  *
  *   static fut_ctxvar_t *request_id;   // fut_ctxvar_new(NULL, &request_id)
@@ -42,8 +42,8 @@ typedef struct fut_ctxvar fut_ctxvar_t;
  * negative code.  Errors: -EINVAL (out NULL), -ENOMEM.  Any thread. */
 FUT_EXTERN int fut_ctxvar_new(void *default_value, fut_ctxvar_t **out);
 
-/* Sets var to value in the current context: the running task's, or
- * elsewhere the calling thread's own.  Returns 0 or a negative code.  Errors:
+/* Sets var to value in the current context: the running task's, a
+ * fut_to_thread function's copy, or elsewhere the calling thread's own.  Returns 0 or a negative code.  Errors:
  * -EINVAL (var NULL), -ENOMEM (the value is unchanged).  Any thread (each
  * thread and task sees its own context). */
 FUT_EXTERN int fut_ctxvar_set(fut_ctxvar_t *var, void *value);

@@ -50,15 +50,16 @@ FUT_EXTERN int fut_run_threadsafe(fut_loop_t *loop, fut_task_fn fn, void *arg,
 /* asyncio.to_thread: runs fn(arg, cf) in the running loop's default
  * executor (a call job, future/executor.h: fn sets its outcome on cf or
  * returns a negative code; arg is borrowed until the future is done and fn
- * returned) and writes to *out a loop future (owned) to await: the same as
- * fut_run_in_executor(fut_get_running_loop(), NULL, fn, arg, out).
- * Cancelling the future does not interrupt fn once it started.  Unlike
- * asyncio, the caller's context variables are not carried into the worker
- * thread (fut_ctxvar_get there reads that thread's own context).  Returns
- * 0 or a negative code.  Errors: FUT_E_NOT_IN_TASK (no loop runs in this
- * thread), -EINVAL (fn or out NULL), those of fut_run_in_executor
- * (FUT_E_SHUTDOWN after the default executor was shut down), -ENOMEM.
- * Loop thread: tasks and callbacks. */
+ * returned) and writes to *out a loop future (owned) to await, which
+ * finishes like the job.  While fn runs, fut_ctxvar_get in its thread sees
+ * the caller's context as it was at this call, and fut_ctxvar_set there
+ * changes only that copy (asyncio runs the function in a copy of the
+ * context).  Cancelling the future does not interrupt fn once it started;
+ * if it has not started, it never does.  Returns 0 or a negative code.
+ * Errors: FUT_E_NOT_IN_TASK (no loop runs in this thread), -EINVAL (fn or
+ * out NULL), those of fut_run_in_executor (FUT_E_SHUTDOWN after the
+ * default executor was shut down), -ENOMEM.  Loop thread: tasks and
+ * callbacks. */
 FUT_EXTERN int fut_to_thread(fut_job_fn fn, void *arg, fut_t **out);
 
 #ifdef __cplusplus

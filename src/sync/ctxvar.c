@@ -7,8 +7,10 @@
  * (fut_to_thread); only the reference counts are atomic.
  *
  * Where "the current context" lives: a task's in its sync_ctx field (given
- * by the task layer's inherit hook at creation); everywhere else in the
- * thread's own context (a thread-local head, released at thread exit). */
+ * by the task layer's inherit hook at creation); a fut_to_thread
+ * function's in a slot of the worker's stack (a thread-local override
+ * points to it while the function runs); everywhere else in the thread's
+ * own context (a thread-local head, released at thread exit). */
 #include "sync/groups.h"
 
 #include <pthread.h>
@@ -64,8 +66,19 @@ void fut__ctx_unref(struct fut__ctx_cell *c) {
   }
 }
 
+/* Set while a fut_to_thread function runs in this thread: its context. */
+static _Thread_local struct fut__ctx_cell **override_ctx;
+
+struct fut__ctx_cell **fut__ctx_override(struct fut__ctx_cell **slot) {
+  struct fut__ctx_cell **old = override_ctx;
+  override_ctx = slot;
+  return old;
+}
+
 /* The slot holding the current context's head. */
 static struct fut__ctx_cell **current_slot(void) {
+  if (override_ctx)
+    return override_ctx;
   struct fut__task *t = fut__task_running();
   if (t)
     return (struct fut__ctx_cell **)&t->sync_ctx;
@@ -87,6 +100,10 @@ static const struct fut__task_hooks hooks = {inherit, release};
 
 __attribute__((constructor)) static void ctxvar_init(void) {
   fut__task_hooks = &hooks;
+}
+
+struct fut__ctx_cell *fut__ctx_current(void) {
+  return fut__ctx_ref(*current_slot());
 }
 
 bool fut__sync_hooks_installed(void) {

@@ -18,5 +18,11 @@ void fut__ctx_unref(struct fut__ctx_cell *c);
  * which a task releases its error group).  Calling it also makes a static
  * link pull ctxvar.c in, constructor included. */
 bool fut__sync_hooks_installed(void);
+/* A reference to the current context (a fut_to_thread function's, the
+ * running task's or the thread's own); NULL when empty. */
+struct fut__ctx_cell *fut__ctx_current(void);
+/* Makes *slot the calling thread's current context until called again
+ * with the previous value, which it returns (NULL: none). */
+struct fut__ctx_cell **fut__ctx_override(struct fut__ctx_cell **slot);
 
 #endif

@@ -244,7 +244,66 @@ int fut_run_threadsafe(fut_loop_t *loop, fut_task_fn fn, void *arg,
   return 0;
 }
 
-/* ---- to_thread --------------------------------------------------------- */
+/* ---- to_thread ----------------------------------------------------------
+ * The caller gets its own future `out`; the run_in_executor future `inner`
+ * stays private and is never cancelled, so inner is done only once the
+ * job returned (or will never be called: the executor shut down).  Only
+ * then is the link freed; the job copies what it needs from the link
+ * before calling fn.  Cancelling `out` marks the link abandoned: a job
+ * that had not started then skips fn, as a cancelled executor job would. */
+
+struct tt {
+  fut_job_fn fn;
+  void *arg;
+  struct fut__ctx_cell *ctx; /* the caller's context (a reference) */
+  atomic_bool abandoned;     /* out was cancelled */
+  unsigned refs;             /* loop thread: the two done callbacks */
+  fut_t *out;                /* the caller's future (a reference) */
+};
+
+static void tt_release(struct tt *t) {
+  if (--t->refs)
+    return;
+  fut_unref(t->out);
+  fut__ctx_unref(t->ctx);
+  fut__free(t);
+}
+
+static int tt_job(void *p, fut_cfuture_t *cf) {
+  struct tt *t = p;
+  if (atomic_load_explicit(&t->abandoned, memory_order_acquire))
+    return -ECANCELED; /* nobody waits: fn never starts */
+  fut_job_fn fn = t->fn;
+  void *arg = t->arg;
+  struct fut__ctx_cell *ctx = fut__ctx_ref(t->ctx); /* t may go from here */
+  struct fut__ctx_cell **old = fut__ctx_override(&ctx);
+  int rc = fn(arg, cf);
+  fut__ctx_override(old);
+  fut__ctx_unref(ctx);
+  return rc;
+}
+
+static void tt_out_done(fut_t *out, void *arg) {
+  struct tt *t = arg;
+  if (fut_cancelled(out))
+    atomic_store_explicit(&t->abandoned, true, memory_order_release);
+  tt_release(t);
+}
+
+static void tt_inner_done(fut_t *inner, void *arg) {
+  struct tt *t = arg;
+  /* Taken back while out is pending; once out is done its callback is
+   * scheduled and releases its own reference. */
+  int removed = fut_remove_done_callback(t->out, tt_out_done, t);
+  if (!fut_done(t->out))
+    fut_copy_state(t->out, inner);
+  else if (!fut_cancelled(inner))
+    fut_exception(inner, NULL); /* out was cancelled: nobody reads it */
+  if (removed > 0)
+    t->refs--;
+  fut_unref(inner);
+  tt_release(t);
+}
 
 int fut_to_thread(fut_job_fn fn, void *arg, fut_t **out) {
   if (out)
@@ -256,5 +315,36 @@ int fut_to_thread(fut_job_fn fn, void *arg, fut_t **out) {
   if (!fn || !out)
     return fut__error(-EINVAL, "fut_to_thread: NULL %s",
                       !fn ? "function" : "out");
-  return fut_run_in_executor(loop, NULL, fn, arg, out);
+  struct tt *t = fut__calloc(1, sizeof *t);
+  if (!t)
+    return fut__error(-ENOMEM, "fut_to_thread: out of memory");
+  t->fn = fn;
+  t->arg = arg;
+  atomic_init(&t->abandoned, false);
+  t->ctx = fut__ctx_current();
+  t->refs = 1; /* this call's, until the callbacks are registered */
+  int err = fut_new(loop, &t->out);
+  if (!err && !(err = fut_add_done_callback(t->out, tt_out_done, t)))
+    t->refs++;
+  fut_t *inner = NULL;
+  if (!err)
+    err = fut_run_in_executor(loop, NULL, tt_job, t, &inner);
+  if (!err && (err = fut_add_done_callback(inner, tt_inner_done, t))) {
+    /* No memory to learn when the job ends: it may still read t, so t
+     * stays (leaked), abandoned; fn does not start if it has not yet. */
+    atomic_store(&t->abandoned, true);
+    fut_cancel(inner, NULL);
+    fut_unref(inner);
+    fut_cancel(t->out, NULL);
+    return err;
+  }
+  if (err) {
+    if (t->refs == 2) /* out's callback then releases its reference */
+      fut_cancel(t->out, NULL);
+    tt_release(t);
+    return err;
+  }
+  /* This call's reference becomes inner's callback's. */
+  *out = fut_ref(t->out);
+  return 0;
 }
