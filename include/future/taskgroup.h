@@ -8,8 +8,10 @@
  *   fut_taskgroup_create_task(g, fetch, "b", NULL, NULL);
  *   int err = body();                         //     ... awaits ...
  *   err = fut_taskgroup_exit(g, err);         // waits for every task
- *   if (err == FUT_E_GROUP)                   // except* ...
- *     print(fut_taskgroup_errors(g));
+ *   if (err == FUT_E_GROUP) {                 // except* ...
+ *     char text[512];
+ *     fut_error_group_format(fut_taskgroup_errors(g), text, sizeof text);
+ *   }
  *   fut_taskgroup_free(g);
  *
  * The rules are asyncio's.  fut_taskgroup_exit waits for all the group's
