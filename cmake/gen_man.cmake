@@ -37,6 +37,9 @@ set(example_transport echo_protocol.c)
 set(example_stream echo_server.c)
 set(example_signal graceful_shutdown.c)
 set(example_sync sync_locks.c)
+set(example_taskgroup pipeline.c)
+set(example_threadsafe threadsafe.c)
+set(example_ctxvar threadsafe.c)
 
 set(date_line "libfuture ${VERSION}")
 

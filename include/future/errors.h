@@ -51,7 +51,9 @@ extern "C" {
   XX(INCOMPLETE_READ, -10016, "end of stream before the bytes asked for")      \
   XX(LIMIT_OVERRUN, -10017, "no separator found within the stream's limit")    \
   XX(RESOLVE, -10018, "name resolution failed")                                \
-  XX(BROKEN_BARRIER, -10019, "barrier is broken, reset or aborted")
+  XX(BROKEN_BARRIER, -10019, "barrier is broken, reset or aborted")            \
+  XX(GROUP, -10025, "unhandled errors in a task group (see its error group)")  \
+  XX(GROUP_SHUTDOWN, -10026, "task group is shutting down or finished")
 
 enum fut_errno {
 #define FUT__ERR_ENUM(name, value, msg) FUT_E_##name = (value),

@@ -163,7 +163,7 @@ struct fut__io {
  * executors, ...) registers a part once, from a constructor, and gets an
  * id; the loop keeps one state pointer per part and calls the part's hooks
  * without naming it, so the loop never depends on the layers above it. */
-#define FUT__LOOP_PARTS 8
+#define FUT__LOOP_PARTS 16
 
 struct fut__loop_part {
   const char *name;

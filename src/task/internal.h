@@ -46,6 +46,12 @@ struct fut__task {
   bool in_cancel;             /* the cancel is cancelling the waiter */
   uint8_t rkind;              /* FUT__V_*: staged result for a 0 return */
   union fut__value res;       /* staged by fut_task_return_* */
+  void *sync_ctx;             /* the sync layer's context variables (opaque
+                                 here): given by fut__task_hooks->inherit at
+                                 creation, released at destruction */
+  void *sync_group;           /* the sync layer's error group raised last
+                                 by a TaskGroup exit in this task, or NULL;
+                                 released at destruction */
 #if defined(FUT__ASAN)
   void *asan_fake; /* ASan fake stack while switched away */
 #endif
@@ -72,6 +78,17 @@ static inline void fut__task_drop_staged(struct fut__task *t) {
   fut__value_clear(t->rkind, &t->res);
   t->rkind = FUT__V_NONE;
 }
+
+/* The sync layer's per-task data (context variables, a raised error
+ * group), opaque to this layer: set once, from a constructor, before any
+ * task exists.  inherit(parent) gives a new task's sync_ctx (parent: the
+ * task running when it is created, or NULL); release(ctx, group) frees a
+ * task's two fields when the task is freed.  NULL: no such data. */
+struct fut__task_hooks {
+  void *(*inherit)(struct fut__task *parent);
+  void (*release)(void *ctx, void *group);
+};
+extern const struct fut__task_hooks *fut__task_hooks;
 
 /* await.c */
 /* Prepares a new task's context (and sanitizer fiber) so that its first

@@ -73,8 +73,12 @@ void fut_task_opts_init(fut_task_opts_t *opts) {
   }
 }
 
+const struct fut__task_hooks *fut__task_hooks;
+
 static void task_destroy(fut_t *f) {
   struct fut__task *t = fut__task_of(f);
+  if (fut__task_hooks && (t->sync_ctx || t->sync_group))
+    fut__task_hooks->release(t->sync_ctx, t->sync_group);
   fut__task_drop_staged(t);
   fut__free(t->name);
   fut__free(t->cancel_msg);
@@ -166,6 +170,8 @@ int fut_create_task(fut_loop_t *loop, fut_task_fn fn, void *arg,
   t->fn = fn;
   t->arg = arg;
   t->state = FUT__T_CREATED;
+  if (fut__task_hooks)
+    t->sync_ctx = fut__task_hooks->inherit(fut__task_running());
   fut__q_insert_head(&ts->tasks, &t->node);
   ts->ntasks++;
   t->x.fut.refs++; /* the run reference, dropped by finish() */
