@@ -35,6 +35,7 @@ set(example_sock sock_echo.c)
 set(example_dns sock_echo.c)
 set(example_transport echo_protocol.c)
 set(example_stream echo_server.c)
+set(example_queue queue_workers.c)
 
 set(date_line "libfuture ${VERSION}")
 

@@ -50,7 +50,10 @@ extern "C" {
   XX(NOT_SETTABLE, -10015, "only a task itself sets its outcome")              \
   XX(INCOMPLETE_READ, -10016, "end of stream before the bytes asked for")      \
   XX(LIMIT_OVERRUN, -10017, "no separator found within the stream's limit")    \
-  XX(RESOLVE, -10018, "name resolution failed")
+  XX(RESOLVE, -10018, "name resolution failed")                               \
+  XX(QUEUE_FULL, -10022, "queue is full")                                      \
+  XX(QUEUE_EMPTY, -10023, "queue is empty")                                    \
+  XX(QUEUE_SHUTDOWN, -10024, "queue is shut down")
 
 enum fut_errno {
 #define FUT__ERR_ENUM(name, value, msg) FUT_E_##name = (value),
