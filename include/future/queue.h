@@ -30,9 +30,10 @@
  *
  * Loops: a queue is created without a loop and binds, for its whole life,
  * to the loop of the first task that waits on it (asyncio's loop-bound
- * mixin); waiting on it from a task of another loop, or calling a
- * non-waiting function from inside another loop, fails with
- * FUT_E_OTHER_LOOP.
+ * mixin).  From then on, any call made from a task or callback of another
+ * loop fails with FUT_E_OTHER_LOOP (asyncio only checks when a call must
+ * wait; refusing every call catches the mistake earlier).  So a queue does
+ * not move to a new loop after its loop is freed: make a new queue.
  *
  * Waiting calls (fut_queue_put, fut_queue_get, fut_queue_join) suspend the
  * calling task and follow asyncio's rules: called outside a task they
