@@ -40,6 +40,7 @@ set(example_sync sync_locks.c)
 set(example_taskgroup pipeline.c)
 set(example_threadsafe threadsafe.c)
 set(example_ctxvar threadsafe.c)
+set(example_queue queue_workers.c)
 
 set(date_line "libfuture ${VERSION}")
 

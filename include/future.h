@@ -22,6 +22,7 @@
 #include "future/future.h"
 #include "future/combine.h"
 #include "future/task.h"
+#include "future/queue.h"
 #include "future/cfuture.h"
 #include "future/executor.h"
 #include "future/thread_pool.h"

@@ -18,7 +18,7 @@ set(FUT_SOURCES_procpool dispatch.c executor.c forkserver.c frames.c
     manager.c pool.c receive.c worker.c)
 # sync: three groups of files, one line each.
 set(FUT_SYNC_LOCKS barrier.c condition.c event.c lock.c semaphore.c waiters.c)
-set(FUT_SYNC_QUEUES "")
+set(FUT_SYNC_QUEUES queue.c)
 set(FUT_SYNC_GROUPS ctxvar.c taskgroup.c threadsafe.c)
 set(FUT_SOURCES_sync ${FUT_SYNC_LOCKS} ${FUT_SYNC_QUEUES} ${FUT_SYNC_GROUPS})
 set(FUT_SOURCES_net addr.c connect.c datagram.c dns.c listen.c net.c sendfile.c

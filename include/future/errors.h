@@ -52,6 +52,9 @@ extern "C" {
   XX(LIMIT_OVERRUN, -10017, "no separator found within the stream's limit")    \
   XX(RESOLVE, -10018, "name resolution failed")                                \
   XX(BROKEN_BARRIER, -10019, "barrier is broken, reset or aborted")            \
+  XX(QUEUE_FULL, -10022, "queue is full")                                      \
+  XX(QUEUE_EMPTY, -10023, "queue is empty")                                    \
+  XX(QUEUE_SHUTDOWN, -10024, "queue is shut down")                             \
   XX(GROUP, -10025, "unhandled errors in a task group (see its error group)")  \
   XX(GROUP_SHUTDOWN, -10026, "task group is shutting down or finished")
 
