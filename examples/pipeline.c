@@ -5,10 +5,8 @@
  * (blocked in put or get, or busy) and comes back with FUT_E_GROUP and
  * the failure in its error group.
  *
- * The queue here is a hand-made one, a future per waiting task (asyncio's
- * Queue in miniature), because this example was written while
- * future/queue.h was being written; fut_queue_put / fut_queue_get replace
- * it one for one. */
+ * The queue is future/queue.h's (asyncio.Queue): items are void *, here
+ * small integers stored in the pointer. */
 #include <errno.h>
 #include <future.h>
 #include <stdint.h>
@@ -17,90 +15,13 @@
 #define CAP 4 /* the queue's bound */
 #define NCONSUMERS 3
 #define NITEMS 20
-#define MAXWAIT 8 /* waiting tasks per side, at most */
-
-/* ---- a tiny bounded queue of ints --------------------------------------- */
-
-struct waiters {
-  fut_t *f[MAXWAIT]; /* futures of waiting tasks, oldest first */
-  int n;
-};
-
-struct queue {
-  int buf[CAP];
-  int head, len;
-  struct waiters getters, putters;
-};
-
-/* Wakes the oldest waiter of w, if any. */
-static void wake_one(struct waiters *w) {
-  while (w->n > 0) {
-    fut_t *f = w->f[0];
-    for (int i = 1; i < w->n; i++)
-      w->f[i - 1] = w->f[i];
-    w->n--;
-    if (!fut_done(f)) {
-      fut_set_result(f, NULL, NULL);
-      return;
-    }
-  }
-}
-
-/* Suspends the calling task until woken; 0 or -ECANCELED. */
-static int wait_turn(struct waiters *w) {
-  if (w->n == MAXWAIT)
-    return -EAGAIN;
-  fut_t *f;
-  int err = fut_new(fut_get_running_loop(), &f);
-  if (err)
-    return err;
-  w->f[w->n++] = f;
-  err = fut_await(f, NULL);
-  if (err == -ECANCELED) {
-    for (int i = 0; i < w->n; i++) /* still queued: leave the line */
-      if (w->f[i] == f) {
-        for (int j = i + 1; j < w->n; j++)
-          w->f[j - 1] = w->f[j];
-        w->n--;
-        break;
-      }
-    if (fut_done(f) && !fut_cancelled(f))
-      wake_one(w); /* woken and cancelled at once: pass the turn on */
-  }
-  fut_unref(f);
-  return err;
-}
-
-static int queue_put(struct queue *q, int item) {
-  while (q->len == CAP) {
-    int err = wait_turn(&q->putters);
-    if (err)
-      return err;
-  }
-  q->buf[(q->head + q->len++) % CAP] = item;
-  wake_one(&q->getters);
-  return 0;
-}
-
-static int queue_get(struct queue *q, int *item) {
-  while (q->len == 0) {
-    int err = wait_turn(&q->getters);
-    if (err)
-      return err;
-  }
-  *item = q->buf[q->head];
-  q->head = (q->head + 1) % CAP;
-  q->len--;
-  wake_one(&q->putters);
-  return 0;
-}
 
 /* ---- the pipeline ------------------------------------------------------- */
 
 #define DONE (-1) /* the end-of-stream item, one per consumer */
 
 struct pipeline {
-  struct queue q;
+  fut_queue_t *q;
   int poison; /* the item a consumer fails on, or 0 */
   int64_t results[NITEMS + 1];
   int processed, cancelled;
@@ -109,7 +30,7 @@ struct pipeline {
 static int producer(void *arg) {
   struct pipeline *p = arg;
   for (int i = 1; i <= NITEMS; i++) {
-    int err = queue_put(&p->q, i);
+    int err = fut_queue_put(p->q, (void *)(intptr_t)i);
     if (err) {
       printf("  producer: cancelled before item %d\n", i);
       p->cancelled++;
@@ -117,7 +38,7 @@ static int producer(void *arg) {
     }
   }
   for (int i = 0; i < NCONSUMERS; i++)
-    if (queue_put(&p->q, DONE))
+    if (fut_queue_put(p->q, (void *)(intptr_t)DONE))
       return -ECANCELED;
   return 0;
 }
@@ -125,8 +46,9 @@ static int producer(void *arg) {
 static int consumer(void *arg) {
   struct pipeline *p = arg;
   for (;;) {
-    int item;
-    int err = queue_get(&p->q, &item);
+    void *got;
+    int err = fut_queue_get(p->q, &got);
+    int item = (int)(intptr_t)got;
     if (!err)
       err = fut_sleep(FUT_MS(1)); /* the work */
     if (err == -ECANCELED) {
@@ -147,11 +69,16 @@ static int consumer(void *arg) {
 /* Runs the pipeline under a TaskGroup; returns fut_taskgroup_exit's code. */
 static int run_pipeline(struct pipeline *p) {
   fut_taskgroup_t *g;
-  int err = fut_taskgroup_new(&g);
+  int err = fut_queue_new(FUT_QUEUE_FIFO, CAP, NULL, &p->q);
   if (err)
     return err;
+  if ((err = fut_taskgroup_new(&g))) {
+    fut_queue_free(p->q);
+    return err;
+  }
   if ((err = fut_taskgroup_enter(g))) {
     fut_taskgroup_free(g);
+    fut_queue_free(p->q);
     return err;
   }
   err = fut_taskgroup_create_task(g, producer, p, NULL, NULL);
@@ -164,6 +91,7 @@ static int run_pipeline(struct pipeline *p) {
     printf("  the group failed:\n    %s", text);
   }
   fut_taskgroup_free(g);
+  fut_queue_free(p->q); /* frees nothing: items are plain integers */
   return err;
 }
 

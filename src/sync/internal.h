@@ -3,7 +3,8 @@
  * Includes the task and executor layers (and so future, loop and base).
  * Never installed.
  *
- *   locks.c, event.c, condition.c, semaphore.c, barrier.c   asyncio.locks
+ *   lock.c, event.c, condition.c, semaphore.c, barrier.c,    asyncio.locks
+ *   waiters.c
  *   queue.c                                                 asyncio.Queue
  *   taskgroup.c, threadsafe.c, ctxvar.c                     the rest
  */
