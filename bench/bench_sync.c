@@ -72,6 +72,34 @@ static uint64_t run_pc(long n) {
   return t1 - t0;
 }
 
+/* An uncontended lock: n acquire + release pairs inside one task. */
+static long lock_n;
+static int lock_task(void *arg) {
+  fut_lock_t *l = arg;
+  for (long i = 0; i < lock_n; i++) {
+    BENCH_CHECK(fut_lock_acquire(l) == 0);
+    BENCH_CHECK(fut_lock_release(l) == 0);
+  }
+  return 0;
+}
+
+static uint64_t run_lock(long n) {
+  fut_loop_t *loop;
+  BENCH_CHECK(fut_loop_new(&loop) == 0);
+  fut_lock_t *l;
+  BENCH_CHECK(fut_lock_new(&l) == 0);
+  lock_n = n;
+  fut_t *t;
+  BENCH_CHECK(fut_create_task(loop, lock_task, l, NULL, &t) == 0);
+  uint64_t t0 = bench_now();
+  BENCH_CHECK(fut_loop_run_until_complete(loop, t) == 0);
+  uint64_t t1 = bench_now();
+  fut_unref(t);
+  BENCH_CHECK(fut_lock_free(l) == 0);
+  BENCH_CHECK(fut_loop_free(loop) == 0);
+  return t1 - t0;
+}
+
 /* put_nowait then get_nowait, 64 items at a time, on a warm queue. */
 static uint64_t run_nowait(long n) {
   fut_queue_t *q;
@@ -114,11 +142,19 @@ static const char *py_script =
     "  return (t1-t0)/n\n"
     "for m,ye in ((1,0),(64,0),(0,64)):\n"
     "  v=[asyncio.run(one(m,100000,ye)) for _ in range(3)]\n"
-    "  print(m,statistics.median(v),flush=True)\n";
+    "  print(m,statistics.median(v),flush=True)\n"
+    "async def lk(n):\n"
+    "  l=asyncio.Lock()\n"
+    "  t0=time.perf_counter_ns()\n"
+    "  for i in range(n):\n"
+    "    await l.acquire(); l.release()\n"
+    "  return (time.perf_counter_ns()-t0)/n\n"
+    "v=[asyncio.run(lk(1000000)) for _ in range(3)]\n"
+    "print(-1,statistics.median(v),flush=True)\n";
 
-/* Runs the asyncio script; fills py[0..2] (ns per item); false if python3
- * is missing or failed. */
-static bool run_python(double py[3]) {
+/* Runs the asyncio script; fills py[0..3] (ns per item, then per lock
+ * acquire + release); false if python3 is missing or failed. */
+static bool run_python(double py[4]) {
   FILE *f = fopen("/tmp/fut_bench_sync_queue.py", "w");
   if (!f)
     return false;
@@ -130,11 +166,11 @@ static bool run_python(double py[3]) {
   int got = 0;
   long m;
   double ns;
-  while (got < 3 && fscanf(p, "%ld %lf", &m, &ns) == 2)
+  while (got < 4 && fscanf(p, "%ld %lf", &m, &ns) == 2)
     py[got++] = ns;
   int st = pclose(p);
   remove("/tmp/fut_bench_sync_queue.py");
-  return got == 3 && st == 0;
+  return got == 4 && st == 0;
 }
 
 int main(void) {
@@ -154,7 +190,8 @@ int main(void) {
     g_yield_every = sc[i].yield_every;
     fut[i] = bench_ns_per_op(run_pc, n, BENCH_RUNS);
   }
-  double py[3];
+  double lock_ns = bench_ns_per_op(run_lock, n * 10, BENCH_RUNS);
+  double py[4];
   bool have_py = run_python(py);
   for (int i = 0; i < 3; i++) {
     if (have_py)
@@ -163,6 +200,12 @@ int main(void) {
     else
       bench_report(sc[i].name, fut[i], NULL, 0);
   }
+  if (have_py)
+    printf("%-44s %9.2f ns/op     asyncio %9.2f ns/op     %.1fx faster\n",
+           "lock acquire + release, uncontended", lock_ns, py[3],
+           py[3] / lock_ns);
+  else
+    bench_report("lock acquire + release, uncontended", lock_ns, NULL, 0);
   if (!have_py)
     printf("(python3 not found or failed: no asyncio comparison)\n");
   bench_report("queue put_nowait + get_nowait, no task",

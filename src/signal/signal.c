@@ -184,7 +184,7 @@ int fut_loop_add_signal_handler(fut_loop_t *loop, int signo, fut_cb cb,
     return err;
   if ((err = fut__check_usable(loop)))
     return err;
-  struct sig_state *st;
+  struct sig_state *st = NULL;
   if ((err = get_state(loop, &st)))
     return err;
   struct entry *e = &st->ents[signo];
