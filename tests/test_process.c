@@ -453,6 +453,8 @@ static void test_process_close_fds(void **state) {
   /* 0, 1 (the pipe), 2, and 3: ls's own directory. */
   assert_string_equal(s, "0 1 2 3 ");
   free(s);
+  /* A passed fd keeps its number even with close-on-exec set. */
+  assert_int_equal(fcntl(50, F_SETFD, FD_CLOEXEC), 0);
   int pass[] = {50};
   o.pass_fds = pass;
   o.npass_fds = 1;
@@ -461,6 +463,7 @@ static void test_process_close_fds(void **state) {
   free(s);
   /* close_fds off: the non-close-on-exec fds go through, the library's own
    * (the loop's epoll, the pipes' other ends) do not. */
+  assert_int_equal(fcntl(50, F_SETFD, 0), 0);
   o.close_fds = false;
   o.npass_fds = 0;
   s = child_fds(loop, &o);
@@ -768,6 +771,43 @@ static void test_process_loop_close_kills_children(void **state) {
   fut_process_unref(p);
 }
 
+/* A child the program started itself stays the program's: the watcher
+ * never reaps it (no waitpid(-1)), even while it reaps ours around it. */
+static void test_process_leaves_foreign_children(void **state) {
+  fut_loop_t *loop = *state;
+  pid_t mine = fork();
+  if (mine == 0)
+    _exit(42);
+  assert_true(mine > 0);
+  fut_process_t *p = sh(loop, "exit 5", NULL);
+  assert_int_equal(wait_in_task(loop, p), 5);
+  fut_process_unref(p);
+  for (int i = 0; i < 20; i++)
+    fut_loop_run_once(loop, FUT_MS(1));
+  int st = 0;
+  assert_int_equal(waitpid(mine, &st, 0), mine);
+  assert_true(WIFEXITED(st));
+  assert_int_equal(WEXITSTATUS(st), 42);
+}
+
+/* SIGCHLD ignored: the kernel reaps our children itself; the code is 255
+ * (asyncio's "unknown child process") and the loop's handler is told. */
+static void test_process_sigchld_ignored_reports_255(void **state) {
+  fut_loop_t *loop = *state;
+  fx_exc_t exc;
+  fx_exc_capture(loop, &exc);
+  struct sigaction ign = {.sa_handler = SIG_IGN}, old;
+  sigemptyset(&ign.sa_mask);
+  assert_int_equal(sigaction(SIGCHLD, &ign, &old), 0);
+  fut_process_t *p = sh(loop, "exit 3", NULL);
+  int code = wait_reaped(loop, p);
+  assert_int_equal(sigaction(SIGCHLD, &old, NULL), 0);
+  assert_int_equal(code, 255);
+  assert_int_equal(exc.count, 1);
+  assert_int_equal(exc.err, -ECHILD);
+  fut_process_unref(p);
+}
+
 int main(void) {
   signal(SIGPIPE, SIG_IGN); /* a test program's habit; children reset it */
   const struct CMUnitTest tests[] = {
@@ -787,6 +827,8 @@ int main(void) {
       FX_LOOP_TEST(test_process_pidfd_fallback_polls),
       FX_LOOP_TEST(test_process_dropped_handle_still_reaped),
       FX_LOOP_TEST(test_process_loop_close_kills_children),
+      FX_LOOP_TEST(test_process_leaves_foreign_children),
+      FX_LOOP_TEST(test_process_sigchld_ignored_reports_255),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
