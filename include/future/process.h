@@ -180,20 +180,19 @@ FUT_EXTERN int fut_process_terminate(fut_process_t *p);
 FUT_EXTERN int fut_process_kill(fut_process_t *p);
 
 /* Awaitable (asyncio's communicate): writes inlen bytes of in to the
- * child's stdin and closes it (closed even with no input, as
- * subprocess.Popen does, so a filter sees EOF), reads its stdout and
- * stderr until EOF, all at once so that no full pipe can block either
- * side, then waits for the child to exit.  *out / *outlen and *err /
- * *errlen (each pointer may be NULL: that output is read and dropped)
- * receive malloc'd bytes the caller frees with free(), NULL / 0 for a
- * stream that is not a pipe.  A child that stops reading its stdin early
- * (EPIPE) is not an error.  On any error (including -ECANCELED, e.g. from
- * fut_wait_for or a timeout block) nothing is returned (the outputs are
- * NULL / 0), the bytes read so far are dropped and the child is left
- * running.  Returns 0 or a negative code.  Errors: FUT_E_NOT_IN_TASK,
- * FUT_E_OTHER_LOOP, -EINVAL (input given but stdin is not a pipe), -EBUSY
- * (another task reads one of the pipes), -ECANCELED, -ENOMEM, a pipe's
- * error. */
+ * child's stdin and closes it (even with no input, as asyncio and
+ * subprocess.Popen do, so a filter sees EOF), reads its stdout and stderr
+ * until EOF, all at once so that no full pipe can block either side, then waits
+ * for the child to exit.  *out / *outlen and *err / *errlen (each pointer may
+ * be NULL: that output is read and dropped) receive malloc'd bytes the caller
+ * frees with free(), NULL / 0 for a stream that is not a pipe.  A child that
+ * stops reading its stdin early (EPIPE) is not an error.  On any error
+ * (including -ECANCELED, e.g. from fut_wait_for or a timeout block) nothing is
+ * returned (the outputs are NULL / 0), the bytes read so far are dropped and
+ * the child is left running.  Returns 0 or a negative code.  Errors:
+ * FUT_E_NOT_IN_TASK, FUT_E_OTHER_LOOP, -EINVAL (input given but stdin is not a
+ * pipe), -EBUSY (another task reads one of the pipes), -ECANCELED, -ENOMEM, a
+ * pipe's error. */
 FUT_EXTERN int fut_process_communicate(fut_process_t *p, const void *in,
                                        size_t inlen, void **out, size_t *outlen,
                                        void **err, size_t *errlen);
