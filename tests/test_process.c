@@ -808,12 +808,36 @@ static void test_process_sigchld_ignored_reports_255(void **state) {
   fut_process_unref(p);
 }
 
+/* Cancelling one task's wait leaves the other waiters and the child
+ * alone. */
+static void test_process_cancel_one_wait(void **state) {
+  fut_loop_t *loop = *state;
+  fut_process_t *p = sh(loop, "exec sleep 10", NULL);
+  fut_t *a = spawn(loop, wait_main, p);
+  fut_t *b = spawn(loop, wait_main, p);
+  drain(loop);
+  assert_true(fut_cancel(a, NULL));
+  run_until_done(loop, a);
+  assert_true(fut_cancelled(a));
+  assert_false(fut_done(b));
+  assert_false(fut_process_returncode(p, NULL));
+  assert_int_equal(fut_process_kill(p), 0);
+  run_until_done(loop, b);
+  int64_t code = 0;
+  assert_int_equal(fut_result_i64(b, &code), 0);
+  assert_int_equal(code, -SIGKILL);
+  fut_unref(a);
+  fut_unref(b);
+  fut_process_unref(p);
+}
+
 int main(void) {
   signal(SIGPIPE, SIG_IGN); /* a test program's habit; children reset it */
   const struct CMUnitTest tests[] = {
       FX_LOOP_TEST(test_process_exit_codes),
       FX_LOOP_TEST(test_process_killed_by_signal),
       FX_LOOP_TEST(test_process_wait_future_form),
+      FX_LOOP_TEST(test_process_cancel_one_wait),
       FX_LOOP_TEST(test_process_not_in_task),
       FX_LOOP_TEST(test_process_communicate_10mib_through_cat),
       FX_LOOP_TEST(test_process_communicate_child_ignores_input),

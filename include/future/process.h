@@ -120,7 +120,8 @@ FUT_EXTERN void fut_spawn_opts_init(fut_spawn_opts_t *o);
 /* ---- spawning -------------------------------------------------------------
  */
 
-/* Starts argv[0] (searched in PATH when it has no '/') with the arguments
+/* Starts argv[0] (searched in our PATH, not o->env's, when it has no
+ * '/') with the arguments
  * argv (NULL-terminated, copied as the exec needs them) and the options o
  * (NULL: the defaults).  Never suspends: the child is running (or has
  * already failed to exec, which is this call's error) when it returns.
