@@ -440,13 +440,17 @@ static char *child_fds(fut_loop_t *loop, const fut_spawn_opts_t *base) {
 
 static void test_process_close_fds(void **state) {
   fut_loop_t *loop = *state;
-  /* Two fds without close-on-exec: 40 leaks unless close_fds, 50 is
-   * passed. */
+  /* Two fds without close-on-exec, above whatever the test runner left
+   * open: `leak` goes through unless close_fds, `kept` is passed. */
   int a = open("/dev/null", O_RDONLY);
   assert_true(a >= 0);
-  assert_int_equal(dup2(a, 40), 40);
-  assert_int_equal(dup2(a, 50), 50);
+  int leak = fcntl(a, F_DUPFD, 40);
+  int kept = fcntl(a, F_DUPFD, leak + 10);
+  assert_true(leak >= 40 && kept > leak);
   close(a);
+  char word[2][16], expect[64];
+  snprintf(word[0], sizeof word[0], " %d ", leak);
+  snprintf(word[1], sizeof word[1], " %d ", kept);
   fut_spawn_opts_t o;
   fut_spawn_opts_init(&o);
   char *s = child_fds(loop, &o);
@@ -454,26 +458,26 @@ static void test_process_close_fds(void **state) {
   assert_string_equal(s, "0 1 2 3 ");
   free(s);
   /* A passed fd keeps its number even with close-on-exec set. */
-  assert_int_equal(fcntl(50, F_SETFD, FD_CLOEXEC), 0);
-  int pass[] = {50};
+  assert_int_equal(fcntl(kept, F_SETFD, FD_CLOEXEC), 0);
+  int pass[] = {kept};
   o.pass_fds = pass;
   o.npass_fds = 1;
   s = child_fds(loop, &o);
-  assert_string_equal(s, "0 1 2 3 50 ");
+  snprintf(expect, sizeof expect, "0 1 2 3 %d ", kept);
+  assert_string_equal(s, expect);
   free(s);
-  /* close_fds off: the non-close-on-exec fds go through, the library's own
-   * (the loop's epoll, the pipes' other ends) do not. */
-  assert_int_equal(fcntl(50, F_SETFD, 0), 0);
+  /* close_fds off: exactly our fds without close-on-exec go through (leak,
+   * kept, and whatever the test runner gave us that way), plus 0-2 and
+   * ls's directory; the library's own (the loop's epoll, the pipes' other
+   * ends) do not. */
+  assert_int_equal(fcntl(kept, F_SETFD, 0), 0);
   o.close_fds = false;
   o.npass_fds = 0;
   s = child_fds(loop, &o);
   char padded[512];
   snprintf(padded, sizeof padded, " %s", s);
-  assert_non_null(strstr(padded, " 40 "));
-  assert_non_null(strstr(padded, " 50 "));
-  /* Exactly our fds without close-on-exec go through (40, 50 and whatever
-   * the test runner gave us that way), plus 0-2 and ls's directory: the
-   * library's own (the loop's epoll, the pipes' other ends) do not. */
+  assert_non_null(strstr(padded, word[0]));
+  assert_non_null(strstr(padded, word[1]));
   int inherited = 0;
   for (int fd = 3; fd < 1024; fd++) {
     int fl = fcntl(fd, F_GETFD);
@@ -484,8 +488,8 @@ static void test_process_close_fds(void **state) {
     listed++;
   assert_int_equal(listed, 3 + inherited + 1);
   free(s);
-  close(40);
-  close(50);
+  close(leak);
+  close(kept);
   drain(loop);
 }
 
