@@ -8,7 +8,6 @@
  *   future/executor.h      executors, jobs, run_in_executor, wrap_future
  *   future/thread_pool.h   the thread pool
  *   future/process_pool.h  the process pool
- *   future/process.h       subprocesses: create_subprocess_exec / _shell
  *   future/errors.h        error codes, fut_strerror
  *   future/version.h       version and export macros
  */
