@@ -835,6 +835,34 @@ static void test_process_cancel_one_wait(void **state) {
   fut_process_unref(p);
 }
 
+/* The loop closes while a task is inside communicate (its helpers
+ * waiting on the pipes): everything ends, nothing leaks (ASan), the child
+ * is killed and reaped. */
+static void test_process_loop_close_during_communicate(void **state) {
+  fut_loop_t *loop = *state;
+  fut_spawn_opts_t o;
+  fut_spawn_opts_init(&o);
+  o.std_in = o.std_out = o.std_err = FUT_STDIO_PIPE;
+  fut_process_t *p = sh(loop, "exec sleep 10", &o);
+  struct comm c = {.p = p, .in = "x", .inlen = 1};
+  fut_t *t = spawn(loop, comm_main, &c);
+  drain(loop);
+  assert_false(fut_done(t));
+  /* The close reports its pending tasks (asyncio's "Task was destroyed
+   * but it is pending!"). */
+  fx_exc_t exc;
+  fx_exc_capture(loop, &exc);
+  assert_int_equal(fut_loop_close(loop), 0);
+  assert_true(fut_done(t));
+  assert_int_equal(c.rc, -ECANCELED);
+  int code;
+  assert_true(fut_process_returncode(p, &code));
+  assert_int_equal(code, -SIGKILL);
+  assert_true(exc.count >= 1);
+  fut_unref(t);
+  fut_process_unref(p);
+}
+
 int main(void) {
   signal(SIGPIPE, SIG_IGN); /* a test program's habit; children reset it */
   const struct CMUnitTest tests[] = {
@@ -855,6 +883,7 @@ int main(void) {
       FX_LOOP_TEST(test_process_pidfd_fallback_polls),
       FX_LOOP_TEST(test_process_dropped_handle_still_reaped),
       FX_LOOP_TEST(test_process_loop_close_kills_children),
+      FX_LOOP_TEST(test_process_loop_close_during_communicate),
       FX_LOOP_TEST(test_process_leaves_foreign_children),
       FX_LOOP_TEST(test_process_sigchld_ignored_reports_255),
   };
