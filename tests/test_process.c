@@ -863,6 +863,31 @@ static void test_process_loop_close_during_communicate(void **state) {
   fut_process_unref(p);
 }
 
+/* fut_loop_fork: the child's copy of the loop lets go of the parent's
+ * children (code 255, no signal through them); the parent still owns and
+ * reaps them. */
+static void test_process_loop_fork_forgets_parents_children(void **state) {
+  fut_loop_t *loop = *state;
+  fut_process_t *p = sh(loop, "exec sleep 10", NULL);
+  fflush(NULL);
+  pid_t child = fork();
+  if (child == 0) {
+    int code = 0;
+    bool ok = fut_loop_fork(loop) == 0 && fut_process_returncode(p, &code) &&
+              code == 255 && fut_process_kill(p) == -ESRCH;
+    _exit(ok ? 0 : 1);
+  }
+  assert_true(child > 0);
+  int st = 0;
+  assert_int_equal(waitpid(child, &st, 0), child);
+  assert_true(WIFEXITED(st));
+  assert_int_equal(WEXITSTATUS(st), 0);
+  assert_false(fut_process_returncode(p, NULL));
+  assert_int_equal(fut_process_kill(p), 0);
+  assert_int_equal(wait_in_task(loop, p), -SIGKILL);
+  fut_process_unref(p);
+}
+
 int main(void) {
   signal(SIGPIPE, SIG_IGN); /* a test program's habit; children reset it */
   const struct CMUnitTest tests[] = {
@@ -885,6 +910,7 @@ int main(void) {
       FX_LOOP_TEST(test_process_loop_close_kills_children),
       FX_LOOP_TEST(test_process_loop_close_during_communicate),
       FX_LOOP_TEST(test_process_leaves_foreign_children),
+      FX_LOOP_TEST(test_process_loop_fork_forgets_parents_children),
       FX_LOOP_TEST(test_process_sigchld_ignored_reports_255),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

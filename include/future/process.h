@@ -40,7 +40,9 @@
  * zombie).  Closing the loop kills (SIGKILL) and reaps the children still
  * running (asyncio kills them when their transport closes).  A program that
  * sets SIGCHLD to SIG_IGN makes the kernel reap the children: their code is
- * then 255 (asyncio's "unknown child process").
+ * then 255 (asyncio's "unknown child process").  In a forked child,
+ * fut_loop_fork makes the loop let go of the parent's children: they read
+ * as reaped with 255 there (send_signal: -ESRCH).
  *
  * Ownership: fut_create_subprocess_* gives one reference to the process,
  * dropped with fut_process_unref; the pipes' reader and writer are

@@ -147,9 +147,29 @@ static void proc_close(fut_loop_t *loop, void *state) {
   fut__free(s);
 }
 
+/* fut_loop_fork, in the child: the children we watch are the parent's,
+ * not this process's.  They leave the watcher as if reaped with 255
+ * (asyncio's unknown child), without a report: waiters wake, and
+ * send_signal answers -ESRCH, so a forked child never signals its parent's
+ * children through a copied handle.  The pidfds were copied by fork: ours
+ * to close. */
+static void proc_forked(fut_loop_t *loop, void *state) {
+  struct state *s = state;
+  (void)loop;
+  while (!fut__q_empty(&s->live))
+    reaped(fut__container_of(fut__q_first(&s->live), fut_process_t, node), 255);
+  if (s->poll) {
+    fut_handle_cancel(s->poll);
+    fut_handle_unref(s->poll);
+    s->poll = NULL;
+  }
+}
+
 __attribute__((constructor)) static void proc_part_init(void) {
-  static const struct fut__loop_part part = {
-      .name = "process", .rank = FUT__RANK_PROCESS, .close = proc_close};
+  static const struct fut__loop_part part = {.name = "process",
+                                             .rank = FUT__RANK_PROCESS,
+                                             .close = proc_close,
+                                             .forked = proc_forked};
   proc_part = fut__loop_part_register(&part);
 }
 
