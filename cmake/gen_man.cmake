@@ -41,6 +41,7 @@ set(example_taskgroup pipeline.c)
 set(example_threadsafe threadsafe.c)
 set(example_ctxvar threadsafe.c)
 set(example_queue queue_workers.c)
+set(example_process subprocess_pipe.c)
 
 set(date_line "libfuture ${VERSION}")
 

@@ -36,6 +36,7 @@
 #include "future/stream.h"
 #include "future/signal.h"
 #include "future/sync.h"
+#include "future/process.h"
 /* clang-format on */
 
 #endif

@@ -24,7 +24,7 @@ set(FUT_SOURCES_sync ${FUT_SYNC_LOCKS} ${FUT_SYNC_QUEUES} ${FUT_SYNC_GROUPS})
 set(FUT_SOURCES_net addr.c connect.c datagram.c dns.c listen.c net.c sendfile.c
     server.c sock.c stream.c transport.c transport_sendfile.c wait_fd.c)
 set(FUT_SOURCES_signal signal.c wakeup.c)
-set(FUT_SOURCES_process "")
+set(FUT_SOURCES_process communicate.c process.c spawn.c watcher.c)
 set(FUT_SOURCES_top run.c)
 
 set(FUT_SOURCES "")
