@@ -440,14 +440,15 @@ static int connect_task(void *arg) {
 static int wait_for_body(void *arg) {
   struct stuck *st = arg;
   fut_loop_t *loop = fut_get_running_loop();
+  uint64_t t0 = fut_loop_time(loop);
   fut_t *t = spawn(loop, connect_task, st), *wf;
   assert_int_equal(fut_wait_for(t, 100000000, &wf), 0);
-  uint64_t t0 = fut_loop_time(loop);
   assert_int_equal(fut_await(wf, NULL), -ETIMEDOUT);
   uint64_t el = fut_loop_time(loop) - t0;
-  /* cut at the deadline, not after a SYN retry (1 s, 3 s, ...): the
-   * upper bound is loose for sanitizer builds on a loaded machine */
-  assert_true(el >= 100000000 && el < 5000000000ull);
+  /* Cut at the deadline, not after a SYN retry (1 s, 3 s, ...).  The
+   * bounds are loose: the tick's cached clock may lag on a loaded
+   * machine, and sanitizer builds are slow. */
+  assert_true(el >= 50000000 && el < 5000000000ull);
   assert_true(fut_cancelled(t));
   fut_unref(wf);
   fut_unref(t);
