@@ -399,9 +399,6 @@ static void test_process_200_concurrent_children(void **state) {
   fut_loop_t *loop = *state;
   fx_exc_t exc;
   fx_exc_capture(loop, &exc);
-  /* Spawning 200 shells in one step is slow under sanitizers: debug mode
-   * (FUT_DEBUG=1) would report it as a slow callback. */
-  fut_loop_set_slow_callback_duration(loop, UINT64_MAX);
   struct many *m = calloc(1, sizeof *m);
   fut_t *t = spawn(loop, many_main, m);
   run_until_done(loop, t);
