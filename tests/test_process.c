@@ -560,6 +560,36 @@ static void test_process_stdio_cwd_env_session(void **state) {
              &o, &code);
   assert_string_equal(s, "member\n");
   free(s);
+  /* process_group 0: a new group led by the child (asyncio's
+   * process_group=0); by default the child stays in ours. */
+  fut_spawn_opts_init(&o);
+  assert_int_equal(o.process_group, -1);
+  o.process_group = 0;
+  s = run_sh(loop,
+             "read pid comm st ppid pgrp sid rest < /proc/self/stat; "
+             "[ $pid = $pgrp ] && echo group-leader",
+             &o, &code);
+  assert_string_equal(s, "group-leader\n");
+  free(s);
+  fut_spawn_opts_init(&o);
+  s = run_sh(loop,
+             "read pid comm st ppid pgrp sid rest < /proc/self/stat; "
+             "[ $pgrp = $(cut -d' ' -f5 /proc/$PPID/stat) ] && echo same-group",
+             &o, &code);
+  assert_string_equal(s, "same-group\n");
+  free(s);
+  /* joined with a new session, or below -1: refused */
+  fut_process_t *bad = (fut_process_t *)1;
+  fut_spawn_opts_init(&o);
+  o.process_group = 0;
+  o.start_new_session = true;
+  assert_int_equal(fut_create_subprocess_shell(loop, "true", &o, &bad),
+                   -EINVAL);
+  assert_null(bad);
+  fut_spawn_opts_init(&o);
+  o.process_group = -2;
+  assert_int_equal(fut_create_subprocess_shell(loop, "true", &o, &bad),
+                   -EINVAL);
   /* A caller's fd as stdout (a socketpair end of ours). */
   int sv[2];
   assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);

@@ -114,9 +114,14 @@ typedef struct fut_spawn_opts {
   /* The pipes' stream options (limit, write water marks); NULL: the
    * defaults. */
   const fut_stream_opts_t *stream;
+  /* setpgid() in the child (asyncio's process_group): -1 (the default)
+   * keeps ours, 0 makes a new group led by the child, > 0 joins that
+   * group.  Not with start_new_session (-EINVAL). */
+  pid_t process_group;
 } fut_spawn_opts_t;
 
-/* Fills *o with the defaults: everything inherited, close_fds true. */
+/* Fills *o with the defaults: everything inherited, close_fds true,
+ * process_group -1. */
 FUT_EXTERN void fut_spawn_opts_init(fut_spawn_opts_t *o);
 
 /* ---- spawning -------------------------------------------------------------

@@ -37,6 +37,7 @@ void fut_spawn_opts_init(fut_spawn_opts_t *o) {
   memset(o, 0, sizeof *o);
   o->std_in = o->std_out = o->std_err = FUT_STDIO_INHERIT;
   o->close_fds = true;
+  o->process_group = -1;
 }
 
 /* What spawn builds and must undo on failure. */
@@ -195,6 +196,10 @@ static int do_spawn(pid_t *pid, char *const argv[], const struct plan *pl,
     short flags = POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF;
     if (o->start_new_session)
       flags |= POSIX_SPAWN_SETSID;
+    if (o->process_group >= 0) {
+      flags |= POSIX_SPAWN_SETPGROUP;
+      (void)posix_spawnattr_setpgroup(&at, o->process_group);
+    }
     (void)posix_spawnattr_setsigdefault(&at, &all);
     (void)posix_spawnattr_setsigmask(&at, &none);
     (void)posix_spawnattr_setflags(&at, flags);
@@ -286,6 +291,12 @@ int fut_create_subprocess_exec(fut_loop_t *loop, char *const argv[],
   if ((err = check_stdio(0, o.std_in)) || (err = check_stdio(1, o.std_out)) ||
       (err = check_stdio(2, o.std_err)))
     return err;
+  if (o.process_group < -1 || (o.process_group >= 0 && o.start_new_session))
+    return fut__error(
+        -EINVAL, "spawn: process_group %d%s", (int)o.process_group,
+        o.process_group < -1 ? " (-1 keeps ours, 0 a new group, > 0 that group)"
+                             : " with start_new_session (a session leader "
+                               "cannot change its group)");
   int *pass;
   if ((err = sorted_pass(&o, &pass)))
     return err;
