@@ -43,9 +43,10 @@ typedef struct fut_ctxvar fut_ctxvar_t;
 FUT_EXTERN int fut_ctxvar_new(void *default_value, fut_ctxvar_t **out);
 
 /* Sets var to value in the current context: the running task's, a
- * fut_to_thread function's copy, or elsewhere the calling thread's own.  Returns 0 or a negative code.  Errors:
- * -EINVAL (var NULL), -ENOMEM (the value is unchanged).  Any thread (each
- * thread and task sees its own context). */
+ * fut_to_thread function's copy, or elsewhere the calling thread's own.
+ * Returns 0 or a negative code.  Errors: -EINVAL (var NULL), -ENOMEM (the
+ * value is unchanged).  Any thread (each thread and task sees its own
+ * context). */
 FUT_EXTERN int fut_ctxvar_set(fut_ctxvar_t *var, void *value);
 
 /* The value of var in the current context (borrowed), or its default when

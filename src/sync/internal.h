@@ -31,8 +31,7 @@ struct fut__waiter {
 /* The running task's loop for a waiting call `what`, checked against the
  * primitive's *bound loop (set on first use).  NULL with the error in *err
  * (FUT_E_NOT_IN_TASK, FUT_E_OTHER_LOOP). */
-fut_loop_t *fut__sync_task_loop(fut_loop_t **bound, const char *what,
-                                int *err);
+fut_loop_t *fut__sync_task_loop(fut_loop_t **bound, const char *what, int *err);
 /* For non-waiting calls: FUT_E_OTHER_LOOP if a loop other than `bound`
  * runs in this thread, else 0. */
 int fut__sync_check_loop(const fut_loop_t *bound, const char *what);
