@@ -179,7 +179,10 @@ FUT_EXTERN int fut_task_return_bytes(const void *data, size_t len);
 
 /* Records a message for the failure the calling task is about to return,
  * and returns err, so `return fut_task_fail(-EIO, "read %s", path);` fails
- * the task with -EIO and that message.  err must be negative (else it
+ * the task with -EIO and that message.  With -ECANCELED the message is
+ * the one the task ends cancelled with (asyncio: a CancelledError caught
+ * from an awaited future and re-raised keeps its args): `return
+ * fut_task_fail(-ECANCELED, "%s", msg);`.  err must be negative (else it
  * returns -EINVAL).  Outside a task: returns err and records nothing. */
 FUT_EXTERN int fut_task_fail(int err, const char *fmt, ...) FUT_PRINTF(2, 3);
 

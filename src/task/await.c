@@ -175,9 +175,16 @@ static void finish(struct fut__task *t) {
     if (err == 0)
       t->rkind = FUT__V_NONE; /* the future owns it now */
   } else if (rc == 0 || rc == -ECANCELED) {
-    /* Cancelled right before returning, or let the cancellation out. */
+    /* Cancelled right before returning, or let the cancellation out: with
+     * the message fut_task_fail gave -ECANCELED (a CancelledError re-raised
+     * with its args, as one caught from an awaited future), else the
+     * task's own cancel message. */
     t->must_cancel = false;
-    if (!fut__cancel_base(f, t->cancel_msg))
+    const char *msg =
+        rc == -ECANCELED && t->fail_msg && t->fail_code == -ECANCELED
+            ? t->fail_msg
+            : t->cancel_msg;
+    if (!fut__cancel_base(f, msg))
       err = FUT_E_INVALID_STATE;
   } else if (rc < 0) {
     err = t->fail_msg ? fut_set_exception(f, rc, "%s", t->fail_msg)

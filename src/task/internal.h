@@ -37,6 +37,7 @@ struct fut__task {
   char *name;                 /* malloc'd, never NULL */
   char *cancel_msg;           /* last cancel message, or NULL */
   char *fail_msg;             /* fut_task_fail's message, or NULL */
+  int fail_code;              /* the code fut_task_fail was given with it */
   uint32_t ncancels;          /* cancel requests not withdrawn (cancelling) */
   int rc;                     /* fn's return value once FUT__T_DONE */
   uint8_t state;              /* enum fut__task_run_state */

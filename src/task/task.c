@@ -319,6 +319,7 @@ int fut_task_fail(int err, const char *fmt, ...) {
   if (msg) {
     fut__free(t->fail_msg);
     t->fail_msg = msg;
+    t->fail_code = err;
   }
   return err;
 }
