@@ -1599,7 +1599,416 @@ static void test_gather_shield(void **state) {
   fut_unref(child2);
 }
 
-/* CHUNK3 */
+/* ---- the rest of BaseTaskTests ------------------------------------------- */
+
+static int kill_me(void *arg) {
+  (void)arg;
+  fut_t *future;
+  int err = fut_new(fut_get_running_loop(), &future);
+  if (err)
+    return err;
+  err = fut_await(future, NULL);
+  fut_unref(future);
+  if (err)
+    return err;
+  return fut_task_fail(-EIO, "code never reached");
+}
+
+/* BaseTaskTests.test_log_destroyed_pending_task: C has no garbage
+ * collector; a pending task is destroyed when its loop is closed, with the
+ * same report. */
+static void test_log_destroyed_pending_task(void **state) {
+  (void)state;
+  fut_loop_t *loop = new_loop();
+  fx_exc_t cap;
+  fx_exc_capture(loop, &cap);
+  fut_loop_set_debug(loop, true);
+  fut_loop_set_slow_callback_duration(loop, UINT64_MAX);
+  fut_t *task = spawn(loop, kill_me, NULL);
+  fut_t *all[2];
+  assert_int_equal(fut_all_tasks(loop, all, 2), 1);
+  assert_ptr_equal(all[0], task);
+  /* execute the task so it waits for future */
+  assert_int_equal(fut_loop_run_once(loop, 0), 0);
+  fut_loop_stats_t st;
+  fut_loop_stats(loop, &st);
+  assert_int_equal(st.ready, 0);
+  fut_unref(task); /* no more reference of ours: the loop's remains */
+  assert_int_equal(cap.count, 0);
+  assert_int_equal(fut_loop_close(loop), 0);
+  assert_int_equal(fut_all_tasks(loop, all, 2), 0);
+  assert_int_equal(cap.count, 1);
+  assert_string_equal(cap.message, "Task was destroyed but it is pending!");
+  assert_true(cap.had_future);
+  end_loop(loop);
+}
+
+struct tb_runner {
+  bool cancel_returned;
+};
+
+static int raise_type_error(void *arg) {
+  (void)arg;
+  return fut_task_fail(-EINVAL, "TypeError");
+}
+
+static int tb_runner(void *arg) {
+  struct tb_runner *r = arg;
+  fut_t *task = spawn_here(raise_type_error, NULL);
+  if (!task)
+    return -ENOMEM;
+  (void)fut_sleep(FUT_MS(10));
+  r->cancel_returned = fut_cancel(task, NULL);
+  fut_unref(task); /* task = None */
+  return 0;
+}
+
+/* BaseTaskTests.test_tb_logger_not_called_after_cancel: cancel() of a
+ * failed task marks its exception retrieved */
+static void test_tb_logger_not_called_after_cancel(void **state) {
+  fut_loop_t *loop = *state;
+  fx_exc_t cap;
+  fx_exc_capture(loop, &cap);
+  struct tb_runner r = {true};
+  assert_int_equal(run_main(loop, tb_runner, &r), 0);
+  run_briefly(loop);
+  assert_false(r.cancel_returned);
+  assert_int_equal(cap.count, 0);
+}
+
+struct gather1 {
+  fut_t *fut, *gather, *child;
+  int cancel_result;
+};
+
+static int child_coro(void *arg) {
+  int64_t v;
+  int err = fut_await_i64(arg, &v);
+  return err ? err : fut_task_return_i64(v);
+}
+
+static int gather1_create(void *arg) {
+  struct gather1 *g = arg;
+  g->child = spawn_here(child_coro, g->fut);
+  if (!g->child)
+    return -ENOMEM;
+  return fut_gather(fut_get_running_loop(), &g->child, 1, 0, &g->gather);
+}
+
+static void cancelling_callback(fut_t *f, void *arg) {
+  (void)f;
+  struct gather1 *g = arg;
+  g->cancel_result = fut_cancel(g->gather, NULL);
+}
+
+/* BaseTaskTests.test_cancel_gather_1: a gathering future refuses to be
+ * cancelled once all children are done (Python issue #26923) */
+static void test_cancel_gather_1(void **state) {
+  fut_loop_t *loop = *state;
+  struct gather1 g = {newf(loop), NULL, NULL, -1};
+  assert_int_equal(run_main(loop, gather1_create, &g), 0);
+  run_briefly(loop); /* the child awaits fut */
+  assert_false(fut_done(g.child));
+  assert_int_equal(fut_add_done_callback(g.fut, cancelling_callback, &g), 0);
+  fut_set_result_i64(g.fut, 42); /* runs the callback once fut is done */
+  assert_int_equal(fut_loop_run_until_complete(loop, g.gather), 0);
+  assert_int_equal(g.cancel_result, 0);
+  assert_false(fut_cancelled(g.gather));
+  int64_t v;
+  assert_int_equal(fut_result_i64(fut_gather_child(g.gather, 0), &v), 0);
+  assert_int_equal(v, 42);
+  fut_unref(g.gather);
+  fut_unref(g.child);
+  fut_unref(g.fut);
+}
+
+static int gather2_test(void *arg) {
+  (void)arg;
+  fut_loop_t *loop = fut_get_running_loop();
+  uint64_t time = 0;
+  for (;;) {
+    time += FUT_MS(10);
+    fut_t *s = spawn_here(sleep_ns, SLEEPER(FUT_MS(10))), *g;
+    if (!s)
+      return -ENOMEM;
+    int err = fut_gather(loop, &s, 1, FUT_GATHER_RETURN_EXCEPTIONS, &g);
+    fut_unref(s);
+    if (err)
+      return err;
+    err = fut_await(g, NULL);
+    fut_unref(g);
+    if (err)
+      return err;
+    if (time > FUT_MS(200))
+      return 0;
+  }
+}
+
+struct gather2 {
+  const char *msg;
+  fut_t *qwe;
+};
+
+static int gather2_main(void *arg) {
+  struct gather2 *c = arg;
+  c->qwe = spawn_here(gather2_test, NULL);
+  if (!c->qwe)
+    return -ENOMEM;
+  (void)fut_sleep(FUT_MS(50));
+  fut_cancel(c->qwe, c->msg);
+  int err = fut_await(c->qwe, NULL);
+  const char *msg = NULL;
+  (void)fut_exception(c->qwe, &msg);
+  return err && msg ? fut_task_fail(err, "%s", msg) : err;
+}
+
+/* BaseTaskTests.test_cancel_gather_2: gather() propagates the
+ * CancelledError of an inner task, with its message, to the caller (the
+ * non-string message (5,) does not apply) */
+static void test_cancel_gather_2(void **state) {
+  fut_loop_t *loop = *state;
+  const char *cases[] = {NULL, "my message"};
+  for (int i = 0; i < 2; i++) {
+    struct gather2 c = {cases[i], NULL};
+    fut_t *t = spawn(loop, gather2_main, &c);
+    assert_int_equal(fut_loop_run_until_complete(loop, t), -ECANCELED);
+    const char *msg = (const char *)&msg;
+    assert_int_equal(fut_exception(t, &msg), -ECANCELED);
+    if (cases[i]) {
+      assert_non_null(msg);
+      assert_string_equal(msg, cases[i]);
+    } else {
+      assert_null(msg);
+    }
+    assert_true(fut_cancelled(c.qwe));
+    fut_unref(c.qwe);
+    fut_unref(t);
+    drain(loop);
+  }
+}
+
+/* BaseTaskTests.test_create_task_with_noncoroutine ("a coroutine was
+ * expected, got 123": here a NULL function), twice */
+static void test_create_task_with_noncoroutine(void **state) {
+  fut_loop_t *loop = *state;
+  for (int i = 0; i < 2; i++) {
+    fut_t *t = (fut_t *)&t;
+    assert_int_equal(fut_create_task(loop, NULL, NULL, NULL, &t), -EINVAL);
+    assert_null(t);
+  }
+  assert_int_equal(fut_all_tasks(loop, NULL, 0), 0);
+}
+
+/* BaseTaskTests.test_create_task_with_async_function, twice */
+static void test_create_task_with_async_function(void **state) {
+  fut_loop_t *loop = *state;
+  for (int i = 0; i < 2; i++) {
+    fut_t *t = spawn(loop, noop, NULL);
+    assert_true(fut_is_task(t));
+    assert_int_equal(fut_loop_run_until_complete(loop, t), 0);
+    fut_unref(t);
+  }
+}
+
+static int return_1(void *arg) {
+  (void)arg;
+  return fut_task_return_i64(1);
+}
+
+struct bare {
+  bool is_task;
+  int64_t ret;
+  char name[16];
+};
+
+static int bare_coro(void *arg) {
+  struct bare *b = arg;
+  fut_t *task = spawn_here(return_1, NULL); /* asyncio.create_task */
+  if (!task)
+    return -ENOMEM;
+  b->is_task = fut_is_task(task);
+  int err = fut_await_i64(task, &b->ret);
+  fut_unref(task);
+  return err;
+}
+
+/* BaseTaskTests.test_bare_create_task */
+static void test_bare_create_task(void **state) {
+  struct bare b = {0};
+  assert_int_equal(run_main(*state, bare_coro, &b), 0);
+  assert_true(b.is_task);
+  assert_int_equal(b.ret, 1);
+}
+
+static int bare_named(void *arg) {
+  struct bare *b = arg;
+  fut_task_opts_t opts;
+  fut_task_opts_init(&opts);
+  opts.name = "No-op";
+  fut_t *task;
+  int err = fut_create_task(fut_get_running_loop(), noop, NULL, &opts, &task);
+  if (err)
+    return err;
+  snprintf(b->name, sizeof b->name, "%s", fut_task_get_name(task));
+  err = fut_await(task, NULL);
+  fut_unref(task);
+  return err;
+}
+
+/* BaseTaskTests.test_bare_create_named_task */
+static void test_bare_create_named_task(void **state) {
+  struct bare b = {0};
+  assert_int_equal(run_main(*state, bare_named, &b), 0);
+  assert_string_equal(b.name, "No-op");
+}
+
+/* ---- contexts ------------------------------------------------------------ */
+
+struct ctx1 {
+  fut_ctxvar_t *cvar;
+  bool main_nope, main_yes, main_yes_after, sub_nope;
+};
+
+static int ctx1_sub(void *arg) {
+  struct ctx1 *c = arg;
+  (void)fut_sleep(FUT_MS(10));
+  c->sub_nope = strcmp(fut_ctxvar_get(c->cvar), "nope") == 0;
+  return fut_ctxvar_set(c->cvar, "something else");
+}
+
+static int ctx1_main(void *arg) {
+  struct ctx1 *c = arg;
+  c->main_nope = strcmp(fut_ctxvar_get(c->cvar), "nope") == 0;
+  fut_t *subtask = spawn_here(ctx1_sub, c);
+  if (!subtask)
+    return -ENOMEM;
+  int err = fut_ctxvar_set(c->cvar, "yes");
+  c->main_yes = strcmp(fut_ctxvar_get(c->cvar), "yes") == 0;
+  if (!err)
+    err = fut_await(subtask, NULL);
+  c->main_yes_after = strcmp(fut_ctxvar_get(c->cvar), "yes") == 0;
+  fut_unref(subtask);
+  return err;
+}
+
+/* BaseTaskTests.test_context_1 */
+static void test_context_1(void **state) {
+  struct ctx1 c = {0};
+  assert_int_equal(fut_ctxvar_new("nope", &c.cvar), 0);
+  assert_int_equal(run_main(*state, ctx1_main, &c), 0);
+  assert_true(c.main_nope);
+  assert_true(c.main_yes);
+  assert_true(c.sub_nope);
+  assert_true(c.main_yes_after);
+  fut_ctxvar_free(c.cvar);
+}
+
+struct ctx3 {
+  fut_ctxvar_t *cvar;
+  int bad;
+  unsigned seed;
+};
+
+struct ctx3_sub {
+  struct ctx3 *c;
+  intptr_t num;
+};
+
+static int ctx3_sub(void *arg) {
+  struct ctx3_sub *s = arg;
+  for (intptr_t i = 0; i < 10; i++) {
+    int err = fut_ctxvar_set(s->c->cvar, (void *)(s->num + i));
+    if (err)
+      return err;
+    if ((err = fut_sleep(FUT_US(100 + rand_r(&s->c->seed) % 4900))))
+      return err;
+    if ((intptr_t)fut_ctxvar_get(s->c->cvar) != s->num + i)
+      s->c->bad++;
+  }
+  return 0;
+}
+
+static int ctx3_main(void *arg) {
+  struct ctx3 *c = arg;
+  static struct ctx3_sub subs[100];
+  fut_t *tasks[100], *g;
+  for (int i = 0; i < 100; i++) {
+    subs[i].c = c;
+    subs[i].num = rand_r(&c->seed) % 11;
+    if (!(tasks[i] = spawn_here(ctx3_sub, &subs[i])))
+      return -ENOMEM; /* the test fails on the count of tasks */
+  }
+  int err = fut_gather(fut_get_running_loop(), tasks, 100, 0, &g);
+  for (int i = 0; i < 100; i++)
+    fut_unref(tasks[i]);
+  if (err)
+    return err;
+  err = fut_await(g, NULL);
+  fut_unref(g);
+  return err;
+}
+
+/* BaseTaskTests.test_context_3: 100 tasks in parallel, each modifying
+ * cvar */
+static void test_context_3(void **state) {
+  struct ctx3 c = {NULL, 0, 12345};
+  assert_int_equal(fut_ctxvar_new((void *)-1, &c.cvar), 0);
+  assert_int_equal(run_main(*state, ctx3_main, &c), 0);
+  assert_int_equal(c.bad, 0);
+  assert_ptr_equal(fut_ctxvar_get(c.cvar), (void *)-1);
+  fut_ctxvar_free(c.cvar);
+}
+
+/* ---- BaseCurrentLoopTests ------------------------------------------------ */
+
+/* BaseCurrentLoopTests.test_current_task_no_running_loop */
+static void test_current_task_no_running_loop(void **state) {
+  assert_null(fut_current_task(*state));
+}
+
+/* BaseCurrentLoopTests.test_current_task_with_implicit_loop */
+static void test_current_task_with_implicit_loop(void **state) {
+  fut_loop_t *loop = *state;
+  struct cur c = {0};
+  c.other = loop;
+  fut_t *task = spawn(loop, record_current, &c);
+  assert_int_equal(fut_loop_run_until_complete(loop, task), 0);
+  assert_ptr_equal(c.seen_other, task); /* current_task(loop=self.loop) */
+  assert_ptr_equal(c.seen_null, task);  /* current_task(None) */
+  assert_ptr_equal(c.seen, task);       /* current_task() */
+  assert_null(fut_current_task(loop));
+  fut_unref(task);
+}
+
+/* ---- GenericTaskTests ---------------------------------------------------- */
+
+static void count_done(fut_t *f, void *arg) {
+  (void)f;
+  (*(int *)arg)++;
+}
+
+/* GenericTaskTests.test_future_subclass: a task is a future (every fut_*
+ * call takes it), a future is not a task */
+static void test_future_subclass(void **state) {
+  fut_loop_t *loop = *state;
+  fut_t *t = spawn(loop, return_1, NULL), *f = newf(loop);
+  assert_true(fut_is_task(t));
+  assert_false(fut_is_task(f));
+  int called = 0;
+  assert_int_equal(fut_add_done_callback(t, count_done, &called), 0);
+  assert_ptr_equal(fut_get_loop(t), loop);
+  assert_int_equal(fut_state(t), FUT_PENDING);
+  assert_int_equal(fut_loop_run_until_complete(loop, t), 0);
+  drain(loop);
+  assert_int_equal(called, 1);
+  int64_t v;
+  assert_int_equal(fut_result_i64(t, &v), 0);
+  assert_int_equal(v, 1);
+  fut_unref(t);
+  fut_unref(f);
+}
+
+/* CHUNK4 */
 
 int main(void) {
   const struct CMUnitTest tests[] = {
@@ -1661,7 +2070,20 @@ int main(void) {
       T(test_shield_effect),
       T(test_shield_gather),
       T(test_gather_shield),
-      /* TESTS3 */
+      T(test_log_destroyed_pending_task),
+      T(test_tb_logger_not_called_after_cancel),
+      T(test_cancel_gather_1),
+      T(test_cancel_gather_2),
+      T(test_create_task_with_noncoroutine),
+      T(test_create_task_with_async_function),
+      T(test_bare_create_task),
+      T(test_bare_create_named_task),
+      T(test_context_1),
+      T(test_context_3),
+      T(test_current_task_no_running_loop),
+      T(test_current_task_with_implicit_loop),
+      T(test_future_subclass),
+      /* TESTS4 */
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
