@@ -2008,7 +2008,596 @@ static void test_future_subclass(void **state) {
   fut_unref(f);
 }
 
-/* CHUNK4 */
+/* ---- GatherTestsBase, FutureGatherTests, CoroutineGatherTests ------------
+ * GatherTestsBase runs in CPython over the futures themselves
+ * (FutureGatherTests) and over coroutines awaiting them
+ * (CoroutineGatherTests); each port runs both ways: WRAP_NONE gathers the
+ * futures, WRAP_TASKS tasks that await them and end like them. */
+
+enum { WRAP_NONE, WRAP_TASKS };
+
+/* `async def coro(fut=fut): return await fut` */
+static int await_like(void *arg) {
+  fut_t *f = arg;
+  int64_t v;
+  int err = fut_await_i64(f, &v);
+  if (err == 0)
+    return fut_task_return_i64(v);
+  const char *msg = NULL;
+  (void)fut_exception(f, &msg);
+  return msg ? fut_task_fail(err, "%s", msg) : err;
+}
+
+static void wrap_futures(fut_loop_t *loop, int mode, fut_t **fs, size_t n,
+                         fut_t **out) {
+  for (size_t i = 0; i < n; i++)
+    out[i] =
+        mode == WRAP_NONE ? fut_ref(fs[i]) : spawn(loop, await_like, fs[i]);
+}
+
+static void unref_all(fut_t **fs, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    fut_unref(fs[i]);
+}
+
+/* GatherTestsBase._run_loop: while loop._ready: run_briefly(loop) */
+static void run_loop(fut_loop_t *loop) {
+  fut_loop_stats_t st;
+  for (int i = 0; i < 1000; i++) {
+    fut_loop_stats(loop, &st);
+    if (st.ready == 0 && st.threadsafe == 0)
+      return;
+    run_briefly(loop);
+  }
+  fail_msg("the loop never went idle");
+}
+
+struct cb_rec {
+  int calls;
+  fut_t *arg;
+};
+
+static void record_cb(fut_t *f, void *arg) {
+  struct cb_rec *r = arg;
+  r->calls++;
+  r->arg = f;
+}
+
+static int64_t child_i64(fut_t *g, size_t i) {
+  int64_t v = -1;
+  assert_int_equal(fut_result_i64(fut_gather_child(g, i), &v), 0);
+  return v;
+}
+
+static void check_success(fut_loop_t *loop, int mode, unsigned flags) {
+  fut_t *abc[3] = {newf(loop), newf(loop), newf(loop)}, *w[3], *fut;
+  wrap_futures(loop, mode, abc, 3, w);
+  assert_int_equal(fut_gather(loop, w, 3, flags, &fut), 0);
+  struct cb_rec cb = {0};
+  assert_int_equal(fut_add_done_callback(fut, record_cb, &cb), 0);
+  fut_set_result_i64(abc[1], 1);
+  fut_set_result_i64(abc[0], 2);
+  run_loop(loop);
+  assert_int_equal(cb.calls, 0);
+  assert_false(fut_done(fut));
+  fut_set_result_i64(abc[2], 3);
+  run_loop(loop);
+  assert_int_equal(cb.calls, 1);
+  assert_ptr_equal(cb.arg, fut);
+  assert_int_equal(fut_result(fut, NULL), 0);
+  assert_int_equal(child_i64(fut, 0), 2);
+  assert_int_equal(child_i64(fut, 1), 1);
+  assert_int_equal(child_i64(fut, 2), 3);
+  fut_unref(fut);
+  unref_all(w, 3);
+  unref_all(abc, 3);
+}
+
+/* GatherTestsBase.test_success */
+static void test_success(void **state) {
+  for (int mode = WRAP_NONE; mode <= WRAP_TASKS; mode++) {
+    check_success(*state, mode, 0);
+    check_success(*state, mode, 0); /* return_exceptions=False */
+  }
+}
+
+/* GatherTestsBase.test_result_exception_success */
+static void test_result_exception_success(void **state) {
+  for (int mode = WRAP_NONE; mode <= WRAP_TASKS; mode++)
+    check_success(*state, mode, FUT_GATHER_RETURN_EXCEPTIONS);
+}
+
+/* GatherTestsBase.test_one_exception */
+static void test_one_exception(void **state) {
+  fut_loop_t *loop = *state;
+  for (int mode = WRAP_NONE; mode <= WRAP_TASKS; mode++) {
+    fx_exc_t cap;
+    fx_exc_capture(loop, &cap);
+    fut_t *f[5], *w[5], *fut;
+    for (int i = 0; i < 5; i++)
+      f[i] = newf(loop);
+    wrap_futures(loop, mode, f, 5, w);
+    assert_int_equal(fut_gather(loop, w, 5, 0, &fut), 0);
+    struct cb_rec cb = {0};
+    assert_int_equal(fut_add_done_callback(fut, record_cb, &cb), 0);
+    fut_set_result_i64(f[0], 1);
+    fut_set_exception(f[1], -EDOM, "ZeroDivisionError");
+    run_loop(loop);
+    assert_true(fut_done(fut));
+    assert_int_equal(cb.calls, 1);
+    assert_ptr_equal(cb.arg, fut);
+    const char *msg;
+    assert_int_equal(fut_exception(fut, &msg), -EDOM);
+    assert_string_equal(msg, "ZeroDivisionError");
+    /* Does nothing */
+    fut_set_result_i64(f[2], 3);
+    fut_cancel(f[3], NULL);
+    fut_set_exception(f[4], -EIO, "RuntimeError");
+    (void)fut_exception(f[4], NULL);
+    (void)fut_exception(f[1], NULL);
+    run_loop(loop);
+    fut_unref(fut);
+    unref_all(w, 5);
+    unref_all(f, 5);
+    run_loop(loop);
+    assert_int_equal(cap.count, 0); /* every exception was retrieved */
+  }
+}
+
+/* GatherTestsBase.test_return_exceptions */
+static void test_return_exceptions(void **state) {
+  fut_loop_t *loop = *state;
+  for (int mode = WRAP_NONE; mode <= WRAP_TASKS; mode++) {
+    fut_t *f[4], *w[4], *fut;
+    for (int i = 0; i < 4; i++)
+      f[i] = newf(loop);
+    wrap_futures(loop, mode, f, 4, w);
+    assert_int_equal(fut_gather(loop, w, 4, FUT_GATHER_RETURN_EXCEPTIONS, &fut),
+                     0);
+    struct cb_rec cb = {0};
+    assert_int_equal(fut_add_done_callback(fut, record_cb, &cb), 0);
+    fut_set_result_i64(f[1], 1);
+    fut_set_exception(f[2], -EDOM, "ZeroDivisionError");
+    fut_set_result_i64(f[0], 3);
+    run_loop(loop);
+    assert_false(fut_done(fut));
+    fut_set_exception(f[3], -EIO, "RuntimeError");
+    run_loop(loop);
+    assert_true(fut_done(fut));
+    assert_int_equal(cb.calls, 1);
+    assert_ptr_equal(cb.arg, fut);
+    assert_int_equal(fut_result(fut, NULL), 0);
+    assert_int_equal(child_i64(fut, 0), 3);
+    assert_int_equal(child_i64(fut, 1), 1);
+    const char *msg;
+    assert_int_equal(fut_exception(fut_gather_child(fut, 2), &msg), -EDOM);
+    assert_string_equal(msg, "ZeroDivisionError");
+    assert_int_equal(fut_exception(fut_gather_child(fut, 3), &msg), -EIO);
+    assert_string_equal(msg, "RuntimeError");
+    (void)fut_exception(f[2], NULL);
+    (void)fut_exception(f[3], NULL);
+    fut_unref(fut);
+    unref_all(w, 4);
+    unref_all(f, 4);
+  }
+}
+
+/* GatherTestsBase.test_env_var_debug: PYTHONASYNCIODEBUG is FUT_DEBUG here
+ * (the -E and -X dev cases do not apply) */
+static void test_env_var_debug(void **state) {
+  (void)state;
+  const char *old = getenv("FUT_DEBUG");
+  char *saved = old ? strdup(old) : NULL;
+  struct {
+    const char *value;
+    bool debug;
+  } cases[] = {{NULL, false}, {"", false}, {"1", true}};
+  for (int i = 0; i < 3; i++) {
+    if (cases[i].value)
+      assert_int_equal(setenv("FUT_DEBUG", cases[i].value, 1), 0);
+    else
+      assert_int_equal(unsetenv("FUT_DEBUG"), 0);
+    fut_loop_t *loop = new_loop();
+    assert_int_equal(fut_loop_get_debug(loop), cases[i].debug);
+    end_loop(loop);
+  }
+  if (saved)
+    setenv("FUT_DEBUG", saved, 1);
+  else
+    unsetenv("FUT_DEBUG");
+  free(saved);
+}
+
+struct empty_gather {
+  fut_t *fut;
+};
+
+static int empty_gather_main(void *arg) {
+  struct empty_gather *e = arg;
+  return fut_gather(fut_get_running_loop(), NULL, 0, 0, &e->fut);
+}
+
+/* FutureGatherTests.test_constructor_empty_sequence_use_running_loop */
+static void test_constructor_empty_sequence_use_running_loop(void **state) {
+  fut_loop_t *loop = *state;
+  struct empty_gather e = {NULL};
+  assert_int_equal(run_main(loop, empty_gather_main, &e), 0);
+  assert_non_null(e.fut);
+  assert_ptr_equal(fut_get_loop(e.fut), loop);
+  run_loop(loop);
+  assert_true(fut_done(e.fut));
+  assert_int_equal(fut_result(e.fut, NULL), 0);
+  assert_int_equal(fut_gather_count(e.fut), 0); /* [] */
+  fut_unref(e.fut);
+}
+
+/* FutureGatherTests.test_constructor_heterogenous_futures (ValueError
+ * there) */
+static void test_constructor_heterogenous_futures(void **state) {
+  fut_loop_t *one = *state, *other = new_loop();
+  fut_t *fs[2] = {newf(one), newf(other)}, *g = (fut_t *)&g;
+  int err = fut_gather(one, fs, 2, 0, &g);
+  assert_true(err == -EINVAL || err == FUT_E_OTHER_LOOP);
+  assert_null(g);
+  g = (fut_t *)&g;
+  err = fut_gather(other, fs, 2, 0, &g);
+  assert_true(err == -EINVAL || err == FUT_E_OTHER_LOOP);
+  assert_null(g);
+  fut_unref(fs[0]);
+  fut_unref(fs[1]);
+  end_loop(other);
+}
+
+/* FutureGatherTests.test_constructor_homogenous_futures */
+static void test_constructor_homogenous_futures(void **state) {
+  (void)state;
+  fut_loop_t *other = new_loop();
+  fut_t *children[3] = {newf(other), newf(other), newf(other)}, *fut;
+  for (int i = 0; i < 2; i++) {
+    assert_int_equal(fut_gather(other, children, 3, 0, &fut), 0);
+    assert_ptr_equal(fut_get_loop(fut), other);
+    run_loop(other);
+    assert_false(fut_done(fut));
+    fut_unref(fut);
+  }
+  for (int i = 0; i < 3; i++)
+    fut_set_result(children[i], NULL, NULL);
+  run_loop(other);
+  unref_all(children, 3);
+  end_loop(other);
+}
+
+/* FutureGatherTests.test_one_cancellation: a cancelled child fails the
+ * gather with CancelledError, the gather itself not cancelled */
+static void test_one_cancellation(void **state) {
+  fut_loop_t *loop = *state;
+  fx_exc_t cap;
+  fx_exc_capture(loop, &cap);
+  fut_t *f[5], *fut;
+  for (int i = 0; i < 5; i++)
+    f[i] = newf(loop);
+  assert_int_equal(fut_gather(loop, f, 5, 0, &fut), 0);
+  struct cb_rec cb = {0};
+  assert_int_equal(fut_add_done_callback(fut, record_cb, &cb), 0);
+  fut_set_result_i64(f[0], 1);
+  fut_cancel(f[1], NULL);
+  run_loop(loop);
+  assert_true(fut_done(fut));
+  assert_int_equal(cb.calls, 1);
+  assert_ptr_equal(cb.arg, fut);
+  assert_false(fut_cancelled(fut));
+  assert_int_equal(fut_exception(fut, NULL), -ECANCELED);
+  /* Does nothing */
+  fut_set_result_i64(f[2], 3);
+  fut_cancel(f[3], NULL);
+  fut_set_exception(f[4], -EIO, "RuntimeError");
+  (void)fut_exception(f[4], NULL);
+  run_loop(loop);
+  fut_unref(fut);
+  unref_all(f, 5);
+  assert_int_equal(cap.count, 0);
+}
+
+/* FutureGatherTests.test_result_exception_one_cancellation */
+static void test_result_exception_one_cancellation(void **state) {
+  fut_loop_t *loop = *state;
+  fut_t *f[6], *fut;
+  for (int i = 0; i < 6; i++)
+    f[i] = newf(loop);
+  assert_int_equal(fut_gather(loop, f, 6, FUT_GATHER_RETURN_EXCEPTIONS, &fut),
+                   0);
+  struct cb_rec cb = {0};
+  assert_int_equal(fut_add_done_callback(fut, record_cb, &cb), 0);
+  fut_set_result_i64(f[0], 1);
+  fut_set_exception(f[1], -EDOM, "zde");
+  fut_cancel(f[2], NULL);
+  run_loop(loop);
+  assert_false(fut_done(fut));
+  fut_set_result_i64(f[3], 3);
+  fut_cancel(f[4], NULL);
+  fut_set_exception(f[5], -EIO, "rte");
+  assert_int_equal(fut_loop_run_until_complete(loop, fut), 0);
+  assert_int_equal(child_i64(fut, 0), 1);
+  const char *msg;
+  assert_int_equal(fut_exception(fut_gather_child(fut, 1), &msg), -EDOM);
+  assert_string_equal(msg, "zde");
+  assert_true(fut_cancelled(fut_gather_child(fut, 2)));
+  assert_int_equal(child_i64(fut, 3), 3);
+  assert_true(fut_cancelled(fut_gather_child(fut, 4)));
+  assert_int_equal(fut_exception(fut_gather_child(fut, 5), &msg), -EIO);
+  assert_string_equal(msg, "rte");
+  run_loop(loop);
+  assert_int_equal(cb.calls, 1);
+  assert_ptr_equal(cb.arg, fut);
+  fut_unref(fut);
+  unref_all(f, 6);
+}
+
+/* CoroutineGatherTests.test_duplicate_coroutines */
+static void test_duplicate_coroutines(void **state) {
+  fut_loop_t *loop = *state;
+  fut_t *c = spawn(loop, coro_v, (void *)'a'),
+        *d = spawn(loop, coro_v, (void *)'d');
+  fut_t *fs[] = {c, c, d, c}, *fut;
+  assert_int_equal(fut_gather(loop, fs, 4, 0, &fut), 0);
+  run_loop(loop);
+  assert_int_equal(fut_result(fut, NULL), 0);
+  assert_int_equal(fut_gather_count(fut), 4);
+  assert_int_equal(child_i64(fut, 0), 'a');
+  assert_int_equal(child_i64(fut, 1), 'a');
+  assert_int_equal(child_i64(fut, 2), 'd');
+  assert_int_equal(child_i64(fut, 3), 'a');
+  fut_unref(fut);
+  fut_unref(c);
+  fut_unref(d);
+}
+
+struct broadcast {
+  int proof;
+  fut_t *waiter, *child1, *child2, *gatherer;
+};
+
+static int broadcast_inner(void *arg) {
+  struct broadcast *b = arg;
+  int err = fut_await(b->waiter, NULL);
+  if (err)
+    return err;
+  b->proof += 1;
+  return 0;
+}
+
+static int broadcast_outer(void *arg) {
+  struct broadcast *b = arg;
+  fut_t *fs[] = {b->child1, b->child2};
+  int err = fut_gather(fut_get_running_loop(), fs, 2, 0, &b->gatherer);
+  if (err)
+    return err;
+  if ((err = fut_await(b->gatherer, NULL)))
+    return err;
+  b->proof += 100;
+  return 0;
+}
+
+/* CoroutineGatherTests.test_cancellation_broadcast: cancelling outer()
+ * cancels all children */
+static void test_cancellation_broadcast(void **state) {
+  fut_loop_t *loop = *state;
+  struct broadcast b = {0, newf(loop), NULL, NULL, NULL};
+  b.child1 = spawn(loop, broadcast_inner, &b);
+  b.child2 = spawn(loop, broadcast_inner, &b);
+  fut_t *f = spawn(loop, broadcast_outer, &b);
+  run_briefly(loop);
+  assert_true(fut_cancel(f, NULL));
+  assert_int_equal(fut_loop_run_until_complete(loop, f), -ECANCELED);
+  assert_non_null(b.gatherer);
+  assert_false(fut_cancel(b.gatherer, NULL));
+  assert_true(fut_cancelled(b.waiter));
+  assert_true(fut_cancelled(b.child1));
+  assert_true(fut_cancelled(b.child2));
+  run_briefly(loop);
+  assert_int_equal(b.proof, 0);
+  fut_unref(f);
+  fut_unref(b.gatherer);
+  fut_unref(b.child1);
+  fut_unref(b.child2);
+  fut_unref(b.waiter);
+}
+
+static int marking_inner(void *arg) {
+  int err = fut_await(arg, NULL);
+  if (err)
+    return err;
+  return fut_task_fail(-EIO, "should not be ignored");
+}
+
+struct marking {
+  fut_t *a, *b;
+};
+
+static int marking_outer(void *arg) {
+  struct marking *m = arg;
+  fut_t *fs[2] = {spawn_here(marking_inner, m->a),
+                  spawn_here(marking_inner, m->b)},
+        *g;
+  int err = fs[0] && fs[1] ? fut_gather(fut_get_running_loop(), fs, 2, 0, &g)
+                           : -ENOMEM;
+  for (int i = 0; i < 2; i++)
+    if (fs[i])
+      fut_unref(fs[i]);
+  if (err)
+    return err;
+  err = fut_await(g, NULL);
+  const char *msg = NULL;
+  (void)fut_exception(g, &msg);
+  if (err && msg)
+    err = fut_task_fail(err, "%s", msg);
+  fut_unref(g);
+  return err;
+}
+
+/* CoroutineGatherTests.test_exception_marking: the exception of a child
+ * failing after the gather is done is marked retrieved (no "exception was
+ * never retrieved" report) */
+static void test_exception_marking(void **state) {
+  fut_loop_t *loop = *state;
+  fx_exc_t cap;
+  fx_exc_capture(loop, &cap);
+  struct marking m = {newf(loop), newf(loop)};
+  fut_t *f = spawn(loop, marking_outer, &m);
+  run_briefly(loop);
+  fut_set_result(m.a, NULL, NULL);
+  run_briefly(loop);
+  fut_set_result(m.b, NULL, NULL);
+  run_briefly(loop);
+  assert_true(fut_done(f));
+  const char *msg;
+  assert_int_equal(fut_exception(f, &msg), -EIO);
+  assert_string_equal(msg, "should not be ignored");
+  fut_unref(f);
+  fut_unref(m.a);
+  fut_unref(m.b);
+  drain(loop);
+  assert_int_equal(cap.count, 0);
+}
+
+/* ---- RunCoroutineThreadsafeTests ----------------------------------------- */
+
+struct rct {
+  fut_loop_t *loop;
+  bool fail, cancel;
+  uint64_t timeout;
+};
+
+/* add(1, 2): waits 50 ms and returns 3 */
+static int rct_add(void *arg) {
+  struct rct *r = arg;
+  int err = fut_sleep(FUT_MS(50));
+  if (err)
+    return err;
+  if (r->fail)
+    return fut_task_fail(-EIO, "Fail!");
+  if (r->cancel) {
+    fut_cancel(fut_current_task(r->loop), NULL);
+    if ((err = fut_yield()))
+      return err;
+  }
+  return fut_task_return_i64(1 + 2);
+}
+
+/* target(): runs add in the loop from another thread */
+static int rct_target(void *arg, fut_cfuture_t *cf) {
+  struct rct *r = arg;
+  fut_cfuture_t *future;
+  int err = fut_run_threadsafe(r->loop, rct_add, r, &future);
+  if (err)
+    return err;
+  int64_t v;
+  err = fut_cfuture_result_i64(future, r->timeout, &v);
+  const char *msg = NULL;
+  if (err && err != -ETIMEDOUT)
+    (void)fut_cfuture_exception(future, 0, &msg);
+  if (err == 0)
+    err = fut_cfuture_set_result_i64(cf, v);
+  else if (msg)
+    err = fut_cfuture_set_exception(cf, err, "%s", msg);
+  if (!fut_cfuture_done(future))
+    fut_cfuture_cancel(future);
+  fut_cfuture_unref(future);
+  return err;
+}
+
+static int rct_run(fut_loop_t *loop, struct rct *r, const char **msg) {
+  r->loop = loop;
+  fut_t *f;
+  assert_int_equal(fut_run_in_executor(loop, NULL, rct_target, r, &f), 0);
+  int rc = fut_loop_run_until_complete(loop, f);
+  int64_t v = 0;
+  if (rc == 0) {
+    assert_int_equal(fut_result_i64(f, &v), 0);
+    assert_int_equal(v, 3);
+  } else if (msg) {
+    *msg = NULL;
+    (void)fut_exception(f, msg);
+    static char buf[64];
+    snprintf(buf, sizeof buf, "%s", *msg ? *msg : "");
+    *msg = buf;
+  }
+  fut_unref(f);
+  return rc;
+}
+
+/* The tasks of the loop all end (the cancel of a timed-out add travels
+ * through the loop's door). */
+static void run_until_no_tasks(fut_loop_t *loop) {
+  for (int i = 0; i < 5000 && fut_all_tasks(loop, NULL, 0) > 0; i++)
+    assert_int_equal(fut_loop_run_once(loop, FUT_MS(1)), 0);
+  assert_int_equal(fut_all_tasks(loop, NULL, 0), 0);
+  drain(loop);
+}
+
+/* RunCoroutineThreadsafeTests.test_run_coroutine_threadsafe */
+static void test_run_coroutine_threadsafe(void **state) {
+  struct rct r = {.timeout = UINT64_MAX};
+  assert_int_equal(rct_run(*state, &r, NULL), 0);
+  run_until_no_tasks(*state);
+}
+
+/* RunCoroutineThreadsafeTests.test_run_coroutine_threadsafe_with_exception */
+static void test_run_coroutine_threadsafe_with_exception(void **state) {
+  struct rct r = {.fail = true, .timeout = UINT64_MAX};
+  const char *msg;
+  assert_int_equal(rct_run(*state, &r, &msg), -EIO);
+  assert_string_equal(msg, "Fail!");
+  run_until_no_tasks(*state);
+}
+
+/* RunCoroutineThreadsafeTests.test_run_coroutine_threadsafe_with_timeout:
+ * no task is left pending (add has been cancelled) */
+static void test_run_coroutine_threadsafe_with_timeout(void **state) {
+  struct rct r = {.timeout = 0};
+  assert_int_equal(rct_run(*state, &r, NULL), -ETIMEDOUT);
+  run_until_no_tasks(*state);
+}
+
+/* RunCoroutineThreadsafeTests.test_run_coroutine_threadsafe_task_cancelled */
+static void test_run_coroutine_threadsafe_task_cancelled(void **state) {
+  struct rct r = {.cancel = true, .timeout = UINT64_MAX};
+  assert_int_equal(rct_run(*state, &r, NULL), -ECANCELED);
+  run_until_no_tasks(*state);
+}
+
+/* ---- SleepTests ---------------------------------------------------------- */
+
+static void inc_result(void *arg) {
+  (*(int *)arg) += 1;
+}
+
+struct sleep_zero {
+  int result, before, after;
+};
+
+static int sleep_zero_coro(void *arg) {
+  struct sleep_zero *s = arg;
+  int err =
+      fut_loop_call_soon(fut_get_running_loop(), inc_result, &s->result, NULL);
+  if (err)
+    return err;
+  s->before = s->result;
+  if ((err = fut_sleep(0)))
+    return err;
+  s->after = s->result; /* inc'ed by call_soon */
+  s->result += 10;      /* asyncio.sleep(0, result=10) */
+  return 0;
+}
+
+/* SleepTests.test_sleep_zero */
+static void test_sleep_zero(void **state) {
+  struct sleep_zero s = {0};
+  assert_int_equal(run_main(*state, sleep_zero_coro, &s), 0);
+  assert_int_equal(s.before, 0);
+  assert_int_equal(s.after, 1);
+  assert_int_equal(s.result, 11);
+}
 
 int main(void) {
   const struct CMUnitTest tests[] = {
@@ -2083,7 +2672,24 @@ int main(void) {
       T(test_current_task_no_running_loop),
       T(test_current_task_with_implicit_loop),
       T(test_future_subclass),
-      /* TESTS4 */
+      T(test_success),
+      T(test_result_exception_success),
+      T(test_one_exception),
+      T(test_return_exceptions),
+      T(test_env_var_debug),
+      T(test_constructor_empty_sequence_use_running_loop),
+      T(test_constructor_heterogenous_futures),
+      T(test_constructor_homogenous_futures),
+      T(test_one_cancellation),
+      T(test_result_exception_one_cancellation),
+      T(test_duplicate_coroutines),
+      T(test_cancellation_broadcast),
+      T(test_exception_marking),
+      T(test_run_coroutine_threadsafe),
+      T(test_run_coroutine_threadsafe_with_exception),
+      T(test_run_coroutine_threadsafe_with_timeout),
+      T(test_run_coroutine_threadsafe_task_cancelled),
+      T(test_sleep_zero),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
