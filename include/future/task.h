@@ -27,7 +27,8 @@
  *   - 0: the task finishes with the result last given by a
  *     fut_task_return_* call inside it (a NULL pointer result if none);
  *   - -ECANCELED: the task ends cancelled (asyncio: the coroutine let
- *     CancelledError out);
+ *     CancelledError out), with the message given by
+ *     fut_task_fail(-ECANCELED, ...) if any, else its own cancel message;
  *   - another negative code: the task fails with that code (and the message
  *     given by fut_task_fail, if any);
  *   - a positive value is a bug: the task fails with -EINVAL.
