@@ -144,6 +144,54 @@ static void test_task_failure_code_and_message(void **state) {
   end_loop(loop);
 }
 
+/* Lets out a cancellation caught from an awaited future, with its
+ * message (asyncio: `except CancelledError: raise`). */
+static int reraise_cancel(void *arg) {
+  fut_t *f = arg;
+  int err = fut_await(f, NULL);
+  const char *msg = NULL;
+  (void)fut_exception(f, &msg);
+  return msg ? fut_task_fail(err, "%s", msg) : err;
+}
+
+/* A message given with another code earlier does not name a later
+ * cancellation: the task's own cancel message does. */
+static int stale_fail_then_cancelled(void *arg) {
+  (void)fut_task_fail(-EIO, "not this one");
+  return fut_await(arg, NULL); /* -ECANCELED from the task's cancel */
+}
+
+/* Bug: a task ending with -ECANCELED always took its own cancel message
+ * (none here), so fut_task_fail(-ECANCELED, msg) was dropped. */
+static void test_task_cancelled_with_fail_message(void **state) {
+  (void)state;
+  fut_loop_t *loop = new_loop();
+  fut_t *f = newf(loop);
+  fut_t *t = spawn(loop, reraise_cancel, f);
+  drain(loop);
+  fut_cancel(f, "inner message");
+  assert_int_equal(fut_loop_run_until_complete(loop, t), -ECANCELED);
+  assert_true(fut_cancelled(t));
+  const char *msg = NULL;
+  assert_int_equal(fut_exception(t, &msg), -ECANCELED);
+  assert_non_null(msg);
+  assert_string_equal(msg, "inner message");
+  fut_unref(t);
+  fut_unref(f);
+
+  f = newf(loop);
+  t = spawn(loop, stale_fail_then_cancelled, f);
+  drain(loop);
+  fut_cancel(t, "own message");
+  assert_int_equal(fut_loop_run_until_complete(loop, t), -ECANCELED);
+  assert_int_equal(fut_exception(t, &msg), -ECANCELED);
+  assert_non_null(msg);
+  assert_string_equal(msg, "own message");
+  fut_unref(t);
+  fut_unref(f);
+  end_loop(loop);
+}
+
 static int ret_positive(void *arg) {
   (void)arg;
   return 3;
@@ -1249,6 +1297,7 @@ int main(void) {
       cmocka_unit_test(test_task_returns_bytes),
       cmocka_unit_test(test_task_returns_null_by_default),
       cmocka_unit_test(test_task_failure_code_and_message),
+      cmocka_unit_test(test_task_cancelled_with_fail_message),
       cmocka_unit_test(test_task_positive_return_fails_einval),
       cmocka_unit_test(test_task_fail_rejects_nonnegative_code),
       cmocka_unit_test(test_task_fail_rejects_int_min),
