@@ -130,6 +130,19 @@ static void test_hang_issue12364_process(void **state) {
 /* ExecutorShutdownTest.test_cancel_futures: 50 jobs of 0.1 s on at most 5
  * workers, shutdown(cancel_futures=True): more than 20 cancelled, the
  * others done without exception, at least one of them. */
+/* CPython can promise that at least one job finished because
+ * Thread.start() waits for the new thread, and meanwhile (the GIL
+ * released) the first worker takes its job.  libfuture's pools start a
+ * job only when a worker takes it, and pthread_create does not wait for
+ * the thread: a shutdown right after the submissions may find none
+ * started (seen under ASan).  Wait (bounded) until the first job runs:
+ * then the state CPython's test assumes holds. */
+static void wait_first_started(fut_cfuture_t *f) {
+  for (int i = 0; i < 15000 && fut_cfuture_state(f) == FUT_CFUTURE_PENDING; i++)
+    pp_sleep_ns(FUT_MS(2));
+  assert_int_not_equal(fut_cfuture_state(f), FUT_CFUTURE_PENDING);
+}
+
 static void check_cancel_futures(fut_cfuture_t **fs) {
   int cancelled = 0, others = 0;
   for (int i = 0; i < 50; i++) {
@@ -155,13 +168,13 @@ static void test_cancel_futures_thread(void **state) {
                                          (void *)(uintptr_t)FUT_MS(100),
                                          &fs[i]),
                      0);
+  wait_first_started(fs[0]);
   assert_int_equal(fut_executor_shutdown(ex, true, true, FUT_FOREVER), 0);
   check_cancel_futures(fs);
   fut_executor_free(ex);
 }
 
-/* ExecutorShutdownTest.test_cancel_futures (process pool): see the
- * comment inside for the one departure. */
+/* ExecutorShutdownTest.test_cancel_futures (process pool) */
 static void test_cancel_futures_process(void **state) {
   (void)state;
   fut_executor_t *ex = process_pool(WORKERS);
@@ -169,15 +182,9 @@ static void test_cancel_futures_process(void **state) {
   for (int i = 0; i < 50; i++)
     fs[i] = pp_submit_i64(ex, pp_sleep_job, (int64_t)FUT_MS(100));
   /* CPython's manager thread hands up to max_workers + 1 jobs to its call
-   * queue at once, where they count as running; libfuture's pool starts a
-   * job only when a worker takes it, and its workers are forked on
-   * demand, so a shutdown right after the submissions may find none
-   * started.  Wait (bounded) until the first job runs: then the state
-   * CPython's test assumes holds. */
-  for (int i = 0; i < 15000 && fut_cfuture_state(fs[0]) == FUT_CFUTURE_PENDING;
-       i++)
-    pp_sleep_ns(FUT_MS(2));
-  assert_int_not_equal(fut_cfuture_state(fs[0]), FUT_CFUTURE_PENDING);
+   * queue at once, where they count as running; here workers are forked on
+   * demand and take jobs later. */
+  wait_first_started(fs[0]);
   assert_int_equal(fut_executor_shutdown(ex, true, true, FUT_FOREVER), 0);
   check_cancel_futures(fs);
   fut_executor_free(ex);
