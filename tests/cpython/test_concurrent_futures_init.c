@@ -11,15 +11,22 @@
  * broken pool gives its failed jobs and refused submissions. */
 #include "cf_proc_util.h"
 
+#include <pthread.h>
+
 enum { WORKER_COUNT = 2 };
 
 /* INITIALIZER_STATUS of this process (a worker process has its own). */
 static char initializer_status[32] = "uninitialized";
 
+/* Each thread's initializer writes it (a Python global, under the GIL). */
+static pthread_mutex_t status_lock = PTHREAD_MUTEX_INITIALIZER;
+
 /* init(x) */
 static int init_thread(void *arg) {
+  pthread_mutex_lock(&status_lock);
   snprintf(initializer_status, sizeof initializer_status, "%s",
            (const char *)arg);
+  pthread_mutex_unlock(&status_lock);
   return 0;
 }
 
@@ -49,8 +56,11 @@ static int init_fail_process(const void *arg, size_t len) {
 /* get_init_status() */
 static int get_init_status_call(void *arg, fut_cfuture_t *cf) {
   (void)arg;
-  return fut_cfuture_set_result_bytes(cf, initializer_status,
-                                      strlen(initializer_status));
+  pthread_mutex_lock(&status_lock);
+  int err = fut_cfuture_set_result_bytes(cf, initializer_status,
+                                         strlen(initializer_status));
+  pthread_mutex_unlock(&status_lock);
+  return err;
 }
 
 static int get_init_status_bytes(const void *data, size_t len, void **out,
