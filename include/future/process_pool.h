@@ -160,9 +160,14 @@ FUT_EXTERN int fut_process_pool_submit(fut_process_pool_t *pool,
  * thread are gone — at most timeout_ns (UINT64_MAX: no limit): when it
  * expires, the workers are killed, their jobs fail with FUT_E_SHUTDOWN and
  * this returns -ETIMEDOUT (after the teardown, which no longer waits for
- * jobs).  Without wait, returns at once; the teardown happens when the last
- * job completes (and fut_process_pool_destroy waits for it).  Calling it again
- * is fine (a later call may wait for an earlier one's teardown). */
+ * jobs); if no job was lost that way and no worker was killed in its
+ * start-up (the pool was idle, its workers dead or never started), it
+ * returns 0 once the teardown is done, so a timeout of 0 kills the workers
+ * of running jobs, as Python's kill_workers(), and reports -ETIMEDOUT only
+ * when there were any.  Without wait, returns at once; the teardown happens
+ * when the last job completes (and fut_process_pool_destroy waits for it).
+ * Calling it again is fine (a later call may wait for an earlier one's
+ * teardown). */
 FUT_EXTERN int fut_process_pool_shutdown(fut_process_pool_t *pool, bool wait,
                                          bool cancel_pending,
                                          uint64_t timeout_ns);

@@ -240,6 +240,8 @@ struct fut_process_pool {
   bool rung;                   /* lock: evfd written, not yet drained */
   bool shutdown;               /* lock: no more submits */
   bool abandon;                /* lock: shutdown timed out: kill, fail */
+  size_t torn;                 /* lock: jobs the teardown failed, and
+                                  workers it killed in their start-up */
   bool broken;                 /* lock: the pool failed for good */
   bool start_done;             /* lock: the manager finished starting */
   int start_err;               /* lock: its result */

@@ -474,9 +474,13 @@ static int poll_all(fut_process_pool_t *p, bool with_evfd, int timeout) {
 
 /* Ends everything: workers, server.  Jobs still held fail with err. */
 static void teardown(fut_process_pool_t *p, int err, const char *msg) {
+  size_t torn = p->retry.len;
   /* Closing a worker's socket is its signal to exit (EOF). */
   for (struct fut__pp_worker *w = fut__pp_first_worker(p); w;
        w = fut__pp_next_worker(p, w)) {
+    /* A worker still in its start-up (its initializer, maybe stuck there)
+     * is killed before it could serve: that counts as lost work too. */
+    torn += w->inflight.len + (!w->hello && !w->dead ? 1u : 0u);
     fut__pp_fail_queue(&w->inflight, err, msg);
     w->send_job = NULL;
     close_worker_fd(p, w);
@@ -486,6 +490,9 @@ static void teardown(fut_process_pool_t *p, int err, const char *msg) {
   struct fut__pp_jobq q;
   fut__pp_q_init(&q);
   fut__pp_q_move(&q, &p->pending);
+  /* A shutdown whose wait timed out reports -ETIMEDOUT only if this lost
+   * jobs or a starting worker (pool.c, wait_finished). */
+  p->torn += torn + q.len;
   pthread_mutex_unlock(&p->lock);
   fut__pp_fail_queue(&q, err, msg);
   /* Closing the control socket makes the server SIGKILL what is left,

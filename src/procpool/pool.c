@@ -493,6 +493,11 @@ static int wait_finished(fut_process_pool_t *p, uint64_t timeout_ns) {
                        "workers killed");
     }
   }
+  /* The timeout expired, but the teardown failed no job and killed no
+   * worker in its start-up: nothing was abandoned (the pool was idle, its
+   * workers dead or never started), so the shutdown completed. */
+  if (ret == -ETIMEDOUT && p->torn == 0)
+    ret = fut__error(0, "%s", "");
   bool join = !p->joined;
   p->joined = true;
   pthread_mutex_unlock(&p->lock);
