@@ -11,6 +11,8 @@
 #include "fixture.h"
 #include "task_helpers.h"
 
+#include "net_util.h"
+
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -610,6 +612,358 @@ static void test_log_slow_callbacks(void **state) {
   fut_unref(t);
 }
 
+/* ---- BaseEventLoopWithSelectorTests: connections, servers, datagrams ---- */
+
+struct conn {
+  const char *host;
+  int port;
+  fut_connect_opts_t opts;
+  my_proto_t proto;
+  fut_transport_t *t;
+  int rc;
+};
+
+static int connect_task(void *arg) {
+  struct conn *c = arg;
+  c->rc = fut_create_connection(&my_proto, &c->proto, c->host, c->port,
+                                &c->opts, &c->t);
+  return 0;
+}
+
+static void conn_init(struct conn *c, const char *host, int port) {
+  memset(c, 0, sizeof *c);
+  c->host = host;
+  c->port = port;
+  fut_connect_opts_init(&c->opts);
+}
+
+/* BaseEventLoopWithSelectorTests.test_create_connection_no_host_port_sock:
+ * no host (and no port): ValueError there, -EINVAL here. */
+static void test_create_connection_no_host_port_sock(void **state) {
+  struct conn c;
+  conn_init(&c, NULL, 0);
+  assert_int_equal(run_main(*state, connect_task, &c), 0);
+  assert_int_equal(c.rc, -EINVAL);
+  assert_null(c.t);
+  assert_int_equal(c.proto.state, ST_INITIAL);
+}
+
+/* BaseEventLoopWithSelectorTests.test_create_connection_connect_err: the
+ * connect fails (CPython mocks sock_connect to raise OSError; here a
+ * loopback port bound by nobody listening refuses), and the error is the
+ * connect's; nothing is left open. */
+static void test_create_connection_connect_err(void **state) {
+  int port;
+  int hold = bound_loopback(SOCK_STREAM, false, &port); /* not listening */
+  struct conn c;
+  conn_init(&c, "127.0.0.1", port);
+  assert_int_equal(run_main(*state, connect_task, &c), 0);
+  assert_int_equal(c.rc, -ECONNREFUSED);
+  assert_null(c.t);
+  assert_int_equal(c.proto.state, ST_INITIAL);
+  close(hold);
+}
+
+/* BaseEventLoopWithSelectorTests.test_create_server_ipv6 (on ::1) */
+static void test_create_server_ipv6(void **state) {
+  fut_loop_t *loop = *state;
+  my_proto_t p = {0};
+  fut_server_t *srv = NULL;
+  int err = fut_create_server(loop, &my_proto, NULL, &p, "::1", 0, NULL, &srv);
+  if (err == -EADDRNOTAVAIL || err == -EAFNOSUPPORT) {
+    skip(); /* failed to bind to ::1 */
+    return;
+  }
+  assert_int_equal(err, 0);
+  int fds[4];
+  assert_true(fut_server_sockets(srv, fds, 4) > 0);
+  close_server(loop, srv);
+}
+
+/* BaseEventLoopWithSelectorTests.test_create_server_cant_bind: the bind
+ * fails (mocked there; here the loopback port is taken by a listener):
+ * the error comes back and no socket is left open. */
+static void test_create_server_cant_bind(void **state) {
+  fut_loop_t *loop = *state;
+  int port;
+  int hold = bound_loopback(SOCK_STREAM, true, &port);
+  my_proto_t p = {0};
+  fut_server_t *srv = (fut_server_t *)&srv;
+  assert_int_equal(fut_create_server(loop, &my_proto, NULL, &p, "127.0.0.1",
+                                     port, NULL, &srv),
+                   -EADDRINUSE);
+  close(hold);
+}
+
+static void dg_lost(fut_transport_t *t, int err, void *arg) {
+  (void)t;
+  (void)err;
+  (*(int *)arg)++;
+}
+static const fut_datagram_protocol_t dg_proto = {.connection_lost = dg_lost};
+
+/* BaseEventLoopWithSelectorTests.test_create_datagram_endpoint_cant_bind */
+static void test_create_datagram_endpoint_cant_bind(void **state) {
+  fut_loop_t *loop = *state;
+  int port;
+  int hold = bound_loopback(SOCK_DGRAM, false, &port);
+  int lost = 0;
+  fut_datagram_opts_t o;
+  fut_datagram_opts_init(&o);
+  o.family = AF_INET;
+  fut_transport_t *t = (fut_transport_t *)&t;
+  assert_int_equal(fut_create_datagram_endpoint(loop, &dg_proto, &lost,
+                                                "127.0.0.1", port, NULL, 0, &o,
+                                                &t),
+                   -EADDRINUSE);
+  run_briefly(loop);
+  assert_int_equal(lost, 0);
+  close(hold);
+}
+
+/* BaseEventLoopWithSelectorTests.
+ * test_create_datagram_endpoint_no_matching_family: an IPv4 remote and an
+ * IPv6 local address (ValueError there). */
+static void test_create_datagram_endpoint_no_matching_family(void **state) {
+  fut_loop_t *loop = *state;
+  int lost = 0;
+  fut_transport_t *t = (fut_transport_t *)&t;
+  assert_int_equal(fut_create_datagram_endpoint(loop, &dg_proto, &lost, "::1",
+                                                0, "127.0.0.1", 9, NULL, &t),
+                   -EINVAL);
+  run_briefly(loop);
+  assert_int_equal(lost, 0);
+}
+
+static int sockopt(int fd, int level, int name) {
+  int v = -1;
+  socklen_t len = sizeof v;
+  assert_int_equal(getsockopt(fd, level, name, &v, &len), 0);
+  return v;
+}
+
+static int transport_socket(fut_transport_t *t) {
+  int fd = -1;
+  socklen_t len = sizeof fd;
+  assert_int_equal(fut_transport_get_extra_info(t, FUT_EXTRA_SOCKET, &fd, &len),
+                   0);
+  return fd;
+}
+
+/* BaseEventLoopWithSelectorTests.test_create_datagram_endpoint_sockopts:
+ * socket options are applied only when asked for. */
+static void test_create_datagram_endpoint_sockopts(void **state) {
+  fut_loop_t *loop = *state;
+  int lost = 0;
+  fut_transport_t *t;
+  assert_int_equal(fut_create_datagram_endpoint(loop, &dg_proto, &lost,
+                                                "127.0.0.1", 0, NULL, 0, NULL,
+                                                &t),
+                   0);
+  int fd = transport_socket(t);
+  assert_false(sockopt(fd, SOL_SOCKET, SO_REUSEPORT));
+  assert_false(sockopt(fd, SOL_SOCKET, SO_BROADCAST));
+  fut_transport_close(t);
+  assert_true(fx_run_until_flag(loop, &lost));
+  fut_transport_unref(t);
+
+  fut_datagram_opts_t o;
+  fut_datagram_opts_init(&o);
+  o.reuse_port = true;
+  o.allow_broadcast = true;
+  lost = 0;
+  assert_int_equal(fut_create_datagram_endpoint(
+                       loop, &dg_proto, &lost, "127.0.0.1", 0, NULL, 0, &o, &t),
+                   0);
+  fd = transport_socket(t);
+  assert_false(sockopt(fd, SOL_SOCKET, SO_REUSEADDR));
+  assert_true(sockopt(fd, SOL_SOCKET, SO_REUSEPORT));
+  assert_true(sockopt(fd, SOL_SOCKET, SO_BROADCAST));
+  fut_transport_close(t);
+  assert_true(fx_run_until_flag(loop, &lost));
+  fut_transport_unref(t);
+}
+
+/* ---- BaseLoopSockSendfileTests --------------------------------------------
+ */
+
+#define SF_LEN (160 * 1024) /* b"12345abcde" * 16 * 1024 */
+
+struct sf {
+  fut_loop_t *loop;
+  fut_server_t *srv;
+  my_proto_t proto; /* the server side */
+  int sock;         /* the client socket, non-blocking */
+  int file;
+  unsigned char *data;
+  off_t offset;
+  bool use_offset;
+  size_t count, sent;
+  int rc;
+};
+
+static int sf_connect(void *arg) {
+  struct sf *s = arg;
+  struct sockaddr_in sin = loopback4(fut_server_port(s->srv));
+  return fut_sock_connect(s->sock, (struct sockaddr *)&sin, sizeof sin);
+}
+
+/* prepare(): a file of the data, a server collecting what it receives and
+ * a non-blocking client socket connected to it. */
+static void sf_prepare(struct sf *s, fut_loop_t *loop) {
+  memset(s, 0, sizeof *s);
+  s->loop = loop;
+  s->data = malloc(SF_LEN);
+  assert_non_null(s->data);
+  for (size_t i = 0; i < SF_LEN; i++)
+    s->data[i] = (unsigned char)"12345abcde"[i % 10];
+  char path[] = "/tmp/fut_sendfile_XXXXXX";
+  s->file = mkstemp(path);
+  assert_true(s->file >= 0);
+  unlink(path);
+  assert_int_equal(write(s->file, s->data, SF_LEN), SF_LEN);
+  assert_int_equal(lseek(s->file, 0, SEEK_SET), 0);
+  s->proto.keep = true;
+  assert_int_equal(fut_create_server(loop, &my_proto, NULL, &s->proto,
+                                     "127.0.0.1", 0, NULL, &s->srv),
+                   0);
+  s->sock = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  assert_true(s->sock >= 0);
+  assert_int_equal(run_main(loop, sf_connect, s), 0);
+}
+
+/* The client closes; the server's side sees the end. */
+static void sf_finish(struct sf *s) {
+  close(s->sock);
+  assert_true(fx_run_until(s->loop, mp_closed, &s->proto, FUT_SEC(10)));
+  assert_false(s->proto.bad_state);
+}
+
+static void sf_cleanup(struct sf *s) {
+  close_server(s->loop, s->srv);
+  my_proto_free(&s->proto);
+  close(s->file);
+  free(s->data);
+}
+
+static int sf_send(void *arg) {
+  struct sf *s = arg;
+  s->rc = fut_sock_sendfile(s->sock, s->file, s->use_offset ? &s->offset : NULL,
+                            s->count, &s->sent);
+  return 0;
+}
+
+/* BaseLoopSockSendfileTests.test_sock_sendfile_fallback: the whole file
+ * goes out (sendfile(2) here, or its read + send fallback) and the file
+ * position advances by it. */
+static void test_sock_sendfile_fallback(void **state) {
+  struct sf s;
+  sf_prepare(&s, *state);
+  assert_int_equal(run_main(*state, sf_send, &s), 0);
+  assert_int_equal(s.rc, 0);
+  assert_int_equal(s.sent, SF_LEN);
+  assert_int_equal(lseek(s.file, 0, SEEK_CUR), SF_LEN);
+  sf_finish(&s);
+  assert_int_equal(s.proto.nbytes, SF_LEN);
+  assert_memory_equal(s.proto.data, s.data, SF_LEN);
+  sf_cleanup(&s);
+}
+
+/* BaseLoopSockSendfileTests.test_sock_sendfile_fallback_offset_and_count:
+ * with an explicit offset, the offset advances (file.tell() there). */
+static void test_sock_sendfile_fallback_offset_and_count(void **state) {
+  struct sf s;
+  sf_prepare(&s, *state);
+  s.use_offset = true;
+  s.offset = 1000;
+  s.count = 2000;
+  assert_int_equal(run_main(*state, sf_send, &s), 0);
+  assert_int_equal(s.rc, 0);
+  assert_int_equal(s.sent, 2000);
+  assert_int_equal(s.offset, 3000);
+  sf_finish(&s);
+  assert_int_equal(s.proto.nbytes, 2000);
+  assert_memory_equal(s.proto.data, s.data + 1000, 2000);
+  sf_cleanup(&s);
+}
+
+/* BaseLoopSockSendfileTests.test_blocking_socket: "must be non-blocking" */
+static void test_blocking_socket(void **state) {
+  struct sf s;
+  sf_prepare(&s, *state);
+  int fl = fcntl(s.sock, F_GETFL);
+  assert_int_equal(fcntl(s.sock, F_SETFL, fl & ~O_NONBLOCK), 0);
+  assert_int_equal(run_main(*state, sf_send, &s), 0);
+  assert_int_equal(s.rc, -EINVAL);
+  assert_int_equal(s.sent, 0);
+  sf_finish(&s);
+  assert_int_equal(s.proto.nbytes, 0);
+  sf_cleanup(&s);
+}
+
+/* BaseLoopSockSendfileTests.test_negative_offset */
+static void test_negative_offset(void **state) {
+  struct sf s;
+  sf_prepare(&s, *state);
+  s.use_offset = true;
+  s.offset = -1;
+  assert_int_equal(run_main(*state, sf_send, &s), 0);
+  assert_int_equal(s.rc, -EINVAL);
+  sf_finish(&s);
+  assert_int_equal(s.proto.nbytes, 0);
+  sf_cleanup(&s);
+}
+
+/* BaseLoopSockSendfileTests.test_nonstream_socket: a datagram socket is
+ * refused ("only SOCK_STREAM type sockets are supported"). */
+static void test_nonstream_socket(void **state) {
+  struct sf s;
+  sf_prepare(&s, *state);
+  int udp = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  assert_true(udp >= 0);
+  int stream = s.sock;
+  s.sock = udp;
+  assert_int_equal(run_main(*state, sf_send, &s), 0);
+  assert_int_equal(s.rc, -EINVAL);
+  assert_int_equal(s.sent, 0);
+  assert_int_equal(lseek(s.file, 0, SEEK_CUR), 0);
+  close(udp);
+  s.sock = stream;
+  sf_finish(&s);
+  sf_cleanup(&s);
+}
+
+/* ---- TestSelectorUtils ------------------------------------------------------
+ */
+
+static int accept_count(void *arg, void **out) {
+  (void)arg;
+  *out = NULL;
+  return 0;
+}
+
+/* TestSelectorUtils.test_set_nodelay: base_events._set_nodelay is private;
+ * what it serves is checked: a TCP transport has TCP_NODELAY set. */
+static void test_set_nodelay(void **state) {
+  fut_loop_t *loop = *state;
+  fut_server_t *srv;
+  static const fut_protocol_t none = {0};
+  assert_int_equal(fut_create_server(loop, &none, accept_count, NULL,
+                                     "127.0.0.1", 0, NULL, &srv),
+                   0);
+  struct conn c;
+  conn_init(&c, "127.0.0.1", fut_server_port(srv));
+  assert_int_equal(run_main(loop, connect_task, &c), 0);
+  assert_int_equal(c.rc, 0);
+  assert_true(sockopt(transport_socket(c.t), IPPROTO_TCP, TCP_NODELAY));
+  fut_transport_close(c.t);
+  assert_true(fx_run_until(loop, mp_closed, &c.proto, FUT_SEC(10)));
+  fut_transport_unref(c.t);
+  my_proto_free(&c.proto);
+  fut_server_close_clients(srv);
+  close_server(loop, srv);
+}
+
 /* ---- RunningLoopTests -----------------------------------------------------
  */
 
@@ -653,7 +1007,20 @@ int main(void) {
       T(test_run_forever_pre_stopped),
       T(test_custom_run_forever_integration),
       T(test_log_slow_callbacks),
+      T(test_create_connection_no_host_port_sock),
+      T(test_create_connection_connect_err),
+      T(test_create_server_ipv6),
+      T(test_create_server_cant_bind),
+      T(test_create_datagram_endpoint_cant_bind),
+      T(test_create_datagram_endpoint_no_matching_family),
+      T(test_create_datagram_endpoint_sockopts),
       T(test_running_loop_within_a_loop),
+      T(test_sock_sendfile_fallback),
+      T(test_sock_sendfile_fallback_offset_and_count),
+      T(test_blocking_socket),
+      T(test_negative_offset),
+      T(test_nonstream_socket),
+      T(test_set_nodelay),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
