@@ -389,6 +389,10 @@ call_soon_slow(fut_loop_t *loop, fut_cb cb, void *arg, fut_handle_t **hout) {
   int err = fut__check_usable(loop);
   if (err)
     return err;
+  /* One FIFO with call_soon_threadsafe, as asyncio's one deque: calls the
+   * door already received (from any thread) go before this one. */
+  if (fut__door_rung(loop) || loop->backlog_len)
+    fut__door_drain(loop);
   if (!hout)
     return fut__ring_push(&loop->ready, cb, arg);
   fut_handle_t *h = fut__handle_new(loop, cb, arg, 0);
@@ -405,8 +409,10 @@ call_soon_slow(fut_loop_t *loop, fut_cb cb, void *arg, fut_handle_t **hout) {
 
 int fut_loop_call_soon(fut_loop_t *loop, fut_cb cb, void *arg,
                        fut_handle_t **hout) {
-  /* The hot path: no handle, a healthy loop, room in the ring. */
-  if (FUT__LIKELY(!hout && loop && cb && !loop->checked)) {
+  /* The hot path: no handle, a healthy loop, room in the ring, nothing
+   * waiting in the door (that goes first: the slow path drains it). */
+  if (FUT__LIKELY(!hout && loop && cb && !loop->checked &&
+                  !fut__door_rung(loop) && !loop->backlog_len)) {
     struct fut__ring *r = &loop->ready;
     if (FUT__LIKELY(r->tail - r->head <= r->mask)) {
       struct fut__ready_ent *e = &r->ents[r->tail & r->mask];
