@@ -518,6 +518,45 @@ static void test_run_until_complete_baseexception(void **state) {
   assert_true(f.called);
 }
 
+/* BaseEventLoopTests.test_run_forever_keyboard_interrupt: the failure of
+ * a future given to run_until_complete reaches its caller, and counts as
+ * retrieved: nothing is reported when the task is freed and the loop
+ * closed (a failed task stands for the KeyboardInterrupt). */
+static void test_run_forever_keyboard_interrupt(void **state) {
+  fut_loop_t *loop = *state;
+  fx_exc_t cap;
+  fx_exc_capture(loop, &cap);
+  fut_t *t = spawn(loop, fail_task, NULL);
+  assert_int_equal(fut_loop_run_until_complete(loop, t), -EINTR);
+  fut_unref(t);
+  run_briefly(loop);
+  assert_int_equal(fut_loop_close(loop), 0);
+  assert_int_equal(cap.count, 0);
+}
+
+/* BaseEventLoopTests.test_subprocess_exec_invalid_args: the missing
+ * program (empty args); the other cases are Python types and keyword
+ * arguments (universal_newlines, shell, bufsize) with no C form. */
+static void test_subprocess_exec_invalid_args(void **state) {
+  char *const empty[] = {NULL};
+  fut_process_t *p = (fut_process_t *)&p;
+  assert_int_equal(fut_create_subprocess_exec(*state, empty, NULL, &p),
+                   -EINVAL);
+  assert_null(p);
+  p = (fut_process_t *)&p;
+  assert_int_equal(fut_create_subprocess_exec(*state, NULL, NULL, &p), -EINVAL);
+  assert_null(p);
+}
+
+/* BaseEventLoopTests.test_subprocess_shell_invalid_args: no command string
+ * (an int or a list there: a NULL string here). */
+static void test_subprocess_shell_invalid_args(void **state) {
+  fut_process_t *p = (fut_process_t *)&p;
+  assert_int_equal(fut_create_subprocess_shell(*state, NULL, NULL, &p),
+                   -EINVAL);
+  assert_null(p);
+}
+
 /* BaseEventLoopTests.test_run_once: the idiom call_soon(stop) then
  * run_forever runs what is ready once. */
 static void test_run_once(void **state) {
@@ -1003,6 +1042,9 @@ int main(void) {
       T(test_create_task_error_closes_coro),
       T(test_create_named_task_with_default_factory),
       T(test_run_until_complete_baseexception),
+      T(test_run_forever_keyboard_interrupt),
+      T(test_subprocess_exec_invalid_args),
+      T(test_subprocess_shell_invalid_args),
       T(test_run_once),
       T(test_run_forever_pre_stopped),
       T(test_custom_run_forever_integration),

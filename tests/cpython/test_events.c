@@ -1390,6 +1390,20 @@ static void test_get_event_loop_returns_running_loop(void **state) {
   assert_null(fut_get_running_loop());
 }
 
+/* ---- TestServer -----------------------------------------------------------
+ */
+
+/* TestServer.test_get_loop (on 127.0.0.1 instead of 0.0.0.0) */
+static void test_get_loop(void **state) {
+  fut_loop_t *loop = *state;
+  fut_server_t *srv;
+  assert_int_equal(fut_create_server(loop, &my_proto, NULL, NULL, "127.0.0.1",
+                                     0, NULL, &srv),
+                   0);
+  assert_ptr_equal(fut_server_loop(srv), loop);
+  close_server(loop, srv);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       T(test_run_until_complete_nesting),
@@ -1439,6 +1453,7 @@ int main(void) {
       T(test_when),
       T(test_timer),
       T(test_get_event_loop_returns_running_loop),
+      T(test_get_loop),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
