@@ -219,6 +219,7 @@ struct check_thread {
   fut_t *fut;
   bool create_loop;
   int rc[3];
+  uint64_t when; /* loop.time() + 60, read on the loop's thread */
 };
 
 static void set_result_cb(void *f) {
@@ -233,8 +234,7 @@ static void *check_in_thread(void *p) {
   fut_handle_t *h = NULL;
   c->rc[0] = fut_loop_call_soon(c->loop, noop_cb, NULL, &h);
   c->rc[1] = fut_loop_call_later(c->loop, FUT_SEC(60), noop_cb, NULL, &h);
-  c->rc[2] = fut_loop_call_at(c->loop, fut_loop_time(c->loop) + FUT_SEC(60),
-                              noop_cb, NULL, &h);
+  c->rc[2] = fut_loop_call_at(c->loop, c->when, noop_cb, NULL, &h);
   if (loop2)
     fut_loop_free(loop2);
   fut_loop_call_soon_threadsafe(c->loop, set_result_cb, c->fut);
@@ -250,7 +250,11 @@ static void test_check_thread(void **state) {
   fut_loop_t *loop = *state;
   fut_loop_set_debug(loop, true);
   for (int create_loop = 0; create_loop < 2; create_loop++) {
-    struct check_thread c = {loop, newf(loop), create_loop, {1, 1, 1}};
+    struct check_thread c = {loop,
+                             newf(loop),
+                             create_loop,
+                             {1, 1, 1},
+                             fut_loop_time(loop) + FUT_SEC(60)};
     pthread_t th;
     assert_int_equal(pthread_create(&th, NULL, check_in_thread, &c), 0);
     assert_int_equal(fut_loop_run_until_complete(loop, c.fut), 0);
