@@ -79,10 +79,10 @@ static void test_future_times_out(void **state) {
   const uint64_t timeouts[2] = {0, short_timeout};
   for (int t = 0; t < 2; t++) {
     fut_cfuture_t *future;
-    assert_int_equal(
-        fut_executor_submit(ex, sleep_job,
-                            (void *)(uintptr_t)(short_timeout * 10), &future),
-        0);
+    assert_int_equal(fut_executor_submit(
+                         ex, sleep_job,
+                         (void *)(uintptr_t)(short_timeout * 10), &future),
+                     0);
     fut_cfuture_t *fs[4] = {already[0], already[1], already[2], future};
     fut_cfuture_as_completed_t *it;
     assert_int_equal(fut_cfuture_as_completed(fs, 4, timeouts[t], &it), 0);
@@ -111,9 +111,9 @@ static void test_duplicate_futures(void **state) {
   (void)state;
   fut_executor_t *ex = executor();
   fut_cfuture_t *future1;
-  assert_int_equal(fut_executor_submit(
-                       ex, sleep_job, (void *)(uintptr_t)FUT_MS(200), &future1),
-                   0);
+  assert_int_equal(
+      fut_executor_submit(ex, sleep_job, (void *)(uintptr_t)FUT_MS(200), &future1),
+      0);
   fut_cfuture_t *fs[3] = {future1, future1, future1}; /* repeat(future1, 3) */
   fut_cfuture_as_completed_t *it;
   assert_int_equal(fut_cfuture_as_completed(fs, 3, FUT_FOREVER, &it), 0);

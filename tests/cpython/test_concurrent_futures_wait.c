@@ -110,7 +110,8 @@ static void test_first_exception(void **state) {
   struct mul m = {2, 21};
   fut_cfuture_t *fs[3];
   assert_int_equal(fut_executor_submit(ex, mul, &m, &fs[0]), 0);
-  assert_int_equal(fut_executor_submit(ex, wait_and_raise, &event1, &fs[1]), 0);
+  assert_int_equal(fut_executor_submit(ex, wait_and_raise, &event1, &fs[1]),
+                   0);
   assert_int_equal(fut_executor_submit(ex, event_wait, &event2, &fs[2]), 0);
   /* Ensure that future1 is completed before future2 finishes. */
   struct after_future1 a = {fs[0], &event1};
@@ -184,9 +185,9 @@ static void test_timeout(void **state) {
   fut_cfuture_t *fs[4] = {cancelled_and_notified_future(), exception_future(),
                           successful_future(), future};
   bool done[4];
-  assert_int_equal(
-      fut_cfuture_wait_many(fs, 4, FUT_CFUTURE_ALL_COMPLETED, FUT_MS(50), done),
-      3);
+  assert_int_equal(fut_cfuture_wait_many(fs, 4, FUT_CFUTURE_ALL_COMPLETED,
+                                         FUT_MS(50), done),
+                   3);
   assert_true(done[0] && done[1] && done[2]);
   assert_false(done[3]);
   gate_open(&event);

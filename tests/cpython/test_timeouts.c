@@ -380,7 +380,7 @@ static int nested_loop_busy(void *arg) {
     usleep(100000); /* the loop is busy for a while */
     err = fut_timeout_exit(cm2, fut_sleep(FUT_SEC(1)));
     c->inner_rc = err;
-    if (err == -ETIMEDOUT)          /* caught by (2) */
+    if (err == -ETIMEDOUT) /* caught by (2) */
       err = fut_sleep(FUT_SEC(10)); /* interrupted by (1) */
   }
   c->rc = fut_timeout_exit(cm1, err);

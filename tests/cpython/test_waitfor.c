@@ -381,8 +381,7 @@ static int timeout_0_foo(void *arg) {
 
 /* AsyncioWaitForTest.test_wait_for_waits_for_task_cancellation_w_timeout_0
  * (the exception's __context__ has no C counterpart) */
-static void
-test_wait_for_waits_for_task_cancellation_w_timeout_0(void **state) {
+static void test_wait_for_waits_for_task_cancellation_w_timeout_0(void **state) {
   struct ctx c = {0};
   assert_int_equal(run_main(*state, timeout_0_foo, &c), -ETIMEDOUT);
   assert_true(c.flag); /* task_done */
@@ -415,8 +414,7 @@ static void test_wait_for_reraises_exception_during_cancellation(void **state) {
 
 static int stubborn_42(void *arg) {
   (void)arg;
-  if (fut_sleep(FUT_MS(300)) == -ECANCELED &&
-      fut_sleep(FUT_MS(300)) == -ECANCELED)
+  if (fut_sleep(FUT_MS(300)) == -ECANCELED && fut_sleep(FUT_MS(300)) == -ECANCELED)
     (void)fut_sleep(FUT_MS(300));
   return fut_task_return_i64(42);
 }
