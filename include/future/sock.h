@@ -101,7 +101,8 @@ FUT_EXTERN int fut_sock_connect(int fd, const struct sockaddr *sa,
  * falling back to read + send when the kernel refuses sendfile for these
  * fds (-EINVAL, -ENOSYS).  *sent (may be NULL) is the count sent, also on
  * failure; *offset advances by it.  count 0 = to the end of the file.
- * Returns 0 or a negative code. */
+ * Returns 0 or a negative code (-EINVAL for a socket that is not
+ * SOCK_STREAM, as asyncio refuses it, or a negative offset). */
 FUT_EXTERN int fut_sock_sendfile(int out_fd, int in_fd, off_t *offset,
                                  size_t count, size_t *sent);
 

@@ -297,6 +297,9 @@ FUT_EXTERN size_t fut_server_sockets(const fut_server_t *s, int *fds,
 FUT_EXTERN int fut_server_port(const fut_server_t *s);
 /* Connections made and not yet lost. */
 FUT_EXTERN size_t fut_server_active_connections(const fut_server_t *s);
+/* asyncio's Server.get_loop: returns the loop the server was created on
+ * (also once closed), or NULL for a NULL server.  Errors: none. */
+FUT_EXTERN fut_loop_t *fut_server_loop(const fut_server_t *s);
 FUT_EXTERN fut_server_t *fut_server_ref(fut_server_t *s);
 /* Drops a reference; the last one closes the server first. */
 FUT_EXTERN void fut_server_unref(fut_server_t *s);

@@ -183,6 +183,11 @@ struct fut__loop_part {
   /* At fut_loop_fork in the child, after the loop's own state was
    * renewed.  NULL when unused. */
   void (*forked)(fut_loop_t *loop, void *state);
+  /* Debug mode's slow-callback report: when the ready entry (fn, arg) is
+   * this layer's (a task step), writes what it runs into buf ("task
+   * 'main'") and returns true.  Called before the entry runs (it may free
+   * arg).  NULL when unused. */
+  bool (*describe)(fut_cb fn, void *arg, char *buf, size_t cap);
 };
 
 /* Registers a part (static storage) and returns its id; aborts when more

@@ -182,13 +182,25 @@ int fut_loop_free(fut_loop_t *loop) {
 
 /* ---- the tick ----------------------------------------------------------- */
 
-__attribute__((noinline)) static void
-report_slow(fut_loop_t *loop, const struct fut__ready_ent *e, uint64_t took) {
-  char msg[128];
-  snprintf(msg, sizeof msg, "executing callback %p took %.3f seconds",
-           *(void **)(void *)&e->fn, (double)took / 1e9);
-  fut__report_exception(loop, msg, 0, NULL,
-                        e->fn == fut__handle_run ? e->arg : NULL, NULL);
+/* What a ready entry runs, for the slow-callback report: an upper
+ * layer's own words (a task step names its task), else the callback. */
+static void describe_entry(const struct fut__ready_ent *e, char *buf,
+                           size_t cap) {
+  int n = atomic_load(&nparts);
+  for (int id = 0; id < n; id++)
+    if (parts[id]->describe && parts[id]->describe(e->fn, e->arg, buf, cap))
+      return;
+  snprintf(buf, cap, "callback %p", *(void **)(void *)&e->fn);
+}
+
+__attribute__((noinline)) static void report_slow(fut_loop_t *loop,
+                                                  fut_handle_t *h,
+                                                  const char *what,
+                                                  uint64_t took) {
+  char msg[192];
+  snprintf(msg, sizeof msg, "executing %s took %.3f seconds", what,
+           (double)took / 1e9);
+  fut__report_exception(loop, msg, 0, NULL, h, NULL);
 }
 
 /* The debug drain times each callback to report slow ones. */
@@ -199,14 +211,17 @@ __attribute__((noinline)) static void drain_debug(fut_loop_t *loop,
     struct fut__ready_ent e = r->ents[r->head & r->mask];
     r->head++;
     /* The report shows the handle: keep it alive across the call, which
-     * may drop the queue's last reference. */
+     * may drop the queue's last reference.  What the entry runs is read
+     * before it runs, for the same reason. */
     fut_handle_t *h = e.fn == fut__handle_run ? e.arg : NULL;
     fut_handle_ref(h);
+    char what[128];
+    describe_entry(&e, what, sizeof what);
     uint64_t t0 = fut__now();
     e.fn(e.arg);
     uint64_t took = fut__now() - t0;
     if (took >= loop->slow_ns)
-      report_slow(loop, &e, took);
+      report_slow(loop, h, what, took);
     fut_handle_unref(h);
   }
 }
@@ -389,6 +404,10 @@ call_soon_slow(fut_loop_t *loop, fut_cb cb, void *arg, fut_handle_t **hout) {
   int err = fut__check_usable(loop);
   if (err)
     return err;
+  /* One FIFO with call_soon_threadsafe, as asyncio's one deque: calls the
+   * door already received (from any thread) go before this one. */
+  if (fut__door_rung(loop) || loop->backlog_len)
+    fut__door_drain(loop);
   if (!hout)
     return fut__ring_push(&loop->ready, cb, arg);
   fut_handle_t *h = fut__handle_new(loop, cb, arg, 0);
@@ -405,8 +424,10 @@ call_soon_slow(fut_loop_t *loop, fut_cb cb, void *arg, fut_handle_t **hout) {
 
 int fut_loop_call_soon(fut_loop_t *loop, fut_cb cb, void *arg,
                        fut_handle_t **hout) {
-  /* The hot path: no handle, a healthy loop, room in the ring. */
-  if (FUT__LIKELY(!hout && loop && cb && !loop->checked)) {
+  /* The hot path: no handle, a healthy loop, room in the ring, nothing
+   * waiting in the door (that goes first: the slow path drains it). */
+  if (FUT__LIKELY(!hout && loop && cb && !loop->checked &&
+                  !fut__door_rung(loop) && !loop->backlog_len)) {
     struct fut__ring *r = &loop->ready;
     if (FUT__LIKELY(r->tail - r->head <= r->mask)) {
       struct fut__ready_ent *e = &r->ents[r->tail & r->mask];

@@ -157,6 +157,16 @@ int fut_sock_sendfile(int out_fd, int in_fd, off_t *offset, size_t count,
                       "%s: socket fd %d is blocking: it would block the loop "
                       "(fut_sock_set_nonblocking first)",
                       what, out_fd);
+  /* asyncio refuses anything but a stream socket: a datagram socket
+   * would cut the file into datagrams at arbitrary boundaries. */
+  int type = 0;
+  socklen_t tlen = sizeof type;
+  if (getsockopt(out_fd, SOL_SOCKET, SO_TYPE, &type, &tlen) == 0 &&
+      type != SOCK_STREAM)
+    return fut__error(-EINVAL,
+                      "%s: socket fd %d is not a stream socket (only "
+                      "SOCK_STREAM sockets are supported)",
+                      what, out_fd);
   struct sf s = {t, out_fd, in_fd, offset, offset ? *offset : 0, count, 0};
   if (count == 0) {
     /* To the end of the file as it is now (asyncio reads st_size); a file

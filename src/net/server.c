@@ -297,3 +297,7 @@ int fut_server_port(const fut_server_t *s) {
 size_t fut_server_active_connections(const fut_server_t *s) {
   return s ? s->nconns : 0;
 }
+
+fut_loop_t *fut_server_loop(const fut_server_t *s) {
+  return s ? s->loop : NULL;
+}

@@ -33,11 +33,21 @@ static void task_idle(fut_loop_t *loop, void *state) {
   fut__stack_cache_trim(&ts->cache, FUT__STACK_CACHE_KEEP);
 }
 
+/* A task step is reported as its task (asyncio's "Executing <Task ...>"). */
+static bool task_describe(fut_cb fn, void *arg, char *buf, size_t cap) {
+  if (fn != fut__task_step)
+    return false;
+  struct fut__task *t = arg;
+  snprintf(buf, cap, "task '%s' %p", t->name ? t->name : "", (void *)&t->x.fut);
+  return true;
+}
+
 __attribute__((constructor)) static void task_part_init(void) {
   static const struct fut__loop_part part = {.name = "tasks",
                                              .rank = FUT__RANK_TASKS,
                                              .close = task_close,
-                                             .before_block = task_idle};
+                                             .before_block = task_idle,
+                                             .describe = task_describe};
   task_part = fut__loop_part_register(&part);
 }
 
