@@ -358,10 +358,11 @@ FUT_EXTERN void fut_datagram_opts_init(fut_datagram_opts_t *o);
 /* Makes a UDP endpoint bound to local_host:local_port and, with
  * remote_host set, connected to remote_host:remote_port: then only that
  * peer's datagrams arrive and sendto takes a NULL address.  A NULL (or
- * empty) local_host binds the wildcard of the remote's family at
- * local_port, or with no remote either the wildcard of both families
- * (IPv6 taking IPv4 too; IPv4 alone where the host has no IPv6); with a
- * remote and local_port 0 nothing is bound (connect picks the port).  A
+ * empty) local_host with a local_port binds the wildcard at that port: of
+ * the remote's family, or with no remote of both families (IPv6 taking
+ * IPv4 too; IPv4 alone where the host has no IPv6).  With local_port 0
+ * nothing is bound (connect or the first sendto picks the port), and with
+ * no remote either opts->family must name the family (asyncio's rule).  A
  * host name is resolved, which is an awaitable operation: outside a task
  * of loop the hosts must be numeric.  The local and remote addresses are
  * paired by family, each family tried in turn (asyncio's order).  Inside a
@@ -372,7 +373,8 @@ FUT_EXTERN void fut_datagram_opts_init(fut_datagram_opts_t *o);
  * inline).  *out is a reference owned by the caller.  Returns 0,
  * or -EINVAL (NULL proto or out, a port out of range, a family other than
  * AF_UNSPEC, AF_INET or AF_INET6, a numeric host of another family, local
- * and remote without a family in common), FUT_E_NOT_IN_TASK (a name
+ * and remote without a family in common, no address, no local port and
+ * no family), FUT_E_NOT_IN_TASK (a name
  * outside a task), FUT_E_RESOLVE, -ECANCELED, FUT_E_CLOSED, the socket
  * calls' -EADDRINUSE, -EADDRNOTAVAIL, -EACCES, ... (the first family's
  * when every family failed; no socket is left open). */

@@ -427,6 +427,13 @@ int fut_create_datagram_endpoint(
     return fut__error(-EINVAL, "%s: port %d is out of range (0 to 65535)", what,
                       local_port < 0 || local_port > 65535 ? local_port
                                                            : remote_port);
+  /* asyncio refuses an endpoint with neither address nor family
+   * (ValueError): there is nothing to choose the socket's family from. */
+  if (!has_local && !has_remote && local_port == 0 && o.family == AF_UNSPEC)
+    return fut__error(-EINVAL,
+                      "%s: no local address, no remote address and no "
+                      "family: give one of them",
+                      what);
   int err = fut__check_usable(loop);
   if (err)
     return err;
@@ -478,9 +485,10 @@ int fut_create_datagram_endpoint(
     const struct cand *l = has_local ? of_family(ls, nl, fam) : NULL;
     const struct cand *r = has_remote ? of_family(rs, nr, fam) : NULL;
     struct cand wild;
-    /* No local host: bind the wildcard unless connect may choose (a
-     * remote and no port asked). */
-    if (!has_local && (!has_remote || local_port != 0)) {
+    /* No local host: bind the wildcard of a port asked for; with no port
+     * leave the socket unbound, as asyncio does (connect or the first
+     * sendto picks one). */
+    if (!has_local && local_port != 0) {
       if ((err = fut__addr_numeric(NULL, local_port, fam, &wild.ss,
                                    &wild.len)) < 0)
         return err;

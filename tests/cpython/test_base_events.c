@@ -786,6 +786,20 @@ static void test_create_datagram_endpoint_cant_bind(void **state) {
   close(hold);
 }
 
+/* BaseEventLoopWithSelectorTests.test_create_datagram_endpoint_noaddr_nofamily:
+ * neither address nor family (ValueError there). */
+static void test_create_datagram_endpoint_noaddr_nofamily(void **state) {
+  fut_loop_t *loop = *state;
+  int lost = 0;
+  fut_transport_t *t = (fut_transport_t *)&t;
+  assert_int_equal(fut_create_datagram_endpoint(loop, &dg_proto, &lost, NULL, 0,
+                                                NULL, 0, NULL, &t),
+                   -EINVAL);
+  assert_null(t);
+  run_briefly(loop);
+  assert_int_equal(lost, 0);
+}
+
 /* BaseEventLoopWithSelectorTests.
  * test_create_datagram_endpoint_no_matching_family: an IPv4 remote and an
  * IPv6 local address (ValueError there). */
@@ -1080,6 +1094,7 @@ int main(void) {
       T(test_create_server_ipv6),
       T(test_create_server_cant_bind),
       T(test_create_datagram_endpoint_cant_bind),
+      T(test_create_datagram_endpoint_noaddr_nofamily),
       T(test_create_datagram_endpoint_no_matching_family),
       T(test_create_datagram_endpoint_sockopts),
       T(test_running_loop_within_a_loop),
