@@ -76,6 +76,10 @@ struct fut__ext {
   const struct fut__ops *ops;
   fut_t fut;
 };
+/* fut_add_done_callback without the context capture, for the library's
+ * own registrations (a task's wake-up, a combinator's): they run no user
+ * code that reads a context.  fut_remove_done_callback takes both back. */
+int fut__add_done_callback(fut_t *f, fut_done_cb cb, void *arg);
 /* Initialises an embedded future (refs 1) bound to loop. */
 int fut__ext_init(fut_loop_t *loop, struct fut__ext *x,
                   const struct fut__ops *ops);

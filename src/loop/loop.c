@@ -379,8 +379,34 @@ fut_loop_t *fut_get_running_loop(void) {
 
 /* ---- scheduling --------------------------------------------------------- */
 
-__attribute__((noinline)) static int
-call_soon_slow(fut_loop_t *loop, fut_cb cb, void *arg, fut_handle_t **hout) {
+/* Binds (cb, arg) to the context captured from the code scheduling on
+ * loop, if any: *cb and *arg become the bound call's trampoline and
+ * record.  Returns 0, or -ENOMEM (nothing bound). */
+static int bind_ctx(fut_loop_t *loop, fut_cb *cb, void **arg, uint8_t *flags) {
+  void *ctx = fut__ctx_capture(loop);
+  if (FUT__LIKELY(!ctx))
+    return 0;
+  struct fut__ctx_call *c = fut__ctx_call_new(loop, ctx, *arg);
+  if (!c)
+    return -ENOMEM;
+  c->fn.cb = *cb;
+  *cb = fut__ctx_call_run;
+  *arg = c;
+  *flags |= FUT__H_CTX;
+  return 0;
+}
+
+/* A bound call not handed to a handle: dropped on failure. */
+static inline int unbind_on_error(int err, fut_cb cb, void *arg) {
+  if (FUT__UNLIKELY(err) && cb == fut__ctx_call_run)
+    fut__ctx_call_free(arg);
+  return err;
+}
+
+__attribute__((noinline)) static int call_soon_slow(fut_loop_t *loop, fut_cb cb,
+                                                    void *arg,
+                                                    fut_handle_t **hout,
+                                                    bool capture) {
   if (hout)
     *hout = NULL; /* the out rule of errors.h */
   if (!loop || !cb)
@@ -389,13 +415,18 @@ call_soon_slow(fut_loop_t *loop, fut_cb cb, void *arg, fut_handle_t **hout) {
   int err = fut__check_usable(loop);
   if (err)
     return err;
+  uint8_t flags = 0;
+  if (capture && (err = bind_ctx(loop, &cb, &arg, &flags)))
+    return err;
   if (!hout)
-    return fut__ring_push(&loop->ready, cb, arg);
-  fut_handle_t *h = fut__handle_new(loop, cb, arg, 0);
-  if (!h)
+    return unbind_on_error(fut__ring_push(&loop->ready, cb, arg), cb, arg);
+  fut_handle_t *h = fut__handle_new(loop, cb, arg, flags);
+  if (!h) {
+    unbind_on_error(-ENOMEM, cb, arg);
     return fut__error(-ENOMEM, "fut_loop_call_soon: out of memory");
+  }
   if ((err = fut__ring_push(&loop->ready, fut__handle_run, h))) {
-    fut_handle_unref(h);
+    fut_handle_unref(h); /* frees a bound call with it */
     return err;
   }
   h->refs++; /* the queue's and the caller's */
@@ -405,8 +436,9 @@ call_soon_slow(fut_loop_t *loop, fut_cb cb, void *arg, fut_handle_t **hout) {
 
 int fut_loop_call_soon(fut_loop_t *loop, fut_cb cb, void *arg,
                        fut_handle_t **hout) {
-  /* The hot path: no handle, a healthy loop, room in the ring. */
-  if (FUT__LIKELY(!hout && loop && cb && !loop->checked)) {
+  /* The hot path: no handle, a healthy loop, no context to capture, room
+   * in the ring. */
+  if (FUT__LIKELY(!hout && loop && cb && !loop->checked && !loop->ctx_slot)) {
     struct fut__ring *r = &loop->ready;
     if (FUT__LIKELY(r->tail - r->head <= r->mask)) {
       struct fut__ready_ent *e = &r->ents[r->tail & r->mask];
@@ -416,11 +448,16 @@ int fut_loop_call_soon(fut_loop_t *loop, fut_cb cb, void *arg,
       return 0;
     }
   }
-  return call_soon_slow(loop, cb, arg, hout);
+  return call_soon_slow(loop, cb, arg, hout, true);
 }
 
-int fut_loop_call_at(fut_loop_t *loop, uint64_t when, fut_cb cb, void *arg,
-                     fut_handle_t **hout) {
+int fut__call_soon_nocapture(fut_loop_t *loop, fut_cb cb, void *arg,
+                             fut_handle_t **hout) {
+  return call_soon_slow(loop, cb, arg, hout, false);
+}
+
+static int call_at(fut_loop_t *loop, uint64_t when, fut_cb cb, void *arg,
+                   fut_handle_t **hout, bool capture) {
   if (hout)
     *hout = NULL; /* the out rule of errors.h */
   if (FUT__UNLIKELY(!loop || !cb))
@@ -429,14 +466,19 @@ int fut_loop_call_at(fut_loop_t *loop, uint64_t when, fut_cb cb, void *arg,
   int err = fut__check_usable(loop);
   if (err)
     return err;
+  uint8_t flags = FUT__H_TIMER;
+  if (capture && (err = bind_ctx(loop, &cb, &arg, &flags)))
+    return err;
   if (!hout)
-    return fut__timer_push_cb(loop, when, cb, arg);
-  fut_handle_t *h = fut__handle_new(loop, cb, arg, FUT__H_TIMER);
-  if (!h)
+    return unbind_on_error(fut__timer_push_cb(loop, when, cb, arg), cb, arg);
+  fut_handle_t *h = fut__handle_new(loop, cb, arg, flags);
+  if (!h) {
+    unbind_on_error(-ENOMEM, cb, arg);
     return fut__error(-ENOMEM, "fut_loop_call_at: out of memory");
+  }
   h->when = when;
   if ((err = fut__timer_push(loop, h))) {
-    fut_handle_unref(h);
+    fut_handle_unref(h); /* frees a bound call with it */
     return err;
   }
   h->refs++; /* the heap's and the caller's */
@@ -444,12 +486,30 @@ int fut_loop_call_at(fut_loop_t *loop, uint64_t when, fut_cb cb, void *arg,
   return 0;
 }
 
+int fut_loop_call_at(fut_loop_t *loop, uint64_t when, fut_cb cb, void *arg,
+                     fut_handle_t **hout) {
+  return call_at(loop, when, cb, arg, hout, true);
+}
+
+int fut__call_at_nocapture(fut_loop_t *loop, uint64_t when, fut_cb cb,
+                           void *arg, fut_handle_t **hout) {
+  return call_at(loop, when, cb, arg, hout, false);
+}
+
+/* Clamps instead of wrapping: a huge delay means "never, in practice". */
+static uint64_t deadline(const fut_loop_t *loop, uint64_t delay_ns) {
+  uint64_t now = loop ? fut__loop_now(loop) : fut__now();
+  return delay_ns > UINT64_MAX - now ? UINT64_MAX : now + delay_ns;
+}
+
 int fut_loop_call_later(fut_loop_t *loop, uint64_t delay_ns, fut_cb cb,
                         void *arg, fut_handle_t **hout) {
-  uint64_t now = loop ? fut__loop_now(loop) : fut__now();
-  /* Clamp instead of wrapping: a huge delay means "never, in practice". */
-  uint64_t when = delay_ns > UINT64_MAX - now ? UINT64_MAX : now + delay_ns;
-  return fut_loop_call_at(loop, when, cb, arg, hout);
+  return call_at(loop, deadline(loop, delay_ns), cb, arg, hout, true);
+}
+
+int fut__call_later_nocapture(fut_loop_t *loop, uint64_t delay_ns, fut_cb cb,
+                              void *arg, fut_handle_t **hout) {
+  return call_at(loop, deadline(loop, delay_ns), cb, arg, hout, false);
 }
 
 /* ---- exceptions --------------------------------------------------------- */
@@ -492,10 +552,20 @@ void fut_loop_default_exception_handler(fut_loop_t *loop,
     if (n < (int)sizeof buf)
       n += snprintf(buf + n, sizeof buf - (size_t)n, "\n");
   }
-  if (ctx->handle && n < (int)sizeof buf)
+  if (ctx->handle && n < (int)sizeof buf) {
+    const fut_handle_t *h = ctx->handle;
+    fut_cb cb = h->cb;
+    void *arg = h->arg;
+    /* A bound callback not yet run: the user's, not the trampoline. */
+    if ((h->flags & (FUT__H_CTX | FUT__H_RAN)) == FUT__H_CTX) {
+      const struct fut__ctx_call *c = arg;
+      cb = c->fn.cb;
+      arg = c->arg;
+    }
     n += snprintf(buf + n, sizeof buf - (size_t)n,
-                  "  handle: %p callback %p arg %p\n", (void *)ctx->handle,
-                  *(void **)(void *)&ctx->handle->cb, ctx->handle->arg);
+                  "  handle: %p callback %p arg %p\n", (void *)h,
+                  *(void **)(void *)&cb, arg);
+  }
   fputs(buf, stderr);
 }
 

@@ -48,6 +48,11 @@ static void wakeup(fut_t *f, void *arg);
 /* Scheduler -> task. */
 static void switch_in(struct fut__task *t) {
   struct sched *s = &sched;
+  /* The task's context, when it has one, is what callbacks it schedules
+   * capture (loop/internal.h, "context capture"). */
+  fut_loop_t *loop = t->x.fut.loop;
+  void **outer_ctx = loop->ctx_slot;
+  loop->ctx_slot = t->sync_ctx ? &t->sync_ctx : NULL;
   s->current = t;
   t->state = FUT__T_RUNNING;
 #if defined(FUT__TSAN)
@@ -64,6 +69,7 @@ static void switch_in(struct fut__task *t) {
   __sanitizer_finish_switch_fiber(s->asan_fake, NULL, NULL);
 #endif
   s->current = NULL;
+  loop->ctx_slot = outer_ctx;
 }
 
 /* Task -> scheduler; returns when the task is resumed.  `final` when the
@@ -274,7 +280,7 @@ static void wakeup(fut_t *f, void *arg) {
 static int wait_on(struct fut__task *t, fut_t *f) {
   if (t->closing_wake || t->ts->closing)
     return -ECANCELED;
-  int err = fut_add_done_callback(f, wakeup, t);
+  int err = fut__add_done_callback(f, wakeup, t);
   if (err)
     return err;
   t->waiter = fut_ref(f);
@@ -362,7 +368,7 @@ int fut_sleep(uint64_t ns) {
   int err = fut_new(loop, &f);
   if (err)
     return err;
-  if ((err = fut_loop_call_later(loop, ns, sleep_done, f, &h))) {
+  if ((err = fut__call_later_nocapture(loop, ns, sleep_done, f, &h))) {
     fut_unref(f);
     return err;
   }
