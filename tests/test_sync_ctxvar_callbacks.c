@@ -11,6 +11,8 @@
 #include "fixture.h"
 #include "task_helpers.h"
 
+#include "base/internal.h" /* fut__alloc_fail_after */
+
 #define T(fn) FX_LOOP_TEST(fn)
 
 static fut_ctxvar_t *var;
@@ -405,6 +407,48 @@ static void test_close_with_bound_callbacks_pending(void **state) {
   fut_ctxvar_free(var);
 }
 
+/* ---- out of memory binding a callback ---------------------------------- */
+
+static int oom_task(void *arg) {
+  (void)arg;
+  fut_loop_t *loop = fut_get_running_loop();
+  assert_int_equal(fut_ctxvar_set(var, "task"), 0);
+  fut_handle_t *h = (fut_handle_t *)&h;
+  fut__alloc_fail_after(1, false);
+  assert_int_equal(fut_loop_call_soon(loop, never, NULL, NULL), -ENOMEM);
+  fut__alloc_fail_after(1, false);
+  assert_int_equal(fut_loop_call_soon(loop, never, NULL, &h), -ENOMEM);
+  assert_null(h);
+  fut__alloc_fail_after(1, false);
+  assert_int_equal(fut_loop_call_at(loop, 0, never, NULL, NULL), -ENOMEM);
+  h = (fut_handle_t *)&h;
+  fut__alloc_fail_after(1, false);
+  assert_int_equal(fut_loop_call_later(loop, 0, never, NULL, &h), -ENOMEM);
+  assert_null(h);
+  fut__alloc_fail_after(1, false);
+  assert_int_equal(fut_loop_call_soon_threadsafe(loop, never, NULL), -ENOMEM);
+  fut_t *f;
+  assert_int_equal(fut_new(loop, &f), 0);
+  fut__alloc_fail_after(1, false);
+  assert_int_equal(fut_add_done_callback(f, never_done, NULL), -ENOMEM);
+  fut__alloc_fail_after(0, false);
+  assert_int_equal(fut_set_result(f, NULL, NULL), 0);
+  fut_unref(f);
+  assert_int_equal(fut_sleep(FUT_MS(2)), 0);
+  assert_string_equal(fut_ctxvar_get(var), "task"); /* unchanged */
+  return 0;
+}
+
+/* Binding fails cleanly: -ENOMEM, nothing scheduled, nothing leaked. */
+static void test_bind_out_of_memory(void **state) {
+  never_ran = 0;
+  assert_int_equal(fut_ctxvar_new("default", &var), 0);
+  assert_int_equal(run_main(*state, oom_task, NULL), 0);
+  drain(*state);
+  assert_int_equal(never_ran, 0);
+  fut_ctxvar_free(var);
+}
+
 /* ---- another thread: a fut_to_thread function's context ----------------- */
 
 static void *seen_threadsafe;
@@ -454,6 +498,7 @@ int main(void) {
       T(test_cancelled_handles_release_context),
       T(test_close_with_bound_callbacks_pending),
       T(test_threadsafe_from_to_thread_function),
+      T(test_bind_out_of_memory),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
