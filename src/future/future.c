@@ -141,6 +141,14 @@ static void clear_result(fut_t *f) {
   f->rkind = FUT__R_NONE;
 }
 
+/* Registrations that never ran: only bound ones hold anything. */
+__attribute__((noinline)) static void drop_bound(fut_t *f) {
+  if (f->flags & FUT__F_CB0)
+    drop_ent(&f->cb0);
+  for (uint32_t i = 0; f->more && i < f->more->len; i++)
+    drop_ent(&f->more->e[i]);
+}
+
 /* The last reference went: report an unretrieved exception, free. */
 __attribute__((noinline)) static void destroy(fut_t *f) {
   fut_loop_t *loop = f->loop;
@@ -156,14 +164,10 @@ __attribute__((noinline)) static void destroy(fut_t *f) {
   }
   if (f->rkind != FUT__R_NONE && f->rkind != FUT__R_I64)
     clear_result(f);
-  /* Registrations that never ran: only bound ones hold anything. */
-  if (f->flags & FUT__F_CB0)
-    drop_ent(&f->cb0);
-  if (f->more) {
-    for (uint32_t i = 0; i < f->more->len; i++)
-      drop_ent(&f->more->e[i]);
+  if (FUT__UNLIKELY(f->flags & FUT__F_BOUND))
+    drop_bound(f);
+  if (f->more)
     fut__free(f->more);
-  }
   const struct fut__ops *ops = fut__ops_of(f);
   if (ops)
     ops->destroy(f);
@@ -220,7 +224,7 @@ static void dispatch(void *p) {
   struct fut__cb_ent first = f->cb0;
   struct fut__cb_vec *more = f->more;
   f->more = NULL;
-  f->flags &= (uint8_t) ~(FUT__F_CB0 | FUT__F_DISPATCH);
+  f->flags &= (uint8_t) ~(FUT__F_CB0 | FUT__F_DISPATCH | FUT__F_BOUND);
   first.cb(f, first.arg);
   if (more) {
     for (uint32_t i = 0; i < more->len; i++)
@@ -580,6 +584,8 @@ __attribute__((noinline)) static int add_bound(fut_t *f, fut_done_cb cb,
   int err = add_cb(f, ctx_done_run, c);
   if (err)
     fut__ctx_call_free(c);
+  else
+    f->flags |= FUT__F_BOUND; /* harmless on the late path */
   return err;
 }
 

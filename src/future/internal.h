@@ -23,9 +23,11 @@ enum {
   FUT__F_DISPATCH = 1u << 1,  /* a callback dispatch is queued */
   FUT__F_EXT = 1u << 2,       /* embedded in a struct fut__ext */
   FUT__F_CB0 = 1u << 3,       /* cb0 holds a registration */
-  FUT__F_OWNED = 1u << 4      /* only its owner sets the outcome (a task:
+  FUT__F_OWNED = 1u << 4,     /* only its owner sets the outcome (a task:
                                  the setters refuse FUT_E_NOT_SETTABLE;
                                  cancel is still allowed) */
+  FUT__F_BOUND = 1u << 5      /* a registration may be bound to a context
+                                 (loop/internal.h): freed if never run */
 };
 
 struct fut__cb_ent {
