@@ -460,10 +460,27 @@ static void from_worker_cb(void *arg) {
   fut_set_result(threadsafe_done, NULL, NULL);
 }
 
+static void *seen_run_threadsafe;
+
+static int read_into(void *arg) {
+  *(void **)arg = fut_ctxvar_get(var);
+  return 0;
+}
+
 static int worker_fn(void *arg, fut_cfuture_t *cf) {
   (void)cf;
   fut_loop_t *loop = arg;
   fut_ctxvar_set(var, "worker");
+  /* run_coroutine_threadsafe: the task starts in this context too. */
+  fut_cfuture_t *rt;
+  int err = fut_run_threadsafe(loop, read_into, &seen_run_threadsafe, &rt);
+  if (err)
+    return err;
+  void *unused;
+  err = fut_cfuture_result(rt, FUT_SEC(30), &unused);
+  fut_cfuture_unref(rt);
+  if (err)
+    return err;
   return fut_loop_call_soon_threadsafe(loop, from_worker_cb, NULL);
 }
 
@@ -484,9 +501,10 @@ static int to_thread_task(void *arg) {
 static void test_threadsafe_from_to_thread_function(void **state) {
   fut_loop_t *loop = *state;
   assert_int_equal(fut_ctxvar_new("default", &var), 0);
-  seen_threadsafe = NULL;
+  seen_threadsafe = seen_run_threadsafe = NULL;
   assert_int_equal(run_main(loop, to_thread_task, loop), 0);
   assert_string_equal(seen_threadsafe, "worker"); /* the function's copy */
+  assert_string_equal(seen_run_threadsafe, "worker");
   fut_ctxvar_free(var);
 }
 
