@@ -512,7 +512,9 @@ int fut_exception(fut_t *f, const char **msg) {
 /* ---- callbacks --------------------------------------------------------------
  */
 
-static inline int add_cb(fut_t *f, fut_done_cb cb, void *arg) {
+/* Inlined into both entry points: the public one is a hot path. */
+__attribute__((always_inline)) static inline int
+add_cb(fut_t *f, fut_done_cb cb, void *arg) {
   if (FUT__UNLIKELY(!f || !cb))
     return fut__error(-EINVAL, "fut_add_done_callback: NULL %s",
                       !f ? "future" : "callback");
