@@ -592,7 +592,7 @@ __attribute__((noinline)) static int add_bound(fut_t *f, fut_done_cb cb,
 }
 
 int fut_add_done_callback(fut_t *f, fut_done_cb cb, void *arg) {
-  if (FUT__UNLIKELY(f && cb && f->loop->ctx_slot))
+  if (FUT__UNLIKELY(f && cb && f->loop->ctx_live))
     return add_bound(f, cb, arg);
   return add_cb(f, cb, arg);
 }

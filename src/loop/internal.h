@@ -169,20 +169,20 @@ struct fut__io {
  * variables); this layer only carries them, as opaque references, through
  * the hooks that layer registers from a constructor.
  *
- * loop->ctx_slot says where the current context of the code running on
- * the loop's thread lives when it is not empty: a running task's (set by
- * the task layer at each switch, and by the sync layer at a task's first
- * set), or a context-bound callback's (set while it runs).  NULL
- * otherwise, so scheduling with no context in use costs one test and no
- * allocation.  A captured callback is scheduled as (fut__ctx_call_run,
+ * loop->ctx_live counts what on the loop has a non-empty context: tasks
+ * (counted by the task layer at creation, and by the sync layer at a
+ * task's first set; uncounted when the task is freed) and the bound
+ * callbacks running.  While it is 0 no code on the loop can have a context
+ * to capture, so scheduling costs one test and no allocation, and task
+ * switches pay nothing; otherwise the hooks say what the running code's
+ * context is.  A captured callback is scheduled as (fut__ctx_call_run,
  * struct fut__ctx_call) in place of (cb, arg). */
 struct fut__ctx_hooks {
   void (*ref)(void *ctx);   /* takes a reference (ctx not NULL) */
   void (*unref)(void *ctx); /* drops one */
-  /* A reference to the context of the code running on this thread when
-   * it does not run the target loop: a running task's (of another loop)
-   * or a fut_to_thread function's; NULL when none or empty.  For
-   * call_soon_threadsafe from another thread. */
+  /* A reference to the context of the code running on this thread (a
+   * task's, a bound callback's, a fut_to_thread function's), or NULL
+   * when it has none (plain code, an empty context). */
   void *(*capture_here)(void);
   /* Makes *slot the calling thread's current context until leave(the
    * returned value); *slot may change meanwhile (a set pushes onto it). */
@@ -221,9 +221,8 @@ void fut__ctx_call_free(struct fut__ctx_call *c);
  * frame and makes it current (for the sync layer and for what the code
  * schedules); leave restores the outer one and drops the frame's. */
 struct fut__ctx_frame {
-  void *ctx;         /* the callback's context (sets inside replace it) */
-  void **outer_slot; /* loop->ctx_slot before */
-  void *outer;       /* what the hooks' enter returned */
+  void *ctx;   /* the callback's context (sets inside replace it) */
+  void *outer; /* what the hooks' enter returned */
 };
 void fut__ctx_enter(fut_loop_t *loop, struct fut__ctx_frame *fr, void *ctx);
 void fut__ctx_leave(fut_loop_t *loop, struct fut__ctx_frame *fr);
@@ -323,8 +322,8 @@ struct fut_loop {
                     lived; memory goes with the last one */
   bool debug;
   bool in_callback;         /* a ready entry is executing */
-  void **ctx_slot;          /* where the running code's non-empty context
-                               lives, or NULL (see "context capture") */
+  uint32_t ctx_live;        /* tasks with a context and bound callbacks
+                               running (see "context capture") */
   _Atomic(pthread_t) owner; /* thread that created / runs the loop;
                                written under door.lock (relaxed reads
                                from any thread: the debug check) */
@@ -358,13 +357,9 @@ static inline void *fut__loop_part(const fut_loop_t *loop, int id) {
 }
 
 static inline void *fut__ctx_capture(const fut_loop_t *loop) {
-  void **slot = loop->ctx_slot;
-  if (FUT__LIKELY(slot == NULL))
+  if (FUT__LIKELY(loop->ctx_live == 0))
     return NULL;
-  void *ctx = *slot;
-  if (ctx)
-    fut__ctx_hooks->ref(ctx);
-  return ctx;
+  return fut__ctx_hooks->capture_here();
 }
 
 /* The loop's time: CLOCK_MONOTONIC, or a test's mock clock. */

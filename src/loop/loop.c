@@ -438,7 +438,7 @@ int fut_loop_call_soon(fut_loop_t *loop, fut_cb cb, void *arg,
                        fut_handle_t **hout) {
   /* The hot path: no handle, a healthy loop, no context to capture, room
    * in the ring. */
-  if (FUT__LIKELY(!hout && loop && cb && !loop->checked && !loop->ctx_slot)) {
+  if (FUT__LIKELY(!hout && loop && cb && !loop->checked && !loop->ctx_live)) {
     struct fut__ring *r = &loop->ready;
     if (FUT__LIKELY(r->tail - r->head <= r->mask)) {
       struct fut__ready_ent *e = &r->ents[r->tail & r->mask];

@@ -113,9 +113,9 @@ static void ctx_unref(void *ctx) {
   fut__ctx_unref(ctx);
 }
 
-/* call_soon_threadsafe from a thread not running the target loop: a
- * task's context (of a loop this thread runs) or a fut_to_thread
- * function's; never a thread's own (plain code binds nothing). */
+/* What a callback scheduled now captures: the running task's context, a
+ * bound callback's or a fut_to_thread function's (the override); never a
+ * thread's own (plain code binds nothing).  NULL when empty. */
 static void *capture_here(void) {
   struct fut__ctx_cell **slot = current_slot();
   return slot == &thread_ctx ? NULL : fut__ctx_ref(*slot);
@@ -203,12 +203,13 @@ int fut_ctxvar_set(fut_ctxvar_t *var, void *value) {
   c->value = value;
   c->next = head; /* takes over the slot's reference */
   *slot = c;
-  /* A task's first value: from now on the callbacks it schedules capture
-   * its context (the task layer sets this at each switch in). */
+  /* A task's first value: its loop now has a context the callbacks
+   * scheduled there may capture (the task layer drops the count when the
+   * task goes, as for a task created with a context). */
   struct fut__task *t;
   if (!head && (t = fut__task_running()) &&
       slot == (struct fut__ctx_cell **)&t->sync_ctx)
-    t->x.fut.loop->ctx_slot = (void **)slot;
+    t->x.fut.loop->ctx_live++;
   if (slot == &thread_ctx && !head) {
     pthread_once(&thread_key_once, thread_key_init);
     if (have_key)

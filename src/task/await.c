@@ -48,11 +48,6 @@ static void wakeup(fut_t *f, void *arg);
 /* Scheduler -> task. */
 static void switch_in(struct fut__task *t) {
   struct sched *s = &sched;
-  /* The task's context, when it has one, is what callbacks it schedules
-   * capture (loop/internal.h, "context capture"). */
-  fut_loop_t *loop = t->x.fut.loop;
-  void **outer_ctx = loop->ctx_slot;
-  loop->ctx_slot = t->sync_ctx ? &t->sync_ctx : NULL;
   s->current = t;
   t->state = FUT__T_RUNNING;
 #if defined(FUT__TSAN)
@@ -69,7 +64,6 @@ static void switch_in(struct fut__task *t) {
   __sanitizer_finish_switch_fiber(s->asan_fake, NULL, NULL);
 #endif
   s->current = NULL;
-  loop->ctx_slot = outer_ctx;
 }
 
 /* Task -> scheduler; returns when the task is resumed.  `final` when the
