@@ -11,7 +11,13 @@
 #include "fixture.h"
 #include "task_helpers.h"
 
-#include "base/internal.h" /* fut__alloc_fail_after */
+#include "loop/internal.h" /* fut__alloc_fail_after, loop->ctx_live */
+
+/* Once the tasks with a context are gone, scheduling on the loop is back
+ * to its free path (nothing counted). */
+static void assert_no_context_live(fut_loop_t *loop) {
+  assert_int_equal(loop->ctx_live, 0);
+}
 
 #define T(fn) FX_LOOP_TEST(fn)
 
@@ -138,6 +144,7 @@ static void test_callbacks_see_task_value(void **state) {
     assert_string_equal(s.v[i], "task");
   for (int i = 0; i < 3; i++)
     fut_handle_unref(hs[i]);
+  assert_no_context_live(loop);
   assert_string_equal(fut_ctxvar_get(var), "default"); /* the thread's */
   fut_ctxvar_free(var);
 }
@@ -293,6 +300,7 @@ static void test_set_in_callback_stays_there(void **state) {
   assert_string_equal(c.second_cb, "task");          /* not the first's */
   assert_string_equal(c.done_cb_after, "done callback");
   assert_string_equal(c.task_after, "task"); /* the task's own */
+  assert_no_context_live(loop);
   assert_string_equal(fut_ctxvar_get(var), "default");
   fut_ctxvar_free(var);
 }
@@ -355,6 +363,7 @@ static void test_cancelled_handles_release_context(void **state) {
   assert_int_equal(run_main(loop, cancelling_task, NULL), 0);
   drain(loop);
   assert_int_equal(never_ran, 0);
+  assert_no_context_live(loop);
   fut_ctxvar_free(var);
 }
 
