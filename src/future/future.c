@@ -513,8 +513,12 @@ int fut_exception(fut_t *f, const char **msg) {
  */
 
 /* Inlined into both entry points: the public one is a hot path. */
+static int add_bound(fut_t *f, fut_done_cb cb, void *arg);
+
+/* capture: the public call, whose registration may capture the scheduling
+ * code's context (the slow path of loop->checked). */
 __attribute__((always_inline)) static inline int
-add_cb(fut_t *f, fut_done_cb cb, void *arg) {
+add_cb(fut_t *f, fut_done_cb cb, void *arg, bool capture) {
   if (FUT__UNLIKELY(!f || !cb))
     return fut__error(-EINVAL, "fut_add_done_callback: NULL %s",
                       !f ? "future" : "callback");
@@ -523,6 +527,8 @@ add_cb(fut_t *f, fut_done_cb cb, void *arg) {
     int err = fut__check_usable(loop);
     if (err)
       return err;
+    if (capture && (loop->checked & FUT__CHK_CTX))
+      return add_bound(f, cb, arg);
   }
   bool done = f->state != FUT_PENDING;
   /* A done future needs a queue slot: reserve it before registering. */
@@ -578,12 +584,12 @@ __attribute__((noinline)) static int add_bound(fut_t *f, fut_done_cb cb,
                                                void *arg) {
   void *ctx = fut__ctx_capture(f->loop);
   if (!ctx)
-    return add_cb(f, cb, arg);
+    return add_cb(f, cb, arg, false);
   struct fut__ctx_call *c = fut__ctx_call_new(f->loop, ctx, arg);
   if (!c)
     return -ENOMEM;
   c->fn.done = cb;
-  int err = add_cb(f, ctx_done_run, c);
+  int err = add_cb(f, ctx_done_run, c, false);
   if (err)
     fut__ctx_call_free(c);
   else
@@ -592,13 +598,11 @@ __attribute__((noinline)) static int add_bound(fut_t *f, fut_done_cb cb,
 }
 
 int fut_add_done_callback(fut_t *f, fut_done_cb cb, void *arg) {
-  if (FUT__UNLIKELY(f && cb && f->loop->ctx_live))
-    return add_bound(f, cb, arg);
-  return add_cb(f, cb, arg);
+  return add_cb(f, cb, arg, true);
 }
 
 int fut__add_done_callback(fut_t *f, fut_done_cb cb, void *arg) {
-  return add_cb(f, cb, arg);
+  return add_cb(f, cb, arg, false);
 }
 
 /* Whether registration e is (cb, arg), bound or not. */

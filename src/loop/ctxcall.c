@@ -35,13 +35,13 @@ void fut__ctx_call_free(struct fut__ctx_call *c) {
 
 void fut__ctx_enter(fut_loop_t *loop, struct fut__ctx_frame *fr, void *ctx) {
   fr->ctx = ctx;
-  loop->ctx_live++; /* what the callback schedules captures it */
+  fut__ctx_live_add(loop, 1); /* what the callback schedules captures it */
   fr->outer = fut__ctx_hooks->enter(&fr->ctx);
 }
 
 void fut__ctx_leave(fut_loop_t *loop, struct fut__ctx_frame *fr) {
   fut__ctx_hooks->leave(fr->outer);
-  loop->ctx_live--;
+  fut__ctx_live_add(loop, -1);
   /* The frame's head: the captured context, or what sets inside the
    * callback pushed on it (never seen by the scheduler's context). */
   fut__ctx_hooks->unref(fr->ctx);

@@ -172,11 +172,13 @@ struct fut__io {
  * loop->ctx_live counts what on the loop has a non-empty context: tasks
  * (counted by the task layer at creation, and by the sync layer at a
  * task's first set; uncounted when the task is freed) and the bound
- * callbacks running.  While it is 0 no code on the loop can have a context
- * to capture, so scheduling costs one test and no allocation, and task
- * switches pay nothing; otherwise the hooks say what the running code's
- * context is.  A captured callback is scheduled as (fut__ctx_call_run,
- * struct fut__ctx_call) in place of (cb, arg). */
+ * callbacks running (fut__ctx_live_add).  While it is 0 no code on the
+ * loop can have a context to capture; its being non-zero is a bit of
+ * loop->checked, the byte the hot paths already test, so scheduling with
+ * no context in use costs nothing more, and task switches pay nothing;
+ * otherwise the hooks say what the running code's context is.  A captured
+ * callback is scheduled as (fut__ctx_call_run, struct fut__ctx_call) in place
+ * of (cb, arg). */
 struct fut__ctx_hooks {
   void (*ref)(void *ctx);   /* takes a reference (ctx not NULL) */
   void (*unref)(void *ctx); /* drops one */
@@ -311,15 +313,15 @@ struct fut_loop {
   size_t live_futures;          /* futures not yet freed (all kinds) */
   size_t live_handles;          /* handles not yet freed */
 
-  bool running;  /* inside run_forever / run_once; written under
-                    door.lock, so call_soon_threadsafe can tell
-                    whether the loop's thread may be running it */
-  bool stopping; /* stop requested */
-  bool closed;   /* close done */
-  bool checked;  /* closed || debug: the hot paths test
-                    this one flag before the full checks */
-  bool freed;    /* fut_loop_free called while objects
-                    lived; memory goes with the last one */
+  bool running;    /* inside run_forever / run_once; written under
+                      door.lock, so call_soon_threadsafe can tell
+                      whether the loop's thread may be running it */
+  bool stopping;   /* stop requested */
+  bool closed;     /* close done */
+  uint8_t checked; /* FUT__CHK_*: the hot paths test this
+                      one byte before their slow path */
+  bool freed;      /* fut_loop_free called while objects
+                      lived; memory goes with the last one */
   bool debug;
   bool in_callback;         /* a ready entry is executing */
   uint32_t ctx_live;        /* tasks with a context and bound callbacks
@@ -351,6 +353,20 @@ struct fut_loop {
   uint32_t blocking_parts;      /* ids (bits) of the parts with state
                                    here and a before_block hook */
 };
+
+/* Why the hot paths (call_soon, a future's checks) take their slow path:
+ * loop->checked is 0 in the common case. */
+enum {
+  FUT__CHK_USABLE = 1u << 0, /* closed or debug: the full checks */
+  FUT__CHK_CTX = 1u << 1     /* ctx_live > 0: a callback may capture */
+};
+
+/* Changes loop->ctx_live by d (+1 or -1), keeping FUT__CHK_CTX in step. */
+static inline void fut__ctx_live_add(fut_loop_t *loop, int d) {
+  loop->ctx_live += (uint32_t)d;
+  loop->checked = (uint8_t)((loop->checked & ~FUT__CHK_CTX) |
+                            (loop->ctx_live ? FUT__CHK_CTX : 0));
+}
 
 static inline void *fut__loop_part(const fut_loop_t *loop, int id) {
   return loop->parts[id];

@@ -95,7 +95,7 @@ int fut_loop_new(fut_loop_t **out) {
   loop->slow_ns = FUT_MS(100);
   const char *dbg = getenv("FUT_DEBUG");
   loop->debug = dbg && dbg[0] && strcmp(dbg, "0") != 0;
-  loop->checked = loop->debug;
+  loop->checked = loop->debug ? FUT__CHK_USABLE : 0;
   fut__slab_init(&loop->fut_slab, FUT__FUTURE_SIZE);
   fut__slab_init(&loop->handle_slab, sizeof(fut_handle_t));
   fut__timers_init(loop, fut__now());
@@ -139,7 +139,7 @@ int fut_loop_close(fut_loop_t *loop) {
   /* Upper layers first: they may still schedule or release futures. */
   close_parts(loop);
   loop->closed = true;
-  loop->checked = true;
+  loop->checked |= FUT__CHK_USABLE;
   /* In a forked child before fut_loop_fork, a parent thread may have held
    * the queue's lock at fork time: our copy would stay locked forever. */
   if (loop->fork_gen != fut__fork_generation())
@@ -436,9 +436,9 @@ __attribute__((noinline)) static int call_soon_slow(fut_loop_t *loop, fut_cb cb,
 
 int fut_loop_call_soon(fut_loop_t *loop, fut_cb cb, void *arg,
                        fut_handle_t **hout) {
-  /* The hot path: no handle, a healthy loop, no context to capture, room
-   * in the ring. */
-  if (FUT__LIKELY(!hout && loop && cb && !loop->checked && !loop->ctx_live)) {
+  /* The hot path: no handle, a healthy loop, no context to capture
+   * (loop->checked), room in the ring. */
+  if (FUT__LIKELY(!hout && loop && cb && !loop->checked)) {
     struct fut__ring *r = &loop->ready;
     if (FUT__LIKELY(r->tail - r->head <= r->mask)) {
       struct fut__ready_ent *e = &r->ents[r->tail & r->mask];
@@ -597,7 +597,8 @@ void fut_loop_set_debug(fut_loop_t *loop, bool enabled) {
   if (!loop)
     return;
   loop->debug = enabled;
-  loop->checked = loop->closed || enabled;
+  loop->checked = (uint8_t)((loop->checked & ~FUT__CHK_USABLE) |
+                            (loop->closed || enabled ? FUT__CHK_USABLE : 0));
 }
 bool fut_loop_get_debug(const fut_loop_t *loop) {
   return loop && loop->debug;

@@ -209,7 +209,7 @@ int fut_ctxvar_set(fut_ctxvar_t *var, void *value) {
   struct fut__task *t;
   if (!head && (t = fut__task_running()) &&
       slot == (struct fut__ctx_cell **)&t->sync_ctx)
-    t->x.fut.loop->ctx_live++;
+    fut__ctx_live_add(t->x.fut.loop, 1);
   if (slot == &thread_ctx && !head) {
     pthread_once(&thread_key_once, thread_key_init);
     if (have_key)

@@ -78,7 +78,7 @@ const struct fut__task_hooks *fut__task_hooks;
 static void task_destroy(fut_t *f) {
   struct fut__task *t = fut__task_of(f);
   if (t->sync_ctx)
-    t->x.fut.loop->ctx_live--; /* loop/internal.h, "context capture" */
+    fut__ctx_live_add(t->x.fut.loop, -1); /* loop/internal.h */
   if (fut__task_hooks && (t->sync_ctx || t->sync_group))
     fut__task_hooks->release(t->sync_ctx, t->sync_group);
   fut__task_drop_staged(t);
@@ -174,7 +174,7 @@ int fut_create_task(fut_loop_t *loop, fut_task_fn fn, void *arg,
   t->state = FUT__T_CREATED;
   if (fut__task_hooks &&
       (t->sync_ctx = fut__task_hooks->inherit(fut__task_running())))
-    loop->ctx_live++; /* callbacks it schedules capture its context */
+    fut__ctx_live_add(loop, 1); /* callbacks it schedules capture it */
   fut__q_insert_head(&ts->tasks, &t->node);
   ts->ntasks++;
   t->x.fut.refs++; /* the run reference, dropped by finish() */
