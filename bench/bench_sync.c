@@ -173,8 +173,13 @@ static bool run_python(double py[4]) {
   return got == 4 && st == 0;
 }
 
-int main(void) {
-  const long n = 1000000;
+int main(int argc, char **argv) {
+  /* An optional scale (as bench_loop's): 0.01 for a quick run under
+   * valgrind --tool=callgrind. */
+  double scale = argc > 1 ? atof(argv[1]) : 1.0;
+  long n = (long)(1000000 * scale);
+  if (n < 1000)
+    n = 1000;
   static const struct {
     const char *name;
     size_t maxsize;

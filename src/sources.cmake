@@ -8,7 +8,8 @@ set(FUT_LAYERS base loop future task exec procpool sync net signal process)
 # The sources of each layer.  The task context switch's assembly is added
 # by cmake/context.cmake.
 set(FUT_SOURCES_base alloc.c errors.c fork.c slab.c value.c)
-set(FUT_SOURCES_loop door.c epoll.c handle.c io.c loop.c ready.c timer.c)
+set(FUT_SOURCES_loop ctxcall.c door.c epoll.c handle.c io.c loop.c ready.c
+    timer.c)
 set(FUT_SOURCES_future as_completed.c combine.c future.c gather.c
     run_until_complete.c shield.c then.c wait.c)
 set(FUT_SOURCES_task await.c ctx_ucontext.c stack.c task.c timeout.c)

@@ -10,10 +10,24 @@
  * persistent lists; a set adds to the front of the setter's own copy).
  *
  * fut_to_thread runs its function in a copy of the caller's context.
- * Not as asyncio: callbacks (fut_loop_call_soon, done callbacks) do not
- * capture the context of the code that scheduled them: they run in their
- * thread's own context.  A thread's own context is released when
- * the thread exits (the main thread's at process exit).
+ *
+ * Callbacks, as asyncio's Handle and Future.add_done_callback
+ * (copy_context() when scheduled, the callback run inside it): a callback
+ * scheduled by fut_loop_call_soon, fut_loop_call_later, fut_loop_call_at,
+ * fut_loop_call_soon_threadsafe or fut_add_done_callback from code that
+ * has a context (a task that set or inherited a value, a callback bound
+ * this way, a fut_to_thread function for call_soon_threadsafe) runs in
+ * that context as it was when scheduled: a set after scheduling is not
+ * seen.  A set inside such a callback is seen by the rest of it and by
+ * what it schedules or the tasks it creates, never by the task that
+ * scheduled it nor by other callbacks.  Scheduled from plain code (no
+ * task), a callback captures nothing and reads its thread's own context
+ * when it runs (asyncio would copy the thread's context).  Cancelling a
+ * handle, fut_remove_done_callback, or closing the loop releases the
+ * captured context.  The library's own wake-ups capture nothing.
+ *
+ * A thread's own context is released when the thread exits (the main
+ * thread's at process exit).
  *
  *   static fut_ctxvar_t *request_id;   // fut_ctxvar_new(NULL, &request_id)
  *   fut_ctxvar_set(request_id, (void *)(intptr_t)42);

@@ -100,7 +100,9 @@ FUT_EXTERN fut_loop_t *fut_get_running_loop(void);
  * its own reference until the callback ran or was cancelled.  arg is
  * borrowed: it must stay valid until the callback runs or is cancelled.
  * Errors: -EINVAL (cb NULL), FUT_E_CLOSED, FUT_E_WRONG_THREAD (debug mode),
- * FUT_E_FORKED, -ENOMEM. */
+ * FUT_E_FORKED, -ENOMEM.  Called from a task with context variables, the
+ * callback runs in the task's context as it is now (asyncio's
+ * copy_context(); future/ctxvar.h); from plain code nothing is captured. */
 
 FUT_EXTERN int fut_loop_call_soon(fut_loop_t *loop, fut_cb cb, void *arg,
                                   fut_handle_t **hout);

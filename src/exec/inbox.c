@@ -263,7 +263,7 @@ __attribute__((noinline)) static void ring(struct fut__inbox *ib) {
   pthread_mutex_lock(&ib->lock);
   if (ib->loop) {
     atomic_fetch_add_explicit(&ib->refs, 1, memory_order_relaxed);
-    if (fut_loop_call_soon_threadsafe(ib->loop, drain, ib) != 0) {
+    if (fut__call_soon_threadsafe_nocapture(ib->loop, drain, ib) != 0) {
       /* Out of memory (the queue could not grow): the entries stay in the
        * inbox, and the loop, woken by its eventfd (no allocation), finds
        * them before it blocks again (fut__inbox_before_block). */

@@ -122,8 +122,8 @@ int fut_as_completed(fut_loop_t *loop, fut_t *const *fs, size_t n,
   size_t m;
   if ((err = fut__comb_distinct(fs, n, a->kids, &m, "fut_as_completed")) ||
       (n > 0 && timeout_ns != UINT64_MAX &&
-       (err =
-            fut_loop_call_later(loop, timeout_ns, ac_timeout, a, &a->timer)))) {
+       (err = fut__call_later_nocapture(loop, timeout_ns, ac_timeout, a,
+                                        &a->timer)))) {
     fut_unref(&a->x.fut);
     return err;
   }

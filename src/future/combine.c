@@ -126,7 +126,7 @@ void fut__comb_track(struct fut__comb *c, fut_t *self, fut_done_cb cb,
 int fut__comb_register(fut_t *const *fs, size_t n, fut_done_cb cb, void *arg,
                        fut_t *self) {
   for (size_t i = 0; i < n; i++) {
-    int err = fut_add_done_callback(fs[i], cb, arg);
+    int err = fut__add_done_callback(fs[i], cb, arg);
     if (err) {
       fut__comb_unregister(fs, i, cb, arg, self);
       return err;
@@ -139,7 +139,7 @@ int fut__comb_register(fut_t *const *fs, size_t n, fut_done_cb cb, void *arg,
 int fut__comb_watch(struct fut__comb *c, fut_t *self, fut_t *f, fut_t **slot,
                     fut_done_cb cb, fut_handle_t **timer) {
   *slot = fut_ref(f);
-  int err = fut_add_done_callback(
+  int err = fut__add_done_callback(
       f, cb, fut__container_of(self, struct fut__ext, fut));
   if (err) {
     fut_unref(self);

@@ -32,8 +32,19 @@ static void run_late(void *p) {
   fut_unref(l.f);
 }
 
+static void ctx_done_run(fut_t *f, void *p);
+
+/* Frees a registration's bound call (asyncio's context) when it will not
+ * run. */
+static inline void drop_ent(const struct fut__cb_ent *e) {
+  if (FUT__UNLIKELY(e->cb == ctx_done_run))
+    fut__ctx_call_free(e->arg);
+}
+
 static void release_late(void *p) {
-  fut_t *f = ((struct late_cb *)p)->f;
+  struct late_cb *l = p;
+  fut_t *f = l->f;
+  drop_ent(&(struct fut__cb_ent){l->cb, l->arg});
   fut__free(p);
   fut_unref(f);
 }
@@ -130,6 +141,14 @@ static void clear_result(fut_t *f) {
   f->rkind = FUT__R_NONE;
 }
 
+/* Registrations that never ran: only bound ones hold anything. */
+__attribute__((noinline)) static void drop_bound(fut_t *f) {
+  if (f->flags & FUT__F_CB0)
+    drop_ent(&f->cb0);
+  for (uint32_t i = 0; f->more && i < f->more->len; i++)
+    drop_ent(&f->more->e[i]);
+}
+
 /* The last reference went: report an unretrieved exception, free. */
 __attribute__((noinline)) static void destroy(fut_t *f) {
   fut_loop_t *loop = f->loop;
@@ -145,6 +164,8 @@ __attribute__((noinline)) static void destroy(fut_t *f) {
   }
   if (f->rkind != FUT__R_NONE && f->rkind != FUT__R_I64)
     clear_result(f);
+  if (FUT__UNLIKELY(f->flags & FUT__F_BOUND))
+    drop_bound(f);
   if (f->more)
     fut__free(f->more);
   const struct fut__ops *ops = fut__ops_of(f);
@@ -203,7 +224,7 @@ static void dispatch(void *p) {
   struct fut__cb_ent first = f->cb0;
   struct fut__cb_vec *more = f->more;
   f->more = NULL;
-  f->flags &= (uint8_t) ~(FUT__F_CB0 | FUT__F_DISPATCH);
+  f->flags &= (uint8_t) ~(FUT__F_CB0 | FUT__F_DISPATCH | FUT__F_BOUND);
   first.cb(f, first.arg);
   if (more) {
     for (uint32_t i = 0; i < more->len; i++)
@@ -491,7 +512,13 @@ int fut_exception(fut_t *f, const char **msg) {
 /* ---- callbacks --------------------------------------------------------------
  */
 
-int fut_add_done_callback(fut_t *f, fut_done_cb cb, void *arg) {
+/* Inlined into both entry points: the public one is a hot path. */
+static int add_bound(fut_t *f, fut_done_cb cb, void *arg);
+
+/* capture: the public call, whose registration may capture the scheduling
+ * code's context (the slow path of loop->checked). */
+__attribute__((always_inline)) static inline int
+add_cb(fut_t *f, fut_done_cb cb, void *arg, bool capture) {
   if (FUT__UNLIKELY(!f || !cb))
     return fut__error(-EINVAL, "fut_add_done_callback: NULL %s",
                       !f ? "future" : "callback");
@@ -500,6 +527,8 @@ int fut_add_done_callback(fut_t *f, fut_done_cb cb, void *arg) {
     int err = fut__check_usable(loop);
     if (err)
       return err;
+    if (capture && (loop->checked & FUT__CHK_CTX))
+      return add_bound(f, cb, arg);
   }
   bool done = f->state != FUT_PENDING;
   /* A done future needs a queue slot: reserve it before registering. */
@@ -538,6 +567,55 @@ int fut_add_done_callback(fut_t *f, fut_done_cb cb, void *arg) {
   return 0;
 }
 
+/* A done callback bound to its context: runs the user's inside it. */
+static void ctx_done_run(fut_t *f, void *p) {
+  struct fut__ctx_call c = *(struct fut__ctx_call *)p;
+  fut__free(p);
+  struct fut__ctx_frame fr;
+  fut__ctx_enter(c.loop, &fr, c.ctx);
+  c.fn.done(f, c.arg);
+  fut__ctx_leave(c.loop, &fr);
+}
+
+/* Inside a task (or a bound callback) with a context: the registration
+ * runs in the context captured now (asyncio: add_done_callback's
+ * copy_context()). */
+__attribute__((noinline)) static int add_bound(fut_t *f, fut_done_cb cb,
+                                               void *arg) {
+  void *ctx = fut__ctx_capture(f->loop);
+  if (!ctx)
+    return add_cb(f, cb, arg, false);
+  struct fut__ctx_call *c = fut__ctx_call_new(f->loop, ctx, arg);
+  if (!c)
+    return -ENOMEM;
+  c->fn.done = cb;
+  int err = add_cb(f, ctx_done_run, c, false);
+  if (err)
+    fut__ctx_call_free(c);
+  else
+    f->flags |= FUT__F_BOUND; /* harmless on the late path */
+  return err;
+}
+
+int fut_add_done_callback(fut_t *f, fut_done_cb cb, void *arg) {
+  return add_cb(f, cb, arg, true);
+}
+
+int fut__add_done_callback(fut_t *f, fut_done_cb cb, void *arg) {
+  return add_cb(f, cb, arg, false);
+}
+
+/* Whether registration e is (cb, arg), bound or not. */
+static inline bool is_reg(const struct fut__cb_ent *e, fut_done_cb cb,
+                          void *arg) {
+  if (e->cb == cb && e->arg == arg)
+    return true;
+  if (e->cb != ctx_done_run)
+    return false;
+  const struct fut__ctx_call *c = e->arg;
+  return c->fn.done == cb && c->arg == arg;
+}
+
 int fut_remove_done_callback(fut_t *f, fut_done_cb cb, void *arg) {
   if (!f || !cb)
     return fut__error(-EINVAL, "fut_remove_done_callback: NULL %s",
@@ -550,14 +628,17 @@ int fut_remove_done_callback(fut_t *f, fut_done_cb cb, void *arg) {
   uint32_t kept = 0;
   if (v) {
     for (uint32_t i = 0; i < v->len; i++) {
-      if (v->e[i].cb == cb && v->e[i].arg == arg)
+      if (is_reg(&v->e[i], cb, arg)) {
+        drop_ent(&v->e[i]);
         removed++;
-      else
+      } else {
         v->e[kept++] = v->e[i];
+      }
     }
     v->len = kept;
   }
-  if ((f->flags & FUT__F_CB0) && f->cb0.cb == cb && f->cb0.arg == arg) {
+  if ((f->flags & FUT__F_CB0) && is_reg(&f->cb0, cb, arg)) {
+    drop_ent(&f->cb0);
     removed++;
     /* Promote the next registration into the inline slot. */
     if (v && v->len > 0) {

@@ -23,9 +23,11 @@ enum {
   FUT__F_DISPATCH = 1u << 1,  /* a callback dispatch is queued */
   FUT__F_EXT = 1u << 2,       /* embedded in a struct fut__ext */
   FUT__F_CB0 = 1u << 3,       /* cb0 holds a registration */
-  FUT__F_OWNED = 1u << 4      /* only its owner sets the outcome (a task:
+  FUT__F_OWNED = 1u << 4,     /* only its owner sets the outcome (a task:
                                  the setters refuse FUT_E_NOT_SETTABLE;
                                  cancel is still allowed) */
+  FUT__F_BOUND = 1u << 5      /* a registration may be bound to a context
+                                 (loop/internal.h): freed if never run */
 };
 
 struct fut__cb_ent {
@@ -76,6 +78,10 @@ struct fut__ext {
   const struct fut__ops *ops;
   fut_t fut;
 };
+/* fut_add_done_callback without the context capture, for the library's
+ * own registrations (a task's wake-up, a combinator's): they run no user
+ * code that reads a context.  fut_remove_done_callback takes both back. */
+int fut__add_done_callback(fut_t *f, fut_done_cb cb, void *arg);
 /* Initialises an embedded future (refs 1) bound to loop. */
 int fut__ext_init(fut_loop_t *loop, struct fut__ext *x,
                   const struct fut__ops *ops);

@@ -34,7 +34,7 @@ int fut_loop_run_until_complete(fut_loop_t *loop, fut_t *f) {
   if (loop->running)
     return fut__error(FUT_E_RUNNING, "fut_loop_run_until_complete: the loop "
                                      "is already running");
-  int err = fut_add_done_callback(f, stop_cb, loop);
+  int err = fut__add_done_callback(f, stop_cb, loop);
   if (err)
     return err;
   fut_ref(f);

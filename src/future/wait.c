@@ -95,8 +95,8 @@ int fut_wait(fut_loop_t *loop, fut_t *const *fs, size_t n, fut_wait_when_t when,
   size_t m;
   if ((err = fut__comb_distinct(fs, n, w->kids, &m, "fut_wait")) ||
       (timeout_ns != UINT64_MAX &&
-       (err = fut_loop_call_later(loop, timeout_ns, wait_timeout, w,
-                                  &w->timer)))) {
+       (err = fut__call_later_nocapture(loop, timeout_ns, wait_timeout, w,
+                                        &w->timer)))) {
     fut_unref(&w->x.fut);
     return err;
   }
@@ -213,8 +213,8 @@ int fut_wait_for(fut_t *f, uint64_t timeout_ns, fut_t **out) {
   if (!w)
     return err;
   if (f->state == FUT_PENDING && timeout_ns != 0 && timeout_ns != UINT64_MAX &&
-      (err = fut_loop_call_later(f->loop, timeout_ns, wf_timeout, w,
-                                 &w->timer))) {
+      (err = fut__call_later_nocapture(f->loop, timeout_ns, wf_timeout, w,
+                                       &w->timer))) {
     fut_unref(&w->x.fut);
     return err;
   }

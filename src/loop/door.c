@@ -32,14 +32,34 @@ void fut__door_poke(fut_loop_t *loop) {
   (void)r;
 }
 
-int fut_loop_call_soon_threadsafe(fut_loop_t *loop, fut_cb fn, void *arg) {
+static int call_soon_threadsafe(fut_loop_t *loop, fut_cb fn, void *arg,
+                                bool capture) {
   if (!loop || !fn)
     return fut__error(-EINVAL, "fut_loop_call_soon_threadsafe: %s",
                       !loop ? "NULL loop" : "NULL callback");
+  bool on_loop = fut_get_running_loop() == loop;
+  if (capture) {
+    /* asyncio captures the caller's context here too: the running task's
+     * (or context-bound callback's) on the loop's thread, a task's of
+     * another loop or a fut_to_thread function's elsewhere. */
+    void *ctx = on_loop          ? fut__ctx_capture(loop)
+                : fut__ctx_hooks ? fut__ctx_hooks->capture_here()
+                                 : NULL;
+    if (FUT__UNLIKELY(ctx)) {
+      struct fut__ctx_call *c = fut__ctx_call_new(loop, ctx, arg);
+      if (!c)
+        return -ENOMEM;
+      c->fn.cb = fn;
+      int err = call_soon_threadsafe(loop, fut__ctx_call_run, c, false);
+      if (err)
+        fut__ctx_call_free(c);
+      return err;
+    }
+  }
   /* From the thread running the loop there is one queue, as in asyncio:
    * what the door already holds goes first, then this call, then whatever
    * call_soon adds later. */
-  if (fut_get_running_loop() == loop) {
+  if (on_loop) {
     if (fut__door_rung(loop) || loop->backlog_len)
       fut__door_drain(loop);
     if (!loop->backlog_len)
@@ -81,6 +101,15 @@ int fut_loop_call_soon_threadsafe(fut_loop_t *loop, fut_cb fn, void *arg) {
     fut__door_poke(loop);
   pthread_mutex_unlock(&q->lock);
   return 0;
+}
+
+int fut_loop_call_soon_threadsafe(fut_loop_t *loop, fut_cb fn, void *arg) {
+  return call_soon_threadsafe(loop, fn, arg, true);
+}
+
+int fut__call_soon_threadsafe_nocapture(fut_loop_t *loop, fut_cb fn,
+                                        void *arg) {
+  return call_soon_threadsafe(loop, fn, arg, false);
 }
 
 /* Moves door_spare[at, at + len) into the ready queue.  The queue only

@@ -61,6 +61,9 @@ void fut_handle_unref(fut_handle_t *h) {
     return;
   }
   fut_loop_t *loop = h->loop;
+  /* A bound callback that never ran (dropped by close) goes with it. */
+  if (FUT__UNLIKELY((h->flags & (FUT__H_CTX | FUT__H_RAN)) == FUT__H_CTX))
+    fut__ctx_call_free(h->arg);
   fut__slab_free(&loop->handle_slab, h);
   loop->live_handles--;
   if (FUT__UNLIKELY(loop->freed))
@@ -82,6 +85,13 @@ void fut_handle_cancel(fut_handle_t *h) {
       FUT__FOREIGN(h->loop, "fut_handle_cancel"))
     return;
   h->flags |= FUT__H_CANCELLED;
+  /* It never runs: its context goes now (asyncio's cancel drops the
+   * callback's references too). */
+  if (h->flags & FUT__H_CTX) {
+    fut__ctx_call_free(h->arg);
+    h->flags &= (uint8_t)~FUT__H_CTX;
+    h->arg = NULL;
+  }
   /* A cancelled handle is skipped where it waits (heap or ready queue) and
    * released when reached; the heap also sheds cancelled timers in bulk. */
   if (h->flags & FUT__H_IN_HEAP)

@@ -12,7 +12,11 @@ enum {
   FUT__H_TIMER = 1u << 1,     /* scheduled by call_later / call_at */
   FUT__H_IO = 1u << 2,        /* an fd watcher's handle, runs repeatedly */
   FUT__H_RAN = 1u << 3,       /* a one-shot handle that has run */
-  FUT__H_IN_HEAP = 1u << 4    /* a timer a timer tier still references */
+  FUT__H_IN_HEAP = 1u << 4,   /* a timer a timer tier still references */
+  FUT__H_CTX = 1u << 5        /* cb is fut__ctx_call_run and arg its
+                                 struct fut__ctx_call, owned by the handle
+                                 until it runs (then freed by the run) or
+                                 is cancelled or freed */
 };
 
 struct fut_handle {
@@ -158,6 +162,85 @@ struct fut__io {
                            comes from a registration we no longer own */
 };
 
+/* ---- context capture (ctxcall.c) --------------------------------------
+ * asyncio's call_soon / call_later / call_at / add_done_callback capture
+ * the scheduling code's context (contextvars.copy_context()) and run the
+ * callback inside it.  The contexts are the sync layer's (context
+ * variables); this layer only carries them, as opaque references, through
+ * the hooks that layer registers from a constructor.
+ *
+ * loop->ctx_live counts what on the loop has a non-empty context: tasks
+ * (counted by the task layer at creation, and by the sync layer at a
+ * task's first set; uncounted when the task is freed) and the bound
+ * callbacks running (fut__ctx_live_add).  While it is 0 no code on the
+ * loop can have a context to capture; its being non-zero is a bit of
+ * loop->checked, the byte the hot paths already test, so scheduling with
+ * no context in use costs nothing more, and task switches pay nothing;
+ * otherwise the hooks say what the running code's context is.  A captured
+ * callback is scheduled as (fut__ctx_call_run, struct fut__ctx_call) in place
+ * of (cb, arg). */
+struct fut__ctx_hooks {
+  void (*ref)(void *ctx);   /* takes a reference (ctx not NULL) */
+  void (*unref)(void *ctx); /* drops one */
+  /* A reference to the context of the code running on this thread (a
+   * task's, a bound callback's, a fut_to_thread function's), or NULL
+   * when it has none (plain code, an empty context). */
+  void *(*capture_here)(void);
+  /* Makes *slot the calling thread's current context until leave(the
+   * returned value); *slot may change meanwhile (a set pushes onto it). */
+  void *(*enter)(void **slot);
+  void (*leave)(void *prev);
+};
+extern const struct fut__ctx_hooks *fut__ctx_hooks;
+
+/* A callback bound to a context (a side allocation: the handle and the
+ * queues keep their size). */
+struct fut__ctx_call {
+  union {
+    fut_cb cb;        /* call_soon / call_later / call_at / threadsafe */
+    fut_done_cb done; /* a done callback (the future layer) */
+  } fn;
+  void *arg;        /* the user's */
+  void *ctx;        /* a context reference, never NULL */
+  fut_loop_t *loop; /* where it runs */
+};
+
+/* The context a callback scheduled now on loop would capture: a reference
+ * to it, or NULL (the common case: one test). */
+static inline void *fut__ctx_capture(const fut_loop_t *loop);
+/* A bound callback for (ctx, arg) with fn to be set by the caller; ctx (a
+ * reference) moves in.  NULL when out of memory: ctx is released and the
+ * detail recorded (the caller returns -ENOMEM). */
+struct fut__ctx_call *fut__ctx_call_new(fut_loop_t *loop, void *ctx, void *arg);
+/* Ready-queue / timer / door trampoline: runs c->fn.cb(c->arg) inside
+ * c->ctx, then frees c.  Registered with fut__register_release, so a loop
+ * closed with it queued frees c. */
+void fut__ctx_call_run(void *c);
+/* Frees a bound callback that will not run (cancelled, removed, dropped). */
+void fut__ctx_call_free(struct fut__ctx_call *c);
+
+/* Runs code inside a context: enter moves the reference ctx into the
+ * frame and makes it current (for the sync layer and for what the code
+ * schedules); leave restores the outer one and drops the frame's. */
+struct fut__ctx_frame {
+  void *ctx;   /* the callback's context (sets inside replace it) */
+  void *outer; /* what the hooks' enter returned */
+};
+void fut__ctx_enter(fut_loop_t *loop, struct fut__ctx_frame *fr, void *ctx);
+void fut__ctx_leave(fut_loop_t *loop, struct fut__ctx_frame *fr);
+
+/* The scheduling calls without capture, for the library's own callbacks
+ * (wake-ups, timeouts, polls): they run no user code that could read a
+ * context, and a task awaiting in a context must not pay an allocation
+ * per wait.  Same contracts as the public calls. */
+int fut__call_soon_nocapture(fut_loop_t *loop, fut_cb cb, void *arg,
+                             fut_handle_t **hout);
+int fut__call_at_nocapture(fut_loop_t *loop, uint64_t when, fut_cb cb,
+                           void *arg, fut_handle_t **hout);
+int fut__call_later_nocapture(fut_loop_t *loop, uint64_t delay_ns, fut_cb cb,
+                              void *arg, fut_handle_t **hout);
+int fut__call_soon_threadsafe_nocapture(fut_loop_t *loop, fut_cb fn, void *arg);
+
 /* ---- parts: how upper layers join a loop (loop.c) ----------------------
  * A layer above the loop that keeps per-loop state (tasks, combinators,
  * executors, ...) registers a part once, from a constructor, and gets an
@@ -235,17 +318,19 @@ struct fut_loop {
   size_t live_futures;          /* futures not yet freed (all kinds) */
   size_t live_handles;          /* handles not yet freed */
 
-  bool running;  /* inside run_forever / run_once; written under
-                    door.lock, so call_soon_threadsafe can tell
-                    whether the loop's thread may be running it */
-  bool stopping; /* stop requested */
-  bool closed;   /* close done */
-  bool checked;  /* closed || debug: the hot paths test
-                    this one flag before the full checks */
-  bool freed;    /* fut_loop_free called while objects
-                    lived; memory goes with the last one */
+  bool running;    /* inside run_forever / run_once; written under
+                      door.lock, so call_soon_threadsafe can tell
+                      whether the loop's thread may be running it */
+  bool stopping;   /* stop requested */
+  bool closed;     /* close done */
+  uint8_t checked; /* FUT__CHK_*: the hot paths test this
+                      one byte before their slow path */
+  bool freed;      /* fut_loop_free called while objects
+                      lived; memory goes with the last one */
   bool debug;
   bool in_callback;         /* a ready entry is executing */
+  uint32_t ctx_live;        /* tasks with a context and bound callbacks
+                               running (see "context capture") */
   _Atomic(pthread_t) owner; /* thread that created / runs the loop;
                                written under door.lock (relaxed reads
                                from any thread: the debug check) */
@@ -274,8 +359,28 @@ struct fut_loop {
                                    here and a before_block hook */
 };
 
+/* Why the hot paths (call_soon, a future's checks) take their slow path:
+ * loop->checked is 0 in the common case. */
+enum {
+  FUT__CHK_USABLE = 1u << 0, /* closed or debug: the full checks */
+  FUT__CHK_CTX = 1u << 1     /* ctx_live > 0: a callback may capture */
+};
+
+/* Changes loop->ctx_live by d (+1 or -1), keeping FUT__CHK_CTX in step. */
+static inline void fut__ctx_live_add(fut_loop_t *loop, int d) {
+  loop->ctx_live += (uint32_t)d;
+  loop->checked = (uint8_t)((loop->checked & ~FUT__CHK_CTX) |
+                            (loop->ctx_live ? FUT__CHK_CTX : 0));
+}
+
 static inline void *fut__loop_part(const fut_loop_t *loop, int id) {
   return loop->parts[id];
+}
+
+static inline void *fut__ctx_capture(const fut_loop_t *loop) {
+  if (FUT__LIKELY(loop->ctx_live == 0))
+    return NULL;
+  return fut__ctx_hooks->capture_here();
 }
 
 /* The loop's time: CLOCK_MONOTONIC, or a test's mock clock. */

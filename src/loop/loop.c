@@ -95,7 +95,7 @@ int fut_loop_new(fut_loop_t **out) {
   loop->slow_ns = FUT_MS(100);
   const char *dbg = getenv("FUT_DEBUG");
   loop->debug = dbg && dbg[0] && strcmp(dbg, "0") != 0;
-  loop->checked = loop->debug;
+  loop->checked = loop->debug ? FUT__CHK_USABLE : 0;
   fut__slab_init(&loop->fut_slab, FUT__FUTURE_SIZE);
   fut__slab_init(&loop->handle_slab, sizeof(fut_handle_t));
   fut__timers_init(loop, fut__now());
@@ -139,7 +139,7 @@ int fut_loop_close(fut_loop_t *loop) {
   /* Upper layers first: they may still schedule or release futures. */
   close_parts(loop);
   loop->closed = true;
-  loop->checked = true;
+  loop->checked |= FUT__CHK_USABLE;
   /* In a forked child before fut_loop_fork, a parent thread may have held
    * the queue's lock at fork time: our copy would stay locked forever. */
   if (loop->fork_gen != fut__fork_generation())
@@ -394,8 +394,34 @@ fut_loop_t *fut_get_running_loop(void) {
 
 /* ---- scheduling --------------------------------------------------------- */
 
-__attribute__((noinline)) static int
-call_soon_slow(fut_loop_t *loop, fut_cb cb, void *arg, fut_handle_t **hout) {
+/* Binds (cb, arg) to the context captured from the code scheduling on
+ * loop, if any: *cb and *arg become the bound call's trampoline and
+ * record.  Returns 0, or -ENOMEM (nothing bound). */
+static int bind_ctx(fut_loop_t *loop, fut_cb *cb, void **arg, uint8_t *flags) {
+  void *ctx = fut__ctx_capture(loop);
+  if (FUT__LIKELY(!ctx))
+    return 0;
+  struct fut__ctx_call *c = fut__ctx_call_new(loop, ctx, *arg);
+  if (!c)
+    return -ENOMEM;
+  c->fn.cb = *cb;
+  *cb = fut__ctx_call_run;
+  *arg = c;
+  *flags |= FUT__H_CTX;
+  return 0;
+}
+
+/* A bound call not handed to a handle: dropped on failure. */
+static inline int unbind_on_error(int err, fut_cb cb, void *arg) {
+  if (FUT__UNLIKELY(err) && cb == fut__ctx_call_run)
+    fut__ctx_call_free(arg);
+  return err;
+}
+
+__attribute__((noinline)) static int call_soon_slow(fut_loop_t *loop, fut_cb cb,
+                                                    void *arg,
+                                                    fut_handle_t **hout,
+                                                    bool capture) {
   if (hout)
     *hout = NULL; /* the out rule of errors.h */
   if (!loop || !cb)
@@ -405,16 +431,21 @@ call_soon_slow(fut_loop_t *loop, fut_cb cb, void *arg, fut_handle_t **hout) {
   if (err)
     return err;
   /* One FIFO with call_soon_threadsafe, as asyncio's one deque: calls the
-   * door already received (from any thread) go before this one. */
-  if (fut__door_rung(loop) || loop->backlog_len)
+   * door already received (from any thread) go before a user's call. */
+  if (capture && (fut__door_rung(loop) || loop->backlog_len))
     fut__door_drain(loop);
+  uint8_t flags = 0;
+  if (capture && (err = bind_ctx(loop, &cb, &arg, &flags)))
+    return err;
   if (!hout)
-    return fut__ring_push(&loop->ready, cb, arg);
-  fut_handle_t *h = fut__handle_new(loop, cb, arg, 0);
-  if (!h)
+    return unbind_on_error(fut__ring_push(&loop->ready, cb, arg), cb, arg);
+  fut_handle_t *h = fut__handle_new(loop, cb, arg, flags);
+  if (!h) {
+    unbind_on_error(-ENOMEM, cb, arg);
     return fut__error(-ENOMEM, "fut_loop_call_soon: out of memory");
+  }
   if ((err = fut__ring_push(&loop->ready, fut__handle_run, h))) {
-    fut_handle_unref(h);
+    fut_handle_unref(h); /* frees a bound call with it */
     return err;
   }
   h->refs++; /* the queue's and the caller's */
@@ -424,8 +455,9 @@ call_soon_slow(fut_loop_t *loop, fut_cb cb, void *arg, fut_handle_t **hout) {
 
 int fut_loop_call_soon(fut_loop_t *loop, fut_cb cb, void *arg,
                        fut_handle_t **hout) {
-  /* The hot path: no handle, a healthy loop, room in the ring, nothing
-   * waiting in the door (that goes first: the slow path drains it). */
+  /* The hot path: no handle, a healthy loop, no context to capture
+   * (loop->checked), nothing waiting in the door (that goes first: the
+   * slow path drains it), room in the ring. */
   if (FUT__LIKELY(!hout && loop && cb && !loop->checked &&
                   !fut__door_rung(loop) && !loop->backlog_len)) {
     struct fut__ring *r = &loop->ready;
@@ -437,11 +469,16 @@ int fut_loop_call_soon(fut_loop_t *loop, fut_cb cb, void *arg,
       return 0;
     }
   }
-  return call_soon_slow(loop, cb, arg, hout);
+  return call_soon_slow(loop, cb, arg, hout, true);
 }
 
-int fut_loop_call_at(fut_loop_t *loop, uint64_t when, fut_cb cb, void *arg,
-                     fut_handle_t **hout) {
+int fut__call_soon_nocapture(fut_loop_t *loop, fut_cb cb, void *arg,
+                             fut_handle_t **hout) {
+  return call_soon_slow(loop, cb, arg, hout, false);
+}
+
+static int call_at(fut_loop_t *loop, uint64_t when, fut_cb cb, void *arg,
+                   fut_handle_t **hout, bool capture) {
   if (hout)
     *hout = NULL; /* the out rule of errors.h */
   if (FUT__UNLIKELY(!loop || !cb))
@@ -450,14 +487,19 @@ int fut_loop_call_at(fut_loop_t *loop, uint64_t when, fut_cb cb, void *arg,
   int err = fut__check_usable(loop);
   if (err)
     return err;
+  uint8_t flags = FUT__H_TIMER;
+  if (capture && (err = bind_ctx(loop, &cb, &arg, &flags)))
+    return err;
   if (!hout)
-    return fut__timer_push_cb(loop, when, cb, arg);
-  fut_handle_t *h = fut__handle_new(loop, cb, arg, FUT__H_TIMER);
-  if (!h)
+    return unbind_on_error(fut__timer_push_cb(loop, when, cb, arg), cb, arg);
+  fut_handle_t *h = fut__handle_new(loop, cb, arg, flags);
+  if (!h) {
+    unbind_on_error(-ENOMEM, cb, arg);
     return fut__error(-ENOMEM, "fut_loop_call_at: out of memory");
+  }
   h->when = when;
   if ((err = fut__timer_push(loop, h))) {
-    fut_handle_unref(h);
+    fut_handle_unref(h); /* frees a bound call with it */
     return err;
   }
   h->refs++; /* the heap's and the caller's */
@@ -465,12 +507,30 @@ int fut_loop_call_at(fut_loop_t *loop, uint64_t when, fut_cb cb, void *arg,
   return 0;
 }
 
+int fut_loop_call_at(fut_loop_t *loop, uint64_t when, fut_cb cb, void *arg,
+                     fut_handle_t **hout) {
+  return call_at(loop, when, cb, arg, hout, true);
+}
+
+int fut__call_at_nocapture(fut_loop_t *loop, uint64_t when, fut_cb cb,
+                           void *arg, fut_handle_t **hout) {
+  return call_at(loop, when, cb, arg, hout, false);
+}
+
+/* Clamps instead of wrapping: a huge delay means "never, in practice". */
+static uint64_t deadline(const fut_loop_t *loop, uint64_t delay_ns) {
+  uint64_t now = loop ? fut__loop_now(loop) : fut__now();
+  return delay_ns > UINT64_MAX - now ? UINT64_MAX : now + delay_ns;
+}
+
 int fut_loop_call_later(fut_loop_t *loop, uint64_t delay_ns, fut_cb cb,
                         void *arg, fut_handle_t **hout) {
-  uint64_t now = loop ? fut__loop_now(loop) : fut__now();
-  /* Clamp instead of wrapping: a huge delay means "never, in practice". */
-  uint64_t when = delay_ns > UINT64_MAX - now ? UINT64_MAX : now + delay_ns;
-  return fut_loop_call_at(loop, when, cb, arg, hout);
+  return call_at(loop, deadline(loop, delay_ns), cb, arg, hout, true);
+}
+
+int fut__call_later_nocapture(fut_loop_t *loop, uint64_t delay_ns, fut_cb cb,
+                              void *arg, fut_handle_t **hout) {
+  return call_at(loop, deadline(loop, delay_ns), cb, arg, hout, false);
 }
 
 /* ---- exceptions --------------------------------------------------------- */
@@ -513,10 +573,20 @@ void fut_loop_default_exception_handler(fut_loop_t *loop,
     if (n < (int)sizeof buf)
       n += snprintf(buf + n, sizeof buf - (size_t)n, "\n");
   }
-  if (ctx->handle && n < (int)sizeof buf)
+  if (ctx->handle && n < (int)sizeof buf) {
+    const fut_handle_t *h = ctx->handle;
+    fut_cb cb = h->cb;
+    void *arg = h->arg;
+    /* A bound callback not yet run: the user's, not the trampoline. */
+    if ((h->flags & (FUT__H_CTX | FUT__H_RAN)) == FUT__H_CTX) {
+      const struct fut__ctx_call *c = arg;
+      cb = c->fn.cb;
+      arg = c->arg;
+    }
     n += snprintf(buf + n, sizeof buf - (size_t)n,
-                  "  handle: %p callback %p arg %p\n", (void *)ctx->handle,
-                  *(void **)(void *)&ctx->handle->cb, ctx->handle->arg);
+                  "  handle: %p callback %p arg %p\n", (void *)h,
+                  *(void **)(void *)&cb, arg);
+  }
   fputs(buf, stderr);
 }
 
@@ -548,7 +618,8 @@ void fut_loop_set_debug(fut_loop_t *loop, bool enabled) {
   if (!loop)
     return;
   loop->debug = enabled;
-  loop->checked = loop->closed || enabled;
+  loop->checked = (uint8_t)((loop->checked & ~FUT__CHK_USABLE) |
+                            (loop->closed || enabled ? FUT__CHK_USABLE : 0));
 }
 bool fut_loop_get_debug(const fut_loop_t *loop) {
   return loop && loop->debug;

@@ -359,12 +359,14 @@ int fut__timers_expire(fut_loop_t *loop, uint64_t now) {
 }
 
 /* Drops every timer: handles read as cancelled, bare timers' args stay the
- * user's. */
+ * user's (a bound call, fut__ctx_call_run's record, is freed). */
 static void drop(fut_loop_t *loop, struct fut__heap_ent *e) {
   fut_handle_t *h = handle_of(e);
   loop->timers.total--;
-  if (!h)
+  if (!h) {
+    fut__release_entry(e->cb, e->arg); /* a bound call's context */
     return;
+  }
   h->flags |= FUT__H_CANCELLED;
   h->flags &= (uint8_t)~FUT__H_IN_HEAP;
   fut_handle_unref(h);

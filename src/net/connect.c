@@ -131,7 +131,7 @@ static int connect_any(fut_loop_t *loop, struct sockaddr_storage *addrs,
       if (fds[i] >= 0)
         (void)fut_loop_add_writer(loop, fds[i], wake, f);
     if (delay && next < n && !timer)
-      (void)fut_loop_call_later(loop, delay, wake, f, &timer);
+      (void)fut__call_later_nocapture(loop, delay, wake, f, &timer);
     err = fut_await(f, NULL);
     for (size_t i = 0; i < next; i++)
       if (fds[i] >= 0)

@@ -58,8 +58,8 @@ static void back_off(fut_server_t *s, int e) {
            fut_strerror(-e), (unsigned long long)(s->retry_delay_ns / 1000000));
   fut__report_exception(s->loop, "server out of system resources", -e, NULL,
                         NULL, detail);
-  if (!s->retry && fut_loop_call_later(s->loop, s->retry_delay_ns, retry_accept,
-                                       s, &s->retry) != 0)
+  if (!s->retry && fut__call_later_nocapture(s->loop, s->retry_delay_ns,
+                                             retry_accept, s, &s->retry) != 0)
     s->retry = NULL; /* no timer: start_serving will turn them on */
 }
 

@@ -103,7 +103,7 @@ static void poll_cb(void *arg);
 static int arm_poll(fut_loop_t *loop, struct state *s) {
   if (s->poll)
     return 0;
-  return fut_loop_call_later(loop, s->poll_ns, poll_cb, loop, &s->poll);
+  return fut__call_later_nocapture(loop, s->poll_ns, poll_cb, loop, &s->poll);
 }
 
 static void poll_cb(void *arg) {
@@ -125,7 +125,7 @@ static void poll_cb(void *arg) {
   if (arm_poll(loop, s)) {
     /* No memory for the timer: try again from the next tick rather than
      * never. */
-    (void)fut_loop_call_soon(loop, poll_cb, loop, &s->poll);
+    (void)fut__call_soon_nocapture(loop, poll_cb, loop, &s->poll);
   }
 }
 

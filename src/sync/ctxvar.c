@@ -75,20 +75,25 @@ struct fut__ctx_cell **fut__ctx_override(struct fut__ctx_cell **slot) {
   return old;
 }
 
-/* The slot holding the current context's head. */
+/* The slot holding the current context's head.  A running task's own
+ * comes first: a task resumed from inside a context-bound callback (a
+ * wake-up) still runs in its own context. */
 static struct fut__ctx_cell **current_slot(void) {
-  if (override_ctx)
-    return override_ctx;
   struct fut__task *t = fut__task_running();
   if (t)
     return (struct fut__ctx_cell **)&t->sync_ctx;
+  if (override_ctx)
+    return override_ctx;
   return &thread_ctx;
 }
 
 /* ---- the task layer's hooks ------------------------------------------- */
 
+/* A new task copies the current context: its creator's, a context-bound
+ * callback's, or the thread's own. */
 static void *inherit(struct fut__task *parent) {
-  return fut__ctx_ref(parent ? parent->sync_ctx : thread_ctx);
+  (void)parent; /* current_slot() finds it */
+  return fut__ctx_ref(*current_slot());
 }
 
 static void release(void *ctx, void *group) {
@@ -98,8 +103,41 @@ static void release(void *ctx, void *group) {
 
 static const struct fut__task_hooks hooks = {inherit, release};
 
+/* ---- the loop layer's hooks: callbacks bound to a context -------------- */
+
+static void ctx_ref(void *ctx) {
+  fut__ctx_ref(ctx);
+}
+
+static void ctx_unref(void *ctx) {
+  fut__ctx_unref(ctx);
+}
+
+/* What a callback scheduled now captures: the running task's context, a
+ * bound callback's or a fut_to_thread function's (the override); never a
+ * thread's own (plain code binds nothing).  NULL when empty. */
+static void *capture_here(void) {
+  struct fut__ctx_cell **slot = current_slot();
+  return slot == &thread_ctx ? NULL : fut__ctx_ref(*slot);
+}
+
+/* A bound callback's context is current through the override, as a
+ * fut_to_thread function's: sets inside it push onto the callback's own
+ * slot (the frame's), never onto the scheduler's context. */
+static void *ctx_enter(void **slot) {
+  return fut__ctx_override((struct fut__ctx_cell **)slot);
+}
+
+static void ctx_leave(void *prev) {
+  fut__ctx_override(prev);
+}
+
+static const struct fut__ctx_hooks ctx_hooks = {
+    ctx_ref, ctx_unref, capture_here, ctx_enter, ctx_leave};
+
 __attribute__((constructor)) static void ctxvar_init(void) {
   fut__task_hooks = &hooks;
+  fut__ctx_hooks = &ctx_hooks;
 }
 
 struct fut__ctx_cell *fut__ctx_current(void) {
@@ -165,6 +203,13 @@ int fut_ctxvar_set(fut_ctxvar_t *var, void *value) {
   c->value = value;
   c->next = head; /* takes over the slot's reference */
   *slot = c;
+  /* A task's first value: its loop now has a context the callbacks
+   * scheduled there may capture (the task layer drops the count when the
+   * task goes, as for a task created with a context). */
+  struct fut__task *t;
+  if (!head && (t = fut__task_running()) &&
+      slot == (struct fut__ctx_cell **)&t->sync_ctx)
+    fut__ctx_live_add(t->x.fut.loop, 1);
   if (slot == &thread_ctx && !head) {
     pthread_once(&thread_key_once, thread_key_init);
     if (have_key)

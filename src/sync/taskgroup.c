@@ -285,7 +285,7 @@ int fut_taskgroup_create_task(fut_taskgroup_t *g, fut_task_fn fn, void *arg,
     return err;
   }
   /* Always through the loop, even when t is done (gh-128550). */
-  if ((err = fut_add_done_callback(t, on_task_done, l))) {
+  if ((err = fut__add_done_callback(t, on_task_done, l))) {
     fut_cancel(t, NULL); /* it never started: it ends without running */
     fut_unref(t);
     fut__free(l);

@@ -155,7 +155,7 @@ static void start_cb(void *arg) {
   struct fut__qnode *list = ts_list(r->loop);
   fut_t *t = NULL;
   int err = list ? fut_create_task(r->loop, r->fn, r->arg, NULL, &t) : -ENOMEM;
-  if (!err && (err = fut_add_done_callback(t, on_task_done, r))) {
+  if (!err && (err = fut__add_done_callback(t, on_task_done, r))) {
     fut_cancel(t, NULL);
     fut_unref(t);
   }
@@ -196,7 +196,7 @@ static void on_cf_done(fut_cfuture_t *cf, void *arg) {
       r->cancel_sent = true;
       atomic_fetch_add_explicit(&r->refs, 1, memory_order_relaxed);
       /* Under mu: the loop cannot finish r (nor close) meanwhile. */
-      if (fut_loop_call_soon_threadsafe(r->loop, cancel_cb, r))
+      if (fut__call_soon_threadsafe_nocapture(r->loop, cancel_cb, r))
         atomic_fetch_sub_explicit(&r->refs, 1, memory_order_relaxed);
     }
     pthread_mutex_unlock(&r->mu);
@@ -324,12 +324,12 @@ int fut_to_thread(fut_job_fn fn, void *arg, fut_t **out) {
   t->ctx = fut__ctx_current();
   t->refs = 1; /* this call's, until the callbacks are registered */
   int err = fut_new(loop, &t->out);
-  if (!err && !(err = fut_add_done_callback(t->out, tt_out_done, t)))
+  if (!err && !(err = fut__add_done_callback(t->out, tt_out_done, t)))
     t->refs++;
   fut_t *inner = NULL;
   if (!err)
     err = fut_run_in_executor(loop, NULL, tt_job, t, &inner);
-  if (!err && (err = fut_add_done_callback(inner, tt_inner_done, t))) {
+  if (!err && (err = fut__add_done_callback(inner, tt_inner_done, t))) {
     /* No memory to learn when the job ends: it may still read t, so t
      * stays (leaked), abandoned; fn does not start if it has not yet. */
     atomic_store(&t->abandoned, true);

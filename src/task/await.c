@@ -281,7 +281,7 @@ static void wakeup(fut_t *f, void *arg) {
 static int wait_on(struct fut__task *t, fut_t *f) {
   if (t->closing_wake || t->ts->closing)
     return -ECANCELED;
-  int err = fut_add_done_callback(f, wakeup, t);
+  int err = fut__add_done_callback(f, wakeup, t);
   if (err)
     return err;
   t->waiter = fut_ref(f);
@@ -369,7 +369,7 @@ int fut_sleep(uint64_t ns) {
   int err = fut_new(loop, &f);
   if (err)
     return err;
-  if ((err = fut_loop_call_later(loop, ns, sleep_done, f, &h))) {
+  if ((err = fut__call_later_nocapture(loop, ns, sleep_done, f, &h))) {
     fut_unref(f);
     return err;
   }

@@ -87,6 +87,8 @@ const struct fut__task_hooks *fut__task_hooks;
 
 static void task_destroy(fut_t *f) {
   struct fut__task *t = fut__task_of(f);
+  if (t->sync_ctx)
+    fut__ctx_live_add(t->x.fut.loop, -1); /* loop/internal.h */
   if (fut__task_hooks && (t->sync_ctx || t->sync_group))
     fut__task_hooks->release(t->sync_ctx, t->sync_group);
   fut__task_drop_staged(t);
@@ -180,8 +182,9 @@ int fut_create_task(fut_loop_t *loop, fut_task_fn fn, void *arg,
   t->fn = fn;
   t->arg = arg;
   t->state = FUT__T_CREATED;
-  if (fut__task_hooks)
-    t->sync_ctx = fut__task_hooks->inherit(fut__task_running());
+  if (fut__task_hooks &&
+      (t->sync_ctx = fut__task_hooks->inherit(fut__task_running())))
+    fut__ctx_live_add(loop, 1); /* callbacks it schedules capture it */
   fut__q_insert_head(&ts->tasks, &t->node);
   ts->ntasks++;
   t->x.fut.refs++; /* the run reference, dropped by finish() */

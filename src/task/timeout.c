@@ -37,8 +37,8 @@ int fut_timeout_reschedule(fut_timeout_t *t, uint64_t when) {
   fut_loop_t *loop = fut_get_loop(t->task);
   /* A deadline in the past fires on the next iteration, never inline. */
   if (when <= fut_loop_time(loop))
-    return fut_loop_call_soon(loop, on_deadline, t, &t->timer);
-  return fut_loop_call_at(loop, when, on_deadline, t, &t->timer);
+    return fut__call_soon_nocapture(loop, on_deadline, t, &t->timer);
+  return fut__call_at_nocapture(loop, when, on_deadline, t, &t->timer);
 }
 
 int fut_timeout_enter(uint64_t delay_ns, fut_timeout_t **out) {
