@@ -3,7 +3,12 @@
  *       callback drains its byte (ns per round and per event)
  *   S6  TCP ping-pong of 64 bytes over one loopback connection, both ends
  *       in the same loop (µs per round trip)
- * Usage: bench_io [scale] */
+ *   S6' the same ping-pong where each end, holding a persistent reader,
+ *       arms a writer for each message and removes it in the writer's
+ *       callback ("write when writable"); raw epoll does the same with
+ *       EPOLL_CTL_MOD (EPOLLIN|EPOLLOUT, then EPOLLIN)
+ * Usage: bench_io [scale]   (BENCH_QUICK=1 divides the scale by 100;
+ * BENCH_IO_ONLY=s6w runs S6' alone, for strace) */
 #include <future.h>
 
 #include "bench_common.h"
@@ -199,8 +204,104 @@ static uint64_t s6_raw(long n) {
   return t;
 }
 
+/* ---- S6' ------------------------------------------------------------------ */
+
+static void on_server_writable(void *arg) {
+  (void)arg;
+  BENCH_CHECK(write(sfd, msg, sizeof msg) == (ssize_t)sizeof msg);
+  BENCH_CHECK(fut_loop_remove_writer(ploop, sfd) == 1);
+}
+
+static void on_client_writable(void *arg) {
+  (void)arg;
+  BENCH_CHECK(write(cfd, msg, sizeof msg) == (ssize_t)sizeof msg);
+  BENCH_CHECK(fut_loop_remove_writer(ploop, cfd) == 1);
+}
+
+static void on_server_w(void *arg) {
+  (void)arg;
+  if (read_msg(sfd))
+    BENCH_CHECK(fut_loop_add_writer(ploop, sfd, on_server_writable, NULL) ==
+                0);
+}
+
+static void on_client_w(void *arg) {
+  (void)arg;
+  if (!read_msg(cfd))
+    return;
+  if (++trips == target_trips)
+    fut_loop_stop(ploop);
+  else
+    BENCH_CHECK(fut_loop_add_writer(ploop, cfd, on_client_writable, NULL) ==
+                0);
+}
+
+static uint64_t s6w_loop(long n) {
+  BENCH_CHECK(fut_loop_new(&ploop) == 0);
+  BENCH_CHECK(fut_loop_add_reader(ploop, sfd, on_server_w, NULL) == 0);
+  BENCH_CHECK(fut_loop_add_reader(ploop, cfd, on_client_w, NULL) == 0);
+  trips = 0;
+  target_trips = n;
+  uint64_t t0 = bench_now();
+  BENCH_CHECK(fut_loop_add_writer(ploop, cfd, on_client_writable, NULL) == 0);
+  BENCH_CHECK(fut_loop_run_forever(ploop) == 0);
+  uint64_t t = bench_now() - t0;
+  fut_loop_free(ploop);
+  return t;
+}
+
+static void raw_arm(int ep, int fd, uint32_t events) {
+  struct epoll_event ev = {.events = events, .data.fd = fd};
+  BENCH_CHECK(epoll_ctl(ep, EPOLL_CTL_MOD, fd, &ev) == 0);
+}
+
+static uint64_t s6w_raw(long n) {
+  int ep = epoll_create1(EPOLL_CLOEXEC);
+  struct epoll_event ev = {.events = EPOLLIN, .data.fd = sfd};
+  BENCH_CHECK(epoll_ctl(ep, EPOLL_CTL_ADD, sfd, &ev) == 0);
+  ev.data.fd = cfd;
+  BENCH_CHECK(epoll_ctl(ep, EPOLL_CTL_ADD, cfd, &ev) == 0);
+  trips = 0;
+  target_trips = n;
+  struct epoll_event evs[8];
+  uint64_t t0 = bench_now();
+  raw_arm(ep, cfd, EPOLLIN | EPOLLOUT);
+  while (trips < n) {
+    int k = epoll_wait(ep, evs, 8, -1);
+    for (int i = 0; i < k && trips < n; i++) {
+      int fd = evs[i].data.fd;
+      uint32_t e = evs[i].events;
+      if (e & EPOLLIN) {
+        if (fd == sfd) {
+          if (read_msg(sfd))
+            raw_arm(ep, sfd, EPOLLIN | EPOLLOUT);
+        } else if (read_msg(cfd) && ++trips < n) {
+          raw_arm(ep, cfd, EPOLLIN | EPOLLOUT);
+        }
+      }
+      if ((e & EPOLLOUT) && trips < n) {
+        BENCH_CHECK(write(fd, msg, sizeof msg) == (ssize_t)sizeof msg);
+        raw_arm(ep, fd, EPOLLIN);
+      }
+    }
+  }
+  uint64_t t = bench_now() - t0;
+  close(ep);
+  return t;
+}
+
 int main(int argc, char **argv) {
   double scale = argc > 1 ? atof(argv[1]) : 1.0;
+  if (bench_quick())
+    scale /= 100;
+  const char *only = getenv("BENCH_IO_ONLY");
+  if (only && strcmp(only, "s6w") == 0) {
+    tcp_pair();
+    long n = (long)(100000 * scale);
+    bench_pair("S6' ping-pong, writer armed each message (per round trip)",
+               s6w_loop, "raw epoll", s6w_raw, n < 100 ? 100 : n);
+    return 0;
+  }
   /* 10,000 pipes need 20,000 fds: raise the soft limit to the hard one. */
   struct rlimit rl;
   getrlimit(RLIMIT_NOFILE, &rl);
@@ -232,6 +333,8 @@ int main(int argc, char **argv) {
     n = 100;
   bench_pair("S6 TCP ping-pong 64 B (per round trip)", s6_loop, "raw epoll",
              s6_raw, n);
+  bench_pair("S6' ping-pong, writer armed each message (per round trip)",
+             s6w_loop, "raw epoll", s6w_raw, n);
   close(cfd);
   close(sfd);
   return 0;

@@ -23,7 +23,7 @@ static size_t heap_used(void) {
 }
 
 int main(int argc, char **argv) {
-  long n = argc > 1 ? atol(argv[1]) : 1000000;
+  long n = argc > 1 ? atol(argv[1]) : bench_quick() ? 100000 : 1000000;
   fut_loop_t *loop;
   BENCH_CHECK(fut_loop_new(&loop) == 0);
 
@@ -34,6 +34,8 @@ int main(int argc, char **argv) {
   size_t after = heap_used();
   printf("S9 bytes per pending timer (no handle)       %6.1f\n",
          (double)(after - before) / (double)n);
+  bench_emit_role("S9 bytes per pending timer (no handle)", "libfuture", "fut",
+                  n, (double)(after - before) / (double)n, "bytes");
 
   /* The arrays of our own references are touched before measuring. */
   fut_handle_t **hs = calloc((size_t)n, sizeof *hs);
@@ -46,6 +48,8 @@ int main(int argc, char **argv) {
   after = heap_used();
   printf("S9 bytes per pending timer (with handle)     %6.1f\n",
          (double)(after - before) / (double)n);
+  bench_emit_role("S9 bytes per pending timer (with handle)", "libfuture",
+                  "fut", n, (double)(after - before) / (double)n, "bytes");
   for (long i = 0; i < n; i++) {
     fut_handle_cancel(hs[i]);
     fut_handle_unref(hs[i]);
@@ -62,6 +66,8 @@ int main(int argc, char **argv) {
   after = heap_used();
   printf("S9 bytes per pending future with 1 callback  %6.1f\n",
          (double)(after - before) / (double)n);
+  bench_emit_role("S9 bytes per pending future with 1 callback", "libfuture",
+                  "fut", n, (double)(after - before) / (double)n, "bytes");
   for (long i = 0; i < n; i++)
     fut_unref(fs[i]);
   free(fs);

@@ -174,7 +174,8 @@ static bool run_python(double py[4]) {
 }
 
 int main(void) {
-  const long n = 1000000;
+  const long n = bench_quick() ? 100000 : 1000000;
+  int runs = bench_runs();
   static const struct {
     const char *name;
     size_t maxsize;
@@ -188,11 +189,21 @@ int main(void) {
   for (int i = 0; i < 3; i++) {
     g_maxsize = sc[i].maxsize;
     g_yield_every = sc[i].yield_every;
-    fut[i] = bench_ns_per_op(run_pc, n, BENCH_RUNS);
+    fut[i] = bench_ns_per_op(run_pc, n, runs);
   }
-  double lock_ns = bench_ns_per_op(run_lock, n * 10, BENCH_RUNS);
+  double lock_ns = bench_ns_per_op(run_lock, n * 10, runs);
   double py[4];
-  bool have_py = run_python(py);
+  /* asyncio takes tens of seconds: not in the quick mode. */
+  bool have_py = !bench_quick() && run_python(py);
+  for (int i = 0; i < 3; i++) {
+    bench_emit(sc[i].name, NULL, n, fut[i]);
+    if (have_py)
+      bench_emit(sc[i].name, "asyncio (python3)", 100000, py[i]);
+  }
+  bench_emit("lock acquire + release, uncontended", NULL, n * 10, lock_ns);
+  if (have_py)
+    bench_emit("lock acquire + release, uncontended", "asyncio (python3)",
+               1000000, py[3]);
   for (int i = 0; i < 3; i++) {
     if (have_py)
       printf("%-44s %9.2f ns/item   asyncio %9.2f ns/item   %.1fx faster\n",
@@ -208,7 +219,8 @@ int main(void) {
     bench_report("lock acquire + release, uncontended", lock_ns, NULL, 0);
   if (!have_py)
     printf("(python3 not found or failed: no asyncio comparison)\n");
-  bench_report("queue put_nowait + get_nowait, no task",
-               bench_ns_per_op(run_nowait, n * 10, BENCH_RUNS), NULL, 0);
+  double nowait = bench_ns_per_op(run_nowait, n * 10, runs);
+  bench_report("queue put_nowait + get_nowait, no task", nowait, NULL, 0);
+  bench_emit("queue put_nowait + get_nowait, no task", NULL, n * 10, nowait);
   return 0;
 }

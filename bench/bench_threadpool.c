@@ -21,6 +21,9 @@
 
 #define NJOBS 200000
 #define NROUND 20000
+/* BENCH_QUICK: a tenth of each. */
+#define NJOBS_RUN (bench_quick() ? NJOBS / 10 : NJOBS)
+#define NROUND_RUN (bench_quick() ? NROUND / 10 : NROUND)
 #define WORKERS 4
 
 static fut_loop_t *loop;
@@ -117,9 +120,9 @@ int main(int argc, char **argv) {
     printf("libfuture %s thread pool (%s workers), medians of %d runs\n",
            fut_version_string(), w ? w : "4", BENCH_RUNS);
     bench_pair("S7 200k no-op jobs, completion on the loop", s7_burst,
-               BASE("libuv uv_queue_work", uv_burst), NJOBS);
+               BASE("libuv uv_queue_work", uv_burst), NJOBS_RUN);
     bench_pair("S7' one job in flight, round trip", s7_round_trip,
-               BASE("libuv uv_queue_work", uv_round_trip), NROUND);
+               BASE("libuv uv_queue_work", uv_round_trip), NROUND_RUN);
 #ifndef FUT_BENCH_HAVE_LIBUV
     printf("(libuv not found at configure time: no comparison)\n");
 #endif
