@@ -8,7 +8,8 @@
  *       callback ("write when writable"); raw epoll does the same with
  *       EPOLL_CTL_MOD (EPOLLIN|EPOLLOUT, then EPOLLIN)
  * Usage: bench_io [scale]   (BENCH_QUICK=1 divides the scale by 100;
- * BENCH_IO_ONLY=s6w runs S6' alone, for strace) */
+ * BENCH_IO_ONLY=s6w runs S6' alone; s6w-fut or s6w-raw one system of it,
+ * for strace -c) */
 #include <future.h>
 
 #include "bench_common.h"
@@ -295,6 +296,15 @@ int main(int argc, char **argv) {
   if (bench_quick())
     scale /= 100;
   const char *only = getenv("BENCH_IO_ONLY");
+  if (only && (strcmp(only, "s6w-fut") == 0 || strcmp(only, "s6w-raw") == 0)) {
+    /* One system alone, for strace -c: calls per round trip. */
+    tcp_pair();
+    long n = (long)(100000 * scale);
+    n = n < 100 ? 100 : n;
+    uint64_t t = only[4] == 'f' ? s6w_loop(n) : s6w_raw(n);
+    printf("%s: %ld round trips, %.0f ns each\n", only, n, (double)t / n);
+    return 0;
+  }
   if (only && strcmp(only, "s6w") == 0) {
     tcp_pair();
     long n = (long)(100000 * scale);
