@@ -2,7 +2,8 @@
  * runs and their median.  Each program prints one line per scenario:
  *   name  median ns/op  [baseline median ns/op  ratio]  (runs)
  * With BENCH_TSV=1 in the environment (what bench/run sets) each scenario
- * runs once per system and every figure also comes as one machine line
+ * runs once per system after one untimed warm-up run, and every figure
+ * also comes as one machine line
  *   @<TAB>scenario<TAB>system<TAB>role<TAB>N<TAB>value<TAB>unit
  * (role: "limit" for a plain-C limit, "peer" for another library, "fut"
  * for libfuture); bench/run keeps only those lines.  BENCH_QUICK=1 asks
@@ -30,7 +31,9 @@ static inline int bench_quick(void) {
 
 /* Repetitions inside one program: one in machine mode (bench/run repeats
  * the programs themselves, round-robin). */
-static inline int bench_runs(void) { return bench_tsv() ? 1 : BENCH_RUNS; }
+static inline int bench_runs(void) {
+  return bench_tsv() ? 1 : BENCH_RUNS;
+}
 
 /* One machine line (nothing unless BENCH_TSV is set).  The role comes
  * from the system's name unless given: a plain-C limit names itself so. */
@@ -57,8 +60,8 @@ static inline const char *bench_role_of(const char *system) {
   return "peer";
 }
 
-static inline void bench_emit(const char *scenario, const char *system,
-                              long n, double ns) {
+static inline void bench_emit(const char *scenario, const char *system, long n,
+                              double ns) {
   bench_emit_role(scenario, system ? system : "libfuture",
                   bench_role_of(system), n, ns, "ns/op");
 }
@@ -82,13 +85,15 @@ static inline double bench_median(double *v, int n) {
 /* Runs fn(n) `runs` times; fn returns elapsed ns; gives median ns per op. */
 static inline double bench_ns_per_op(uint64_t (*fn)(long), long n, int runs) {
   double v[32];
+  if (runs == 1) /* one timed run: warm the caches and pools first */
+    fn(n);
   for (int i = 0; i < runs; i++)
     v[i] = (double)fn(n) / (double)n;
   return bench_median(v, runs);
 }
 
 static inline void bench_report(const char *name, double ns,
-                                 const char *base_name, double base_ns) {
+                                const char *base_name, double base_ns) {
   if (base_name)
     printf("%-44s %9.2f ns/op   %-26s %9.2f ns/op   ratio %.2fx\n", name, ns,
            base_name, base_ns, ns / base_ns);
@@ -104,6 +109,11 @@ static inline void bench_pair(const char *name, uint64_t (*fn)(long),
                               long n) {
   double v[BENCH_RUNS], b[BENCH_RUNS];
   int runs = bench_runs();
+  if (runs == 1) { /* one timed run: warm the caches and pools first */
+    fn(n);
+    if (base)
+      base(n);
+  }
   for (int i = 0; i < runs; i++) {
     v[i] = (double)fn(n) / (double)n;
     if (base)
@@ -124,6 +134,9 @@ static inline void bench_multi(const char *name, long n, int k,
                                uint64_t (*const *fns)(long)) {
   double v[BENCH_MAX_SYSTEMS][BENCH_RUNS], m[BENCH_MAX_SYSTEMS];
   int runs = bench_runs();
+  if (runs == 1) /* one timed run: warm the caches and pools first */
+    for (int s = 0; s < k; s++)
+      fns[s](n);
   for (int i = 0; i < runs; i++)
     for (int s = 0; s < k; s++)
       v[s][i] = (double)fns[s](n) / (double)n;
@@ -137,13 +150,13 @@ static inline void bench_multi(const char *name, long n, int k,
     bench_report(name, m[0], NULL, 0);
 }
 
-#define BENCH_CHECK(expr)                                                     \
-  do {                                                                        \
-    if (!(expr)) {                                                            \
-      fprintf(stderr, "bench: check failed: %s (%s:%d)\n", #expr, __FILE__,  \
-              __LINE__);                                                      \
-      exit(1);                                                                \
-    }                                                                         \
+#define BENCH_CHECK(expr)                                                      \
+  do {                                                                         \
+    if (!(expr)) {                                                             \
+      fprintf(stderr, "bench: check failed: %s (%s:%d)\n", #expr, __FILE__,    \
+              __LINE__);                                                       \
+      exit(1);                                                                 \
+    }                                                                          \
   } while (0)
 
 #endif

@@ -28,7 +28,8 @@ static int npipes, nactive;
 static int (*pipes)[2];
 static long events;
 
-/* ---- S5 ---------------------------------------------------------------------- */
+/* ---- S5
+ * ---------------------------------------------------------------------- */
 
 static void make_pipes(int n) {
   pipes = malloc(sizeof *pipes * (size_t)n);
@@ -108,7 +109,8 @@ static uint64_t s5_raw(long rounds) {
   return t;
 }
 
-/* ---- S6 ---------------------------------------------------------------------- */
+/* ---- S6
+ * ---------------------------------------------------------------------- */
 
 static int cfd, sfd; /* client and server ends */
 static long trips, target_trips;
@@ -120,7 +122,8 @@ static void tcp_pair(void) {
   struct sockaddr_in a = {.sin_family = AF_INET,
                           .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
   socklen_t len = sizeof a;
-  BENCH_CHECK(l >= 0 && bind(l, (void *)&a, sizeof a) == 0 && listen(l, 1) == 0);
+  BENCH_CHECK(l >= 0 && bind(l, (void *)&a, sizeof a) == 0 &&
+              listen(l, 1) == 0);
   BENCH_CHECK(getsockname(l, (void *)&a, &len) == 0);
   cfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   BENCH_CHECK(connect(cfd, (void *)&a, sizeof a) == 0);
@@ -205,7 +208,8 @@ static uint64_t s6_raw(long n) {
   return t;
 }
 
-/* ---- S6' ------------------------------------------------------------------ */
+/* ---- S6' ------------------------------------------------------------------
+ */
 
 static void on_server_writable(void *arg) {
   (void)arg;
@@ -222,8 +226,7 @@ static void on_client_writable(void *arg) {
 static void on_server_w(void *arg) {
   (void)arg;
   if (read_msg(sfd))
-    BENCH_CHECK(fut_loop_add_writer(ploop, sfd, on_server_writable, NULL) ==
-                0);
+    BENCH_CHECK(fut_loop_add_writer(ploop, sfd, on_server_writable, NULL) == 0);
 }
 
 static void on_client_w(void *arg) {
@@ -233,8 +236,7 @@ static void on_client_w(void *arg) {
   if (++trips == target_trips)
     fut_loop_stop(ploop);
   else
-    BENCH_CHECK(fut_loop_add_writer(ploop, cfd, on_client_writable, NULL) ==
-                0);
+    BENCH_CHECK(fut_loop_add_writer(ploop, cfd, on_client_writable, NULL) == 0);
 }
 
 static uint64_t s6w_loop(long n) {
@@ -320,7 +322,8 @@ int main(int argc, char **argv) {
   /* 10,000 pipes when the limit allows, else as many as it does. */
   int big = rl.rlim_cur >= 20100 ? 10000 : (int)(rl.rlim_cur - 100) / 2;
   printf("libfuture %s, medians of %d runs (libfuture / raw epoll, "
-         "alternating)\n", fut_version_string(), BENCH_RUNS);
+         "alternating)\n",
+         fut_version_string(), BENCH_RUNS);
   static const int ps[] = {100, 10000}, as[] = {1, 100};
   for (int pi = 0; pi < 2; pi++) {
     for (int ai = 0; ai < 2; ai++) {

@@ -7,7 +7,9 @@
 
 #include <string.h>
 
-static void nop_cb(void *arg) { (void)arg; }
+static void nop_cb(void *arg) {
+  (void)arg;
+}
 static void nop_done(fut_t *f, void *arg) {
   (void)f;
   (void)arg;

@@ -128,7 +128,8 @@ int main(int argc, char **argv) {
   printf("task lifecycle, bursts of 1,000 alive        %8.1f ns per task\n",
          (double)(b1 - b0) / (BURST * (double)ROUNDS));
   bench_emit("task lifecycle, bursts of 1,000 alive", NULL,
-             BURST * (long)ROUNDS, (double)(b1 - b0) / (BURST * (double)ROUNDS));
+             BURST * (long)ROUNDS,
+             (double)(b1 - b0) / (BURST * (double)ROUNDS));
   fut_loop_free(loop);
   return 0;
 }

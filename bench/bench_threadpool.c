@@ -72,7 +72,9 @@ static uv_loop_t *uvl;
 static uv_work_t *reqs;
 static long uv_remaining;
 
-static void uv_work(uv_work_t *req) { (void)req; }
+static void uv_work(uv_work_t *req) {
+  (void)req;
+}
 static void uv_after(uv_work_t *req, int status) {
   (void)req;
   (void)status;
@@ -105,8 +107,7 @@ static uint64_t uv_round_trip(long n) {
 int main(int argc, char **argv) {
   const char *w = getenv("W");
   BENCH_CHECK(fut_loop_new(&loop) == 0);
-  BENCH_CHECK(fut_thread_pool_new(w ? (size_t)atoi(w) : WORKERS, &pool) ==
-              0);
+  BENCH_CHECK(fut_thread_pool_new(w ? (size_t)atoi(w) : WORKERS, &pool) == 0);
 #ifdef FUT_BENCH_HAVE_LIBUV
   uvl = uv_default_loop();
   reqs = calloc(NJOBS, sizeof *reqs);
