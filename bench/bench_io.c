@@ -7,9 +7,11 @@
  *       arms a writer for each message and removes it in the writer's
  *       callback ("write when writable"); raw epoll does the same with
  *       EPOLL_CTL_MOD (EPOLLIN|EPOLLOUT, then EPOLLIN)
+ *   S6'' the same ping-pong where each reader callback pauses and resumes
+ *       reading (remove_reader + add_reader), beside S6's raw epoll
  * Usage: bench_io [scale]   (BENCH_QUICK=1 divides the scale by 100;
- * BENCH_IO_ONLY=s6w runs S6' alone; s6w-fut or s6w-raw one system of it,
- * for strace -c) */
+ * BENCH_IO_ONLY=s6w runs S6' alone; s6w-fut, s6w-raw or s6t-fut one
+ * system of S6' or S6'', for strace -c) */
 #include <future.h>
 
 #include "bench_common.h"
@@ -253,6 +255,42 @@ static uint64_t s6w_loop(long n) {
   return t;
 }
 
+/* ---- S6'': the reader paused and resumed in its own callback ------------
+ * (flow control toggling within one callback: remove_reader, then
+ * add_reader again).  Lazily this is one EPOLL_CTL_MOD per message; eagerly
+ * it was a DEL and an ADD.  The limit is S6's raw epoll, which does no
+ * epoll_ctl at all. */
+static void on_server_toggle(void *arg);
+static void on_client_toggle(void *arg);
+
+static void on_server_toggle(void *arg) {
+  (void)arg;
+  BENCH_CHECK(fut_loop_remove_reader(ploop, sfd) == 1);
+  BENCH_CHECK(fut_loop_add_reader(ploop, sfd, on_server_toggle, NULL) == 0);
+  on_server(NULL);
+}
+
+static void on_client_toggle(void *arg) {
+  (void)arg;
+  BENCH_CHECK(fut_loop_remove_reader(ploop, cfd) == 1);
+  BENCH_CHECK(fut_loop_add_reader(ploop, cfd, on_client_toggle, NULL) == 0);
+  on_client(NULL);
+}
+
+static uint64_t s6t_loop(long n) {
+  BENCH_CHECK(fut_loop_new(&ploop) == 0);
+  BENCH_CHECK(fut_loop_add_reader(ploop, sfd, on_server_toggle, NULL) == 0);
+  BENCH_CHECK(fut_loop_add_reader(ploop, cfd, on_client_toggle, NULL) == 0);
+  trips = 0;
+  target_trips = n;
+  uint64_t t0 = bench_now();
+  BENCH_CHECK(write(cfd, msg, sizeof msg) == (ssize_t)sizeof msg);
+  BENCH_CHECK(fut_loop_run_forever(ploop) == 0);
+  uint64_t t = bench_now() - t0;
+  fut_loop_free(ploop);
+  return t;
+}
+
 static void raw_arm(int ep, int fd, uint32_t events) {
   struct epoll_event ev = {.events = events, .data.fd = fd};
   BENCH_CHECK(epoll_ctl(ep, EPOLL_CTL_MOD, fd, &ev) == 0);
@@ -307,6 +345,14 @@ int main(int argc, char **argv) {
     printf("%s: %ld round trips, %.0f ns each\n", only, n, (double)t / n);
     return 0;
   }
+  if (only && strcmp(only, "s6t-fut") == 0) {
+    tcp_pair();
+    long n = (long)(100000 * scale);
+    n = n < 100 ? 100 : n;
+    uint64_t t = s6t_loop(n);
+    printf("%s: %ld round trips, %.0f ns each\n", only, n, (double)t / n);
+    return 0;
+  }
   if (only && strcmp(only, "s6w") == 0) {
     tcp_pair();
     long n = (long)(100000 * scale);
@@ -348,6 +394,9 @@ int main(int argc, char **argv) {
              s6_raw, n);
   bench_pair("S6' ping-pong, writer armed each message (per round trip)",
              s6w_loop, "raw epoll", s6w_raw, n);
+  bench_pair("S6'' ping-pong, reader paused + resumed in its callback "
+             "(per round trip)",
+             s6t_loop, "raw epoll (S6's)", s6_raw, n);
   close(cfd);
   close(sfd);
   return 0;
