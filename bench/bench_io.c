@@ -10,7 +10,8 @@
  *   S6'' the same ping-pong where each reader callback pauses and resumes
  *       reading (remove_reader + add_reader), beside S6's raw epoll
  * Usage: bench_io [scale]   (BENCH_QUICK=1 divides the scale by 100;
- * BENCH_IO_ONLY=s6w runs S6' alone; s6w-fut, s6w-raw or s6t-fut one
+ * BENCH_IO_ONLY=s6 runs S6, S6' and S6'' only, s6w S6' alone; s6w-fut,
+ * s6w-raw or s6t-fut one
  * system of S6' or S6'', for strace -c) */
 #include <future.h>
 
@@ -353,11 +354,19 @@ int main(int argc, char **argv) {
     printf("%s: %ld round trips, %.0f ns each\n", only, n, (double)t / n);
     return 0;
   }
-  if (only && strcmp(only, "s6w") == 0) {
+  if (only && (strcmp(only, "s6w") == 0 || strcmp(only, "s6") == 0)) {
     tcp_pair();
     long n = (long)(100000 * scale);
+    n = n < 100 ? 100 : n;
+    if (only[2] != 'w')
+      bench_pair("S6 TCP ping-pong 64 B (per round trip)", s6_loop, "raw epoll",
+                 s6_raw, n);
     bench_pair("S6' ping-pong, writer armed each message (per round trip)",
-               s6w_loop, "raw epoll", s6w_raw, n < 100 ? 100 : n);
+               s6w_loop, "raw epoll", s6w_raw, n);
+    if (only[2] != 'w')
+      bench_pair("S6'' ping-pong, reader paused + resumed in its callback "
+                 "(per round trip)",
+                 s6t_loop, "raw epoll (S6's)", s6_raw, n);
     return 0;
   }
   /* 10,000 pipes need 20,000 fds: raise the soft limit to the hard one. */
