@@ -178,7 +178,8 @@ static int remove_watcher(fut_loop_t *loop, int fd, uint32_t bit) {
   uint32_t want = watched(io);
   if (loop->epfd < 0 || loop->fork_gen != fut__fork_generation()) {
     io->registered = (uint8_t)want;
-  } else if (!io->dirty && mark_dirty(loop, fd) != 0) {
+  } else if (io->registered != want && !io->dirty &&
+             mark_dirty(loop, fd) != 0) {
     (void)fut__epoll_lower(loop, fd, want);
     io->registered = (uint8_t)want;
   }
