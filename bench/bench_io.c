@@ -9,6 +9,8 @@
  *       EPOLL_CTL_MOD (EPOLLIN|EPOLLOUT, then EPOLLIN)
  *   S6'' the same ping-pong where each reader callback pauses and resumes
  *       reading (remove_reader + add_reader), beside S6's raw epoll
+ * S5 and S6 also run libev (ev_io, epoll backend) and libuv (uv_poll) when
+ * found at configure time.
  * Usage: bench_io [scale]   (BENCH_QUICK=1 divides the scale by 100;
  * BENCH_IO_ONLY=s6 runs S6, S6' and S6'' only, s6w S6' alone; s6w-fut,
  * s6w-raw or s6t-fut one
@@ -211,6 +213,158 @@ static uint64_t s6_raw(long n) {
   return t;
 }
 
+/* ---- peers: libev ev_io and libuv uv_poll, S5 and S6 ----------------------
+ * Linked into this benchmark only when found at configure time. */
+#ifdef FUT_BENCH_HAVE_LIBEV
+#include <ev.h>
+
+static struct ev_loop *evl;
+
+static void ev_s5_cb(struct ev_loop *l, ev_io *w, int revents) {
+  (void)l;
+  (void)revents;
+  on_readable((void *)(intptr_t)w->fd);
+}
+
+static uint64_t s5_libev(long rounds) {
+  ev_io *ws = malloc(sizeof *ws * (size_t)npipes);
+  BENCH_CHECK(ws);
+  for (int i = 0; i < npipes; i++) {
+    ev_io_init(&ws[i], ev_s5_cb, pipes[i][0], EV_READ);
+    ev_io_start(evl, &ws[i]);
+  }
+  events = 0;
+  uint64_t t0 = bench_now();
+  for (long r = 0; r < rounds; r++) {
+    fire((int)r);
+    long want = events + nactive;
+    while (events < want)
+      ev_run(evl, EVRUN_ONCE);
+  }
+  uint64_t t = bench_now() - t0;
+  BENCH_CHECK(events == rounds * nactive);
+  for (int i = 0; i < npipes; i++)
+    ev_io_stop(evl, &ws[i]);
+  free(ws);
+  return t;
+}
+
+static void ev_s6_server(struct ev_loop *l, ev_io *w, int revents) {
+  (void)l;
+  (void)w;
+  (void)revents;
+  on_server(NULL);
+}
+
+static void ev_s6_client(struct ev_loop *l, ev_io *w, int revents) {
+  (void)w;
+  (void)revents;
+  if (!read_msg(cfd))
+    return;
+  if (++trips == target_trips)
+    ev_break(l, EVBREAK_ALL);
+  else
+    BENCH_CHECK(write(cfd, msg, sizeof msg) == (ssize_t)sizeof msg);
+}
+
+static uint64_t s6_libev(long n) {
+  ev_io ws, wc;
+  ev_io_init(&ws, ev_s6_server, sfd, EV_READ);
+  ev_io_init(&wc, ev_s6_client, cfd, EV_READ);
+  ev_io_start(evl, &ws);
+  ev_io_start(evl, &wc);
+  trips = 0;
+  target_trips = n;
+  uint64_t t0 = bench_now();
+  BENCH_CHECK(write(cfd, msg, sizeof msg) == (ssize_t)sizeof msg);
+  ev_run(evl, 0);
+  uint64_t t = bench_now() - t0;
+  ev_io_stop(evl, &ws);
+  ev_io_stop(evl, &wc);
+  return t;
+}
+#endif
+
+#ifdef FUT_BENCH_HAVE_LIBUV
+#include <uv.h>
+
+static uv_loop_t *uvl;
+
+static void uv_s5_cb(uv_poll_t *h, int status, int revents) {
+  (void)status;
+  (void)revents;
+  on_readable(h->data);
+}
+
+static uint64_t s5_libuv(long rounds) {
+  uv_poll_t *hs = malloc(sizeof *hs * (size_t)npipes);
+  BENCH_CHECK(hs);
+  for (int i = 0; i < npipes; i++) {
+    BENCH_CHECK(uv_poll_init(uvl, &hs[i], pipes[i][0]) == 0);
+    hs[i].data = (void *)(intptr_t)pipes[i][0];
+    BENCH_CHECK(uv_poll_start(&hs[i], UV_READABLE, uv_s5_cb) == 0);
+  }
+  events = 0;
+  uint64_t t0 = bench_now();
+  for (long r = 0; r < rounds; r++) {
+    fire((int)r);
+    long want = events + nactive;
+    while (events < want)
+      uv_run(uvl, UV_RUN_ONCE);
+  }
+  uint64_t t = bench_now() - t0;
+  BENCH_CHECK(events == rounds * nactive);
+  for (int i = 0; i < npipes; i++)
+    uv_close((uv_handle_t *)&hs[i], NULL);
+  uv_run(uvl, UV_RUN_DEFAULT);
+  free(hs);
+  return t;
+}
+
+static void uv_s6_server(uv_poll_t *h, int status, int revents) {
+  (void)h;
+  (void)status;
+  (void)revents;
+  on_server(NULL);
+}
+
+static void uv_s6_client(uv_poll_t *h, int status, int revents) {
+  (void)h;
+  (void)status;
+  (void)revents;
+  if (!read_msg(cfd))
+    return;
+  if (++trips == target_trips)
+    uv_stop(uvl);
+  else
+    BENCH_CHECK(write(cfd, msg, sizeof msg) == (ssize_t)sizeof msg);
+}
+
+static uint64_t s6_libuv(long n) {
+  uv_poll_t hs, hc;
+  BENCH_CHECK(uv_poll_init(uvl, &hs, sfd) == 0);
+  BENCH_CHECK(uv_poll_init(uvl, &hc, cfd) == 0);
+  BENCH_CHECK(uv_poll_start(&hs, UV_READABLE, uv_s6_server) == 0);
+  BENCH_CHECK(uv_poll_start(&hc, UV_READABLE, uv_s6_client) == 0);
+  trips = 0;
+  target_trips = n;
+  uint64_t t0 = bench_now();
+  BENCH_CHECK(write(cfd, msg, sizeof msg) == (ssize_t)sizeof msg);
+  uv_run(uvl, UV_RUN_DEFAULT);
+  uint64_t t = bench_now() - t0;
+  uv_close((uv_handle_t *)&hs, NULL);
+  uv_close((uv_handle_t *)&hc, NULL);
+  uv_run(uvl, UV_RUN_DEFAULT);
+  return t;
+}
+#endif
+
+#define ADD_SYS(nm, fn)                                                        \
+  do {                                                                         \
+    names[k] = (nm);                                                           \
+    fns[k++] = (fn);                                                           \
+  } while (0)
+
 /* ---- S6' ------------------------------------------------------------------
  */
 
@@ -336,6 +490,14 @@ int main(int argc, char **argv) {
   double scale = argc > 1 ? atof(argv[1]) : 1.0;
   if (bench_quick())
     scale /= 100;
+#ifdef FUT_BENCH_HAVE_LIBEV
+  evl = ev_loop_new(EVBACKEND_EPOLL);
+  BENCH_CHECK(evl);
+#endif
+#ifdef FUT_BENCH_HAVE_LIBUV
+  uvl = uv_default_loop();
+  BENCH_CHECK(uvl);
+#endif
   const char *only = getenv("BENCH_IO_ONLY");
   if (only && (strcmp(only, "s6w-fut") == 0 || strcmp(only, "s6w-raw") == 0)) {
     /* One system alone, for strace -c: calls per round trip. */
@@ -391,7 +553,18 @@ int main(int argc, char **argv) {
       char name[64];
       snprintf(name, sizeof name, "S5 pipes P=%d A=%d (per round)", npipes,
                nactive);
-      bench_pair(name, s5_loop, "raw epoll", s5_raw, rounds);
+      const char *names[BENCH_MAX_SYSTEMS];
+      uint64_t (*fns[BENCH_MAX_SYSTEMS])(long);
+      int k = 0;
+      ADD_SYS(NULL, s5_loop);
+      ADD_SYS("raw epoll", s5_raw);
+#ifdef FUT_BENCH_HAVE_LIBEV
+      ADD_SYS("libev ev_io", s5_libev);
+#endif
+#ifdef FUT_BENCH_HAVE_LIBUV
+      ADD_SYS("libuv uv_poll", s5_libuv);
+#endif
+      bench_multi(name, rounds, k, names, fns);
       close_pipes(npipes);
     }
   }
@@ -399,8 +572,20 @@ int main(int argc, char **argv) {
   long n = (long)(100000 * scale);
   if (n < 100)
     n = 100;
-  bench_pair("S6 TCP ping-pong 64 B (per round trip)", s6_loop, "raw epoll",
-             s6_raw, n);
+  {
+    const char *names[BENCH_MAX_SYSTEMS];
+    uint64_t (*fns[BENCH_MAX_SYSTEMS])(long);
+    int k = 0;
+    ADD_SYS(NULL, s6_loop);
+    ADD_SYS("raw epoll", s6_raw);
+#ifdef FUT_BENCH_HAVE_LIBEV
+    ADD_SYS("libev ev_io", s6_libev);
+#endif
+#ifdef FUT_BENCH_HAVE_LIBUV
+    ADD_SYS("libuv uv_poll", s6_libuv);
+#endif
+    bench_multi("S6 TCP ping-pong 64 B (per round trip)", n, k, names, fns);
+  }
   bench_pair("S6' ping-pong, writer armed each message (per round trip)",
              s6w_loop, "raw epoll", s6w_raw, n);
   bench_pair("S6'' ping-pong, reader paused + resumed in its callback "
