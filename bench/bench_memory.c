@@ -7,7 +7,9 @@
 
 #include <string.h>
 
-static void nop_cb(void *arg) { (void)arg; }
+static void nop_cb(void *arg) {
+  (void)arg;
+}
 static void nop_done(fut_t *f, void *arg) {
   (void)f;
   (void)arg;
@@ -23,7 +25,7 @@ static size_t heap_used(void) {
 }
 
 int main(int argc, char **argv) {
-  long n = argc > 1 ? atol(argv[1]) : 1000000;
+  long n = argc > 1 ? atol(argv[1]) : bench_quick() ? 100000 : 1000000;
   fut_loop_t *loop;
   BENCH_CHECK(fut_loop_new(&loop) == 0);
 
@@ -34,6 +36,8 @@ int main(int argc, char **argv) {
   size_t after = heap_used();
   printf("S9 bytes per pending timer (no handle)       %6.1f\n",
          (double)(after - before) / (double)n);
+  bench_emit_role("S9 bytes per pending timer (no handle)", "libfuture", "fut",
+                  n, (double)(after - before) / (double)n, "bytes");
 
   /* The arrays of our own references are touched before measuring. */
   fut_handle_t **hs = calloc((size_t)n, sizeof *hs);
@@ -46,6 +50,8 @@ int main(int argc, char **argv) {
   after = heap_used();
   printf("S9 bytes per pending timer (with handle)     %6.1f\n",
          (double)(after - before) / (double)n);
+  bench_emit_role("S9 bytes per pending timer (with handle)", "libfuture",
+                  "fut", n, (double)(after - before) / (double)n, "bytes");
   for (long i = 0; i < n; i++) {
     fut_handle_cancel(hs[i]);
     fut_handle_unref(hs[i]);
@@ -62,6 +68,8 @@ int main(int argc, char **argv) {
   after = heap_used();
   printf("S9 bytes per pending future with 1 callback  %6.1f\n",
          (double)(after - before) / (double)n);
+  bench_emit_role("S9 bytes per pending future with 1 callback", "libfuture",
+                  "fut", n, (double)(after - before) / (double)n, "bytes");
   for (long i = 0; i < n; i++)
     fut_unref(fs[i]);
   free(fs);

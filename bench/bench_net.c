@@ -305,6 +305,15 @@ static void run_cell(size_t ci) {
            s->name, c->s6 ? 2 : 0, c->s6 ? 1e6 / m->rps : m->rps,
            result[ci].ratio[si], m->p99_us, m->cpu_us, result[ci].cpu_ratio[si],
            m->gen_share * 100, m->runq * 100);
+    char scen[96];
+    if (c->s6) {
+      snprintf(scen, sizeof scen, "%s, two processes (per round trip)",
+               c->name);
+      bench_emit(scen, s->name, 1, 1e9 / m->rps);
+    } else {
+      snprintf(scen, sizeof scen, "echo %s: server CPU per request", c->name);
+      bench_emit(scen, s->name, c->conns, m->cpu_us * 1000);
+    }
   }
   fflush(stdout);
 }
@@ -444,14 +453,15 @@ static bool wanted(const cell_t *c) {
 }
 
 int main(void) {
-  bool quick = getenv("BENCH_NET_QUICK") && atoi(getenv("BENCH_NET_QUICK"));
+  bool quick = (getenv("BENCH_NET_QUICK") && atoi(getenv("BENCH_NET_QUICK"))) ||
+               bench_quick();
   if (quick) {
     seconds = 0.3;
     warmup = 0.1;
     runs = 1;
   }
   seconds = env_double("BENCH_NET_SECONDS", seconds, 0.05, 60);
-  runs = (int)env_double("BENCH_NET_RUNS", runs, 1, MAX_RUNS);
+  runs = (int)env_double("BENCH_NET_RUNS", bench_tsv() ? 1 : runs, 1, MAX_RUNS);
   if (warmup > seconds / 2)
     warmup = seconds / 2;
   signal(SIGPIPE, SIG_IGN);

@@ -68,20 +68,26 @@ static uint64_t with_loop(long n) {
 
 static void row(const char *what, long n) {
   double a[BENCH_RUNS], b[BENCH_RUNS];
+  int runs = bench_runs();
   plain(n / 10 + 1); /* warm up both */
   with_loop(n / 10 + 1);
-  for (int r = 0; r < BENCH_RUNS; r++) {
+  for (int r = 0; r < runs; r++) {
     a[r] = (double)plain(n) / (double)n / 1000.0;
     b[r] = (double)with_loop(n) / (double)n / 1000.0;
   }
-  double pa = bench_median(a, BENCH_RUNS), pb = bench_median(b, BENCH_RUNS);
+  double pa = bench_median(a, runs), pb = bench_median(b, runs);
+  char scen[96];
+  snprintf(scen, sizeof scen, "spawn + wait /bin/true, %s", what);
+  bench_emit_role(scen, "libfuture", "fut", n, pb * 1000.0, "ns/op");
+  bench_emit_role(scen, "plain posix_spawn + waitpid", "limit", n, pa * 1000.0,
+                  "ns/op");
   printf("%-36s plain %7.1f us   libfuture %7.1f us   %.2fx%s\n", what, pa, pb,
          pb / pa, pb / pa <= 1.2 ? "" : "  (above the 1.2x target)");
 }
 
 int main(int argc, char **argv) {
-  long n = argc > 1 ? atol(argv[1]) : 1000;
-  long mib = argc > 2 ? atol(argv[2]) : 1024;
+  long n = argc > 1 ? atol(argv[1]) : bench_quick() ? 50 : 1000;
+  long mib = argc > 2 ? atol(argv[2]) : bench_quick() ? 64 : 1024;
   if (n < 10 || mib < 0) {
     fprintf(stderr, "usage: bench_spawn [count >= 10] [MiB >= 0]\n");
     return 2;

@@ -175,11 +175,12 @@ static bool run_python(double py[4]) {
 
 int main(int argc, char **argv) {
   /* An optional scale (as bench_loop's): 0.01 for a quick run under
-   * valgrind --tool=callgrind. */
-  double scale = argc > 1 ? atof(argv[1]) : 1.0;
+   * valgrind --tool=callgrind; BENCH_QUICK is a tenth. */
+  double scale = argc > 1 ? atof(argv[1]) : bench_quick() ? 0.1 : 1.0;
   long n = (long)(1000000 * scale);
   if (n < 1000)
     n = 1000;
+  int runs = bench_runs();
   static const struct {
     const char *name;
     size_t maxsize;
@@ -193,11 +194,21 @@ int main(int argc, char **argv) {
   for (int i = 0; i < 3; i++) {
     g_maxsize = sc[i].maxsize;
     g_yield_every = sc[i].yield_every;
-    fut[i] = bench_ns_per_op(run_pc, n, BENCH_RUNS);
+    fut[i] = bench_ns_per_op(run_pc, n, runs);
   }
-  double lock_ns = bench_ns_per_op(run_lock, n * 10, BENCH_RUNS);
+  double lock_ns = bench_ns_per_op(run_lock, n * 10, runs);
   double py[4];
-  bool have_py = run_python(py);
+  /* asyncio takes tens of seconds: not in the quick mode. */
+  bool have_py = !bench_quick() && run_python(py);
+  for (int i = 0; i < 3; i++) {
+    bench_emit(sc[i].name, NULL, n, fut[i]);
+    if (have_py)
+      bench_emit(sc[i].name, "asyncio (python3)", 100000, py[i]);
+  }
+  bench_emit("lock acquire + release, uncontended", NULL, n * 10, lock_ns);
+  if (have_py)
+    bench_emit("lock acquire + release, uncontended", "asyncio (python3)",
+               1000000, py[3]);
   for (int i = 0; i < 3; i++) {
     if (have_py)
       printf("%-44s %9.2f ns/item   asyncio %9.2f ns/item   %.1fx faster\n",
@@ -213,7 +224,8 @@ int main(int argc, char **argv) {
     bench_report("lock acquire + release, uncontended", lock_ns, NULL, 0);
   if (!have_py)
     printf("(python3 not found or failed: no asyncio comparison)\n");
-  bench_report("queue put_nowait + get_nowait, no task",
-               bench_ns_per_op(run_nowait, n * 10, BENCH_RUNS), NULL, 0);
+  double nowait = bench_ns_per_op(run_nowait, n * 10, runs);
+  bench_report("queue put_nowait + get_nowait, no task", nowait, NULL, 0);
+  bench_emit("queue put_nowait + get_nowait, no task", NULL, n * 10, nowait);
   return 0;
 }

@@ -83,7 +83,7 @@ static uint64_t bench_contended(long n) {
 }
 
 int main(int argc, char **argv) {
-  long n = argc > 1 ? atol(argv[1]) : 10000000;
+  long n = argc > 1 ? atol(argv[1]) : bench_quick() ? 1000000 : 10000000;
   BENCH_CHECK(n >= 2);
   BENCH_CHECK(fut_loop_new(&loop) == 0);
   BENCH_CHECK(fut_lock_new(&lock) == 0);

@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "bench_common.h"
+
 static uint64_t now_ns(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -64,19 +66,22 @@ static double run_one(fut_loop_t *loop, fut_task_fn fn, void *arg, long n) {
 }
 
 int main(int argc, char **argv) {
-  long scale = argc > 1 ? atol(argv[1]) : 1;
+  double scale = argc > 1 ? atof(argv[1]) : bench_quick() ? 0.1 : 1;
   fut_loop_t *loop;
   if (fut_loop_new(&loop))
     return 1;
 
-  yields = 2000000 * scale;
+  yields = (long)(2000000 * scale);
   run_one(loop, yielder, NULL, 1); /* warm up: stack cache, ring */
   double ns_yield = run_one(loop, yielder, NULL, yields);
   printf("task switch round trip (fut_yield)           %8.1f ns\n", ns_yield);
+  bench_emit("S10 task switch round trip (fut_yield)", NULL, yields, ns_yield);
 
-  awaits = 1000000 * scale;
+  awaits = (long)(1000000 * scale);
   double ns_await = run_one(loop, awaiter, loop, awaits);
   printf("await round trip (pending future, call_soon) %8.1f ns\n", ns_await);
+  bench_emit("S10 await round trip (pending future, call_soon)", NULL, awaits,
+             ns_await);
 
   enum { NTASKS = 10000, NAWAITS = 100 };
   awaits = NAWAITS;
@@ -98,6 +103,9 @@ int main(int argc, char **argv) {
          "(%.1f ms in all; creating the tasks %.0f ns each)\n",
          (double)(t2 - t1) / (NTASKS * (double)NAWAITS),
          (double)(t2 - t0) / 1e6, (double)(t1 - t0) / NTASKS);
+  bench_emit("S10 10,000 live tasks x 100 awaits (per await)", NULL,
+             NTASKS * (long)NAWAITS,
+             (double)(t2 - t1) / (NTASKS * (double)NAWAITS));
 
   /* A task's whole life (create, one fut_sleep(0), finish, unref) in
    * bursts of 1,000 alive at once: the shape of a server's reconnect
@@ -119,6 +127,9 @@ int main(int argc, char **argv) {
   free(bs);
   printf("task lifecycle, bursts of 1,000 alive        %8.1f ns per task\n",
          (double)(b1 - b0) / (BURST * (double)ROUNDS));
+  bench_emit("task lifecycle, bursts of 1,000 alive", NULL,
+             BURST * (long)ROUNDS,
+             (double)(b1 - b0) / (BURST * (double)ROUNDS));
   fut_loop_free(loop);
   return 0;
 }

@@ -21,6 +21,9 @@
 
 #define NJOBS 200000
 #define NROUND 20000
+/* BENCH_QUICK: a tenth of each. */
+#define NJOBS_RUN (bench_quick() ? NJOBS / 10 : NJOBS)
+#define NROUND_RUN (bench_quick() ? NROUND / 10 : NROUND)
 #define WORKERS 4
 
 static fut_loop_t *loop;
@@ -69,7 +72,9 @@ static uv_loop_t *uvl;
 static uv_work_t *reqs;
 static long uv_remaining;
 
-static void uv_work(uv_work_t *req) { (void)req; }
+static void uv_work(uv_work_t *req) {
+  (void)req;
+}
 static void uv_after(uv_work_t *req, int status) {
   (void)req;
   (void)status;
@@ -102,8 +107,7 @@ static uint64_t uv_round_trip(long n) {
 int main(int argc, char **argv) {
   const char *w = getenv("W");
   BENCH_CHECK(fut_loop_new(&loop) == 0);
-  BENCH_CHECK(fut_thread_pool_new(w ? (size_t)atoi(w) : WORKERS, &pool) ==
-              0);
+  BENCH_CHECK(fut_thread_pool_new(w ? (size_t)atoi(w) : WORKERS, &pool) == 0);
 #ifdef FUT_BENCH_HAVE_LIBUV
   uvl = uv_default_loop();
   reqs = calloc(NJOBS, sizeof *reqs);
@@ -117,9 +121,9 @@ int main(int argc, char **argv) {
     printf("libfuture %s thread pool (%s workers), medians of %d runs\n",
            fut_version_string(), w ? w : "4", BENCH_RUNS);
     bench_pair("S7 200k no-op jobs, completion on the loop", s7_burst,
-               BASE("libuv uv_queue_work", uv_burst), NJOBS);
+               BASE("libuv uv_queue_work", uv_burst), NJOBS_RUN);
     bench_pair("S7' one job in flight, round trip", s7_round_trip,
-               BASE("libuv uv_queue_work", uv_round_trip), NROUND);
+               BASE("libuv uv_queue_work", uv_round_trip), NROUND_RUN);
 #ifndef FUT_BENCH_HAVE_LIBUV
     printf("(libuv not found at configure time: no comparison)\n");
 #endif

@@ -146,6 +146,13 @@ FUT_EXTERN void fut_handle_unref(fut_handle_t *h);
  * keeping the fd number fut_loop_backend_fd returned).  Until either
  * happens, the watcher of a closed fd simply never runs.
  *
+ * A removal reaches epoll lazily, just before the loop next waits (so a
+ * remove and an add of the same fd in one iteration cost one
+ * EPOLL_CTL_MOD); no event of a removed watcher is delivered meanwhile.
+ * Removing, then closing the fd before that wait is the rule followed;
+ * if a dup() keeps the file open past that close, the loop handles its
+ * registration as in the second case above (a rebuild if it fires).
+ *
  * Each returns 0 or a negative code.  Errors: -EINVAL (NULL loop, fd < 0,
  * cb NULL, or one of the loop's own descriptors), -EBADF (not an open fd),
  * -EPERM (epoll cannot watch this kind of fd, e.g. a regular file:

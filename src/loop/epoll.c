@@ -81,6 +81,10 @@ int fut__epoll_ctl(fut_loop_t *loop, int fd, uint32_t old_events,
   return err;
 }
 
+int fut__epoll_lower(fut_loop_t *loop, int fd, uint32_t new_events) {
+  return ctl(loop, new_events ? EPOLL_CTL_MOD : EPOLL_CTL_DEL, fd, new_events);
+}
+
 int fut__epoll_rebuild(fut_loop_t *loop) {
   int fresh = epoll_create1(EPOLL_CLOEXEC);
   if (fresh < 0)
@@ -121,6 +125,8 @@ static atomic_bool no_pwait2;
 int fut__epoll_poll(fut_loop_t *loop, uint64_t timeout_ns) {
   struct epoll_event *events = loop->events;
   int n;
+  if (loop->io_ndirty)
+    fut__io_flush(loop);
   for (;;) {
     if (timeout_ns == 0 || timeout_ns == UINT64_MAX) {
       n = epoll_wait(loop->epfd, events, loop->events_cap,

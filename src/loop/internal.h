@@ -156,7 +156,9 @@ void fut__ready_clear(fut_loop_t *loop);
 struct fut__io {
   fut_handle_t *reader; /* NULL when no reader */
   fut_handle_t *writer; /* NULL when no writer */
-  uint32_t registered;  /* epoll events currently registered (0 = none) */
+  uint8_t registered;   /* epoll events the kernel holds (0 = none); more
+                           than the watchers' while a removal is pending */
+  bool dirty;           /* on loop->io_dirty: a removal waits for the poll */
   uint32_t gen;         /* bumped at each EPOLL_CTL_ADD and carried in the
                            event's data: an event of an older generation
                            comes from a registration we no longer own */
@@ -294,8 +296,14 @@ struct fut_loop {
   struct fut__io *io; /* indexed by fd, io_cap entries */
   int io_cap;
   size_t nwatchers; /* fds with a reader or writer */
-  bool io_stale;    /* the last poll saw an event of a registration the
-                       table does not own: rebuild after the batch */
+  /* fds whose watchers were removed since the last poll: their epoll
+   * registration is lowered (MOD or DEL) just before the next epoll_wait,
+   * so a removal that an add cancels in the same iteration costs one MOD
+   * instead of a DEL and an ADD (io.c, fut__io_flush). */
+  int *io_dirty;
+  int io_ndirty, io_dirty_cap;
+  bool io_stale; /* the last poll saw an event of a registration the
+                    table does not own: rebuild after the batch */
 
   int epfd;     /* epoll instance, -1 when closed */
   int evfd;     /* eventfd doorbell, -1 when closed */
@@ -433,6 +441,8 @@ void fut__io_clear(fut_loop_t *loop);
 /* Registers every watched fd with a new epoll instance (after a fork, or a
  * rebuild); watchers of fds closed behind the loop's back are dropped. */
 int fut__io_reregister(fut_loop_t *loop);
+/* Applies the pending removals to epoll (called just before epoll_wait). */
+void fut__io_flush(fut_loop_t *loop);
 #define FUT__EV_READ 1u
 #define FUT__EV_WRITE 2u
 
@@ -470,6 +480,9 @@ void fut__epoll_destroy(fut_loop_t *loop);
  * fell back to ADD), or a negative errno. */
 int fut__epoll_ctl(fut_loop_t *loop, int fd, uint32_t old_events,
                    uint32_t new_events);
+/* Lowers fd's registration to new_events (EPOLL_CTL_MOD, or DEL for 0)
+ * without falling back to ADD.  Returns 0 or a negative errno. */
+int fut__epoll_lower(fut_loop_t *loop, int fd, uint32_t new_events);
 /* Replaces the epoll instance (same fd number, same doorbell) with one
  * holding only the registrations of the fd table. */
 int fut__epoll_rebuild(fut_loop_t *loop);

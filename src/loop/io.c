@@ -1,12 +1,24 @@
 /* fd watchers: asyncio's add_reader / add_writer on level-triggered epoll.
  * Each watcher is a persistent handle; an event queues that handle (one
  * reference per queued run), so removing a watcher cancels the handle and
- * a run already queued in the same batch is skipped. */
+ * a run already queued in the same batch is skipped.
+ *
+ * Lazy removal: removing a watcher only marks the fd; its registration is
+ * lowered (MOD, or DEL when no watcher is left) just before the next
+ * epoll_wait.  No event can arrive in between, and an add in the same
+ * iteration (pause / resume reading, a writer re-armed) turns the pending
+ * DEL + ADD into one MOD.  Adds stay immediate: they report EBADF / EPERM
+ * to the caller and are the loop's probe for an fd closed behind its back
+ * (see fut_loop_add_reader's close rule). */
 #include "loop/internal.h"
 
 #include <fcntl.h>
 #include <limits.h>
 #include <string.h>
+
+static inline uint32_t watched(const struct fut__io *io) {
+  return (io->reader ? FUT__EV_READ : 0u) | (io->writer ? FUT__EV_WRITE : 0u);
+}
 
 static int grow_table(fut_loop_t *loop, int fd) {
   if (fd < loop->io_cap)
@@ -69,8 +81,10 @@ static int add_watcher(fut_loop_t *loop, int fd, fut_cb cb, void *arg,
   struct fut__io *io = &loop->io[fd];
   /* Always asked of epoll, even when the events do not change: a
    * registration the kernel forgot means the fd was closed (and maybe
-   * reopened) behind our back, and its old watchers are stale. */
-  uint32_t want = io->registered | bit;
+   * reopened) behind our back, and its old watchers are stale.  The
+   * registration may still hold the events of a pending removal: the MOD
+   * applies it too. */
+  uint32_t want = watched(io) | bit;
   err = fut__epoll_ctl(loop, fd, io->registered, want);
   if (err == 1) {
     drop_watchers(loop, fd);
@@ -89,7 +103,7 @@ static int add_watcher(fut_loop_t *loop, int fd, fut_cb cb, void *arg,
     return fut__error(err, "%s: epoll_ctl on fd %d: %s", what, fd,
                       fut_strerror(err));
   }
-  io->registered = want;
+  io->registered = (uint8_t)want;
   fut_handle_t **slot = bit == FUT__EV_READ ? &io->reader : &io->writer;
   if (!io->reader && !io->writer)
     loop->nwatchers++;
@@ -99,6 +113,44 @@ static int add_watcher(fut_loop_t *loop, int fd, fut_cb cb, void *arg,
   }
   *slot = h;
   return 0;
+}
+
+/* Puts fd on the list of pending removals.  Returns 0 or -ENOMEM. */
+static int mark_dirty(fut_loop_t *loop, int fd) {
+  if (loop->io_ndirty == loop->io_dirty_cap) {
+    int cap = loop->io_dirty_cap ? loop->io_dirty_cap * 2 : 64;
+    int *list = fut__realloc(loop->io_dirty, sizeof *list * (size_t)cap);
+    if (!list)
+      return -ENOMEM;
+    loop->io_dirty = list;
+    loop->io_dirty_cap = cap;
+  }
+  loop->io_dirty[loop->io_ndirty++] = fd;
+  loop->io[fd].dirty = true;
+  return 0;
+}
+
+void fut__io_flush(fut_loop_t *loop) {
+  for (int i = 0; i < loop->io_ndirty; i++) {
+    int fd = loop->io_dirty[i];
+    struct fut__io *io = &loop->io[fd];
+    io->dirty = false;
+    uint32_t want = watched(io);
+    if (io->registered == want)
+      continue; /* an add in the same iteration already applied it */
+    int err = fut__epoll_lower(loop, fd, want);
+    /* The number was closed (EBADF), or closed and reused by a file epoll
+     * does not hold (ENOENT): the kernel dropped the registration with the
+     * last close of the file.  A watcher still in the table belongs to the
+     * closed fd: dropped, as an add on the number would.  If a dup() keeps
+     * the old file open its registration stays: its events are detected as
+     * not ours and the instance is rebuilt (fut__io_event). */
+    if ((err == -EBADF || err == -ENOENT) && want)
+      drop_watchers(loop, fd);
+    else
+      io->registered = (uint8_t)want;
+  }
+  loop->io_ndirty = 0;
 }
 
 static int remove_watcher(fut_loop_t *loop, int fd, uint32_t bit) {
@@ -117,15 +169,20 @@ static int remove_watcher(fut_loop_t *loop, int fd, uint32_t bit) {
   (*slot)->flags |= FUT__H_CANCELLED;
   fut_handle_unref(*slot);
   *slot = NULL;
-  uint32_t want = io->registered & ~bit;
-  /* The fd may already be closed: epoll then forgot it, which is what we
-   * want anyway, so errors are ignored.  In a forked child before
-   * fut_loop_fork the epoll instance is still the parent's (shared across
-   * fork): touching it would remove the parent's watcher, so only the table
-   * changes, and fut_loop_fork registers from the table. */
-  if (loop->epfd >= 0 && loop->fork_gen == fut__fork_generation())
-    (void)fut__epoll_ctl(loop, fd, io->registered, want);
-  io->registered = want;
+  /* Lowered before the next poll (fut__io_flush); eagerly only if the list
+   * cannot grow.  The fd may already be closed: epoll then forgot it,
+   * which is what we want anyway, so errors are ignored.  In a forked child
+   * before fut_loop_fork the epoll instance is still the parent's (shared
+   * across fork): touching it would remove the parent's watcher, so only
+   * the table changes, and fut_loop_fork registers from the table. */
+  uint32_t want = watched(io);
+  if (loop->epfd < 0 || loop->fork_gen != fut__fork_generation()) {
+    io->registered = (uint8_t)want;
+  } else if (io->registered != want && !io->dirty &&
+             mark_dirty(loop, fd) != 0) {
+    (void)fut__epoll_lower(loop, fd, want);
+    io->registered = (uint8_t)want;
+  }
   if (!io->reader && !io->writer)
     loop->nwatchers--;
   return 1;
@@ -148,8 +205,13 @@ int fut_loop_remove_writer(fut_loop_t *loop, int fd) {
 }
 
 int fut__io_reregister(fut_loop_t *loop) {
+  /* The new instance gets the watchers' events: pending removals are
+   * applied by not registering them. */
+  loop->io_ndirty = 0;
   for (int fd = 0; fd < loop->io_cap; fd++) {
     struct fut__io *io = &loop->io[fd];
+    io->dirty = false;
+    io->registered = (uint8_t)watched(io);
     if (!io->registered)
       continue;
     int err = fut__epoll_ctl(loop, fd, 0, io->registered);
@@ -174,4 +236,7 @@ void fut__io_clear(fut_loop_t *loop) {
   fut__free(loop->io);
   loop->io = NULL;
   loop->io_cap = 0;
+  fut__free(loop->io_dirty);
+  loop->io_dirty = NULL;
+  loop->io_ndirty = loop->io_dirty_cap = 0;
 }
