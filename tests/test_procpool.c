@@ -814,8 +814,12 @@ static void test_procpool_parent_death(void **state) {
   int pidfds[2];
   for (int i = 0; i < 2; i++) {
     pidfds[i] = (int)syscall(SYS_pidfd_open, (pid_t)pids[i], 0);
-    if (pidfds[i] < 0 && errno == ENOSYS) /* valgrind 3.19 lacks it */
+    if (pidfds[i] < 0 && errno == ENOSYS) { /* valgrind 3.19 lacks it */
+      /* Reap the child first: skipping left it behind (the accounting
+       * fixture found it). */
+      assert_int_equal(waitpid(child, NULL, 0), child);
       skip();
+    }
     if (pidfds[i] < 0)
       assert_int_equal(errno, ESRCH); /* already gone */
   }
