@@ -674,6 +674,78 @@ static void test_future_copy_state_invalid(void **state) {
   fut_unref(dst);
 }
 
+/* Bug (issue 9, defect 11): fut_copy_state between futures of one loop
+ * made a reference cycle that kept the loop from being freed when the
+ * source was never completed: the future that copies (then, shield,
+ * wait_for) holds the source, and the source's done callback holds the
+ * copier.  Here every such chain is left waiting on a source nobody
+ * completes, with every user reference dropped; fut_loop_free must still
+ * free every future (live_futures 0 after close, the shared pointer
+ * result's destructor run once), so the loop's memory goes with it. */
+static int copy_then_fn(fut_t *src, fut_t *dst, void *arg) {
+  (void)arg;
+  return fut_copy_state(dst, src);
+}
+
+static void test_future_copy_state_cycle_never_completed(void **state) {
+  (void)state;
+  static int payload;
+  for (int kind = 0; kind < 6; kind++) {
+    fut_loop_t *loop;
+    fut_t *src, *dst, *done, *extra;
+    assert_int_equal(fut_loop_new(&loop), 0);
+    assert_int_equal(new_pending(loop, &src), 0);
+    switch (kind) {
+    case 0:
+      assert_int_equal(fut_then(src, NULL, NULL, &dst), 0);
+      break;
+    case 1:
+      assert_int_equal(fut_then(src, copy_then_fn, NULL, &dst), 0);
+      break;
+    case 2:
+      assert_int_equal(fut_shield(src, &dst), 0);
+      break;
+    case 3:
+      assert_int_equal(fut_wait_for(src, FUT_SEC(3600), &dst), 0);
+      break;
+    case 4: /* a chain of copies: src -> then -> shield -> then */
+      assert_int_equal(fut_then(src, NULL, NULL, &extra), 0);
+      assert_int_equal(fut_shield(extra, &dst), 0);
+      fut_unref(extra);
+      extra = dst;
+      assert_int_equal(fut_then(extra, NULL, NULL, &dst), 0);
+      fut_unref(extra);
+      break;
+    default: /* the copier is completed by a copy that shares a pointer
+              * result with a third future: the copier then holds that
+              * one, and the never-completed source holds the copier */
+      assert_int_equal(fut_then(src, NULL, NULL, &dst), 0);
+      break;
+    }
+    assert_int_equal(fut_new(loop, &done), 0);
+    assert_int_equal(fut_set_result(done, &payload, counting_dtor), 0);
+    fut_t *copy;
+    assert_int_equal(fut_new(loop, &copy), 0);
+    assert_int_equal(fut_copy_state(copy, done), 0); /* copy holds done */
+    if (kind == 5)
+      assert_int_equal(fut_copy_state(dst, copy), 0);
+    fut_unref(done);
+    fut_unref(copy);
+    fut_unref(src);
+    fut_unref(dst);
+    assert_int_equal(fut_loop_run_once(loop, 0), 0);
+    assert_int_equal(fut_loop_close(loop), 0);
+    fut_loop_stats_t st;
+    fut_loop_stats(loop, &st);
+    if (st.live_futures != 0 || dtor_calls != 1)
+      fail_msg("chain %d: %zu futures alive after close, destructor run %d "
+               "times",
+               kind, st.live_futures, dtor_calls);
+    assert_int_equal(st.live_handles, 0);
+    assert_int_equal(fut_loop_free(loop), 0);
+  }
+}
+
 /* ---- re-entrancy --------------------------------------------------------- */
 
 static void drop_last_ref_cb(fut_t *f, void *arg) {
@@ -823,6 +895,7 @@ int main(void) {
       FX_LOOP_TEST(test_future_add_done_callback_bad_args),
       FX_LOOP_TEST(test_future_copy_state_each_kind),
       FX_LOOP_TEST(test_future_copy_state_invalid),
+      cmocka_unit_test(test_future_copy_state_cycle_never_completed),
       FX_LOOP_TEST(test_future_callback_drops_last_ref),
       FX_LOOP_TEST(test_future_callback_stops_loop),
       FX_LOOP_TEST(test_future_callback_closes_loop_refused),

@@ -9,6 +9,7 @@
 #include <stdatomic.h>
 #include <sys/wait.h>
 
+#include "fixture.h" /* FX_ACCOUNTED_TEST */
 #include "procpool_jobs.h"
 
 /* The demo's exact sum needs 128 bits (__extension__: -Wpedantic). */
@@ -547,19 +548,19 @@ static void test_procpool_executor_fork_child_does_not_hold_pool(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_procpool_executor_result),
-      cmocka_unit_test(test_procpool_executor_error),
-      cmocka_unit_test(test_procpool_executor_cancel_before_start),
-      cmocka_unit_test(test_procpool_executor_map_order),
-      cmocka_unit_test(test_procpool_executor_wait_as_completed),
-      cmocka_unit_test(test_procpool_executor_data_free),
-      cmocka_unit_test(test_procpool_executor_worker_killed),
-      cmocka_unit_test(test_procpool_executor_shutdown_timeout),
-      cmocka_unit_test(test_procpool_executor_free_while_running),
-      cmocka_unit_test(test_procpool_executor_run_in_executor),
-      cmocka_unit_test(test_procpool_executor_loop_cancel),
-      cmocka_unit_test(test_procpool_executor_big_frames),
-      cmocka_unit_test(test_procpool_executor_fork_child_does_not_hold_pool),
+      FX_ACCOUNTED_TEST(test_procpool_executor_result),
+      FX_ACCOUNTED_TEST(test_procpool_executor_error),
+      FX_ACCOUNTED_TEST(test_procpool_executor_cancel_before_start),
+      FX_ACCOUNTED_TEST(test_procpool_executor_map_order),
+      FX_ACCOUNTED_TEST(test_procpool_executor_wait_as_completed),
+      FX_ACCOUNTED_TEST(test_procpool_executor_data_free),
+      FX_ACCOUNTED_TEST(test_procpool_executor_worker_killed),
+      FX_ACCOUNTED_TEST(test_procpool_executor_shutdown_timeout),
+      FX_ACCOUNTED_TEST(test_procpool_executor_free_while_running),
+      FX_ACCOUNTED_TEST(test_procpool_executor_run_in_executor),
+      FX_ACCOUNTED_TEST(test_procpool_executor_loop_cancel),
+      FX_ACCOUNTED_TEST(test_procpool_executor_big_frames),
+      FX_ACCOUNTED_TEST(test_procpool_executor_fork_child_does_not_hold_pool),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

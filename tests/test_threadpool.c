@@ -10,8 +10,20 @@
 #include <stdio.h>
 #include <string.h>
 
+/* Every test: fds, threads and children back to their baseline after it
+ * (tests/fixture.h); `baseline` (the thread count) is read by tests. */
+static int accounted_setup(void **state) {
+  threads_setup(state);
+  return fx_accounts_setup(state);
+}
+
+static int accounted_teardown(void **state) {
+  threads_teardown(state);
+  return fx_accounts_teardown(state);
+}
+
 #define T(name)                                                                \
-  cmocka_unit_test_setup_teardown(name, threads_setup, threads_teardown)
+  cmocka_unit_test_setup_teardown(name, accounted_setup, accounted_teardown)
 
 /* ---- jobs ---------------------------------------------------------------- */
 
@@ -910,10 +922,10 @@ int main(void) {
       T(test_threadpool_map_order),
       T(test_threadpool_wait_and_as_completed),
       T(test_threadpool_job_helpers),
-      cmocka_unit_test(test_threadpool_forked_child_fails_cleanly),
-      cmocka_unit_test(test_threadpool_no_lost_wakeup_stress),
-      cmocka_unit_test(test_threadpool_freed_from_own_job_or_callback),
-      cmocka_unit_test(test_threadpool_shutdown_nowait_free_while_running),
+      T(test_threadpool_forked_child_fails_cleanly),
+      T(test_threadpool_no_lost_wakeup_stress),
+      T(test_threadpool_freed_from_own_job_or_callback),
+      T(test_threadpool_shutdown_nowait_free_while_running),
   };
   warm_up_threads();
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -117,7 +117,8 @@ FUT_EXTERN int fut_loop_call_at(fut_loop_t *loop, uint64_t when, fut_cb cb,
  * threads.  Every successful call runs cb exactly once on the loop thread,
  * in FIFO order per calling thread.  No handle: it cannot be cancelled.  If
  * the loop is closed before cb ran, cb never runs.  Errors: -EINVAL,
- * FUT_E_CLOSED, -ENOMEM. */
+ * FUT_E_CLOSED, -ENOMEM, or -errno of the write that wakes the loop
+ * (EINTR is retried; then nothing is queued). */
 FUT_EXTERN int fut_loop_call_soon_threadsafe(fut_loop_t *loop, fut_cb cb,
                                              void *arg);
 

@@ -146,7 +146,8 @@ typedef bool (*fut_process_pool_start_cb)(void *ud);
 /* Queues fn(arg bytes) (arg is copied; arg may be NULL when len is 0).
  * start and done are called as above with ud.  Returns 0 or a negative code.
  * Errors (nothing queued, no callback will run): -EINVAL, FUT_E_NOT_SENDABLE,
- * FUT_E_TOO_BIG, FUT_E_SHUTDOWN, FUT_E_BROKEN_POOL, -ENOMEM. */
+ * FUT_E_TOO_BIG, FUT_E_SHUTDOWN, FUT_E_BROKEN_POOL, -ENOMEM, or -errno of the
+ * write that wakes the pool's manager (EINTR is retried). */
 FUT_EXTERN int fut_process_pool_submit(fut_process_pool_t *pool,
                                        fut_process_pool_job_fn fn,
                                        const void *arg, size_t len,

@@ -269,7 +269,7 @@ __attribute__((noinline)) static void ring(struct fut__inbox *ib) {
        * them before it blocks again (fut__inbox_before_block). */
       atomic_fetch_sub_explicit(&ib->refs, 1, memory_order_relaxed);
       atomic_store(&ib->scheduled, false);
-      fut__door_poke(ib->loop);
+      (void)fut__door_poke(ib->loop);
     }
   }
   pthread_mutex_unlock(&ib->lock);

@@ -25,11 +25,17 @@ void fut__door_destroy(fut_loop_t *loop) {
   loop->door.ents = loop->door_spare = NULL;
 }
 
-void fut__door_poke(fut_loop_t *loop) {
+int fut__door_poke(fut_loop_t *loop) {
   uint64_t one = 1;
-  /* EAGAIN means the counter is saturated: already rung. */
-  ssize_t r = write(loop->evfd, &one, sizeof one);
-  (void)r;
+  /* EINTR is retried: a caller that believed the bell rung while it was
+   * not would leave the loop asleep with a call queued.  EAGAIN means the
+   * counter is saturated: already rung. */
+  for (;;) {
+    if (write(loop->evfd, &one, sizeof one) >= 0 || errno == EAGAIN)
+      return 0;
+    if (errno != EINTR)
+      return -errno;
+  }
 }
 
 static int call_soon_threadsafe(fut_loop_t *loop, fut_cb fn, void *arg,
@@ -97,8 +103,20 @@ static int call_soon_threadsafe(fut_loop_t *loop, fut_cb fn, void *arg,
   q->ents[q->len++] = (struct fut__door_ent){fn, arg};
   /* Written under the lock so close() cannot close the eventfd between the
    * check above and the write. */
-  if (!atomic_exchange(&q->rung, true))
-    fut__door_poke(loop);
+  if (!atomic_exchange(&q->rung, true)) {
+    int err = fut__door_poke(loop);
+    if (FUT__UNLIKELY(err)) {
+      /* The loop would never learn of the call: take it back (the bell
+       * was not rung, so the door held nothing else since its drain). */
+      q->len--;
+      atomic_store(&q->rung, false);
+      pthread_mutex_unlock(&q->lock);
+      return fut__error(err,
+                        "fut_loop_call_soon_threadsafe: waking the "
+                        "loop: %s",
+                        fut_strerror(err));
+    }
+  }
   pthread_mutex_unlock(&q->lock);
   return 0;
 }
@@ -124,7 +142,7 @@ static bool move_ready(fut_loop_t *loop, size_t at, size_t len) {
             fut__ring_push(&loop->ready, ents[at + i].fn, ents[at + i].arg))) {
       loop->backlog_at = at + i;
       loop->backlog_len = len - i;
-      fut__door_poke(loop);
+      (void)fut__door_poke(loop);
       return false;
     }
   }
@@ -137,8 +155,12 @@ void fut__door_drain(fut_loop_t *loop) {
   /* Reset the doorbell before taking the queue: a producer that comes
    * after the swap rings again, one that comes before is swapped in. */
   uint64_t v;
-  ssize_t r = read(loop->evfd, &v, sizeof v);
-  (void)r;
+  /* EINTR is retried, else the counter stays set and the next poll
+   * returns at once for nothing.  EAGAIN: nothing to reset.  Any other
+   * failure leaves the counter set: the next poll wakes the loop and this
+   * read is tried again; the door is drained either way. */
+  while (read(loop->evfd, &v, sizeof v) < 0 && errno == EINTR) {
+  }
   /* What an earlier drain could not queue goes first (FIFO), and the door
    * is not swapped until it is gone: the spare vector still holds it. */
   if (FUT__UNLIKELY(loop->backlog_len) &&

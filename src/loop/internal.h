@@ -497,7 +497,8 @@ extern int (*fut__sys_epoll_pwait2)(int epfd, void *events, int maxevents,
  * whether the doorbell was rung and not yet drained (any thread, acquire);
  * fut__door_poke wakes the loop without queueing anything (any thread,
  * while the loop is not closed: the caller guarantees it), so a blocked
- * loop runs its parts' before_block hooks. */
+ * loop runs its parts' before_block hooks.  It retries EINTR and returns 0,
+ * or -errno of a failed write (EAGAIN counts as rung). */
 int fut__door_init(fut_loop_t *loop);
 void fut__door_destroy(fut_loop_t *loop);
 void fut__door_drain(fut_loop_t *loop);
@@ -505,7 +506,7 @@ void fut__door_close(fut_loop_t *loop);
 static inline bool fut__door_rung(const fut_loop_t *loop) {
   return atomic_load_explicit(&loop->door.rung, memory_order_acquire);
 }
-void fut__door_poke(fut_loop_t *loop);
+int fut__door_poke(fut_loop_t *loop);
 
 /* Writes a one-line description of f ("task 'name' 0x... (pending)")
  * into buf for the default exception handler and returns what snprintf

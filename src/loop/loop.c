@@ -664,7 +664,7 @@ int fut_loop_fork(fut_loop_t *loop) {
   atomic_store(&loop->door.rung, false);
   if (loop->door.len > 0) {
     atomic_store(&loop->door.rung, true);
-    fut__door_poke(loop);
+    (void)fut__door_poke(loop); /* best effort: the run drains first */
   }
   if ((err = fut__io_reregister(loop)))
     return err;

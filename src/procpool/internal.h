@@ -311,8 +311,9 @@ void fut__pp_detach(fut_process_pool_t *pool);
 /* Frees the pool's memory (the manager thread is gone or is the caller). */
 void fut__pp_free(fut_process_pool_t *pool);
 
-/* Under pool->lock: wakes the manager if it sleeps (pool.c). */
-void fut__pp_ring(fut_process_pool_t *pool);
+/* Under pool->lock: wakes the manager if it sleeps (pool.c).  Retries
+ * EINTR; returns 0, or -errno of a failed write (then not rung). */
+int fut__pp_ring(fut_process_pool_t *pool);
 
 /* ---- manager.c: the manager thread (every function below runs on it) ---- */
 void *fut__pp_manager(void *pool);

@@ -449,8 +449,10 @@ static int poll_all(fut_process_pool_t *p, bool with_evfd, int timeout) {
   size_t i = 0;
   if (with_evfd && pfds[i++].revents) {
     uint64_t v;
-    ssize_t rr = read(p->evfd, &v, sizeof v);
-    (void)rr;
+    /* EINTR retried; on any other failure the counter stays set and the
+     * next poll returns at once to try again. */
+    while (read(p->evfd, &v, sizeof v) < 0 && errno == EINTR) {
+    }
   }
   bool ctl_ev = false;
   if (p->ctl >= 0 && pfds[i++].revents)

@@ -342,13 +342,21 @@ int fut_process_pool_create(const fut_process_pool_opts_t *opts,
 
 /* ---- submit ------------------------------------------------------------ */
 
-void fut__pp_ring(fut_process_pool_t *p) {
+int fut__pp_ring(fut_process_pool_t *p) {
   if (p->sleeping && !p->rung) {
     uint64_t one = 1;
+    /* EINTR is retried: `rung` set without a write would leave the
+     * manager asleep in poll (no timeout) and every later ring skipped.
+     * EAGAIN: the counter is saturated, so the manager is woken. */
+    for (;;) {
+      if (write(p->evfd, &one, sizeof one) >= 0 || errno == EAGAIN)
+        break;
+      if (errno != EINTR)
+        return -errno; /* not rung: the next ring tries again */
+    }
     p->rung = true;
-    ssize_t r = write(p->evfd, &one, sizeof one);
-    (void)r;
   }
+  return 0;
 }
 
 int fut_process_pool_submit(fut_process_pool_t *p, fut_process_pool_job_fn fn,
@@ -433,7 +441,18 @@ int fut__pp_submit_kind(fut_process_pool_t *p, int kind, uintptr_t fn,
   }
   j->hdr.id = ++p->next_id;
   fut__pp_q_push(&p->pending, j);
-  fut__pp_ring(p);
+  int rerr = fut__pp_ring(p);
+  if (FUT__UNLIKELY(rerr)) {
+    /* The manager would not learn of the job: take it back. */
+    fut__q_remove(&j->node);
+    p->pending.len--;
+    pthread_mutex_unlock(&p->lock);
+    fut__free(j);
+    return fut__error(rerr,
+                      "fut_process_pool_submit: waking the pool's "
+                      "manager: %s",
+                      fut_strerror(rerr));
+  }
   pthread_mutex_unlock(&p->lock);
   return 0;
 }
@@ -458,7 +477,7 @@ int fut_process_pool_shutdown(fut_process_pool_t *p, bool wait,
   p->shutdown = true;
   if (cancel_pending)
     fut__pp_q_move(&cancelled, &p->pending);
-  fut__pp_ring(p);
+  (void)fut__pp_ring(p); /* after EINTR only EBADF-like bugs fail */
   pthread_mutex_unlock(&p->lock);
   for (struct fut__pp_job *j; (j = fut__pp_q_pop(&cancelled));) {
     j->done(j->ud, -ECANCELED, NULL, 0, "cancelled by the pool's shutdown");
@@ -486,7 +505,7 @@ static int wait_finished(fut_process_pool_t *p, uint64_t timeout_ns) {
     } else if (pthread_cond_timedwait(&p->cv, &p->lock, &dl) == ETIMEDOUT &&
                !p->finished) {
       p->abandon = true;
-      fut__pp_ring(p);
+      (void)fut__pp_ring(p);
       ret = fut__error(-ETIMEDOUT,
                        "fut_process_pool_shutdown: jobs still "
                        "running after the timeout were abandoned and their "
