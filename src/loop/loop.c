@@ -256,7 +256,7 @@ __attribute__((noinline)) static int poll_io(fut_loop_t *loop, bool have_ready,
   if (have_ready || loop->stopping) {
     timeout = 0;
   } else if (loop->timers.total > 0) {
-    uint64_t now = fut__loop_now(loop), when = fut__timer_next(loop);
+    uint64_t now = fut__loop_now(loop), when = fut__timer_wake(loop, now);
     timeout = when == UINT64_MAX ? UINT64_MAX : when > now ? when - now : 0;
   } else {
     timeout = UINT64_MAX;
@@ -419,23 +419,25 @@ int fut_loop_call_soon(fut_loop_t *loop, fut_cb cb, void *arg,
   return call_soon_slow(loop, cb, arg, hout);
 }
 
-int fut_loop_call_at(fut_loop_t *loop, uint64_t when, fut_cb cb, void *arg,
-                     fut_handle_t **hout) {
+/* call_at and call_later: slack is how late the timer may fire
+ * (fut__timer_slack of its delay). */
+static int schedule(fut_loop_t *loop, uint64_t when, uint32_t slack, fut_cb cb,
+                    void *arg, fut_handle_t **hout, const char *what) {
   if (hout)
     *hout = NULL; /* the out rule of errors.h */
   if (FUT__UNLIKELY(!loop || !cb))
-    return fut__error(-EINVAL, "fut_loop_call_at: NULL %s",
+    return fut__error(-EINVAL, "%s: NULL %s", what,
                       !loop ? "loop" : "callback");
   int err = fut__check_usable(loop);
   if (err)
     return err;
   if (!hout)
-    return fut__timer_push_cb(loop, when, cb, arg);
+    return fut__timer_push_cb(loop, when, slack, cb, arg);
   fut_handle_t *h = fut__handle_new(loop, cb, arg, FUT__H_TIMER);
   if (!h)
-    return fut__error(-ENOMEM, "fut_loop_call_at: out of memory");
+    return fut__error(-ENOMEM, "%s: out of memory", what);
   h->when = when;
-  if ((err = fut__timer_push(loop, h))) {
+  if ((err = fut__timer_push(loop, h, slack))) {
     fut_handle_unref(h);
     return err;
   }
@@ -444,12 +446,20 @@ int fut_loop_call_at(fut_loop_t *loop, uint64_t when, fut_cb cb, void *arg,
   return 0;
 }
 
+int fut_loop_call_at(fut_loop_t *loop, uint64_t when, fut_cb cb, void *arg,
+                     fut_handle_t **hout) {
+  uint64_t now = loop ? fut__loop_now(loop) : 0;
+  return schedule(loop, when, fut__timer_slack(when > now ? when - now : 0), cb,
+                  arg, hout, "fut_loop_call_at");
+}
+
 int fut_loop_call_later(fut_loop_t *loop, uint64_t delay_ns, fut_cb cb,
                         void *arg, fut_handle_t **hout) {
   uint64_t now = loop ? fut__loop_now(loop) : fut__now();
   /* Clamp instead of wrapping: a huge delay means "never, in practice". */
   uint64_t when = delay_ns > UINT64_MAX - now ? UINT64_MAX : now + delay_ns;
-  return fut_loop_call_at(loop, when, cb, arg, hout);
+  return schedule(loop, when, fut__timer_slack(delay_ns), cb, arg, hout,
+                  "fut_loop_call_later");
 }
 
 /* ---- exceptions --------------------------------------------------------- */
