@@ -361,6 +361,16 @@ uint64_t fut__timer_wake(fut_loop_t *loop, uint64_t now) {
   prune(loop, &t->near);
   if (t->near.len == 0)
     return fut__timer_next(loop); /* nothing before bound: a later slot */
+  /* first may have been a slot's start; the near heap's top is now the
+   * earliest deadline of all (later slots hold later ones): bound from it. */
+  uint64_t top = t->near.ents[0].when;
+  if (top > first) {
+    if (top <= now || top > UINT64_MAX - FUT__SLACK_MAX)
+      return top;
+    bound = top + FUT__SLACK_MAX;
+    if (advance(loop, bound) != 0)
+      return top;
+  }
   /* Every entry with a deadline below the result is in the near heap (its
    * slot is at most bound's), and none of them is then past its slack. */
   return min_latest(t->near.ents, t->near.len, 0, bound);
