@@ -21,6 +21,7 @@
  *   BENCH_SCALE_BIG=1       adds 1e7 timers
  *   BENCH_SCALE_STACK=bytes task stack size (default: the library's)
  *   BENCH_SCALE_ONLY=tasks,lifecycle,timers   the sections to run
+ *   BENCH_SCALE_VERBOSE=1   the await phase's page faults and CPU time
  *   BENCH_SCALE_PY=path     the asyncio script (default: beside this
  *                           source); BENCH_SCALE_NO_PEERS=1 skips asyncio
  *                           and libev
@@ -56,6 +57,12 @@ static long wakeups(void) {
   return ru.ru_nvcsw;
 }
 
+static double tv_ns(const struct timeval *a, const struct timeval *b) {
+  return ((double)(a->tv_sec - b->tv_sec) * 1e6 +
+          (double)(a->tv_usec - b->tv_usec)) *
+         1e3;
+}
+
 /* Resident bytes of the process (after giving free heap memory back, so a
  * delta counts what lives, not what malloc kept). */
 static double rss_bytes(void) {
@@ -68,6 +75,20 @@ static double rss_bytes(void) {
     fclose(f);
   }
   return (double)res * (double)sysconf(_SC_PAGESIZE);
+}
+
+/* Bytes of page tables (VmPTE): not part of RSS, but one per 2 MiB of
+ * address space a task touches in. */
+static double pte_bytes(void) {
+  FILE *f = fopen("/proc/self/status", "re");
+  char line[256];
+  double kb = 0;
+  while (f && fgets(line, sizeof line, f))
+    if (sscanf(line, "VmPTE: %lf kB", &kb) == 1)
+      break;
+  if (f)
+    fclose(f);
+  return kb * 1024;
 }
 
 static double mem_available(void) {
@@ -192,7 +213,7 @@ static void bench_tasks(long n, long k, double *create_ns, double *res_b,
   fut_task_opts_init(&opts);
   if (stack_size)
     opts.stack_size = stack_size;
-  double r0 = rss_bytes();
+  double r0 = rss_bytes(), p0 = pte_bytes();
   uint64_t t0 = bench_now();
   for (long i = 0; i < n; i++) {
     fut_t *t;
@@ -205,11 +226,33 @@ static void bench_tasks(long n, long k, double *create_ns, double *res_b,
   }
   BENCH_CHECK(fut_loop_run_until_complete(loop, s.all_waiting) == 0);
   uint64_t t1 = bench_now();
-  double r1 = rss_bytes();
+  double r1 = rss_bytes(), p1 = pte_bytes();
+  if (getenv("BENCH_SCALE_VERBOSE"))
+    printf("  [page tables: %.0f B per idle task (VmPTE delta, not in "
+           "RSS)]\n",
+           (p1 - p0) / (double)n);
   fut_set_result(s.gate, NULL, NULL);
+  struct rusage u0, u1;
+  getrusage(RUSAGE_THREAD, &u0);
+  uint64_t c2 = cpu_now();
   uint64_t t2 = bench_now();
   BENCH_CHECK(fut_loop_run_until_complete(loop, s.all_parked) == 0);
   uint64_t t3 = bench_now();
+  uint64_t c3 = cpu_now();
+  getrusage(RUSAGE_THREAD, &u1);
+  /* What the await phase cost beside its time: page faults and CPU (the
+   * cliff hunt of docs/tasks.md). */
+  if (getenv("BENCH_SCALE_VERBOSE"))
+    printf("  [awaits: %ld minor faults, %.2f per task; CPU %.1f ns per "
+           "await (user %.1f, sys %.1f), wall %.1f; %ld involuntary "
+           "switches]\n",
+           u1.ru_minflt - u0.ru_minflt,
+           (double)(u1.ru_minflt - u0.ru_minflt) / (double)n,
+           (double)(c3 - c2) / ((double)n * (double)(k + 1)),
+           tv_ns(&u1.ru_utime, &u0.ru_utime) / ((double)n * (double)(k + 1)),
+           tv_ns(&u1.ru_stime, &u0.ru_stime) / ((double)n * (double)(k + 1)),
+           (double)(t3 - t2) / ((double)n * (double)(k + 1)),
+           u1.ru_nivcsw - u0.ru_nivcsw);
   fut_set_result(s.gate2, NULL, NULL);
   BENCH_CHECK(fut_loop_run_until_complete(loop, s.gate2) == 0);
   /* Let the last tasks finish: one more turn with nothing left. */
