@@ -51,10 +51,10 @@ void fut__handle_run(void *h);
  * deadline and sequence are cached either way, so sifting never touches a
  * handle (handles are scattered in memory). */
 struct fut__heap_ent {
-  uint64_t when; /* deadline in loop time */
-  uint32_t seq;  /* FIFO tie-break among equal deadlines (wraps) */
-  uint32_t unused;
-  fut_cb cb; /* the callback, or NULL when arg is a fut_handle_t */
+  uint64_t when;  /* deadline in loop time */
+  uint32_t seq;   /* FIFO tie-break among equal deadlines (wraps) */
+  uint32_t slack; /* ns the timer may fire late (fut__timer_slack) */
+  fut_cb cb;      /* the callback, or NULL when arg is a fut_handle_t */
   void *arg;
 };
 
@@ -423,14 +423,39 @@ void fut__loop_maybe_release(fut_loop_t *loop);
 /* timer.c */
 void fut__timers_init(fut_loop_t *loop, uint64_t now);
 void fut__timers_free(fut_loop_t *loop); /* memory; after clear */
-/* Schedules cb(arg) at `when` with no handle. */
-int fut__timer_push_cb(fut_loop_t *loop, uint64_t when, fut_cb cb, void *arg);
+/* Timer coalescing: a timer scheduled `delay` ns ahead may fire up to
+ * fut__timer_slack(delay) late, never early: 1/16 of the delay, at least
+ * FUT__SLACK_MIN, at most FUT__SLACK_MAX.  The loop then sleeps until the
+ * latest moment that keeps every due timer within its slack
+ * (fut__timer_wake), so a burst of near-equal deadlines costs one
+ * wake-up.  Precedents: the kernel's timer slack (50 us for a normal
+ * thread, and 0.1% of a poll timeout), libuv and libev (whole
+ * milliseconds, up to 1 ms late); asyncio fires up to its clock
+ * resolution early, which this never does. */
+#define FUT__SLACK_MIN 50000u   /* 50 us */
+#define FUT__SLACK_MAX 1000000u /* 1 ms */
+static inline uint32_t fut__timer_slack(uint64_t delay) {
+  uint64_t s = delay >> 4;
+  return s < FUT__SLACK_MIN   ? FUT__SLACK_MIN
+         : s > FUT__SLACK_MAX ? FUT__SLACK_MAX
+                              : (uint32_t)s;
+}
+/* Schedules cb(arg) at `when` with no handle, `slack` ns late at most. */
+int fut__timer_push_cb(fut_loop_t *loop, uint64_t when, uint32_t slack,
+                       fut_cb cb, void *arg);
 /* Schedules a timer handle (h->when set); the heap takes a reference. */
-int fut__timer_push(fut_loop_t *loop, fut_handle_t *h);
+int fut__timer_push(fut_loop_t *loop, fut_handle_t *h, uint32_t slack);
 /* Called when a timer still in the heap is cancelled. */
 void fut__timer_cancelled(fut_loop_t *loop, fut_handle_t *h);
 /* The earliest live deadline, UINT64_MAX when none. */
 uint64_t fut__timer_next(fut_loop_t *loop);
+/* When the loop, blocking at `now`, should wake for its timers: the
+ * latest time T such that no timer is due after its deadline plus its
+ * slack by T, and no timer due before T is left for a later wake; never
+ * before the earliest deadline (at most `now` when one is already due);
+ * UINT64_MAX when no timer waits.  May move wheel slots into the near
+ * heap ahead of time. */
+uint64_t fut__timer_wake(fut_loop_t *loop, uint64_t now);
 /* Moves due timers to the ready queue: 0, or -ENOMEM when due timers could
  * not be moved (they stay; the caller fails its run). */
 int fut__timers_expire(fut_loop_t *loop, uint64_t now);

@@ -271,7 +271,7 @@ __attribute__((noinline)) static int poll_io(fut_loop_t *loop, bool have_ready,
   if (have_ready || loop->stopping) {
     timeout = 0;
   } else if (loop->timers.total > 0) {
-    uint64_t now = fut__loop_now(loop), when = fut__timer_next(loop);
+    uint64_t now = fut__loop_now(loop), when = fut__timer_wake(loop, now);
     timeout = when == UINT64_MAX ? UINT64_MAX : when > now ? when - now : 0;
   } else {
     timeout = UINT64_MAX;
@@ -477,12 +477,16 @@ int fut__call_soon_nocapture(fut_loop_t *loop, fut_cb cb, void *arg,
   return call_soon_slow(loop, cb, arg, hout, false);
 }
 
-static int call_at(fut_loop_t *loop, uint64_t when, fut_cb cb, void *arg,
-                   fut_handle_t **hout, bool capture) {
+/* call_at and call_later: slack is how late the timer may fire
+ * (fut__timer_slack of its delay); capture binds the running task's
+ * context to the callback. */
+static int schedule(fut_loop_t *loop, uint64_t when, uint32_t slack, fut_cb cb,
+                    void *arg, fut_handle_t **hout, bool capture,
+                    const char *what) {
   if (hout)
     *hout = NULL; /* the out rule of errors.h */
   if (FUT__UNLIKELY(!loop || !cb))
-    return fut__error(-EINVAL, "fut_loop_call_at: NULL %s",
+    return fut__error(-EINVAL, "%s: NULL %s", what,
                       !loop ? "loop" : "callback");
   int err = fut__check_usable(loop);
   if (err)
@@ -491,20 +495,37 @@ static int call_at(fut_loop_t *loop, uint64_t when, fut_cb cb, void *arg,
   if (capture && (err = bind_ctx(loop, &cb, &arg, &flags)))
     return err;
   if (!hout)
-    return unbind_on_error(fut__timer_push_cb(loop, when, cb, arg), cb, arg);
+    return unbind_on_error(fut__timer_push_cb(loop, when, slack, cb, arg), cb,
+                           arg);
   fut_handle_t *h = fut__handle_new(loop, cb, arg, flags);
   if (!h) {
     unbind_on_error(-ENOMEM, cb, arg);
-    return fut__error(-ENOMEM, "fut_loop_call_at: out of memory");
+    return fut__error(-ENOMEM, "%s: out of memory", what);
   }
   h->when = when;
-  if ((err = fut__timer_push(loop, h))) {
+  if ((err = fut__timer_push(loop, h, slack))) {
     fut_handle_unref(h); /* frees a bound call with it */
     return err;
   }
   h->refs++; /* the heap's and the caller's */
   *hout = h;
   return 0;
+}
+
+static int call_at(fut_loop_t *loop, uint64_t when, fut_cb cb, void *arg,
+                   fut_handle_t **hout, bool capture) {
+  uint64_t now = loop ? fut__loop_now(loop) : 0;
+  return schedule(loop, when, fut__timer_slack(when > now ? when - now : 0), cb,
+                  arg, hout, capture, "fut_loop_call_at");
+}
+
+/* Clamps instead of wrapping: a huge delay means "never, in practice". */
+static int call_later(fut_loop_t *loop, uint64_t delay_ns, fut_cb cb, void *arg,
+                      fut_handle_t **hout, bool capture) {
+  uint64_t now = loop ? fut__loop_now(loop) : fut__now();
+  uint64_t when = delay_ns > UINT64_MAX - now ? UINT64_MAX : now + delay_ns;
+  return schedule(loop, when, fut__timer_slack(delay_ns), cb, arg, hout,
+                  capture, "fut_loop_call_later");
 }
 
 int fut_loop_call_at(fut_loop_t *loop, uint64_t when, fut_cb cb, void *arg,
@@ -517,20 +538,14 @@ int fut__call_at_nocapture(fut_loop_t *loop, uint64_t when, fut_cb cb,
   return call_at(loop, when, cb, arg, hout, false);
 }
 
-/* Clamps instead of wrapping: a huge delay means "never, in practice". */
-static uint64_t deadline(const fut_loop_t *loop, uint64_t delay_ns) {
-  uint64_t now = loop ? fut__loop_now(loop) : fut__now();
-  return delay_ns > UINT64_MAX - now ? UINT64_MAX : now + delay_ns;
-}
-
 int fut_loop_call_later(fut_loop_t *loop, uint64_t delay_ns, fut_cb cb,
                         void *arg, fut_handle_t **hout) {
-  return call_at(loop, deadline(loop, delay_ns), cb, arg, hout, true);
+  return call_later(loop, delay_ns, cb, arg, hout, true);
 }
 
 int fut__call_later_nocapture(fut_loop_t *loop, uint64_t delay_ns, fut_cb cb,
                               void *arg, fut_handle_t **hout) {
-  return call_at(loop, deadline(loop, delay_ns), cb, arg, hout, false);
+  return call_later(loop, delay_ns, cb, arg, hout, false);
 }
 
 /* ---- exceptions --------------------------------------------------------- */

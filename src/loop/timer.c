@@ -269,9 +269,10 @@ void fut__timer_cancelled(fut_loop_t *loop, fut_handle_t *h) {
 
 /* ---- the entry points --------------------------------------------------- */
 
-static int add(fut_loop_t *loop, uint64_t when, fut_cb cb, void *arg) {
+static int add(fut_loop_t *loop, uint64_t when, uint32_t slack, fut_cb cb,
+               void *arg) {
   struct fut__timers *t = &loop->timers;
-  struct fut__heap_ent e = {when, t->seq, 0, cb, arg};
+  struct fut__heap_ent e = {when, t->seq, slack, cb, arg};
   int err = file(loop, &e);
   if (err)
     return err;
@@ -280,12 +281,13 @@ static int add(fut_loop_t *loop, uint64_t when, fut_cb cb, void *arg) {
   return 0;
 }
 
-int fut__timer_push_cb(fut_loop_t *loop, uint64_t when, fut_cb cb, void *arg) {
-  return add(loop, when, cb, arg);
+int fut__timer_push_cb(fut_loop_t *loop, uint64_t when, uint32_t slack,
+                       fut_cb cb, void *arg) {
+  return add(loop, when, slack, cb, arg);
 }
 
-int fut__timer_push(fut_loop_t *loop, fut_handle_t *h) {
-  int err = add(loop, h->when, NULL, h);
+int fut__timer_push(fut_loop_t *loop, fut_handle_t *h, uint32_t slack) {
+  int err = add(loop, h->when, slack, NULL, h);
   if (err == 0)
     h->flags |= FUT__H_IN_HEAP;
   return err;
@@ -324,6 +326,54 @@ uint64_t fut__timer_next(fut_loop_t *loop) {
   }
   prune(loop, &t->far);
   return t->far.len > 0 ? t->far.ents[0].when : UINT64_MAX;
+}
+
+/* The smallest deadline + slack among the entries of the subtree at i
+ * whose deadline is below bound, or bound.  A heap's children never come
+ * before their parent, so a subtree starting at or past the bound is
+ * skipped whole: the walk visits the timers the wake-up will fire and
+ * their children, not the heap. */
+static uint64_t min_latest(const struct fut__heap_ent *heap, uint32_t n,
+                           uint32_t i, uint64_t bound) {
+  if (heap[i].when >= bound)
+    return bound;
+  uint64_t latest = heap[i].when + heap[i].slack;
+  if (latest < bound)
+    bound = latest;
+  uint32_t first = ARITY * i + 1;
+  uint32_t last = first + ARITY < n ? first + ARITY : n;
+  for (uint32_t c = first; c < last; c++)
+    bound = min_latest(heap, n, c, bound);
+  return bound;
+}
+
+uint64_t fut__timer_wake(fut_loop_t *loop, uint64_t now) {
+  struct fut__timers *t = &loop->timers;
+  uint64_t first = fut__timer_next(loop); /* a lower bound of every deadline */
+  if (first <= now || first > UINT64_MAX - FUT__SLACK_MAX)
+    return first; /* due already, none, or too far to matter */
+  /* No timer may wait later than first + FUT__SLACK_MAX: bring every slot
+   * up to there into the near heap, so one walk of it sees every timer
+   * that could be due by the wake-up. */
+  uint64_t bound = first + FUT__SLACK_MAX;
+  if (advance(loop, bound) != 0)
+    return first; /* out of memory: wake at the first deadline, exact */
+  prune(loop, &t->near);
+  if (t->near.len == 0)
+    return fut__timer_next(loop); /* nothing before bound: a later slot */
+  /* first may have been a slot's start; the near heap's top is now the
+   * earliest deadline of all (later slots hold later ones): bound from it. */
+  uint64_t top = t->near.ents[0].when;
+  if (top > first) {
+    if (top <= now || top > UINT64_MAX - FUT__SLACK_MAX)
+      return top;
+    bound = top + FUT__SLACK_MAX;
+    if (advance(loop, bound) != 0)
+      return top;
+  }
+  /* Every entry with a deadline below the result is in the near heap (its
+   * slot is at most bound's), and none of them is then past its slack. */
+  return min_latest(t->near.ents, t->near.len, 0, bound);
 }
 
 /* Moves every timer due at `now` to the ready queue in deadline order; a
