@@ -790,7 +790,10 @@ static int consume_as_completed(void *arg) {
 static void test_as_completed_yields_in_completion_order(void **state) {
   (void)state;
   fut_loop_t *loop = new_loop();
-  struct job j[3] = {{.ms = 6, .v = 1}, {.ms = 2, .v = 2}, {.ms = 4, .v = 3}};
+  /* 20 ms apart: the tasks start their sleeps one after another, which
+   * takes milliseconds under valgrind on a loaded machine. */
+  struct job j[3] = {
+      {.ms = 60, .v = 1}, {.ms = 20, .v = 2}, {.ms = 40, .v = 3}};
   fut_t *ts[3];
   for (int i = 0; i < 3; i++)
     ts[i] = spawn(loop, job_fn, &j[i]);
