@@ -874,6 +874,58 @@ static void test_as_completed_duplicates_yield_once(void **state) {
   end_loop(loop);
 }
 
+static void count_cb(fut_t *f, void *arg) {
+  (void)f;
+  (*(int *)arg)++;
+}
+
+/* asyncio parity (test_as_completed_reverse_wait): asyncio's next objects
+ * take the next completed child when awaited, so a child goes to a next
+ * future someone waits on (a task's await, a done callback) before an
+ * older one nobody waits on; unwaited ones fill in the order they were
+ * made, and one the user cancelled gets none. */
+static void test_as_completed_awaited_next_served_first(void **state) {
+  (void)state;
+  fut_loop_t *loop = new_loop();
+  fut_t *k[4] = {newf(loop), newf(loop), newf(loop), newf(loop)};
+  fut_t *ac, *nx[4];
+  assert_int_equal(fut_as_completed(loop, k, 4, UINT64_MAX, &ac), 0);
+  for (int i = 0; i < 4; i++)
+    assert_int_equal(fut_as_completed_next(ac, &nx[i]), 0);
+  int ran = 0;
+  assert_int_equal(fut_add_done_callback(nx[3], count_cb, &ran), 0);
+  assert_int_equal(fut_add_done_callback(nx[2], count_cb, &ran), 0);
+  fut_cancel(nx[0], NULL);
+  void *got;
+  /* Two waited on: the older of them first. */
+  assert_int_equal(fut_set_result(k[1], NULL, NULL), 0);
+  drain(loop);
+  assert_false(fut_done(nx[3]));
+  assert_int_equal(fut_result(nx[2], &got), 0);
+  assert_ptr_equal(got, k[1]);
+  assert_int_equal(fut_set_result(k[3], NULL, NULL), 0);
+  drain(loop);
+  assert_int_equal(fut_result(nx[3], &got), 0);
+  assert_ptr_equal(got, k[3]);
+  /* Nobody waits: the oldest pending one, past the cancelled one. */
+  assert_int_equal(fut_set_result(k[0], NULL, NULL), 0);
+  drain(loop);
+  assert_int_equal(fut_result(nx[1], &got), 0);
+  assert_ptr_equal(got, k[0]);
+  assert_true(fut_cancelled(nx[0]));
+  assert_int_equal(ran, 2);
+  fut_set_result(k[2], NULL, NULL);
+  run_until_done(loop, ac);
+  assert_int_equal(fut_result(ac, NULL), 0);
+  for (int i = 0; i < 4; i++) {
+    fut_unref(nx[i]);
+    fut_unref(k[i]);
+  }
+  fut_unref(ac);
+  drain(loop);
+  end_loop(loop);
+}
+
 static void test_as_completed_bad_arguments(void **state) {
   (void)state;
   fut_loop_t *loop = new_loop();
@@ -1278,6 +1330,7 @@ int main(void) {
       cmocka_unit_test(test_as_completed_timeout),
       cmocka_unit_test(test_as_completed_duplicates_yield_once),
       cmocka_unit_test(test_as_completed_bad_arguments),
+      cmocka_unit_test(test_as_completed_awaited_next_served_first),
       cmocka_unit_test(
           test_as_completed_child_done_after_timeout_is_not_served),
       cmocka_unit_test(test_then_chains_results),

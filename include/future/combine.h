@@ -106,7 +106,12 @@ FUT_EXTERN int fut_shield(fut_t *f, fut_t **out);
  * fut_as_completed_next call gives a new future (owned) that finishes with the
  * next child to complete, in completion order, as its pointer result (borrowed
  * while that future lives: read it with fut_result), or fails with -ETIMEDOUT
- * after the timeout.  As asyncio builds a set, a future listed several
+ * after the timeout.  As asyncio's next coroutines take a child when they
+ * are awaited, a child that completes goes to the oldest pending next future
+ * someone waits on (a task awaiting it, a done callback), or, when nobody
+ * waits on any, to the oldest pending one (next futures only polled fill
+ * in the order they were made); a child already done when a next future is
+ * made goes to it at once.  As asyncio builds a set, a future listed several
  * times is yielded once: there are as many next futures as distinct
  * children.  Cancelling the iterator cancels the pending next futures, not
  * the children.  Errors of next: -EINVAL (ac not an iterator of

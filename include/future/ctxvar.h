@@ -26,6 +26,11 @@
  * handle, fut_remove_done_callback, or closing the loop releases the
  * captured context.  The library's own wake-ups capture nothing.
  *
+ * A task's exception nobody retrieved is reported (the exception handler
+ * called) in the task's context, as asyncio's Task.__del__ does, unless
+ * its last reference is dropped inside another running task, whose
+ * context the handler then sees.
+ *
  * A thread's own context is released when the thread exits (the main
  * thread's at process exit).
  *

@@ -231,8 +231,9 @@ static void wrapper_destroy(fut_t *f) {
   wrapper_drop(w);
 }
 
-static const struct fut__ops wrapper_ops = {"wrap_future", wrapper_cancel,
-                                            wrapper_destroy};
+static const struct fut__ops wrapper_ops = {.type_name = "wrap_future",
+                                            .cancel = wrapper_cancel,
+                                            .destroy = wrapper_destroy};
 
 /* ---- completing (any thread) --------------------------------------------- */
 

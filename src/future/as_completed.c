@@ -1,6 +1,15 @@
 /* asyncio.as_completed as an iterator future: each next future finishes
  * with the next child to complete, in completion order, or -ETIMEDOUT
- * after the timeout.  See combine.c for what every combinator shares. */
+ * after the timeout.  See combine.c for what every combinator shares.
+ *
+ * Which next future a completed child goes to: asyncio's next objects are
+ * coroutines that take the next completed child when they are awaited, so
+ * awaiting the second one first gets the first child to complete.  A C
+ * future cannot tell when it starts being awaited, but it can be seen to
+ * be awaited: a child is handed to the oldest pending next future that has
+ * a registration (a task awaiting it, a done callback), and only when none
+ * has one to the oldest pending next future (so next futures that are
+ * only polled fill in the order they were made). */
 #include "future/internal.h"
 
 struct as_completed {
@@ -10,7 +19,8 @@ struct as_completed {
   size_t nready;         /* children done so far, in ready[0, nready) */
   size_t given;          /* ready children handed to next futures */
   size_t nnext;          /* next futures created, in next[0, nnext) */
-  size_t nserved;        /* next[0, nserved) are resolved or failed */
+  size_t nserved;        /* next[0, nserved) are served (NULL); later
+                            ones served out of order are NULL too */
   fut_handle_t *timer;   /* pending timeout, or NULL */
   bool timed_out;
   fut_t **ready; /* references, completion order (n slots) */
@@ -27,7 +37,8 @@ static void ac_destroy(fut_t *f) {
   for (size_t i = 0; i < a->nready; i++)
     fut_unref(a->ready[i]);
   for (size_t i = a->nserved; i < a->nnext; i++)
-    fut_unref(a->next[i]);
+    if (a->next[i])
+      fut_unref(a->next[i]);
   fut__free(a->ready);
   fut__free(a->next);
   fut__free(a);
@@ -37,23 +48,58 @@ static void unref_ptr(void *p) {
   fut_unref(p);
 }
 
-/* Hands ready children to waiting next futures, in order. */
-static void ac_serve(struct as_completed *a) {
-  while (a->nserved < a->nnext && a->given < a->nready) {
-    fut_t *nx = a->next[a->nserved++];
-    if (nx->state == FUT_PENDING) {
-      fut_t *kid = a->ready[a->given++];
-      if (fut_set_result(nx, fut_ref(kid), unref_ptr) != 0)
-        fut_unref(kid);
+/* Drops next[i] (served, cancelled or failed). */
+static void ac_release(struct as_completed *a, size_t i) {
+  fut_unref(a->next[i]);
+  a->next[i] = NULL;
+  while (a->nserved < a->nnext && !a->next[a->nserved])
+    a->nserved++;
+}
+
+/* Whether someone waits on f: a task awaiting it, a done callback. */
+static bool has_waiter(const fut_t *f) {
+  return (f->flags & FUT__F_CB0) || (f->more && f->more->len);
+}
+
+/* The next future the next ready child goes to (see the top of the file),
+ * or SIZE_MAX when none is pending.  Next futures no longer pending (the
+ * user cancelled them) are dropped on the way and get no child. */
+static size_t ac_pick(struct as_completed *a) {
+  size_t oldest = SIZE_MAX;
+  for (size_t i = a->nserved; i < a->nnext; i++) {
+    fut_t *nx = a->next[i];
+    if (!nx)
+      continue;
+    if (nx->state != FUT_PENDING) {
+      ac_release(a, i);
+      continue;
     }
-    fut_unref(nx);
+    if (has_waiter(nx))
+      return i;
+    if (oldest == SIZE_MAX)
+      oldest = i;
+  }
+  return oldest;
+}
+
+/* Hands ready children to next futures, awaited ones first. */
+static void ac_serve(struct as_completed *a) {
+  while (a->given < a->nready) {
+    size_t i = ac_pick(a);
+    if (i == SIZE_MAX)
+      break;
+    fut_t *kid = a->ready[a->given++];
+    if (fut_set_result(a->next[i], fut_ref(kid), unref_ptr) != 0)
+      fut_unref(kid);
+    ac_release(a, i);
   }
   if (a->timed_out) {
-    while (a->nserved < a->nnext) {
-      fut_t *nx = a->next[a->nserved++];
-      if (nx->state == FUT_PENDING)
-        fut_set_exception(nx, -ETIMEDOUT, "as_completed: timed out");
-      fut_unref(nx);
+    for (size_t i = a->nserved; i < a->nnext; i++) {
+      if (!a->next[i])
+        continue;
+      if (a->next[i]->state == FUT_PENDING)
+        fut_set_exception(a->next[i], -ETIMEDOUT, "as_completed: timed out");
+      ac_release(a, i);
     }
   }
 }
@@ -61,10 +107,11 @@ static void ac_serve(struct as_completed *a) {
 static bool ac_cancel(fut_t *f, const char *msg) {
   struct as_completed *a = fut__container_of(f, struct as_completed, x.fut);
   fut__handle_clear(&a->timer);
-  while (a->nserved < a->nnext) {
-    fut_t *nx = a->next[a->nserved++];
-    fut_cancel(nx, msg);
-    fut_unref(nx);
+  for (size_t i = a->nserved; i < a->nnext; i++) {
+    if (!a->next[i])
+      continue;
+    fut_cancel(a->next[i], msg);
+    ac_release(a, i);
   }
   return fut__cancel_base(f, msg);
 }

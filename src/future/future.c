@@ -149,6 +149,20 @@ __attribute__((noinline)) static void drop_bound(fut_t *f) {
     drop_ent(&f->more->e[i]);
 }
 
+/* Reports a never-retrieved exception, in the future's own context if it
+ * has one (a task's: the handler sees what the task set). */
+static void report_unretrieved(fut_t *f) {
+  const struct fut__ops *ops = fut__ops_of(f);
+  void *ctx = ops && ops->context ? ops->context(f) : NULL;
+  struct fut__ctx_frame fr;
+  if (ctx)
+    fut__ctx_enter(f->loop, &fr, ctx);
+  fut__report_exception(f->loop, "Future exception was never retrieved", f->err,
+                        f, NULL, f->rkind == FUT__R_MSG ? f->r.msg : NULL);
+  if (ctx)
+    fut__ctx_leave(f->loop, &fr);
+}
+
 /* The last reference went: report an unretrieved exception, free. */
 __attribute__((noinline)) static void destroy(fut_t *f) {
   fut_loop_t *loop = f->loop;
@@ -157,8 +171,7 @@ __attribute__((noinline)) static void destroy(fut_t *f) {
     /* The handler sees a live future: hold it for the call. */
     f->refs = 1;
     f->flags |= FUT__F_RETRIEVED;
-    fut__report_exception(loop, "Future exception was never retrieved", f->err,
-                          f, NULL, f->rkind == FUT__R_MSG ? f->r.msg : NULL);
+    report_unretrieved(f);
     if (--f->refs > 0)
       return; /* the handler kept a reference */
   }

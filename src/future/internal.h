@@ -73,6 +73,10 @@ struct fut__ops {
   /* Releases the object's own fields and its memory (fut__free) once the
    * future's result and callbacks are gone. */
   void (*destroy)(fut_t *f);
+  /* Optional: a reference to the context the report of a never-retrieved
+   * exception runs in (a task's own, as asyncio's Task.__del__ enters the
+   * task's context), or NULL for none. */
+  void *(*context)(fut_t *f);
 };
 struct fut__ext {
   const struct fut__ops *ops;

@@ -100,10 +100,20 @@ static void task_destroy(fut_t *f) {
 
 static bool task_cancel(fut_t *f, const char *msg);
 
+/* The report of the task's never-retrieved exception runs in its context
+ * (asyncio's Task.__del__, python/cpython#96704). */
+static void *task_context(fut_t *f) {
+  void *ctx = fut__task_of(f)->sync_ctx;
+  if (ctx)
+    fut__ctx_hooks->ref(ctx);
+  return ctx;
+}
+
 static const struct fut__ops task_ops = {
     .type_name = "task",
     .cancel = task_cancel,
     .destroy = task_destroy,
+    .context = task_context,
 };
 
 /* A zeroed task with its name and a stack of `size` bytes, or NULL with the

@@ -990,6 +990,50 @@ static void test_as_completed_with_unused_timeout(void **state) {
   fut_unref(a);
 }
 
+struct acrev {
+  fut_t *fs[2];
+  int64_t x, y;
+  uint64_t t0, tx, ty;
+};
+
+static int ac_reverse_main(void *arg) {
+  struct acrev *c = arg;
+  fut_loop_t *loop = fut_get_running_loop();
+  fut_t *it, *futs[2] = {NULL, NULL}, *child;
+  int err = fut_as_completed(loop, c->fs, 2, UINT64_MAX, &it);
+  if (err)
+    return err;
+  for (int i = 0; i < 2 && !err; i++)
+    err = fut_as_completed_next(it, &futs[i]);
+  /* The second next future, awaited first, gets the first child done. */
+  if (!err && !(err = fut_await(futs[1], (void **)&child)))
+    err = fut_result_i64(child, &c->x);
+  c->tx = fut_loop_time(loop) - c->t0;
+  if (!err && !(err = fut_await(futs[0], (void **)&child)))
+    err = fut_result_i64(child, &c->y);
+  c->ty = fut_loop_time(loop) - c->t0;
+  fut_unref(futs[0]);
+  fut_unref(futs[1]);
+  fut_unref(it);
+  return err;
+}
+
+/* BaseTaskTests.test_as_completed_reverse_wait */
+static void test_as_completed_reverse_wait(void **state) {
+  fut_loop_t *loop = *state;
+  struct acrev c = {.t0 = fut_loop_time(loop)};
+  struct sleeper sa = {FUT_MS(50), 'a', 0}, sb = {FUT_MS(100), 'b', 0};
+  c.fs[0] = spawn(loop, sleeper_run, &sa);
+  c.fs[1] = spawn(loop, sleeper_run, &sb);
+  assert_int_equal(run_main(loop, ac_reverse_main, &c), 0);
+  assert_int_equal(c.x, 'a');
+  assert_true(c.tx >= FUT_MS(50));
+  assert_int_equal(c.y, 'b');
+  assert_true(c.ty >= FUT_MS(100));
+  fut_unref(c.fs[0]);
+  fut_unref(c.fs[1]);
+}
+
 static int ac_concurrent_main(void *arg) {
   struct acctx *c = arg;
   fut_loop_t *loop = fut_get_running_loop();
@@ -2634,6 +2678,7 @@ int main(void) {
       T(test_as_completed),
       T(test_as_completed_with_timeout),
       T(test_as_completed_with_unused_timeout),
+      T(test_as_completed_reverse_wait),
       T(test_as_completed_concurrent),
       T(test_as_completed_duplicate_coroutines),
       T(test_as_completed_invalid_args),
