@@ -2,5 +2,6 @@
 # (they apply to the static library's objects too).
 if(TARGET test_stack_cache)
   target_link_options(test_stack_cache PRIVATE "-Wl,--wrap=mmap"
-                                               "-Wl,--wrap=munmap")
+                                               "-Wl,--wrap=munmap"
+                                               "-Wl,--wrap=madvise")
 endif()

@@ -64,6 +64,10 @@ static void switch_in(struct fut__task *t) {
   __sanitizer_finish_switch_fiber(s->asan_fake, NULL, NULL);
 #endif
   s->current = NULL;
+  /* The task switched out (or ended): a stack without a guard page of its
+   * own has its canary checked (a few loads, see stack.c). */
+  if (t->stack.canary && !fut__stack_canary_ok(&t->stack))
+    fut__stack_canary_hit(&t->stack, t->name);
 }
 
 /* Task -> scheduler; returns when the task is resumed.  `final` when the
@@ -122,11 +126,10 @@ fut_t *fut_current_task(fut_loop_t *loop) {
 
 bool fut__task_guard_hit(const void *addr, const char **name, size_t *size) {
   struct fut__task *t = sched.current;
-  if (!t || !t->stack.map)
+  if (!t || !t->stack.lo)
     return false;
-  const char *g = t->stack.map;
-  size_t guard = t->stack.map_size - t->stack.size;
-  if ((const char *)addr < g || (const char *)addr >= g + guard)
+  const char *a = addr;
+  if (a < t->stack.fault_lo || a >= t->stack.lo)
     return false;
   *name = t->name;
   *size = t->stack.size;
@@ -144,7 +147,7 @@ struct fut__task *fut__task_running(void) {
 static void finish(struct fut__task *t) {
   fut_t *f = &t->x.fut;
   if (t->abandoned)
-    fut__stack_discard(&t->stack);
+    fut__stack_discard(&t->ts->cache, &t->stack);
   else
     fut__stack_put(&t->ts->cache, &t->stack);
 #if defined(FUT__TSAN)

@@ -105,50 +105,81 @@ static inline void fut__ctx_make(struct fut__ctx *c, void *lo, size_t size,
 
 /* ---- stacks (stack.c) ---------------------------------------------------- */
 
-/* One mmap: a guard region, then the usable stack, which grows down towards
- * the guard.  Pages are committed when first touched. */
+/* A task stack: usable bytes [lo, lo + size), growing down towards a
+ * guard.  Carved from an arena (one mapping holding many stacks of one
+ * size, see stack.c) or, for unusual sizes, a mapping of its own.  Pages
+ * are committed when first touched. */
+struct fut__arena;
 struct fut__stack {
-  void *map;       /* start of the mapping (the guard); NULL = none */
-  size_t map_size; /* guard + usable, page multiple */
-  size_t size;     /* usable bytes, the top of the mapping */
-  unsigned vg_id;  /* valgrind stack id while mapped, 0 without valgrind */
+  char *lo;       /* lowest usable byte; NULL = none */
+  size_t size;    /* usable bytes */
+  char *fault_lo; /* a fault in [fault_lo, lo) while this stack runs is
+                     its overflow (its guard, or its arena's) */
+  struct fut__arena *arena; /* NULL: a mapping of its own from fault_lo */
+  unsigned vg_id;           /* valgrind stack id, 0 without valgrind */
+  bool canary; /* no guard page of its own: the lowest words are checked
+                  at every switch-out (fut__stack_canary_ok) */
 };
 
 static inline void *fut__stack_lo(const struct fut__stack *s) {
-  return (char *)s->map + (s->map_size - s->size);
+  return s->lo;
 }
 
-/* Finished tasks' stacks, reused by new tasks of the same size: a task
- * that reuses one makes no syscall and takes no page fault (creating a
- * stack costs an mmap and a madvise, unmapping it a TLB shootdown: ~5 us
- * each way).  A cached stack keeps its touched pages, typically one or
- * two.  The cache grows to FUT__STACK_CACHE_MAX while tasks come and go
- * (a burst of a thousand connections, each with its task, recycles
- * stacks instead of mapping them), and gives back all but
- * FUT__STACK_CACHE_KEEP when the loop goes idle (it is about to block in
- * epoll_wait): memory returns lazily, never on the hot path. */
-#define FUT__STACK_CACHE_MAX 4096
+/* The canary: the lowest FUT__CANARY_WORDS words of a stack without a
+ * guard page of its own stay zero (never written: reading them maps the
+ * shared zero page, so the check costs no resident memory).  A task whose
+ * frames reached them overflowed. */
+#define FUT__CANARY_WORDS 8
+static inline bool fut__stack_canary_ok(const struct fut__stack *s) {
+  const volatile uintptr_t *w = (const volatile uintptr_t *)(void *)s->lo;
+  uintptr_t any = 0;
+  for (unsigned i = 0; i < FUT__CANARY_WORDS; i++)
+    any |= w[i];
+  return any == 0;
+}
+
+/* Free stacks of one size class, reused by new tasks of that size: a task
+ * that reuses one makes no syscall and takes no page fault.  The free list
+ * has no fixed cap (a burst of 100,000 connections recycles its stacks);
+ * when the loop goes idle (it is about to block in epoll_wait), the free
+ * stacks beyond FUT__STACK_CACHE_KEEP, oldest first, give their pages
+ * back with MADV_DONTNEED but stay in the list (address space only):
+ * memory returns lazily, never on the hot path.  Arenas are unmapped at
+ * loop close. */
 #define FUT__STACK_CACHE_KEEP 256
+#define FUT__STACK_POOLS 8
+struct fut__stack_pool {
+  size_t size;             /* usable bytes of its stacks; 0 = unused */
+  struct fut__stack *free; /* [0, n) free; [0, clean) given back */
+  unsigned n, cap, clean;
+  size_t out;                /* stacks handed out, not yet back */
+  struct fut__arena *arenas; /* newest first; the first is being carved */
+};
 struct fut__stack_cache {
-  struct fut__stack *s; /* [0, n) are mapped, unused; cap allocated */
-  unsigned n, cap;
+  struct fut__stack_pool pool[FUT__STACK_POOLS];
 };
 
 /* Rounds size up to pages; 0 on overflow. */
 size_t fut__stack_round(size_t size);
-/* A stack of `size` usable bytes (already rounded), from the cache or a new
- * mapping.  Returns 0, -ENOMEM (no memory, no address space, or too many
- * mappings). */
+/* A stack of `size` usable bytes (already rounded), from the free list, a
+ * new slot of an arena, or a new arena.  Returns 0, -ENOMEM (no memory, no
+ * address space, or too many mappings). */
 int fut__stack_get(struct fut__stack_cache *c, size_t size,
                    struct fut__stack *out);
-/* Returns a stack to the cache, or unmaps it when the cache is full. */
+/* Returns a stack to its free list (a stack of its own is unmapped). */
 void fut__stack_put(struct fut__stack_cache *c, struct fut__stack *s);
+/* Unmaps the arenas (every stack must be back). */
 void fut__stack_cache_clear(struct fut__stack_cache *c);
-/* Unmaps cached stacks beyond keep (the most recently cached stay). */
+/* Gives back the pages of the free stacks beyond keep per size class (the
+ * most recently freed stay warm). */
 void fut__stack_cache_trim(struct fut__stack_cache *c, unsigned keep);
-/* Unmaps a stack whose frames were dropped without returning (all of it
- * may hold stale sanitizer poison): never cached. */
-void fut__stack_discard(struct fut__stack *s);
+/* Returns a stack whose frames were dropped without returning (all of it
+ * may hold stale sanitizer poison). */
+void fut__stack_discard(struct fut__stack_cache *c, struct fut__stack *s);
+/* A task's canary was overwritten: reports the overflow naming the task
+ * and aborts.  Never returns. */
+_Noreturn void fut__stack_canary_hit(const struct fut__stack *s,
+                                     const char *name);
 /* Once per thread that runs tasks: an alternate signal stack and the
  * SIGSEGV handler that recognises guard pages. */
 void fut__stack_guard_setup(void);

@@ -1,17 +1,22 @@
-/* Task stacks: one anonymous mapping per stack with a guard region of 16
- * pages below the usable part, recycled through a per-loop cache (trimmed
- * when the loop goes idle),
- * and the SIGSEGV handler that turns a guard hit into a message naming the
- * task.
+/* Task stacks: carved from arenas (one mapping holding many stacks of one
+ * size), recycled through a per-loop free list per size class with its
+ * memory given back lazily when the loop goes idle, and the SIGSEGV
+ * handler that turns a guard hit into a message naming the task.
  *
- * The guard is installed with MADV_GUARD_INSTALL where the kernel has it
- * (Linux 6.13+): a guard region inside the mapping, so neighbouring stacks
- * still merge into one VMA and 100,000 tasks stay far below
- * vm.max_map_count (65530 by default).  Older kernels get mprotect, which
- * costs two VMAs per stack. */
+ * An arena is [guard|stack][guard|stack]...: each slot is a guard region
+ * of GUARD_PAGES below the usable stack.  Where the kernel has
+ * MADV_GUARD_INSTALL (Linux 6.13+), every slot's guard is a guard region
+ * inside the mapping: no VMA, no memory.  Elsewhere, only the arena's
+ * lowest guard is mprotect'd (one more VMA per arena, not two per stack:
+ * a million tasks stay far below vm.max_map_count, 65530 by default); the
+ * other slots' guard regions are untouched padding, and each stack's
+ * lowest words are a canary checked at every switch-out (await.c): an
+ * overflow that stops in the padding or the canary is reported when the
+ * task switches out; one that runs on through the stacks below faults at
+ * the arena's guard and is reported at once.  See docs/tasks.md. */
 #include "task/internal.h"
 
-#include <signal.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -29,13 +34,28 @@
 
 /* The guard region below each stack: several pages, so that a frame
  * larger than a page (a big local array) still lands in it instead of
- * skipping over it into a neighbouring mapping.  With MADV_GUARD_INSTALL
- * it costs no memory and no VMA; with mprotect, address space only. */
+ * skipping over it into a neighbouring stack.  With MADV_GUARD_INSTALL
+ * it costs no memory and no VMA; without, address space only. */
 #define GUARD_PAGES 16
 
 /* Largest stack accepted: far beyond any sane task, small enough that
  * rounding never overflows. */
 #define STACK_MAX ((size_t)1 << 32)
+
+/* Arenas: ARENA_BYTES of address space, at most ARENA_SLOTS stacks; a
+ * slot larger than ARENA_BIG gets a mapping of its own. */
+#define ARENA_BYTES ((size_t)128 << 20)
+#define ARENA_SLOTS 1024u
+#define ARENA_BIG ((size_t)32 << 20)
+
+struct fut__arena {
+  struct fut__arena *next;
+  char *base;      /* the mapping */
+  size_t len;      /* its length */
+  unsigned nslots; /* slots it holds */
+  unsigned carved; /* slots handed out so far (in address order) */
+  bool guarded;    /* MADV_GUARD_INSTALL worked for its lowest guard */
+};
 
 /* 1 while MADV_GUARD_INSTALL works, -1 once the kernel refused it. */
 static atomic_int guard_install = 1;
@@ -85,215 +105,244 @@ size_t fut__stack_round(size_t size) {
 static void unpoison(struct fut__stack *s) {
 #if defined(FUT__ASAN)
   size_t n = s->size < 16384 ? s->size : 16384;
-  __asan_unpoison_memory_region((char *)fut__stack_lo(s) + (s->size - n), n);
+  __asan_unpoison_memory_region(s->lo + (s->size - n), n);
 #else
   (void)s;
 #endif
 }
 
-static void unmap(struct fut__stack *s) {
-  unpoison(s);
+static void vg_register(struct fut__stack *s) {
+  s->vg_id = 0;
+#if defined(FUT__VALGRIND)
+  s->vg_id = VALGRIND_STACK_REGISTER(s->lo, s->lo + s->size);
+#endif
+}
+
+static void vg_deregister(struct fut__stack *s) {
 #if defined(FUT__VALGRIND)
   if (s->vg_id)
     VALGRIND_STACK_DEREGISTER(s->vg_id);
 #endif
-  munmap(s->map, s->map_size);
-  s->map = NULL;
+  s->vg_id = 0;
 }
 
-int fut__stack_get(struct fut__stack_cache *c, size_t size,
-                   struct fut__stack *out) {
-  for (unsigned i = c->n; i-- > 0;) {
-    if (c->s[i].size == size) {
-      *out = c->s[i];
-      c->s[i] = c->s[--c->n];
-      return 0;
-    }
-  }
-  size_t ps = page_size();
-  size_t guard = GUARD_PAGES * ps;
-  size_t map_size = size + guard;
-  void *map =
-      mmap(NULL, map_size, PROT_READ | PROT_WRITE,
+static void *map_stack_memory(size_t len) {
+  void *p =
+      mmap(NULL, len, PROT_READ | PROT_WRITE,
            MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
-  if (map == MAP_FAILED)
-    return fut__error(-ENOMEM, "task stack: mmap of %zu bytes failed: %s",
-                      map_size, strerror(errno));
+  if (p == MAP_FAILED)
+    return NULL;
   /* A huge page would commit 2 MiB for a task that touches 4 KiB; only
    * THP "always" gives anonymous memory huge pages unasked. */
   if (thp_always())
-    madvise(map, map_size, MADV_NOHUGEPAGE);
-  int guard_ok = atomic_load_explicit(&guard_install, memory_order_relaxed);
-  if (guard_ok >= 0) {
-    guard_ok = madvise(map, guard, MADV_GUARD_INSTALL) == 0;
-    if (!guard_ok && errno == EINVAL) /* kernel before 6.13 */
-      atomic_store_explicit(&guard_install, -1, memory_order_relaxed);
-  }
-  if (guard_ok <= 0 && mprotect(map, guard, PROT_NONE) != 0) {
+    madvise(p, len, MADV_NOHUGEPAGE);
+  return p;
+}
+
+/* Installs a guard region at g with MADV_GUARD_INSTALL; false where the
+ * kernel refuses it (before 6.13), remembered for every later stack. */
+static bool guard_region(void *g, size_t len) {
+  if (atomic_load_explicit(&guard_install, memory_order_relaxed) < 0)
+    return false;
+  if (madvise(g, len, MADV_GUARD_INSTALL) == 0)
+    return true;
+  if (errno == EINVAL) /* kernel before 6.13 */
+    atomic_store_explicit(&guard_install, -1, memory_order_relaxed);
+  return false;
+}
+
+/* A stack of its own: [guard|stack], the old layout, for sizes no arena
+ * takes.  Two VMAs without MADV_GUARD_INSTALL. */
+static int own_stack(size_t size, struct fut__stack *out) {
+  size_t guard = GUARD_PAGES * page_size();
+  char *map = map_stack_memory(size + guard);
+  if (!map)
+    return fut__error(-ENOMEM, "task stack: mmap of %zu bytes failed: %s",
+                      size + guard, strerror(errno));
+  if (!guard_region(map, guard) && mprotect(map, guard, PROT_NONE) != 0) {
     int e = errno;
-    munmap(map, map_size);
+    munmap(map, size + guard);
     return fut__error(-ENOMEM,
                       "task stack: cannot protect the guard page: "
                       "%s (too many mappings? see vm.max_map_count)",
                       strerror(e));
   }
-  out->map = map;
-  out->map_size = map_size;
+  out->lo = map + guard;
   out->size = size;
-  out->vg_id = 0;
-#if defined(FUT__VALGRIND)
-  out->vg_id =
-      VALGRIND_STACK_REGISTER((char *)map + guard, (char *)map + map_size);
-#endif
+  out->fault_lo = map;
+  out->arena = NULL;
+  out->canary = false;
+  vg_register(out);
   return 0;
 }
 
-void fut__stack_put(struct fut__stack_cache *c, struct fut__stack *s) {
-  if (!s->map)
-    return;
-  if (c && c->n == c->cap && c->cap < FUT__STACK_CACHE_MAX) {
-    unsigned cap = c->cap ? 2 * c->cap : 64;
-    struct fut__stack *ns = fut__realloc(c->s, cap * sizeof *ns);
-    if (ns) {
-      c->s = ns;
-      c->cap = cap;
-    }
+static int new_arena(struct fut__stack_pool *p) {
+  size_t slot = p->size + GUARD_PAGES * page_size();
+  size_t nslots = ARENA_BYTES / slot;
+  if (nslots > ARENA_SLOTS)
+    nslots = ARENA_SLOTS;
+  if (nslots < 1)
+    nslots = 1;
+  struct fut__arena *a = fut__malloc(sizeof *a);
+  if (!a)
+    return -ENOMEM;
+  a->len = nslots * slot;
+  a->base = map_stack_memory(a->len);
+  if (!a->base) {
+    fut__free(a);
+    return fut__error(-ENOMEM, "task stack: mmap of %zu bytes failed: %s",
+                      nslots * slot, strerror(errno));
   }
-  if (c && c->n < c->cap) {
-    unpoison(s);
-    c->s[c->n++] = *s;
-  } else {
-    unmap(s);
+  size_t guard = GUARD_PAGES * page_size();
+  a->guarded = guard_region(a->base, guard);
+  if (!a->guarded && mprotect(a->base, guard, PROT_NONE) != 0) {
+    int e = errno;
+    munmap(a->base, a->len);
+    fut__free(a);
+    return fut__error(-ENOMEM,
+                      "task stack: cannot protect the guard page: "
+                      "%s (too many mappings? see vm.max_map_count)",
+                      strerror(e));
   }
-  s->map = NULL;
+  a->nslots = (unsigned)nslots;
+  a->carved = 0;
+  a->next = p->arenas;
+  p->arenas = a;
+  return 0;
 }
 
-void fut__stack_discard(struct fut__stack *s) {
-  if (!s->map)
+/* The next unused slot of the pool's newest arena (a new arena when it is
+ * full). */
+static int carve(struct fut__stack_pool *p, struct fut__stack *out) {
+  struct fut__arena *a = p->arenas;
+  if (!a || a->carved == a->nslots) {
+    int rc = new_arena(p);
+    if (rc)
+      return rc;
+    a = p->arenas;
+  }
+  size_t guard = GUARD_PAGES * page_size();
+  char *g = a->base + (size_t)a->carved * (p->size + guard);
+  bool own_guard = a->carved == 0 ? a->guarded : guard_region(g, guard);
+  a->carved++;
+  out->lo = g + guard;
+  out->size = p->size;
+  out->arena = a;
+  /* With a guard of its own, a fault below it is someone else's; without,
+   * the overflow runs down through the stacks below to the arena's. */
+  out->canary = !own_guard;
+  out->fault_lo = own_guard ? g : a->base;
+  vg_register(out);
+  return 0;
+}
+
+static struct fut__stack_pool *pool_of(struct fut__stack_cache *c, size_t size,
+                                       bool add) {
+  for (unsigned i = 0; i < FUT__STACK_POOLS; i++) {
+    struct fut__stack_pool *p = &c->pool[i];
+    if (p->size == size)
+      return p;
+    if (!p->size) {
+      if (!add)
+        return NULL;
+      p->size = size;
+      return p;
+    }
+  }
+  return NULL;
+}
+
+int fut__stack_get(struct fut__stack_cache *c, size_t size,
+                   struct fut__stack *out) {
+  struct fut__stack_pool *p = size + GUARD_PAGES * page_size() <= ARENA_BIG
+                                  ? pool_of(c, size, true)
+                                  : NULL;
+  if (!p)
+    return own_stack(size, out);
+  if (p->n > 0) {
+    *out = p->free[--p->n];
+    if (p->clean > p->n)
+      p->clean = p->n;
+    p->out++;
+    return 0;
+  }
+  /* The free list will hold this stack one day: grow it now, so that
+   * fut__stack_put never fails. */
+  if (p->cap <= p->out + 1) {
+    size_t cap = p->cap ? 2 * (size_t)p->cap : 64;
+    if (cap > UINT32_MAX)
+      return -ENOMEM;
+    struct fut__stack *ns = fut__realloc(p->free, cap * sizeof *ns);
+    if (!ns)
+      return -ENOMEM;
+    p->free = ns;
+    p->cap = (unsigned)cap;
+  }
+  int rc = carve(p, out);
+  if (rc == 0)
+    p->out++;
+  return rc;
+}
+
+static void unmap_own(struct fut__stack *s) {
+  vg_deregister(s);
+  munmap(s->fault_lo, (size_t)(s->lo + s->size - s->fault_lo));
+}
+
+void fut__stack_put(struct fut__stack_cache *c, struct fut__stack *s) {
+  if (!s->lo)
+    return;
+  unpoison(s);
+  struct fut__stack_pool *p = s->arena ? pool_of(c, s->size, false) : NULL;
+  if (!s->arena) {
+    unmap_own(s);
+  } else if (!p) {
+    vg_deregister(s); /* its arena outlived its loop: leaked */
+  } else {
+    FUT__ASSERT(p->n < p->cap && p->out > 0);
+    p->free[p->n++] = *s;
+    p->out--;
+  }
+  s->lo = NULL;
+}
+
+void fut__stack_discard(struct fut__stack_cache *c, struct fut__stack *s) {
+  if (!s->lo)
     return;
 #if defined(FUT__ASAN)
-  __asan_unpoison_memory_region(fut__stack_lo(s), s->size);
+  __asan_unpoison_memory_region(s->lo, s->size);
 #endif
-  unmap(s);
+  fut__stack_put(c, s);
 }
 
 void fut__stack_cache_trim(struct fut__stack_cache *c, unsigned keep) {
-  if (c->n <= keep)
-    return;
-  /* The oldest entries go: the newest were touched last, still warm. */
-  unsigned drop = c->n - keep;
-  for (unsigned i = 0; i < drop; i++)
-    unmap(&c->s[i]);
-  memmove(c->s, c->s + drop, keep * sizeof *c->s);
-  c->n = keep;
+  for (unsigned i = 0; i < FUT__STACK_POOLS && c->pool[i].size; i++) {
+    struct fut__stack_pool *p = &c->pool[i];
+    /* The oldest go: the newest were touched last, still warm.  The
+     * canary reads zero again afterwards, as it must. */
+    for (; p->clean + keep < p->n; p->clean++) {
+      struct fut__stack *s = &p->free[p->clean];
+      madvise(s->lo, s->size, MADV_DONTNEED);
+    }
+  }
 }
 
 void fut__stack_cache_clear(struct fut__stack_cache *c) {
-  while (c->n > 0)
-    unmap(&c->s[--c->n]);
-  fut__free(c->s);
-  c->s = NULL;
-  c->cap = 0;
-}
-
-/* ---- guard-page hits ----------------------------------------------------- */
-
-#define ALTSTACK_SIZE (64u * 1024u)
-
-static struct sigaction old_segv;
-static pthread_once_t handler_once = PTHREAD_ONCE_INIT;
-static pthread_key_t altstack_key;
-static _Thread_local bool have_altstack;
-
-static size_t fmt_u(char *buf, uint64_t v, unsigned base) {
-  char tmp[24];
-  size_t n = 0;
-  do {
-    tmp[n++] = "0123456789abcdef"[v % base];
-    v /= base;
-  } while (v);
-  for (size_t i = 0; i < n; i++)
-    buf[i] = tmp[n - 1 - i];
-  return n;
-}
-
-static size_t put(char *buf, size_t len, size_t cap, const char *s) {
-  while (*s && len < cap)
-    buf[len++] = *s++;
-  return len;
-}
-
-/* Runs on the alternate stack: the task's own stack is exhausted. */
-static void on_segv(int sig, siginfo_t *si, void *uctx) {
-  const char *name;
-  size_t size;
-  if (fut__task_guard_hit(si->si_addr, &name, &size)) {
-    char buf[512], num[24];
-    size_t n = put(buf, 0, sizeof buf, "libfuture: stack overflow in task '");
-    n = put(buf, n, sizeof buf, name ? name : "?");
-    n = put(buf, n, sizeof buf, "': its stack of ");
-    num[fmt_u(num, size, 10)] = '\0';
-    n = put(buf, n, sizeof buf, num);
-    n = put(buf, n, sizeof buf, " bytes is exhausted (guard page hit at 0x");
-    num[fmt_u(num, (uintptr_t)si->si_addr, 16)] = '\0';
-    n = put(buf, n, sizeof buf, num);
-    n = put(buf, n, sizeof buf,
-            "); give it a larger "
-            "fut_task_opts_t.stack_size\n");
-    ssize_t w = write(STDERR_FILENO, buf, n);
-    (void)w;
-    /* Die of the SIGSEGV itself, the default way (core dump included). */
-    signal(SIGSEGV, SIG_DFL);
-    return;
-  }
-  if (old_segv.sa_flags & SA_SIGINFO) {
-    if (old_segv.sa_sigaction) {
-      old_segv.sa_sigaction(sig, si, uctx);
-      return;
+  for (unsigned i = 0; i < FUT__STACK_POOLS && c->pool[i].size; i++) {
+    struct fut__stack_pool *p = &c->pool[i];
+    for (unsigned j = 0; j < p->n; j++)
+      vg_deregister(&p->free[j]);
+    struct fut__arena *a = p->arenas;
+    while (a) {
+      struct fut__arena *next = a->next;
+      /* A stack still out (a task that outlives its loop's close) keeps
+       * its arena: leaked rather than pulled from under it. */
+      if (p->out == 0)
+        munmap(a->base, a->len);
+      fut__free(a);
+      a = next;
     }
-  } else if (old_segv.sa_handler != SIG_DFL && old_segv.sa_handler != SIG_IGN) {
-    old_segv.sa_handler(sig);
-    return;
+    fut__free(p->free);
+    memset(p, 0, sizeof *p);
   }
-  /* Not ours and nobody else's: the fault repeats with the default action
-   * when the handler returns. */
-  signal(SIGSEGV, SIG_DFL);
-}
-
-static void free_altstack(void *p) {
-  stack_t ss = {.ss_flags = SS_DISABLE};
-  sigaltstack(&ss, NULL);
-  munmap(p, ALTSTACK_SIZE);
-}
-
-static void install_handler(void) {
-  pthread_key_create(&altstack_key, free_altstack);
-  struct sigaction sa;
-  memset(&sa, 0, sizeof sa);
-  sa.sa_sigaction = on_segv;
-  sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
-  sigemptyset(&sa.sa_mask);
-  sigaction(SIGSEGV, &sa, &old_segv);
-}
-
-void fut__stack_guard_setup(void) {
-  pthread_once(&handler_once, install_handler);
-  if (have_altstack)
-    return;
-  have_altstack = true;
-  stack_t old;
-  /* Keep an alternate stack someone else (a sanitizer) already set. */
-  if (sigaltstack(NULL, &old) == 0 && !(old.ss_flags & SS_DISABLE) &&
-      old.ss_size >= ALTSTACK_SIZE / 4)
-    return;
-  void *p = mmap(NULL, ALTSTACK_SIZE, PROT_READ | PROT_WRITE,
-                 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (p == MAP_FAILED)
-    return; /* overflows then die without the message */
-  stack_t ss = {.ss_sp = p, .ss_size = ALTSTACK_SIZE, .ss_flags = 0};
-  if (sigaltstack(&ss, NULL) != 0) {
-    munmap(p, ALTSTACK_SIZE);
-    return;
-  }
-  pthread_setspecific(altstack_key, p);
 }
