@@ -390,6 +390,17 @@ static int add(fut_loop_t *loop, uint64_t when, uint32_t slack, fut_cb cb,
                void *arg) {
   struct fut__timers *t = &loop->timers;
   struct fut__heap_ent e = {when, t->seq, slack, cb, arg};
+  /* The tiers follow the clock only when the loop runs: after a long
+   * stretch without it (a burst of a million starts), a timer within the
+   * wheel's reach of now would land in the far heap and pay two heap
+   * passes.  Bring the tiers up to now first (an O(1) check, rarely
+   * true; on out of memory the far heap takes it as before). */
+  if ((when >> FUT__SLOT_SHIFT) - t->cur_slot >= FUT__WHEEL_SLOTS &&
+      (when >> FUT__SLOT_SHIFT) > t->cur_slot) {
+    uint64_t now = fut__loop_now(loop);
+    if ((now >> FUT__SLOT_SHIFT) > t->cur_slot)
+      (void)advance(loop, now);
+  }
   int err = file(loop, &e);
   if (err)
     return err;
