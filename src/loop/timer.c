@@ -3,9 +3,12 @@
  *
  * With a million pending timers the cost is cache misses, so the structure
  * is built to touch little memory (see struct fut__timers):
- * - only the near heap orders firing, and it holds about one slot's worth
- *   of timers (~1 ms), so it stays in cache; later timers wait unsorted in
- *   wheel buckets (O(1) insert) or, beyond the wheel, in a far heap;
+ * - later timers wait unsorted in wheel buckets (O(1) insert) or, beyond
+ *   the wheel, in a far heap; when its slot comes, a bucket is radix-sorted
+ *   (by the deadline's low bits, ~1 ms of them) onto the end of a sorted
+ *   run, so firing is an index increment, not a heap pop; only timers
+ *   started straight into a due slot go to the small near heap, merged
+ *   with the run at the front;
  * - a slot caches deadline and sequence, so sifting never touches a handle,
  *   and a timer nobody can cancel (no handle asked for) lives in its slot
  *   alone: no allocation at all;
