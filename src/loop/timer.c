@@ -22,6 +22,12 @@
 
 #define ARITY 4
 #define COMPACT_MIN 64 /* fewer timers than this are never compacted */
+/* Free wheel chunks kept for reuse (~128 KiB); beyond, they are freed, so
+ * a burst of timers does not pin its chunks once its slots have passed. */
+#define FUT__TSPARE_MAX 64
+/* A run or scratch buffer larger than this (entries, 512 KiB) is freed
+ * when the run empties: a burst does not pin it either. */
+#define RUN_KEEP (1u << 14)
 
 /* ---- the heaps ---------------------------------------------------------- */
 
@@ -133,15 +139,26 @@ void fut__timers_init(fut_loop_t *loop, uint64_t now) {
 /* ---- the wheel ------------------------------------------------------------
  */
 
+static void chunk_release(struct fut__timers *t, struct fut__tchunk *c) {
+  if (t->nspare >= FUT__TSPARE_MAX) {
+    fut__free(c);
+    return;
+  }
+  c->next = t->spare;
+  t->spare = c;
+  t->nspare++;
+}
+
 static int wheel_add(struct fut__timers *t, uint64_t slot,
                      const struct fut__heap_ent *e) {
   uint32_t b = (uint32_t)(slot % FUT__WHEEL_SLOTS);
   struct fut__tchunk *c = t->wheel[b];
   if (!c || c->len == FUT__TCHUNK_ENTS) {
     struct fut__tchunk *n = t->spare;
-    if (n)
+    if (n) {
       t->spare = n->next;
-    else if (!(n = fut__malloc(sizeof *n)))
+      t->nspare--;
+    } else if (!(n = fut__malloc(sizeof *n)))
       return fut__error(-ENOMEM, "timer wheel: out of memory");
     n->next = c;
     n->len = 0;
@@ -205,7 +222,23 @@ static void sort_slot(struct fut__heap_ent *a, struct fut__heap_ent *tmp,
   }
 }
 
-/* Room for `more` entries at the run's end (and as many in scratch). */
+static int grow(struct fut__heap_ent **buf, uint32_t *cap, uint64_t need) {
+  if (*cap >= need)
+    return 0;
+  uint64_t c = *cap ? *cap : 64;
+  while (c < need)
+    c *= 2;
+  if (c > UINT32_MAX)
+    return fut__error(-ENOMEM, "timer run: too many timers");
+  struct fut__heap_ent *p = fut__realloc(*buf, sizeof *p * c);
+  if (!p)
+    return fut__error(-ENOMEM, "timer run: out of memory");
+  *buf = p;
+  *cap = (uint32_t)c;
+  return 0;
+}
+
+/* Room for `more` entries at the run's end, and as many in scratch. */
 static int run_reserve(struct fut__timers *t, uint32_t more) {
   if (t->run_pos > 0) { /* slide the live part to the front */
     memmove(t->run, t->run + t->run_pos,
@@ -213,24 +246,19 @@ static int run_reserve(struct fut__timers *t, uint32_t more) {
     t->run_len -= t->run_pos;
     t->run_pos = 0;
   }
-  if (t->run_cap - t->run_len >= more)
-    return 0;
-  uint64_t need = (uint64_t)t->run_len + more;
-  uint64_t cap = t->run_cap ? t->run_cap : 64;
-  while (cap < need)
-    cap *= 2;
-  if (cap > UINT32_MAX)
-    return fut__error(-ENOMEM, "timer run: too many timers");
-  struct fut__heap_ent *run = fut__realloc(t->run, sizeof *run * cap);
-  if (!run)
-    return fut__error(-ENOMEM, "timer run: out of memory");
-  t->run = run;
-  struct fut__heap_ent *scratch = fut__realloc(t->scratch, sizeof *run * cap);
-  if (!scratch)
-    return fut__error(-ENOMEM, "timer run: out of memory");
-  t->scratch = scratch;
-  t->run_cap = (uint32_t)cap; /* both buffers have it now */
-  return 0;
+  int err = grow(&t->run, &t->run_cap, (uint64_t)t->run_len + more);
+  return err ? err : grow(&t->scratch, &t->scratch_cap, more);
+}
+
+/* The run is empty: a burst's large buffers go back. */
+static void run_emptied(struct fut__timers *t) {
+  t->run_pos = t->run_len = 0;
+  if (t->run_cap > RUN_KEEP || t->scratch_cap > RUN_KEEP) {
+    fut__free(t->run);
+    fut__free(t->scratch);
+    t->run = t->scratch = NULL;
+    t->run_cap = t->scratch_cap = 0;
+  }
 }
 
 /* Moves bucket b, sorted, to the end of the run, shedding cancelled
@@ -253,8 +281,7 @@ static int wheel_flush(fut_loop_t *loop, uint32_t b) {
     off -= c->len;
     memcpy(dst + off, c->ents, sizeof *dst * c->len);
     t->wheel[b] = c->next;
-    c->next = t->spare;
-    t->spare = c;
+    chunk_release(t, c);
   }
   t->wheel_bits[b / 64] &= ~(UINT64_C(1) << (b % 64));
   uint32_t kept = n;
@@ -287,7 +314,7 @@ static inline void near_pop(struct fut__timers *t, bool in_run) {
   if (!in_run)
     heap_pop(&t->near);
   else if (++t->run_pos == t->run_len)
-    t->run_pos = t->run_len = 0;
+    run_emptied(t);
 }
 
 /* Brings the tiers up to `now`: every slot <= now's slot moves into the
@@ -371,7 +398,7 @@ static void run_compact(fut_loop_t *loop) {
   }
   t->run_len = kept;
   if (t->run_pos == t->run_len)
-    t->run_pos = t->run_len = 0;
+    run_emptied(t);
 }
 
 void fut__timer_cancelled(fut_loop_t *loop, fut_handle_t *h) {
@@ -591,8 +618,7 @@ void fut__timers_clear(fut_loop_t *loop) {
       while (c->len > 0)
         drop(loop, &c->ents[--c->len]);
       t->wheel[b] = c->next;
-      c->next = t->spare;
-      t->spare = c;
+      chunk_release(t, c);
     }
   }
   memset(t->wheel_bits, 0, sizeof t->wheel_bits);
@@ -606,11 +632,12 @@ void fut__timers_free(fut_loop_t *loop) {
   fut__free(t->run);
   fut__free(t->scratch);
   t->run = t->scratch = NULL;
-  t->run_cap = 0;
+  t->run_cap = t->scratch_cap = 0;
   while (t->spare) {
     struct fut__tchunk *c = t->spare;
     t->spare = c->next;
     fut__free(c);
   }
+  t->nspare = 0;
   t->near.ents = t->far.ents = NULL;
 }
