@@ -12,7 +12,10 @@
  *                handle (RSS delta / N, a fresh loop).
  * Environment (all optional):
  *   BENCH_SCALE_QUICK=1     small sizes (tasks 1e4 and 1e5, timers 1e4 and
- *                           1e5), under a minute in all
+ *                           1e5), under a minute in all; BENCH_QUICK=1
+ *                           (bench/run's) too
+ *   BENCH_TSV=1             also one machine line per figure and system
+ *                           (bench_common.h), for bench/run's table
  *   BENCH_SCALE_N=a,b,..    live-task counts (default 1e4,1e5,1e6; a size
  *                           the free memory cannot hold is skipped)
  *   BENCH_SCALE_ALIVE=..    lifecycle sizes (default 10,1000,100000;
@@ -138,8 +141,17 @@ static bool section(const char *name) {
   return !only || !*only || strstr(only, name) != NULL;
 }
 
+/* N of the rows being printed, for the machine lines. */
+static long row_n;
+
+/* A row for the eye, and with BENCH_TSV=1 one machine line for libfuture
+ * and one for the peer (when measured), as bench/run reads them. */
 static void row(const char *name, double v, const char *unit, const char *peer,
                 double pv) {
+  const char *u = !strcmp(unit, "ns") ? "ns/op" : *unit ? unit : "count";
+  bench_emit_role(name, "libfuture", "fut", row_n, v, u);
+  if (peer && pv > 0)
+    bench_emit_role(name, peer, "peer", row_n, pv, u);
   if (peer && pv > 0)
     printf("%-44s %10.1f %-5s  %-8s %10.1f %-5s ratio %.2fx\n", name, v, unit,
            peer, pv, unit, v / pv);
@@ -275,6 +287,7 @@ static void section_tasks(void) {
       parse_list("BENCH_SCALE_N", quick ? "1e4,1e5" : "1e4,1e5,1e6", ns, 16);
   for (int i = 0; i < nn; i++) {
     long n = ns[i];
+    row_n = n;
     char p[32], name[96], args[64];
     pretty(n, p, sizeof p);
     /* About 12 KiB per task at most: skip a size memory cannot hold. */
@@ -342,6 +355,7 @@ static void section_lifecycle(void) {
     opts.stack_size = stack_size;
   for (int i = 0; i < na; i++) {
     long alive = as[i];
+    row_n = alive;
     long rounds = total / alive < 1 ? 1 : total / alive;
     fut_loop_t *loop;
     BENCH_CHECK(fut_loop_new(&loop) == 0);
@@ -528,6 +542,7 @@ static void section_timers(void) {
 #endif
   for (int i = 0; i < nn; i++) {
     long n = ns[i];
+    row_n = n;
     int runs = quick || n >= 1000000 ? 1 : 3;
     struct fire f[3], e[3] = {{0, 0}, {0, 0}, {0, 0}};
     double c[3], ce[3] = {0, 0, 0};
@@ -563,6 +578,7 @@ static void section_timers(void) {
   if (ev)
     eb = ev_bytes(bn);
 #endif
+  row_n = bn;
   row(name, timer_bytes(bn), "B", "libev", eb);
 #ifdef FUT_BENCH_HAVE_LIBEV
   if (ev) {
@@ -576,7 +592,7 @@ static void section_timers(void) {
 
 int main(void) {
   const char *q = getenv("BENCH_SCALE_QUICK");
-  quick = q && *q == '1';
+  quick = (q && *q == '1') || bench_quick(); /* bench/run's BENCH_QUICK */
   const char *np = getenv("BENCH_SCALE_NO_PEERS");
   peers = !(np && *np == '1');
   const char *st = getenv("BENCH_SCALE_STACK");

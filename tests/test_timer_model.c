@@ -17,10 +17,10 @@
 
 struct model {
   uint64_t when;
-  uint32_t order;   /* creation order: FIFO among equal deadlines */
+  uint32_t order; /* creation order: FIFO among equal deadlines */
   bool cancelled;
   bool fired;
-  fut_handle_t *h;  /* NULL for a bare timer */
+  fut_handle_t *h; /* NULL for a bare timer */
 };
 
 static struct model timers[N];
@@ -45,12 +45,22 @@ static uint64_t next_rand(void) {
 
 /* Deadlines spread over the near tier (already due), the wheel (up to
  * ~268 ms) and the far heap (seconds), with many exact ties. */
+static bool dense; /* many timers per wheel slot (the run's radix sort) */
 static uint64_t random_delay(void) {
+  if (dense) { /* a few slots, ties on whole and half ms, some far */
+    uint64_t r = next_rand();
+    return r % 16 == 0 ? FUT_MS(300) + r % FUT_SEC(1)
+                       : FUT_MS(1 + r % 8) + (r / 8 % 3) * 500000;
+  }
   switch (next_rand() % 4) {
-  case 0: return next_rand() % FUT_MS(2);
-  case 1: return FUT_MS(next_rand() % 250);        /* ties on whole ms */
-  case 2: return next_rand() % FUT_MS(300);
-  default: return FUT_MS(300) + next_rand() % FUT_SEC(3);
+  case 0:
+    return next_rand() % FUT_MS(2);
+  case 1:
+    return FUT_MS(next_rand() % 250); /* ties on whole ms */
+  case 2:
+    return next_rand() % FUT_MS(300);
+  default:
+    return FUT_MS(300) + next_rand() % FUT_SEC(3);
   }
 }
 
@@ -58,7 +68,8 @@ static uint64_t random_delay(void) {
  * sees is behind our hand-driven `now`, so nothing else becomes due. */
 static void run_ready(fut_loop_t *loop) {
   while (loop->ready.head != loop->ready.tail) {
-    struct fut__ready_ent e = loop->ready.ents[loop->ready.head & loop->ready.mask];
+    struct fut__ready_ent e =
+        loop->ready.ents[loop->ready.head & loop->ready.mask];
     loop->ready.head++;
     e.fn(e.arg);
   }
@@ -72,8 +83,7 @@ static int cmp_expected(const void *a, const void *b) {
   return x->order < y->order ? -1 : x->order > y->order;
 }
 
-static void test_timer_model_random(void **state) {
-  (void)state;
+static void run_model(void) {
   fut_loop_t *loop;
   assert_int_equal(fut_loop_new(&loop), 0);
   uint64_t now = fut_loop_time(loop);
@@ -84,14 +94,15 @@ static void test_timer_model_random(void **state) {
   bool saw_far = false, saw_wheel = false;
   for (;;) {
     /* Create a burst, cancel a few, advance time by a random step. */
-    for (int k = 0; k < 50 && created < N; k++, created++) {
+    for (int k = 0; k < (dense ? 400 : 50) && created < N; k++, created++) {
       struct model *m = &timers[created];
       m->when = now + random_delay();
       m->order = (uint32_t)created;
       bool with_handle = next_rand() % 2;
       assert_int_equal(fut_loop_call_at(loop, m->when, fire_cb,
                                         (void *)(intptr_t)created,
-                                        with_handle ? &m->h : NULL), 0);
+                                        with_handle ? &m->h : NULL),
+                       0);
     }
     for (int k = 0; k < 10; k++) {
       int id = (int)(next_rand() % (uint64_t)created);
@@ -103,7 +114,7 @@ static void test_timer_model_random(void **state) {
     saw_far |= loop->timers.far.len > 0;
     for (unsigned w = 0; w < FUT__WHEEL_SLOTS / 64; w++)
       saw_wheel |= loop->timers.wheel_bits[w] != 0;
-    now += next_rand() % FUT_MS(40);
+    now += next_rand() % FUT_MS(dense ? 4 : 40);
     /* Expected: the due, live, unfired timers in (when, order). */
     int ne = 0;
     for (int i = 0; i < created; i++)
@@ -144,6 +155,21 @@ static void test_timer_model_random(void **state) {
   assert_int_equal(fut_loop_free(loop), 0);
 }
 
+static void test_timer_model_random(void **state) {
+  (void)state;
+  dense = false;
+  run_model();
+}
+
+/* Hundreds of timers per slot with exact ties: wheel slots flush through
+ * the sorted run (radix sort, then sequence order among ties). */
+static void test_timer_model_dense_slots(void **state) {
+  (void)state;
+  dense = true;
+  run_model();
+  dense = false;
+}
+
 /* Cancelling most timers compacts every tier and frees the handles only the
  * timers held. */
 static void test_timer_model_mass_cancel_compacts(void **state) {
@@ -152,8 +178,9 @@ static void test_timer_model_mass_cancel_compacts(void **state) {
   assert_int_equal(fut_loop_new(&loop), 0);
   static fut_handle_t *hs[3000];
   for (int i = 0; i < 3000; i++) {
-    uint64_t delay = i % 3 == 0 ? FUT_MS(1) : i % 3 == 1 ? FUT_MS(100)
-                                                          : FUT_SEC(10);
+    uint64_t delay = i % 3 == 0   ? FUT_MS(1)
+                     : i % 3 == 1 ? FUT_MS(100)
+                                  : FUT_SEC(10);
     assert_int_equal(fut_loop_call_later(loop, delay, fire_cb, NULL, &hs[i]),
                      0);
   }
@@ -174,6 +201,7 @@ static void test_timer_model_mass_cancel_compacts(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_timer_model_random),
+      cmocka_unit_test(test_timer_model_dense_slots),
       cmocka_unit_test(test_timer_model_mass_cancel_compacts),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

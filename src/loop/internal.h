@@ -84,12 +84,20 @@ struct fut__tchunk {
  * So the heap that orders firing stays small (in cache) however many
  * timers wait. */
 struct fut__timers {
-  struct fut__theap near; /* every timer with slot <= cur_slot */
-  struct fut__theap far;  /* slot >= cur_slot + WHEEL_SLOTS */
+  struct fut__theap near; /* timers filed straight into slot <= cur_slot */
+  /* Flushed wheel slots, sorted by radix on arrival: firing from here is
+   * an index increment, not a heap pop.  Slots flush in order, so each
+   * flush appends after every earlier one and the run stays sorted.  The
+   * near tier is this run merged with the near heap. */
+  struct fut__heap_ent *run, *scratch; /* scratch: the sort's second buffer */
+  uint32_t run_pos, run_len, run_cap;  /* live entries: [run_pos, run_len) */
+  uint32_t scratch_cap;                /* the largest bucket sorted so far */
+  struct fut__theap far;               /* slot >= cur_slot + WHEEL_SLOTS */
   struct fut__tchunk *wheel[FUT__WHEEL_SLOTS]; /* bucket of slot s at
                                                   s % WHEEL_SLOTS */
   uint64_t wheel_bits[FUT__WHEEL_SLOTS / 64];  /* non-empty buckets */
   struct fut__tchunk *spare;                   /* free chunks */
+  uint32_t nspare;    /* at most FUT__TSPARE_MAX: a burst's chunks go back */
   uint64_t cur_slot;  /* slots up to this are in near */
   uint32_t total;     /* entries in all tiers */
   uint32_t cancelled; /* cancelled handles still in a tier */

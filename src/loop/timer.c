@@ -3,9 +3,12 @@
  *
  * With a million pending timers the cost is cache misses, so the structure
  * is built to touch little memory (see struct fut__timers):
- * - only the near heap orders firing, and it holds about one slot's worth
- *   of timers (~1 ms), so it stays in cache; later timers wait unsorted in
- *   wheel buckets (O(1) insert) or, beyond the wheel, in a far heap;
+ * - later timers wait unsorted in wheel buckets (O(1) insert) or, beyond
+ *   the wheel, in a far heap; when its slot comes, a bucket is radix-sorted
+ *   (by the deadline's low bits, ~1 ms of them) onto the end of a sorted
+ *   run, so firing is an index increment, not a heap pop; only timers
+ *   started straight into a due slot go to the small near heap, merged
+ *   with the run at the front;
  * - a slot caches deadline and sequence, so sifting never touches a handle,
  *   and a timer nobody can cancel (no handle asked for) lives in its slot
  *   alone: no allocation at all;
@@ -19,6 +22,12 @@
 
 #define ARITY 4
 #define COMPACT_MIN 64 /* fewer timers than this are never compacted */
+/* Free wheel chunks kept for reuse (~128 KiB); beyond, they are freed, so
+ * a burst of timers does not pin its chunks once its slots have passed. */
+#define FUT__TSPARE_MAX 64
+/* A run or scratch buffer larger than this (entries, 512 KiB) is freed
+ * when the run empties: a burst does not pin it either. */
+#define RUN_KEEP (1u << 14)
 
 /* ---- the heaps ---------------------------------------------------------- */
 
@@ -130,15 +139,26 @@ void fut__timers_init(fut_loop_t *loop, uint64_t now) {
 /* ---- the wheel ------------------------------------------------------------
  */
 
+static void chunk_release(struct fut__timers *t, struct fut__tchunk *c) {
+  if (t->nspare >= FUT__TSPARE_MAX) {
+    fut__free(c);
+    return;
+  }
+  c->next = t->spare;
+  t->spare = c;
+  t->nspare++;
+}
+
 static int wheel_add(struct fut__timers *t, uint64_t slot,
                      const struct fut__heap_ent *e) {
   uint32_t b = (uint32_t)(slot % FUT__WHEEL_SLOTS);
   struct fut__tchunk *c = t->wheel[b];
   if (!c || c->len == FUT__TCHUNK_ENTS) {
     struct fut__tchunk *n = t->spare;
-    if (n)
+    if (n) {
       t->spare = n->next;
-    else if (!(n = fut__malloc(sizeof *n)))
+      t->nspare--;
+    } else if (!(n = fut__malloc(sizeof *n)))
       return fut__error(-ENOMEM, "timer wheel: out of memory");
     n->next = c;
     n->len = 0;
@@ -160,29 +180,141 @@ static int file(fut_loop_t *loop, const struct fut__heap_ent *e) {
   return heap_push(&t->far, e);
 }
 
-/* Moves bucket b into the near heap, shedding cancelled timers.  On out of
- * memory the rest stays in the bucket and the slot is retried later. */
+/* Sorts a[0..n) by (when, seq) into place, through tmp (n entries).  All
+ * entries share one wheel slot, so the deadlines' low FUT__SLOT_SHIFT bits
+ * order them: two stable radix passes, then an insertion pass that puts
+ * equal deadlines in sequence order (a timer migrated from the far heap
+ * can have an older sequence than ones already in the bucket) and would
+ * finish the job whatever the input. */
+#define RADIX_BITS 10
+#define RADIX_MIN 48 /* below this, insertion sort alone */
+static void sort_slot(struct fut__heap_ent *a, struct fut__heap_ent *tmp,
+                      uint32_t n) {
+  if (n >= RADIX_MIN) {
+    struct fut__heap_ent *src = a, *dst = tmp;
+    for (unsigned shift = 0; shift < 2 * RADIX_BITS; shift += RADIX_BITS) {
+      uint32_t count[1u << RADIX_BITS] = {0};
+      const uint64_t mask = (1u << RADIX_BITS) - 1;
+      for (uint32_t i = 0; i < n; i++)
+        count[(src[i].when >> shift) & mask]++;
+      uint32_t sum = 0;
+      for (uint32_t d = 0; d < (1u << RADIX_BITS); d++) {
+        uint32_t c = count[d];
+        count[d] = sum;
+        sum += c;
+      }
+      for (uint32_t i = 0; i < n; i++)
+        dst[count[(src[i].when >> shift) & mask]++] = src[i];
+      struct fut__heap_ent *x = src;
+      src = dst;
+      dst = x;
+    } /* an even number of passes: the result is back in a */
+  }
+  for (uint32_t i = 1; i < n; i++) {
+    if (!before(&a[i], &a[i - 1]))
+      continue;
+    struct fut__heap_ent e = a[i];
+    uint32_t j = i;
+    do {
+      a[j] = a[j - 1];
+    } while (--j > 0 && before(&e, &a[j - 1]));
+    a[j] = e;
+  }
+}
+
+static int grow(struct fut__heap_ent **buf, uint32_t *cap, uint64_t need) {
+  if (*cap >= need)
+    return 0;
+  uint64_t c = *cap ? *cap : 64;
+  while (c < need)
+    c *= 2;
+  if (c > UINT32_MAX)
+    return fut__error(-ENOMEM, "timer run: too many timers");
+  struct fut__heap_ent *p = fut__realloc(*buf, sizeof *p * c);
+  if (!p)
+    return fut__error(-ENOMEM, "timer run: out of memory");
+  *buf = p;
+  *cap = (uint32_t)c;
+  return 0;
+}
+
+/* Room for `more` entries at the run's end, and as many in scratch. */
+static int run_reserve(struct fut__timers *t, uint32_t more) {
+  if (t->run_pos > 0) { /* slide the live part to the front */
+    memmove(t->run, t->run + t->run_pos,
+            sizeof *t->run * (t->run_len - t->run_pos));
+    t->run_len -= t->run_pos;
+    t->run_pos = 0;
+  }
+  int err = grow(&t->run, &t->run_cap, (uint64_t)t->run_len + more);
+  return err ? err : grow(&t->scratch, &t->scratch_cap, more);
+}
+
+/* The run is empty: a burst's large buffers go back. */
+static void run_emptied(struct fut__timers *t) {
+  t->run_pos = t->run_len = 0;
+  if (t->run_cap > RUN_KEEP || t->scratch_cap > RUN_KEEP) {
+    fut__free(t->run);
+    fut__free(t->scratch);
+    t->run = t->scratch = NULL;
+    t->run_cap = t->scratch_cap = 0;
+  }
+}
+
+/* Moves bucket b, sorted, to the end of the run, shedding cancelled
+ * timers.  On out of memory the bucket stays whole and the slot is retried
+ * later. */
 static int wheel_flush(fut_loop_t *loop, uint32_t b) {
   struct fut__timers *t = &loop->timers;
+  uint32_t n = 0;
+  for (struct fut__tchunk *c = t->wheel[b]; c; c = c->next)
+    n += c->len;
+  int err = run_reserve(t, n);
+  if (err)
+    return err;
+  /* Chunks are linked newest first: copy each below the newer ones, so
+   * the bucket comes out in insertion order. */
+  struct fut__heap_ent *dst = t->run + t->run_len;
+  uint32_t off = n;
   struct fut__tchunk *c;
   while ((c = t->wheel[b]) != NULL) {
-    while (c->len > 0) {
-      struct fut__heap_ent *e = &c->ents[c->len - 1];
-      if (is_cancelled(e)) {
-        shed(loop, e->arg);
-      } else {
-        int err = heap_push(&t->near, e);
-        if (err)
-          return err;
-      }
-      c->len--;
-    }
+    off -= c->len;
+    memcpy(dst + off, c->ents, sizeof *dst * c->len);
     t->wheel[b] = c->next;
-    c->next = t->spare;
-    t->spare = c;
+    chunk_release(t, c);
   }
   t->wheel_bits[b / 64] &= ~(UINT64_C(1) << (b % 64));
+  uint32_t kept = n;
+  if (t->cancelled > 0) {
+    kept = 0;
+    for (uint32_t i = 0; i < n; i++) {
+      if (is_cancelled(&dst[i]))
+        shed(loop, dst[i].arg);
+      else
+        dst[kept++] = dst[i];
+    }
+  }
+  sort_slot(dst, t->scratch, kept);
+  t->run_len += kept;
   return 0;
+}
+
+/* The near tier's earliest entry (run head or near heap top), or NULL;
+ * *in_run says which. */
+static inline struct fut__heap_ent *near_first(struct fut__timers *t,
+                                               bool *in_run) {
+  struct fut__heap_ent *r =
+      t->run_pos < t->run_len ? &t->run[t->run_pos] : NULL;
+  struct fut__heap_ent *h = t->near.len > 0 ? &t->near.ents[0] : NULL;
+  *in_run = r && (!h || before(r, h));
+  return *in_run ? r : h;
+}
+
+static inline void near_pop(struct fut__timers *t, bool in_run) {
+  if (!in_run)
+    heap_pop(&t->near);
+  else if (++t->run_pos == t->run_len)
+    run_emptied(t);
 }
 
 /* Brings the tiers up to `now`: every slot <= now's slot moves into the
@@ -255,6 +387,20 @@ static void wheel_compact(fut_loop_t *loop) {
   }
 }
 
+static void run_compact(fut_loop_t *loop) {
+  struct fut__timers *t = &loop->timers;
+  uint32_t kept = t->run_pos;
+  for (uint32_t i = t->run_pos; i < t->run_len; i++) {
+    if (is_cancelled(&t->run[i]))
+      shed(loop, t->run[i].arg);
+    else
+      t->run[kept++] = t->run[i]; /* order kept: still sorted */
+  }
+  t->run_len = kept;
+  if (t->run_pos == t->run_len)
+    run_emptied(t);
+}
+
 void fut__timer_cancelled(fut_loop_t *loop, fut_handle_t *h) {
   struct fut__timers *t = &loop->timers;
   t->cancelled++;
@@ -262,6 +408,7 @@ void fut__timer_cancelled(fut_loop_t *loop, fut_handle_t *h) {
     t->zombies++;
   if (t->total >= COMPACT_MIN && t->cancelled > t->total / 2) {
     heap_compact(loop, &t->near);
+    run_compact(loop);
     heap_compact(loop, &t->far);
     wheel_compact(loop);
   }
@@ -273,6 +420,17 @@ static int add(fut_loop_t *loop, uint64_t when, uint32_t slack, fut_cb cb,
                void *arg) {
   struct fut__timers *t = &loop->timers;
   struct fut__heap_ent e = {when, t->seq, slack, cb, arg};
+  /* The tiers follow the clock only when the loop runs: after a long
+   * stretch without it (a burst of a million starts), a timer within the
+   * wheel's reach of now would land in the far heap and pay two heap
+   * passes.  Bring the tiers up to now first (an O(1) check, rarely
+   * true; on out of memory the far heap takes it as before). */
+  if ((when >> FUT__SLOT_SHIFT) - t->cur_slot >= FUT__WHEEL_SLOTS &&
+      (when >> FUT__SLOT_SHIFT) > t->cur_slot) {
+    uint64_t now = fut__loop_now(loop);
+    if ((now >> FUT__SLOT_SHIFT) > t->cur_slot)
+      (void)advance(loop, now);
+  }
   int err = file(loop, &e);
   if (err)
     return err;
@@ -303,6 +461,19 @@ static void prune(fut_loop_t *loop, struct fut__theap *heap) {
   }
 }
 
+/* Sheds cancelled timers from the front of the near tier. */
+static void prune_near(fut_loop_t *loop) {
+  struct fut__timers *t = &loop->timers;
+  bool in_run;
+  struct fut__heap_ent *e;
+  while (t->cancelled > 0 && (e = near_first(t, &in_run)) != NULL &&
+         is_cancelled(e)) {
+    fut_handle_t *h = e->arg;
+    near_pop(t, in_run);
+    shed(loop, h);
+  }
+}
+
 /* The earliest deadline the loop must wake for, UINT64_MAX when none.  May
  * be the start of a wheel slot rather than a timer's own deadline: waking
  * then files the slot into the near heap, never fires anything early. */
@@ -310,9 +481,11 @@ uint64_t fut__timer_next(fut_loop_t *loop) {
   struct fut__timers *t = &loop->timers;
   if (t->total == t->cancelled)
     return UINT64_MAX; /* only cancelled timers wait: nothing to wake for */
-  prune(loop, &t->near);
-  if (t->near.len > 0)
-    return t->near.ents[0].when;
+  prune_near(loop);
+  bool in_run;
+  struct fut__heap_ent *top = near_first(t, &in_run);
+  if (top)
+    return top->when;
   for (uint32_t k = 1; k < FUT__WHEEL_SLOTS; k++) {
     uint64_t s = t->cur_slot + k;
     uint32_t b = (uint32_t)(s % FUT__WHEEL_SLOTS);
@@ -358,12 +531,14 @@ uint64_t fut__timer_wake(fut_loop_t *loop, uint64_t now) {
   uint64_t bound = first + FUT__SLACK_MAX;
   if (advance(loop, bound) != 0)
     return first; /* out of memory: wake at the first deadline, exact */
-  prune(loop, &t->near);
-  if (t->near.len == 0)
+  prune_near(loop);
+  bool in_run;
+  struct fut__heap_ent *near_top = near_first(t, &in_run);
+  if (!near_top)
     return fut__timer_next(loop); /* nothing before bound: a later slot */
-  /* first may have been a slot's start; the near heap's top is now the
+  /* first may have been a slot's start; the near tier's top is now the
    * earliest deadline of all (later slots hold later ones): bound from it. */
-  uint64_t top = t->near.ents[0].when;
+  uint64_t top = near_top->when;
   if (top > first) {
     if (top <= now || top > UINT64_MAX - FUT__SLACK_MAX)
       return top;
@@ -371,9 +546,14 @@ uint64_t fut__timer_wake(fut_loop_t *loop, uint64_t now) {
     if (advance(loop, bound) != 0)
       return top;
   }
-  /* Every entry with a deadline below the result is in the near heap (its
-   * slot is at most bound's), and none of them is then past its slack. */
-  return min_latest(t->near.ents, t->near.len, 0, bound);
+  /* Every entry with a deadline below the result is in the near tier (its
+   * slot is at most bound's), and none of them is then past its slack.
+   * The run is sorted: its walk stops at the first deadline past bound. */
+  for (uint32_t i = t->run_pos; i < t->run_len && t->run[i].when < bound; i++)
+    if (t->run[i].when + t->run[i].slack < bound)
+      bound = t->run[i].when + t->run[i].slack;
+  return t->near.len > 0 ? min_latest(t->near.ents, t->near.len, 0, bound)
+                         : bound;
 }
 
 /* Moves every timer due at `now` to the ready queue in deadline order; a
@@ -387,12 +567,12 @@ int fut__timers_expire(fut_loop_t *loop, uint64_t now) {
   if (FUT__UNLIKELY(err))
     return fut__error(err, "timers: out of memory moving due timers "
                            "out of the wheel");
-  struct fut__theap *near = &t->near;
-  while (near->len > 0 && near->ents[0].when <= now) {
-    struct fut__heap_ent *top = &near->ents[0];
+  bool in_run;
+  struct fut__heap_ent *top;
+  while ((top = near_first(t, &in_run)) != NULL && top->when <= now) {
     fut_handle_t *h = handle_of(top);
     if (h && (h->flags & FUT__H_CANCELLED)) {
-      heap_pop(near);
+      near_pop(t, in_run);
       shed(loop, h);
       continue;
     }
@@ -400,7 +580,7 @@ int fut__timers_expire(fut_loop_t *loop, uint64_t now) {
     if (h ? fut__ring_push(&loop->ready, fut__handle_run, h)
           : fut__ring_push(&loop->ready, top->cb, top->arg))
       break;
-    heap_pop(near);
+    near_pop(t, in_run);
     t->total--;
     if (h)
       h->flags &= (uint8_t)~FUT__H_IN_HEAP;
@@ -427,6 +607,9 @@ void fut__timers_clear(fut_loop_t *loop) {
   t->cancelled = t->zombies = 0; /* everything goes, counted or not */
   while (t->near.len > 0)
     drop(loop, &t->near.ents[--t->near.len]);
+  while (t->run_len > t->run_pos)
+    drop(loop, &t->run[--t->run_len]);
+  t->run_pos = t->run_len = 0;
   while (t->far.len > 0)
     drop(loop, &t->far.ents[--t->far.len]);
   for (uint32_t b = 0; b < FUT__WHEEL_SLOTS; b++) {
@@ -435,8 +618,7 @@ void fut__timers_clear(fut_loop_t *loop) {
       while (c->len > 0)
         drop(loop, &c->ents[--c->len]);
       t->wheel[b] = c->next;
-      c->next = t->spare;
-      t->spare = c;
+      chunk_release(t, c);
     }
   }
   memset(t->wheel_bits, 0, sizeof t->wheel_bits);
@@ -447,10 +629,15 @@ void fut__timers_free(fut_loop_t *loop) {
   struct fut__timers *t = &loop->timers;
   fut__free(t->near.ents);
   fut__free(t->far.ents);
+  fut__free(t->run);
+  fut__free(t->scratch);
+  t->run = t->scratch = NULL;
+  t->run_cap = t->scratch_cap = 0;
   while (t->spare) {
     struct fut__tchunk *c = t->spare;
     t->spare = c->next;
     fut__free(c);
   }
+  t->nspare = 0;
   t->near.ents = t->far.ents = NULL;
 }
