@@ -160,6 +160,24 @@ static void choose_cpus(void) {
   BENCH_CHECK(sched_setaffinity(0, sizeof set, &set) == 0);
 }
 
+int net_servers(const net_server_info_t **out) {
+  static net_server_info_t info[NSERVERS];
+  for (int i = 0; i < NSERVERS; i++)
+    info[i] = (net_server_info_t){servers[i].name, servers[i].fn};
+  *out = info;
+  return NSERVERS;
+}
+
+void net_pin(bool server) {
+  choose_cpus();
+  if (!server || cpu_server < 0)
+    return;
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  CPU_SET(cpu_server, &set);
+  sched_setaffinity(0, sizeof set, &set);
+}
+
 static void pin_server(void) {
   if (cpu_server < 0)
     return;
@@ -441,18 +459,27 @@ static void print_targets(void) {
 }
 
 /* BENCH_NET_CELLS: a comma-separated list of cell keys (default: all). */
-static bool wanted(const cell_t *c) {
+bool net_cell_wanted(const char *key) {
   const char *list = getenv("BENCH_NET_CELLS");
   if (!list || !*list)
     return true;
-  size_t n = strlen(c->key);
-  for (const char *p = list; (p = strstr(p, c->key)) != NULL; p += n)
+  size_t n = strlen(key);
+  for (const char *p = list; (p = strstr(p, key)) != NULL; p += n)
     if ((p == list || p[-1] == ',') && (p[n] == ',' || p[n] == '\0'))
       return true;
   return false;
 }
 
-int main(void) {
+int main(int argc, char **argv) {
+  if (argc > 1 && strcmp(argv[1], "--serve") == 0)
+    return net_cost_serve(argc, argv);
+  if (argc > 1) {
+    fprintf(stderr, "usage: bench_net (settings through BENCH_NET_* "
+                    "environment variables)\n");
+    return 2;
+  }
+  if (getenv("BENCH_NET_COST") && atoi(getenv("BENCH_NET_COST")))
+    return net_cost_main();
   bool quick = (getenv("BENCH_NET_QUICK") && atoi(getenv("BENCH_NET_QUICK"))) ||
                bench_quick();
   if (quick) {
@@ -492,7 +519,7 @@ int main(void) {
   fflush(stdout);
 
   for (size_t ci = 0; ci < NCELLS; ci++)
-    if (wanted(&cells[ci]))
+    if (net_cell_wanted(cells[ci].key))
       run_cell(ci);
   print_targets();
   if (unclean_stops) {
