@@ -14,22 +14,28 @@
  *                  connection set-up and teardown cancel out.  Under
  *                  valgrind the server is the slow side, so each wake-up
  *                  finds every connection ready (the most batched case).
- * Environment: BENCH_NET_CELLS (as for the timed mode), BENCH_NET_COST_N
- * (measured requests per connection, default 100),
- * BENCH_NET_COST_VALGRIND=0 (system calls only). */
+ *   churn          connections one after another (connect, one echo,
+ *                  close): the server's system calls per connection.
+ * Environment: BENCH_NET_CELLS (as for the timed mode, plus "churn"),
+ * BENCH_NET_COST_N (measured requests per connection, default 100),
+ * BENCH_NET_COST_VALGRIND=0 (system calls only), BENCH_NET_COST_KEEP=1
+ * (keep the callgrind files in /tmp for callgrind_annotate). */
 #include "bench_net.h"
 
 #include "bench_common.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/perf_event.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -119,8 +125,8 @@ static int open_counter(long id, pid_t pid, const char *filter) {
   a.size = sizeof a;
   a.config = (uint64_t)id;
   a.inherit = 1;
-  int fd = (int)syscall(SYS_perf_event_open, &a, pid, -1, -1,
-                        PERF_FLAG_FD_CLOEXEC);
+  int fd =
+      (int)syscall(SYS_perf_event_open, &a, pid, -1, -1, PERF_FLAG_FD_CLOEXEC);
   if (fd < 0)
     return -errno;
   if (filter && ioctl(fd, PERF_EVENT_IOC_SET_FILTER, filter) != 0) {
@@ -191,9 +197,15 @@ static int start_server(int si, const char *cg_out, int *stop_w) {
     snprintf(a_stop, sizeof a_stop, "%d", stop[0]);
     snprintf(a_ready, sizeof a_ready, "%d", ready[1]);
     if (cg_out) {
+      /* valgrind's launcher would read /proc/self/exe as itself. */
+      char self[512];
+      ssize_t len = readlink("/proc/self/exe", self, sizeof self - 1);
+      if (len <= 0)
+        _exit(127);
+      self[len] = '\0';
       snprintf(a_out, sizeof a_out, "--callgrind-out-file=%s", cg_out);
-      execlp("valgrind", "valgrind", "--tool=callgrind", "-q", a_out,
-             "/proc/self/exe", "--serve", a_si, a_stop, a_ready, (char *)NULL);
+      execlp("valgrind", "valgrind", "--tool=callgrind", "-q", a_out, self,
+             "--serve", a_si, a_stop, a_ready, (char *)NULL);
     } else {
       execl("/proc/self/exe", "bench_net", "--serve", a_si, a_stop, a_ready,
             (char *)NULL);
@@ -231,8 +243,8 @@ static void stop_server(int stop_w) {
     net_fail("a server stopped uncleanly (status %d)", status);
 }
 
-static void load(const cost_cell_t *c, int port, const char *label,
-                 uint64_t n, counters_t *ctr) {
+static void load(const cost_cell_t *c, int port, const char *label, uint64_t n,
+                 counters_t *ctr) {
   net_load_cfg_t lc = {.port = port,
                        .conns = c->conns,
                        .msg_size = c->size,
@@ -268,6 +280,58 @@ static int count_syscalls(int si, const cost_cell_t *c, const char *label,
   return 0;
 }
 
+/* Connection churn: K connections one after another, each connect, one
+ * 64-byte echo, close; the server's system calls per connection, counted
+ * until they settle (the server closed its side).  Returns 0 or -errno. */
+#define CHURN_CONNS 200
+static int count_churn(int si, double out[NK]) {
+  int stop_w;
+  int port = start_server(si, NULL, &stop_w);
+  counters_t ctr;
+  int err = open_counters(child, &ctr);
+  if (err) {
+    stop_server(stop_w);
+    return err;
+  }
+  on_mark(0, &ctr);
+  struct sockaddr_in a = {.sin_family = AF_INET,
+                          .sin_port = htons((uint16_t)port),
+                          .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  char msg[64], back[64];
+  memset(msg, 'x', sizeof msg);
+  for (int i = 0; i < CHURN_CONNS; i++) {
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    size_t got = 0;
+    if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof a) != 0 ||
+        send(fd, msg, sizeof msg, MSG_NOSIGNAL) != (ssize_t)sizeof msg)
+      net_fail("churn: connect or send failed: %s", strerror(errno));
+    while (got < sizeof back) {
+      ssize_t n = recv(fd, back + got, sizeof back - got, 0);
+      if (n <= 0)
+        net_fail("churn: the echo did not come back");
+      got += (size_t)n;
+    }
+    if (memcmp(msg, back, sizeof msg) != 0)
+      net_fail("churn: the echo differs");
+    close(fd);
+  }
+  /* Settled: no system call for 100 ms. */
+  uint64_t last = UINT64_MAX;
+  for (int i = 0; i < 500; i++) {
+    on_mark(1, &ctr);
+    if (ctr.at[1][K_ALL] == last)
+      break;
+    last = ctr.at[1][K_ALL];
+    nanosleep(&(struct timespec){.tv_nsec = 100000000}, NULL);
+  }
+  for (int k = 0; k < NK; k++) {
+    out[k] = (double)(ctr.at[1][k] - ctr.at[0][k]) / CHURN_CONNS;
+    close(ctr.fd[k]);
+  }
+  stop_server(stop_w);
+  return 0;
+}
+
 /* The "totals:" line of a callgrind output file (0: not found). */
 static uint64_t cg_total(const char *path) {
   FILE *f = fopen(path, "r");
@@ -280,7 +344,10 @@ static uint64_t cg_total(const char *path) {
         sscanf(line, "summary: %llu", &v) == 1)
       break;
   fclose(f);
-  unlink(path);
+  if (getenv("BENCH_NET_COST_KEEP"))
+    fprintf(stderr, "bench_net: kept %s\n", path);
+  else
+    unlink(path);
   return v;
 }
 
@@ -289,8 +356,8 @@ static double count_instructions(int si, const cost_cell_t *c,
   uint64_t tot[2];
   for (int r = 0; r < 2; r++) {
     char path[128];
-    snprintf(path, sizeof path, "/tmp/bench_net_cost.%d.%d.cg", (int)getpid(),
-             r);
+    snprintf(path, sizeof path, "/tmp/bench_net_cost.%d.%d.%d.cg",
+             (int)getpid(), si, r);
     int stop_w;
     int port = start_server(si, path, &stop_w);
     load(c, port, label, r ? 3 * n : n, NULL);
@@ -370,6 +437,33 @@ int net_cost_main(void) {
                  c->name);
         bench_emit_role(scen, srv[si].name, role, c->conns, ins, "instr/req");
       }
+    }
+  }
+  if (net_cell_wanted("churn")) {
+    printf("\nChurn: %d connections one after another (connect, one 64-byte "
+           "echo, close), per connection\n  %-20s %8s %8s %8s %8s\n",
+           CHURN_CONNS, "server", "sys", "waits", "ctl", "sys-wait");
+    for (int si = 0; si < ns; si++) {
+      if (!srv[si].fn)
+        continue;
+      double sc[NK];
+      int err = count_churn(si, sc);
+      printf("  %-20s", srv[si].name);
+      if (err) {
+        printf(" n/a (%s)\n", strerror(-err));
+        continue;
+      }
+      printf(" %8.3f %8.3f %8.3f %8.3f\n", sc[K_ALL], sc[K_WAIT], sc[K_CTL],
+             sc[K_ALL] - sc[K_WAIT]);
+      const char *role = bench_role_of(srv[si].name);
+      bench_emit_role("echo churn: server syscalls per connection (one 64 B "
+                      "echo)",
+                      srv[si].name, role, CHURN_CONNS, sc[K_ALL],
+                      "syscalls/conn");
+      bench_emit_role("echo churn: server syscalls per connection, waits "
+                      "excluded",
+                      srv[si].name, role, CHURN_CONNS, sc[K_ALL] - sc[K_WAIT],
+                      "syscalls/conn");
     }
   }
   printf("\n");

@@ -52,6 +52,7 @@ fut_transport_t *fut__transport_alloc(fut_loop_t *loop, int fd, uint8_t kind) {
   }
   t->loop = loop;
   t->fd = fd;
+  t->rbuf = st->rbuf;
   t->refs = 1; /* the loop's, until connection_lost ran */
   t->kind = kind;
   t->reading = true;
@@ -194,8 +195,14 @@ static void call_lost(fut_transport_t *t) {
   } else if (t->dproto->connection_lost) {
     t->dproto->connection_lost(t, err, t->arg);
   }
-  if (t->fd >= 0)
+  if (t->fd >= 0) {
+    /* An accepted socket is ours alone: the close leaves epoll too, so
+     * the watchers' pending EPOLL_CTL_DEL is not made (one system call
+     * per connection, as the raw epoll server). */
+    if (t->server)
+      fut__io_closing(t->loop, t->fd);
     close(t->fd);
+  }
   t->fd = -1;
   if (t->kind == FUT__T_DGRAM)
     fut__dgram_clear(t);
@@ -291,7 +298,7 @@ static void on_readable(void *arg) {
       return;
     }
   } else {
-    buf = fut__net_state_peek(t->loop)->rbuf;
+    buf = t->rbuf;
     cap = FUT__NET_RBUF;
   }
   ssize_t n = recv(t->fd, buf, cap, 0);
@@ -391,7 +398,15 @@ static int arm_writer(fut_transport_t *t) {
   return 0;
 }
 
-static int check_writable(const fut_transport_t *t, const char *what) {
+/* Whether t takes stream writes now: one test on the hot path, the reason
+ * (check_writable) only when it does not. */
+static inline bool writable_now(const fut_transport_t *t) {
+  return t->kind == FUT__T_STREAM && !t->sendfile_busy && !t->closing &&
+         !t->eof_pending;
+}
+
+__attribute__((noinline, cold)) static int
+check_writable(const fut_transport_t *t, const char *what) {
   if (t->kind != FUT__T_STREAM)
     return fut__error(-EINVAL,
                       "%s on a datagram transport (use "
@@ -441,14 +456,15 @@ static int queue_rest(fut_transport_t *t, const struct iovec *iov, int cnt,
 }
 
 int fut_transport_write(fut_transport_t *t, const void *data, size_t len) {
-  if (!t || (!data && len))
+  if (FUT__UNLIKELY(!t || (!data && len)))
     return fut__error(-EINVAL, "fut_transport_write: %s",
                       !t ? "NULL transport" : "NULL data");
-  int err = check_writable(t, "fut_transport_write");
-  if (err || len == 0)
-    return err;
+  if (FUT__UNLIKELY(!writable_now(t)))
+    return check_writable(t, "fut_transport_write");
+  if (len == 0)
+    return 0;
   size_t sent = 0;
-  if (t->wlen == t->whead) {
+  if (FUT__LIKELY(t->wlen == t->whead)) {
     ssize_t n = send(t->fd, data, len, MSG_NOSIGNAL);
     if (n == (ssize_t)len)
       return 0;
@@ -475,9 +491,10 @@ int fut_transport_writev(fut_transport_t *t, const struct iovec *iov,
       return fut__error(-EINVAL, "fut_transport_writev: iov[%d] is NULL", i);
     total += iov[i].iov_len;
   }
-  int err = check_writable(t, "fut_transport_writev");
-  if (err || total == 0)
-    return err;
+  if (FUT__UNLIKELY(!writable_now(t)))
+    return check_writable(t, "fut_transport_writev");
+  if (total == 0)
+    return 0;
   size_t sent = 0;
   if (t->wlen == t->whead) {
     struct msghdr m = {0};
