@@ -344,7 +344,9 @@ static fut_transport_t *dup_t;
 static int dup_fd = -1;
 
 static void dup_made(fut_transport_t *t, void *arg) {
-  (void)arg;
+  ((conn_t *)arg)->made++;
+  if (dup_t)
+    return; /* only the first connection's fd is copied */
   dup_t = t;
   dup_fd = fcntl(fut_transport_fd(t), F_DUPFD_CLOEXEC, 0);
 }
