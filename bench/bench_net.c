@@ -46,6 +46,8 @@
 #define STOP_MS 5000  /* and exit within this after being told to */
 
 enum { RAW, UV, PROTO, STREAMS, NSERVERS };
+_Static_assert(UV == NET_SRV_UV && PROTO == NET_SRV_PROTO,
+               "bench_net.h's server indices");
 
 typedef struct server {
   const char *name;

@@ -91,6 +91,8 @@ int net_cost_main(void);
 int net_cost_serve(int argc, char **argv);
 
 /* bench_net.c: the servers by index (raw, libuv, protocol, streams). */
+#define NET_SRV_UV 1
+#define NET_SRV_PROTO 2
 typedef struct net_server_info {
   const char *name;
   net_server_fn fn; /* NULL: not available here */

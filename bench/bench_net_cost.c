@@ -369,7 +369,49 @@ static double count_instructions(int si, const cost_cell_t *c,
   return ((double)tot[1] - (double)tot[0]) / (double)(2 * n);
 }
 
+/* Per cell and server (raw, libuv, protocol, streams): instructions and
+ * system calls (waits excluded) per request, -1 when not measured; the
+ * churn's system calls (waits excluded) per connection. */
+static double got_ins[NCOST][4], got_sys[NCOST][4], churn[4];
+
+/* protocol against libuv over every cell measured: the largest ratio of
+ * instructions (and of system calls), and whether the protocol server did
+ * fewer instructions and no more system calls everywhere. */
+static void print_verdict(void) {
+  const int U = NET_SRV_UV, P = NET_SRV_PROTO;
+  double worst_i = -1, worst_s = -1;
+  for (size_t ci = 0; ci < NCOST; ci++) {
+    if (got_ins[ci][U] > 0 && got_ins[ci][P] > 0 &&
+        got_ins[ci][P] / got_ins[ci][U] > worst_i)
+      worst_i = got_ins[ci][P] / got_ins[ci][U];
+    if (got_sys[ci][U] > 0 && got_sys[ci][P] > 0 &&
+        got_sys[ci][P] / got_sys[ci][U] > worst_s)
+      worst_s = got_sys[ci][P] / got_sys[ci][U];
+  }
+  printf("\nprotocol vs libuv (counted): instructions/request ");
+  if (worst_i < 0)
+    printf("n/a");
+  else
+    printf("%s (worst %.2fx libuv's)", worst_i < 1 ? "FEWER" : "NOT FEWER",
+           worst_i);
+  printf("; syscalls/request, waits excluded ");
+  if (worst_s < 0)
+    printf("n/a");
+  else
+    printf("%s (worst %.2fx)", worst_s <= 1.001 ? "NO MORE" : "MORE", worst_s);
+  printf("; syscalls/connection, waits excluded ");
+  if (churn[U] > 0 && churn[P] > 0)
+    printf("%.2f vs %.2f\n", churn[P], churn[U]);
+  else
+    printf("n/a\n");
+}
+
 int net_cost_main(void) {
+  for (size_t ci = 0; ci < NCOST; ci++)
+    for (int k = 0; k < 4; k++)
+      got_ins[ci][k] = got_sys[ci][k] = -1;
+  for (int k = 0; k < 4; k++)
+    churn[k] = -1;
   const net_server_info_t *srv;
   int ns = net_servers(&srv);
   long per_conn = 100;
@@ -408,6 +450,10 @@ int net_cost_main(void) {
       double sc[NK];
       int err = count_syscalls(si, c, label, n, sc);
       double ins = vg ? count_instructions(si, c, label, n) : -1;
+      if (si < 4) {
+        got_ins[ci][si] = ins;
+        got_sys[ci][si] = err ? -1 : sc[K_ALL] - sc[K_WAIT];
+      }
       printf("  %-20s", srv[si].name);
       if (err)
         printf(" %8s %8s %8s %8s", "n/a", "", "", "");
@@ -455,6 +501,8 @@ int net_cost_main(void) {
       }
       printf(" %8.3f %8.3f %8.3f %8.3f\n", sc[K_ALL], sc[K_WAIT], sc[K_CTL],
              sc[K_ALL] - sc[K_WAIT]);
+      if (si < 4)
+        churn[si] = sc[K_ALL] - sc[K_WAIT];
       const char *role = bench_role_of(srv[si].name);
       bench_emit_role("echo churn: server syscalls per connection (one 64 B "
                       "echo)",
@@ -466,6 +514,6 @@ int net_cost_main(void) {
                       "syscalls/conn");
     }
   }
-  printf("\n");
+  print_verdict();
   return 0;
 }

@@ -95,11 +95,9 @@ static unsigned char *pattern, *rx;
 static int ep;
 static bool measuring, draining;
 static uint64_t measured, total;
-static int in_flight; /* requests sent and not wholly echoed */
-static uint64_t budget;
-static double out_seconds;
-    /* counted mode: the measured phase's length */ /* requests still to start
-                                                       (counted mode) */
+static int in_flight;      /* requests sent and not wholly echoed */
+static uint64_t budget;    /* requests still to start (counted mode) */
+static double out_seconds; /* counted mode: the measured phase's length */
 
 static void connect_one(conn_t *c) {
   struct sockaddr_in a = {.sin_family = AF_INET,
