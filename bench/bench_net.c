@@ -18,7 +18,8 @@
  * Environment: BENCH_NET_SECONDS (per cell and run, default 2),
  * BENCH_NET_RUNS (default 5), BENCH_NET_QUICK=1 (0.3 s, 1 run),
  * BENCH_NET_CELLS=c10-1k,c10-10k,c100-1k,c100-10k,s6 (a subset; default
- * all).
+ * all), BENCH_NET_COST=1 (the counted mode instead: system calls and
+ * instructions per request, bench_net_cost.c).
  * Exits 1 on any echo mismatch, a server that fails to start or stop
  * cleanly, or a stall; the PASS/FAIL line about the targets does not
  * change the exit status. */
