@@ -18,7 +18,8 @@
  * Environment: BENCH_NET_SECONDS (per cell and run, default 2),
  * BENCH_NET_RUNS (default 5), BENCH_NET_QUICK=1 (0.3 s, 1 run),
  * BENCH_NET_CELLS=c10-1k,c10-10k,c100-1k,c100-10k,s6 (a subset; default
- * all).
+ * all), BENCH_NET_COST=1 (the counted mode instead: system calls and
+ * instructions per request, bench_net_cost.c).
  * Exits 1 on any echo mismatch, a server that fails to start or stop
  * cleanly, or a stall; the PASS/FAIL line about the targets does not
  * change the exit status. */
@@ -46,6 +47,8 @@
 #define STOP_MS 5000  /* and exit within this after being told to */
 
 enum { RAW, UV, PROTO, STREAMS, NSERVERS };
+_Static_assert(UV == NET_SRV_UV && PROTO == NET_SRV_PROTO,
+               "bench_net.h's server indices");
 
 typedef struct server {
   const char *name;
@@ -158,6 +161,24 @@ static void choose_cpus(void) {
   CPU_ZERO(&set);
   CPU_SET(cpu_gen, &set);
   BENCH_CHECK(sched_setaffinity(0, sizeof set, &set) == 0);
+}
+
+int net_servers(const net_server_info_t **out) {
+  static net_server_info_t info[NSERVERS];
+  for (int i = 0; i < NSERVERS; i++)
+    info[i] = (net_server_info_t){servers[i].name, servers[i].fn};
+  *out = info;
+  return NSERVERS;
+}
+
+void net_pin(bool server) {
+  choose_cpus();
+  if (!server || cpu_server < 0)
+    return;
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  CPU_SET(cpu_server, &set);
+  sched_setaffinity(0, sizeof set, &set);
 }
 
 static void pin_server(void) {
@@ -441,18 +462,27 @@ static void print_targets(void) {
 }
 
 /* BENCH_NET_CELLS: a comma-separated list of cell keys (default: all). */
-static bool wanted(const cell_t *c) {
+bool net_cell_wanted(const char *key) {
   const char *list = getenv("BENCH_NET_CELLS");
   if (!list || !*list)
     return true;
-  size_t n = strlen(c->key);
-  for (const char *p = list; (p = strstr(p, c->key)) != NULL; p += n)
+  size_t n = strlen(key);
+  for (const char *p = list; (p = strstr(p, key)) != NULL; p += n)
     if ((p == list || p[-1] == ',') && (p[n] == ',' || p[n] == '\0'))
       return true;
   return false;
 }
 
-int main(void) {
+int main(int argc, char **argv) {
+  if (argc > 1 && strcmp(argv[1], "--serve") == 0)
+    return net_cost_serve(argc, argv);
+  if (argc > 1) {
+    fprintf(stderr, "usage: bench_net (settings through BENCH_NET_* "
+                    "environment variables)\n");
+    return 2;
+  }
+  if (getenv("BENCH_NET_COST") && atoi(getenv("BENCH_NET_COST")))
+    return net_cost_main();
   bool quick = (getenv("BENCH_NET_QUICK") && atoi(getenv("BENCH_NET_QUICK"))) ||
                bench_quick();
   if (quick) {
@@ -492,7 +522,7 @@ int main(void) {
   fflush(stdout);
 
   for (size_t ci = 0; ci < NCELLS; ci++)
-    if (wanted(&cells[ci]))
+    if (net_cell_wanted(cells[ci].key))
       run_cell(ci);
   print_targets();
   if (unclean_stops) {

@@ -63,6 +63,13 @@ typedef struct net_load_cfg {
    * adds its own wake-up to every round trip, the same for every server,
    * which hides their differences when one connection is all there is. */
   bool busy_poll;
+  /* Counted mode (fixed_requests > 0; the times above are then unused):
+   * fixed_warm requests, then every connection idle and mark(0); then
+   * fixed_requests more, every connection idle again, and mark(1).  So the
+   * server did exactly fixed_requests echoes between the marks. */
+  uint64_t fixed_warm, fixed_requests;
+  void (*mark)(int phase, void *arg);
+  void *mark_arg;
 } net_load_cfg_t;
 
 typedef struct net_load_result {
@@ -76,6 +83,26 @@ typedef struct net_load_result {
 } net_load_result_t;
 
 void net_load_run(const net_load_cfg_t *cfg, net_load_result_t *out);
+
+/* bench_net_cost.c: BENCH_NET_COST=1 (system calls and instructions per
+ * request); returns bench_net's exit status.  net_cost_serve runs a server
+ * for `bench_net --serve` (the child that valgrind runs). */
+int net_cost_main(void);
+int net_cost_serve(int argc, char **argv);
+
+/* bench_net.c: the servers by index (raw, libuv, protocol, streams). */
+#define NET_SRV_UV 1
+#define NET_SRV_PROTO 2
+typedef struct net_server_info {
+  const char *name;
+  net_server_fn fn; /* NULL: not available here */
+} net_server_info_t;
+int net_servers(const net_server_info_t **out);
+/* Pins the calling process to the server's CPU (server) or the load
+ * generator's (no-op with one CPU). */
+void net_pin(bool server);
+/* Whether BENCH_NET_CELLS asks for the cell with this key (unset: all). */
+bool net_cell_wanted(const char *key);
 
 /* The run delay in a /proc schedstat file (time runnable but waiting for a
  * CPU: other processes had it), in s; -1 when it cannot be read. */

@@ -95,7 +95,9 @@ static unsigned char *pattern, *rx;
 static int ep;
 static bool measuring, draining;
 static uint64_t measured, total;
-static int in_flight; /* requests sent and not wholly echoed */
+static int in_flight;      /* requests sent and not wholly echoed */
+static uint64_t budget;    /* requests still to start (counted mode) */
+static double out_seconds; /* counted mode: the measured phase's length */
 
 static void connect_one(conn_t *c) {
   struct sockaddr_in a = {.sin_family = AF_INET,
@@ -145,6 +147,9 @@ static void send_some(conn_t *c) {
 }
 
 static void start_request(conn_t *c, uint64_t now) {
+  if (budget == 0)
+    return;
+  budget--;
   c->off = ((size_t)c->seq * 37 + (size_t)c->idx * 11) % 251;
   c->sent = c->got = 0;
   c->t0 = now;
@@ -211,6 +216,48 @@ static void poll_events(void) {
   }
 }
 
+static void finish_run(conn_t *conns) {
+  for (int i = 0; i < cfg->conns; i++)
+    close(conns[i].fd);
+  close(ep);
+  free(conns);
+  free(pattern);
+  free(rx);
+}
+
+/* Polls until every started request is echoed whole. */
+static void wait_idle(void) {
+  uint64_t last_total = total, last_progress = bench_now();
+  while (in_flight > 0) {
+    poll_events();
+    uint64_t now = bench_now();
+    if (total != last_total) {
+      last_total = total;
+      last_progress = now;
+    } else if (now - last_progress > STALL_NS) {
+      net_fail("%s: no echo completed for %.0f s (%llu requests done)",
+               cfg->label, STALL_NS / 1e9, (unsigned long long)total);
+    }
+  }
+}
+
+/* Counted mode: the warm-up budget (started by the caller), idle, mark 0,
+ * the measured budget, idle, mark 1. */
+static void run_counted(conn_t *conns) {
+  wait_idle();
+  if (cfg->mark)
+    cfg->mark(0, cfg->mark_arg);
+  budget = cfg->fixed_requests;
+  uint64_t t = bench_now(), before = total;
+  for (int i = 0; i < cfg->conns; i++)
+    start_request(&conns[i], t);
+  wait_idle();
+  if (cfg->mark)
+    cfg->mark(1, cfg->mark_arg);
+  measured = total - before;
+  out_seconds = (double)(bench_now() - t) / 1e9;
+}
+
 void net_load_run(const net_load_cfg_t *config, net_load_result_t *out) {
   cfg = config;
   size_t m = cfg->msg_size;
@@ -229,6 +276,7 @@ void net_load_run(const net_load_cfg_t *config, net_load_result_t *out) {
   measuring = draining = false;
   measured = total = 0;
   in_flight = 0;
+  budget = cfg->fixed_requests ? cfg->fixed_warm : UINT64_MAX;
 
   for (int i = 0; i < cfg->conns; i++) {
     conns[i].idx = (unsigned)i;
@@ -238,6 +286,16 @@ void net_load_run(const net_load_cfg_t *config, net_load_result_t *out) {
   for (int i = 0; i < cfg->conns; i++)
     start_request(&conns[i], t);
 
+  if (cfg->fixed_requests) {
+    run_counted(conns);
+    memset(out, 0, sizeof *out);
+    out->requests = measured;
+    out->total_requests = total;
+    out->seconds = out_seconds;
+    out->gen_run_delay_s = -1;
+    finish_run(conns);
+    return;
+  }
   uint64_t warm_end = t + (uint64_t)(cfg->warmup_seconds * 1e9);
   uint64_t end = warm_end + (uint64_t)(cfg->measure_seconds * 1e9);
   uint64_t start = warm_end, last_total = 0, last_progress = t, now = t;
@@ -279,10 +337,5 @@ void net_load_run(const net_load_cfg_t *config, net_load_result_t *out) {
   out->p99_us = h_quantile(measured, 0.99) / 1e3;
   out->gen_cpu_share = out->seconds > 0 ? cpu / out->seconds : 0;
   out->gen_run_delay_s = wait0 >= 0 && wait1 >= 0 ? wait1 - wait0 : -1;
-  for (int i = 0; i < cfg->conns; i++)
-    close(conns[i].fd);
-  close(ep);
-  free(conns);
-  free(pattern);
-  free(rx);
+  finish_run(conns);
 }

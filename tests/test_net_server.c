@@ -334,6 +334,73 @@ static void test_loop_close_loses_connections(void **state) {
   close(sv[1]);
 }
 
+/* ---- closing an accepted socket whose file lives on -----------------------
+ * An accepted transport closes its fd without EPOLL_CTL_DEL (the close
+ * leaves epoll).  When the program dup'd that fd, the file and its epoll
+ * registration live on: the loop must see the stale events, rebuild its
+ * epoll instance once, and neither spin nor lose the other connections. */
+
+static fut_transport_t *dup_t;
+static int dup_fd = -1;
+
+static void dup_made(fut_transport_t *t, void *arg) {
+  ((conn_t *)arg)->made++;
+  if (dup_t)
+    return; /* only the first connection's fd is copied */
+  dup_t = t;
+  dup_fd = fcntl(fut_transport_fd(t), F_DUPFD_CLOEXEC, 0);
+}
+
+static const fut_protocol_t dup_proto = {.connection_made = dup_made,
+                                         .data_received = c_echo,
+                                         .connection_lost = c_lost};
+
+static uint64_t mono_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static void test_close_accepted_with_dup(void **state) {
+  fut_loop_t *loop = *state;
+  nconns = 0;
+  dup_t = NULL;
+  dup_fd = -1;
+  fut_server_t *s;
+  assert_int_equal(fut_create_server(loop, &dup_proto, conn_factory, NULL,
+                                     "127.0.0.1", 0, NULL, &s),
+                   0);
+  int a = raw_connect(fut_server_port(s));
+  for (int i = 0; i < 5000 && !dup_t; i++)
+    fut_loop_run_once(loop, 1000000);
+  assert_non_null(dup_t);
+  assert_true(dup_fd >= 0);
+  fut_transport_close(dup_t);
+  for (int i = 0; i < 5000 && !conns[0].lost; i++)
+    fut_loop_run_once(loop, 1000000);
+  assert_int_equal(conns[0].lost, 1);
+  /* The peer writes to the file only dup_fd holds now. */
+  assert_int_equal(write(a, "zz", 2), 2);
+  /* No busy loop: ten idle polls of 20 ms take at least 100 ms (a stale
+   * registration left in place would return at once every time). */
+  uint64_t t0 = mono_ns();
+  for (int i = 0; i < 10; i++)
+    fut_loop_run_once(loop, 20000000);
+  assert_true(mono_ns() - t0 >= 100000000u);
+  /* A new connection (maybe on the same fd number) echoes. */
+  int b = raw_connect(fut_server_port(s));
+  echo_check(loop, b);
+  assert_int_equal(conns[0].lost, 1);
+  close(b);
+  close(a);
+  close(dup_fd);
+  fut_server_close_clients(s);
+  for (int i = 0; i < 5000 && fut_server_active_connections(s) > 0; i++)
+    fut_loop_run_once(loop, 1000000);
+  fut_server_close(s);
+  fut_server_unref(s);
+}
+
 /* ---- BufferedProtocol and writev ------------------------------------------
  */
 
@@ -650,6 +717,7 @@ int main(void) {
       FX_LOOP_TEST(test_wait_closed_future),
       FX_LOOP_TEST(test_factory_refuses),
       FX_LOOP_TEST(test_loop_close_loses_connections),
+      FX_LOOP_TEST(test_close_accepted_with_dup),
       FX_LOOP_TEST(test_buffered_protocol_and_writev),
       FX_LOOP_TEST(test_connect_timeout_wait_for),
       FX_LOOP_TEST(test_happy_eyeballs_localhost),

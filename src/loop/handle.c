@@ -77,6 +77,13 @@ void fut__handle_run(void *p) {
       h->flags |= FUT__H_RAN;
     h->cb(h->arg);
   }
+  /* The common case, a watcher or a handle someone still holds: the
+   * queue's reference goes without a call (no timer-heap bookkeeping
+   * applies outside the heap, and this runs on the loop's thread). */
+  if (FUT__LIKELY(h->refs > 1 && !(h->flags & FUT__H_IN_HEAP))) {
+    h->refs--;
+    return;
+  }
   fut_handle_unref(h);
 }
 

@@ -476,6 +476,13 @@ void fut__io_clear(fut_loop_t *loop);
 int fut__io_reregister(fut_loop_t *loop);
 /* Applies the pending removals to epoll (called just before epoll_wait). */
 void fut__io_flush(fut_loop_t *loop);
+/* Tells the loop that fd, whose watchers are all removed, is about to be
+ * closed by an owner holding the only descriptor of its file: the kernel
+ * drops the epoll registration with the close, so the pending lowering
+ * (an EPOLL_CTL_DEL that would fail with EBADF) is skipped.  Should the
+ * file live on elsewhere (a dup, a fork), its events are recognised as
+ * stale and the epoll instance is rebuilt (fut__io_event). */
+void fut__io_closing(fut_loop_t *loop, int fd);
 #define FUT__EV_READ 1u
 #define FUT__EV_WRITE 2u
 

@@ -153,6 +153,17 @@ void fut__io_flush(fut_loop_t *loop) {
   loop->io_ndirty = 0;
 }
 
+void fut__io_closing(fut_loop_t *loop, int fd) {
+  if (fd < 0 || fd >= loop->io_cap)
+    return;
+  struct fut__io *io = &loop->io[fd];
+  if (io->reader || io->writer)
+    return; /* still watched: the lowering (or the rebuild) deals with it */
+  /* A pending DEL would only meet EBADF after the close: skip it.  The
+   * entry stays on the dirty list and the flush finds nothing to do. */
+  io->registered = 0;
+}
+
 static int remove_watcher(fut_loop_t *loop, int fd, uint32_t bit) {
   if (!loop || fd < 0)
     return fut__error(-EINVAL, "remove watcher: %s",

@@ -104,6 +104,7 @@ struct fut_transport {
   bool connected;     /* datagrams: connect(2)ed to a peer */
   bool sendfile_busy; /* fut_transport_sendfile owns the socket */
   int lost_err;       /* the error connection_lost will get */
+  char *rbuf; /* the loop's shared receive buffer (FUT__NET_RBUF bytes) */
   const fut_protocol_t *proto;           /* stream transports */
   const fut_datagram_protocol_t *dproto; /* datagram transports */
   void *arg;

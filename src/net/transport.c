@@ -18,6 +18,8 @@
 #define KEEP_WBUF ((size_t)256 * 1024)
 
 static void on_readable(void *arg);
+static void on_readable_buffered(void *arg);
+static fut_cb read_watcher(const fut_transport_t *t);
 static void on_writable(void *arg);
 
 /* ---- life ---------------------------------------------------------------- */
@@ -52,6 +54,7 @@ fut_transport_t *fut__transport_alloc(fut_loop_t *loop, int fd, uint8_t kind) {
   }
   t->loop = loop;
   t->fd = fd;
+  t->rbuf = st->rbuf;
   t->refs = 1; /* the loop's, until connection_lost ran */
   t->kind = kind;
   t->reading = true;
@@ -143,7 +146,7 @@ int fut__transport_new(fut_loop_t *loop, int fd, const fut_protocol_t *proto,
   t->proto = proto;
   t->arg = arg;
   t->is_unix = is_unix;
-  if ((err = fut__transport_start(t, on_readable)))
+  if ((err = fut__transport_start(t, read_watcher(t))))
     return err;
   if (server) {
     t->server = fut_server_ref(server);
@@ -194,8 +197,14 @@ static void call_lost(fut_transport_t *t) {
   } else if (t->dproto->connection_lost) {
     t->dproto->connection_lost(t, err, t->arg);
   }
-  if (t->fd >= 0)
+  if (t->fd >= 0) {
+    /* An accepted socket is ours alone: the close leaves epoll too, so
+     * the watchers' pending EPOLL_CTL_DEL is not made (one system call
+     * per connection, as the raw epoll server). */
+    if (t->server)
+      fut__io_closing(t->loop, t->fd);
     close(t->fd);
+  }
   t->fd = -1;
   if (t->kind == FUT__T_DGRAM)
     fut__dgram_clear(t);
@@ -275,35 +284,9 @@ static void got_eof(fut_transport_t *t) {
     fut_transport_close(t);
 }
 
-static void on_readable(void *arg) {
-  fut_transport_t *t = arg;
-  const fut_protocol_t *p = t->proto;
-  void *buf;
-  size_t cap;
-  if (p->get_buffer) {
-    cap = 0;
-    buf = p->get_buffer(t, FUT__NET_RBUF, &cap, t->arg);
-    if (t->lost || !t->reader_on)
-      return; /* closed or paused from get_buffer */
-    if (!buf || cap == 0) {
-      fut__error(-ENOBUFS, "get_buffer gave no buffer");
-      fut__transport_force_close(t, -ENOBUFS);
-      return;
-    }
-  } else {
-    buf = fut__net_state_peek(t->loop)->rbuf;
-    cap = FUT__NET_RBUF;
-  }
-  ssize_t n = recv(t->fd, buf, cap, 0);
-  if (n > 0) {
-    if (p->get_buffer) {
-      if (p->buffer_updated)
-        p->buffer_updated(t, (size_t)n, t->arg);
-    } else if (p->data_received) {
-      p->data_received(t, buf, (size_t)n, t->arg);
-    }
-    return;
-  }
+/* What a read that returned n <= 0 means: EOF, nothing (EAGAIN), or the
+ * connection's loss. */
+static void read_ended(fut_transport_t *t, ssize_t n) {
   if (n == 0) {
     got_eof(t);
     return;
@@ -312,6 +295,45 @@ static void on_readable(void *arg) {
   if (e == EAGAIN || e == EWOULDBLOCK || e == EINTR)
     return;
   fut__transport_force_close(t, -e);
+}
+
+/* The read watcher of a plain protocol: into the loop's shared buffer,
+ * straight to data_received. */
+static void on_readable(void *arg) {
+  fut_transport_t *t = arg;
+  ssize_t n = recv(t->fd, t->rbuf, FUT__NET_RBUF, 0);
+  if (FUT__LIKELY(n > 0)) {
+    if (t->proto->data_received)
+      t->proto->data_received(t, t->rbuf, (size_t)n, t->arg);
+    return;
+  }
+  read_ended(t, n);
+}
+
+/* The read watcher of a BufferedProtocol: into the protocol's memory. */
+static void on_readable_buffered(void *arg) {
+  fut_transport_t *t = arg;
+  const fut_protocol_t *p = t->proto;
+  size_t cap = 0;
+  void *buf = p->get_buffer(t, FUT__NET_RBUF, &cap, t->arg);
+  if (t->lost || !t->reader_on)
+    return; /* closed or paused from get_buffer */
+  if (!buf || cap == 0) {
+    fut__error(-ENOBUFS, "get_buffer gave no buffer");
+    fut__transport_force_close(t, -ENOBUFS);
+    return;
+  }
+  ssize_t n = recv(t->fd, buf, cap, 0);
+  if (n > 0) {
+    if (p->buffer_updated)
+      p->buffer_updated(t, (size_t)n, t->arg);
+    return;
+  }
+  read_ended(t, n);
+}
+
+static fut_cb read_watcher(const fut_transport_t *t) {
+  return t->proto->get_buffer ? on_readable_buffered : on_readable;
 }
 
 void fut_transport_pause_reading(fut_transport_t *t) {
@@ -329,7 +351,7 @@ void fut_transport_resume_reading(fut_transport_t *t) {
     return;
   t->reading = true;
   if (!t->eof_received &&
-      fut_loop_add_reader(t->loop, t->fd, on_readable, t) == 0)
+      fut_loop_add_reader(t->loop, t->fd, read_watcher(t), t) == 0)
     t->reader_on = true;
 }
 
@@ -391,7 +413,15 @@ static int arm_writer(fut_transport_t *t) {
   return 0;
 }
 
-static int check_writable(const fut_transport_t *t, const char *what) {
+/* Whether t takes stream writes now: one test on the hot path, the reason
+ * (check_writable) only when it does not. */
+static inline bool writable_now(const fut_transport_t *t) {
+  return t->kind == FUT__T_STREAM && !t->sendfile_busy && !t->closing &&
+         !t->eof_pending;
+}
+
+__attribute__((noinline, cold)) static int
+check_writable(const fut_transport_t *t, const char *what) {
   if (t->kind != FUT__T_STREAM)
     return fut__error(-EINVAL,
                       "%s on a datagram transport (use "
@@ -440,28 +470,44 @@ static int queue_rest(fut_transport_t *t, const struct iovec *iov, int cnt,
   return 0;
 }
 
-int fut_transport_write(fut_transport_t *t, const void *data, size_t len) {
+/* After a send that did not take the whole write (n bytes, or -1 with
+ * errno e): buffer the rest, or lose the connection on a fatal error. */
+__attribute__((noinline)) static int
+write_rest(fut_transport_t *t, const void *data, size_t len, ssize_t n, int e) {
+  if (n < 0 && e != EAGAIN && e != EWOULDBLOCK && e != EINTR)
+    return send_failed(t, e, "fut_transport_write");
+  struct iovec iov = {(void *)data, len};
+  return queue_rest(t, &iov, 1, n < 0 ? 0 : (size_t)n);
+}
+
+/* Every write the fast path does not take: bad arguments, a transport that
+ * cannot write, an empty write, bytes already waiting. */
+__attribute__((noinline)) static int write_slow(fut_transport_t *t,
+                                                const void *data, size_t len) {
   if (!t || (!data && len))
     return fut__error(-EINVAL, "fut_transport_write: %s",
                       !t ? "NULL transport" : "NULL data");
-  int err = check_writable(t, "fut_transport_write");
-  if (err || len == 0)
-    return err;
-  size_t sent = 0;
+  if (!writable_now(t))
+    return check_writable(t, "fut_transport_write");
+  if (len == 0)
+    return 0;
   if (t->wlen == t->whead) {
     ssize_t n = send(t->fd, data, len, MSG_NOSIGNAL);
-    if (n == (ssize_t)len)
-      return 0;
-    if (n < 0) {
-      int e = errno;
-      if (e != EAGAIN && e != EWOULDBLOCK && e != EINTR)
-        return send_failed(t, e, "fut_transport_write");
-    } else {
-      sent = (size_t)n;
-    }
+    return n == (ssize_t)len ? 0 : write_rest(t, data, len, n, errno);
   }
   struct iovec iov = {(void *)data, len};
-  return queue_rest(t, &iov, 1, sent);
+  return queue_rest(t, &iov, 1, 0);
+}
+
+int fut_transport_write(fut_transport_t *t, const void *data, size_t len) {
+  /* The echo path: nothing queued, one send that takes it all. */
+  if (FUT__LIKELY(t && data && len && writable_now(t) && t->wlen == t->whead)) {
+    ssize_t n = send(t->fd, data, len, MSG_NOSIGNAL);
+    if (FUT__LIKELY(n == (ssize_t)len))
+      return 0;
+    return write_rest(t, data, len, n, errno);
+  }
+  return write_slow(t, data, len);
 }
 
 int fut_transport_writev(fut_transport_t *t, const struct iovec *iov,
@@ -475,9 +521,10 @@ int fut_transport_writev(fut_transport_t *t, const struct iovec *iov,
       return fut__error(-EINVAL, "fut_transport_writev: iov[%d] is NULL", i);
     total += iov[i].iov_len;
   }
-  int err = check_writable(t, "fut_transport_writev");
-  if (err || total == 0)
-    return err;
+  if (FUT__UNLIKELY(!writable_now(t)))
+    return check_writable(t, "fut_transport_writev");
+  if (total == 0)
+    return 0;
   size_t sent = 0;
   if (t->wlen == t->whead) {
     struct msghdr m = {0};
