@@ -102,8 +102,28 @@ struct fut__slab_chunk {
 void fut__slab_init(struct fut__slab *s, size_t obj_size);
 void fut__slab_destroy(struct fut__slab *s);
 /* An object, or NULL when out of memory. */
-void *fut__slab_alloc(struct fut__slab *s);
+static inline void *fut__slab_alloc(struct fut__slab *s);
 void fut__slab_free(struct fut__slab *s, void *p);
+/* fut__slab_alloc's slow path: another chunk, or a scan for a word with a
+ * free slot. */
+void *fut__slab_alloc_slow(struct fut__slab *s);
+
+/* The fast path, inline: the current chunk's hint word has a free slot
+ * and the chunk stays non-full (the lowest free slot, as the slow path). */
+static inline void *fut__slab_alloc(struct fut__slab *s) {
+  struct fut__slab_chunk *c = s->cur;
+  if (FUT__LIKELY(c != NULL)) {
+    uint32_t w = c->hint;
+    uint64_t b = c->bits[w];
+    if (FUT__LIKELY(b != 0 && c->nfree > 1)) {
+      c->bits[w] = b & (b - 1);
+      c->nfree--;
+      return c->objs +
+             (size_t)(w * 64 + (unsigned)__builtin_ctzll(b)) * s->obj_size;
+    }
+  }
+  return fut__slab_alloc_slow(s);
+}
 
 /* ---- fork.c: the process's fork counter --------------------------------
  * Incremented in the child of every fork (one pthread_atfork handler for the

@@ -35,7 +35,7 @@ static struct fut__slab_chunk *new_chunk(struct fut__slab *s) {
   return c;
 }
 
-void *fut__slab_alloc(struct fut__slab *s) {
+void *fut__slab_alloc_slow(struct fut__slab *s) {
   struct fut__slab_chunk *c = s->cur;
   if (FUT__UNLIKELY(!c)) {
     if ((c = s->avail) != NULL) {

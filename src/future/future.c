@@ -244,7 +244,8 @@ static void dispatch(void *p) {
       more->e[i].cb(f, more->e[i].arg);
     fut__free(more);
   }
-  fut_unref(f);
+  if (--f->refs == 0) /* the queue's reference (fut_unref, inline) */
+    destroy(f);
 }
 
 /* Why f cannot be completed now (the cold half of check_settable). */
@@ -277,10 +278,10 @@ static inline int check_settable_by(fut_t *f, const char *what,
       return err;
   }
   /* Reserve the ready-queue slot first, so completion cannot fail half way
-   * (a dispatch that cannot be queued would lose callbacks). */
-  if ((f->flags & FUT__F_CB0) && !(f->flags & FUT__F_DISPATCH) &&
-      FUT__UNLIKELY(f->loop->ready.tail - f->loop->ready.head >
-                    f->loop->ready.mask))
+   * (a dispatch that cannot be queued would lose callbacks).  f is pending:
+   * no dispatch is queued for it. */
+  const struct fut__ring *r = &f->loop->ready;
+  if ((f->flags & FUT__F_CB0) && FUT__UNLIKELY(r->tail - r->head > r->mask))
     return fut__ring_grow(&f->loop->ready);
   return 0;
 }
@@ -290,11 +291,21 @@ static inline int check_settable(fut_t *f, const char *what) {
   return check_settable_by(f, what, FUT__F_OWNED);
 }
 
-static void finish(fut_t *f, uint8_t state, int err) {
+/* Completes a pending future that check_settable passed: its dispatch
+ * (if it has registrations) goes into the slot check_settable reserved,
+ * with no second check.  A pending future has no dispatch queued. */
+static inline void finish(fut_t *f, uint8_t state, int err) {
   f->state = state;
   f->err = err;
-  int e = schedule_dispatch(f);
-  FUT__ASSERT(e == 0); /* space was reserved by check_settable */
+  if (f->flags & FUT__F_CB0) {
+    struct fut__ring *r = &f->loop->ready;
+    struct fut__ready_ent *e = &r->ents[r->tail & r->mask];
+    e->fn = dispatch;
+    e->arg = f;
+    r->tail++;
+    f->refs++;
+    f->flags |= FUT__F_DISPATCH;
+  }
 }
 
 int fut_set_result(fut_t *f, void *ptr, fut_free_fn dtor) {
@@ -536,6 +547,14 @@ add_cb(fut_t *f, fut_done_cb cb, void *arg, bool capture) {
     return fut__error(-EINVAL, "fut_add_done_callback: NULL %s",
                       !f ? "future" : "callback");
   fut_loop_t *loop = f->loop;
+  /* The common case: the first registration on a pending future, stored
+   * inline (no allocation, nothing queued). */
+  if (FUT__LIKELY(!loop->checked && f->state == FUT_PENDING &&
+                  !(f->flags & FUT__F_CB0))) {
+    f->cb0 = (struct fut__cb_ent){cb, arg};
+    f->flags |= FUT__F_CB0;
+    return 0;
+  }
   if (FUT__UNLIKELY(loop->checked)) {
     int err = fut__check_usable(loop);
     if (err)
