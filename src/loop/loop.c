@@ -10,8 +10,8 @@
  * callbacks runs without a syscall per hop and I/O still waits at most
  * about POLL_SKIP_NS. */
 #define POLL_SKIP_NS FUT_US(50)
-#define POLL_SKIP_MAX_DRAINS 16384u /* a backstop: the time bound comes
-                                       first unless drains take < 3 ns */
+/* A backstop: the time bound comes first unless drains take < 3 ns. */
+#define POLL_SKIP_MAX_DRAINS 16384u
 /* Drains between clock reads: POLL_SKIP_CLOCK_EVERY, doubled up to
  * POLL_SKIP_CLOCK_MAX while the reads come less than POLL_SKIP_NS / 16
  * apart (short drains: a chain of small callbacks), back to the base as
