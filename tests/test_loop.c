@@ -657,6 +657,141 @@ static void test_loop_busy_queue_does_not_starve_io_timers(void **state) {
   close(fds[1]);
 }
 
+/* ---- the drain's chained snapshots (issue 13) ---------------------------- */
+
+/* run_forever runs the next snapshot in place when the next iteration
+ * would only skip its poll: that must stay invisible.  A stop inside a
+ * chain ends the run after the current snapshot; entries scheduled
+ * meanwhile wait, in order, for the next run. */
+struct hops {
+  fut_loop_t *loop;
+  int log[64];
+  int n, stop_at, limit;
+};
+
+static void hop_cb(void *arg) {
+  struct hops *h = arg;
+  int i = h->n;
+  h->log[h->n++] = i;
+  if (i + 1 < h->limit)
+    assert_int_equal(fut_loop_call_soon(h->loop, hop_cb, h, NULL), 0);
+  if (i == h->stop_at)
+    fut_loop_stop(h->loop);
+}
+
+static void test_loop_chain_stop_ends_after_snapshot(void **state) {
+  fut_loop_t *loop = *state;
+  struct hops h = {.loop = loop, .stop_at = 20, .limit = 40};
+  assert_int_equal(fut_loop_call_soon(loop, hop_cb, &h, NULL), 0);
+  assert_int_equal(fut_loop_run_forever(loop), 0);
+  assert_int_equal(h.n, 21); /* hop 21 was scheduled by hop 20: it waits */
+  fut_loop_stats_t st;
+  fut_loop_stats(loop, &st);
+  assert_int_equal(st.ready, 1);
+  assert_int_equal(fut_loop_run_once(loop, 0), 0);
+  assert_int_equal(h.n, 22); /* one iteration, one snapshot */
+  h.stop_at = -1;
+  assert_int_equal(fut_loop_call_soon(loop, fx_stop_cb, loop, NULL), 0);
+  assert_int_equal(fut_loop_run_forever(loop), 0);
+  assert_int_equal(h.n, 23); /* the stop was queued behind hop 22 only */
+  h.stop_at = 39;
+  assert_int_equal(fut_loop_run_forever(loop), 0);
+  assert_int_equal(h.n, 40);
+  for (int i = 0; i < 40; i++)
+    assert_int_equal(h.log[i], i);
+}
+
+/* A callback that grows the ready queue (a burst past its capacity) while
+ * the drain holds the head: every entry runs once, in order, and the
+ * burst runs after the snapshot it was scheduled in. */
+struct grow {
+  fut_loop_t *loop;
+  int next, bad, snapshot_done;
+};
+
+static void grow_item_cb(void *arg) {
+  struct grow *g = arg;
+  g->next++;
+  if (!g->snapshot_done)
+    g->bad++;
+}
+
+static void grow_seq_cb(void *arg) {
+  struct grow *g = arg;
+  (void)g;
+}
+
+static void grow_burst_cb(void *arg) {
+  struct grow *g = arg;
+  for (int i = 0; i < 5000; i++)
+    assert_int_equal(fut_loop_call_soon(g->loop, grow_item_cb, g, NULL), 0);
+}
+
+static void grow_mark_cb(void *arg) {
+  struct grow *g = arg;
+  g->snapshot_done = 1;
+}
+
+static void grow_check_cb(void *arg) {
+  struct grow *g = arg;
+  assert_int_equal(g->next, 5000);
+  fut_loop_stop(g->loop);
+}
+
+static void test_loop_ring_grows_under_the_drain(void **state) {
+  fut_loop_t *loop = *state;
+  struct grow g = {.loop = loop};
+  /* Wrap the ring's indices first, so the growth has to keep them. */
+  for (int k = 0; k < 3; k++) {
+    for (int i = 0; i < 700; i++)
+      assert_int_equal(fut_loop_call_soon(loop, grow_seq_cb, &g, NULL), 0);
+    assert_int_equal(fut_loop_run_once(loop, 0), 0);
+  }
+  assert_int_equal(fut_loop_call_soon(loop, grow_burst_cb, &g, NULL), 0);
+  for (int i = 0; i < 300; i++)
+    assert_int_equal(fut_loop_call_soon(loop, grow_seq_cb, &g, NULL), 0);
+  assert_int_equal(fut_loop_call_soon(loop, grow_mark_cb, &g, NULL), 0);
+  assert_int_equal(fut_loop_run_once(loop, 0), 0);
+  assert_int_equal(g.snapshot_done, 1);
+  assert_int_equal(g.next, 0);
+  assert_int_equal(fut_loop_call_soon(loop, grow_check_cb, &g, NULL), 0);
+  assert_int_equal(fut_loop_run_forever(loop), 0);
+  assert_int_equal(g.next, 5000);
+  assert_int_equal(g.bad, 0);
+}
+
+/* A timer that comes due during a long chain fires before the chain ends
+ * (the chain stops chaining while a timer waits: each iteration checks
+ * them again). */
+struct chain_timer {
+  fut_loop_t *loop;
+  int fired;
+  long hops;
+};
+
+static void ct_hop_cb(void *arg) {
+  struct chain_timer *c = arg;
+  c->hops++;
+  if (c->fired) {
+    fut_loop_stop(c->loop);
+    return;
+  }
+  assert_int_equal(fut_loop_call_soon(c->loop, ct_hop_cb, c, NULL), 0);
+}
+
+static void test_loop_chain_lets_timers_fire(void **state) {
+  fut_loop_t *loop = *state;
+  struct chain_timer c = {.loop = loop};
+  uint64_t t0 = fut_loop_time(loop);
+  assert_int_equal(fut_loop_call_soon(loop, ct_hop_cb, &c, NULL), 0);
+  assert_int_equal(
+      fut_loop_call_later(loop, FUT_MS(2), fx_count_cb, &c.fired, NULL), 0);
+  assert_int_equal(fut_loop_run_forever(loop), 0);
+  assert_int_equal(c.fired, 1);
+  assert_true(fut_loop_time(loop) - t0 >= FUT_MS(2));
+  assert_true(fut_loop_time(loop) - t0 < FUT_SEC(2));
+}
+
 /* ---- idle CPU ------------------------------------------------------------ */
 
 static uint64_t cpu_ns(void) {
@@ -687,6 +822,9 @@ int main(void) {
       FX_LOOP_TEST(test_loop_run_forever_stop),
       FX_LOOP_TEST(test_loop_stop_before_run_runs_one_iteration),
       FX_LOOP_TEST(test_loop_stop_before_run_polls_io_once),
+      FX_LOOP_TEST(test_loop_chain_stop_ends_after_snapshot),
+      FX_LOOP_TEST(test_loop_ring_grows_under_the_drain),
+      FX_LOOP_TEST(test_loop_chain_lets_timers_fire),
       FX_LOOP_TEST(test_loop_run_until_complete_result),
       FX_LOOP_TEST(test_loop_run_until_complete_error),
       FX_LOOP_TEST(test_loop_run_until_complete_cancelled),

@@ -5,6 +5,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "loop/internal.h"
@@ -293,6 +294,57 @@ static void test_threadsafe_door_entries_before_loop_thread_call(
   assert_memory_equal(o.log, "abc", 3);
 }
 
+/* The same with call_soon alone after the join: call_soon checks the door
+ * on every call (not once per drain), because the thread's call returned
+ * before it, and asyncio's one deque runs it first.  Also from a chain of
+ * callbacks that run_forever drains in place. */
+static void call_a_from_thread_then_c(void *arg) {
+  struct order *o = arg;
+  pthread_t th;
+  assert_int_equal(pthread_create(&th, NULL, call_log_a, o), 0);
+  pthread_join(th, NULL);
+  assert_int_equal(fut_loop_call_soon(o->loop, log_c, o, NULL), 0);
+}
+
+static int hops_left;
+
+static void hop_then_thread(void *arg) {
+  struct order *o = arg;
+  /* A few hops of a chain first: the call is made deep in it. */
+  if (--hops_left > 0) {
+    assert_int_equal(fut_loop_call_soon(o->loop, hop_then_thread, o, NULL),
+                     0);
+    return;
+  }
+  call_a_from_thread_then_c(o);
+}
+
+static void stop_when_two(void *arg) {
+  struct order *o = arg;
+  if (o->n >= 2)
+    fut_loop_stop(o->loop);
+  else
+    assert_int_equal(fut_loop_call_soon(o->loop, stop_when_two, o, NULL), 0);
+}
+
+static void test_threadsafe_door_before_call_soon_after_join(void **state) {
+  fut_loop_t *loop = *state;
+  struct order o = {.loop = loop};
+  assert_int_equal(
+      fut_loop_call_soon(loop, call_a_from_thread_then_c, &o, NULL), 0);
+  while (o.n < 2)
+    assert_int_equal(fut_loop_run_once(loop, FUT_MS(10)), 0);
+  assert_memory_equal(o.log, "ac", 2);
+  o.n = 0;
+  memset(o.log, 0, sizeof o.log);
+  hops_left = 5;
+  assert_int_equal(fut_loop_call_soon(loop, hop_then_thread, &o, NULL), 0);
+  assert_int_equal(fut_loop_call_soon(loop, stop_when_two, &o, NULL), 0);
+  assert_int_equal(fut_loop_run_forever(loop), 0);
+  assert_int_equal(o.n, 2);
+  assert_memory_equal(o.log, "ac", 2);
+}
+
 /* Bug: when the ready queue could not grow while the door was drained (out
  * of memory), FUT__ASSERT(merged != NULL) aborted the process.  The calls
  * the queue cannot take now wait, in order, and run on later ticks. */
@@ -399,6 +451,7 @@ int main(void) {
       FX_LOOP_TEST(test_threadsafe_wakes_blocked_loop),
       FX_LOOP_TEST(test_threadsafe_from_loop_thread_runs_later),
       FX_LOOP_TEST(test_threadsafe_loop_thread_fifo_with_call_soon),
+      FX_LOOP_TEST(test_threadsafe_door_before_call_soon_after_join),
       FX_LOOP_TEST(test_threadsafe_door_entries_before_loop_thread_call),
       FX_LOOP_TEST(test_threadsafe_drain_out_of_memory_loses_nothing),
       FX_LOOP_TEST(test_threadsafe_after_close_closed),

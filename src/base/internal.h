@@ -102,8 +102,53 @@ struct fut__slab_chunk {
 void fut__slab_init(struct fut__slab *s, size_t obj_size);
 void fut__slab_destroy(struct fut__slab *s);
 /* An object, or NULL when out of memory. */
-void *fut__slab_alloc(struct fut__slab *s);
-void fut__slab_free(struct fut__slab *s, void *p);
+static inline void *fut__slab_alloc(struct fut__slab *s);
+static inline void fut__slab_free(struct fut__slab *s, void *p);
+/* fut__slab_free's rare case: c had no free slot before (it is offered
+ * again). */
+void fut__slab_offer(struct fut__slab *s, struct fut__slab_chunk *c);
+/* fut__slab_alloc's slow path: another chunk, or a scan for a word with a
+ * free slot. */
+void *fut__slab_alloc_slow(struct fut__slab *s);
+
+/* The fast path, inline: an object when the current chunk's hint word
+ * has a free slot and the chunk stays non-full (the lowest free slot, as
+ * the slow path would give), else NULL (then call fut__slab_alloc). */
+static inline void *fut__slab_try_alloc(struct fut__slab *s) {
+  struct fut__slab_chunk *c = s->cur;
+  if (FUT__LIKELY(c != NULL)) {
+    uint32_t w = c->hint;
+    uint64_t b = c->bits[w];
+    if (FUT__LIKELY(b != 0 && c->nfree > 1)) {
+      c->bits[w] = b & (b - 1);
+      c->nfree--;
+      return c->objs +
+             (size_t)(w * 64 + (unsigned)__builtin_ctzll(b)) * s->obj_size;
+    }
+  }
+  return NULL;
+}
+
+static inline void *fut__slab_alloc(struct fut__slab *s) {
+  void *p = fut__slab_try_alloc(s);
+  return FUT__LIKELY(p != NULL) ? p : fut__slab_alloc_slow(s);
+}
+
+/* Inline: frees run once per object (a future's last unref). */
+static inline void fut__slab_free(struct fut__slab *s, void *p) {
+  struct fut__slab_chunk *c =
+      (void *)((uintptr_t)p & ~(uintptr_t)(FUT__SLAB_CHUNK - 1));
+  uint32_t idx =
+      (uint32_t)(((uint64_t)((char *)p - c->objs) * s->div_magic) >> 32);
+  uint32_t w = idx / 64;
+  uint64_t bit = UINT64_C(1) << (idx % 64);
+  FUT__ASSERT(!(c->bits[w] & bit)); /* double free */
+  c->bits[w] |= bit;
+  if (w < c->hint)
+    c->hint = w;
+  if (FUT__UNLIKELY(c->nfree++ == 0))
+    fut__slab_offer(s, c);
+}
 
 /* ---- fork.c: the process's fork counter --------------------------------
  * Incremented in the child of every fork (one pthread_atfork handler for the

@@ -35,7 +35,7 @@ static struct fut__slab_chunk *new_chunk(struct fut__slab *s) {
   return c;
 }
 
-void *fut__slab_alloc(struct fut__slab *s) {
+void *fut__slab_alloc_slow(struct fut__slab *s) {
   struct fut__slab_chunk *c = s->cur;
   if (FUT__UNLIKELY(!c)) {
     if ((c = s->avail) != NULL) {
@@ -57,17 +57,8 @@ void *fut__slab_alloc(struct fut__slab *s) {
   return c->objs + (size_t)(w * 64 + bit) * s->obj_size;
 }
 
-void fut__slab_free(struct fut__slab *s, void *p) {
-  struct fut__slab_chunk *c =
-      (void *)((uintptr_t)p & ~(uintptr_t)(FUT__SLAB_CHUNK - 1));
-  uint32_t idx =
-      (uint32_t)(((uint64_t)((char *)p - c->objs) * s->div_magic) >> 32);
-  uint32_t w = idx / 64;
-  FUT__ASSERT(!(c->bits[w] & (UINT64_C(1) << (idx % 64)))); /* double free */
-  c->bits[w] |= UINT64_C(1) << (idx % 64);
-  if (w < c->hint)
-    c->hint = w;
-  if (c->nfree++ == 0 && c != s->cur) {
+void fut__slab_offer(struct fut__slab *s, struct fut__slab_chunk *c) {
+  if (c != s->cur) {
     /* It was full: offer it again. */
     c->next_avail = s->avail;
     s->avail = c;

@@ -90,7 +90,23 @@ static void init_fields(fut_t *f, fut_loop_t *loop) {
   loop->live_futures++;
 }
 
+__attribute__((noinline)) static int new_slow(fut_loop_t *loop, fut_t **out);
+
 int fut_new(fut_loop_t *loop, fut_t **out) {
+  /* The fast path makes no call (no stack frame): a healthy loop and a
+   * slot at hand in its slab. */
+  if (FUT__LIKELY(loop && out && !loop->checked)) {
+    fut_t *f = fut__slab_try_alloc(&loop->fut_slab);
+    if (FUT__LIKELY(f != NULL)) {
+      init_fields(f, loop);
+      *out = f;
+      return 0;
+    }
+  }
+  return new_slow(loop, out);
+}
+
+static int new_slow(fut_loop_t *loop, fut_t **out) {
   if (FUT__UNLIKELY(!loop || !out)) {
     if (out)
       *out = NULL; /* the out rule of errors.h */
@@ -191,12 +207,29 @@ __attribute__((noinline)) static void destroy(fut_t *f) {
     fut__loop_maybe_release(loop);
 }
 
+/* Whether a future whose last reference went has nothing for destroy to
+ * do but free it: plain (no ops), no registration left to drop, a result
+ * that owns nothing, no exception to report, its loop not being freed. */
+static inline bool plain_release(const fut_t *f) {
+  return !(f->flags & (FUT__F_EXT | FUT__F_BOUND)) && !f->more &&
+         (f->rkind == FUT__R_NONE || f->rkind == FUT__R_I64) &&
+         (f->err == 0 || f->state != FUT_FINISHED ||
+          (f->flags & FUT__F_RETRIEVED)) &&
+         !f->loop->freed;
+}
+
 void fut_unref(fut_t *f) {
   if (!f)
     return;
   FUT__ASSERT(f->refs > 0);
   if (--f->refs > 0)
     return;
+  if (FUT__LIKELY(plain_release(f))) { /* destroy's common case, inline */
+    fut_loop_t *loop = f->loop;
+    loop->live_futures--;
+    fut__slab_free(&loop->fut_slab, f);
+    return;
+  }
   destroy(f);
 }
 
@@ -244,7 +277,8 @@ static void dispatch(void *p) {
       more->e[i].cb(f, more->e[i].arg);
     fut__free(more);
   }
-  fut_unref(f);
+  if (--f->refs == 0) /* the queue's reference (fut_unref, inline) */
+    destroy(f);
 }
 
 /* Why f cannot be completed now (the cold half of check_settable). */
@@ -277,10 +311,10 @@ static inline int check_settable_by(fut_t *f, const char *what,
       return err;
   }
   /* Reserve the ready-queue slot first, so completion cannot fail half way
-   * (a dispatch that cannot be queued would lose callbacks). */
-  if ((f->flags & FUT__F_CB0) && !(f->flags & FUT__F_DISPATCH) &&
-      FUT__UNLIKELY(f->loop->ready.tail - f->loop->ready.head >
-                    f->loop->ready.mask))
+   * (a dispatch that cannot be queued would lose callbacks).  f is pending:
+   * no dispatch is queued for it. */
+  const struct fut__ring *r = &f->loop->ready;
+  if ((f->flags & FUT__F_CB0) && FUT__UNLIKELY(r->tail - r->head > r->mask))
     return fut__ring_grow(&f->loop->ready);
   return 0;
 }
@@ -290,21 +324,57 @@ static inline int check_settable(fut_t *f, const char *what) {
   return check_settable_by(f, what, FUT__F_OWNED);
 }
 
-static void finish(fut_t *f, uint8_t state, int err) {
-  f->state = state;
-  f->err = err;
-  int e = schedule_dispatch(f);
-  FUT__ASSERT(e == 0); /* space was reserved by check_settable */
+/* The setters' fast path: check_settable would pass with nothing to do (a
+ * pending plain future, a healthy loop, room for the dispatch).  The
+ * setter then completes with no call, so it needs no stack frame; the
+ * rest goes through check_settable. */
+static inline bool settable_fast(const fut_t *f) {
+  if (!f || f->state != FUT_PENDING || (f->flags & FUT__F_OWNED) ||
+      f->loop->checked)
+    return false;
+  const struct fut__ring *r = &f->loop->ready;
+  return !(f->flags & FUT__F_CB0) || r->tail - r->head <= r->mask;
 }
 
-int fut_set_result(fut_t *f, void *ptr, fut_free_fn dtor) {
-  int err = check_settable(f, "fut_set_result");
-  if (FUT__UNLIKELY(err))
-    return err;
+/* Completes a pending future that check_settable passed: its dispatch
+ * (if it has registrations) goes into the slot check_settable reserved,
+ * with no second check.  A pending future has no dispatch queued. */
+static inline void finish(fut_t *f, uint8_t state, int err) {
+  f->state = state;
+  f->err = err;
+  uint8_t flags = f->flags;
+  if (flags & FUT__F_CB0) {
+    struct fut__ring *r = &f->loop->ready;
+    uint32_t tail = r->tail;
+    struct fut__ready_ent *e = &r->ents[tail & r->mask];
+    r->tail = tail + 1;
+    e->fn = dispatch;
+    e->arg = f;
+    f->refs++;
+    f->flags = flags | FUT__F_DISPATCH;
+  }
+}
+
+static inline void put_ptr(fut_t *f, void *ptr, fut_free_fn dtor) {
   f->rkind = FUT__R_PTR;
   f->r.v.p.ptr = ptr;
   f->r.v.p.dtor = dtor;
   finish(f, FUT_FINISHED, 0);
+}
+
+__attribute__((noinline)) static int set_result_slow(fut_t *f, void *ptr,
+                                                     fut_free_fn dtor) {
+  int err = check_settable(f, "fut_set_result");
+  if (FUT__UNLIKELY(err))
+    return err;
+  put_ptr(f, ptr, dtor);
+  return 0;
+}
+
+int fut_set_result(fut_t *f, void *ptr, fut_free_fn dtor) {
+  if (FUT__UNLIKELY(!settable_fast(f)))
+    return set_result_slow(f, ptr, dtor);
+  put_ptr(f, ptr, dtor);
   return 0;
 }
 
@@ -338,13 +408,25 @@ int fut_set_result_bytes(fut_t *f, const void *data, size_t len) {
   return fut_set_result_bytes_owned(f, copy, len);
 }
 
-int fut_set_result_i64(fut_t *f, int64_t value) {
-  int err = check_settable(f, "fut_set_result_i64");
-  if (err)
-    return err;
+static inline void put_i64(fut_t *f, int64_t value) {
   f->rkind = FUT__R_I64;
   f->r.v.i64 = value;
   finish(f, FUT_FINISHED, 0);
+}
+
+__attribute__((noinline)) static int set_result_i64_slow(fut_t *f,
+                                                         int64_t value) {
+  int err = check_settable(f, "fut_set_result_i64");
+  if (err)
+    return err;
+  put_i64(f, value);
+  return 0;
+}
+
+int fut_set_result_i64(fut_t *f, int64_t value) {
+  if (FUT__UNLIKELY(!settable_fast(f)))
+    return set_result_i64_slow(f, value);
+  put_i64(f, value);
   return 0;
 }
 
@@ -536,6 +618,14 @@ add_cb(fut_t *f, fut_done_cb cb, void *arg, bool capture) {
     return fut__error(-EINVAL, "fut_add_done_callback: NULL %s",
                       !f ? "future" : "callback");
   fut_loop_t *loop = f->loop;
+  /* The common case: the first registration on a pending future, stored
+   * inline (no allocation, nothing queued). */
+  if (FUT__LIKELY(!loop->checked && f->state == FUT_PENDING &&
+                  !(f->flags & FUT__F_CB0))) {
+    f->cb0 = (struct fut__cb_ent){cb, arg};
+    f->flags |= FUT__F_CB0;
+    return 0;
+  }
   if (FUT__UNLIKELY(loop->checked)) {
     int err = fut__check_usable(loop);
     if (err)
@@ -610,8 +700,20 @@ __attribute__((noinline)) static int add_bound(fut_t *f, fut_done_cb cb,
   return err;
 }
 
-int fut_add_done_callback(fut_t *f, fut_done_cb cb, void *arg) {
+__attribute__((noinline)) static int add_cb_slow(fut_t *f, fut_done_cb cb,
+                                                 void *arg) {
   return add_cb(f, cb, arg, true);
+}
+
+int fut_add_done_callback(fut_t *f, fut_done_cb cb, void *arg) {
+  /* add_cb's common case, with no call (no stack frame). */
+  if (FUT__LIKELY(f && cb && !f->loop->checked && f->state == FUT_PENDING &&
+                  !(f->flags & FUT__F_CB0))) {
+    f->cb0 = (struct fut__cb_ent){cb, arg};
+    f->flags |= FUT__F_CB0;
+    return 0;
+  }
+  return add_cb_slow(f, cb, arg);
 }
 
 int fut__add_done_callback(fut_t *f, fut_done_cb cb, void *arg) {

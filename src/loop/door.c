@@ -142,6 +142,9 @@ static bool move_ready(fut_loop_t *loop, size_t at, size_t len) {
             fut__ring_push(&loop->ready, ents[at + i].fn, ents[at + i].arg))) {
       loop->backlog_at = at + i;
       loop->backlog_len = len - i;
+      /* The bell stays rung while a backlog waits: call_soon's hot path
+       * tests only the bell (one load) to keep the one FIFO. */
+      atomic_store(&loop->door.rung, true);
       (void)fut__door_poke(loop);
       return false;
     }

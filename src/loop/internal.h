@@ -325,7 +325,8 @@ struct fut_loop {
   size_t backlog_at, backlog_len; /* loop thread only: door_spare[at,
                                      at + len) were taken from the door
                                      but did not fit in the ready queue
-                                     (out of memory): they run first */
+                                     (out of memory): they run first;
+                                     door.rung stays set meanwhile */
 
   struct fut__slab fut_slab;    /* plain futures (FUT__FUTURE_SIZE):
                                    kept by the loop, whose memory
@@ -358,6 +359,9 @@ struct fut_loop {
   unsigned drains_since_poll; /* drains that skipped polling since */
   unsigned skip_budget;       /* drains left before reading the clock
                                  to bound the time without a poll */
+  unsigned skip_every;        /* drains between those clock reads
+                                 (adapts to the drains' length) */
+  uint64_t last_check;        /* fut__now() at the last clock read */
   uint64_t slow_ns;           /* debug: slow callback threshold */
 
   uint64_t (*clock)(void *arg); /* tests: the loop's time source, NULL =

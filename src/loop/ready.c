@@ -14,15 +14,14 @@ int fut__ring_grow(struct fut__ring *r) {
   if (!ents)
     return fut__error(-ENOMEM, "ready queue: out of memory growing to %u",
                       (unsigned)cap);
-  /* Unwrap the live entries into the front of the new array. */
-  uint32_t len = r->tail - r->head;
-  for (uint32_t i = 0; i < len; i++)
-    ents[i] = r->ents[(r->head + i) & r->mask];
+  /* Each live entry keeps its index (head and tail do not move), so the
+   * drain may hold the head in a register across callbacks that grow the
+   * ring. */
+  for (uint32_t i = r->head; i != r->tail; i++)
+    ents[i & (cap - 1)] = r->ents[i & r->mask];
   fut__free(r->ents);
   r->ents = ents;
   r->mask = cap - 1;
-  r->head = 0;
-  r->tail = len;
   return 0;
 }
 
