@@ -7,10 +7,15 @@
  * uv_queue_work run alternately with ours (so machine noise hits both) and
  * the line gives the ratio.  libuv runs 4 threads by default; our pool is
  * given 4 workers too (W=<n> in the environment changes ours).  Argument
- * "t": S7 once, for profilers ("t<k>": k times). */
+ * "t": S7 once, for profilers ("t<k>": k times).
+ * Last, the idle cost: the process's CPU time over 500 ms in which the
+ * pool and the loop have nothing to do, right after the bursts (workers
+ * and the loop spin only briefly before sleeping: this must stay near 0). */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/resource.h>
+#include <time.h>
 
 #include "bench_common.h"
 #include "future.h"
@@ -65,6 +70,22 @@ static uint64_t s7_round_trip(long n) {
     fut_unref(f);
   }
   return bench_now() - t0;
+}
+
+static uint64_t cpu_ns(void) {
+  struct rusage ru;
+  getrusage(RUSAGE_SELF, &ru);
+  return (uint64_t)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000000000u +
+         (uint64_t)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1000u;
+}
+
+/* CPU ms the whole process uses per second while the pool is idle (a
+ * burst just finished, so workers were busy a moment ago). */
+static double idle_cpu_ms_per_s(void) {
+  uint64_t c0 = cpu_ns(), t0 = bench_now();
+  struct timespec ts = {0, 500000000};
+  nanosleep(&ts, NULL);
+  return (double)(cpu_ns() - c0) / 1e6 / ((double)(bench_now() - t0) / 1e9);
 }
 
 #ifdef FUT_BENCH_HAVE_LIBUV
@@ -129,6 +150,12 @@ int main(int argc, char **argv) {
 #ifndef FUT_BENCH_HAVE_LIBUV
     printf("(libuv not found at configure time: no comparison)\n");
 #endif
+    s7_burst(NJOBS_RUN);
+    double idle = idle_cpu_ms_per_s();
+    printf("%-44s %9.2f ms CPU per s (whole process, pool idle)\n",
+           "S7 idle after a burst", idle);
+    bench_emit_role("S7 idle after a burst", "libfuture", "fut", 0, idle,
+                    "ms/s");
   }
   fut_executor_free(pool);
   fut_loop_stats_t st;
