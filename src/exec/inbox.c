@@ -56,11 +56,12 @@ static void *wrapper_pool_alloc(struct wrapper_pool *pool) {
   if (FUT__LIKELY(p != NULL)) {
     void *next = *(void **)p;
     pool->free = next;
-    /* The next allocation's load of next's link is otherwise a cache miss
-     * on the loop thread's critical path (a burst's wrappers do not fit
-     * in cache). */
+    /* A burst's wrappers do not fit in cache: the next allocation would
+     * wait for its link's load and then stall on the stores that fill the
+     * block.  Fetch its lines now, while this one is being filled. */
     if (next)
-      __builtin_prefetch(next, 1, 3);
+      for (size_t off = 0; off < pool->size; off += 64)
+        __builtin_prefetch((char *)next + off, 1, 3);
     return p;
   }
   char *chunk = fut__malloc(16 + pool->size * WRAPPERS_PER_CHUNK);
