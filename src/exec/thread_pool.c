@@ -50,37 +50,44 @@ struct worker {
   bool exited;              /* guarded by pool->lock: left the work loop */
 };
 
+/* In three parts kept apart by padding (the block is only 16-byte
+ * aligned): what a submitter reads on every job (written rarely), the
+ * stack every submission pushes to, and the workers' FIFO under the lock
+ * (written on every job).  Sharing a line, each would invalidate the
+ * others' readers. */
 struct thread_pool {
-  pthread_mutex_t lock;
-  pthread_cond_t work_cv; /* signalled on new work, shutdown, broken */
-  pthread_cond_t exit_cv; /* broadcast when a worker exits */
-  struct fut__work_item *head, *tail; /* guarded by lock: queued, not started */
-  /* Submitted, not yet in the FIFO: a stack (newest first) pushed with
-   * CAS by any thread, taken whole only under lock. */
-  _Atomic(struct fut__work_item *) incoming;
-  size_t nqueued; /* guarded by lock: items in the FIFO */
-  /* The four counts below are written under lock, and read without it
-   * by a submitter (seq_cst: see the top comment). */
+  /* The four counts and `closed` are written under lock, and read
+   * without it by a submitter (seq_cst: see the top comment). */
+  atomic_bool closed;     /* shutdown || broken */
+  atomic_bool spinning;   /* a worker polls qlen and incoming */
   atomic_size_t nthreads; /* started, not exited */
   atomic_size_t nidle;    /* waiting on work_cv and not yet signalled */
   atomic_size_t nwoken;   /* signalled, not yet back from the wait (ready
                              for a job) */
-  atomic_bool spinning;   /* a worker polls qlen and incoming */
-  atomic_size_t qlen;     /* nqueued, readable without the lock;
-                             SIZE_MAX once shut down or broken */
   size_t max_workers;     /* >= 1; never changes */
+  unsigned fork_gen;      /* fut__fork_generation() at creation;
+                             never changes */
+  char pad1[64];
+  /* Submitted, not yet in the FIFO: a stack (newest first) pushed with
+   * CAS by any thread, taken whole only under lock. */
+  _Atomic(struct fut__work_item *) incoming;
+  char pad2[64];
+  pthread_mutex_t lock;
+  struct fut__work_item *head, *tail; /* guarded by lock: queued, not started */
+  size_t nqueued;                     /* guarded by lock: items in the FIFO */
+  atomic_size_t qlen;                 /* nqueued, readable without the lock;
+                                         SIZE_MAX once shut down or broken */
+  pthread_cond_t work_cv; /* signalled on new work, shutdown, broken */
+  pthread_cond_t exit_cv; /* broadcast when a worker exits */
   unsigned next_idx;      /* guarded by lock: next thread name index */
   struct worker *workers; /* guarded by lock: not yet joined */
   bool shutdown;          /* guarded by lock: refuses submissions */
   bool broken;            /* guarded by lock: an initializer failed */
-  atomic_bool closed;     /* shutdown || broken, readable without lock */
   int broken_err;         /* guarded by lock: the initializer's code */
   atomic_uint refs;       /* executor + live workers */
   fut_init_fn init;       /* never changes */
   void *initarg;          /* never changes */
   char prefix[16];        /* thread name prefix; never changes */
-  unsigned fork_gen;      /* fut__fork_generation() at creation;
-                             never changes */
 };
 
 /* Whether p was made before a fork of this process.  Such a pool has no
