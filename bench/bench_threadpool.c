@@ -7,10 +7,15 @@
  * uv_queue_work run alternately with ours (so machine noise hits both) and
  * the line gives the ratio.  libuv runs 4 threads by default; our pool is
  * given 4 workers too (W=<n> in the environment changes ours).  Argument
- * "t": S7 once, for profilers. */
+ * "t": S7 once, for profilers ("t<k>": k times).
+ * Last, the idle cost: the process's CPU time over 500 ms in which the
+ * pool and the loop have nothing to do, right after the bursts (workers
+ * and the loop spin only briefly before sleeping: this must stay near 0). */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/resource.h>
+#include <time.h>
 
 #include "bench_common.h"
 #include "future.h"
@@ -67,6 +72,22 @@ static uint64_t s7_round_trip(long n) {
   return bench_now() - t0;
 }
 
+static uint64_t cpu_ns(void) {
+  struct rusage ru;
+  getrusage(RUSAGE_SELF, &ru);
+  return (uint64_t)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000000000u +
+         (uint64_t)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1000u;
+}
+
+/* CPU ms the whole process uses per second while the pool is idle (a
+ * burst just finished, so workers were busy a moment ago). */
+static double idle_cpu_ms_per_s(void) {
+  uint64_t c0 = cpu_ns(), t0 = bench_now();
+  struct timespec ts = {0, 500000000};
+  nanosleep(&ts, NULL);
+  return (double)(cpu_ns() - c0) / 1e6 / ((double)(bench_now() - t0) / 1e9);
+}
+
 #ifdef FUT_BENCH_HAVE_LIBUV
 static uv_loop_t *uvl;
 static uv_work_t *reqs;
@@ -116,7 +137,12 @@ int main(int argc, char **argv) {
 #endif
   s7_round_trip(100); /* start ours */
   if (argc > 1 && argv[1][0] == 't') {
-    s7_burst(NJOBS);
+    /* "t5": five bursts (the first one touches the wrapper memory). */
+    for (int i = argv[1][1] ? atoi(argv[1] + 1) : 1; i > 0; i--) {
+      uint64_t c0 = cpu_ns(), wall = s7_burst(NJOBS_RUN);
+      fprintf(stderr, "S7 %.1f ns/job wall, %.1f ns/job CPU (all threads)\n",
+              (double)wall / NJOBS_RUN, (double)(cpu_ns() - c0) / NJOBS_RUN);
+    }
   } else {
     printf("libfuture %s thread pool (%s workers), medians of %d runs\n",
            fut_version_string(), w ? w : "4", BENCH_RUNS);
@@ -127,6 +153,12 @@ int main(int argc, char **argv) {
 #ifndef FUT_BENCH_HAVE_LIBUV
     printf("(libuv not found at configure time: no comparison)\n");
 #endif
+    s7_burst(NJOBS_RUN);
+    double idle = idle_cpu_ms_per_s();
+    printf("%-44s %9.2f ms CPU per s (whole process, pool idle)\n",
+           "S7 idle after a burst", idle);
+    bench_emit_role("S7 idle after a burst", "libfuture", "fut", 0, idle,
+                    "ms/s");
   }
   fut_executor_free(pool);
   fut_loop_stats_t st;

@@ -814,6 +814,115 @@ static void test_threadpool_no_lost_wakeup_stress(void **state) {
   }
 }
 
+/* Submissions go on a lock-free stack that workers move into the FIFO:
+ * with one worker, jobs still start in submission order. */
+struct order {
+  atomic_int next;
+  int seen[256];
+};
+
+struct order_arg {
+  struct order *o;
+  int idx;
+};
+
+static int job_record(void *arg, fut_cfuture_t *cf) {
+  (void)cf;
+  struct order_arg *a = arg;
+  a->o->seen[atomic_fetch_add(&a->o->next, 1)] = a->idx;
+  return 0;
+}
+
+static void test_threadpool_fifo_order(void **state) {
+  (void)state;
+  enum { N = 256 };
+  fut_executor_t *ex = NULL;
+  assert_int_equal(fut_thread_pool_new(1, &ex), 0);
+  struct order o;
+  atomic_init(&o.next, 0);
+  struct order_arg args[N];
+  fut_cfuture_t *cfs[N];
+  for (int i = 0; i < N; i++) {
+    args[i] = (struct order_arg){&o, i};
+    assert_int_equal(fut_executor_submit(ex, job_record, &args[i], &cfs[i]), 0);
+  }
+  for (int i = 0; i < N; i++) {
+    assert_int_equal(fut_cfuture_wait(cfs[i], FUT_SEC(20)), 0);
+    fut_cfuture_unref(cfs[i]);
+  }
+  assert_int_equal(atomic_load(&o.next), N);
+  for (int i = 0; i < N; i++)
+    assert_int_equal(o.seen[i], i);
+  fut_executor_free(ex);
+}
+
+struct racer {
+  fut_executor_t *ex;
+  atomic_int *count;
+  fut_cfuture_t *cfs[2000];
+  int accepted, refused, other;
+};
+
+static void *race_thread(void *arg) {
+  struct racer *r = arg;
+  for (int i = 0; i < 2000; i++) {
+    fut_cfuture_t *cf = NULL;
+    int err = fut_executor_submit(r->ex, job_add, r->count, &cf);
+    if (err == 0)
+      r->cfs[r->accepted++] = cf;
+    else if (err == FUT_E_SHUTDOWN)
+      r->refused++;
+    else
+      r->other++;
+  }
+  return NULL;
+}
+
+/* Submissions racing with shutdown (with and without cancel_futures):
+ * each is refused, or its job runs or is cancelled; none is left pending
+ * once shutdown(wait) and the submitters are done. */
+static void test_threadpool_submit_races_shutdown(void **state) {
+  (void)state;
+  enum { T = 3 };
+  for (int round = 0; round < 6; round++) {
+    bool cancel = round % 2;
+    fut_executor_t *ex = NULL;
+    assert_int_equal(fut_thread_pool_new(2, &ex), 0);
+    atomic_int count;
+    atomic_init(&count, 0);
+    static struct racer r[T];
+    pthread_t th[T];
+    for (int t = 0; t < T; t++) {
+      r[t] = (struct racer){.ex = ex, .count = &count};
+      assert_int_equal(pthread_create(&th[t], NULL, race_thread, &r[t]), 0);
+    }
+    /* Let some submissions in first (a round may also shut down before
+     * any). */
+    for (int spins = 0; spins < round * 200; spins++)
+      sched_yield();
+    assert_int_equal(fut_executor_shutdown(ex, true, cancel, FUT_SEC(20)), 0);
+    int ran = 0, cancelled = 0;
+    for (int t = 0; t < T; t++) {
+      pthread_join(th[t], NULL);
+      assert_int_equal(r[t].other, 0);
+      assert_int_equal(r[t].accepted + r[t].refused, 2000);
+      for (int i = 0; i < r[t].accepted; i++) {
+        fut_cfuture_t *cf = r[t].cfs[i];
+        assert_true(fut_cfuture_done(cf));
+        if (fut_cfuture_cancelled(cf))
+          cancelled++;
+        else
+          ran++;
+        fut_cfuture_unref(cf);
+      }
+    }
+    assert_int_equal(atomic_load(&count), ran);
+    if (!cancel)
+      assert_int_equal(cancelled, 0);
+    fut_executor_free(ex);
+  }
+}
+
 static _Atomic(fut_executor_t *) self_pool;
 static atomic_bool test_dropped; /* the test let go of its reference */
 
@@ -924,6 +1033,8 @@ int main(void) {
       T(test_threadpool_job_helpers),
       T(test_threadpool_forked_child_fails_cleanly),
       T(test_threadpool_no_lost_wakeup_stress),
+      T(test_threadpool_fifo_order),
+      T(test_threadpool_submit_races_shutdown),
       T(test_threadpool_freed_from_own_job_or_callback),
       T(test_threadpool_shutdown_nowait_free_while_running),
   };

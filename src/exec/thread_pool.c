@@ -1,6 +1,16 @@
 /* The thread pool (ThreadPoolExecutor) behind the executor vtable.
  *
  * One mutex guards a FIFO of work items and the worker bookkeeping.
+ * Submissions do not take it in the common case: a submitter pushes its
+ * item onto a lock-free stack (`incoming`, one CAS) and then reads the
+ * worker counts; only when a worker must be woken or started, or the pool
+ * is shut down, does it take the lock.  A worker that finds the FIFO
+ * empty moves the whole stack into it, oldest first (one exchange, under
+ * the lock: so no ABA), so jobs still start in submission order.  A
+ * submitter's push and its read of the counts pair (seq_cst) with a
+ * worker's count update and its re-read of the stack, so either the
+ * submitter sees the worker asleep and wakes it, or the worker sees the
+ * job.
  * Workers start on demand, as in Python: a submission wakes an idle worker
  * when one is waiting for it, and otherwise starts a new thread while fewer
  * than max_workers exist.  A worker runs its item unlocked through
@@ -40,21 +50,35 @@ struct worker {
   bool exited;              /* guarded by pool->lock: left the work loop */
 };
 
+/* In three parts kept apart by padding (the block is only 16-byte
+ * aligned): what a submitter reads on every job (written rarely), the
+ * stack every submission pushes to, and the workers' FIFO under the lock
+ * (written on every job).  Sharing a line, each would invalidate the
+ * others' readers. */
 struct thread_pool {
+  /* The four counts and `closed` are written under lock, and read
+   * without it by a submitter (seq_cst: see the top comment). */
+  atomic_bool closed;     /* shutdown || broken */
+  atomic_bool spinning;   /* a worker polls qlen and incoming */
+  atomic_size_t nthreads; /* started, not exited */
+  atomic_size_t nidle;    /* waiting on work_cv and not yet signalled */
+  atomic_size_t nwoken;   /* signalled, not yet back from the wait (ready
+                             for a job) */
+  size_t max_workers;     /* >= 1; never changes */
+  unsigned fork_gen;      /* fut__fork_generation() at creation;
+                             never changes */
+  char pad1[64];
+  /* Submitted, not yet in the FIFO: a stack (newest first) pushed with
+   * CAS by any thread, taken whole only under lock. */
+  _Atomic(struct fut__work_item *) incoming;
+  char pad2[64];
   pthread_mutex_t lock;
-  pthread_cond_t work_cv; /* signalled on new work, shutdown, broken */
-  pthread_cond_t exit_cv; /* broadcast when a worker exits */
   struct fut__work_item *head, *tail; /* guarded by lock: queued, not started */
   size_t nqueued;                     /* guarded by lock: items in the FIFO */
-  size_t nthreads;                    /* guarded by lock: started, not exited */
-  size_t nidle;                       /* guarded by lock: waiting on work_cv and
-                                         not yet signalled */
-  size_t nwoken;          /* guarded by lock: signalled, not yet back
-                             from the wait (ready for a job) */
-  bool spinning;          /* guarded by lock: a worker polls qlen */
-  atomic_size_t qlen;     /* nqueued, readable without the lock;
-                             SIZE_MAX once shut down or broken */
-  size_t max_workers;     /* >= 1; never changes */
+  atomic_size_t qlen;                 /* nqueued, readable without the lock;
+                                         SIZE_MAX once shut down or broken */
+  pthread_cond_t work_cv; /* signalled on new work, shutdown, broken */
+  pthread_cond_t exit_cv; /* broadcast when a worker exits */
   unsigned next_idx;      /* guarded by lock: next thread name index */
   struct worker *workers; /* guarded by lock: not yet joined */
   bool shutdown;          /* guarded by lock: refuses submissions */
@@ -64,8 +88,6 @@ struct thread_pool {
   fut_init_fn init;       /* never changes */
   void *initarg;          /* never changes */
   char prefix[16];        /* thread name prefix; never changes */
-  unsigned fork_gen;      /* fut__fork_generation() at creation;
-                             never changes */
 };
 
 /* Whether p was made before a fork of this process.  Such a pool has no
@@ -109,7 +131,57 @@ static void item_free(struct fut__work_item *it) {
     fut_cfuture_unref(it->cf);
 }
 
+/* With p->lock held: moves the incoming stack to the FIFO's tail, oldest
+ * first.  Returns whether the FIFO has items. */
+static bool absorb_incoming(struct thread_pool *p) {
+  if (atomic_load(&p->incoming) != NULL) {
+    struct fut__work_item *list = atomic_exchange(&p->incoming, NULL);
+    struct fut__work_item *fifo = NULL, *last = list;
+    size_t n = 0;
+    while (list) {
+      struct fut__work_item *next = list->next;
+      list->next = fifo;
+      fifo = list;
+      list = next;
+      n++;
+    }
+    if (p->tail)
+      p->tail->next = fifo;
+    else
+      p->head = fifo;
+    p->tail = last;
+    p->nqueued += n;
+    if (atomic_load_explicit(&p->qlen, memory_order_relaxed) != SIZE_MAX)
+      atomic_store_explicit(&p->qlen, p->nqueued, memory_order_relaxed);
+  }
+  return p->head != NULL;
+}
+
+/* With p->lock held: removes it from the FIFO if it is there (a
+ * submission that lost a race with shutdown or a failed thread start).
+ * Returns whether it was. */
+static bool unqueue(struct thread_pool *p, struct fut__work_item *it) {
+  absorb_incoming(p);
+  struct fut__work_item *prev = NULL;
+  for (struct fut__work_item *i = p->head; i; prev = i, i = i->next) {
+    if (i != it)
+      continue;
+    if (prev)
+      prev->next = it->next;
+    else
+      p->head = it->next;
+    if (p->tail == it)
+      p->tail = prev;
+    p->nqueued--;
+    if (atomic_load_explicit(&p->qlen, memory_order_relaxed) != SIZE_MAX)
+      atomic_store_explicit(&p->qlen, p->nqueued, memory_order_relaxed);
+    return true;
+  }
+  return false;
+}
+
 static struct fut__work_item *take_queue(struct thread_pool *p) {
+  absorb_incoming(p);
   struct fut__work_item *list = p->head;
   p->head = p->tail = NULL;
   p->nqueued = 0;
@@ -122,7 +194,8 @@ static struct fut__work_item *take_queue(struct thread_pool *p) {
 static void spin_for_work(struct thread_pool *p) {
   uint64_t start = fut__now();
   for (unsigned i = 1;; i++) {
-    if (atomic_load_explicit(&p->qlen, memory_order_relaxed) != 0)
+    if (atomic_load_explicit(&p->qlen, memory_order_relaxed) != 0 ||
+        atomic_load_explicit(&p->incoming, memory_order_relaxed) != NULL)
       return;
     sched_yield();
     if (fut__now() - start > SPIN_NS)
@@ -157,6 +230,7 @@ static bool run_initializer(struct thread_pool *p) {
     p->broken = true;
     p->broken_err = r < 0 ? r : FUT_E_JOB_FAILED;
   }
+  atomic_store(&p->closed, true);
   struct fut__work_item *list = take_queue(p);
   atomic_store_explicit(&p->qlen, SIZE_MAX, memory_order_relaxed);
   pthread_cond_broadcast(&p->work_cv);
@@ -170,7 +244,7 @@ static bool run_initializer(struct thread_pool *p) {
 static void serve(struct thread_pool *p) {
   bool spun = false;
   for (;;) {
-    if (!p->head && !p->shutdown && !p->broken) {
+    if (!p->head && !absorb_incoming(p) && !p->shutdown && !p->broken) {
       if (!spun && !p->spinning) {
         p->spinning = true;
         pthread_mutex_unlock(&p->lock);
@@ -181,6 +255,12 @@ static void serve(struct thread_pool *p) {
         continue;
       }
       p->nidle++;
+      /* After counting ourselves idle (a submitter that pushed before it
+       * may not have seen us): look again. */
+      if (absorb_incoming(p)) {
+        p->nidle--;
+        continue;
+      }
       pthread_cond_wait(&p->work_cv, &p->lock);
       /* A signal moved us from nidle to nwoken; a broadcast or a spurious
        * wake-up did not. */
@@ -200,7 +280,8 @@ static void serve(struct thread_pool *p) {
     atomic_store_explicit(&p->qlen, p->nqueued, memory_order_relaxed);
     /* More work and nobody else on the way: pass the wake-up on (see
      * enqueue), so jobs still spread over the sleepers. */
-    bool wake = p->head && p->nidle > 0 && p->nwoken == 0 && !p->spinning;
+    bool wake = (p->head || atomic_load(&p->incoming)) && p->nidle > 0 &&
+                p->nwoken == 0 && !p->spinning;
     if (wake) {
       p->nidle--;
       p->nwoken++;
@@ -264,34 +345,32 @@ static int spawn(struct thread_pool *p) {
   return 0;
 }
 
-/* Queues it (with it->cf's reference) or returns why not; on error the
- * caller keeps it. */
-static int enqueue(struct thread_pool *p, struct fut__work_item *it) {
-  if (forked(p))
-    return forked_error(p, "fut_executor_submit");
-  pthread_mutex_lock(&p->lock);
+static int refused(struct thread_pool *p) {
+  if (p->broken)
+    return fut__error(FUT_E_BROKEN_POOL,
+                      "fut_executor_submit: thread pool "
+                      "%s is broken: a worker's initializer failed (%s)",
+                      p->prefix, fut_err_name(p->broken_err));
+  return fut__error(FUT_E_SHUTDOWN,
+                    "fut_executor_submit: thread pool %s "
+                    "has been shut down",
+                    p->prefix);
+}
+
+/* With p->lock held, it pushed: wakes or starts a worker if needed, and
+ * unlocks.  Returns 0 or why it was taken back (then the caller keeps
+ * it). */
+static int settle_locked(struct thread_pool *p, struct fut__work_item *it) {
   if (p->shutdown || p->broken) {
-    bool broken = p->broken;
-    int why = p->broken_err;
+    /* Lost a race with shutdown: take it back unless a worker, the
+     * shutdown or the failing initializer already took it (and so will
+     * finish it). */
+    int err = unqueue(p, it) ? refused(p) : 0;
     pthread_mutex_unlock(&p->lock);
-    if (broken)
-      return fut__error(FUT_E_BROKEN_POOL,
-                        "fut_executor_submit: thread pool "
-                        "%s is broken: a worker's initializer failed (%s)",
-                        p->prefix, fut_err_name(why));
-    return fut__error(FUT_E_SHUTDOWN,
-                      "fut_executor_submit: thread pool %s "
-                      "has been shut down",
-                      p->prefix);
+    return err;
   }
-  if (p->tail)
-    p->tail->next = it;
-  else
-    p->head = it;
-  p->tail = it;
-  p->nqueued++;
-  atomic_store_explicit(&p->qlen, p->nqueued, memory_order_relaxed);
-  /* Workers ready for this job: the sleepers, those already woken, and a
+  absorb_incoming(p);
+  /* Workers ready for the queue: the sleepers, those already woken, and a
    * spinner (which needs no wake-up).  Short of that, start a thread while
    * under the limit.  Wake a sleeper only when no worker is on the way:
    * a worker taking a job passes the wake-up on while more wait, so the
@@ -301,11 +380,8 @@ static int enqueue(struct thread_pool *p, struct fut__work_item *it) {
   size_t ready = p->nidle + coming;
   if (ready < p->nqueued && p->nthreads < p->max_workers) {
     int err = spawn(p);
-    if (err && p->nthreads == 0) {
+    if (err && p->nthreads == 0 && unqueue(p, it)) {
       /* Nobody would ever run it: take it back. */
-      p->head = p->tail = NULL;
-      p->nqueued = 0;
-      atomic_store_explicit(&p->qlen, 0, memory_order_relaxed);
       pthread_mutex_unlock(&p->lock);
       return err;
     }
@@ -318,6 +394,35 @@ static int enqueue(struct thread_pool *p, struct fut__work_item *it) {
   }
   pthread_mutex_unlock(&p->lock);
   return 0;
+}
+
+/* Queues it (with it->cf's reference) or returns why not; on error the
+ * caller keeps it. */
+static int enqueue(struct thread_pool *p, struct fut__work_item *it) {
+  if (forked(p))
+    return forked_error(p, "fut_executor_submit");
+  if (FUT__UNLIKELY(atomic_load_explicit(&p->closed, memory_order_acquire))) {
+    pthread_mutex_lock(&p->lock);
+    int err = refused(p);
+    pthread_mutex_unlock(&p->lock);
+    return err;
+  }
+  struct fut__work_item *top =
+      atomic_load_explicit(&p->incoming, memory_order_relaxed);
+  do
+    it->next = top;
+  while (!atomic_compare_exchange_weak_explicit(
+      &p->incoming, &top, it, memory_order_seq_cst, memory_order_relaxed));
+  /* The common case, without the lock: every thread started, and a worker
+   * will look at the queue anyway (none sleeps, or one is already on the
+   * way).  A closed pool goes the slow way to take the item back. */
+  if (FUT__LIKELY(!atomic_load(&p->closed) &&
+                  atomic_load(&p->nthreads) == p->max_workers &&
+                  (atomic_load(&p->nidle) == 0 || atomic_load(&p->nwoken) > 0 ||
+                   atomic_load(&p->spinning))))
+    return 0;
+  pthread_mutex_lock(&p->lock);
+  return settle_locked(p, it);
 }
 
 static int pool_submit(void *self, const fut_job_t *job, fut_cfuture_t **out) {
@@ -368,6 +473,7 @@ static int pool_shutdown(void *self, bool wait, bool cancel_pending,
     return 0;
   pthread_mutex_lock(&p->lock);
   p->shutdown = true;
+  atomic_store(&p->closed, true);
   struct fut__work_item *list = cancel_pending ? take_queue(p) : NULL;
   atomic_store_explicit(&p->qlen, SIZE_MAX, memory_order_relaxed);
   bool own = wait && is_own_worker(p);
@@ -498,6 +604,12 @@ int fut_thread_pool_new_ex(const fut_thread_pool_opts_t *o,
            o->name_prefix ? o->name_prefix : "fut-pool");
   atomic_init(&p->refs, 1);
   atomic_init(&p->qlen, 0);
+  atomic_init(&p->incoming, NULL);
+  atomic_init(&p->closed, false);
+  atomic_init(&p->nthreads, 0);
+  atomic_init(&p->nidle, 0);
+  atomic_init(&p->nwoken, 0);
+  atomic_init(&p->spinning, false);
   p->fork_gen = fut__fork_generation();
   int err = -pthread_mutex_init(&p->lock, NULL);
   if (err)
@@ -554,7 +666,7 @@ static size_t locked_count(fut_executor_t *ex, bool idle) {
     return 0;
   struct thread_pool *p = fut_executor_self(ex);
   pthread_mutex_lock(&p->lock);
-  size_t n = idle ? p->nidle : p->nthreads;
+  size_t n = idle ? atomic_load(&p->nidle) : atomic_load(&p->nthreads);
   pthread_mutex_unlock(&p->lock);
   return n;
 }
