@@ -13,23 +13,38 @@ enum {
   FUT__H_IO = 1u << 2,        /* an fd watcher's handle, runs repeatedly */
   FUT__H_RAN = 1u << 3,       /* a one-shot handle that has run */
   FUT__H_IN_HEAP = 1u << 4,   /* a timer a timer tier still references */
-  FUT__H_CTX = 1u << 5        /* cb is fut__ctx_call_run and arg its
+  FUT__H_CTX = 1u << 5,       /* cb is fut__ctx_call_run and arg its
                                  struct fut__ctx_call, owned by the handle
                                  until it runs (then freed by the run) or
                                  is cancelled or freed */
+  FUT__H_IN_WHEEL = 1u << 6   /* with IN_HEAP: in a wheel bucket's handle
+                                 list at index pos (cancel unlinks it) */
 };
 
+/* 32 bytes: a pending timer with a handle is this plus a 12-byte wheel
+ * entry (struct fut__hchunk).  The loop is the slab's owner
+ * (fut__handle_loop), not a field; a timer's sequence number lives in its
+ * wheel entry, its slack here, rounded down to FUT__HSLACK_SHIFT bits. */
 struct fut_handle {
   union {
     fut_cb cb; /* the callback; the free-list link once freed */
     void *next_free;
   };
-  void *arg;        /* borrowed from the user */
-  fut_loop_t *loop; /* owner; never changes */
-  uint64_t when;    /* timers: deadline in loop time */
-  uint32_t refs;    /* user + loop references (heap, ready queue) */
-  uint8_t flags;    /* FUT__H_* */
+  void *arg;          /* borrowed from the user */
+  uint64_t when;      /* timers: deadline in loop time */
+  uint32_t refs : 25; /* user + loop references (heap, ready queue) */
+  uint32_t flags : 7; /* FUT__H_* */
+  uint32_t slack : 8; /* timers: fut__timer_slack >> FUT__HSLACK_SHIFT */
+  uint32_t pos : 24;  /* IN_WHEEL: index in its bucket's handle list */
 };
+#define FUT__HANDLE_REFS_MAX ((1u << 25) - 1)
+#define FUT__HSLACK_SHIFT 12 /* 4 us units: 1 ms fits in 8 bits */
+#define FUT__HPOS_MAX ((1u << 24) - 1)
+
+/* The loop a handle belongs to. */
+static inline fut_loop_t *fut__handle_loop(const fut_handle_t *h) {
+  return fut__slab_owner(h);
+}
 
 /* A handle with one reference, or NULL (out of memory, detail recorded). */
 fut_handle_t *fut__handle_new(fut_loop_t *loop, fut_cb cb, void *arg,
@@ -72,6 +87,25 @@ struct fut__tchunk {
   struct fut__heap_ent ents[FUT__TCHUNK_ENTS];
 };
 
+/* A chunk of a bucket's handle list: handle i of the list is
+ * chunks[i / FUT__HCHUNK_ENTS] at i % FUT__HCHUNK_ENTS, its sequence number
+ * beside it.  12 bytes a timer; the chunk is a tchunk's size, so both
+ * kinds share the spare list. */
+#define FUT__HCHUNK_ENTS 168
+struct fut__hchunk {
+  fut_handle_t *h[FUT__HCHUNK_ENTS];
+  uint32_t seq[FUT__HCHUNK_ENTS];
+};
+
+/* A wheel bucket's timers with a handle: a dense list, so cancelling
+ * unlinks in O(1) (the last entry fills the hole; handles know their
+ * index). */
+struct fut__hbucket {
+  struct fut__hchunk **chunks; /* ceil(len / FUT__HCHUNK_ENTS) in use */
+  uint32_t len;                /* handles in the list */
+  uint32_t nchunks, cap;       /* chunks held, room in chunks[] */
+};
+
 #define FUT__WHEEL_BITS 8
 #define FUT__WHEEL_SLOTS (1u << FUT__WHEEL_BITS)
 #define FUT__SLOT_SHIFT 20 /* a slot spans 2^20 ns, about 1 ms */
@@ -94,7 +128,11 @@ struct fut__timers {
   uint32_t scratch_cap;                /* the largest bucket sorted so far */
   struct fut__theap far;               /* slot >= cur_slot + WHEEL_SLOTS */
   struct fut__tchunk *wheel[FUT__WHEEL_SLOTS]; /* bucket of slot s at
-                                                  s % WHEEL_SLOTS */
+                                                  s % WHEEL_SLOTS: timers
+                                                  without a handle (and
+                                                  handles past HPOS_MAX) */
+  struct fut__hbucket hwheel[FUT__WHEEL_SLOTS]; /* the same slots' timers
+                                                   with a handle */
   uint64_t wheel_bits[FUT__WHEEL_SLOTS / 64];  /* non-empty buckets */
   struct fut__tchunk *spare;                   /* free chunks */
   uint32_t nspare;    /* at most FUT__TSPARE_MAX: a burst's chunks go back */

@@ -149,24 +149,110 @@ static void chunk_release(struct fut__timers *t, struct fut__tchunk *c) {
   t->nspare++;
 }
 
+/* A chunk from the spare list or malloc (sized for either kind), or NULL
+ * (the error recorded). */
+static void *chunk_get(struct fut__timers *t) {
+  struct fut__tchunk *n = t->spare;
+  if (n) {
+    t->spare = n->next;
+    t->nspare--;
+  } else if (!(n = fut__malloc(sizeof *n)))
+    fut__error(-ENOMEM, "timer wheel: out of memory");
+  return n;
+}
+
+static inline void bucket_mark(struct fut__timers *t, uint32_t b) {
+  t->wheel_bits[b / 64] |= UINT64_C(1) << (b % 64);
+}
+
+static inline void bucket_unmark(struct fut__timers *t, uint32_t b) {
+  t->wheel_bits[b / 64] &= ~(UINT64_C(1) << (b % 64));
+}
+
 static int wheel_add(struct fut__timers *t, uint64_t slot,
                      const struct fut__heap_ent *e) {
   uint32_t b = (uint32_t)(slot % FUT__WHEEL_SLOTS);
   struct fut__tchunk *c = t->wheel[b];
   if (!c || c->len == FUT__TCHUNK_ENTS) {
-    struct fut__tchunk *n = t->spare;
-    if (n) {
-      t->spare = n->next;
-      t->nspare--;
-    } else if (!(n = fut__malloc(sizeof *n)))
-      return fut__error(-ENOMEM, "timer wheel: out of memory");
+    struct fut__tchunk *n = chunk_get(t);
+    if (!n)
+      return -ENOMEM;
     n->next = c;
     n->len = 0;
     t->wheel[b] = c = n;
-    t->wheel_bits[b / 64] |= UINT64_C(1) << (b % 64);
+    bucket_mark(t, b);
   }
   c->ents[c->len++] = *e;
   return 0;
+}
+
+/* Appends handle h (sequence seq) to bucket b's handle list; it records
+ * its index there. */
+static int hwheel_add(struct fut__timers *t, uint32_t b, fut_handle_t *h,
+                      uint32_t seq) {
+  struct fut__hbucket *hb = &t->hwheel[b];
+  uint32_t i = hb->len, k = i / FUT__HCHUNK_ENTS;
+  if (FUT__UNLIKELY(k == hb->nchunks)) {
+    if (hb->nchunks == hb->cap) {
+      uint32_t cap = hb->cap ? hb->cap * 2 : 4;
+      struct fut__hchunk **cs = fut__realloc(hb->chunks, sizeof *cs * cap);
+      if (!cs)
+        return fut__error(-ENOMEM, "timer wheel: out of memory");
+      hb->chunks = cs;
+      hb->cap = cap;
+    }
+    struct fut__hchunk *c = chunk_get(t);
+    if (!c)
+      return -ENOMEM;
+    hb->chunks[hb->nchunks++] = c;
+  }
+  struct fut__hchunk *c = hb->chunks[k];
+  c->h[i % FUT__HCHUNK_ENTS] = h;
+  c->seq[i % FUT__HCHUNK_ENTS] = seq;
+  hb->len = i + 1;
+  h->pos = i;
+  h->flags |= FUT__H_IN_HEAP | FUT__H_IN_WHEEL;
+  bucket_mark(t, b);
+  return 0;
+}
+
+/* Gives back a handle list's chunks beyond `keep` spare ones past its
+ * length (so a timer started and cancelled in turn does not free and
+ * allocate a chunk each time). */
+static void hbucket_trim(struct fut__timers *t, struct fut__hbucket *hb,
+                         uint32_t keep) {
+  uint32_t need = (hb->len + FUT__HCHUNK_ENTS - 1) / FUT__HCHUNK_ENTS + keep;
+  while (hb->nchunks > need)
+    chunk_release(t, (struct fut__tchunk *)hb->chunks[--hb->nchunks]);
+}
+
+/* Cancel: h leaves its bucket in O(1), the list's last entry filling its
+ * place; the tier's reference goes. */
+static void hwheel_unlink(fut_loop_t *loop, fut_handle_t *h) {
+  struct fut__timers *t = &loop->timers;
+  uint32_t b = (uint32_t)((h->when >> FUT__SLOT_SHIFT) % FUT__WHEEL_SLOTS);
+  struct fut__hbucket *hb = &t->hwheel[b];
+  uint32_t i = h->pos, last = --hb->len;
+  FUT__ASSERT(i <= last &&
+              hb->chunks[i / FUT__HCHUNK_ENTS]->h[i % FUT__HCHUNK_ENTS] == h);
+  if (i != last) {
+    struct fut__hchunk *lc = hb->chunks[last / FUT__HCHUNK_ENTS];
+    struct fut__hchunk *c = hb->chunks[i / FUT__HCHUNK_ENTS];
+    fut_handle_t *m = lc->h[last % FUT__HCHUNK_ENTS];
+    c->h[i % FUT__HCHUNK_ENTS] = m;
+    c->seq[i % FUT__HCHUNK_ENTS] = lc->seq[last % FUT__HCHUNK_ENTS];
+    m->pos = i;
+  }
+  if (last % FUT__HCHUNK_ENTS == 0)
+    hbucket_trim(t, hb, 1);
+  if (last == 0 && !t->wheel[b])
+    bucket_unmark(t, b);
+  t->total--;
+  h->flags &= (uint8_t)~(FUT__H_IN_HEAP | FUT__H_IN_WHEEL);
+  if (FUT__LIKELY(h->refs > 1))
+    h->refs--;
+  else
+    fut_handle_unref(h);
 }
 
 /* Files a timer into its tier.  The caller counts it in `total`. */
@@ -175,8 +261,14 @@ static int file(fut_loop_t *loop, const struct fut__heap_ent *e) {
   uint64_t slot = e->when >> FUT__SLOT_SHIFT;
   if (slot <= t->cur_slot)
     return heap_push(&t->near, e);
-  if (slot - t->cur_slot < FUT__WHEEL_SLOTS)
+  if (slot - t->cur_slot < FUT__WHEEL_SLOTS) {
+    uint32_t b = (uint32_t)(slot % FUT__WHEEL_SLOTS);
+    /* A handle goes to the bucket's handle list (12 bytes, O(1) cancel);
+     * past the list's index range, to the chunks like a bare timer. */
+    if (!e->cb && FUT__LIKELY(t->hwheel[b].len <= FUT__HPOS_MAX))
+      return hwheel_add(t, b, e->arg, e->seq);
     return wheel_add(t, slot, e);
+  }
   return heap_push(&t->far, e);
 }
 
@@ -266,16 +358,19 @@ static void run_emptied(struct fut__timers *t) {
  * later. */
 static int wheel_flush(fut_loop_t *loop, uint32_t b) {
   struct fut__timers *t = &loop->timers;
+  struct fut__hbucket *hb = &t->hwheel[b];
   uint32_t n = 0;
   for (struct fut__tchunk *c = t->wheel[b]; c; c = c->next)
     n += c->len;
+  uint32_t nb = n; /* bare entries, then the handle list */
+  n += hb->len;
   int err = run_reserve(t, n);
   if (err)
     return err;
   /* Chunks are linked newest first: copy each below the newer ones, so
    * the bucket comes out in insertion order. */
   struct fut__heap_ent *dst = t->run + t->run_len;
-  uint32_t off = n;
+  uint32_t off = nb;
   struct fut__tchunk *c;
   while ((c = t->wheel[b]) != NULL) {
     off -= c->len;
@@ -283,7 +378,18 @@ static int wheel_flush(fut_loop_t *loop, uint32_t b) {
     t->wheel[b] = c->next;
     chunk_release(t, c);
   }
-  t->wheel_bits[b / 64] &= ~(UINT64_C(1) << (b % 64));
+  /* Handles never wait cancelled in the list (cancel unlinks them). */
+  for (uint32_t i = 0; i < hb->len; i++) {
+    struct fut__hchunk *hc = hb->chunks[i / FUT__HCHUNK_ENTS];
+    fut_handle_t *h = hc->h[i % FUT__HCHUNK_ENTS];
+    h->flags &= (uint8_t)~FUT__H_IN_WHEEL;
+    dst[nb + i] = (struct fut__heap_ent){
+        h->when, hc->seq[i % FUT__HCHUNK_ENTS],
+        (uint32_t)h->slack << FUT__HSLACK_SHIFT, NULL, h};
+  }
+  hb->len = 0;
+  hbucket_trim(t, hb, 0);
+  bucket_unmark(t, b);
   uint32_t kept = n;
   if (t->cancelled > 0) {
     kept = 0;
@@ -332,7 +438,8 @@ static int advance(fut_loop_t *loop, uint64_t now) {
   for (uint64_t s = t->cur_slot + 1; s <= last; s++) {
     uint32_t b = (uint32_t)(s % FUT__WHEEL_SLOTS);
     int err;
-    if (t->wheel[b] && (err = wheel_flush(loop, b)) != 0) {
+    if ((t->wheel[b] || t->hwheel[b].nchunks) &&
+        (err = wheel_flush(loop, b)) != 0) {
       t->cur_slot = s - 1; /* out of memory: resume here next time */
       return err;
     }
@@ -403,6 +510,10 @@ static void run_compact(fut_loop_t *loop) {
 
 void fut__timer_cancelled(fut_loop_t *loop, fut_handle_t *h) {
   struct fut__timers *t = &loop->timers;
+  if (h->flags & FUT__H_IN_WHEEL) {
+    hwheel_unlink(loop, h);
+    return;
+  }
   t->cancelled++;
   if (h->refs == 1)
     t->zombies++;
@@ -445,6 +556,7 @@ int fut__timer_push_cb(fut_loop_t *loop, uint64_t when, uint32_t slack,
 }
 
 int fut__timer_push(fut_loop_t *loop, fut_handle_t *h, uint32_t slack) {
+  h->slack = slack >> FUT__HSLACK_SHIFT; /* rounded down: never later */
   int err = add(loop, h->when, slack, NULL, h);
   if (err == 0)
     h->flags |= FUT__H_IN_HEAP;
@@ -598,7 +710,7 @@ static void drop(fut_loop_t *loop, struct fut__heap_ent *e) {
     return;
   }
   h->flags |= FUT__H_CANCELLED;
-  h->flags &= (uint8_t)~FUT__H_IN_HEAP;
+  h->flags &= (uint8_t)~(FUT__H_IN_HEAP | FUT__H_IN_WHEEL);
   fut_handle_unref(h);
 }
 
@@ -620,6 +732,16 @@ void fut__timers_clear(fut_loop_t *loop) {
       t->wheel[b] = c->next;
       chunk_release(t, c);
     }
+    struct fut__hbucket *hb = &t->hwheel[b];
+    while (hb->len > 0) {
+      uint32_t i = --hb->len;
+      fut_handle_t *h = hb->chunks[i / FUT__HCHUNK_ENTS]->h[i % FUT__HCHUNK_ENTS];
+      loop->timers.total--;
+      h->flags |= FUT__H_CANCELLED;
+      h->flags &= (uint8_t)~(FUT__H_IN_HEAP | FUT__H_IN_WHEEL);
+      fut_handle_unref(h);
+    }
+    hbucket_trim(t, hb, 0);
   }
   memset(t->wheel_bits, 0, sizeof t->wheel_bits);
   FUT__ASSERT(t->total == 0);
@@ -640,4 +762,9 @@ void fut__timers_free(fut_loop_t *loop) {
   }
   t->nspare = 0;
   t->near.ents = t->far.ents = NULL;
+  for (uint32_t b = 0; b < FUT__WHEEL_SLOTS; b++) {
+    fut__free(t->hwheel[b].chunks);
+    t->hwheel[b].chunks = NULL;
+    t->hwheel[b].cap = 0;
+  }
 }
