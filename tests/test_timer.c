@@ -4,6 +4,7 @@
 
 #include <signal.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/time.h>
 #include <unistd.h>
 
@@ -11,7 +12,7 @@
 
 struct stamp {
   fut_loop_t *loop;
-  uint64_t fired;  /* loop time when the callback ran, 0 before */
+  uint64_t fired; /* loop time when the callback ran, 0 before */
   int count;
 };
 
@@ -21,7 +22,9 @@ static void stamp_cb(void *arg) {
   s->count++;
 }
 
-static bool stamp_fired(void *arg) { return ((struct stamp *)arg)->count; }
+static bool stamp_fired(void *arg) {
+  return ((struct stamp *)arg)->count;
+}
 
 static void test_timer_call_later_never_early(void **state) {
   fut_loop_t *loop = *state;
@@ -31,8 +34,7 @@ static void test_timer_call_later_never_early(void **state) {
     struct stamp s = {loop, 0, 0};
     uint64_t t0 = fut_loop_time(loop);
     fut_handle_t *h;
-    assert_int_equal(fut_loop_call_later(loop, delays[i], stamp_cb, &s, &h),
-                     0);
+    assert_int_equal(fut_loop_call_later(loop, delays[i], stamp_cb, &s, &h), 0);
     uint64_t when = fut_handle_when(h);
     assert_true(when >= t0 + delays[i]);
     assert_true(fx_run_until(loop, stamp_fired, &s, FUT_SEC(5)));
@@ -65,8 +67,7 @@ static void test_timer_bad_args(void **state) {
   fut_loop_t *loop = *state;
   assert_int_equal(fut_loop_call_later(loop, 1, NULL, NULL, NULL), -EINVAL);
   assert_int_equal(fut_loop_call_at(loop, 1, NULL, NULL, NULL), -EINVAL);
-  assert_int_equal(fut_loop_call_at(NULL, 1, fx_count_cb, NULL, NULL),
-                   -EINVAL);
+  assert_int_equal(fut_loop_call_at(NULL, 1, fx_count_cb, NULL, NULL), -EINVAL);
   fut_loop_stats_t st;
   fut_loop_stats(loop, &st);
   assert_int_equal(st.pending_timers, 0);
@@ -79,11 +80,11 @@ static void test_timer_deadline_order(void **state) {
   fx_logent_t ents[6];
   for (int i = 0; i < 6; i++) {
     ents[i] = (fx_logent_t){&log, ms[i]};
-    assert_int_equal(fut_loop_call_later(loop, FUT_MS(ms[i]), fx_log_cb,
-                                         &ents[i], NULL), 0);
+    assert_int_equal(
+        fut_loop_call_later(loop, FUT_MS(ms[i]), fx_log_cb, &ents[i], NULL), 0);
   }
-  assert_int_equal(fut_loop_call_later(loop, FUT_MS(40), fx_stop_cb, loop,
-                                       NULL), 0);
+  assert_int_equal(
+      fut_loop_call_later(loop, FUT_MS(40), fx_stop_cb, loop, NULL), 0);
   assert_int_equal(fut_loop_run_forever(loop), 0);
   assert_int_equal(log.n, 6);
   static const int want[] = {0, 5, 10, 20, 25, 30};
@@ -102,8 +103,7 @@ static void test_timer_fifo_equal_deadlines(void **state) {
     assert_int_equal(fut_loop_call_at(loop, when, fx_log_cb, &ents[i], NULL),
                      0);
   }
-  assert_int_equal(fut_loop_call_at(loop, when + 1, fx_stop_cb, loop, NULL),
-                   0);
+  assert_int_equal(fut_loop_call_at(loop, when + 1, fx_stop_cb, loop, NULL), 0);
   assert_int_equal(fut_loop_run_forever(loop), 0);
   assert_int_equal(log.n, 300);
   for (int i = 0; i < 300; i++)
@@ -135,8 +135,8 @@ static void test_timer_random_heap_order(void **state) {
   for (int i = 0; i < N; i++) {
     rts[i] = (struct rt){&log, i, base + (uint64_t)(rand() % 500)};
     cancelled[i] = false;
-    assert_int_equal(fut_loop_call_at(loop, rts[i].when, rt_cb, &rts[i],
-                                      &hs[i]), 0);
+    assert_int_equal(
+        fut_loop_call_at(loop, rts[i].when, rt_cb, &rts[i], &hs[i]), 0);
     /* Cancel some, interleaved with insertions. */
     if (i > 0 && rand() % 3 == 0) {
       int j = rand() % i;
@@ -180,8 +180,8 @@ static void test_timer_cancel_never_fires(void **state) {
   assert_int_equal(st.pending_timers, 0);
   assert_int_equal(st.live_handles, 1);
   int stop = 0;
-  assert_int_equal(fut_loop_call_later(loop, FUT_MS(20), fx_count_cb, &stop,
-                                       NULL), 0);
+  assert_int_equal(
+      fut_loop_call_later(loop, FUT_MS(20), fx_count_cb, &stop, NULL), 0);
   assert_true(fx_run_until_flag(loop, &stop));
   fut_handle_unref(h);
 }
@@ -221,16 +221,18 @@ static void test_timer_cancel_after_fire_noop(void **state) {
   fut_handle_unref(h);
 }
 
-static void stop_reader(void *loop) { fut_loop_stop(loop); }
+static void stop_reader(void *loop) {
+  fut_loop_stop(loop);
+}
 
 static void test_timer_huge_delay_clamps(void **state) {
   fut_loop_t *loop = *state;
   fut_handle_t *h1, *h2;
-  assert_int_equal(fut_loop_call_later(loop, UINT64_MAX, fx_fail_cb, NULL,
-                                       &h1), 0);
+  assert_int_equal(fut_loop_call_later(loop, UINT64_MAX, fx_fail_cb, NULL, &h1),
+                   0);
   assert_true(fut_handle_when(h1) == UINT64_MAX);
-  assert_int_equal(fut_loop_call_later(loop, UINT64_MAX - 5, fx_fail_cb, NULL,
-                                       &h2), 0);
+  assert_int_equal(
+      fut_loop_call_later(loop, UINT64_MAX - 5, fx_fail_cb, NULL, &h2), 0);
   assert_true(fut_handle_when(h2) == UINT64_MAX);
   uint64_t t = fut_loop_backend_timeout(loop);
   assert_true(t > FUT_SEC(1000000));
@@ -279,8 +281,7 @@ struct nested_timer {
 };
 static void schedule_due_timer(void *arg) {
   struct nested_timer *n = arg;
-  assert_int_equal(fut_loop_call_at(n->loop, 1, fx_count_cb, &n->ran, NULL),
-                   0);
+  assert_int_equal(fut_loop_call_at(n->loop, 1, fx_count_cb, &n->ran, NULL), 0);
 }
 
 static void test_timer_scheduled_in_drain_runs_next_iteration(void **state) {
@@ -331,8 +332,8 @@ static void test_timer_poll_interrupted_by_signals(void **state) {
   uint64_t t0 = fut_loop_time(loop);
   assert_int_equal(fut_loop_call_later(loop, FUT_MS(60), stamp_cb, &s, NULL),
                    0);
-  assert_int_equal(fut_loop_call_later(loop, FUT_MS(61), fx_stop_cb, loop,
-                                       NULL), 0);
+  assert_int_equal(
+      fut_loop_call_later(loop, FUT_MS(61), fx_stop_cb, loop, NULL), 0);
   assert_int_equal(setitimer(ITIMER_REAL, &it, NULL), 0);
   int err = fut_loop_run_forever(loop);
   setitimer(ITIMER_REAL, &off, NULL);
@@ -370,8 +371,7 @@ static void test_timer_wheel_out_of_memory_fails_run(void **state) {
    * grow. */
   for (int i = 0; i < OOM_TIMERS; i++)
     assert_int_equal(fut_loop_call_at(loop, when, oom_timer_cb, &o, NULL), 0);
-  assert_int_equal(fut_loop_call_at(loop, when + 1, fx_stop_cb, loop, NULL),
-                   0);
+  assert_int_equal(fut_loop_call_at(loop, when + 1, fx_stop_cb, loop, NULL), 0);
   while (fut_loop_time(loop) < when + FUT_MS(2))
     ; /* the slot is due */
   fut__alloc_fail_after(1, true);
@@ -384,6 +384,98 @@ static void test_timer_wheel_out_of_memory_fails_run(void **state) {
   assert_int_equal(fut_loop_run_forever(loop), 0);
   assert_int_equal(o.fired, OOM_TIMERS);
   assert_int_equal(o.early, 0);
+}
+
+/* Issue 17: a pending timer with a handle costs at most 48 bytes: its
+ * handle (32, from the loop's slab) and its entry in a wheel bucket's
+ * handle list (12), with every chunk counted.  Cancel unlinks it from the
+ * list at once (nothing left to shed), and the timers left still fire in
+ * (deadline, FIFO) order, never early. */
+enum { BYTES_TIMERS = 20000 };
+struct bytes_fire {
+  fut_loop_t *loop;
+  uint64_t t0, last_when;
+  int last_i, fired, early, disorder;
+};
+static struct bytes_fire bf;
+
+/* Ten slots: at 2,000 timers a bucket, a half-filled last chunk weighs
+ * little, as at a million timers over 100 slots. */
+static uint64_t bytes_when(int i) {
+  return bf.t0 + FUT_MS(10 + i % 10);
+}
+
+static void bytes_cb(void *arg) {
+  int i = (int)(intptr_t)arg;
+  uint64_t when = bytes_when(i);
+  if (fut_loop_time(bf.loop) < when)
+    bf.early++;
+  if (bf.fired > 0 &&
+      (when < bf.last_when || (when == bf.last_when && i < bf.last_i)))
+    bf.disorder++;
+  bf.last_when = when;
+  bf.last_i = i;
+  if (++bf.fired == BYTES_TIMERS / 2)
+    fut_loop_stop(bf.loop);
+}
+
+static void test_timer_handle_bytes_bound(void **state) {
+  fut_loop_t *loop = *state;
+  _Static_assert(sizeof(fut_handle_t) == 32, "a handle is 32 bytes");
+  _Static_assert(sizeof(struct fut__hchunk) <= sizeof(struct fut__tchunk),
+                 "handle chunks share the spare list");
+  memset(&bf, 0, sizeof bf);
+  bf.loop = loop;
+  bf.t0 = fut_loop_time(loop);
+  fut_handle_t **hs = calloc(BYTES_TIMERS, sizeof *hs);
+  assert_non_null(hs);
+  for (int i = 0; i < BYTES_TIMERS; i++)
+    assert_int_equal(fut_loop_call_at(loop, bytes_when(i), bytes_cb,
+                                      (void *)(intptr_t)i, &hs[i]),
+                     0);
+  struct fut__timers *t = &loop->timers;
+  size_t listed = 0, chunks = 0, arrays = 0;
+  for (uint32_t b = 0; b < FUT__WHEEL_SLOTS; b++) {
+    listed += t->hwheel[b].len;
+    chunks += t->hwheel[b].nchunks;
+    arrays += t->hwheel[b].cap * sizeof(struct fut__hchunk *);
+  }
+  assert_int_equal(listed, BYTES_TIMERS);
+  /* A handle's share of its 64 KiB slab chunk; a list chunk with malloc's
+   * header (16 bytes at most); the lists' chunk arrays. */
+  double handle = (double)FUT__SLAB_CHUNK / loop->handle_slab.per_chunk;
+  double bytes = BYTES_TIMERS * handle +
+                 (double)chunks * (double)(sizeof(struct fut__tchunk) + 16) +
+                 (double)arrays;
+  printf("bytes per pending timer with a handle: %.2f\n", bytes / BYTES_TIMERS);
+  assert_true(bytes / BYTES_TIMERS <= 48.0);
+
+  /* Cancel every other one: gone from the lists at once. */
+  for (int i = 1; i < BYTES_TIMERS; i += 2) {
+    fut_handle_cancel(hs[i]);
+    assert_true(fut_handle_cancelled(hs[i]));
+    fut_handle_unref(hs[i]);
+  }
+  listed = 0;
+  for (uint32_t b = 0; b < FUT__WHEEL_SLOTS; b++)
+    listed += t->hwheel[b].len;
+  assert_int_equal(listed, BYTES_TIMERS / 2);
+  assert_int_equal(t->cancelled, 0);
+  fut_loop_stats_t st;
+  fut_loop_stats(loop, &st);
+  assert_int_equal(st.pending_timers, BYTES_TIMERS / 2);
+  assert_int_equal(st.live_handles, BYTES_TIMERS / 2);
+
+  assert_int_equal(fut_loop_run_forever(loop), 0);
+  assert_int_equal(bf.fired, BYTES_TIMERS / 2);
+  assert_int_equal(bf.early, 0);
+  assert_int_equal(bf.disorder, 0);
+  for (int i = 0; i < BYTES_TIMERS; i += 2) {
+    assert_false(fut_handle_cancelled(hs[i]));
+    assert_int_equal(fut_handle_when(hs[i]), bytes_when(i));
+    fut_handle_unref(hs[i]);
+  }
+  free(hs);
 }
 
 /* The mock clock (fut__loop_set_clock): timers of an hour, ten minutes, a
@@ -418,7 +510,7 @@ static void test_timer_mock_clock_hours_pass_instantly(void **state) {
   assert_int_equal(fut_loop_time(loop), FUT_SEC(1000));
   struct mock_fire log = {.n = 0};
   static const uint64_t delays[] = {FUT_SEC(3600), FUT_SEC(600), FUT_SEC(1),
-                                    FUT_MS(1), FUT_MS(1), FUT_SEC(600)};
+                                    FUT_MS(1),     FUT_MS(1),    FUT_SEC(600)};
   struct mock_timer ts[6];
   fut_handle_t *cancel_me = NULL;
   for (int i = 0; i < 6; i++) {
@@ -464,6 +556,7 @@ int main(void) {
       FX_LOOP_TEST(test_timer_fifo_across_seq_wrap),
       FX_LOOP_TEST(test_timer_poll_interrupted_by_signals),
       FX_LOOP_TEST(test_timer_wheel_out_of_memory_fails_run),
+      FX_LOOP_TEST(test_timer_handle_bytes_bound),
       FX_LOOP_TEST(test_timer_mock_clock_hours_pass_instantly),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -52,8 +52,9 @@ void fut_handle_ref(fut_handle_t *h) {
   /* 2^25 - 1 references is a leak, not a use: stop before the count
    * wraps and frees a handle still held. */
   if (FUT__UNLIKELY(h->refs == FUT__HANDLE_REFS_MAX)) {
-    fprintf(stderr, "libfuture: fut_handle_ref: handle %p has %u "
-                    "references, the most it can count\n",
+    fprintf(stderr,
+            "libfuture: fut_handle_ref: handle %p has %u "
+            "references, the most it can count\n",
             (void *)h, (unsigned)FUT__HANDLE_REFS_MAX);
     abort();
   }

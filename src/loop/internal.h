@@ -127,14 +127,14 @@ struct fut__timers {
   uint32_t run_pos, run_len, run_cap;  /* live entries: [run_pos, run_len) */
   uint32_t scratch_cap;                /* the largest bucket sorted so far */
   struct fut__theap far;               /* slot >= cur_slot + WHEEL_SLOTS */
-  struct fut__tchunk *wheel[FUT__WHEEL_SLOTS]; /* bucket of slot s at
-                                                  s % WHEEL_SLOTS: timers
-                                                  without a handle (and
-                                                  handles past HPOS_MAX) */
+  struct fut__tchunk *wheel[FUT__WHEEL_SLOTS];  /* bucket of slot s at
+                                                   s % WHEEL_SLOTS: timers
+                                                   without a handle (and
+                                                   handles past HPOS_MAX) */
   struct fut__hbucket hwheel[FUT__WHEEL_SLOTS]; /* the same slots' timers
                                                    with a handle */
-  uint64_t wheel_bits[FUT__WHEEL_SLOTS / 64];  /* non-empty buckets */
-  struct fut__tchunk *spare;                   /* free chunks */
+  uint64_t wheel_bits[FUT__WHEEL_SLOTS / 64];   /* non-empty buckets */
+  struct fut__tchunk *spare;                    /* free chunks */
   uint32_t nspare;    /* at most FUT__TSPARE_MAX: a burst's chunks go back */
   uint64_t cur_slot;  /* slots up to this are in near */
   uint32_t total;     /* entries in all tiers */

@@ -233,8 +233,6 @@ static void hwheel_unlink(fut_loop_t *loop, fut_handle_t *h) {
   uint32_t b = (uint32_t)((h->when >> FUT__SLOT_SHIFT) % FUT__WHEEL_SLOTS);
   struct fut__hbucket *hb = &t->hwheel[b];
   uint32_t i = h->pos, last = --hb->len;
-  FUT__ASSERT(i <= last &&
-              hb->chunks[i / FUT__HCHUNK_ENTS]->h[i % FUT__HCHUNK_ENTS] == h);
   if (i != last) {
     struct fut__hchunk *lc = hb->chunks[last / FUT__HCHUNK_ENTS];
     struct fut__hchunk *c = hb->chunks[i / FUT__HCHUNK_ENTS];
@@ -248,7 +246,7 @@ static void hwheel_unlink(fut_loop_t *loop, fut_handle_t *h) {
   if (last == 0 && !t->wheel[b])
     bucket_unmark(t, b);
   t->total--;
-  h->flags &= (uint8_t)~(FUT__H_IN_HEAP | FUT__H_IN_WHEEL);
+  h->flags &= (uint8_t) ~(FUT__H_IN_HEAP | FUT__H_IN_WHEEL);
   if (FUT__LIKELY(h->refs > 1))
     h->refs--;
   else
@@ -556,7 +554,23 @@ int fut__timer_push_cb(fut_loop_t *loop, uint64_t when, uint32_t slack,
 }
 
 int fut__timer_push(fut_loop_t *loop, fut_handle_t *h, uint32_t slack) {
+  struct fut__timers *t = &loop->timers;
   h->slack = slack >> FUT__HSLACK_SHIFT; /* rounded down: never later */
+  /* The common case straight to the wheel's handle list: a slot ahead of
+   * the tiers, within the wheel. */
+  uint64_t slot = h->when >> FUT__SLOT_SHIFT;
+  if (FUT__LIKELY(slot > t->cur_slot &&
+                  slot - t->cur_slot < FUT__WHEEL_SLOTS)) {
+    uint32_t b = (uint32_t)(slot % FUT__WHEEL_SLOTS);
+    if (FUT__LIKELY(t->hwheel[b].len <= FUT__HPOS_MAX)) {
+      int err = hwheel_add(t, b, h, t->seq);
+      if (err == 0) {
+        t->seq++;
+        t->total++;
+      }
+      return err;
+    }
+  }
   int err = add(loop, h->when, slack, NULL, h);
   if (err == 0)
     h->flags |= FUT__H_IN_HEAP;
@@ -710,7 +724,7 @@ static void drop(fut_loop_t *loop, struct fut__heap_ent *e) {
     return;
   }
   h->flags |= FUT__H_CANCELLED;
-  h->flags &= (uint8_t)~(FUT__H_IN_HEAP | FUT__H_IN_WHEEL);
+  h->flags &= (uint8_t) ~(FUT__H_IN_HEAP | FUT__H_IN_WHEEL);
   fut_handle_unref(h);
 }
 
@@ -735,10 +749,11 @@ void fut__timers_clear(fut_loop_t *loop) {
     struct fut__hbucket *hb = &t->hwheel[b];
     while (hb->len > 0) {
       uint32_t i = --hb->len;
-      fut_handle_t *h = hb->chunks[i / FUT__HCHUNK_ENTS]->h[i % FUT__HCHUNK_ENTS];
+      fut_handle_t *h =
+          hb->chunks[i / FUT__HCHUNK_ENTS]->h[i % FUT__HCHUNK_ENTS];
       loop->timers.total--;
       h->flags |= FUT__H_CANCELLED;
-      h->flags &= (uint8_t)~(FUT__H_IN_HEAP | FUT__H_IN_WHEEL);
+      h->flags &= (uint8_t) ~(FUT__H_IN_HEAP | FUT__H_IN_WHEEL);
       fut_handle_unref(h);
     }
     hbucket_trim(t, hb, 0);
