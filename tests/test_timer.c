@@ -423,8 +423,8 @@ static void bytes_cb(void *arg) {
 static void test_timer_handle_bytes_bound(void **state) {
   fut_loop_t *loop = *state;
   _Static_assert(sizeof(fut_handle_t) == 32, "a handle is 32 bytes");
-  _Static_assert(sizeof(struct fut__hchunk) <= sizeof(struct fut__tchunk),
-                 "handle chunks share the spare list");
+  _Static_assert(sizeof(struct fut__hchunk) == 12 * FUT__HCHUNK_ENTS,
+                 "12 bytes a timer in a handle list");
   memset(&bf, 0, sizeof bf);
   bf.loop = loop;
   bf.t0 = fut_loop_time(loop);
@@ -446,7 +446,7 @@ static void test_timer_handle_bytes_bound(void **state) {
    * header (16 bytes at most); the lists' chunk arrays. */
   double handle = (double)FUT__SLAB_CHUNK / loop->handle_slab.per_chunk;
   double bytes = BYTES_TIMERS * handle +
-                 (double)chunks * (double)(sizeof(struct fut__tchunk) + 16) +
+                 (double)chunks * (double)(sizeof(struct fut__hchunk) + 16) +
                  (double)arrays;
   printf("bytes per pending timer with a handle: %.2f\n", bytes / BYTES_TIMERS);
   assert_true(bytes / BYTES_TIMERS <= 48.0);
@@ -540,6 +540,83 @@ static void test_timer_mock_clock_hours_pass_instantly(void **state) {
   assert_int_equal(fut__loop_set_clock(loop, NULL, NULL), 0);
 }
 
+/* Timers whose wheel slot has come wait, sorted, in the run; cancelling
+ * one there leaves a tombstone (no lazy shedding, nothing counted as
+ * cancelled), the others fire in order, and a loop freed with tombstones
+ * and live timers in the run drops both cleanly. */
+enum { RUN_TIMERS = 1000 };
+struct run_fire {
+  int order[RUN_TIMERS];
+  int n;
+};
+static struct run_fire rf;
+
+static void run_fire_cb(void *arg) { rf.order[rf.n++] = (int)(intptr_t)arg; }
+
+static void test_timer_cancel_in_run_leaves_tombstone(void **state) {
+  fut_loop_t *loop = *state;
+  uint64_t slot = FUT_SEC(1000) >> FUT__SLOT_SHIFT;
+  mock_now = slot << FUT__SLOT_SHIFT; /* a slot's first nanosecond */
+  assert_int_equal(fut__loop_set_clock(loop, mock_clock, NULL), 0);
+  memset(&rf, 0, sizeof rf);
+  fut_handle_t **hs = calloc(RUN_TIMERS, sizeof *hs);
+  assert_non_null(hs);
+  /* All in the next slot, deadlines descending with ties (FIFO). */
+  uint64_t base = (slot + 1) << FUT__SLOT_SHIFT;
+  for (int i = 0; i < RUN_TIMERS; i++)
+    assert_int_equal(fut_loop_call_at(loop,
+                                      base + 1000 * (uint64_t)(99 - i % 100),
+                                      run_fire_cb, (void *)(intptr_t)i, &hs[i]),
+                     0);
+  /* Just before the slot: the wake-up computation moves it to the run
+   * ahead of time (the slack may reach into it); nothing is due. */
+  mock_now = base - 1;
+  assert_int_equal(fut_loop_run_once(loop, 0), 0);
+  assert_int_equal(rf.n, 0);
+  struct fut__timers *t = &loop->timers;
+  assert_int_equal(t->run_len - t->run_pos, RUN_TIMERS);
+  for (int i = 0; i < RUN_TIMERS; i += 3) {
+    fut_handle_cancel(hs[i]);
+    fut_handle_unref(hs[i]);
+    hs[i] = NULL;
+  }
+  assert_int_equal(t->cancelled, 0);
+  assert_int_equal(t->zombies, 0);
+  fut_loop_stats_t st;
+  fut_loop_stats(loop, &st);
+  int left = RUN_TIMERS - (RUN_TIMERS + 2) / 3;
+  assert_int_equal(st.pending_timers, left);
+  assert_int_equal(st.live_handles, left);
+  /* Half the deadlines pass: those fire, in (deadline, FIFO) order. */
+  mock_now = base + 1000 * 49;
+  assert_int_equal(fut_loop_run_once(loop, 0), 0);
+  for (int k = 1; k < rf.n; k++) {
+    int a = rf.order[k - 1], b = rf.order[k];
+    assert_true(99 - a % 100 < 99 - b % 100 ||
+                (99 - a % 100 == 99 - b % 100 && a < b));
+  }
+  for (int k = 0; k < rf.n; k++) {
+    assert_int_not_equal(rf.order[k] % 3, 0);
+    assert_true(99 - rf.order[k] % 100 <= 49);
+  }
+  assert_int_equal(rf.n, left / 2);
+  /* The rest stay pending, tombstones among them, when the loop closes:
+   * the live ones read as cancelled, the tombstones are skipped. */
+  assert_int_equal(fut_loop_close(loop), 0);
+  for (int i = 0; i < RUN_TIMERS; i++) {
+    if (!hs[i])
+      continue;
+    bool fired = false;
+    for (int k = 0; k < rf.n; k++)
+      fired = fired || rf.order[k] == i;
+    assert_true(fut_handle_cancelled(hs[i]) == !fired);
+    fut_handle_unref(hs[i]);
+  }
+  fut_loop_stats(loop, &st);
+  assert_int_equal(st.live_handles, 0);
+  free(hs);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       FX_LOOP_TEST(test_timer_call_later_never_early),
@@ -558,6 +635,7 @@ int main(void) {
       FX_LOOP_TEST(test_timer_poll_interrupted_by_signals),
       FX_LOOP_TEST(test_timer_wheel_out_of_memory_fails_run),
       FX_LOOP_TEST(test_timer_handle_bytes_bound),
+      FX_LOOP_TEST(test_timer_cancel_in_run_leaves_tombstone),
       FX_LOOP_TEST(test_timer_mock_clock_hours_pass_instantly),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -39,7 +39,7 @@ fut_handle_t *fut__handle_new(fut_loop_t *loop, fut_cb cb, void *arg,
   h->arg = arg;
   h->when = 0;
   h->refs = 1;
-  h->flags = flags & 0x7fu;
+  h->flags = flags;
   h->slack = 0;
   h->pos = 0;
   loop->live_handles++;

@@ -17,8 +17,11 @@ enum {
                                  struct fut__ctx_call, owned by the handle
                                  until it runs (then freed by the run) or
                                  is cancelled or freed */
-  FUT__H_IN_WHEEL = 1u << 6   /* with IN_HEAP: in a wheel bucket's handle
+  FUT__H_IN_WHEEL = 1u << 6,  /* with IN_HEAP: in a wheel bucket's handle
                                  list at index pos (cancel unlinks it) */
+  FUT__H_IN_RUN = 1u << 7     /* with IN_HEAP: in the sorted run, where pos
+                                 (mod 2^24, from run_base) finds it (cancel
+                                 leaves a tombstone) */
 };
 
 /* 32 bytes: a pending timer with a handle is this plus a 12-byte wheel
@@ -32,12 +35,12 @@ struct fut_handle {
   };
   void *arg;          /* borrowed from the user */
   uint64_t when;      /* timers: deadline in loop time */
-  uint32_t refs : 25; /* user + loop references (heap, ready queue) */
-  uint32_t flags : 7; /* FUT__H_* */
+  uint32_t refs : 24; /* user + loop references (heap, ready queue) */
+  uint32_t flags : 8; /* FUT__H_* */
   uint32_t slack : 8; /* timers: fut__timer_slack >> FUT__HSLACK_SHIFT */
   uint32_t pos : 24;  /* IN_WHEEL: index in its bucket's handle list */
 };
-#define FUT__HANDLE_REFS_MAX ((1u << 25) - 1)
+#define FUT__HANDLE_REFS_MAX ((1u << 24) - 1)
 #define FUT__HSLACK_SHIFT 12 /* 4 us units: 1 ms fits in 8 bits */
 #define FUT__HPOS_MAX ((1u << 24) - 1)
 
@@ -89,11 +92,14 @@ struct fut__tchunk {
 
 /* A chunk of a bucket's handle list: handle i of the list is
  * chunks[i / FUT__HCHUNK_ENTS] at i % FUT__HCHUNK_ENTS, its sequence number
- * beside it.  12 bytes a timer; the chunk is a tchunk's size, so both
- * kinds share the spare list. */
-#define FUT__HCHUNK_ENTS 168
+ * beside it.  12 bytes a timer (3 KiB chunks: a power of two entries, so
+ * an index splits with shifts). */
+#define FUT__HCHUNK_ENTS 256
 struct fut__hchunk {
-  fut_handle_t *h[FUT__HCHUNK_ENTS];
+  union {
+    fut_handle_t *h[FUT__HCHUNK_ENTS];
+    struct fut__hchunk *next; /* on the spare list */
+  };
   uint32_t seq[FUT__HCHUNK_ENTS];
 };
 
@@ -125,8 +131,12 @@ struct fut__timers {
    * near tier is this run merged with the near heap. */
   struct fut__heap_ent *run, *scratch; /* scratch: the sort's second buffer */
   uint32_t run_pos, run_len, run_cap;  /* live entries: [run_pos, run_len) */
-  uint32_t scratch_cap;                /* the largest bucket sorted so far */
-  struct fut__theap far;               /* slot >= cur_slot + WHEEL_SLOTS */
+  uint32_t run_base;     /* a handle's pos minus this (mod 2^24) is its index in
+                            run: sliding the run forward adds to it.  A
+                            cancelled handle's entry becomes a tombstone (cb
+                            and arg NULL), skipped when reached */
+  uint32_t scratch_cap;  /* the largest bucket sorted so far */
+  struct fut__theap far; /* slot >= cur_slot + WHEEL_SLOTS */
   struct fut__tchunk *wheel[FUT__WHEEL_SLOTS];  /* bucket of slot s at
                                                    s % WHEEL_SLOTS: timers
                                                    without a handle (and
@@ -135,7 +145,9 @@ struct fut__timers {
                                                    with a handle */
   uint64_t wheel_bits[FUT__WHEEL_SLOTS / 64];   /* non-empty buckets */
   struct fut__tchunk *spare;                    /* free chunks */
-  uint32_t nspare;    /* at most FUT__TSPARE_MAX: a burst's chunks go back */
+  uint32_t nspare;  /* at most FUT__TSPARE_MAX: a burst's chunks go back */
+  uint32_t nhspare; /* the same for handle-list chunks */
+  struct fut__hchunk *hspare;
   uint64_t cur_slot;  /* slots up to this are in near */
   uint32_t total;     /* entries in all tiers */
   uint32_t cancelled; /* cancelled handles still in a tier */

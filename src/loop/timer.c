@@ -43,6 +43,13 @@ static inline fut_handle_t *handle_of(const struct fut__heap_ent *e) {
   return e->cb ? NULL : e->arg;
 }
 
+/* A run entry whose handle was cancelled in place (run_unlink). */
+static inline bool is_tomb(const struct fut__heap_ent *e) {
+  return !e->cb && !e->arg;
+}
+
+/* A lazily cancelled handle's entry (never a tombstone: callers skip
+ * those first, or meet none). */
 static inline bool is_cancelled(const struct fut__heap_ent *e) {
   return !e->cb && (((fut_handle_t *)e->arg)->flags & FUT__H_CANCELLED);
 }
@@ -149,9 +156,8 @@ static void chunk_release(struct fut__timers *t, struct fut__tchunk *c) {
   t->nspare++;
 }
 
-/* A chunk from the spare list or malloc (sized for either kind), or NULL
- * (the error recorded). */
-static void *chunk_get(struct fut__timers *t) {
+/* A chunk from the spare list or malloc, or NULL (the error recorded). */
+static struct fut__tchunk *chunk_get(struct fut__timers *t) {
   struct fut__tchunk *n = t->spare;
   if (n) {
     t->spare = n->next;
@@ -186,10 +192,30 @@ static int wheel_add(struct fut__timers *t, uint64_t slot,
   return 0;
 }
 
+static struct fut__hchunk *hchunk_get(struct fut__timers *t) {
+  struct fut__hchunk *c = t->hspare;
+  if (c) {
+    t->hspare = c->next;
+    t->nhspare--;
+  } else if (!(c = fut__malloc(sizeof *c)))
+    fut__error(-ENOMEM, "timer wheel: out of memory");
+  return c;
+}
+
+static void hchunk_release(struct fut__timers *t, struct fut__hchunk *c) {
+  if (t->nhspare >= FUT__TSPARE_MAX) {
+    fut__free(c);
+    return;
+  }
+  c->next = t->hspare;
+  t->hspare = c;
+  t->nhspare++;
+}
+
 /* Appends handle h (sequence seq) to bucket b's handle list; it records
  * its index there. */
-static int hwheel_add(struct fut__timers *t, uint32_t b, fut_handle_t *h,
-                      uint32_t seq) {
+static inline int hwheel_add(struct fut__timers *t, uint32_t b, fut_handle_t *h,
+                             uint32_t seq) {
   struct fut__hbucket *hb = &t->hwheel[b];
   uint32_t i = hb->len, k = i / FUT__HCHUNK_ENTS;
   if (FUT__UNLIKELY(k == hb->nchunks)) {
@@ -201,7 +227,7 @@ static int hwheel_add(struct fut__timers *t, uint32_t b, fut_handle_t *h,
       hb->chunks = cs;
       hb->cap = cap;
     }
-    struct fut__hchunk *c = chunk_get(t);
+    struct fut__hchunk *c = hchunk_get(t);
     if (!c)
       return -ENOMEM;
     hb->chunks[hb->nchunks++] = c;
@@ -223,7 +249,7 @@ static void hbucket_trim(struct fut__timers *t, struct fut__hbucket *hb,
                          uint32_t keep) {
   uint32_t need = (hb->len + FUT__HCHUNK_ENTS - 1) / FUT__HCHUNK_ENTS + keep;
   while (hb->nchunks > need)
-    chunk_release(t, (struct fut__tchunk *)hb->chunks[--hb->nchunks]);
+    hchunk_release(t, hb->chunks[--hb->nchunks]);
 }
 
 /* Cancel: h leaves its bucket in O(1), the list's last entry filling its
@@ -334,6 +360,7 @@ static int run_reserve(struct fut__timers *t, uint32_t more) {
     memmove(t->run, t->run + t->run_pos,
             sizeof *t->run * (t->run_len - t->run_pos));
     t->run_len -= t->run_pos;
+    t->run_base += t->run_pos; /* handles' positions follow */
     t->run_pos = 0;
   }
   int err = grow(&t->run, &t->run_cap, (uint64_t)t->run_len + more);
@@ -399,8 +426,33 @@ static int wheel_flush(fut_loop_t *loop, uint32_t b) {
     }
   }
   sort_slot(dst, t->scratch, kept);
+  /* Handles learn their index in the run: cancelling one there leaves a
+   * tombstone instead of waiting to be shed (and compacted). */
+  if ((uint64_t)t->run_len + kept <= FUT__HPOS_MAX)
+    for (uint32_t i = 0; i < kept; i++)
+      if (!dst[i].cb) {
+        fut_handle_t *h = dst[i].arg;
+        h->pos = (t->run_base + t->run_len + i) & FUT__HPOS_MAX;
+        h->flags |= FUT__H_IN_RUN;
+      }
   t->run_len += kept;
   return 0;
+}
+
+/* Cancel: h's run entry becomes a tombstone; the tier's reference goes. */
+static void run_unlink(fut_loop_t *loop, fut_handle_t *h) {
+  struct fut__timers *t = &loop->timers;
+  uint32_t i = (h->pos - t->run_base) & FUT__HPOS_MAX;
+  FUT__ASSERT(i >= t->run_pos && i < t->run_len && t->run[i].arg == h);
+  t->run[i].arg = NULL;
+  t->total--;
+  h->flags &= (uint8_t) ~(FUT__H_IN_HEAP | FUT__H_IN_RUN);
+  if (t->total == 0)
+    run_emptied(t); /* only tombstones were left */
+  if (FUT__LIKELY(h->refs > 1))
+    h->refs--;
+  else
+    fut_handle_unref(h);
 }
 
 /* The near tier's earliest entry (run head or near heap top), or NULL;
@@ -496,10 +548,16 @@ static void run_compact(fut_loop_t *loop) {
   struct fut__timers *t = &loop->timers;
   uint32_t kept = t->run_pos;
   for (uint32_t i = t->run_pos; i < t->run_len; i++) {
-    if (is_cancelled(&t->run[i]))
-      shed(loop, t->run[i].arg);
-    else
-      t->run[kept++] = t->run[i]; /* order kept: still sorted */
+    struct fut__heap_ent *e = &t->run[i];
+    if (is_tomb(e))
+      continue;
+    if (is_cancelled(e)) {
+      shed(loop, e->arg);
+      continue;
+    }
+    if (!e->cb && (((fut_handle_t *)e->arg)->flags & FUT__H_IN_RUN))
+      ((fut_handle_t *)e->arg)->pos = (t->run_base + kept) & FUT__HPOS_MAX;
+    t->run[kept++] = *e; /* order kept: still sorted */
   }
   t->run_len = kept;
   if (t->run_pos == t->run_len)
@@ -510,6 +568,10 @@ void fut__timer_cancelled(fut_loop_t *loop, fut_handle_t *h) {
   struct fut__timers *t = &loop->timers;
   if (h->flags & FUT__H_IN_WHEEL) {
     hwheel_unlink(loop, h);
+    return;
+  }
+  if (h->flags & FUT__H_IN_RUN) {
+    run_unlink(loop, h);
     return;
   }
   t->cancelled++;
@@ -587,16 +649,22 @@ static void prune(fut_loop_t *loop, struct fut__theap *heap) {
   }
 }
 
-/* Sheds cancelled timers from the front of the near tier. */
+/* Sheds tombstones and cancelled timers from the front of the near
+ * tier. */
 static void prune_near(fut_loop_t *loop) {
   struct fut__timers *t = &loop->timers;
   bool in_run;
   struct fut__heap_ent *e;
-  while (t->cancelled > 0 && (e = near_first(t, &in_run)) != NULL &&
-         is_cancelled(e)) {
-    fut_handle_t *h = e->arg;
-    near_pop(t, in_run);
-    shed(loop, h);
+  while ((e = near_first(t, &in_run)) != NULL) {
+    if (is_tomb(e)) {
+      near_pop(t, in_run);
+    } else if (t->cancelled > 0 && is_cancelled(e)) {
+      fut_handle_t *h = e->arg;
+      near_pop(t, in_run);
+      shed(loop, h);
+    } else {
+      break;
+    }
   }
 }
 
@@ -696,6 +764,10 @@ int fut__timers_expire(fut_loop_t *loop, uint64_t now) {
   bool in_run;
   struct fut__heap_ent *top;
   while ((top = near_first(t, &in_run)) != NULL && top->when <= now) {
+    if (is_tomb(top)) {
+      near_pop(t, in_run);
+      continue;
+    }
     fut_handle_t *h = handle_of(top);
     if (h && (h->flags & FUT__H_CANCELLED)) {
       near_pop(t, in_run);
@@ -709,7 +781,7 @@ int fut__timers_expire(fut_loop_t *loop, uint64_t now) {
     near_pop(t, in_run);
     t->total--;
     if (h)
-      h->flags &= (uint8_t)~FUT__H_IN_HEAP;
+      h->flags &= (uint8_t) ~(FUT__H_IN_HEAP | FUT__H_IN_RUN);
   }
   return 0;
 }
@@ -717,6 +789,8 @@ int fut__timers_expire(fut_loop_t *loop, uint64_t now) {
 /* Drops every timer: handles read as cancelled, bare timers' args stay the
  * user's (a bound call, fut__ctx_call_run's record, is freed). */
 static void drop(fut_loop_t *loop, struct fut__heap_ent *e) {
+  if (is_tomb(e))
+    return; /* its handle left at its cancel */
   fut_handle_t *h = handle_of(e);
   loop->timers.total--;
   if (!h) {
@@ -724,7 +798,7 @@ static void drop(fut_loop_t *loop, struct fut__heap_ent *e) {
     return;
   }
   h->flags |= FUT__H_CANCELLED;
-  h->flags &= (uint8_t) ~(FUT__H_IN_HEAP | FUT__H_IN_WHEEL);
+  h->flags &= (uint8_t) ~(FUT__H_IN_HEAP | FUT__H_IN_WHEEL | FUT__H_IN_RUN);
   fut_handle_unref(h);
 }
 
@@ -776,6 +850,12 @@ void fut__timers_free(fut_loop_t *loop) {
     fut__free(c);
   }
   t->nspare = 0;
+  while (t->hspare) {
+    struct fut__hchunk *c = t->hspare;
+    t->hspare = c->next;
+    fut__free(c);
+  }
+  t->nhspare = 0;
   t->near.ents = t->far.ents = NULL;
   for (uint32_t b = 0; b < FUT__WHEEL_SLOTS; b++) {
     fut__free(t->hwheel[b].chunks);
