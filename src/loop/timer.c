@@ -9,13 +9,17 @@
  *   run, so firing is an index increment, not a heap pop; only timers
  *   started straight into a due slot go to the small near heap, merged
  *   with the run at the front;
- * - a slot caches deadline and sequence, so sifting never touches a handle,
- *   and a timer nobody can cancel (no handle asked for) lives in its slot
- *   alone: no allocation at all;
- * - handles do not record where they are, so moving slots never writes to
- *   a handle.  Cancelling only flags the handle (O(1)); cancelled timers
- *   are shed when reached, and every tier is rebuilt without them once
- *   they are half of all timers, as asyncio does. */
+ * - a heap or run entry caches deadline and sequence, so sifting never
+ *   touches a handle, and a timer nobody can cancel (no handle asked for)
+ *   lives in its entry alone: no allocation at all;
+ * - a timer with a handle waits in the wheel as a 12-byte entry of its
+ *   slot's handle list (the handle, 32 bytes, holds deadline and slack),
+ *   and knows its index there, or in the run once flushed: cancelling
+ *   unlinks it from the list (the last entry fills the hole) or leaves a
+ *   tombstone in the run, in O(1), the handle released at once.  Only in
+ *   the near and far heaps does cancelling flag the handle; those are shed
+ *   when reached, and every tier is rebuilt without them once they are
+ *   half of all timers, as asyncio does. */
 #include "loop/internal.h"
 
 #include <string.h>
