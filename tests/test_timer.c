@@ -4,6 +4,7 @@
 
 #include <signal.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/time.h>
 #include <unistd.h>
 
@@ -386,6 +387,98 @@ static void test_timer_wheel_out_of_memory_fails_run(void **state) {
   assert_int_equal(o.early, 0);
 }
 
+/* Issue 17: a pending timer with a handle costs at most 48 bytes: its
+ * handle (32, from the loop's slab) and its entry in a wheel bucket's
+ * handle list (12), with every chunk counted.  Cancel unlinks it from the
+ * list at once (nothing left to shed), and the timers left still fire in
+ * (deadline, FIFO) order, never early. */
+enum { BYTES_TIMERS = 20000 };
+struct bytes_fire {
+  fut_loop_t *loop;
+  uint64_t t0, last_when;
+  int last_i, fired, early, disorder;
+};
+static struct bytes_fire bf;
+
+/* Ten slots: at 2,000 timers a bucket, a half-filled last chunk weighs
+ * little, as at a million timers over 100 slots. */
+static uint64_t bytes_when(int i) {
+  return bf.t0 + FUT_MS(10 + i % 10);
+}
+
+static void bytes_cb(void *arg) {
+  int i = (int)(intptr_t)arg;
+  uint64_t when = bytes_when(i);
+  if (fut_loop_time(bf.loop) < when)
+    bf.early++;
+  if (bf.fired > 0 &&
+      (when < bf.last_when || (when == bf.last_when && i < bf.last_i)))
+    bf.disorder++;
+  bf.last_when = when;
+  bf.last_i = i;
+  if (++bf.fired == BYTES_TIMERS / 2)
+    fut_loop_stop(bf.loop);
+}
+
+static void test_timer_handle_bytes_bound(void **state) {
+  fut_loop_t *loop = *state;
+  _Static_assert(sizeof(fut_handle_t) == 32, "a handle is 32 bytes");
+  _Static_assert(sizeof(struct fut__hchunk) == 12 * FUT__HCHUNK_ENTS,
+                 "12 bytes a timer in a handle list");
+  memset(&bf, 0, sizeof bf);
+  bf.loop = loop;
+  bf.t0 = fut_loop_time(loop);
+  fut_handle_t **hs = calloc(BYTES_TIMERS, sizeof *hs);
+  assert_non_null(hs);
+  for (int i = 0; i < BYTES_TIMERS; i++)
+    assert_int_equal(fut_loop_call_at(loop, bytes_when(i), bytes_cb,
+                                      (void *)(intptr_t)i, &hs[i]),
+                     0);
+  struct fut__timers *t = &loop->timers;
+  size_t listed = 0, chunks = 0, arrays = 0;
+  for (uint32_t b = 0; b < FUT__WHEEL_SLOTS; b++) {
+    listed += t->hwheel[b].len;
+    chunks += t->hwheel[b].nchunks;
+    arrays += t->hwheel[b].cap * sizeof(struct fut__hchunk *);
+  }
+  assert_int_equal(listed, BYTES_TIMERS);
+  /* A handle's share of its 64 KiB slab chunk; a list chunk with malloc's
+   * header (16 bytes at most); the lists' chunk arrays. */
+  double handle = (double)FUT__SLAB_CHUNK / loop->handle_slab.per_chunk;
+  double bytes = BYTES_TIMERS * handle +
+                 (double)chunks * (double)(sizeof(struct fut__hchunk) + 16) +
+                 (double)arrays;
+  printf("bytes per pending timer with a handle: %.2f\n", bytes / BYTES_TIMERS);
+  assert_true(bytes / BYTES_TIMERS <= 48.0);
+
+  /* Cancel every other one: gone from the lists at once. */
+  for (int i = 1; i < BYTES_TIMERS; i += 2) {
+    fut_handle_cancel(hs[i]);
+    assert_true(fut_handle_cancelled(hs[i]));
+    fut_handle_unref(hs[i]);
+  }
+  listed = 0;
+  for (uint32_t b = 0; b < FUT__WHEEL_SLOTS; b++)
+    listed += t->hwheel[b].len;
+  assert_int_equal(listed, BYTES_TIMERS / 2);
+  assert_int_equal(t->cancelled, 0);
+  fut_loop_stats_t st;
+  fut_loop_stats(loop, &st);
+  assert_int_equal(st.pending_timers, BYTES_TIMERS / 2);
+  assert_int_equal(st.live_handles, BYTES_TIMERS / 2);
+
+  assert_int_equal(fut_loop_run_forever(loop), 0);
+  assert_int_equal(bf.fired, BYTES_TIMERS / 2);
+  assert_int_equal(bf.early, 0);
+  assert_int_equal(bf.disorder, 0);
+  for (int i = 0; i < BYTES_TIMERS; i += 2) {
+    assert_false(fut_handle_cancelled(hs[i]));
+    assert_int_equal(fut_handle_when(hs[i]), bytes_when(i));
+    fut_handle_unref(hs[i]);
+  }
+  free(hs);
+}
+
 /* The mock clock (fut__loop_set_clock): timers of an hour, ten minutes, a
  * second and a millisecond fire in deadline order, FIFO among equals,
  * never before their time, with no real waiting. */
@@ -447,6 +540,83 @@ static void test_timer_mock_clock_hours_pass_instantly(void **state) {
   assert_int_equal(fut__loop_set_clock(loop, NULL, NULL), 0);
 }
 
+/* Timers whose wheel slot has come wait, sorted, in the run; cancelling
+ * one there leaves a tombstone (no lazy shedding, nothing counted as
+ * cancelled), the others fire in order, and a loop freed with tombstones
+ * and live timers in the run drops both cleanly. */
+enum { RUN_TIMERS = 1000 };
+struct run_fire {
+  int order[RUN_TIMERS];
+  int n;
+};
+static struct run_fire rf;
+
+static void run_fire_cb(void *arg) { rf.order[rf.n++] = (int)(intptr_t)arg; }
+
+static void test_timer_cancel_in_run_leaves_tombstone(void **state) {
+  fut_loop_t *loop = *state;
+  uint64_t slot = FUT_SEC(1000) >> FUT__SLOT_SHIFT;
+  mock_now = slot << FUT__SLOT_SHIFT; /* a slot's first nanosecond */
+  assert_int_equal(fut__loop_set_clock(loop, mock_clock, NULL), 0);
+  memset(&rf, 0, sizeof rf);
+  fut_handle_t **hs = calloc(RUN_TIMERS, sizeof *hs);
+  assert_non_null(hs);
+  /* All in the next slot, deadlines descending with ties (FIFO). */
+  uint64_t base = (slot + 1) << FUT__SLOT_SHIFT;
+  for (int i = 0; i < RUN_TIMERS; i++)
+    assert_int_equal(fut_loop_call_at(loop,
+                                      base + 1000 * (uint64_t)(99 - i % 100),
+                                      run_fire_cb, (void *)(intptr_t)i, &hs[i]),
+                     0);
+  /* Just before the slot: the wake-up computation moves it to the run
+   * ahead of time (the slack may reach into it); nothing is due. */
+  mock_now = base - 1;
+  assert_int_equal(fut_loop_run_once(loop, 0), 0);
+  assert_int_equal(rf.n, 0);
+  struct fut__timers *t = &loop->timers;
+  assert_int_equal(t->run_len - t->run_pos, RUN_TIMERS);
+  for (int i = 0; i < RUN_TIMERS; i += 3) {
+    fut_handle_cancel(hs[i]);
+    fut_handle_unref(hs[i]);
+    hs[i] = NULL;
+  }
+  assert_int_equal(t->cancelled, 0);
+  assert_int_equal(t->zombies, 0);
+  fut_loop_stats_t st;
+  fut_loop_stats(loop, &st);
+  int left = RUN_TIMERS - (RUN_TIMERS + 2) / 3;
+  assert_int_equal(st.pending_timers, left);
+  assert_int_equal(st.live_handles, left);
+  /* Half the deadlines pass: those fire, in (deadline, FIFO) order. */
+  mock_now = base + 1000 * 49;
+  assert_int_equal(fut_loop_run_once(loop, 0), 0);
+  for (int k = 1; k < rf.n; k++) {
+    int a = rf.order[k - 1], b = rf.order[k];
+    assert_true(99 - a % 100 < 99 - b % 100 ||
+                (99 - a % 100 == 99 - b % 100 && a < b));
+  }
+  for (int k = 0; k < rf.n; k++) {
+    assert_int_not_equal(rf.order[k] % 3, 0);
+    assert_true(99 - rf.order[k] % 100 <= 49);
+  }
+  assert_int_equal(rf.n, left / 2);
+  /* The rest stay pending, tombstones among them, when the loop closes:
+   * the live ones read as cancelled, the tombstones are skipped. */
+  assert_int_equal(fut_loop_close(loop), 0);
+  for (int i = 0; i < RUN_TIMERS; i++) {
+    if (!hs[i])
+      continue;
+    bool fired = false;
+    for (int k = 0; k < rf.n; k++)
+      fired = fired || rf.order[k] == i;
+    assert_true(fut_handle_cancelled(hs[i]) == !fired);
+    fut_handle_unref(hs[i]);
+  }
+  fut_loop_stats(loop, &st);
+  assert_int_equal(st.live_handles, 0);
+  free(hs);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       FX_LOOP_TEST(test_timer_call_later_never_early),
@@ -464,6 +634,8 @@ int main(void) {
       FX_LOOP_TEST(test_timer_fifo_across_seq_wrap),
       FX_LOOP_TEST(test_timer_poll_interrupted_by_signals),
       FX_LOOP_TEST(test_timer_wheel_out_of_memory_fails_run),
+      FX_LOOP_TEST(test_timer_handle_bytes_bound),
+      FX_LOOP_TEST(test_timer_cancel_in_run_leaves_tombstone),
       FX_LOOP_TEST(test_timer_mock_clock_hours_pass_instantly),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

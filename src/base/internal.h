@@ -87,6 +87,8 @@ struct fut__slab {
   uint32_t obj_size;             /* multiple of 8 */
   uint32_t per_chunk;            /* objects per chunk */
   uint64_t div_magic;            /* ceil(2^32 / obj_size): offset -> index */
+  void *owner;                   /* copied into each chunk: what an object
+                                    belongs to (fut__slab_owner) */
 };
 
 struct fut__slab_chunk {
@@ -96,6 +98,7 @@ struct fut__slab_chunk {
   uint32_t nfree;                     /* free slots */
   uint32_t hint;                      /* no free slot in bits[0..hint) */
   char *objs;                         /* first object */
+  void *owner;                        /* the slab's owner */
   uint64_t bits[];                    /* 1 = free */
 };
 
@@ -148,6 +151,14 @@ static inline void fut__slab_free(struct fut__slab *s, void *p) {
     c->hint = w;
   if (FUT__UNLIKELY(c->nfree++ == 0))
     fut__slab_offer(s, c);
+}
+
+/* The owner of the slab p was allocated from (slab->owner when its chunk
+ * was made): objects need not store it. */
+static inline void *fut__slab_owner(const void *p) {
+  return ((const struct fut__slab_chunk *)((uintptr_t)p &
+                                           ~(uintptr_t)(FUT__SLAB_CHUNK - 1)))
+      ->owner;
 }
 
 /* ---- fork.c: the process's fork counter --------------------------------

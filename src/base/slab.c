@@ -27,6 +27,7 @@ static struct fut__slab_chunk *new_chunk(struct fut__slab *s) {
   if (s->per_chunk % 64)
     c->bits[words - 1] = (UINT64_C(1) << (s->per_chunk % 64)) - 1;
   c->nfree = s->per_chunk;
+  c->owner = s->owner;
   c->hint = 0;
   c->in_avail = false;
   c->next_avail = NULL;

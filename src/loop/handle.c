@@ -37,30 +37,41 @@ fut_handle_t *fut__handle_new(fut_loop_t *loop, fut_cb cb, void *arg,
   }
   h->cb = cb;
   h->arg = arg;
-  h->loop = loop;
   h->when = 0;
   h->refs = 1;
   h->flags = flags;
+  h->slack = 0;
+  h->pos = 0;
   loop->live_handles++;
   return h;
 }
 
 void fut_handle_ref(fut_handle_t *h) {
-  if (h && !FUT__FOREIGN(h->loop, "fut_handle_ref"))
-    h->refs++;
+  if (!h || FUT__FOREIGN(fut__handle_loop(h), "fut_handle_ref"))
+    return;
+  /* 2^25 - 1 references is a leak, not a use: stop before the count
+   * wraps and frees a handle still held. */
+  if (FUT__UNLIKELY(h->refs == FUT__HANDLE_REFS_MAX)) {
+    fprintf(stderr,
+            "libfuture: fut_handle_ref: handle %p has %u "
+            "references, the most it can count\n",
+            (void *)h, (unsigned)FUT__HANDLE_REFS_MAX);
+    abort();
+  }
+  h->refs++;
 }
 
 void fut_handle_unref(fut_handle_t *h) {
-  if (!h || FUT__FOREIGN(h->loop, "fut_handle_unref"))
+  if (!h || FUT__FOREIGN(fut__handle_loop(h), "fut_handle_unref"))
     return;
   FUT__ASSERT(h->refs > 0);
   if (--h->refs > 0) {
     if (h->refs == 1 && (h->flags & (FUT__H_IN_HEAP | FUT__H_CANCELLED)) ==
                             (FUT__H_IN_HEAP | FUT__H_CANCELLED))
-      h->loop->timers.zombies++;
+      fut__handle_loop(h)->timers.zombies++;
     return;
   }
-  fut_loop_t *loop = h->loop;
+  fut_loop_t *loop = fut__handle_loop(h);
   /* A bound callback that never ran (dropped by close) goes with it. */
   if (FUT__UNLIKELY((h->flags & (FUT__H_CTX | FUT__H_RAN)) == FUT__H_CTX))
     fut__ctx_call_free(h->arg);
@@ -89,7 +100,7 @@ void fut__handle_run(void *p) {
 
 void fut_handle_cancel(fut_handle_t *h) {
   if (!h || (h->flags & (FUT__H_CANCELLED | FUT__H_RAN)) ||
-      FUT__FOREIGN(h->loop, "fut_handle_cancel"))
+      FUT__FOREIGN(fut__handle_loop(h), "fut_handle_cancel"))
     return;
   h->flags |= FUT__H_CANCELLED;
   /* It never runs: its context goes now (asyncio's cancel drops the
@@ -99,10 +110,12 @@ void fut_handle_cancel(fut_handle_t *h) {
     h->flags &= (uint8_t)~FUT__H_CTX;
     h->arg = NULL;
   }
-  /* A cancelled handle is skipped where it waits (heap or ready queue) and
-   * released when reached; the heap also sheds cancelled timers in bulk. */
+  /* A timer in a wheel bucket leaves it now (O(1)).  Elsewhere a
+   * cancelled handle is skipped where it waits (heap, run or ready queue)
+   * and released when reached; the tiers also shed cancelled timers in
+   * bulk. */
   if (h->flags & FUT__H_IN_HEAP)
-    fut__timer_cancelled(h->loop, h);
+    fut__timer_cancelled(fut__handle_loop(h), h);
 }
 
 bool fut_handle_cancelled(const fut_handle_t *h) {

@@ -13,23 +13,41 @@ enum {
   FUT__H_IO = 1u << 2,        /* an fd watcher's handle, runs repeatedly */
   FUT__H_RAN = 1u << 3,       /* a one-shot handle that has run */
   FUT__H_IN_HEAP = 1u << 4,   /* a timer a timer tier still references */
-  FUT__H_CTX = 1u << 5        /* cb is fut__ctx_call_run and arg its
+  FUT__H_CTX = 1u << 5,       /* cb is fut__ctx_call_run and arg its
                                  struct fut__ctx_call, owned by the handle
                                  until it runs (then freed by the run) or
                                  is cancelled or freed */
+  FUT__H_IN_WHEEL = 1u << 6,  /* with IN_HEAP: in a wheel bucket's handle
+                                 list at index pos (cancel unlinks it) */
+  FUT__H_IN_RUN = 1u << 7     /* with IN_HEAP: in the sorted run, where pos
+                                 (mod 2^24, from run_base) finds it (cancel
+                                 leaves a tombstone) */
 };
 
+/* 32 bytes: a pending timer with a handle is this plus a 12-byte wheel
+ * entry (struct fut__hchunk).  The loop is the slab's owner
+ * (fut__handle_loop), not a field; a timer's sequence number lives in its
+ * wheel entry, its slack here, rounded down to FUT__HSLACK_SHIFT bits. */
 struct fut_handle {
   union {
     fut_cb cb; /* the callback; the free-list link once freed */
     void *next_free;
   };
-  void *arg;        /* borrowed from the user */
-  fut_loop_t *loop; /* owner; never changes */
-  uint64_t when;    /* timers: deadline in loop time */
-  uint32_t refs;    /* user + loop references (heap, ready queue) */
-  uint8_t flags;    /* FUT__H_* */
+  void *arg;          /* borrowed from the user */
+  uint64_t when;      /* timers: deadline in loop time */
+  uint32_t refs : 24; /* user + loop references (heap, ready queue) */
+  uint32_t flags : 8; /* FUT__H_* */
+  uint32_t slack : 8; /* timers: fut__timer_slack >> FUT__HSLACK_SHIFT */
+  uint32_t pos : 24;  /* IN_WHEEL: index in its bucket's handle list */
 };
+#define FUT__HANDLE_REFS_MAX ((1u << 24) - 1)
+#define FUT__HSLACK_SHIFT 12 /* 4 us units: 1 ms fits in 8 bits */
+#define FUT__HPOS_MAX ((1u << 24) - 1)
+
+/* The loop a handle belongs to. */
+static inline fut_loop_t *fut__handle_loop(const fut_handle_t *h) {
+  return fut__slab_owner(h);
+}
 
 /* A handle with one reference, or NULL (out of memory, detail recorded). */
 fut_handle_t *fut__handle_new(fut_loop_t *loop, fut_cb cb, void *arg,
@@ -72,6 +90,28 @@ struct fut__tchunk {
   struct fut__heap_ent ents[FUT__TCHUNK_ENTS];
 };
 
+/* A chunk of a bucket's handle list: handle i of the list is
+ * chunks[i / FUT__HCHUNK_ENTS] at i % FUT__HCHUNK_ENTS, its sequence number
+ * beside it.  12 bytes a timer (3 KiB chunks: a power of two entries, so
+ * an index splits with shifts). */
+#define FUT__HCHUNK_ENTS 256
+struct fut__hchunk {
+  union {
+    fut_handle_t *h[FUT__HCHUNK_ENTS];
+    struct fut__hchunk *next; /* on the spare list */
+  };
+  uint32_t seq[FUT__HCHUNK_ENTS];
+};
+
+/* A wheel bucket's timers with a handle: a dense list, so cancelling
+ * unlinks in O(1) (the last entry fills the hole; handles know their
+ * index). */
+struct fut__hbucket {
+  struct fut__hchunk **chunks; /* ceil(len / FUT__HCHUNK_ENTS) in use */
+  uint32_t len;                /* handles in the list */
+  uint32_t nchunks, cap;       /* chunks held, room in chunks[] */
+};
+
 #define FUT__WHEEL_BITS 8
 #define FUT__WHEEL_SLOTS (1u << FUT__WHEEL_BITS)
 #define FUT__SLOT_SHIFT 20 /* a slot spans 2^20 ns, about 1 ms */
@@ -91,13 +131,23 @@ struct fut__timers {
    * near tier is this run merged with the near heap. */
   struct fut__heap_ent *run, *scratch; /* scratch: the sort's second buffer */
   uint32_t run_pos, run_len, run_cap;  /* live entries: [run_pos, run_len) */
-  uint32_t scratch_cap;                /* the largest bucket sorted so far */
-  struct fut__theap far;               /* slot >= cur_slot + WHEEL_SLOTS */
-  struct fut__tchunk *wheel[FUT__WHEEL_SLOTS]; /* bucket of slot s at
-                                                  s % WHEEL_SLOTS */
-  uint64_t wheel_bits[FUT__WHEEL_SLOTS / 64];  /* non-empty buckets */
-  struct fut__tchunk *spare;                   /* free chunks */
-  uint32_t nspare;    /* at most FUT__TSPARE_MAX: a burst's chunks go back */
+  uint32_t run_base;     /* a handle's pos minus this (mod 2^24) is its index in
+                            run: sliding the run forward adds to it.  A
+                            cancelled handle's entry becomes a tombstone (cb
+                            and arg NULL), skipped when reached */
+  uint32_t scratch_cap;  /* the largest bucket sorted so far */
+  struct fut__theap far; /* slot >= cur_slot + WHEEL_SLOTS */
+  struct fut__tchunk *wheel[FUT__WHEEL_SLOTS];  /* bucket of slot s at
+                                                   s % WHEEL_SLOTS: timers
+                                                   without a handle (and
+                                                   handles past HPOS_MAX) */
+  struct fut__hbucket hwheel[FUT__WHEEL_SLOTS]; /* the same slots' timers
+                                                   with a handle */
+  uint64_t wheel_bits[FUT__WHEEL_SLOTS / 64];   /* non-empty buckets */
+  struct fut__tchunk *spare;                    /* free chunks */
+  uint32_t nspare;  /* at most FUT__TSPARE_MAX: a burst's chunks go back */
+  uint32_t nhspare; /* the same for handle-list chunks */
+  struct fut__hchunk *hspare;
   uint64_t cur_slot;  /* slots up to this are in near */
   uint32_t total;     /* entries in all tiers */
   uint32_t cancelled; /* cancelled handles still in a tier */

@@ -107,6 +107,7 @@ int fut_loop_new(fut_loop_t **out) {
   loop->checked = loop->debug ? FUT__CHK_USABLE : 0;
   fut__slab_init(&loop->fut_slab, FUT__FUTURE_SIZE);
   fut__slab_init(&loop->handle_slab, sizeof(fut_handle_t));
+  loop->handle_slab.owner = loop; /* fut__handle_loop */
   fut__timers_init(loop, fut__now());
   int err = fut__ring_grow(&loop->ready);
   if (err)

@@ -9,13 +9,17 @@
  *   run, so firing is an index increment, not a heap pop; only timers
  *   started straight into a due slot go to the small near heap, merged
  *   with the run at the front;
- * - a slot caches deadline and sequence, so sifting never touches a handle,
- *   and a timer nobody can cancel (no handle asked for) lives in its slot
- *   alone: no allocation at all;
- * - handles do not record where they are, so moving slots never writes to
- *   a handle.  Cancelling only flags the handle (O(1)); cancelled timers
- *   are shed when reached, and every tier is rebuilt without them once
- *   they are half of all timers, as asyncio does. */
+ * - a heap or run entry caches deadline and sequence, so sifting never
+ *   touches a handle, and a timer nobody can cancel (no handle asked for)
+ *   lives in its entry alone: no allocation at all;
+ * - a timer with a handle waits in the wheel as a 12-byte entry of its
+ *   slot's handle list (the handle, 32 bytes, holds deadline and slack),
+ *   and knows its index there, or in the run once flushed: cancelling
+ *   unlinks it from the list (the last entry fills the hole) or leaves a
+ *   tombstone in the run, in O(1), the handle released at once.  Only in
+ *   the near and far heaps does cancelling flag the handle; those are shed
+ *   when reached, and every tier is rebuilt without them once they are
+ *   half of all timers, as asyncio does. */
 #include "loop/internal.h"
 
 #include <string.h>
@@ -43,6 +47,13 @@ static inline fut_handle_t *handle_of(const struct fut__heap_ent *e) {
   return e->cb ? NULL : e->arg;
 }
 
+/* A run entry whose handle was cancelled in place (run_unlink). */
+static inline bool is_tomb(const struct fut__heap_ent *e) {
+  return !e->cb && !e->arg;
+}
+
+/* A lazily cancelled handle's entry (never a tombstone: callers skip
+ * those first, or meet none). */
 static inline bool is_cancelled(const struct fut__heap_ent *e) {
   return !e->cb && (((fut_handle_t *)e->arg)->flags & FUT__H_CANCELLED);
 }
@@ -149,24 +160,127 @@ static void chunk_release(struct fut__timers *t, struct fut__tchunk *c) {
   t->nspare++;
 }
 
+/* A chunk from the spare list or malloc, or NULL (the error recorded). */
+static struct fut__tchunk *chunk_get(struct fut__timers *t) {
+  struct fut__tchunk *n = t->spare;
+  if (n) {
+    t->spare = n->next;
+    t->nspare--;
+  } else if (!(n = fut__malloc(sizeof *n)))
+    fut__error(-ENOMEM, "timer wheel: out of memory");
+  return n;
+}
+
+static inline void bucket_mark(struct fut__timers *t, uint32_t b) {
+  t->wheel_bits[b / 64] |= UINT64_C(1) << (b % 64);
+}
+
+static inline void bucket_unmark(struct fut__timers *t, uint32_t b) {
+  t->wheel_bits[b / 64] &= ~(UINT64_C(1) << (b % 64));
+}
+
 static int wheel_add(struct fut__timers *t, uint64_t slot,
                      const struct fut__heap_ent *e) {
   uint32_t b = (uint32_t)(slot % FUT__WHEEL_SLOTS);
   struct fut__tchunk *c = t->wheel[b];
   if (!c || c->len == FUT__TCHUNK_ENTS) {
-    struct fut__tchunk *n = t->spare;
-    if (n) {
-      t->spare = n->next;
-      t->nspare--;
-    } else if (!(n = fut__malloc(sizeof *n)))
-      return fut__error(-ENOMEM, "timer wheel: out of memory");
+    struct fut__tchunk *n = chunk_get(t);
+    if (!n)
+      return -ENOMEM;
     n->next = c;
     n->len = 0;
     t->wheel[b] = c = n;
-    t->wheel_bits[b / 64] |= UINT64_C(1) << (b % 64);
+    bucket_mark(t, b);
   }
   c->ents[c->len++] = *e;
   return 0;
+}
+
+static struct fut__hchunk *hchunk_get(struct fut__timers *t) {
+  struct fut__hchunk *c = t->hspare;
+  if (c) {
+    t->hspare = c->next;
+    t->nhspare--;
+  } else if (!(c = fut__malloc(sizeof *c)))
+    fut__error(-ENOMEM, "timer wheel: out of memory");
+  return c;
+}
+
+static void hchunk_release(struct fut__timers *t, struct fut__hchunk *c) {
+  if (t->nhspare >= FUT__TSPARE_MAX) {
+    fut__free(c);
+    return;
+  }
+  c->next = t->hspare;
+  t->hspare = c;
+  t->nhspare++;
+}
+
+/* Appends handle h (sequence seq) to bucket b's handle list; it records
+ * its index there. */
+static inline int hwheel_add(struct fut__timers *t, uint32_t b, fut_handle_t *h,
+                             uint32_t seq) {
+  struct fut__hbucket *hb = &t->hwheel[b];
+  uint32_t i = hb->len, k = i / FUT__HCHUNK_ENTS;
+  if (FUT__UNLIKELY(k == hb->nchunks)) {
+    if (hb->nchunks == hb->cap) {
+      uint32_t cap = hb->cap ? hb->cap * 2 : 4;
+      struct fut__hchunk **cs = fut__realloc(hb->chunks, sizeof *cs * cap);
+      if (!cs)
+        return fut__error(-ENOMEM, "timer wheel: out of memory");
+      hb->chunks = cs;
+      hb->cap = cap;
+    }
+    struct fut__hchunk *c = hchunk_get(t);
+    if (!c)
+      return -ENOMEM;
+    hb->chunks[hb->nchunks++] = c;
+  }
+  struct fut__hchunk *c = hb->chunks[k];
+  c->h[i % FUT__HCHUNK_ENTS] = h;
+  c->seq[i % FUT__HCHUNK_ENTS] = seq;
+  hb->len = i + 1;
+  h->pos = i;
+  h->flags |= FUT__H_IN_HEAP | FUT__H_IN_WHEEL;
+  bucket_mark(t, b);
+  return 0;
+}
+
+/* Gives back a handle list's chunks beyond `keep` spare ones past its
+ * length (so a timer started and cancelled in turn does not free and
+ * allocate a chunk each time). */
+static void hbucket_trim(struct fut__timers *t, struct fut__hbucket *hb,
+                         uint32_t keep) {
+  uint32_t need = (hb->len + FUT__HCHUNK_ENTS - 1) / FUT__HCHUNK_ENTS + keep;
+  while (hb->nchunks > need)
+    hchunk_release(t, hb->chunks[--hb->nchunks]);
+}
+
+/* Cancel: h leaves its bucket in O(1), the list's last entry filling its
+ * place; the tier's reference goes. */
+static void hwheel_unlink(fut_loop_t *loop, fut_handle_t *h) {
+  struct fut__timers *t = &loop->timers;
+  uint32_t b = (uint32_t)((h->when >> FUT__SLOT_SHIFT) % FUT__WHEEL_SLOTS);
+  struct fut__hbucket *hb = &t->hwheel[b];
+  uint32_t i = h->pos, last = --hb->len;
+  if (i != last) {
+    struct fut__hchunk *lc = hb->chunks[last / FUT__HCHUNK_ENTS];
+    struct fut__hchunk *c = hb->chunks[i / FUT__HCHUNK_ENTS];
+    fut_handle_t *m = lc->h[last % FUT__HCHUNK_ENTS];
+    c->h[i % FUT__HCHUNK_ENTS] = m;
+    c->seq[i % FUT__HCHUNK_ENTS] = lc->seq[last % FUT__HCHUNK_ENTS];
+    m->pos = i;
+  }
+  if (last % FUT__HCHUNK_ENTS == 0)
+    hbucket_trim(t, hb, 1);
+  if (last == 0 && !t->wheel[b])
+    bucket_unmark(t, b);
+  t->total--;
+  h->flags &= (uint8_t) ~(FUT__H_IN_HEAP | FUT__H_IN_WHEEL);
+  if (FUT__LIKELY(h->refs > 1))
+    h->refs--;
+  else
+    fut_handle_unref(h);
 }
 
 /* Files a timer into its tier.  The caller counts it in `total`. */
@@ -175,8 +289,14 @@ static int file(fut_loop_t *loop, const struct fut__heap_ent *e) {
   uint64_t slot = e->when >> FUT__SLOT_SHIFT;
   if (slot <= t->cur_slot)
     return heap_push(&t->near, e);
-  if (slot - t->cur_slot < FUT__WHEEL_SLOTS)
+  if (slot - t->cur_slot < FUT__WHEEL_SLOTS) {
+    uint32_t b = (uint32_t)(slot % FUT__WHEEL_SLOTS);
+    /* A handle goes to the bucket's handle list (12 bytes, O(1) cancel);
+     * past the list's index range, to the chunks like a bare timer. */
+    if (!e->cb && FUT__LIKELY(t->hwheel[b].len <= FUT__HPOS_MAX))
+      return hwheel_add(t, b, e->arg, e->seq);
     return wheel_add(t, slot, e);
+  }
   return heap_push(&t->far, e);
 }
 
@@ -244,6 +364,7 @@ static int run_reserve(struct fut__timers *t, uint32_t more) {
     memmove(t->run, t->run + t->run_pos,
             sizeof *t->run * (t->run_len - t->run_pos));
     t->run_len -= t->run_pos;
+    t->run_base += t->run_pos; /* handles' positions follow */
     t->run_pos = 0;
   }
   int err = grow(&t->run, &t->run_cap, (uint64_t)t->run_len + more);
@@ -266,16 +387,19 @@ static void run_emptied(struct fut__timers *t) {
  * later. */
 static int wheel_flush(fut_loop_t *loop, uint32_t b) {
   struct fut__timers *t = &loop->timers;
+  struct fut__hbucket *hb = &t->hwheel[b];
   uint32_t n = 0;
   for (struct fut__tchunk *c = t->wheel[b]; c; c = c->next)
     n += c->len;
+  uint32_t nb = n; /* bare entries, then the handle list */
+  n += hb->len;
   int err = run_reserve(t, n);
   if (err)
     return err;
   /* Chunks are linked newest first: copy each below the newer ones, so
    * the bucket comes out in insertion order. */
   struct fut__heap_ent *dst = t->run + t->run_len;
-  uint32_t off = n;
+  uint32_t off = nb;
   struct fut__tchunk *c;
   while ((c = t->wheel[b]) != NULL) {
     off -= c->len;
@@ -283,7 +407,18 @@ static int wheel_flush(fut_loop_t *loop, uint32_t b) {
     t->wheel[b] = c->next;
     chunk_release(t, c);
   }
-  t->wheel_bits[b / 64] &= ~(UINT64_C(1) << (b % 64));
+  /* Handles never wait cancelled in the list (cancel unlinks them). */
+  for (uint32_t i = 0; i < hb->len; i++) {
+    struct fut__hchunk *hc = hb->chunks[i / FUT__HCHUNK_ENTS];
+    fut_handle_t *h = hc->h[i % FUT__HCHUNK_ENTS];
+    h->flags &= (uint8_t)~FUT__H_IN_WHEEL;
+    dst[nb + i] = (struct fut__heap_ent){
+        h->when, hc->seq[i % FUT__HCHUNK_ENTS],
+        (uint32_t)h->slack << FUT__HSLACK_SHIFT, NULL, h};
+  }
+  hb->len = 0;
+  hbucket_trim(t, hb, 0);
+  bucket_unmark(t, b);
   uint32_t kept = n;
   if (t->cancelled > 0) {
     kept = 0;
@@ -295,8 +430,33 @@ static int wheel_flush(fut_loop_t *loop, uint32_t b) {
     }
   }
   sort_slot(dst, t->scratch, kept);
+  /* Handles learn their index in the run: cancelling one there leaves a
+   * tombstone instead of waiting to be shed (and compacted). */
+  if ((uint64_t)t->run_len + kept <= FUT__HPOS_MAX)
+    for (uint32_t i = 0; i < kept; i++)
+      if (!dst[i].cb) {
+        fut_handle_t *h = dst[i].arg;
+        h->pos = (t->run_base + t->run_len + i) & FUT__HPOS_MAX;
+        h->flags |= FUT__H_IN_RUN;
+      }
   t->run_len += kept;
   return 0;
+}
+
+/* Cancel: h's run entry becomes a tombstone; the tier's reference goes. */
+static void run_unlink(fut_loop_t *loop, fut_handle_t *h) {
+  struct fut__timers *t = &loop->timers;
+  uint32_t i = (h->pos - t->run_base) & FUT__HPOS_MAX;
+  FUT__ASSERT(i >= t->run_pos && i < t->run_len && t->run[i].arg == h);
+  t->run[i].arg = NULL;
+  t->total--;
+  h->flags &= (uint8_t) ~(FUT__H_IN_HEAP | FUT__H_IN_RUN);
+  if (t->total == 0)
+    run_emptied(t); /* only tombstones were left */
+  if (FUT__LIKELY(h->refs > 1))
+    h->refs--;
+  else
+    fut_handle_unref(h);
 }
 
 /* The near tier's earliest entry (run head or near heap top), or NULL;
@@ -332,7 +492,8 @@ static int advance(fut_loop_t *loop, uint64_t now) {
   for (uint64_t s = t->cur_slot + 1; s <= last; s++) {
     uint32_t b = (uint32_t)(s % FUT__WHEEL_SLOTS);
     int err;
-    if (t->wheel[b] && (err = wheel_flush(loop, b)) != 0) {
+    if ((t->wheel[b] || t->hwheel[b].nchunks) &&
+        (err = wheel_flush(loop, b)) != 0) {
       t->cur_slot = s - 1; /* out of memory: resume here next time */
       return err;
     }
@@ -391,10 +552,16 @@ static void run_compact(fut_loop_t *loop) {
   struct fut__timers *t = &loop->timers;
   uint32_t kept = t->run_pos;
   for (uint32_t i = t->run_pos; i < t->run_len; i++) {
-    if (is_cancelled(&t->run[i]))
-      shed(loop, t->run[i].arg);
-    else
-      t->run[kept++] = t->run[i]; /* order kept: still sorted */
+    struct fut__heap_ent *e = &t->run[i];
+    if (is_tomb(e))
+      continue;
+    if (is_cancelled(e)) {
+      shed(loop, e->arg);
+      continue;
+    }
+    if (!e->cb && (((fut_handle_t *)e->arg)->flags & FUT__H_IN_RUN))
+      ((fut_handle_t *)e->arg)->pos = (t->run_base + kept) & FUT__HPOS_MAX;
+    t->run[kept++] = *e; /* order kept: still sorted */
   }
   t->run_len = kept;
   if (t->run_pos == t->run_len)
@@ -403,6 +570,14 @@ static void run_compact(fut_loop_t *loop) {
 
 void fut__timer_cancelled(fut_loop_t *loop, fut_handle_t *h) {
   struct fut__timers *t = &loop->timers;
+  if (h->flags & FUT__H_IN_WHEEL) {
+    hwheel_unlink(loop, h);
+    return;
+  }
+  if (h->flags & FUT__H_IN_RUN) {
+    run_unlink(loop, h);
+    return;
+  }
   t->cancelled++;
   if (h->refs == 1)
     t->zombies++;
@@ -445,6 +620,23 @@ int fut__timer_push_cb(fut_loop_t *loop, uint64_t when, uint32_t slack,
 }
 
 int fut__timer_push(fut_loop_t *loop, fut_handle_t *h, uint32_t slack) {
+  struct fut__timers *t = &loop->timers;
+  h->slack = slack >> FUT__HSLACK_SHIFT; /* rounded down: never later */
+  /* The common case straight to the wheel's handle list: a slot ahead of
+   * the tiers, within the wheel. */
+  uint64_t slot = h->when >> FUT__SLOT_SHIFT;
+  if (FUT__LIKELY(slot > t->cur_slot &&
+                  slot - t->cur_slot < FUT__WHEEL_SLOTS)) {
+    uint32_t b = (uint32_t)(slot % FUT__WHEEL_SLOTS);
+    if (FUT__LIKELY(t->hwheel[b].len <= FUT__HPOS_MAX)) {
+      int err = hwheel_add(t, b, h, t->seq);
+      if (err == 0) {
+        t->seq++;
+        t->total++;
+      }
+      return err;
+    }
+  }
   int err = add(loop, h->when, slack, NULL, h);
   if (err == 0)
     h->flags |= FUT__H_IN_HEAP;
@@ -461,16 +653,22 @@ static void prune(fut_loop_t *loop, struct fut__theap *heap) {
   }
 }
 
-/* Sheds cancelled timers from the front of the near tier. */
+/* Sheds tombstones and cancelled timers from the front of the near
+ * tier. */
 static void prune_near(fut_loop_t *loop) {
   struct fut__timers *t = &loop->timers;
   bool in_run;
   struct fut__heap_ent *e;
-  while (t->cancelled > 0 && (e = near_first(t, &in_run)) != NULL &&
-         is_cancelled(e)) {
-    fut_handle_t *h = e->arg;
-    near_pop(t, in_run);
-    shed(loop, h);
+  while ((e = near_first(t, &in_run)) != NULL) {
+    if (is_tomb(e)) {
+      near_pop(t, in_run);
+    } else if (t->cancelled > 0 && is_cancelled(e)) {
+      fut_handle_t *h = e->arg;
+      near_pop(t, in_run);
+      shed(loop, h);
+    } else {
+      break;
+    }
   }
 }
 
@@ -570,6 +768,10 @@ int fut__timers_expire(fut_loop_t *loop, uint64_t now) {
   bool in_run;
   struct fut__heap_ent *top;
   while ((top = near_first(t, &in_run)) != NULL && top->when <= now) {
+    if (is_tomb(top)) {
+      near_pop(t, in_run);
+      continue;
+    }
     fut_handle_t *h = handle_of(top);
     if (h && (h->flags & FUT__H_CANCELLED)) {
       near_pop(t, in_run);
@@ -583,7 +785,7 @@ int fut__timers_expire(fut_loop_t *loop, uint64_t now) {
     near_pop(t, in_run);
     t->total--;
     if (h)
-      h->flags &= (uint8_t)~FUT__H_IN_HEAP;
+      h->flags &= (uint8_t) ~(FUT__H_IN_HEAP | FUT__H_IN_RUN);
   }
   return 0;
 }
@@ -591,6 +793,8 @@ int fut__timers_expire(fut_loop_t *loop, uint64_t now) {
 /* Drops every timer: handles read as cancelled, bare timers' args stay the
  * user's (a bound call, fut__ctx_call_run's record, is freed). */
 static void drop(fut_loop_t *loop, struct fut__heap_ent *e) {
+  if (is_tomb(e))
+    return; /* its handle left at its cancel */
   fut_handle_t *h = handle_of(e);
   loop->timers.total--;
   if (!h) {
@@ -598,7 +802,7 @@ static void drop(fut_loop_t *loop, struct fut__heap_ent *e) {
     return;
   }
   h->flags |= FUT__H_CANCELLED;
-  h->flags &= (uint8_t)~FUT__H_IN_HEAP;
+  h->flags &= (uint8_t) ~(FUT__H_IN_HEAP | FUT__H_IN_WHEEL | FUT__H_IN_RUN);
   fut_handle_unref(h);
 }
 
@@ -620,6 +824,17 @@ void fut__timers_clear(fut_loop_t *loop) {
       t->wheel[b] = c->next;
       chunk_release(t, c);
     }
+    struct fut__hbucket *hb = &t->hwheel[b];
+    while (hb->len > 0) {
+      uint32_t i = --hb->len;
+      fut_handle_t *h =
+          hb->chunks[i / FUT__HCHUNK_ENTS]->h[i % FUT__HCHUNK_ENTS];
+      loop->timers.total--;
+      h->flags |= FUT__H_CANCELLED;
+      h->flags &= (uint8_t) ~(FUT__H_IN_HEAP | FUT__H_IN_WHEEL);
+      fut_handle_unref(h);
+    }
+    hbucket_trim(t, hb, 0);
   }
   memset(t->wheel_bits, 0, sizeof t->wheel_bits);
   FUT__ASSERT(t->total == 0);
@@ -639,5 +854,16 @@ void fut__timers_free(fut_loop_t *loop) {
     fut__free(c);
   }
   t->nspare = 0;
+  while (t->hspare) {
+    struct fut__hchunk *c = t->hspare;
+    t->hspare = c->next;
+    fut__free(c);
+  }
+  t->nhspare = 0;
   t->near.ents = t->far.ents = NULL;
+  for (uint32_t b = 0; b < FUT__WHEEL_SLOTS; b++) {
+    fut__free(t->hwheel[b].chunks);
+    t->hwheel[b].chunks = NULL;
+    t->hwheel[b].cap = 0;
+  }
 }
