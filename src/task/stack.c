@@ -82,7 +82,12 @@ struct fut__arena {
 static atomic_int guard_install = 1;
 /* 1 while process_madvise on this process works for an advice, -1 once
  * refused: guard installs, then populating top pages. */
-static atomic_int batch_guard = 1, batch_populate = 1;
+static atomic_int batch_guard = 1;
+#if defined(FUT__STACK_NO_POPULATE) /* to measure what populating buys */
+static atomic_int batch_populate = -1;
+#else
+static atomic_int batch_populate = 1;
+#endif
 
 static pthread_once_t thp_once = PTHREAD_ONCE_INIT;
 static bool thp_is_always;
