@@ -75,7 +75,8 @@ static void test_million_live_tasks_without_guard_install(void **state) {
     assert_int_equal(fut_loop_run_once(loop, 0), 0);
   long vmas = count_vmas();
   printf("[ INFO     ] %ld live tasks: %ld VMAs (%ld before)\n", n, vmas, v0);
-  /* One arena (two VMAs) per 409 stacks: about 4,900 for 10^6. */
+  /* One arena (two VMAs) per 1,024 default stacks: about 2,000 for
+   * 10^6. */
   assert_true(vmas < 65530 / 4);
   assert_int_equal(finished, 0);
   assert_int_equal(fut_set_result(gate, NULL, NULL), 0);

@@ -46,9 +46,9 @@
 
 /* Fresh slots are prepared PREP_BATCH at a time, each step one
  * process_madvise call over the batch (Linux 6.13+ takes any advice for
- * the calling process, PIDFD_SELF since 6.15): their guard regions
- * installed, and their top pages populated (MADV_POPULATE_WRITE), the one
- * page a new task touches first; instead of one madvise and one page fault
+ * the calling process; PIDFD_SELF_THREAD on recent kernels): their guard
+ * regions installed, and their top pages populated (MADV_POPULATE_WRITE), the
+ * one page a new task touches first; instead of one madvise and one page fault
  * per new task.  At most PREP_BATCH - 1 populated pages wait unused per
  * size class.  Where the call is refused, slots are prepared one by one
  * as before, and top pages fault in when first touched. */
