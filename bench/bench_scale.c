@@ -226,6 +226,8 @@ static void bench_tasks(long n, long k, double *create_ns, double *res_b,
   if (stack_size)
     opts.stack_size = stack_size;
   double r0 = rss_bytes(), p0 = pte_bytes();
+  struct rusage cu0, cu1;
+  getrusage(RUSAGE_THREAD, &cu0);
   uint64_t t0 = bench_now();
   for (long i = 0; i < n; i++) {
     fut_t *t;
@@ -238,11 +240,20 @@ static void bench_tasks(long n, long k, double *create_ns, double *res_b,
   }
   BENCH_CHECK(fut_loop_run_until_complete(loop, s.all_waiting) == 0);
   uint64_t t1 = bench_now();
+  getrusage(RUSAGE_THREAD, &cu1);
   double r1 = rss_bytes(), p1 = pte_bytes();
-  if (getenv("BENCH_SCALE_VERBOSE"))
+  if (getenv("BENCH_SCALE_VERBOSE")) {
     printf("  [page tables: %.0f B per idle task (VmPTE delta, not in "
            "RSS)]\n",
            (p1 - p0) / (double)n);
+    /* The creation's CPU beside its wall time (the first touch of each
+     * new stack's top page is the cost, docs/tasks.md). */
+    printf("  [create: CPU user %.1f + sys %.1f ns per task, %.2f minor "
+           "faults per task]\n",
+           tv_ns(&cu1.ru_utime, &cu0.ru_utime) / (double)n,
+           tv_ns(&cu1.ru_stime, &cu0.ru_stime) / (double)n,
+           (double)(cu1.ru_minflt - cu0.ru_minflt) / (double)n);
+  }
   fut_set_result(s.gate, NULL, NULL);
   struct rusage u0, u1;
   getrusage(RUSAGE_THREAD, &u0);
@@ -290,8 +301,9 @@ static void section_tasks(void) {
     row_n = n;
     char p[32], name[96], args[64];
     pretty(n, p, sizeof p);
-    /* About 12 KiB per task at most: skip a size memory cannot hold. */
-    if ((double)n * 12288 > 0.6 * mem_available()) {
+    /* About 6 KiB per task (a stack page, the task, page tables, the
+     * queues), 8 KiB with margin: skip a size memory cannot hold. */
+    if ((double)n * 8192 > 0.7 * mem_available()) {
       printf("tasks, %s live: skipped (MemAvailable %.0f MiB too small)\n", p,
              mem_available() / 1048576);
       continue;

@@ -364,7 +364,7 @@ static int cancel_drain_body(void *arg) {
   fut_unref(c);
   /* the peer drains it all: a new drain returns */
   size_t got = 0;
-  char buf[65536];
+  static char buf[65536]; /* static: it would fill a default task stack */
   fut_t *d2 = spawn(loop, drain_waiter, p);
   while (got < sizeof chunk) {
     ssize_t n = read(p->peer, buf, sizeof buf);

@@ -77,10 +77,11 @@ static void test_bursts_recycle_stacks(void **state) {
   fut_loop_t *loop = *state;
   long maps[3];
   assert_int_equal(run_main(loop, bursts_body, maps), 0);
-  /* main's own stack and the first burst: a few arenas, not a mapping
-   * per stack */
+  /* The first burst: a few arenas at most (none when main's arena, mapped
+   * before, holds them all: 1,024 default stacks), not a mapping per
+   * stack */
   printf("[ INFO     ] first burst: %ld arena mapping(s)\n", maps[0]);
-  assert_true(maps[0] >= 1 && maps[0] <= 4);
+  assert_true(maps[0] >= 0 && maps[0] <= 4);
   assert_int_equal(maps[1], 0); /* the second burst mapped nothing */
   assert_int_equal(maps[2], 0); /* and unmapped nothing */
   /* Idle: the loop is about to block; the free stacks beyond KEEP give

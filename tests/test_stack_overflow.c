@@ -51,13 +51,13 @@ static int overflow(void *arg) {
   return recurse(0);
 }
 
-static int child_main(void) {
+static int child_main(const char *name) {
   fut_loop_t *loop;
   if (fut_loop_new(&loop))
     return 2;
   fut_task_opts_t o;
   fut_task_opts_init(&o);
-  o.name = "deep-one";
+  o.name = name;
   o.stack_size = 64 * 1024;
   fut_t *t;
   if (fut_create_task(loop, overflow, NULL, &o, &t))
@@ -69,7 +69,9 @@ static int child_main(void) {
   return 4; /* not reached: the overflow kills the process */
 }
 
-static void overflow_in_child(bool old_kernel) {
+/* name NULL: the task keeps its default name, never asked for before the
+ * overflow (formatted by the handler, see fut_task_get_name). */
+static void overflow_in_child(bool old_kernel, const char *name) {
   int fds[2];
   assert_int_equal(pipe(fds), 0);
   fflush(NULL);
@@ -79,7 +81,7 @@ static void overflow_in_child(bool old_kernel) {
     dup2(fds[1], STDERR_FILENO);
     close(fds[0]);
     refuse_guard_install = old_kernel;
-    _exit(child_main());
+    _exit(child_main(name));
   }
   close(fds[1]);
   char out[4096];
@@ -95,7 +97,10 @@ static void overflow_in_child(bool old_kernel) {
   printf("[ CHILD    ] %s", out);
   assert_true(WIFSIGNALED(status));
   assert_int_equal(WTERMSIG(status), SIGSEGV);
-  assert_non_null(strstr(out, "stack overflow in task 'deep-one'"));
+  char want[64];
+  snprintf(want, sizeof want, "stack overflow in task '%s'",
+           name ? name : "Task-1");
+  assert_non_null(strstr(out, want));
   assert_non_null(strstr(out, "65536 bytes"));
   if (old_kernel)
     assert_non_null(strstr(out, "guard install refused 1 time(s)"));
@@ -103,20 +108,27 @@ static void overflow_in_child(bool old_kernel) {
 
 static void test_stack_overflow_hits_guard_with_message(void **state) {
   (void)state;
-  overflow_in_child(false);
+  overflow_in_child(false, "deep-one");
+}
+
+/* A default name is formatted lazily: the report still gives it. */
+static void test_stack_overflow_names_a_default_named_task(void **state) {
+  (void)state;
+  overflow_in_child(false, NULL);
 }
 
 /* A kernel without MADV_GUARD_INSTALL: the mprotect'd guard catches the
  * overflow the same way. */
-static void test_stack_overflow_hits_guard_without_madv_guard_install(
-    void **state) {
+static void
+test_stack_overflow_hits_guard_without_madv_guard_install(void **state) {
   (void)state;
-  overflow_in_child(true);
+  overflow_in_child(true, "deep-one");
 }
 
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_stack_overflow_hits_guard_with_message),
+      cmocka_unit_test(test_stack_overflow_names_a_default_named_task),
       cmocka_unit_test(
           test_stack_overflow_hits_guard_without_madv_guard_install),
   };

@@ -1,11 +1,11 @@
 /* Tasks: creation, results, await, sleep / yield, cancellation with
  * asyncio's rules (also through combinators and await cycles),
  * introspection, close with pending tasks. */
+#include <limits.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -1005,6 +1005,32 @@ static void test_task_names_and_stack_size(void **state) {
   end_loop(loop);
 }
 
+/* Default names are formatted on first request, not at creation: the
+ * numbering still counts every task, the pointer stays the same while the
+ * task lives, and a rename replaces it. */
+static void test_task_default_name_is_lazy(void **state) {
+  (void)state;
+  fut_loop_t *loop = new_loop();
+  fut_t *t[3];
+  for (int i = 0; i < 3; i++)
+    t[i] = spawn(loop, ret_none, NULL);
+  const char *n3 = fut_task_get_name(t[2]); /* 1 and 2 never asked yet */
+  assert_string_equal(n3, "Task-3");
+  assert_ptr_equal(fut_task_get_name(t[2]), n3);
+  assert_int_equal(fut_loop_run_until_complete(loop, t[0]), 0);
+  /* Asked for after the task is done: still its creation number. */
+  assert_string_equal(fut_task_get_name(t[0]), "Task-1");
+  assert_int_equal(fut_task_set_name(t[1], "named"), 0);
+  assert_string_equal(fut_task_get_name(t[1]), "named");
+  assert_int_equal(fut_task_set_name(t[2], "other"), 0);
+  assert_string_equal(fut_task_get_name(t[2]), "other");
+  for (int i = 0; i < 3; i++) {
+    fut_loop_run_until_complete(loop, t[i]);
+    fut_unref(t[i]);
+  }
+  end_loop(loop);
+}
+
 static void test_task_create_bad_arguments(void **state) {
   (void)state;
   fut_loop_t *loop = new_loop();
@@ -1153,8 +1179,10 @@ static int recurse(int depth, volatile char *prev) {
 
 static int deep(void *arg) {
   (void)arg;
-  /* ~100 KiB of frames: well inside the default stack. */
-  return recurse(100, NULL) == 100 + 1 ? 0 : -EIO;
+  /* Three quarters of the default stack in 1 KiB frames (48 KiB of the
+   * 64 KiB): well inside it. */
+  int depth = (int)(FUT_TASK_DEFAULT_STACK / 1024 * 3 / 4);
+  return recurse(depth, NULL) == depth + 1 ? 0 : -EIO;
 }
 
 static void test_task_deep_stack_use_within_limit(void **state) {
@@ -1332,6 +1360,7 @@ int main(void) {
       cmocka_unit_test(test_task_cancel_awaiting_combinator_of_itself),
       cmocka_unit_test(test_task_current_and_all_tasks),
       cmocka_unit_test(test_task_names_and_stack_size),
+      cmocka_unit_test(test_task_default_name_is_lazy),
       cmocka_unit_test(test_task_create_bad_arguments),
       cmocka_unit_test(test_task_create_out_of_memory_leaves_nothing),
       cmocka_unit_test(test_task_loop_close_finishes_pending_tasks),

@@ -75,7 +75,8 @@ static void test_million_live_tasks_without_guard_install(void **state) {
     assert_int_equal(fut_loop_run_once(loop, 0), 0);
   long vmas = count_vmas();
   printf("[ INFO     ] %ld live tasks: %ld VMAs (%ld before)\n", n, vmas, v0);
-  /* One arena (two VMAs) per 409 stacks: about 4,900 for 10^6. */
+  /* One arena (two VMAs) per 1,024 default stacks: about 2,000 for
+   * 10^6. */
   assert_true(vmas < 65530 / 4);
   assert_int_equal(finished, 0);
   assert_int_equal(fut_set_result(gate, NULL, NULL), 0);
@@ -109,7 +110,7 @@ static int deep(void *arg) {
   return r & 0;
 }
 
-static int child_main(int before, int limit) {
+static int child_main(int before, int limit, bool named) {
   fut_loop_t *loop;
   if (fut_loop_new(&loop))
     return 2;
@@ -125,10 +126,11 @@ static int child_main(int before, int limit) {
     fut_unref(t);
   }
   depth_limit = limit;
-  o.name = "deep-one";
+  o.name = named ? "deep-one" : NULL;
   fut_t *d;
   if (fut_create_task(loop, deep, NULL, &o, &d))
     return 3;
+  o.name = NULL;
   for (int i = 0; i < 100; i++) {
     if (fut_create_task(loop, waiter, NULL, &o, &t))
       return 3;
@@ -138,7 +140,9 @@ static int child_main(int before, int limit) {
   return 4; /* not reached: the overflow kills the process */
 }
 
-static void overflow_in_child(int before, int limit, int sig) {
+/* named false: the task keeps its default name "Task-<before + 1>",
+ * formatted by the report itself (names are formatted lazily). */
+static void overflow_in_child(int before, int limit, int sig, bool named) {
   int fds[2];
   assert_int_equal(pipe(fds), 0);
   fflush(NULL);
@@ -147,7 +151,7 @@ static void overflow_in_child(int before, int limit, int sig) {
   if (pid == 0) {
     dup2(fds[1], STDERR_FILENO);
     close(fds[0]);
-    _exit(child_main(before, limit));
+    _exit(child_main(before, limit, named));
   }
   close(fds[1]);
   char out[4096];
@@ -163,7 +167,12 @@ static void overflow_in_child(int before, int limit, int sig) {
   printf("[ CHILD    ] status %#x: %s", status, out);
   assert_true(WIFSIGNALED(status));
   assert_int_equal(WTERMSIG(status), sig);
-  assert_non_null(strstr(out, "stack overflow in task 'deep-one'"));
+  char want[64];
+  if (named)
+    snprintf(want, sizeof want, "stack overflow in task 'deep-one'");
+  else
+    snprintf(want, sizeof want, "stack overflow in task 'Task-%d'", before + 1);
+  assert_non_null(strstr(out, want));
   assert_non_null(strstr(out, "65536 bytes"));
 }
 
@@ -171,20 +180,28 @@ static void overflow_in_child(int before, int limit, int sig) {
  * and faults at the arena's guard: reported at once. */
 static void test_runaway_overflow_reaches_the_arena_guard(void **state) {
   (void)state;
-  overflow_in_child(500, 1 << 30, SIGSEGV);
+  overflow_in_child(500, 1 << 30, SIGSEGV, true);
 }
 
 /* An overflow of a few KiB that returns: the stack's canary is found
  * overwritten when the task switches out. */
 static void test_bounded_overflow_caught_by_the_canary(void **state) {
   (void)state;
-  overflow_in_child(20, 140, SIGABRT);
+  overflow_in_child(20, 140, SIGABRT, true);
+}
+
+/* The same, the task never named: the canary report formats its default
+ * name. */
+static void test_canary_report_names_a_default_named_task(void **state) {
+  (void)state;
+  overflow_in_child(20, 140, SIGABRT, false);
 }
 
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_runaway_overflow_reaches_the_arena_guard),
       cmocka_unit_test(test_bounded_overflow_caught_by_the_canary),
+      cmocka_unit_test(test_canary_report_names_a_default_named_task),
       cmocka_unit_test(test_million_live_tasks_without_guard_install),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

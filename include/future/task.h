@@ -51,22 +51,24 @@
  * called on that thread.  Task-only functions (fut_await, fut_sleep, ...)
  * return FUT_E_NOT_IN_TASK when called outside a task, never hang.
  *
- * Stacks: each task stack is mmap'd with a guard region below it; pages
- * are committed only when touched.  Measured with 100,000 tasks suspended
- * in fut_await after a fut_sleep: 4,526 bytes of RSS per task (one stack
- * page plus the task object), the same for 16 KiB, 64 KiB, 256 KiB or
- * 1 MiB stacks.  Hence the generous 256 KiB default: headroom for deep C
- * libraries costs address space only (with vm.overcommit_memory=2, which
- * ignores MAP_NORESERVE, choose smaller stacks for very many tasks).  The
- * guard is a MADV_GUARD_INSTALL region (Linux 6.13+), which costs no VMA;
- * older kernels get mprotect, two VMAs per stack, so about 32,000 live
- * tasks fit under the default vm.max_map_count of 65530 (creation then
- * fails with -ENOMEM; raise the sysctl).
+ * Stacks: each task stack is a slot of a large arena mapping, with a guard
+ * region below it; pages are committed only when touched, so a suspended
+ * task costs about one stack page plus the task object (measured at 10^6
+ * live tasks: about 4,380 bytes of RSS per task, whatever the stack size).
+ * The default is 64 KiB (it was 256 KiB): the address space a stack
+ * spans is not free after all, each touched top page needs page tables,
+ * and with a million tasks spread 320 KiB apart the page walks made every
+ * await 15 times dearer (docs/tasks.md, "The await cliff").  Give a task
+ * that runs deep C libraries or recursion a larger stack_size.  The guard
+ * is a MADV_GUARD_INSTALL region (Linux 6.13+), which costs no VMA; older
+ * kernels get one mprotect'd guard per arena and a canary checked at each
+ * switch-out (docs/tasks.md, "Guards"), so millions of live tasks fit
+ * under the default vm.max_map_count.
  * Overflowing the stack hits the guard and stops the program with a
  * message naming the task and its stack size: the first task created
  * installs a SIGSEGV handler (chaining to any handler installed before it)
  * and an alternate signal stack per thread that runs tasks.  Stacks of
- * finished tasks are recycled through a small per-loop cache.
+ * finished tasks are recycled through per-loop free lists.
  */
 #ifndef FUTURE_TASK_H
 #define FUTURE_TASK_H
@@ -89,8 +91,9 @@ extern "C" {
  * fut_create_task; returns 0 or a negative code (see above). */
 typedef int (*fut_task_fn)(void *arg);
 
-/* Default stack size of a task (usable bytes, the guard page excluded). */
-#define FUT_TASK_DEFAULT_STACK (256u * 1024u)
+/* Default stack size of a task (usable bytes, the guard region excluded):
+ * 64 KiB (256 KiB before issue 17; see the Stacks paragraph above). */
+#define FUT_TASK_DEFAULT_STACK (64u * 1024u)
 /* Smallest stack size accepted. */
 #define FUT_TASK_MIN_STACK (16u * 1024u)
 
@@ -115,7 +118,9 @@ FUT_EXTERN int fut_create_task(fut_loop_t *loop, fut_task_fn fn, void *arg,
 /* True if f is a task. */
 FUT_EXTERN bool fut_is_task(const fut_t *f);
 /* The task's name (borrowed, valid while the task lives); NULL if f is not
- * a task. */
+ * a task.  The default name "Task-<n>" (n: the task's creation number on
+ * its loop) is formatted at the first call, not at creation ("Task-?" if
+ * memory runs out then). */
 FUT_EXTERN const char *fut_task_get_name(const fut_t *task);
 /* Renames the task (the string is copied).  Returns 0 or a negative code.
  * Errors: -EINVAL, -ENOMEM. */

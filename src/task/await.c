@@ -124,14 +124,16 @@ fut_t *fut_current_task(fut_loop_t *loop) {
   return &t->x.fut;
 }
 
-bool fut__task_guard_hit(const void *addr, const char **name, size_t *size) {
+bool fut__task_guard_hit(const void *addr, const char **name, uint64_t *id,
+                         size_t *size) {
   struct fut__task *t = sched.current;
   if (!t || !t->stack.lo)
     return false;
   const char *a = addr;
-  if (a < t->stack.fault_lo || a >= t->stack.lo)
+  if (a < fut__stack_fault_lo(&t->stack) || a >= t->stack.lo)
     return false;
-  *name = t->name;
+  *name = t->name; /* NULL: the default, formatted by the caller */
+  *id = t->id;
   *size = t->stack.size;
   return true;
 }
@@ -196,14 +198,14 @@ static void finish(struct fut__task *t) {
     err = fut_set_exception(f, -EINVAL,
                             "task '%s' returned %d: a task "
                             "function returns 0 or a negative code",
-                            t->name, rc);
+                            fut__task_name(t), rc);
   }
   fut__task_drop_staged(t);
   if (err)
     fut__report_exception(f->loop,
                           "cannot set the outcome of a finished "
                           "task",
-                          err, f, NULL, t->name);
+                          err, f, NULL, fut__task_name(t));
   fut_unref(f); /* the run reference */
 }
 
@@ -231,7 +233,7 @@ void fut__task_step(void *p) {
 void fut__task_close(struct fut__task *t) {
   fut_t *f = &t->x.fut;
   fut__report_exception(f->loop, "Task was destroyed but it is pending!", 0, f,
-                        NULL, t->name);
+                        NULL, fut__task_name(t));
   if (t->state == FUT__T_CREATED) {
     t->rc = -ECANCELED;
     t->state = FUT__T_DONE;
@@ -303,7 +305,7 @@ static int await_common(fut_t *f, const char *what) {
     return fut__error(-EINVAL, "%s: NULL future", what);
   if (f == &t->x.fut)
     return fut__error(-EINVAL, "%s: task '%s' cannot await itself", what,
-                      t->name);
+                      fut__task_name(t));
   if (f->loop != t->x.fut.loop)
     return fut__error(FUT_E_OTHER_LOOP,
                       "%s: the future belongs to another "

@@ -111,15 +111,17 @@ static inline void fut__ctx_make(struct fut__ctx *c, void *lo, size_t size,
  * are committed when first touched. */
 struct fut__arena;
 struct fut__stack {
-  char *lo;       /* lowest usable byte; NULL = none */
-  size_t size;    /* usable bytes */
-  char *fault_lo; /* a fault in [fault_lo, lo) while this stack runs is
-                     its overflow (its guard, or its arena's) */
-  struct fut__arena *arena; /* NULL: a mapping of its own from fault_lo */
+  char *lo;                 /* lowest usable byte; NULL = none */
+  size_t size;              /* usable bytes */
+  struct fut__arena *arena; /* NULL: a mapping of its own, guard below lo */
   unsigned vg_id;           /* valgrind stack id, 0 without valgrind */
   bool canary; /* no guard page of its own: the lowest words are checked
                   at every switch-out (fut__stack_canary_ok) */
 };
+
+/* A fault in [fut__stack_fault_lo(s), lo) while this stack runs is its
+ * overflow (its guard, or its arena's).  Async-signal-safe. */
+char *fut__stack_fault_lo(const struct fut__stack *s);
 
 static inline void *fut__stack_lo(const struct fut__stack *s) {
   return s->lo;
@@ -177,7 +179,8 @@ void fut__stack_cache_trim(struct fut__stack_cache *c, unsigned keep);
  * may hold stale sanitizer poison). */
 void fut__stack_discard(struct fut__stack_cache *c, struct fut__stack *s);
 /* A task's canary was overwritten: reports the overflow naming the task
- * and aborts.  Never returns. */
+ * (name NULL: the default name of the task whose stack s is) and aborts.
+ * Never returns. */
 _Noreturn void fut__stack_canary_hit(const struct fut__stack *s,
                                      const char *name);
 /* Once per thread that runs tasks: an alternate signal stack and the
@@ -185,5 +188,7 @@ _Noreturn void fut__stack_canary_hit(const struct fut__stack *s,
 void fut__stack_guard_setup(void);
 
 /* await.c: whether addr lies in the guard region of the task running on this
- * thread; then its name and stack size.  Async-signal-safe. */
-bool fut__task_guard_hit(const void *addr, const char **name, size_t *size);
+ * thread; then its name (NULL: the default "Task-<id>" not formatted yet),
+ * its id and its stack size.  Async-signal-safe. */
+bool fut__task_guard_hit(const void *addr, const char **name, uint64_t *id,
+                         size_t *size);

@@ -34,7 +34,10 @@ struct fut__task {
   fut_t *waiter;              /* the awaited pending future (a reference),
                                  NULL while not awaiting one */
   struct fut__qnode node;     /* in ts->tasks while not done */
-  char *name;                 /* malloc'd, never NULL */
+  char *name;                 /* malloc'd; NULL: the default "Task-<id>",
+                                 formatted at the first request
+                                 (fut__task_name) */
+  uint64_t id;                /* creation number, for the default name */
   char *cancel_msg;           /* last cancel message, or NULL */
   char *fail_msg;             /* fut_task_fail's message, or NULL */
   int fail_code;              /* the code fut_task_fail was given with it */
@@ -73,6 +76,11 @@ struct fut__task_state {
 static inline struct fut__task *fut__task_of(const fut_t *f) {
   return fut__container_of(f, struct fut__task, x.fut);
 }
+
+/* The task's name, the default one formatted on first use (no malloc per
+ * task: most are never asked for theirs).  Never NULL: "Task-?" if
+ * memory runs out formatting it.  Valid while the task lives. */
+const char *fut__task_name(struct fut__task *t);
 
 /* Releases the staged result (the task owned it). */
 static inline void fut__task_drop_staged(struct fut__task *t) {

@@ -19,6 +19,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #if defined(FUT__VALGRIND)
@@ -35,8 +37,25 @@
 /* The guard region below each stack: several pages, so that a frame
  * larger than a page (a big local array) still lands in it instead of
  * skipping over it into a neighbouring stack.  With MADV_GUARD_INSTALL
- * it costs no memory and no VMA; without, address space only. */
+ * it costs no memory and no VMA; without, address space only.  Either way
+ * it spaces the stacks out, and the spacing is what the await cost at a
+ * million live tasks follows (docs/tasks.md, "The await cliff"). */
+#ifndef GUARD_PAGES
 #define GUARD_PAGES 16
+#endif
+
+/* Fresh slots are prepared PREP_BATCH at a time, each step one
+ * process_madvise call over the batch (Linux 6.13+ takes any advice for
+ * the calling process; PIDFD_SELF_THREAD on recent kernels): their guard
+ * regions installed, and their top pages populated (MADV_POPULATE_WRITE), the
+ * one page a new task touches first; instead of one madvise and one page fault
+ * per new task.  At most PREP_BATCH - 1 populated pages wait unused per
+ * size class.  Where the call is refused, slots are prepared one by one
+ * as before, and top pages fault in when first touched. */
+#define PREP_BATCH 32u
+#ifndef PIDFD_SELF_THREAD
+#define PIDFD_SELF_THREAD (-10000)
+#endif
 
 /* Largest stack accepted: far beyond any sane task, small enough that
  * rounding never overflows. */
@@ -50,15 +69,25 @@
 
 struct fut__arena {
   struct fut__arena *next;
-  char *base;      /* the mapping */
-  size_t len;      /* its length */
-  unsigned nslots; /* slots it holds */
-  unsigned carved; /* slots handed out so far (in address order) */
-  bool guarded;    /* MADV_GUARD_INSTALL worked for its lowest guard */
+  char *base;         /* the mapping */
+  size_t len;         /* its length */
+  unsigned nslots;    /* slots it holds */
+  unsigned carved;    /* slots handed out so far (in address order) */
+  unsigned ready;     /* slots [carved, ready) prepared by a batch */
+  bool guarded;       /* MADV_GUARD_INSTALL worked for its lowest guard */
+  bool ready_guarded; /* the batch installed the guards of [carved, ready) */
 };
 
 /* 1 while MADV_GUARD_INSTALL works, -1 once the kernel refused it. */
 static atomic_int guard_install = 1;
+/* 1 while process_madvise on this process works for an advice, -1 once
+ * refused: guard installs, then populating top pages. */
+static atomic_int batch_guard = 1;
+#if defined(FUT__STACK_NO_POPULATE) /* to measure what populating buys */
+static atomic_int batch_populate = -1;
+#else
+static atomic_int batch_populate = 1;
+#endif
 
 static pthread_once_t thp_once = PTHREAD_ONCE_INIT;
 static bool thp_is_always;
@@ -86,6 +115,19 @@ static size_t page_size(void) {
     ps = v > 0 ? (size_t)v : 4096;
   }
   return ps;
+}
+
+static size_t guard_bytes(void) {
+  return GUARD_PAGES * page_size();
+}
+
+char *fut__stack_fault_lo(const struct fut__stack *s) {
+  /* With a guard of its own (or a mapping of its own), a fault below it
+   * is someone else's; without, the overflow runs down through the stacks
+   * below to the arena's guard. */
+  if (s->arena && s->canary)
+    return s->arena->base;
+  return s->lo - guard_bytes();
 }
 
 size_t fut__stack_round(size_t size) {
@@ -154,7 +196,7 @@ static bool guard_region(void *g, size_t len) {
 /* A stack of its own: [guard|stack], the old layout, for sizes no arena
  * takes.  Two VMAs without MADV_GUARD_INSTALL. */
 static int own_stack(size_t size, struct fut__stack *out) {
-  size_t guard = GUARD_PAGES * page_size();
+  size_t guard = guard_bytes();
   char *map = map_stack_memory(size + guard);
   if (!map)
     return fut__error(-ENOMEM, "task stack: mmap of %zu bytes failed: %s",
@@ -169,7 +211,6 @@ static int own_stack(size_t size, struct fut__stack *out) {
   }
   out->lo = map + guard;
   out->size = size;
-  out->fault_lo = map;
   out->arena = NULL;
   out->canary = false;
   vg_register(out);
@@ -177,7 +218,7 @@ static int own_stack(size_t size, struct fut__stack *out) {
 }
 
 static int new_arena(struct fut__stack_pool *p) {
-  size_t slot = p->size + GUARD_PAGES * page_size();
+  size_t slot = p->size + guard_bytes();
   size_t nslots = ARENA_BYTES / slot;
   if (nslots > ARENA_SLOTS)
     nslots = ARENA_SLOTS;
@@ -193,7 +234,7 @@ static int new_arena(struct fut__stack_pool *p) {
     return fut__error(-ENOMEM, "task stack: mmap of %zu bytes failed: %s",
                       nslots * slot, strerror(errno));
   }
-  size_t guard = GUARD_PAGES * page_size();
+  size_t guard = guard_bytes();
   a->guarded = guard_region(a->base, guard);
   if (!a->guarded && mprotect(a->base, guard, PROT_NONE) != 0) {
     int e = errno;
@@ -206,9 +247,53 @@ static int new_arena(struct fut__stack_pool *p) {
   }
   a->nslots = (unsigned)nslots;
   a->carved = 0;
+  a->ready = 0;
+  a->ready_guarded = false;
   a->next = p->arenas;
   p->arenas = a;
   return 0;
+}
+
+/* One process_madvise over iov[0, n); false where the kernel refuses it
+ * (remembered in *works for every later batch). */
+static bool batch_advise(struct iovec *iov, size_t n, int advice,
+                         atomic_int *works) {
+  if (n == 0)
+    return true;
+  if (atomic_load_explicit(works, memory_order_relaxed) < 0)
+    return false;
+  size_t want = 0;
+  for (size_t i = 0; i < n; i++)
+    want += iov[i].iov_len;
+  long r = syscall(SYS_process_madvise, PIDFD_SELF_THREAD, iov, n, advice, 0u);
+  if (r == (long)want)
+    return true;
+  if (r < 0 && errno != ENOMEM && errno != EAGAIN && errno != EINTR)
+    atomic_store_explicit(works, -1, memory_order_relaxed);
+  return false;
+}
+
+/* Prepares the next batch of a's slots from a->carved on (see PREP_BATCH). */
+static void prepare(struct fut__stack_pool *p, struct fut__arena *a) {
+  size_t guard = guard_bytes(), slot = p->size + guard, ps = page_size();
+  unsigned from = a->carved,
+           to = a->nslots - from > PREP_BATCH ? from + PREP_BATCH : a->nslots;
+  struct iovec iov[PREP_BATCH];
+  size_t n = 0;
+  /* Slot 0's guard is the arena's, installed with it. */
+  for (unsigned i = from == 0 ? 1 : from; i < to; i++)
+    iov[n++] = (struct iovec){a->base + (size_t)i * slot, guard};
+  a->ready_guarded =
+      a->guarded && batch_advise(iov, n, MADV_GUARD_INSTALL, &batch_guard);
+  /* Top pages only where the guards are in place: populating a slot
+   * whose guard then fails would leave a stack without one. */
+  if (a->ready_guarded) {
+    n = 0;
+    for (unsigned i = from; i < to; i++)
+      iov[n++] = (struct iovec){a->base + (size_t)(i + 1) * slot - ps, ps};
+    batch_advise(iov, n, MADV_POPULATE_WRITE, &batch_populate);
+  }
+  a->ready = to;
 }
 
 /* The next unused slot of the pool's newest arena (a new arena when it is
@@ -221,17 +306,18 @@ static int carve(struct fut__stack_pool *p, struct fut__stack *out) {
       return rc;
     a = p->arenas;
   }
-  size_t guard = GUARD_PAGES * page_size();
+  if (a->carved == a->ready)
+    prepare(p, a);
+  size_t guard = guard_bytes();
   char *g = a->base + (size_t)a->carved * (p->size + guard);
-  bool own_guard = a->carved == 0 ? a->guarded : guard_region(g, guard);
+  bool own_guard = a->carved == 0     ? a->guarded
+                   : a->ready_guarded ? true
+                                      : guard_region(g, guard);
   a->carved++;
   out->lo = g + guard;
   out->size = p->size;
   out->arena = a;
-  /* With a guard of its own, a fault below it is someone else's; without,
-   * the overflow runs down through the stacks below to the arena's. */
   out->canary = !own_guard;
-  out->fault_lo = own_guard ? g : a->base;
   vg_register(out);
   return 0;
 }
@@ -254,9 +340,8 @@ static struct fut__stack_pool *pool_of(struct fut__stack_cache *c, size_t size,
 
 int fut__stack_get(struct fut__stack_cache *c, size_t size,
                    struct fut__stack *out) {
-  struct fut__stack_pool *p = size + GUARD_PAGES * page_size() <= ARENA_BIG
-                                  ? pool_of(c, size, true)
-                                  : NULL;
+  struct fut__stack_pool *p =
+      size + guard_bytes() <= ARENA_BIG ? pool_of(c, size, true) : NULL;
   if (!p)
     return own_stack(size, out);
   if (p->n > 0) {
@@ -286,7 +371,7 @@ int fut__stack_get(struct fut__stack_cache *c, size_t size,
 
 static void unmap_own(struct fut__stack *s) {
   vg_deregister(s);
-  munmap(s->fault_lo, (size_t)(s->lo + s->size - s->fault_lo));
+  munmap(s->lo - guard_bytes(), s->size + guard_bytes());
 }
 
 void fut__stack_put(struct fut__stack_cache *c, struct fut__stack *s) {

@@ -14,6 +14,14 @@
 
 _Noreturn void fut__stack_canary_hit(const struct fut__stack *s,
                                      const char *name) {
+  char buf[32];
+  if (!name) {
+    /* Every stack checked is a task's (t->stack): its default name. */
+    const struct fut__task *t =
+        fut__container_of(s, const struct fut__task, stack);
+    snprintf(buf, sizeof buf, "Task-%llu", (unsigned long long)t->id);
+    name = buf;
+  }
   fprintf(stderr,
           "libfuture: stack overflow in task '%s': its stack of %zu bytes "
           "is exhausted (canary at %p overwritten, found at its switch-out; "
@@ -53,11 +61,17 @@ static size_t put(char *buf, size_t len, size_t cap, const char *s) {
 /* Runs on the alternate stack: the task's own stack is exhausted. */
 static void on_segv(int sig, siginfo_t *si, void *uctx) {
   const char *name;
+  uint64_t id;
   size_t size;
-  if (fut__task_guard_hit(si->si_addr, &name, &size)) {
+  if (fut__task_guard_hit(si->si_addr, &name, &id, &size)) {
     char buf[512], num[24];
     size_t n = put(buf, 0, sizeof buf, "libfuture: stack overflow in task '");
-    n = put(buf, n, sizeof buf, name ? name : "?");
+    if (!name) { /* the default name, formatted here: no malloc */
+      n = put(buf, n, sizeof buf, "Task-");
+      num[fmt_u(num, id, 10)] = '\0';
+      name = num;
+    }
+    n = put(buf, n, sizeof buf, name);
     n = put(buf, n, sizeof buf, "': its stack of ");
     num[fmt_u(num, size, 10)] = '\0';
     n = put(buf, n, sizeof buf, num);

@@ -38,7 +38,11 @@ static bool task_describe(fut_cb fn, void *arg, char *buf, size_t cap) {
   if (fn != fut__task_step)
     return false;
   struct fut__task *t = arg;
-  snprintf(buf, cap, "task '%s' %p", t->name ? t->name : "", (void *)&t->x.fut);
+  if (t->name)
+    snprintf(buf, cap, "task '%s' %p", t->name, (void *)&t->x.fut);
+  else
+    snprintf(buf, cap, "task 'Task-%llu' %p", (unsigned long long)t->id,
+             (void *)&t->x.fut);
   return true;
 }
 
@@ -126,15 +130,9 @@ static struct fut__task *new_task(struct fut__task_state *ts,
     *err = fut__error(-ENOMEM, "fut_create_task: out of memory");
     return NULL;
   }
-  uint64_t id = ++ts->next_id;
-  if (opts && opts->name) {
-    t->name = fut__strdup(opts->name);
-  } else {
-    char buf[32];
-    snprintf(buf, sizeof buf, "Task-%llu", (unsigned long long)id);
-    t->name = fut__strdup(buf);
-  }
-  if (!t->name) {
+  t->id = ++ts->next_id;
+  /* The default name is formatted when first asked for (fut__task_name). */
+  if (opts && opts->name && !(t->name = fut__strdup(opts->name))) {
     fut__free(t);
     *err = fut__error(-ENOMEM, "fut_create_task: out of memory");
     return NULL;
@@ -204,8 +202,21 @@ int fut_create_task(fut_loop_t *loop, fut_task_fn fn, void *arg,
 
 /* ---- introspection ------------------------------------------------------- */
 
+const char *fut__task_name(struct fut__task *t) {
+  if (!t->name) {
+    char buf[32];
+    snprintf(buf, sizeof buf, "Task-%llu", (unsigned long long)t->id);
+    if (!(t->name = fut__strdup(buf)))
+      return "Task-?";
+  }
+  return t->name;
+}
+
 const char *fut_task_get_name(const fut_t *f) {
-  return fut_is_task(f) ? fut__task_of(f)->name : NULL;
+  /* Formatting the default name on first request changes no observable
+   * state: the const is the caller's view. */
+  return fut_is_task(f) ? fut__task_name((struct fut__task *)fut__task_of(f))
+                        : NULL;
 }
 
 int fut_task_set_name(fut_t *f, const char *name) {
