@@ -241,11 +241,13 @@ void fut__compact_close(struct fut__task_state *ts) {
 /* ---- the copies ---------------------------------------------------------- */
 
 /* Where the last reservation on this thread probed the stack, and how far
- * below that probe a switch-out's saved stack pointer was found at most
- * (learnt: the distance is fixed by the code between the two, see
- * switch_out in await.c; the first guess is generous). */
+ * below that probe a switch-out's saved stack pointer was found (learnt at
+ * the first switch-out: the distance is fixed by the code between the two,
+ * see switch_out in await.c; until then a generous guess). */
 static _Thread_local uintptr_t last_probe;
-static _Thread_local size_t probe_slack = 1024;
+static _Thread_local size_t probe_slack;
+static _Thread_local bool slack_learnt;
+#define SLACK_GUESS 1024
 
 /* noinline: the probe's distance to the switch must not depend on the
  * caller. */
@@ -254,7 +256,8 @@ __attribute__((noinline)) int fut__compact_reserve(struct fut__task *t,
   struct fut__compact *c = t->cmp;
   volatile char probe = 0;
   last_probe = (uintptr_t)&probe;
-  size_t need = (size_t)((uintptr_t)top_of(t) - last_probe) + probe_slack;
+  size_t need = (size_t)((uintptr_t)top_of(t) - last_probe) +
+                (slack_learnt ? probe_slack : SLACK_GUESS);
   need = (need + 15) & ~(size_t)15;
   if (need > t->stack.size)
     need = t->stack.size;
@@ -329,12 +332,15 @@ void fut__compact_leave(struct fut__task *t) {
   uintptr_t top = (uintptr_t)top_of(t);
 #if defined(FUT_CTX_ASM)
   uintptr_t sp = (uintptr_t)t->ctx.sp;
-  if (last_probe > sp && last_probe - sp > probe_slack - 16)
-    probe_slack = last_probe - sp + 16;
+  size_t below = last_probe > sp ? (size_t)(last_probe - sp) : 0;
+  if (!slack_learnt || below > probe_slack) {
+    probe_slack = below;
+    slack_learnt = true;
+  }
 #else
   /* ucontext keeps the registers in the task; the frames end a little
    * below the probe (swapcontext's own). */
-  uintptr_t sp = last_probe - probe_slack;
+  uintptr_t sp = last_probe - SLACK_GUESS;
   if (sp < (uintptr_t)t->stack.lo)
     sp = (uintptr_t)t->stack.lo;
 #endif
