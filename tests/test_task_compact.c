@@ -341,11 +341,14 @@ static void test_compact_loop_close(void **state) {
 
 /* ---- out of memory for the image ----------------------------------------- */
 
-static int oom_depth(fut_loop_t *loop, int depth, int *first) {
+__attribute__((noinline)) static int oom_depth(fut_loop_t *loop, int depth,
+                                               int *first) {
   volatile char pad[1024];
   pad[0] = (char)depth;
-  if (depth > 0)
-    return oom_depth(loop, depth - 1, first) + pad[0] * 0;
+  if (depth > 0) {
+    int rc = oom_depth(loop, depth - 1, first);
+    return rc + pad[0] * 0; /* read after the call: the frame stays */
+  }
   fut_t *f;
   int rc = fut_new(loop, &f);
   if (rc)
@@ -375,17 +378,23 @@ static int oom_task(void *arg) {
   return fut_task_return_i64(first);
 }
 
+/* A deeper image than the task's first: its buffer must grow. */
+__attribute__((noinline)) static int sleep_deeper(void) {
+  volatile char pad[4096];
+  pad[0] = 1;
+  int rc = fut_sleep(0);
+  /* Read after the call: the frame stays (no sibling call). */
+  return rc + pad[0] * 0;
+}
+
 static int oom_sticky(void *arg) {
-  fut_loop_t *loop = arg;
+  (void)arg;
   int rc = fut_sleep(0);
   if (rc)
     return rc;
-  volatile char pad[4096];
-  pad[0] = 1;
   fut__alloc_fail_after(1, true);
-  rc = fut_sleep(0) + pad[0] * 0;
+  rc = sleep_deeper();
   fut__alloc_fail_after(0, false);
-  (void)loop;
   return rc; /* fails the task with -ENOMEM */
 }
 
