@@ -50,18 +50,25 @@ static char *top_of(const struct fut__task *t) {
   return t->stack.lo + t->stack.size;
 }
 
-/* Makes [p, p + n) of a stack writable for a copy: no stale sanitizer
- * poison from frames that lived there before, addressable for valgrind
- * (memory below a stack pointer that rose is "no access" to it). */
+/* Makes [p, p + n) of a stack readable for a copy-out: no stale ASan
+ * poison (the frames' redzones) on the way.  Valgrind needs nothing: the
+ * frames above a suspended task's stack pointer are addressable. */
 static void stack_open(void *p, size_t n) {
 #if defined(FUT__ASAN)
   __asan_unpoison_memory_region(p, n);
 #endif
+  (void)p;
+  (void)n;
+}
+
+/* Makes [p, p + n) of a stack writable for a copy-in: also addressable for
+ * valgrind (memory below a stack pointer that rose is "no access" to it;
+ * the copy then gives it the image's definedness). */
+static void stack_open_for_write(void *p, size_t n) {
+  stack_open(p, n);
 #if defined(FUT__MEMCHECK)
   VALGRIND_MAKE_MEM_UNDEFINED(p, n);
 #endif
-  (void)p;
-  (void)n;
 }
 
 __attribute__((format(printf, 1, 2))) _Noreturn static void
@@ -297,7 +304,7 @@ static void evict(struct fut__run_stack *rs) {
 static void copy_in(struct fut__task *t) {
   struct fut__compact *c = t->cmp;
   char *to = top_of(t) - c->len;
-  stack_open(to, c->len);
+  stack_open_for_write(to, c->len);
   memcpy(to, img_of(c), c->len);
 }
 
@@ -319,7 +326,7 @@ void fut__compact_enter(struct fut__task *t) {
   } else {
     /* First run: the stack may hold stale poison of other tasks' frames,
      * which fut__ctx_make's stores would trip over. */
-    stack_open(t->stack.lo, t->stack.size);
+    stack_open_for_write(t->stack.lo, t->stack.size);
     fut__task_make_ctx(t);
   }
   rs->owner = t;
