@@ -300,6 +300,113 @@ static void test_compact_creates_tasks(void **state) {
   fut_ctxvar_free(var);
 }
 
+/* ---- the sync primitives: their waiters must not live on the stack ------ */
+
+struct syncw {
+  fut_lock_t *lock;
+  fut_cond_t *cond;
+  fut_event_t *ev;
+  fut_sem_t *sem;
+  fut_queue_t *q;
+  fut_barrier_t *bar;
+  int counter, inside, max_inside, ready, consumed;
+};
+
+static int sync_worker(void *arg) {
+  struct syncw *s = arg;
+  int rc = fut_event_wait(s->ev); /* all block on the event first */
+  for (int i = 0; rc == 0 && i < 5; i++) {
+    if ((rc = fut_lock_acquire(s->lock)))
+      break;
+    int c = s->counter;
+    rc = fut_sleep(0); /* others queue on the lock meanwhile */
+    s->counter = c + 1;
+    fut_lock_release(s->lock);
+    if (rc == 0 && (rc = fut_sem_acquire(s->sem)) == 0) {
+      if (++s->inside > s->max_inside)
+        s->max_inside = s->inside;
+      rc = fut_yield();
+      s->inside--;
+      fut_sem_release(s->sem);
+    }
+  }
+  if (rc == 0 && (rc = fut_cond_acquire(s->cond)) == 0) {
+    while (rc == 0 && !s->ready)
+      rc = fut_cond_wait(s->cond);
+    fut_cond_release(s->cond);
+  }
+  void *item = NULL;
+  if (rc == 0 && (rc = fut_queue_get(s->q, &item)) == 0)
+    s->consumed += (int)(intptr_t)item;
+  if (rc == 0)
+    rc = fut_barrier_wait(s->bar, NULL);
+  return rc;
+}
+
+static int sync_driver(void *arg) {
+  struct syncw *s = arg;
+  int rc = fut_sleep(FUT_MS(1));
+  if (rc == 0)
+    rc = fut_event_set(s->ev);
+  while (rc == 0 && s->counter < 5 * 40)
+    rc = fut_sleep(FUT_MS(1));
+  if (rc == 0 && (rc = fut_cond_acquire(s->cond)) == 0) {
+    s->ready = 1;
+    fut_cond_notify_all(s->cond);
+    fut_cond_release(s->cond);
+  }
+  for (intptr_t i = 0; rc == 0 && i < 40; i++)
+    rc = fut_queue_put(s->q, (void *)1); /* bounded: waits for getters */
+  if (rc == 0)
+    rc = fut_barrier_wait(s->bar, NULL);
+  return rc;
+}
+
+static void run_sync(fut_loop_t *loop) {
+  struct syncw s = {0};
+  assert_int_equal(fut_lock_new(&s.lock), 0);
+  assert_int_equal(fut_cond_new(NULL, &s.cond), 0);
+  assert_int_equal(fut_event_new(&s.ev), 0);
+  assert_int_equal(fut_sem_new(3, &s.sem), 0);
+  assert_int_equal(fut_queue_new(FUT_QUEUE_FIFO, 2, NULL, &s.q), 0);
+  assert_int_equal(fut_barrier_new(41, &s.bar), 0);
+  fut_t *t[41];
+  for (int i = 0; i < 41; i++) {
+    fut_task_opts_t o = compact_opts(NULL, 0);
+    if (i % 5 == 4)
+      o.flags = 0; /* some normal tasks among them */
+    assert_int_equal(fut_create_task(loop, i < 40 ? sync_worker : sync_driver,
+                                     &s, &o, &t[i]),
+                     0);
+  }
+  fut_t *all;
+  assert_int_equal(fut_gather(loop, t, 41, false, &all), 0);
+  assert_int_equal(fut_loop_run_until_complete(loop, all), 0);
+  assert_int_equal(s.counter, 200);
+  assert_true(s.max_inside >= 1 && s.max_inside <= 3);
+  assert_int_equal(s.consumed, 40);
+  for (int i = 0; i < 41; i++)
+    fut_unref(t[i]);
+  fut_unref(all);
+  fut_barrier_free(s.bar);
+  fut_queue_free(s.q);
+  fut_sem_free(s.sem);
+  fut_event_free(s.ev);
+  fut_cond_free(s.cond);
+  fut_lock_free(s.lock);
+}
+
+static void test_compact_sync_primitives(void **state) {
+  run_sync(*state);
+}
+
+/* Debug mode: a waiter linked on a compact task's stack would fault. */
+static void test_compact_sync_primitives_debug(void **state) {
+  fut_loop_set_debug(*state, true);
+  fut_loop_set_slow_callback_duration(*state, UINT64_MAX);
+  run_sync(*state);
+}
+
 /* ---- loop close with suspended compact tasks ----------------------------- */
 
 static int closed_count;
@@ -541,6 +648,8 @@ int main(int argc, char **argv) {
       FX_LOOP_TEST(test_compact_locals_survive_debug),
       FX_LOOP_TEST(test_compact_cancel_fail_timeout),
       FX_LOOP_TEST(test_compact_creates_tasks),
+      FX_LOOP_TEST(test_compact_sync_primitives),
+      FX_LOOP_TEST(test_compact_sync_primitives_debug),
       cmocka_unit_test(test_compact_loop_close),
       FX_LOOP_TEST(test_compact_oom),
       FX_LOOP_TEST(test_compact_bad_flags),
