@@ -188,11 +188,18 @@ static struct fut__run_stack *run_stack(struct fut__task_state *ts, size_t size,
   return rs;
 }
 
+/* The size of the last image reserved on this thread: a new compact
+ * task's buffer starts that big, so that most tasks never reallocate it. */
+static _Thread_local uint32_t typical_cap;
+
 int fut__compact_init(struct fut__task_state *ts, struct fut__task *t,
                       size_t size, bool debug) {
-  struct fut__compact *c = fut__calloc(1, hdr_size(debug));
+  size_t cap = typical_cap < size ? typical_cap : 0;
+  struct fut__compact *c = fut__malloc(hdr_size(debug) + cap);
   if (!c)
     return fut__error(-ENOMEM, "fut_create_task: out of memory");
+  memset(c, 0, hdr_size(debug));
+  c->cap = (uint32_t)cap & ((1u << 30) - 1);
   c->debug = debug;
   int err = 0;
   if (debug) {
@@ -268,6 +275,8 @@ __attribute__((noinline)) int fut__compact_reserve(struct fut__task *t,
   need = (need + 15) & ~(size_t)15;
   if (need > t->stack.size)
     need = t->stack.size;
+  if (need <= 1024)
+    typical_cap = (uint32_t)need;
   /* Reuse the buffer unless it is too small, or twice too big (a deep
    * call chain returned: give the memory back). */
   if (need <= c->cap && c->cap <= 2 * need + 64)
