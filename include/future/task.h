@@ -104,9 +104,11 @@ typedef int (*fut_task_fn)(void *arg);
  * mode").
  * The restriction: while the task is suspended, nobody may use an address
  * inside its stack (a local's address handed to another task, a callback,
- * a future's result or another thread): the bytes there belong to another
- * task then.  Addresses used only while the task runs (a local passed to a
- * function it calls, even one that awaits) are fine.  In debug mode
+ * a fut_to_thread function, a future's result): the bytes there belong to
+ * another task then.  Addresses used only while the task runs (a local
+ * passed to a function it calls, even one that awaits) are fine, and the
+ * library's own waits (locks, queues, conditions, streams...) keep the
+ * rule.  In debug mode
  * (fut_loop_set_debug or FUT_DEBUG=1 when the task is created) each compact
  * task gets a run stack of its own, protected while it is suspended, so
  * such an access faults at once and is reported naming the task

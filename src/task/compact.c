@@ -333,9 +333,12 @@ void fut__compact_enter(struct fut__task *t) {
   if (c->len) {
     copy_in(t);
   } else {
-    /* First run: the stack may hold stale poison of other tasks' frames,
-     * which fut__ctx_make's stores would trip over. */
-    stack_open_for_write(t->stack.lo, t->stack.size);
+    /* First run: the stack may hold stale ASan poison of other tasks'
+     * frames, which fut__ctx_make's stores and the new frames would trip
+     * over; for valgrind only the first frame's bytes (not the canary,
+     * which must stay defined). */
+    stack_open(t->stack.lo, t->stack.size);
+    stack_open_for_write(top_of(t) - 256, 256);
     fut__task_make_ctx(t);
   }
   rs->owner = t;
