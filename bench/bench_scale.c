@@ -4,6 +4,8 @@
  *                await round trips (a future resolved by call_soon):
  *                create per task (until all wait), resident bytes per idle
  *                task (RSS delta / N), await round trip with N alive;
+ *                each again in compact mode (FUT_TASK_COMPACT: "(compact)"
+ *                rows);
  *   lifecycle A  create, one fut_sleep(0), finish, unref, A alive at once;
  *   timers N     S4: N call_later timers over 1..100 ms, run until all
  *                fire: CPU ns per timer and wake-ups (voluntary context
@@ -213,8 +215,8 @@ static int scale_task(void *arg) {
   return rc;
 }
 
-static void bench_tasks(long n, long k, double *create_ns, double *res_b,
-                        double *await_ns) {
+static void bench_tasks(long n, long k, bool compact, double *create_ns,
+                        double *res_b, double *await_ns) {
   fut_loop_t *loop;
   BENCH_CHECK(fut_loop_new(&loop) == 0);
   struct scale s = {.loop = loop, .n = n, .k = k};
@@ -225,6 +227,8 @@ static void bench_tasks(long n, long k, double *create_ns, double *res_b,
   fut_task_opts_init(&opts);
   if (stack_size)
     opts.stack_size = stack_size;
+  if (compact)
+    opts.flags = FUT_TASK_COMPACT;
   double r0 = rss_bytes(), p0 = pte_bytes();
   struct rusage cu0, cu1;
   getrusage(RUSAGE_THREAD, &cu0);
@@ -310,8 +314,9 @@ static void section_tasks(void) {
     }
     long k = (quick ? 500000 : 2000000) / n;
     k = k < 4 ? 4 : k > 100 ? 100 : k;
-    double c, r, a, py[3] = {0, 0, 0};
-    bench_tasks(n, k, &c, &r, &a);
+    double c, r, a, cc, cr, ca, py[3] = {0, 0, 0};
+    bench_tasks(n, k, false, &c, &r, &a);
+    bench_tasks(n, k, true, &cc, &cr, &ca);
     snprintf(args, sizeof args, "tasks %ld %ld", n, k);
     if (run_py(args, py, 3) != 3)
       py[0] = py[1] = py[2] = 0;
@@ -322,6 +327,16 @@ static void section_tasks(void) {
     snprintf(name, sizeof name, "await round trip, %s live tasks (k=%ld)", p,
              k);
     row(name, a, "ns", "asyncio", py[2]);
+    /* Compact mode (FUT_TASK_COMPACT): the same tasks on a shared run
+     * stack, their frames copied out and back. */
+    snprintf(name, sizeof name, "create %s tasks that wait (compact)", p);
+    row(name, cc, "ns", "asyncio", py[0]);
+    snprintf(name, sizeof name, "resident per idle task (compact), %s alive",
+             p);
+    row(name, cr, "B", "asyncio", py[1]);
+    snprintf(name, sizeof name, "await round trip (compact), %s live (k=%ld)",
+             p, k);
+    row(name, ca, "ns", "asyncio", py[2]);
   }
 }
 
@@ -361,21 +376,27 @@ static void section_lifecycle(void) {
   int na = parse_list("BENCH_SCALE_ALIVE",
                       quick ? "10,1000,10000" : "10,1000,100000", as, 16);
   long total = quick ? 50000 : 1000000;
-  fut_task_opts_t opts;
+  fut_task_opts_t opts, copts;
   fut_task_opts_init(&opts);
   if (stack_size)
     opts.stack_size = stack_size;
+  copts = opts;
+  copts.flags = FUT_TASK_COMPACT;
   for (int i = 0; i < na; i++) {
     long alive = as[i];
     row_n = alive;
     long rounds = total / alive < 1 ? 1 : total / alive;
-    fut_loop_t *loop;
-    BENCH_CHECK(fut_loop_new(&loop) == 0);
-    life_round(loop, alive, &opts); /* warm up: stacks, rings, slabs */
-    uint64_t t = 0;
-    for (long r = 0; r < rounds; r++)
-      t += life_round(loop, alive, &opts);
-    fut_loop_free(loop);
+    uint64_t t = 0, tc = 0;
+    for (int mode = 0; mode < 2; mode++) {
+      const fut_task_opts_t *o = mode ? &copts : &opts;
+      fut_loop_t *loop;
+      BENCH_CHECK(fut_loop_new(&loop) == 0);
+      life_round(loop, alive, o); /* warm up: stacks, rings, slabs */
+      uint64_t *acc = mode ? &tc : &t;
+      for (long r = 0; r < rounds; r++)
+        *acc += life_round(loop, alive, o);
+      fut_loop_free(loop);
+    }
     char p[32], name[96], args[64];
     double py[1] = {0};
     snprintf(args, sizeof args, "lifecycle %ld %ld", alive, rounds);
@@ -384,6 +405,9 @@ static void section_lifecycle(void) {
     snprintf(name, sizeof name, "task lifecycle, %s alive",
              pretty(alive, p, sizeof p));
     row(name, (double)t / ((double)alive * (double)rounds), "ns", "asyncio",
+        py[0]);
+    snprintf(name, sizeof name, "task lifecycle (compact), %s alive", p);
+    row(name, (double)tc / ((double)alive * (double)rounds), "ns", "asyncio",
         py[0]);
   }
 }

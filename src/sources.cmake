@@ -12,7 +12,7 @@ set(FUT_SOURCES_loop ctxcall.c door.c epoll.c handle.c io.c loop.c ready.c
     timer.c)
 set(FUT_SOURCES_future as_completed.c combine.c future.c gather.c
     run_until_complete.c shield.c then.c wait.c)
-set(FUT_SOURCES_task await.c ctx_ucontext.c stack.c stack_guard.c task.c timeout.c)
+set(FUT_SOURCES_task await.c compact.c ctx_ucontext.c stack.c stack_guard.c task.c timeout.c)
 set(FUT_SOURCES_exec cfuture.c cfuture_wait.c executor.c inbox.c
     run_in_executor.c thread_pool.c)
 set(FUT_SOURCES_procpool dispatch.c executor.c forkserver.c frames.c

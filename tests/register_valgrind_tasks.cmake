@@ -7,6 +7,7 @@
 find_program(FUT_VALGRIND valgrind)
 if(FUT_VALGRIND AND NOT FUT_SANITIZE AND CMAKE_C_COMPILER_ID STREQUAL "GNU")
   foreach(t test_task test_task_run test_task_scale test_task_timeout
+            test_task_compact
             test_combine test_sync_ctxvar_callbacks)
     if(TARGET ${t})
       add_test(NAME ${t}_valgrind

@@ -97,9 +97,36 @@ typedef int (*fut_task_fn)(void *arg);
 /* Smallest stack size accepted. */
 #define FUT_TASK_MIN_STACK (16u * 1024u)
 
+/* fut_task_opts_t.flags: the task runs in compact mode.  It runs on a
+ * run stack its loop shares among its compact tasks of that stack size;
+ * when another compact task needs that stack, the used part of this one's
+ * (its frames, from the saved stack pointer up: a few hundred bytes for a
+ * task that awaits in its own function) is copied out to a right-sized
+ * buffer, and back when it resumes, at the same addresses.  An idle
+ * compact task costs its image, not a stack page (docs/tasks.md, "Compact
+ * mode").
+ * The restriction: while the task is suspended, nobody may use an address
+ * inside its stack (a local's address handed to another task, a callback,
+ * a fut_to_thread function, a future's result): the bytes there belong to
+ * another task then.  Addresses used only while the task runs (a local
+ * passed to a function it calls, even one that awaits) are fine, and the
+ * library's own waits (locks, queues, conditions, streams...) keep the
+ * rule.  In debug mode
+ * (fut_loop_set_debug or FUT_DEBUG=1 when the task is created) each compact
+ * task gets a run stack of its own, protected while it is suspended, so
+ * such an access faults at once and is reported naming the task
+ * ("libfuture: compact task '<name>' ...", then SIGSEGV).  A suspension
+ * point of a compact task can fail with -ENOMEM (no memory for the
+ * image), without suspending. */
+#define FUT_TASK_COMPACT 1u
+
 typedef struct fut_task_opts {
   size_t stack_size; /* bytes, rounded up to pages; 0 = the default */
   const char *name;  /* copied; NULL = "Task-<n>" */
+  unsigned flags;    /* FUT_TASK_* (0 = a stack of its own); added in 0.1: a
+                        caller that fills the struct without
+                        fut_task_opts_init must set it (ABI: the struct
+                        grew by one field) */
 } fut_task_opts_t;
 
 /* Fills opts with the defaults. */
@@ -127,6 +154,8 @@ FUT_EXTERN const char *fut_task_get_name(const fut_t *task);
 FUT_EXTERN int fut_task_set_name(fut_t *task, const char *name);
 /* The task's stack size in bytes (usable part); 0 if f is not a task. */
 FUT_EXTERN size_t fut_task_stack_size(const fut_t *task);
+/* True if f is a task created with FUT_TASK_COMPACT. */
+FUT_EXTERN bool fut_task_is_compact(const fut_t *task);
 
 /* The task running now on loop (borrowed), or NULL when called from plain
  * callback code or another loop (asyncio.current_task). */

@@ -841,16 +841,26 @@ int fut_writer_writev(fut_writer_t *w, const struct iovec *iov, int iovcnt) {
 }
 
 static int wait_on_list(struct fut__stream *s, struct fut__qnode *list) {
-  struct waiter wt;
-  int err = fut_new(s->loop, &wt.f);
-  if (err)
+  struct waiter local, *wt = &local;
+  /* A compact task's stack is not addressable while it waits
+   * (FUT_TASK_COMPACT): its waiter goes on the heap. */
+  if (fut_task_is_compact(fut_current_task(NULL)) &&
+      !(wt = fut__malloc(sizeof *wt)))
+    return fut__error(-ENOMEM, "out of memory for a waiter");
+  int err = fut_new(s->loop, &wt->f);
+  if (err) {
+    if (wt != &local)
+      fut__free(wt);
     return err;
-  fut__q_insert_tail(list, &wt.node);
+  }
+  fut__q_insert_tail(list, &wt->node);
   fut_writer_ref(&s->w);
-  err = fut_await(wt.f, NULL);
-  fut__q_remove(&wt.node);
-  fut_unref(wt.f);
+  err = fut_await(wt->f, NULL);
+  fut__q_remove(&wt->node);
+  fut_unref(wt->f);
   fut_writer_unref(&s->w);
+  if (wt != &local)
+    fut__free(wt);
   return err;
 }
 

@@ -85,9 +85,7 @@ int fut_cond_wait(fut_cond_t *c) {
     fut__waiter_release(&w);
     return err;
   }
-  fut__q_insert_tail(&c->waiters, &w.node);
-  int rc = fut_await(w.fut, NULL);
-  fut__q_remove(&w.node);
+  int rc = fut__waiter_await(&c->waiters, &w);
   fut__waiter_release(&w);
   /* Must re-acquire the lock, even when cancelled. */
   struct fut__task *t = fut__task_running();

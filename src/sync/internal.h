@@ -41,6 +41,12 @@ int fut__sync_check_loop(const fut_loop_t *bound, const char *what);
  * queued).  The caller ends with fut__waiter_release(w). */
 int fut__waiter_wait(struct fut__qnode *list, struct fut__waiter *w,
                      fut_loop_t *loop);
+/* fut__waiter_wait with w->fut already made (pending).  Returns the same
+ * codes. */
+int fut__waiter_await(struct fut__qnode *list, struct fut__waiter *w);
+/* True when the running task is a compact one (FUT_TASK_COMPACT): nothing
+ * on its stack may be linked where others reach it while it waits. */
+bool fut__sync_stack_private(void);
 /* True if w's future was given its wake-up (finished, not cancelled). */
 bool fut__waiter_woken(const struct fut__waiter *w);
 /* Drops w's future. */

@@ -213,23 +213,32 @@ static int check_nowait(const struct fut_queue *q, const char *what) {
  * been woken (its future finished) when the wait ended. */
 static int wait_in(struct fut_queue *q, fut_loop_t *loop,
                    struct fut__qnode *list, size_t *len, bool *woken) {
-  struct waiter w;
+  struct waiter local, *w = &local;
   *woken = false;
-  int err = fut_new(loop, &w.f);
-  if (err)
+  /* A compact task's stack is not addressable while it waits
+   * (FUT_TASK_COMPACT): its waiter goes on the heap. */
+  if (fut__sync_stack_private() && !(w = fut__malloc(sizeof *w)))
+    return fut__error(-ENOMEM, "out of memory for a waiter");
+  int err = fut_new(loop, &w->f);
+  if (err) {
+    if (w != &local)
+      fut__free(w);
     return err;
+  }
   q->loop = loop;
-  fut__q_insert_tail(list, &w.node);
+  fut__q_insert_tail(list, &w->node);
   (*len)++;
-  err = fut_await(w.f, NULL);
-  if (fut__q_linked(&w.node)) {
-    fut__q_remove(&w.node);
+  err = fut_await(w->f, NULL);
+  if (fut__q_linked(&w->node)) {
+    fut__q_remove(&w->node);
     (*len)--;
   }
-  *woken = fut_state(w.f) == FUT_FINISHED;
+  *woken = fut_state(w->f) == FUT_FINISHED;
   if (!*woken)
-    fut_cancel(w.f, NULL); /* still pending if the await itself failed */
-  fut_unref(w.f);
+    fut_cancel(w->f, NULL); /* still pending if the await itself failed */
+  fut_unref(w->f);
+  if (w != &local)
+    fut__free(w);
   return err;
 }
 

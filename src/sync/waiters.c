@@ -35,16 +35,35 @@ int fut__sync_check_loop(const fut_loop_t *bound, const char *what) {
   return 0;
 }
 
+bool fut__sync_stack_private(void) {
+  return fut_task_is_compact(fut_current_task(NULL));
+}
+
+int fut__waiter_await(struct fut__qnode *list, struct fut__waiter *w) {
+  fut__q_init(&w->node);
+  /* A compact task's stack is not addressable while it waits
+   * (FUT_TASK_COMPACT): the wakers walk a heap copy of the node. */
+  struct fut__waiter *h = w;
+  if (fut__sync_stack_private()) {
+    if (!(h = fut__malloc(sizeof *h)))
+      return fut__error(-ENOMEM, "out of memory for a waiter");
+    h->fut = w->fut;
+  }
+  fut__q_insert_tail(list, &h->node);
+  int err = fut_await(h->fut, NULL);
+  fut__q_remove(&h->node);
+  if (h != w)
+    fut__free(h);
+  return err;
+}
+
 int fut__waiter_wait(struct fut__qnode *list, struct fut__waiter *w,
                      fut_loop_t *loop) {
   fut__q_init(&w->node);
   int err = fut_new(loop, &w->fut);
   if (err)
     return err;
-  fut__q_insert_tail(list, &w->node);
-  err = fut_await(w->fut, NULL);
-  fut__q_remove(&w->node);
-  return err;
+  return fut__waiter_await(list, w);
 }
 
 bool fut__waiter_woken(const struct fut__waiter *w) {

@@ -48,6 +48,8 @@ static void wakeup(fut_t *f, void *arg);
 /* Scheduler -> task. */
 static void switch_in(struct fut__task *t) {
   struct sched *s = &sched;
+  if (t->cmp) /* its frames onto its run stack (compact.c) */
+    fut__compact_enter(t);
   s->current = t;
   t->state = FUT__T_RUNNING;
 #if defined(FUT__TSAN)
@@ -68,11 +70,16 @@ static void switch_in(struct fut__task *t) {
    * own has its canary checked (a few loads, see stack.c). */
   if (t->stack.canary && !fut__stack_canary_ok(&t->stack))
     fut__stack_canary_hit(&t->stack, t->name);
+  if (t->cmp)
+    fut__compact_leave(t);
 }
 
 /* Task -> scheduler; returns when the task is resumed.  `final` when the
- * task will never run again (its fake stack can go). */
-static void switch_out(struct fut__task *t, bool final) {
+ * task will never run again (its fake stack can go).  noinline: a compact
+ * task's reservation (fut__compact_reserve) measures its distance to the
+ * switch, the same from every caller. */
+__attribute__((noinline)) static void switch_out(struct fut__task *t,
+                                                 bool final) {
   struct sched *s = &sched;
 #if defined(FUT__TSAN)
   __tsan_switch_to_fiber(s->tsan_fiber, 0);
@@ -100,12 +107,19 @@ static void task_entry(void *p) {
   FUT__ASSERT(!"a finished task was resumed");
 }
 
+void fut__task_make_ctx(struct fut__task *t) {
+  fut__ctx_make(&t->ctx, fut__stack_lo(&t->stack), t->stack.size, task_entry,
+                t);
+}
+
 void fut__task_init_ctx(struct fut__task *t) {
 #if defined(FUT__TSAN)
   t->tsan_fiber = __tsan_create_fiber(0);
 #endif
-  fut__ctx_make(&t->ctx, fut__stack_lo(&t->stack), t->stack.size, task_entry,
-                t);
+  /* A compact task on a shared run stack gets its context at its first
+   * run: the stack holds another task's frames until then. */
+  if (fut__compact_ctx_at_create(t))
+    fut__task_make_ctx(t);
 }
 
 /* ---- the running task ---------------------------------------------------- */
@@ -148,7 +162,9 @@ struct fut__task *fut__task_running(void) {
  * run reference.  On the scheduler stack. */
 static void finish(struct fut__task *t) {
   fut_t *f = &t->x.fut;
-  if (t->abandoned)
+  if (t->cmp)
+    fut__compact_free(t->ts, t, t->abandoned);
+  else if (t->abandoned)
     fut__stack_discard(&t->ts->cache, &t->stack);
   else
     fut__stack_put(&t->ts->cache, &t->stack);
@@ -286,7 +302,10 @@ static void wakeup(fut_t *f, void *arg) {
 static int wait_on(struct fut__task *t, fut_t *f) {
   if (t->closing_wake || t->ts->closing)
     return -ECANCELED;
-  int err = fut__add_done_callback(f, wakeup, t);
+  int err = t->cmp ? fut__compact_reserve(t, "fut_await") : 0;
+  if (err)
+    return err;
+  err = fut__add_done_callback(f, wakeup, t);
   if (err)
     return err;
   t->waiter = fut_ref(f);
@@ -348,7 +367,10 @@ int fut_yield(void) {
     return FUT_E_NOT_IN_TASK;
   if (t->closing_wake || t->ts->closing)
     return -ECANCELED;
-  int err = fut__ring_push(&t->x.fut.loop->ready, fut__task_step, t);
+  int err = t->cmp ? fut__compact_reserve(t, "fut_yield") : 0;
+  if (err)
+    return err;
+  err = fut__ring_push(&t->x.fut.loop->ready, fut__task_step, t);
   if (err)
     return err;
   t->state = FUT__T_SUSPENDED;

@@ -49,6 +49,7 @@ struct fut__task {
   bool abandoned;             /* ended without returning: frames dropped */
   bool in_cancel;             /* the cancel is cancelling the waiter */
   uint8_t rkind;              /* FUT__V_*: staged result for a 0 return */
+  bool compact;               /* created with FUT_TASK_COMPACT */
   union fut__value res;       /* staged by fut_task_return_* */
   void *sync_ctx;             /* the sync layer's context variables (opaque
                                  here): given by fut__task_hooks->inherit at
@@ -56,6 +57,7 @@ struct fut__task {
   void *sync_group;           /* the sync layer's error group raised last
                                  by a TaskGroup exit in this task, or NULL;
                                  released at destruction */
+  struct fut__compact *cmp;   /* compact mode (compact.c), else NULL */
 #if defined(FUT__ASAN)
   void *asan_fake; /* ASan fake stack while switched away */
 #endif
@@ -71,6 +73,7 @@ struct fut__task_state {
   uint64_t next_id;              /* for default names Task-<n> */
   bool closing;                  /* fut_loop_close is finishing tasks */
   struct fut__stack_cache cache; /* stacks of finished tasks */
+  struct fut__run_stacks *run;   /* compact tasks' run stacks, or NULL */
 };
 
 static inline struct fut__task *fut__task_of(const fut_t *f) {
@@ -113,5 +116,7 @@ struct fut__task *fut__task_current(const char *what);
  * returning -ECANCELED at once, so it cleans up and returns; it leaves
  * ts->tasks. */
 void fut__task_close(struct fut__task *t);
+
+#include "task/compact.h"
 
 #endif

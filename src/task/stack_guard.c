@@ -1,7 +1,8 @@
 /* Stack overflow reports: the SIGSEGV handler that turns a hit of a guard
  * region (a stack's own, or its arena's) into a message naming the task,
- * and the report of a canary found overwritten at a switch-out (stacks
- * without a guard of their own, see stack.c). */
+ * the report of a canary found overwritten at a switch-out (stacks
+ * without a guard of their own, see stack.c), and in debug mode an access
+ * to the protected stack of a suspended compact task (compact.c). */
 #include "task/internal.h"
 
 #include <signal.h>
@@ -84,6 +85,29 @@ static void on_segv(int sig, siginfo_t *si, void *uctx) {
     ssize_t w = write(STDERR_FILENO, buf, n);
     (void)w;
     /* Die of the SIGSEGV itself, the default way (core dump included). */
+    signal(SIGSEGV, SIG_DFL);
+    return;
+  }
+  if (fut__compact_fault(si->si_addr, &name, &id)) {
+    /* Debug mode: the protected stack of a suspended compact task. */
+    char buf[512], num[24];
+    size_t n = put(buf, 0, sizeof buf, "libfuture: compact task '");
+    if (!name) { /* the default name, formatted here: no malloc */
+      n = put(buf, n, sizeof buf, "Task-");
+      num[fmt_u(num, id, 10)] = '\0';
+      name = num;
+    }
+    n = put(buf, n, sizeof buf, name);
+    n = put(buf, n, sizeof buf,
+            "' is suspended, and its stack was accessed at 0x");
+    num[fmt_u(num, (uintptr_t)si->si_addr, 16)] = '\0';
+    n = put(buf, n, sizeof buf, num);
+    n = put(buf, n, sizeof buf,
+            ": an address of its stack was used while it was away (compact "
+            "tasks must not hand out addresses of their stack; see "
+            "FUT_TASK_COMPACT)\n");
+    ssize_t w = write(STDERR_FILENO, buf, n);
+    (void)w;
     signal(SIGSEGV, SIG_DFL);
     return;
   }

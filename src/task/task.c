@@ -74,6 +74,7 @@ static void task_close(fut_loop_t *loop, void *state) {
   struct fut__qnode *n;
   while ((n = fut__q_first(&ts->tasks)))
     fut__task_close(fut__q_data(n, struct fut__task, node));
+  fut__compact_close(ts);
   fut__stack_cache_clear(&ts->cache);
   fut__free(ts);
 }
@@ -84,6 +85,7 @@ void fut_task_opts_init(fut_task_opts_t *opts) {
   if (opts) {
     opts->stack_size = FUT_TASK_DEFAULT_STACK;
     opts->name = NULL;
+    opts->flags = 0;
   }
 }
 
@@ -124,7 +126,7 @@ static const struct fut__ops task_ops = {
  * error in *err. */
 static struct fut__task *new_task(struct fut__task_state *ts,
                                   const fut_task_opts_t *opts, size_t size,
-                                  int *err) {
+                                  bool debug, int *err) {
   struct fut__task *t = fut__calloc(1, sizeof *t);
   if (!t) {
     *err = fut__error(-ENOMEM, "fut_create_task: out of memory");
@@ -137,7 +139,9 @@ static struct fut__task *new_task(struct fut__task_state *ts,
     *err = fut__error(-ENOMEM, "fut_create_task: out of memory");
     return NULL;
   }
-  if ((*err = fut__stack_get(&ts->cache, size, &t->stack))) {
+  if ((*err = opts && (opts->flags & FUT_TASK_COMPACT)
+                  ? fut__compact_init(ts, t, size, debug)
+                  : fut__stack_get(&ts->cache, size, &t->stack))) {
     fut__free(t->name);
     fut__free(t);
     return NULL;
@@ -164,19 +168,25 @@ int fut_create_task(fut_loop_t *loop, fut_task_fn fn, void *arg,
                       "fut_create_task: stack size %zu is out of "
                       "range [%u, 4 GiB]",
                       want, FUT_TASK_MIN_STACK);
+  if (opts && (opts->flags & ~FUT_TASK_COMPACT))
+    return fut__error(-EINVAL, "fut_create_task: unknown flags 0x%x",
+                      opts->flags & ~FUT_TASK_COMPACT);
   struct fut__task_state *ts = get_state(loop);
   if (!ts)
     return fut__error(-ENOMEM, "fut_create_task: out of memory");
   fut__stack_guard_setup();
   if (ts->closing)
     return fut__error(FUT_E_CLOSED, "fut_create_task: the loop is closing");
-  struct fut__task *t = new_task(ts, opts, size, &err);
+  struct fut__task *t = new_task(ts, opts, size, loop->debug, &err);
   if (!t)
     return err;
   /* Reserve the first step's queue slot before the future exists, so no
    * failure can follow its creation. */
   if ((err = fut__ring_push(&loop->ready, fut__task_step, t))) {
-    fut__stack_put(&ts->cache, &t->stack);
+    if (t->cmp)
+      fut__compact_free(ts, t, false);
+    else
+      fut__stack_put(&ts->cache, &t->stack);
     fut__free(t->name);
     fut__free(t);
     return err;
@@ -189,6 +199,7 @@ int fut_create_task(fut_loop_t *loop, fut_task_fn fn, void *arg,
   t->ts = ts;
   t->fn = fn;
   t->arg = arg;
+  t->compact = t->cmp != NULL;
   t->state = FUT__T_CREATED;
   if (fut__task_hooks &&
       (t->sync_ctx = fut__task_hooks->inherit(fut__task_running())))
@@ -234,6 +245,10 @@ int fut_task_set_name(fut_t *f, const char *name) {
 
 size_t fut_task_stack_size(const fut_t *f) {
   return fut_is_task(f) ? fut__task_of(f)->stack.size : 0;
+}
+
+bool fut_task_is_compact(const fut_t *f) {
+  return fut_is_task(f) && fut__task_of(f)->compact;
 }
 
 size_t fut_all_tasks(fut_loop_t *loop, fut_t **out, size_t cap) {
