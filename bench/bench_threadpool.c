@@ -7,7 +7,8 @@
  * uv_queue_work run alternately with ours (so machine noise hits both) and
  * the line gives the ratio.  libuv runs 4 threads by default; our pool is
  * given 4 workers too (W=<n> in the environment changes ours).  Argument
- * "t": S7 once, for profilers ("t<k>": k times).
+ * "t": S7 once, for profilers ("t<k>": k times); a number instead: the
+ * scale factor of both sizes (bench/run --scales).
  * Last, the idle cost: the process's CPU time over 500 ms in which the
  * pool and the loop have nothing to do, right after the bursts (workers
  * and the loop spin only briefly before sleeping: this must stay near 0). */
@@ -27,8 +28,11 @@
 #define NJOBS 200000
 #define NROUND 20000
 /* BENCH_QUICK: a tenth of each. */
-#define NJOBS_RUN (bench_quick() ? NJOBS / 10 : NJOBS)
-#define NROUND_RUN (bench_quick() ? NROUND / 10 : NROUND)
+/* Sizes after the scale factor (argv[1], bench/run --scales) and
+ * BENCH_QUICK's tenth. */
+static long njobs_run = NJOBS, nround_run = NROUND;
+#define NJOBS_RUN njobs_run
+#define NROUND_RUN nround_run
 #define WORKERS 4
 
 static fut_loop_t *loop;
@@ -127,11 +131,23 @@ static uint64_t uv_round_trip(long n) {
 
 int main(int argc, char **argv) {
   const char *w = getenv("W");
+  /* A number first: the scale factor (1 = 200k jobs, 20k round trips). */
+  double scale = argc > 1 && argv[1][0] != 't' ? atof(argv[1]) : 1.0;
+  if (bench_quick())
+    scale /= 10;
+  if (scale <= 0)
+    scale = 1.0;
+  njobs_run = (long)(NJOBS * scale);
+  nround_run = (long)(NROUND * scale);
+  if (njobs_run < 100)
+    njobs_run = 100;
+  if (nround_run < 100)
+    nround_run = 100;
   BENCH_CHECK(fut_loop_new(&loop) == 0);
   BENCH_CHECK(fut_thread_pool_new(w ? (size_t)atoi(w) : WORKERS, &pool) == 0);
 #ifdef FUT_BENCH_HAVE_LIBUV
   uvl = uv_default_loop();
-  reqs = calloc(NJOBS, sizeof *reqs);
+  reqs = calloc((size_t)njobs_run, sizeof *reqs);
   BENCH_CHECK(reqs != NULL);
   uv_round_trip(100); /* start libuv's threads */
 #endif
