@@ -48,7 +48,7 @@ static void wakeup(fut_t *f, void *arg);
 /* Scheduler -> task. */
 static void switch_in(struct fut__task *t) {
   struct sched *s = &sched;
-  if (t->cmp) /* its frames onto its run stack (compact.c) */
+  if (FUT__UNLIKELY(t->cmp != NULL)) /* its frames onto its run stack */
     fut__compact_enter(t);
   s->current = t;
   t->state = FUT__T_RUNNING;
@@ -70,16 +70,13 @@ static void switch_in(struct fut__task *t) {
    * own has its canary checked (a few loads, see stack.c). */
   if (t->stack.canary && !fut__stack_canary_ok(&t->stack))
     fut__stack_canary_hit(&t->stack, t->name);
-  if (t->cmp)
+  if (FUT__UNLIKELY(t->cmp != NULL))
     fut__compact_leave(t);
 }
 
 /* Task -> scheduler; returns when the task is resumed.  `final` when the
- * task will never run again (its fake stack can go).  noinline: a compact
- * task's reservation (fut__compact_reserve) measures its distance to the
- * switch, the same from every caller. */
-__attribute__((noinline)) static void switch_out(struct fut__task *t,
-                                                 bool final) {
+ * task will never run again (its fake stack can go). */
+static inline void switch_out_body(struct fut__task *t, bool final) {
   struct sched *s = &sched;
 #if defined(FUT__TSAN)
   __tsan_switch_to_fiber(s->tsan_fiber, 0);
@@ -94,6 +91,22 @@ __attribute__((noinline)) static void switch_out(struct fut__task *t,
 #if defined(FUT__ASAN)
   __sanitizer_finish_switch_fiber(t->asan_fake, NULL, NULL);
 #endif
+}
+
+/* A compact task's switch: noinline, because its reservation
+ * (fut__compact_reserve) measures its distance to the switch, which must
+ * be the same from every caller. */
+__attribute__((noinline)) static void switch_out_compact(struct fut__task *t,
+                                                         bool final) {
+  switch_out_body(t, final);
+}
+
+/* Other tasks switch inline: no call on the hot path. */
+static inline void switch_out(struct fut__task *t, bool final) {
+  if (FUT__UNLIKELY(t->cmp != NULL))
+    switch_out_compact(t, final);
+  else
+    switch_out_body(t, final);
 }
 
 static void task_entry(void *p) {
@@ -302,7 +315,8 @@ static void wakeup(fut_t *f, void *arg) {
 static int wait_on(struct fut__task *t, fut_t *f) {
   if (t->closing_wake || t->ts->closing)
     return -ECANCELED;
-  int err = t->cmp ? fut__compact_reserve(t, "fut_await") : 0;
+  int err =
+      FUT__UNLIKELY(t->cmp != NULL) ? fut__compact_reserve(t, "fut_await") : 0;
   if (err)
     return err;
   err = fut__add_done_callback(f, wakeup, t);
@@ -367,7 +381,8 @@ int fut_yield(void) {
     return FUT_E_NOT_IN_TASK;
   if (t->closing_wake || t->ts->closing)
     return -ECANCELED;
-  int err = t->cmp ? fut__compact_reserve(t, "fut_yield") : 0;
+  int err =
+      FUT__UNLIKELY(t->cmp != NULL) ? fut__compact_reserve(t, "fut_yield") : 0;
   if (err)
     return err;
   err = fut__ring_push(&t->x.fut.loop->ready, fut__task_step, t);

@@ -59,6 +59,18 @@ static size_t put(char *buf, size_t len, size_t cap, const char *s) {
   return len;
 }
 
+/* A task's name; NULL is the default, "Task-<id>", formatted here (the
+ * handler cannot allocate). */
+static size_t put_name(char *buf, size_t len, size_t cap, const char *name,
+                       uint64_t id) {
+  if (name)
+    return put(buf, len, cap, name);
+  char num[24];
+  num[fmt_u(num, id, 10)] = '\0';
+  len = put(buf, len, cap, "Task-");
+  return put(buf, len, cap, num);
+}
+
 /* Runs on the alternate stack: the task's own stack is exhausted. */
 static void on_segv(int sig, siginfo_t *si, void *uctx) {
   const char *name;
@@ -67,12 +79,7 @@ static void on_segv(int sig, siginfo_t *si, void *uctx) {
   if (fut__task_guard_hit(si->si_addr, &name, &id, &size)) {
     char buf[512], num[24];
     size_t n = put(buf, 0, sizeof buf, "libfuture: stack overflow in task '");
-    if (!name) { /* the default name, formatted here: no malloc */
-      n = put(buf, n, sizeof buf, "Task-");
-      num[fmt_u(num, id, 10)] = '\0';
-      name = num;
-    }
-    n = put(buf, n, sizeof buf, name);
+    n = put_name(buf, n, sizeof buf, name, id);
     n = put(buf, n, sizeof buf, "': its stack of ");
     num[fmt_u(num, size, 10)] = '\0';
     n = put(buf, n, sizeof buf, num);
@@ -92,12 +99,7 @@ static void on_segv(int sig, siginfo_t *si, void *uctx) {
     /* Debug mode: the protected stack of a suspended compact task. */
     char buf[512], num[24];
     size_t n = put(buf, 0, sizeof buf, "libfuture: compact task '");
-    if (!name) { /* the default name, formatted here: no malloc */
-      n = put(buf, n, sizeof buf, "Task-");
-      num[fmt_u(num, id, 10)] = '\0';
-      name = num;
-    }
-    n = put(buf, n, sizeof buf, name);
+    n = put_name(buf, n, sizeof buf, name, id);
     n = put(buf, n, sizeof buf,
             "' is suspended, and its stack was accessed at 0x");
     num[fmt_u(num, (uintptr_t)si->si_addr, 16)] = '\0';
