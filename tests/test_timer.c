@@ -12,7 +12,7 @@
 
 struct stamp {
   fut_loop_t *loop;
-  uint64_t fired;  /* loop time when the callback ran, 0 before */
+  uint64_t fired; /* loop time when the callback ran, 0 before */
   int count;
 };
 
@@ -22,7 +22,9 @@ static void stamp_cb(void *arg) {
   s->count++;
 }
 
-static bool stamp_fired(void *arg) { return ((struct stamp *)arg)->count; }
+static bool stamp_fired(void *arg) {
+  return ((struct stamp *)arg)->count;
+}
 
 static void test_timer_call_later_never_early(void **state) {
   fut_loop_t *loop = *state;
@@ -32,8 +34,7 @@ static void test_timer_call_later_never_early(void **state) {
     struct stamp s = {loop, 0, 0};
     uint64_t t0 = fut_loop_time(loop);
     fut_handle_t *h;
-    assert_int_equal(fut_loop_call_later(loop, delays[i], stamp_cb, &s, &h),
-                     0);
+    assert_int_equal(fut_loop_call_later(loop, delays[i], stamp_cb, &s, &h), 0);
     uint64_t when = fut_handle_when(h);
     assert_true(when >= t0 + delays[i]);
     assert_true(fx_run_until(loop, stamp_fired, &s, FUT_SEC(5)));
@@ -66,8 +67,7 @@ static void test_timer_bad_args(void **state) {
   fut_loop_t *loop = *state;
   assert_int_equal(fut_loop_call_later(loop, 1, NULL, NULL, NULL), -EINVAL);
   assert_int_equal(fut_loop_call_at(loop, 1, NULL, NULL, NULL), -EINVAL);
-  assert_int_equal(fut_loop_call_at(NULL, 1, fx_count_cb, NULL, NULL),
-                   -EINVAL);
+  assert_int_equal(fut_loop_call_at(NULL, 1, fx_count_cb, NULL, NULL), -EINVAL);
   fut_loop_stats_t st;
   fut_loop_stats(loop, &st);
   assert_int_equal(st.pending_timers, 0);
@@ -80,11 +80,11 @@ static void test_timer_deadline_order(void **state) {
   fx_logent_t ents[6];
   for (int i = 0; i < 6; i++) {
     ents[i] = (fx_logent_t){&log, ms[i]};
-    assert_int_equal(fut_loop_call_later(loop, FUT_MS(ms[i]), fx_log_cb,
-                                         &ents[i], NULL), 0);
+    assert_int_equal(
+        fut_loop_call_later(loop, FUT_MS(ms[i]), fx_log_cb, &ents[i], NULL), 0);
   }
-  assert_int_equal(fut_loop_call_later(loop, FUT_MS(40), fx_stop_cb, loop,
-                                       NULL), 0);
+  assert_int_equal(
+      fut_loop_call_later(loop, FUT_MS(40), fx_stop_cb, loop, NULL), 0);
   assert_int_equal(fut_loop_run_forever(loop), 0);
   assert_int_equal(log.n, 6);
   static const int want[] = {0, 5, 10, 20, 25, 30};
@@ -103,8 +103,7 @@ static void test_timer_fifo_equal_deadlines(void **state) {
     assert_int_equal(fut_loop_call_at(loop, when, fx_log_cb, &ents[i], NULL),
                      0);
   }
-  assert_int_equal(fut_loop_call_at(loop, when + 1, fx_stop_cb, loop, NULL),
-                   0);
+  assert_int_equal(fut_loop_call_at(loop, when + 1, fx_stop_cb, loop, NULL), 0);
   assert_int_equal(fut_loop_run_forever(loop), 0);
   assert_int_equal(log.n, 300);
   for (int i = 0; i < 300; i++)
@@ -136,8 +135,8 @@ static void test_timer_random_heap_order(void **state) {
   for (int i = 0; i < N; i++) {
     rts[i] = (struct rt){&log, i, base + (uint64_t)(rand() % 500)};
     cancelled[i] = false;
-    assert_int_equal(fut_loop_call_at(loop, rts[i].when, rt_cb, &rts[i],
-                                      &hs[i]), 0);
+    assert_int_equal(
+        fut_loop_call_at(loop, rts[i].when, rt_cb, &rts[i], &hs[i]), 0);
     /* Cancel some, interleaved with insertions. */
     if (i > 0 && rand() % 3 == 0) {
       int j = rand() % i;
@@ -181,8 +180,8 @@ static void test_timer_cancel_never_fires(void **state) {
   assert_int_equal(st.pending_timers, 0);
   assert_int_equal(st.live_handles, 1);
   int stop = 0;
-  assert_int_equal(fut_loop_call_later(loop, FUT_MS(20), fx_count_cb, &stop,
-                                       NULL), 0);
+  assert_int_equal(
+      fut_loop_call_later(loop, FUT_MS(20), fx_count_cb, &stop, NULL), 0);
   assert_true(fx_run_until_flag(loop, &stop));
   fut_handle_unref(h);
 }
@@ -222,16 +221,18 @@ static void test_timer_cancel_after_fire_noop(void **state) {
   fut_handle_unref(h);
 }
 
-static void stop_reader(void *loop) { fut_loop_stop(loop); }
+static void stop_reader(void *loop) {
+  fut_loop_stop(loop);
+}
 
 static void test_timer_huge_delay_clamps(void **state) {
   fut_loop_t *loop = *state;
   fut_handle_t *h1, *h2;
-  assert_int_equal(fut_loop_call_later(loop, UINT64_MAX, fx_fail_cb, NULL,
-                                       &h1), 0);
+  assert_int_equal(fut_loop_call_later(loop, UINT64_MAX, fx_fail_cb, NULL, &h1),
+                   0);
   assert_true(fut_handle_when(h1) == UINT64_MAX);
-  assert_int_equal(fut_loop_call_later(loop, UINT64_MAX - 5, fx_fail_cb, NULL,
-                                       &h2), 0);
+  assert_int_equal(
+      fut_loop_call_later(loop, UINT64_MAX - 5, fx_fail_cb, NULL, &h2), 0);
   assert_true(fut_handle_when(h2) == UINT64_MAX);
   uint64_t t = fut_loop_backend_timeout(loop);
   assert_true(t > FUT_SEC(1000000));
@@ -280,8 +281,7 @@ struct nested_timer {
 };
 static void schedule_due_timer(void *arg) {
   struct nested_timer *n = arg;
-  assert_int_equal(fut_loop_call_at(n->loop, 1, fx_count_cb, &n->ran, NULL),
-                   0);
+  assert_int_equal(fut_loop_call_at(n->loop, 1, fx_count_cb, &n->ran, NULL), 0);
 }
 
 static void test_timer_scheduled_in_drain_runs_next_iteration(void **state) {
@@ -332,8 +332,8 @@ static void test_timer_poll_interrupted_by_signals(void **state) {
   uint64_t t0 = fut_loop_time(loop);
   assert_int_equal(fut_loop_call_later(loop, FUT_MS(60), stamp_cb, &s, NULL),
                    0);
-  assert_int_equal(fut_loop_call_later(loop, FUT_MS(61), fx_stop_cb, loop,
-                                       NULL), 0);
+  assert_int_equal(
+      fut_loop_call_later(loop, FUT_MS(61), fx_stop_cb, loop, NULL), 0);
   assert_int_equal(setitimer(ITIMER_REAL, &it, NULL), 0);
   int err = fut_loop_run_forever(loop);
   setitimer(ITIMER_REAL, &off, NULL);
@@ -371,8 +371,7 @@ static void test_timer_wheel_out_of_memory_fails_run(void **state) {
    * grow. */
   for (int i = 0; i < OOM_TIMERS; i++)
     assert_int_equal(fut_loop_call_at(loop, when, oom_timer_cb, &o, NULL), 0);
-  assert_int_equal(fut_loop_call_at(loop, when + 1, fx_stop_cb, loop, NULL),
-                   0);
+  assert_int_equal(fut_loop_call_at(loop, when + 1, fx_stop_cb, loop, NULL), 0);
   while (fut_loop_time(loop) < when + FUT_MS(2))
     ; /* the slot is due */
   fut__alloc_fail_after(1, true);
@@ -511,7 +510,7 @@ static void test_timer_mock_clock_hours_pass_instantly(void **state) {
   assert_int_equal(fut_loop_time(loop), FUT_SEC(1000));
   struct mock_fire log = {.n = 0};
   static const uint64_t delays[] = {FUT_SEC(3600), FUT_SEC(600), FUT_SEC(1),
-                                    FUT_MS(1), FUT_MS(1), FUT_SEC(600)};
+                                    FUT_MS(1),     FUT_MS(1),    FUT_SEC(600)};
   struct mock_timer ts[6];
   fut_handle_t *cancel_me = NULL;
   for (int i = 0; i < 6; i++) {
@@ -551,7 +550,9 @@ struct run_fire {
 };
 static struct run_fire rf;
 
-static void run_fire_cb(void *arg) { rf.order[rf.n++] = (int)(intptr_t)arg; }
+static void run_fire_cb(void *arg) {
+  rf.order[rf.n++] = (int)(intptr_t)arg;
+}
 
 static void test_timer_cancel_in_run_leaves_tombstone(void **state) {
   fut_loop_t *loop = *state;
@@ -617,6 +618,46 @@ static void test_timer_cancel_in_run_leaves_tombstone(void **state) {
   free(hs);
 }
 
+/* Bug (fuzz_api, CI): a wheel slot whose timers were all cancelled handle
+ * timers (unlinked from the slot at cancel) still had its bit set; its
+ * flush, with an empty run that had no buffer yet, did pointer arithmetic
+ * on NULL (UBSan: "applying zero offset to null pointer").  The slot must
+ * flush to nothing, and a later timer still fire. */
+static void
+test_timer_wheel_slot_of_cancelled_handles_flushes_empty(void **state) {
+  fut_loop_t *loop = *state;
+  uint64_t slot = FUT_SEC(2000) >> FUT__SLOT_SHIFT;
+  mock_now = slot << FUT__SLOT_SHIFT;
+  assert_int_equal(fut__loop_set_clock(loop, mock_clock, NULL), 0);
+  struct fut__timers *t = &loop->timers;
+  assert_null(t->run); /* a fresh loop: no run buffer */
+  memset(&rf, 0, sizeof rf);
+  /* Two handle timers 20 ms ahead (the wheel), both cancelled. */
+  fut_handle_t *h[2];
+  for (int i = 0; i < 2; i++)
+    assert_int_equal(fut_loop_call_later(loop, FUT_MS(20), run_fire_cb,
+                                         (void *)(intptr_t)i, &h[i]),
+                     0);
+  for (int i = 0; i < 2; i++) {
+    fut_handle_cancel(h[i]);
+    fut_handle_unref(h[i]);
+  }
+  /* One plain timer later still, then time passes the cancelled slot. */
+  assert_int_equal(fut_loop_call_later(loop, FUT_MS(40), run_fire_cb,
+                                       (void *)(intptr_t)7, NULL),
+                   0);
+  for (int k = 0; k < 60 && rf.n == 0; k++) {
+    mock_now += FUT_MS(1);
+    assert_int_equal(fut_loop_run_once(loop, 0), 0);
+  }
+  assert_int_equal(rf.n, 1);
+  assert_int_equal(rf.order[0], 7);
+  fut_loop_stats_t st;
+  fut_loop_stats(loop, &st);
+  assert_int_equal(st.pending_timers, 0);
+  assert_int_equal(st.live_handles, 0);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       FX_LOOP_TEST(test_timer_call_later_never_early),
@@ -636,6 +677,7 @@ int main(void) {
       FX_LOOP_TEST(test_timer_wheel_out_of_memory_fails_run),
       FX_LOOP_TEST(test_timer_handle_bytes_bound),
       FX_LOOP_TEST(test_timer_cancel_in_run_leaves_tombstone),
+      FX_LOOP_TEST(test_timer_wheel_slot_of_cancelled_handles_flushes_empty),
       FX_LOOP_TEST(test_timer_mock_clock_hours_pass_instantly),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -393,6 +393,17 @@ static int wheel_flush(fut_loop_t *loop, uint32_t b) {
     n += c->len;
   uint32_t nb = n; /* bare entries, then the handle list */
   n += hb->len;
+  if (n == 0) { /* every handle in it was cancelled (unlinked): nothing to
+                   move, and the run may have no buffer at all */
+    struct fut__tchunk *c;
+    while ((c = t->wheel[b]) != NULL) {
+      t->wheel[b] = c->next;
+      chunk_release(t, c);
+    }
+    hbucket_trim(t, hb, 0);
+    bucket_unmark(t, b);
+    return 0;
+  }
   int err = run_reserve(t, n);
   if (err)
     return err;
