@@ -16,6 +16,7 @@
 
 #include <cmocka.h>
 
+#include "child_output.h"
 #include "task_helpers.h"
 
 #include <errno.h>
@@ -155,15 +156,8 @@ static void overflow_in_child(int before, int limit, int sig, bool named) {
   }
   close(fds[1]);
   char out[4096];
-  size_t len = 0;
-  ssize_t r;
-  while (len < sizeof out - 1 &&
-         (r = read(fds[0], out + len, sizeof out - 1 - len)) > 0)
-    len += (size_t)r;
-  out[len] = '\0';
-  close(fds[0]);
-  int status;
-  assert_int_equal(waitpid(pid, &status, 0), pid);
+  int status = child_output(pid, fds[0], out, sizeof out);
+  assert_int_not_equal(status, -1);
   printf("[ CHILD    ] status %#x: %s", status, out);
   assert_true(WIFSIGNALED(status));
   assert_int_equal(WTERMSIG(status), sig);
