@@ -49,7 +49,7 @@ fut_handle_t *fut__handle_new(fut_loop_t *loop, fut_cb cb, void *arg,
 void fut_handle_ref(fut_handle_t *h) {
   if (!h || FUT__FOREIGN(fut__handle_loop(h), "fut_handle_ref"))
     return;
-  /* 2^25 - 1 references is a leak, not a use: stop before the count
+  /* 2^24 - 1 references is a leak, not a use: stop before the count
    * wraps and frees a handle still held. */
   if (FUT__UNLIKELY(h->refs == FUT__HANDLE_REFS_MAX)) {
     fprintf(stderr,
