@@ -85,6 +85,15 @@ void *fut__chunk_alloc(size_t n) {
   return (void *)start;
 }
 
+void *fut__chunk_alloc_huge(size_t n) {
+  void *p = fut__chunk_alloc(n);
+  /* Advice only: without transparent huge pages (or with them off) the
+   * region faults in 4 KiB pages as any other. */
+  if (p)
+    (void)madvise(p, n, MADV_HUGEPAGE);
+  return p;
+}
+
 void fut__chunk_free(void *p, size_t n) {
   if (p)
     munmap(p, n);

@@ -14,10 +14,27 @@ void fut__slab_init(struct fut__slab *s, size_t obj_size) {
   s->div_magic = ((UINT64_C(1) << 32) + s->obj_size - 1) / s->obj_size;
 }
 
+/* 64 KiB for a chunk: its own mapping while the slab is small, else the
+ * next part of a huge-page region. */
+static void *chunk_memory(struct fut__slab *s) {
+  if (s->nchunks < FUT__SLAB_SMALL)
+    return fut__chunk_alloc(FUT__SLAB_CHUNK);
+  if (s->region_left == 0) {
+    if (!(s->region = fut__chunk_alloc_huge(FUT__SLAB_REGION)))
+      return NULL;
+    s->region_left = FUT__SLAB_REGION;
+  }
+  void *p = s->region;
+  s->region += FUT__SLAB_CHUNK;
+  s->region_left -= FUT__SLAB_CHUNK;
+  return p;
+}
+
 static struct fut__slab_chunk *new_chunk(struct fut__slab *s) {
-  struct fut__slab_chunk *c = fut__chunk_alloc(FUT__SLAB_CHUNK);
+  struct fut__slab_chunk *c = chunk_memory(s);
   if (!c)
     return NULL;
+  s->nchunks++;
   uint32_t words = (s->per_chunk + 63) / 64;
   size_t hdr = sizeof *c + sizeof(uint64_t) * words;
   c->objs = (char *)c + ((hdr + 63) & ~(size_t)63);
@@ -74,5 +91,10 @@ void fut__slab_destroy(struct fut__slab *s) {
     fut__chunk_free(c, FUT__SLAB_CHUNK);
     c = next;
   }
+  if (s->region_left) /* the region's part never carved */
+    fut__chunk_free(s->region, s->region_left);
+  s->region = NULL;
+  s->region_left = 0;
+  s->nchunks = 0;
   s->all = s->cur = s->avail = NULL;
 }

@@ -103,12 +103,15 @@ struct fut__hchunk {
   uint32_t seq[FUT__HCHUNK_ENTS];
 };
 
-/* A wheel bucket's timers with a handle: a dense list, so cancelling
- * unlinks in O(1) (the last entry fills the hole; handles know their
- * index). */
+/* A wheel bucket's timers with a handle: a dense list [head, len), so
+ * cancelling unlinks in O(1): the oldest entry (a timer cancelled in the
+ * order it was started, the common case) leaves by moving head, touching
+ * no other handle; any other by the last entry filling its hole (handles
+ * know their index, absolute from the list's start). */
 struct fut__hbucket {
   struct fut__hchunk **chunks; /* ceil(len / FUT__HCHUNK_ENTS) in use */
-  uint32_t len;                /* handles in the list */
+  uint32_t head;               /* entries before it were cancelled */
+  uint32_t len;                /* end of the list (head..len: handles) */
   uint32_t nchunks, cap;       /* chunks held, room in chunks[] */
 };
 
@@ -148,12 +151,16 @@ struct fut__timers {
   uint32_t nspare;  /* at most FUT__TSPARE_MAX: a burst's chunks go back */
   uint32_t nhspare; /* the same for handle-list chunks */
   struct fut__hchunk *hspare;
-  uint64_t cur_slot;  /* slots up to this are in near */
-  uint32_t total;     /* entries in all tiers */
-  uint32_t cancelled; /* cancelled handles still in a tier */
-  uint32_t zombies;   /* of those, handles only a tier holds:
-                         dead to the user, freed when shed */
-  uint32_t seq;       /* next sequence number */
+  struct fut__slab hslab; /* handle-list chunks come from here, and */
+  struct fut__slab tslab; /* bare timers' chunks from here: a burst of
+                             timers maps huge pages, not a fault per
+                             4 KiB of malloc'd chunks */
+  uint64_t cur_slot;      /* slots up to this are in near */
+  uint32_t total;         /* entries in all tiers */
+  uint32_t cancelled;     /* cancelled handles still in a tier */
+  uint32_t zombies;       /* of those, handles only a tier holds:
+                             dead to the user, freed when shed */
+  uint32_t seq;           /* next sequence number */
 };
 
 /* ---- ready queue (ready.c) --------------------------------------------- */
@@ -507,6 +514,14 @@ int fut__timer_push_cb(fut_loop_t *loop, uint64_t when, uint32_t slack,
                        fut_cb cb, void *arg);
 /* Schedules a timer handle (h->when set); the heap takes a reference. */
 int fut__timer_push(fut_loop_t *loop, fut_handle_t *h, uint32_t slack);
+/* call_later / call_at's fast path for a timer with a handle, the loop
+ * already checked usable with no context to capture: when `when` falls in
+ * a wheel slot whose handle list has room and the handle slab's current
+ * chunk has a free slot, makes the handle (the caller's and the wheel's
+ * references), files it, sets *hout and returns 0; otherwise does nothing
+ * and returns 1 (take the general path). */
+int fut__timer_start(fut_loop_t *loop, uint64_t when, uint32_t slack, fut_cb cb,
+                     void *arg, fut_handle_t **hout);
 /* Called when a timer still in the heap is cancelled. */
 void fut__timer_cancelled(fut_loop_t *loop, fut_handle_t *h);
 /* The earliest live deadline, UINT64_MAX when none. */

@@ -525,9 +525,10 @@ int fut__call_soon_nocapture(fut_loop_t *loop, fut_cb cb, void *arg,
 /* call_at and call_later: slack is how late the timer may fire
  * (fut__timer_slack of its delay); capture binds the running task's
  * context to the callback. */
-static int schedule(fut_loop_t *loop, uint64_t when, uint32_t slack, fut_cb cb,
-                    void *arg, fut_handle_t **hout, bool capture,
-                    const char *what) {
+__attribute__((noinline)) static int schedule(fut_loop_t *loop, uint64_t when,
+                                              uint32_t slack, fut_cb cb,
+                                              void *arg, fut_handle_t **hout,
+                                              bool capture, const char *what) {
   if (hout)
     *hout = NULL; /* the out rule of errors.h */
   if (FUT__UNLIKELY(!loop || !cb))
@@ -557,20 +558,37 @@ static int schedule(fut_loop_t *loop, uint64_t when, uint32_t slack, fut_cb cb,
   return 0;
 }
 
-static int call_at(fut_loop_t *loop, uint64_t when, fut_cb cb, void *arg,
-                   fut_handle_t **hout, bool capture) {
+/* The fast path applies (fut__timer_start): a handle asked for, a usable
+ * loop in the common state (not closed, not debug, no context in use: the
+ * one byte loop->checked) and not inherited across a fork. */
+static inline bool timer_fast(const fut_loop_t *loop, fut_cb cb,
+                              fut_handle_t **hout) {
+  return hout && loop && cb && !loop->checked &&
+         loop->fork_gen == fut__fork_generation();
+}
+
+static inline int call_at(fut_loop_t *loop, uint64_t when, fut_cb cb, void *arg,
+                          fut_handle_t **hout, bool capture) {
   uint64_t now = loop ? fut__loop_now(loop) : 0;
-  return schedule(loop, when, fut__timer_slack(when > now ? when - now : 0), cb,
-                  arg, hout, capture, "fut_loop_call_at");
+  uint32_t slack = fut__timer_slack(when > now ? when - now : 0);
+  if (FUT__LIKELY(timer_fast(loop, cb, hout)) &&
+      FUT__LIKELY(fut__timer_start(loop, when, slack, cb, arg, hout) == 0))
+    return 0;
+  return schedule(loop, when, slack, cb, arg, hout, capture,
+                  "fut_loop_call_at");
 }
 
 /* Clamps instead of wrapping: a huge delay means "never, in practice". */
-static int call_later(fut_loop_t *loop, uint64_t delay_ns, fut_cb cb, void *arg,
-                      fut_handle_t **hout, bool capture) {
+static inline int call_later(fut_loop_t *loop, uint64_t delay_ns, fut_cb cb,
+                             void *arg, fut_handle_t **hout, bool capture) {
   uint64_t now = loop ? fut__loop_now(loop) : fut__now();
   uint64_t when = delay_ns > UINT64_MAX - now ? UINT64_MAX : now + delay_ns;
-  return schedule(loop, when, fut__timer_slack(delay_ns), cb, arg, hout,
-                  capture, "fut_loop_call_later");
+  uint32_t slack = fut__timer_slack(delay_ns);
+  if (FUT__LIKELY(timer_fast(loop, cb, hout)) &&
+      FUT__LIKELY(fut__timer_start(loop, when, slack, cb, arg, hout) == 0))
+    return 0;
+  return schedule(loop, when, slack, cb, arg, hout, capture,
+                  "fut_loop_call_later");
 }
 
 int fut_loop_call_at(fut_loop_t *loop, uint64_t when, fut_cb cb, void *arg,

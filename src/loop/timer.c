@@ -26,8 +26,10 @@
 
 #define ARITY 4
 #define COMPACT_MIN 64 /* fewer timers than this are never compacted */
-/* Free wheel chunks kept for reuse (~128 KiB); beyond, they are freed, so
- * a burst of timers does not pin its chunks once its slots have passed. */
+/* Free wheel chunks kept on the spare lists (~128 KiB); beyond, they go
+ * back to their slab (tslab / hslab), which keeps its memory for the next
+ * burst as the handle slab does (a slab past 2 MiB maps huge pages: a
+ * burst faults once per 2 MiB, not per 4 KiB). */
 #define FUT__TSPARE_MAX 64
 /* A run or scratch buffer larger than this (entries, 512 KiB) is freed
  * when the run empties: a burst does not pin it either. */
@@ -145,6 +147,8 @@ static void shed(fut_loop_t *loop, fut_handle_t *h) {
 void fut__timers_init(fut_loop_t *loop, uint64_t now) {
   memset(&loop->timers, 0, sizeof loop->timers);
   loop->timers.cur_slot = now >> FUT__SLOT_SHIFT;
+  fut__slab_init(&loop->timers.hslab, sizeof(struct fut__hchunk));
+  fut__slab_init(&loop->timers.tslab, sizeof(struct fut__tchunk));
 }
 
 /* ---- the wheel ------------------------------------------------------------
@@ -152,7 +156,7 @@ void fut__timers_init(fut_loop_t *loop, uint64_t now) {
 
 static void chunk_release(struct fut__timers *t, struct fut__tchunk *c) {
   if (t->nspare >= FUT__TSPARE_MAX) {
-    fut__free(c);
+    fut__slab_free(&t->tslab, c);
     return;
   }
   c->next = t->spare;
@@ -166,7 +170,7 @@ static struct fut__tchunk *chunk_get(struct fut__timers *t) {
   if (n) {
     t->spare = n->next;
     t->nspare--;
-  } else if (!(n = fut__malloc(sizeof *n)))
+  } else if (!(n = fut__slab_alloc(&t->tslab)))
     fut__error(-ENOMEM, "timer wheel: out of memory");
   return n;
 }
@@ -201,14 +205,14 @@ static struct fut__hchunk *hchunk_get(struct fut__timers *t) {
   if (c) {
     t->hspare = c->next;
     t->nhspare--;
-  } else if (!(c = fut__malloc(sizeof *c)))
+  } else if (!(c = fut__slab_alloc(&t->hslab)))
     fut__error(-ENOMEM, "timer wheel: out of memory");
   return c;
 }
 
 static void hchunk_release(struct fut__timers *t, struct fut__hchunk *c) {
   if (t->nhspare >= FUT__TSPARE_MAX) {
-    fut__free(c);
+    fut__slab_free(&t->hslab, c);
     return;
   }
   c->next = t->hspare;
@@ -256,25 +260,36 @@ static void hbucket_trim(struct fut__timers *t, struct fut__hbucket *hb,
     hchunk_release(t, hb->chunks[--hb->nchunks]);
 }
 
-/* Cancel: h leaves its bucket in O(1), the list's last entry filling its
- * place; the tier's reference goes. */
-static void hwheel_unlink(fut_loop_t *loop, fut_handle_t *h) {
+/* Cancel: h leaves its bucket in O(1): the list's oldest entry by moving
+ * the head (a burst cancelled in start order touches only its own
+ * handles), any other by the last entry filling its place (that handle
+ * learns its new index); the tier's reference goes. */
+static inline void hwheel_unlink(fut_loop_t *loop, fut_handle_t *h) {
   struct fut__timers *t = &loop->timers;
   uint32_t b = (uint32_t)((h->when >> FUT__SLOT_SHIFT) % FUT__WHEEL_SLOTS);
   struct fut__hbucket *hb = &t->hwheel[b];
-  uint32_t i = h->pos, last = --hb->len;
-  if (i != last) {
-    struct fut__hchunk *lc = hb->chunks[last / FUT__HCHUNK_ENTS];
-    struct fut__hchunk *c = hb->chunks[i / FUT__HCHUNK_ENTS];
-    fut_handle_t *m = lc->h[last % FUT__HCHUNK_ENTS];
-    c->h[i % FUT__HCHUNK_ENTS] = m;
-    c->seq[i % FUT__HCHUNK_ENTS] = lc->seq[last % FUT__HCHUNK_ENTS];
-    m->pos = i;
+  uint32_t i = h->pos;
+  if (i == hb->head) {
+    hb->head = i + 1;
+  } else {
+    uint32_t last = --hb->len;
+    if (i != last) {
+      struct fut__hchunk *lc = hb->chunks[last / FUT__HCHUNK_ENTS];
+      struct fut__hchunk *c = hb->chunks[i / FUT__HCHUNK_ENTS];
+      fut_handle_t *m = lc->h[last % FUT__HCHUNK_ENTS];
+      c->h[i % FUT__HCHUNK_ENTS] = m;
+      c->seq[i % FUT__HCHUNK_ENTS] = lc->seq[last % FUT__HCHUNK_ENTS];
+      m->pos = i;
+    }
+    if (FUT__UNLIKELY(last % FUT__HCHUNK_ENTS == 0))
+      hbucket_trim(t, hb, 1);
   }
-  if (last % FUT__HCHUNK_ENTS == 0)
+  if (FUT__UNLIKELY(hb->head == hb->len)) { /* emptied: start over */
+    hb->head = hb->len = 0;
     hbucket_trim(t, hb, 1);
-  if (last == 0 && !t->wheel[b])
-    bucket_unmark(t, b);
+    if (!t->wheel[b])
+      bucket_unmark(t, b);
+  }
   t->total--;
   h->flags &= (uint8_t) ~(FUT__H_IN_HEAP | FUT__H_IN_WHEEL);
   if (FUT__LIKELY(h->refs > 1))
@@ -392,7 +407,8 @@ static int wheel_flush(fut_loop_t *loop, uint32_t b) {
   for (struct fut__tchunk *c = t->wheel[b]; c; c = c->next)
     n += c->len;
   uint32_t nb = n; /* bare entries, then the handle list */
-  n += hb->len;
+  uint32_t nh = hb->len - hb->head;
+  n += nh;
   if (n == 0) { /* every handle in it was cancelled (unlinked): nothing to
                    move, and the run may have no buffer at all */
     struct fut__tchunk *c;
@@ -400,6 +416,7 @@ static int wheel_flush(fut_loop_t *loop, uint32_t b) {
       t->wheel[b] = c->next;
       chunk_release(t, c);
     }
+    hb->head = hb->len = 0;
     hbucket_trim(t, hb, 0);
     bucket_unmark(t, b);
     return 0;
@@ -419,15 +436,16 @@ static int wheel_flush(fut_loop_t *loop, uint32_t b) {
     chunk_release(t, c);
   }
   /* Handles never wait cancelled in the list (cancel unlinks them). */
-  for (uint32_t i = 0; i < hb->len; i++) {
+  for (uint32_t k = 0; k < nh; k++) {
+    uint32_t i = hb->head + k;
     struct fut__hchunk *hc = hb->chunks[i / FUT__HCHUNK_ENTS];
     fut_handle_t *h = hc->h[i % FUT__HCHUNK_ENTS];
     h->flags &= (uint8_t)~FUT__H_IN_WHEEL;
-    dst[nb + i] = (struct fut__heap_ent){
+    dst[nb + k] = (struct fut__heap_ent){
         h->when, hc->seq[i % FUT__HCHUNK_ENTS],
         (uint32_t)h->slack << FUT__HSLACK_SHIFT, NULL, h};
   }
-  hb->len = 0;
+  hb->head = hb->len = 0;
   hbucket_trim(t, hb, 0);
   bucket_unmark(t, b);
   uint32_t kept = n;
@@ -654,6 +672,43 @@ int fut__timer_push(fut_loop_t *loop, fut_handle_t *h, uint32_t slack) {
   return err;
 }
 
+int fut__timer_start(fut_loop_t *loop, uint64_t when, uint32_t slack, fut_cb cb,
+                     void *arg, fut_handle_t **hout) {
+  struct fut__timers *t = &loop->timers;
+  /* Straight-line: a slot ahead of the tiers and within the wheel, whose
+   * handle list's last chunk has room, and a handle from the slab's
+   * current chunk; anything else is the general path's. */
+  uint64_t slot = when >> FUT__SLOT_SHIFT;
+  if (FUT__UNLIKELY(slot <= t->cur_slot ||
+                    slot - t->cur_slot >= FUT__WHEEL_SLOTS))
+    return 1;
+  uint32_t b = (uint32_t)(slot % FUT__WHEEL_SLOTS);
+  struct fut__hbucket *hb = &t->hwheel[b];
+  uint32_t i = hb->len, k = i / FUT__HCHUNK_ENTS;
+  if (FUT__UNLIKELY(k >= hb->nchunks || i > FUT__HPOS_MAX))
+    return 1;
+  fut_handle_t *h = fut__slab_try_alloc(&loop->handle_slab);
+  if (FUT__UNLIKELY(!h))
+    return 1;
+  *h = (fut_handle_t){
+      .cb = cb,
+      .arg = arg,
+      .when = when,
+      .refs = 2, /* the caller's and the wheel's */
+      .flags = FUT__H_TIMER | FUT__H_IN_HEAP | FUT__H_IN_WHEEL,
+      .slack = slack >> FUT__HSLACK_SHIFT, /* rounded down: never later */
+      .pos = i};
+  struct fut__hchunk *c = hb->chunks[k];
+  c->h[i % FUT__HCHUNK_ENTS] = h;
+  c->seq[i % FUT__HCHUNK_ENTS] = t->seq++;
+  hb->len = i + 1;
+  bucket_mark(t, b);
+  t->total++;
+  loop->live_handles++;
+  *hout = h;
+  return 0;
+}
+
 /* Sheds cancelled timers from the top of a heap. */
 static void prune(fut_loop_t *loop, struct fut__theap *heap) {
   while (loop->timers.cancelled > 0 && heap->len > 0 &&
@@ -836,7 +891,7 @@ void fut__timers_clear(fut_loop_t *loop) {
       chunk_release(t, c);
     }
     struct fut__hbucket *hb = &t->hwheel[b];
-    while (hb->len > 0) {
+    while (hb->len > hb->head) {
       uint32_t i = --hb->len;
       fut_handle_t *h =
           hb->chunks[i / FUT__HCHUNK_ENTS]->h[i % FUT__HCHUNK_ENTS];
@@ -845,6 +900,7 @@ void fut__timers_clear(fut_loop_t *loop) {
       h->flags &= (uint8_t) ~(FUT__H_IN_HEAP | FUT__H_IN_WHEEL);
       fut_handle_unref(h);
     }
+    hb->head = hb->len = 0;
     hbucket_trim(t, hb, 0);
   }
   memset(t->wheel_bits, 0, sizeof t->wheel_bits);
@@ -859,18 +915,12 @@ void fut__timers_free(fut_loop_t *loop) {
   fut__free(t->scratch);
   t->run = t->scratch = NULL;
   t->run_cap = t->scratch_cap = 0;
-  while (t->spare) {
-    struct fut__tchunk *c = t->spare;
-    t->spare = c->next;
-    fut__free(c);
-  }
+  t->spare = NULL; /* in the slab */
   t->nspare = 0;
-  while (t->hspare) {
-    struct fut__hchunk *c = t->hspare;
-    t->hspare = c->next;
-    fut__free(c);
-  }
+  fut__slab_destroy(&t->tslab);
+  t->hspare = NULL; /* in the slab */
   t->nhspare = 0;
+  fut__slab_destroy(&t->hslab);
   t->near.ents = t->far.ents = NULL;
   for (uint32_t b = 0; b < FUT__WHEEL_SLOTS; b++) {
     fut__free(t->hwheel[b].chunks);
