@@ -519,9 +519,45 @@ int fut__timer_push(fut_loop_t *loop, fut_handle_t *h, uint32_t slack);
  * a wheel slot whose handle list has room and the handle slab's current
  * chunk has a free slot, makes the handle (the caller's and the wheel's
  * references), files it, sets *hout and returns 0; otherwise does nothing
- * and returns 1 (take the general path). */
-int fut__timer_start(fut_loop_t *loop, uint64_t when, uint32_t slack, fut_cb cb,
-                     void *arg, fut_handle_t **hout);
+ * and returns 1 (take the general path).  Inline: the scheduling call
+ * stays one function. */
+static inline int fut__timer_start(fut_loop_t *loop, uint64_t when,
+                                   uint32_t slack, fut_cb cb, void *arg,
+                                   fut_handle_t **hout) {
+  struct fut__timers *t = &loop->timers;
+  /* Straight-line: a slot ahead of the tiers and within the wheel, whose
+   * handle list's last chunk has room, and a handle from the slab's
+   * current chunk; anything else is the general path's. */
+  uint64_t slot = when >> FUT__SLOT_SHIFT;
+  if (FUT__UNLIKELY(slot <= t->cur_slot ||
+                    slot - t->cur_slot >= FUT__WHEEL_SLOTS))
+    return 1;
+  uint32_t b = (uint32_t)(slot % FUT__WHEEL_SLOTS);
+  struct fut__hbucket *hb = &t->hwheel[b];
+  uint32_t i = hb->len, k = i / FUT__HCHUNK_ENTS;
+  if (FUT__UNLIKELY(k >= hb->nchunks || i > FUT__HPOS_MAX))
+    return 1;
+  fut_handle_t *h = fut__slab_try_alloc(&loop->handle_slab);
+  if (FUT__UNLIKELY(!h))
+    return 1;
+  *h = (fut_handle_t){
+      .cb = cb,
+      .arg = arg,
+      .when = when,
+      .refs = 2, /* the caller's and the wheel's */
+      .flags = FUT__H_TIMER | FUT__H_IN_HEAP | FUT__H_IN_WHEEL,
+      .slack = slack >> FUT__HSLACK_SHIFT, /* rounded down: never later */
+      .pos = i};
+  struct fut__hchunk *c = hb->chunks[k];
+  c->h[i % FUT__HCHUNK_ENTS] = h;
+  c->seq[i % FUT__HCHUNK_ENTS] = t->seq++;
+  hb->len = i + 1;
+  t->wheel_bits[b / 64] |= UINT64_C(1) << (b % 64);
+  t->total++;
+  loop->live_handles++;
+  *hout = h;
+  return 0;
+}
 /* Called when a timer still in the heap is cancelled. */
 void fut__timer_cancelled(fut_loop_t *loop, fut_handle_t *h);
 /* The earliest live deadline, UINT64_MAX when none. */

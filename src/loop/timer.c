@@ -264,7 +264,10 @@ static void hbucket_trim(struct fut__timers *t, struct fut__hbucket *hb,
  * the head (a burst cancelled in start order touches only its own
  * handles), any other by the last entry filling its place (that handle
  * learns its new index); the tier's reference goes. */
-static inline void hwheel_unlink(fut_loop_t *loop, fut_handle_t *h) {
+/* hwheel_unlink's general case (fut__timer_cancelled inlines the common
+ * one: the head leaves and the list does not empty). */
+__attribute__((noinline)) static void hwheel_unlink(fut_loop_t *loop,
+                                                    fut_handle_t *h) {
   struct fut__timers *t = &loop->timers;
   uint32_t b = (uint32_t)((h->when >> FUT__SLOT_SHIFT) % FUT__WHEEL_SLOTS);
   struct fut__hbucket *hb = &t->hwheel[b];
@@ -281,10 +284,10 @@ static inline void hwheel_unlink(fut_loop_t *loop, fut_handle_t *h) {
       c->seq[i % FUT__HCHUNK_ENTS] = lc->seq[last % FUT__HCHUNK_ENTS];
       m->pos = i;
     }
-    if (FUT__UNLIKELY(last % FUT__HCHUNK_ENTS == 0))
+    if (last % FUT__HCHUNK_ENTS == 0)
       hbucket_trim(t, hb, 1);
   }
-  if (FUT__UNLIKELY(hb->head == hb->len)) { /* emptied: start over */
+  if (hb->head == hb->len) { /* emptied: start over */
     hb->head = hb->len = 0;
     hbucket_trim(t, hb, 1);
     if (!t->wheel[b])
@@ -597,12 +600,11 @@ static void run_compact(fut_loop_t *loop) {
     run_emptied(t);
 }
 
-void fut__timer_cancelled(fut_loop_t *loop, fut_handle_t *h) {
+/* A cancel outside the wheel's lists: a tombstone in the run, or a flag
+ * the heaps' timers are shed by. */
+__attribute__((noinline)) static void cancelled_elsewhere(fut_loop_t *loop,
+                                                          fut_handle_t *h) {
   struct fut__timers *t = &loop->timers;
-  if (h->flags & FUT__H_IN_WHEEL) {
-    hwheel_unlink(loop, h);
-    return;
-  }
   if (h->flags & FUT__H_IN_RUN) {
     run_unlink(loop, h);
     return;
@@ -616,6 +618,31 @@ void fut__timer_cancelled(fut_loop_t *loop, fut_handle_t *h) {
     heap_compact(loop, &t->far);
     wheel_compact(loop);
   }
+}
+
+void fut__timer_cancelled(fut_loop_t *loop, fut_handle_t *h) {
+  if (FUT__UNLIKELY(!(h->flags & FUT__H_IN_WHEEL))) {
+    cancelled_elsewhere(loop, h);
+    return;
+  }
+  /* The common case inline, with no call before its end: the bucket's
+   * oldest entry leaves (timers cancelled in the order they started) and
+   * others remain. */
+  struct fut__timers *t = &loop->timers;
+  struct fut__hbucket *hb =
+      &t->hwheel[(h->when >> FUT__SLOT_SHIFT) % FUT__WHEEL_SLOTS];
+  uint32_t i = h->pos;
+  if (FUT__UNLIKELY(i != hb->head || i + 1 == hb->len)) {
+    hwheel_unlink(loop, h);
+    return;
+  }
+  hb->head = i + 1;
+  t->total--;
+  h->flags &= (uint8_t) ~(FUT__H_IN_HEAP | FUT__H_IN_WHEEL);
+  if (FUT__LIKELY(h->refs > 1))
+    h->refs--;
+  else
+    fut_handle_unref(h);
 }
 
 /* ---- the entry points --------------------------------------------------- */
@@ -670,43 +697,6 @@ int fut__timer_push(fut_loop_t *loop, fut_handle_t *h, uint32_t slack) {
   if (err == 0)
     h->flags |= FUT__H_IN_HEAP;
   return err;
-}
-
-int fut__timer_start(fut_loop_t *loop, uint64_t when, uint32_t slack, fut_cb cb,
-                     void *arg, fut_handle_t **hout) {
-  struct fut__timers *t = &loop->timers;
-  /* Straight-line: a slot ahead of the tiers and within the wheel, whose
-   * handle list's last chunk has room, and a handle from the slab's
-   * current chunk; anything else is the general path's. */
-  uint64_t slot = when >> FUT__SLOT_SHIFT;
-  if (FUT__UNLIKELY(slot <= t->cur_slot ||
-                    slot - t->cur_slot >= FUT__WHEEL_SLOTS))
-    return 1;
-  uint32_t b = (uint32_t)(slot % FUT__WHEEL_SLOTS);
-  struct fut__hbucket *hb = &t->hwheel[b];
-  uint32_t i = hb->len, k = i / FUT__HCHUNK_ENTS;
-  if (FUT__UNLIKELY(k >= hb->nchunks || i > FUT__HPOS_MAX))
-    return 1;
-  fut_handle_t *h = fut__slab_try_alloc(&loop->handle_slab);
-  if (FUT__UNLIKELY(!h))
-    return 1;
-  *h = (fut_handle_t){
-      .cb = cb,
-      .arg = arg,
-      .when = when,
-      .refs = 2, /* the caller's and the wheel's */
-      .flags = FUT__H_TIMER | FUT__H_IN_HEAP | FUT__H_IN_WHEEL,
-      .slack = slack >> FUT__HSLACK_SHIFT, /* rounded down: never later */
-      .pos = i};
-  struct fut__hchunk *c = hb->chunks[k];
-  c->h[i % FUT__HCHUNK_ENTS] = h;
-  c->seq[i % FUT__HCHUNK_ENTS] = t->seq++;
-  hb->len = i + 1;
-  bucket_mark(t, b);
-  t->total++;
-  loop->live_handles++;
-  *hout = h;
-  return 0;
 }
 
 /* Sheds cancelled timers from the top of a heap. */
