@@ -558,24 +558,35 @@ __attribute__((noinline)) static int schedule(fut_loop_t *loop, uint64_t when,
   return 0;
 }
 
-/* The fast path applies (fut__timer_start): a handle asked for, a usable
- * loop in the common state (not closed, not debug, no context in use: the
- * one byte loop->checked) and not inherited across a fork. */
-static inline bool timer_fast(const fut_loop_t *loop, fut_cb cb,
-                              fut_handle_t **hout) {
-  return hout && loop && cb && !loop->checked &&
+/* The fast paths apply: a usable loop in the common state (not closed,
+ * not debug, no context in use: the one byte loop->checked) and not
+ * inherited across a fork; schedule's checks and capture have nothing to
+ * do then. */
+static inline bool timer_fast(const fut_loop_t *loop, fut_cb cb) {
+  return loop && cb && !loop->checked &&
          loop->fork_gen == fut__fork_generation();
+}
+
+/* Files the timer: without a handle straight into the tiers, with one
+ * through fut__timer_start's inline path when it applies, else
+ * schedule. */
+static inline int start_timer(fut_loop_t *loop, uint64_t when, uint32_t slack,
+                              fut_cb cb, void *arg, fut_handle_t **hout,
+                              bool capture, const char *what) {
+  if (FUT__LIKELY(timer_fast(loop, cb))) {
+    if (!hout)
+      return fut__timer_push_cb(loop, when, slack, cb, arg);
+    if (FUT__LIKELY(fut__timer_start(loop, when, slack, cb, arg, hout) == 0))
+      return 0;
+  }
+  return schedule(loop, when, slack, cb, arg, hout, capture, what);
 }
 
 static inline int call_at(fut_loop_t *loop, uint64_t when, fut_cb cb, void *arg,
                           fut_handle_t **hout, bool capture) {
   uint64_t now = loop ? fut__loop_now(loop) : 0;
-  uint32_t slack = fut__timer_slack(when > now ? when - now : 0);
-  if (FUT__LIKELY(timer_fast(loop, cb, hout)) &&
-      FUT__LIKELY(fut__timer_start(loop, when, slack, cb, arg, hout) == 0))
-    return 0;
-  return schedule(loop, when, slack, cb, arg, hout, capture,
-                  "fut_loop_call_at");
+  return start_timer(loop, when, fut__timer_slack(when > now ? when - now : 0),
+                     cb, arg, hout, capture, "fut_loop_call_at");
 }
 
 /* Clamps instead of wrapping: a huge delay means "never, in practice". */
@@ -583,12 +594,8 @@ static inline int call_later(fut_loop_t *loop, uint64_t delay_ns, fut_cb cb,
                              void *arg, fut_handle_t **hout, bool capture) {
   uint64_t now = loop ? fut__loop_now(loop) : fut__now();
   uint64_t when = delay_ns > UINT64_MAX - now ? UINT64_MAX : now + delay_ns;
-  uint32_t slack = fut__timer_slack(delay_ns);
-  if (FUT__LIKELY(timer_fast(loop, cb, hout)) &&
-      FUT__LIKELY(fut__timer_start(loop, when, slack, cb, arg, hout) == 0))
-    return 0;
-  return schedule(loop, when, slack, cb, arg, hout, capture,
-                  "fut_loop_call_later");
+  return start_timer(loop, when, fut__timer_slack(delay_ns), cb, arg, hout,
+                     capture, "fut_loop_call_later");
 }
 
 int fut_loop_call_at(fut_loop_t *loop, uint64_t when, fut_cb cb, void *arg,
