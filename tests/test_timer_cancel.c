@@ -1,8 +1,9 @@
 /* Timers with a handle: call_later / call_at's fast path and the general
  * one interleaved (FIFO kept), cancels in start order (a wheel bucket's
  * head moves), in the middle and at the end of a bucket, a bucket emptied
- * and reused, cancels from callbacks, and a slab grown into its huge-page
- * regions.  The mock clock (fut__loop_set_clock) makes them exact. */
+ * and reused, cancels from callbacks, a slab grown into its huge-page
+ * regions, and slots passed by a burst of starts (the lag).  The mock clock
+ * (fut__loop_set_clock) makes them exact. */
 #include "fixture.h"
 
 #include <stdlib.h>
@@ -309,12 +310,115 @@ static void test_timer_many_handles_slab_regions(void **state) {
   assert_int_equal(fut__loop_set_clock(loop, NULL, NULL), 0);
 }
 
+/* A burst of starts outlasting the wheel's reach (the mock clock jumps
+ * 300 ms between starts, the loop never runs): the passed slots move
+ * whole to the lag, where cancels still unlink at once (heads, middles, a
+ * whole slot); when the loop runs, the rest fire in (deadline, FIFO) order,
+ * never early.  With `fail` the lag's first allocation fails: that slot
+ * and the later ones go to the run at once instead (after any lag, so the
+ * run stays in slot order), with the same outcome. */
+static void lag_case(fut_loop_t *loop, bool fail) {
+  uint64_t slot = FUT_SEC(7000) >> FUT__SLOT_SHIFT;
+  mock_now = slot << FUT__SLOT_SHIFT;
+  assert_int_equal(fut__loop_set_clock(loop, mock_clock, NULL), 0);
+  memset(&fl, 0, sizeof fl);
+  enum { N = 1200 };
+  fut_handle_t **hs = calloc(N + 1, sizeof *hs);
+  assert_non_null(hs);
+  for (int i = 0; i < N; i++) {
+    deadline[i] = ((slot + 2 + (uint64_t)(i % 4)) << FUT__SLOT_SHIFT) +
+                  100 * (uint64_t)(i % 9);
+    assert_int_equal(fut_loop_call_at(loop, deadline[i], log_cb,
+                                      (void *)(intptr_t)i,
+                                      i % 6 == 5 ? NULL : &hs[i]),
+                     0);
+  }
+  struct fut__timers *t = &loop->timers;
+  mock_now += FUT_MS(300);
+  if (fail)
+    fut__alloc_fail_after(1, false);
+  /* Beyond the wheel from the old slot: the tiers catch up. */
+  deadline[N] = mock_now + FUT_MS(5);
+  assert_int_equal(
+      fut_loop_call_at(loop, deadline[N], log_cb, (void *)(intptr_t)N, &hs[N]),
+      0);
+  fut__alloc_fail_after(0, false);
+  assert_int_equal(t->nlag, fail ? 0 : 4);
+  bool gone[N + 1];
+  memset(gone, 0, sizeof gone);
+  int ngone = 0;
+  for (int i = 0; i < N; i++) {
+    /* Slot +2 (i % 4 == 0) whole; in the others every 5th, in start
+     * order (heads) and from the middle. */
+    if (!hs[i] || (i % 4 != 0 && i % 5 != 0 && i % 13 != 0))
+      continue;
+    fut_handle_cancel(hs[i]);
+    assert_true(fut_handle_cancelled(hs[i]));
+    fut_handle_unref(hs[i]);
+    hs[i] = NULL;
+    gone[i] = true;
+    ngone++;
+  }
+  fut_loop_stats_t st;
+  fut_loop_stats(loop, &st);
+  assert_int_equal(st.pending_timers, N + 1 - ngone);
+  assert_int_equal(t->cancelled, 0);
+  run_to(loop, deadline[N] + FUT_MS(2));
+  assert_int_equal(t->nlag, 0);
+  assert_int_equal(fl.n, N + 1 - ngone);
+  assert_fired_in_order();
+  for (int k = 0; k < fl.n; k++)
+    assert_false(gone[fl.order[k]]);
+  for (int i = 0; i <= N; i++)
+    fut_handle_unref(hs[i]);
+  fut_loop_stats(loop, &st);
+  assert_int_equal(st.pending_timers, 0);
+  assert_int_equal(st.live_handles, 0);
+  free(hs);
+  assert_int_equal(fut__loop_set_clock(loop, NULL, NULL), 0);
+}
+
+static void test_timer_lagged_slots_cancel_then_fire(void **state) {
+  lag_case(*state, false);
+}
+
+static void test_timer_lag_out_of_memory_flushes_at_once(void **state) {
+  lag_case(*state, true);
+}
+
+/* A loop closed with timers in the lag: they read as cancelled. */
+static void test_timer_close_with_lagged_timers(void **state) {
+  fut_loop_t *loop = *state;
+  uint64_t slot = FUT_SEC(8000) >> FUT__SLOT_SHIFT;
+  mock_now = slot << FUT__SLOT_SHIFT;
+  assert_int_equal(fut__loop_set_clock(loop, mock_clock, NULL), 0);
+  fut_handle_t *h[3];
+  for (int i = 0; i < 2; i++)
+    assert_int_equal(
+        fut_loop_call_later(loop, FUT_MS(3 + i), log_cb, NULL, &h[i]), 0);
+  mock_now += FUT_MS(300);
+  assert_int_equal(fut_loop_call_later(loop, FUT_MS(5), log_cb, NULL, &h[2]),
+                   0);
+  assert_int_equal(loop->timers.nlag, 2);
+  assert_int_equal(fut_loop_close(loop), 0);
+  for (int i = 0; i < 3; i++) {
+    assert_true(fut_handle_cancelled(h[i]));
+    fut_handle_unref(h[i]);
+  }
+  fut_loop_stats_t st;
+  fut_loop_stats(loop, &st);
+  assert_int_equal(st.live_handles, 0);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       FX_LOOP_TEST(test_timer_cancel_head_middle_last),
       FX_LOOP_TEST(test_timer_fast_and_general_paths_fifo),
       FX_LOOP_TEST(test_timer_cancel_from_callback),
       FX_LOOP_TEST(test_timer_many_handles_slab_regions),
+      FX_LOOP_TEST(test_timer_lagged_slots_cancel_then_fire),
+      FX_LOOP_TEST(test_timer_lag_out_of_memory_flushes_at_once),
+      FX_LOOP_TEST(test_timer_close_with_lagged_timers),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -119,6 +119,14 @@ struct fut__hbucket {
 #define FUT__WHEEL_SLOTS (1u << FUT__WHEEL_BITS)
 #define FUT__SLOT_SHIFT 20 /* a slot spans 2^20 ns, about 1 ms */
 
+/* A wheel slot passed by a burst of starts before the loop ran (the lag,
+ * timer.c): its lists, moved whole, wait to be sorted into the run. */
+struct fut__lag {
+  uint64_t slot;
+  struct fut__tchunk *bare;
+  struct fut__hbucket hb; /* its handles keep FUT__H_IN_WHEEL */
+};
+
 /* Timers in three tiers by deadline slot (when >> FUT__SLOT_SHIFT):
  *   near   slot <= cur_slot: a small heap, the only tier that fires;
  *   wheel  the next FUT__WHEEL_SLOTS - 1 slots: unsorted buckets, O(1)
@@ -155,12 +163,16 @@ struct fut__timers {
   struct fut__slab tslab; /* bare timers' chunks from here: a burst of
                              timers maps huge pages, not a fault per
                              4 KiB of malloc'd chunks */
-  uint64_t cur_slot;      /* slots up to this are in near */
-  uint32_t total;         /* entries in all tiers */
-  uint32_t cancelled;     /* cancelled handles still in a tier */
-  uint32_t zombies;       /* of those, handles only a tier holds:
-                             dead to the user, freed when shed */
-  uint32_t seq;           /* next sequence number */
+  struct fut__lag *lag;   /* slots <= cur_slot not yet in the run, in slot
+                             order; a handle in the wheel whose slot is
+                             <= cur_slot is in one */
+  uint32_t nlag, lag_cap;
+  uint64_t cur_slot;  /* slots up to this are in near */
+  uint32_t total;     /* entries in all tiers */
+  uint32_t cancelled; /* cancelled handles still in a tier */
+  uint32_t zombies;   /* of those, handles only a tier holds:
+                         dead to the user, freed when shed */
+  uint32_t seq;       /* next sequence number */
 };
 
 /* ---- ready queue (ready.c) --------------------------------------------- */

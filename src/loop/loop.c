@@ -421,6 +421,7 @@ int fut__loop_set_clock(fut_loop_t *loop, uint64_t (*clock)(void *arg),
                         void *arg) {
   if (loop->timers.total > 0)
     return fut__error(-EBUSY, "fut__loop_set_clock: timers are pending");
+  fut__timers_clear(loop); /* empty lagged slots of the old time go */
   loop->clock = clock;
   loop->clock_arg = arg;
   /* No timer waits (total is 0, cancelled ones included): the tiers are

@@ -264,13 +264,17 @@ static void hbucket_trim(struct fut__timers *t, struct fut__hbucket *hb,
  * the head (a burst cancelled in start order touches only its own
  * handles), any other by the last entry filling its place (that handle
  * learns its new index); the tier's reference goes. */
+static struct fut__hbucket *lag_find(struct fut__timers *t, uint64_t s);
+
 /* hwheel_unlink's general case (fut__timer_cancelled inlines the common
  * one: the head leaves and the list does not empty). */
 __attribute__((noinline)) static void hwheel_unlink(fut_loop_t *loop,
                                                     fut_handle_t *h) {
   struct fut__timers *t = &loop->timers;
-  uint32_t b = (uint32_t)((h->when >> FUT__SLOT_SHIFT) % FUT__WHEEL_SLOTS);
-  struct fut__hbucket *hb = &t->hwheel[b];
+  uint64_t slot = h->when >> FUT__SLOT_SHIFT;
+  uint32_t b = (uint32_t)(slot % FUT__WHEEL_SLOTS);
+  bool lagged = slot <= t->cur_slot; /* still in the wheel: in the lag */
+  struct fut__hbucket *hb = lagged ? lag_find(t, slot) : &t->hwheel[b];
   uint32_t i = h->pos;
   if (i == hb->head) {
     hb->head = i + 1;
@@ -289,8 +293,8 @@ __attribute__((noinline)) static void hwheel_unlink(fut_loop_t *loop,
   }
   if (hb->head == hb->len) { /* emptied: start over */
     hb->head = hb->len = 0;
-    hbucket_trim(t, hb, 1);
-    if (!t->wheel[b])
+    hbucket_trim(t, hb, lagged ? 0 : 1);
+    if (!lagged && !t->wheel[b])
       bucket_unmark(t, b);
   }
   t->total--;
@@ -403,11 +407,11 @@ static void run_emptied(struct fut__timers *t) {
 /* Moves bucket b, sorted, to the end of the run, shedding cancelled
  * timers.  On out of memory the bucket stays whole and the slot is retried
  * later. */
-static int wheel_flush(fut_loop_t *loop, uint32_t b) {
+static int flush_lists(fut_loop_t *loop, struct fut__tchunk **bare,
+                       struct fut__hbucket *hb) {
   struct fut__timers *t = &loop->timers;
-  struct fut__hbucket *hb = &t->hwheel[b];
   uint32_t n = 0;
-  for (struct fut__tchunk *c = t->wheel[b]; c; c = c->next)
+  for (struct fut__tchunk *c = *bare; c; c = c->next)
     n += c->len;
   uint32_t nb = n; /* bare entries, then the handle list */
   uint32_t nh = hb->len - hb->head;
@@ -415,13 +419,12 @@ static int wheel_flush(fut_loop_t *loop, uint32_t b) {
   if (n == 0) { /* every handle in it was cancelled (unlinked): nothing to
                    move, and the run may have no buffer at all */
     struct fut__tchunk *c;
-    while ((c = t->wheel[b]) != NULL) {
-      t->wheel[b] = c->next;
+    while ((c = *bare) != NULL) {
+      *bare = c->next;
       chunk_release(t, c);
     }
     hb->head = hb->len = 0;
     hbucket_trim(t, hb, 0);
-    bucket_unmark(t, b);
     return 0;
   }
   int err = run_reserve(t, n);
@@ -432,10 +435,10 @@ static int wheel_flush(fut_loop_t *loop, uint32_t b) {
   struct fut__heap_ent *dst = t->run + t->run_len;
   uint32_t off = nb;
   struct fut__tchunk *c;
-  while ((c = t->wheel[b]) != NULL) {
+  while ((c = *bare) != NULL) {
     off -= c->len;
     memcpy(dst + off, c->ents, sizeof *dst * c->len);
-    t->wheel[b] = c->next;
+    *bare = c->next;
     chunk_release(t, c);
   }
   /* Handles never wait cancelled in the list (cancel unlinks them). */
@@ -450,7 +453,6 @@ static int wheel_flush(fut_loop_t *loop, uint32_t b) {
   }
   hb->head = hb->len = 0;
   hbucket_trim(t, hb, 0);
-  bucket_unmark(t, b);
   uint32_t kept = n;
   if (t->cancelled > 0) {
     kept = 0;
@@ -473,6 +475,78 @@ static int wheel_flush(fut_loop_t *loop, uint32_t b) {
       }
   t->run_len += kept;
   return 0;
+}
+
+static int wheel_flush(fut_loop_t *loop, uint32_t b) {
+  struct fut__timers *t = &loop->timers;
+  int err = flush_lists(loop, &t->wheel[b], &t->hwheel[b]);
+  if (err == 0)
+    bucket_unmark(t, b);
+  return err;
+}
+
+/* ---- the lag: slots passed while starting timers ---------------------------
+ * A burst of starts that outlasts the wheel's reach (a million timers
+ * without running the loop) makes add() bring the tiers up to now.  The
+ * slots it passes are due, but nothing can fire before the loop runs, and
+ * their timers are often cancelled first: each such bucket moves whole
+ * (O(1)) to the lag, where a cancel still unlinks its handle in O(1);
+ * the lag is sorted into the run, in slot order, only when the loop next
+ * looks at its timers (advance, fut__timer_next). */
+
+/* Moves wheel bucket b (slot s, passed) to the lag; -ENOMEM leaves it. */
+static int lag_push(struct fut__timers *t, uint64_t s, uint32_t b) {
+  struct fut__hbucket *hb = &t->hwheel[b];
+  if (!t->wheel[b] && hb->len == hb->head) { /* no timer: nothing to keep */
+    hb->head = hb->len = 0;
+    hbucket_trim(t, hb, 0);
+    bucket_unmark(t, b);
+    return 0;
+  }
+  if (t->nlag == t->lag_cap) {
+    uint32_t cap = t->lag_cap ? t->lag_cap * 2 : 64;
+    struct fut__lag *l = fut__realloc(t->lag, sizeof *l * cap);
+    if (!l)
+      return fut__error(-ENOMEM, "timer lag: out of memory");
+    t->lag = l;
+    t->lag_cap = cap;
+  }
+  t->lag[t->nlag++] = (struct fut__lag){s, t->wheel[b], *hb};
+  t->wheel[b] = NULL;
+  *hb = (struct fut__hbucket){0};
+  bucket_unmark(t, b);
+  return 0;
+}
+
+/* Sorts the lag into the run, oldest slot first.  On out of memory the
+ * slots not moved stay, in order. */
+static int lag_flush(fut_loop_t *loop) {
+  struct fut__timers *t = &loop->timers;
+  uint32_t k = 0;
+  int err = 0;
+  for (; k < t->nlag; k++) {
+    struct fut__lag *l = &t->lag[k];
+    if ((err = flush_lists(loop, &l->bare, &l->hb)) != 0)
+      break;
+    fut__free(l->hb.chunks); /* its own array: the wheel's was renewed */
+  }
+  memmove(t->lag, t->lag + k, sizeof *t->lag * (t->nlag - k));
+  t->nlag -= k;
+  return err;
+}
+
+/* The lagged bucket of slot s (a handle in it: it exists). */
+static struct fut__hbucket *lag_find(struct fut__timers *t, uint64_t s) {
+  uint32_t lo = 0, hi = t->nlag;
+  while (hi - lo > 1) {
+    uint32_t mid = lo + (hi - lo) / 2;
+    if (t->lag[mid].slot <= s)
+      lo = mid;
+    else
+      hi = mid;
+  }
+  FUT__ASSERT(lo < t->nlag && t->lag[lo].slot == s);
+  return &t->lag[lo].hb;
 }
 
 /* Cancel: h's run entry becomes a tombstone; the tier's reference goes. */
@@ -510,11 +584,17 @@ static inline void near_pop(struct fut__timers *t, bool in_run) {
 }
 
 /* Brings the tiers up to `now`: every slot <= now's slot moves into the
- * near heap, and the far heap feeds the wheel's new horizon.  Returns
- * -ENOMEM when the near heap could not grow: the timers not moved stay in
- * their slot, and the slot is retried by the next call. */
-static int advance(fut_loop_t *loop, uint64_t now) {
+ * run (lazy: to the lag, the run's later), and the far heap feeds the
+ * wheel's new horizon; a call that is not lazy first sorts the lag into
+ * the run.  Returns -ENOMEM when the run could not grow: the timers not
+ * moved stay in their slot, and the slot is retried by the next call. */
+static int advance(fut_loop_t *loop, uint64_t now, bool lazy) {
   struct fut__timers *t = &loop->timers;
+  if (FUT__UNLIKELY(t->nlag > 0) && !lazy) {
+    int err = lag_flush(loop);
+    if (err)
+      return err;
+  }
   uint64_t now_slot = now >> FUT__SLOT_SHIFT;
   if (now_slot <= t->cur_slot)
     return 0;
@@ -523,9 +603,17 @@ static int advance(fut_loop_t *loop, uint64_t now) {
                       : now_slot;
   for (uint64_t s = t->cur_slot + 1; s <= last; s++) {
     uint32_t b = (uint32_t)(s % FUT__WHEEL_SLOTS);
-    int err;
-    if ((t->wheel[b] || t->hwheel[b].nchunks) &&
-        (err = wheel_flush(loop, b)) != 0) {
+    if (!t->wheel[b] && !t->hwheel[b].nchunks)
+      continue;
+    if (lazy && lag_push(t, s, b) == 0)
+      continue;
+    /* Not lazy, or no room in the lag: the lag goes first, so the run
+     * stays in slot order. */
+    lazy = false;
+    int err = t->nlag > 0 ? lag_flush(loop) : 0;
+    if (err == 0)
+      err = wheel_flush(loop, b);
+    if (err) {
       t->cur_slot = s - 1; /* out of memory: resume here next time */
       return err;
     }
@@ -564,20 +652,25 @@ static void heap_compact(fut_loop_t *loop, struct fut__theap *h) {
       sift_down(h->ents, kept, i);
 }
 
+static void chunks_compact(fut_loop_t *loop, struct fut__tchunk *c) {
+  for (; c; c = c->next) {
+    uint32_t kept = 0;
+    for (uint32_t i = 0; i < c->len; i++) {
+      if (is_cancelled(&c->ents[i]))
+        shed(loop, c->ents[i].arg);
+      else
+        c->ents[kept++] = c->ents[i];
+    }
+    c->len = kept; /* empty chunks stay until the bucket is flushed */
+  }
+}
+
 static void wheel_compact(fut_loop_t *loop) {
   struct fut__timers *t = &loop->timers;
-  for (uint32_t b = 0; b < FUT__WHEEL_SLOTS; b++) {
-    for (struct fut__tchunk *c = t->wheel[b]; c; c = c->next) {
-      uint32_t kept = 0;
-      for (uint32_t i = 0; i < c->len; i++) {
-        if (is_cancelled(&c->ents[i]))
-          shed(loop, c->ents[i].arg);
-        else
-          c->ents[kept++] = c->ents[i];
-      }
-      c->len = kept; /* empty chunks stay until the bucket is flushed */
-    }
-  }
+  for (uint32_t b = 0; b < FUT__WHEEL_SLOTS; b++)
+    chunks_compact(loop, t->wheel[b]);
+  for (uint32_t k = 0; k < t->nlag; k++)
+    chunks_compact(loop, t->lag[k].bare);
 }
 
 static void run_compact(fut_loop_t *loop) {
@@ -629,10 +722,11 @@ void fut__timer_cancelled(fut_loop_t *loop, fut_handle_t *h) {
    * oldest entry leaves (timers cancelled in the order they started) and
    * others remain. */
   struct fut__timers *t = &loop->timers;
-  struct fut__hbucket *hb =
-      &t->hwheel[(h->when >> FUT__SLOT_SHIFT) % FUT__WHEEL_SLOTS];
+  uint64_t slot = h->when >> FUT__SLOT_SHIFT;
+  struct fut__hbucket *hb = &t->hwheel[slot % FUT__WHEEL_SLOTS];
   uint32_t i = h->pos;
-  if (FUT__UNLIKELY(i != hb->head || i + 1 == hb->len)) {
+  if (FUT__UNLIKELY(slot <= t->cur_slot || i != hb->head ||
+                    i + 1 == hb->len)) { /* lagged, or not the easy case */
     hwheel_unlink(loop, h);
     return;
   }
@@ -660,7 +754,7 @@ static int add(fut_loop_t *loop, uint64_t when, uint32_t slack, fut_cb cb,
       (when >> FUT__SLOT_SHIFT) > t->cur_slot) {
     uint64_t now = fut__loop_now(loop);
     if ((now >> FUT__SLOT_SHIFT) > t->cur_slot)
-      (void)advance(loop, now);
+      (void)advance(loop, now, true);
   }
   int err = file(loop, &e);
   if (err)
@@ -735,6 +829,10 @@ uint64_t fut__timer_next(fut_loop_t *loop) {
   struct fut__timers *t = &loop->timers;
   if (t->total == t->cancelled)
     return UINT64_MAX; /* only cancelled timers wait: nothing to wake for */
+  /* Lagged slots are due: into the run first (out of memory: wake now,
+   * and the run's advance reports it). */
+  if (FUT__UNLIKELY(t->nlag > 0) && lag_flush(loop) != 0)
+    return t->lag[0].slot << FUT__SLOT_SHIFT;
   prune_near(loop);
   bool in_run;
   struct fut__heap_ent *top = near_first(t, &in_run);
@@ -783,7 +881,7 @@ uint64_t fut__timer_wake(fut_loop_t *loop, uint64_t now) {
    * up to there into the near heap, so one walk of it sees every timer
    * that could be due by the wake-up. */
   uint64_t bound = first + FUT__SLACK_MAX;
-  if (advance(loop, bound) != 0)
+  if (advance(loop, bound, false) != 0)
     return first; /* out of memory: wake at the first deadline, exact */
   prune_near(loop);
   bool in_run;
@@ -797,7 +895,7 @@ uint64_t fut__timer_wake(fut_loop_t *loop, uint64_t now) {
     if (top <= now || top > UINT64_MAX - FUT__SLACK_MAX)
       return top;
     bound = top + FUT__SLACK_MAX;
-    if (advance(loop, bound) != 0)
+    if (advance(loop, bound, false) != 0)
       return top;
   }
   /* Every entry with a deadline below the result is in the near tier (its
@@ -817,7 +915,7 @@ int fut__timers_expire(fut_loop_t *loop, uint64_t now) {
   /* Due timers that cannot reach the near heap would make every poll
    * return at once for a slot that never empties: fail the run instead
    * (the timers stay where they are, and the next run retries). */
-  int err = advance(loop, now);
+  int err = advance(loop, now, false);
   if (FUT__UNLIKELY(err))
     return fut__error(err, "timers: out of memory moving due timers "
                            "out of the wheel");
@@ -862,6 +960,29 @@ static void drop(fut_loop_t *loop, struct fut__heap_ent *e) {
   fut_handle_unref(h);
 }
 
+/* Drops a bucket's timers (wheel or lag), keeping its chunk array. */
+static void drop_lists(fut_loop_t *loop, struct fut__tchunk **bare,
+                       struct fut__hbucket *hb) {
+  struct fut__timers *t = &loop->timers;
+  struct fut__tchunk *c;
+  while ((c = *bare) != NULL) {
+    while (c->len > 0)
+      drop(loop, &c->ents[--c->len]);
+    *bare = c->next;
+    chunk_release(t, c);
+  }
+  while (hb->len > hb->head) {
+    uint32_t i = --hb->len;
+    fut_handle_t *h = hb->chunks[i / FUT__HCHUNK_ENTS]->h[i % FUT__HCHUNK_ENTS];
+    t->total--;
+    h->flags |= FUT__H_CANCELLED;
+    h->flags &= (uint8_t) ~(FUT__H_IN_HEAP | FUT__H_IN_WHEEL);
+    fut_handle_unref(h);
+  }
+  hb->head = hb->len = 0;
+  hbucket_trim(t, hb, 0);
+}
+
 void fut__timers_clear(fut_loop_t *loop) {
   struct fut__timers *t = &loop->timers;
   t->cancelled = t->zombies = 0; /* everything goes, counted or not */
@@ -872,27 +993,13 @@ void fut__timers_clear(fut_loop_t *loop) {
   t->run_pos = t->run_len = 0;
   while (t->far.len > 0)
     drop(loop, &t->far.ents[--t->far.len]);
-  for (uint32_t b = 0; b < FUT__WHEEL_SLOTS; b++) {
-    struct fut__tchunk *c;
-    while ((c = t->wheel[b]) != NULL) {
-      while (c->len > 0)
-        drop(loop, &c->ents[--c->len]);
-      t->wheel[b] = c->next;
-      chunk_release(t, c);
-    }
-    struct fut__hbucket *hb = &t->hwheel[b];
-    while (hb->len > hb->head) {
-      uint32_t i = --hb->len;
-      fut_handle_t *h =
-          hb->chunks[i / FUT__HCHUNK_ENTS]->h[i % FUT__HCHUNK_ENTS];
-      loop->timers.total--;
-      h->flags |= FUT__H_CANCELLED;
-      h->flags &= (uint8_t) ~(FUT__H_IN_HEAP | FUT__H_IN_WHEEL);
-      fut_handle_unref(h);
-    }
-    hb->head = hb->len = 0;
-    hbucket_trim(t, hb, 0);
+  for (uint32_t b = 0; b < FUT__WHEEL_SLOTS; b++)
+    drop_lists(loop, &t->wheel[b], &t->hwheel[b]);
+  for (uint32_t k = 0; k < t->nlag; k++) {
+    drop_lists(loop, &t->lag[k].bare, &t->lag[k].hb);
+    fut__free(t->lag[k].hb.chunks);
   }
+  t->nlag = 0;
   memset(t->wheel_bits, 0, sizeof t->wheel_bits);
   FUT__ASSERT(t->total == 0);
 }
@@ -912,6 +1019,9 @@ void fut__timers_free(fut_loop_t *loop) {
   t->nhspare = 0;
   fut__slab_destroy(&t->hslab);
   t->near.ents = t->far.ents = NULL;
+  fut__free(t->lag); /* emptied by clear */
+  t->lag = NULL;
+  t->lag_cap = 0;
   for (uint32_t b = 0; b < FUT__WHEEL_SLOTS; b++) {
     fut__free(t->hwheel[b].chunks);
     t->hwheel[b].chunks = NULL;
