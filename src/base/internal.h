@@ -107,6 +107,13 @@ void fut__slab_destroy(struct fut__slab *s);
 /* An object, or NULL when out of memory. */
 static inline void *fut__slab_alloc(struct fut__slab *s);
 static inline void fut__slab_free(struct fut__slab *s, void *p);
+/* Calls fn(obj, arg) on every object of s allocated now, a chunk at a
+ * time (in address order within a chunk).  fn may free objects, obj
+ * included; an object allocated during the walk may or may not be
+ * visited.  O(capacity): for rare walks (listing a loop's tasks, closing
+ * them), not hot paths. */
+void fut__slab_each(struct fut__slab *s, void (*fn)(void *obj, void *arg),
+                    void *arg);
 /* fut__slab_free's rare case: c had no free slot before (it is offered
  * again). */
 void fut__slab_offer(struct fut__slab *s, struct fut__slab_chunk *c);

@@ -67,6 +67,17 @@ void fut__slab_offer(struct fut__slab *s, struct fut__slab_chunk *c) {
   }
 }
 
+void fut__slab_each(struct fut__slab *s, void (*fn)(void *obj, void *arg),
+                    void *arg) {
+  for (struct fut__slab_chunk *c = s->all; c; c = c->next_all) {
+    for (uint32_t i = 0; i < s->per_chunk; i++) {
+      /* The bit is read afresh: fn may have freed objects. */
+      if (!(c->bits[i / 64] >> (i % 64) & 1))
+        fn(c->objs + (size_t)i * s->obj_size, arg);
+    }
+  }
+}
+
 void fut__slab_destroy(struct fut__slab *s) {
   struct fut__slab_chunk *c = s->all;
   while (c) {

@@ -194,8 +194,7 @@ static void finish(struct fut__task *t) {
   __tsan_destroy_fiber(t->tsan_fiber);
   t->tsan_fiber = NULL;
 #endif
-  fut__q_remove(&t->node);
-  ts->ntasks--;
+  ts->ntasks--; /* off the loop's list: state is FUT__T_DONE */
   int rc = (int)(int32_t)f->ext, err = 0;
   f->ext = 0;
   /* The staged result (or, for a task that never ran, fn and arg) leaves

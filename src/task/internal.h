@@ -41,7 +41,7 @@ struct fut__task_cold {
   int fail_code;            /* the code fut_task_fail was given with it */
 };
 
-/* A task, 160 bytes (task.c checks it), from its loop's task slab.  Two
+/* A task, 144 bytes (task.c checks it), from its loop's task slab.  Two
  * things live in its future's fields while the future is pending (the
  * future layer does not read them then, future/internal.h): its function
  * and argument in x.fut.r until its first step, then the result staged by
@@ -53,7 +53,6 @@ struct fut__task {
   struct fut__stack stack;     /* mapped until the task is done */
   fut_t *waiter;               /* the awaited pending future (a reference),
                                   NULL while not awaiting one */
-  struct fut__qnode node;      /* in the loop's ts->tasks while not done */
   uint64_t id;                 /* creation number, for the default name */
   void *sync_ctx;              /* the sync layer's context variables (opaque
                                   here): given by fut__task_hooks->inherit at
@@ -79,8 +78,9 @@ struct fut__task {
 
 /* Per loop (the tasks' loop part, task.c). */
 struct fut__task_state {
-  struct fut__qnode tasks;       /* tasks not done, newest first */
-  size_t ntasks;                 /* length of tasks */
+  size_t ntasks;                 /* tasks not done: the slots of the loop's
+                                    task slab whose state is not
+                                    FUT__T_DONE (task.c, listed) */
   uint64_t next_id;              /* for default names Task-<n> */
   bool closing;                  /* fut_loop_close is finishing tasks */
   struct fut__stack_cache cache; /* stacks of finished tasks */

@@ -14,10 +14,20 @@
 
 #include <string.h>
 
+#if defined(FUT__ASAN)
+#include <sanitizer/asan_interface.h>
+#endif
+
 static const struct fut__ops task_ops;
 
 bool fut_is_task(const fut_t *f) {
   return f && fut__ops_of(f) == &task_ops;
+}
+
+/* Whether a slot of the task slab holds a task not done: one in the
+ * loop's list (created, and finish() not run yet). */
+static bool listed(const struct fut__task *t) {
+  return t->state != FUT__T_DONE;
 }
 
 /* ---- per-loop state ------------------------------------------------------ */
@@ -28,11 +38,11 @@ static void task_close(fut_loop_t *loop, void *state);
 int fut__task_part;
 
 /* What the task object's size buys (docs/tasks.md, "A smaller task"):
- * 160 bytes with the assembly switch and no sanitizer. */
+ * 144 bytes with the assembly switch and no sanitizer. */
 #if defined(FUT_CTX_ASM) && !defined(FUT__ASAN) && !defined(FUT__TSAN) &&      \
     UINTPTR_MAX == UINT64_MAX
-_Static_assert(sizeof(struct fut__task) <= 160,
-               "struct fut__task grew past 160 bytes: move the new field "
+_Static_assert(sizeof(struct fut__task) <= 144,
+               "struct fut__task grew past 144 bytes: move the new field "
                "to struct fut__task_cold if most tasks leave it unset");
 #endif
 _Static_assert(sizeof(struct fut__task_start) <= sizeof(((fut_t *)0)->r),
@@ -75,19 +85,24 @@ static struct fut__task_state *get_state(fut_loop_t *loop) {
     return ts;
   if (!(ts = fut__calloc(1, sizeof *ts)))
     return NULL;
-  fut__q_init(&ts->tasks);
   fut__loop_part_set(loop, fut__task_part, ts);
   return ts;
+}
+
+static void close_one(void *obj, void *arg) {
+  struct fut__task *t = obj;
+  (void)arg;
+  if (listed(t))
+    fut__task_close(t);
 }
 
 /* At fut_loop_close: every task still pending gets its last run. */
 static void task_close(fut_loop_t *loop, void *state) {
   struct fut__task_state *ts = state;
-  (void)loop;
   ts->closing = true;
-  struct fut__qnode *n;
-  while ((n = fut__q_first(&ts->tasks)))
-    fut__task_close(fut__q_data(n, struct fut__task, node));
+  /* No task can be created from here on: one walk reaches them all. */
+  fut__slab_each(&loop->task_slab, close_one, NULL);
+  FUT__ASSERT(ts->ntasks == 0);
   fut__compact_close(ts);
   fut__stack_cache_clear(&ts->cache);
   fut__free(ts);
@@ -107,29 +122,27 @@ const struct fut__task_hooks *fut__task_hooks;
 
 /* Task objects come from their loop's task slab (loop/internal.h): no
  * malloc header, and the slot of a task just freed is the next task's,
- * still in the cache.  Under ASan they are malloc'd instead, so that a
- * use after free or a leaked task is reported. */
+ * still in the cache.  The slab is also the list of the loop's tasks
+ * (fut_all_tasks, task_close walk it).  Under ASan a free slot is
+ * poisoned, so that a use after free is still reported. */
 static struct fut__task *task_alloc(fut_loop_t *loop) {
-#if defined(FUT__ASAN)
-  (void)loop;
-  return fut__calloc(1, sizeof(struct fut__task));
-#else
   struct fut__slab *s = &loop->task_slab;
   if (FUT__UNLIKELY(s->obj_size == 0))
     fut__slab_init(s, sizeof(struct fut__task));
   struct fut__task *t = fut__slab_alloc(s);
-  if (t)
-    memset(t, 0, sizeof *t);
-  return t;
+  if (t) {
+#if defined(FUT__ASAN)
+    __asan_unpoison_memory_region(t, sizeof *t);
 #endif
+    memset(t, 0, sizeof *t);
+  }
+  return t;
 }
 
 static void task_free(fut_loop_t *loop, struct fut__task *t) {
-#if defined(FUT__ASAN)
-  (void)loop;
-  fut__free(t);
-#else
   fut__slab_free(&loop->task_slab, t);
+#if defined(FUT__ASAN)
+  __asan_poison_memory_region(t, sizeof *t);
 #endif
 }
 
@@ -272,9 +285,8 @@ int fut_create_task(fut_loop_t *loop, fut_task_fn fn, void *arg,
   if (fut__task_hooks &&
       (t->sync_ctx = fut__task_hooks->inherit(fut__task_running())))
     fut__ctx_live_add(loop, 1); /* callbacks it schedules capture it */
-  fut__q_insert_head(&ts->tasks, &t->node);
-  ts->ntasks++;
-  t->x.fut.refs++; /* the run reference, dropped by finish() */
+  ts->ntasks++;                 /* listed from now on: in the slab, not done */
+  t->x.fut.refs++;              /* the run reference, dropped by finish() */
   *out = &t->x.fut;
   return 0;
 }
@@ -325,16 +337,25 @@ bool fut_task_is_compact(const fut_t *f) {
   return fut_is_task(f) && fut__task_of(f)->compact;
 }
 
+struct all_tasks {
+  fut_t **out;
+  size_t cap, n;
+};
+
+static void add_listed(void *obj, void *arg) {
+  struct fut__task *t = obj;
+  struct all_tasks *a = arg;
+  if (listed(t) && a->n < a->cap)
+    a->out[a->n++] = &t->x.fut;
+}
+
 size_t fut_all_tasks(fut_loop_t *loop, fut_t **out, size_t cap) {
   if (!loop || !fut__loop_part(loop, fut__task_part))
     return 0;
   struct fut__task_state *ts = fut__loop_part(loop, fut__task_part);
-  size_t i = 0;
-  struct fut__qnode *n;
-  FUT__Q_FOREACH(n, &ts->tasks) {
-    if (i == cap || !out)
-      break;
-    out[i++] = &fut__q_data(n, struct fut__task, node)->x.fut;
+  if (out && cap > 0) {
+    struct all_tasks a = {out, cap, 0};
+    fut__slab_each(&loop->task_slab, add_listed, &a);
   }
   return ts->ntasks;
 }
