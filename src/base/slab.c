@@ -4,6 +4,28 @@
 
 #include <string.h>
 
+#if defined(__SANITIZE_ADDRESS__)
+#define SLAB_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define SLAB_ASAN 1
+#endif
+#endif
+#if defined(SLAB_ASAN)
+#include <sanitizer/asan_interface.h>
+#endif
+
+/* A user may poison its free slots (the task layer does under ASan): a
+ * chunk's shadow is clean when it is made and when it goes, since a later
+ * mapping may reuse the addresses. */
+static void unpoison_chunk(struct fut__slab_chunk *c) {
+#if defined(SLAB_ASAN)
+  __asan_unpoison_memory_region(c, FUT__SLAB_CHUNK);
+#else
+  (void)c;
+#endif
+}
+
 void fut__slab_init(struct fut__slab *s, size_t obj_size) {
   memset(s, 0, sizeof *s);
   s->obj_size = (uint32_t)((obj_size + 7u) & ~(size_t)7u);
@@ -18,6 +40,7 @@ static struct fut__slab_chunk *new_chunk(struct fut__slab *s) {
   struct fut__slab_chunk *c = fut__chunk_alloc(FUT__SLAB_CHUNK);
   if (!c)
     return NULL;
+  unpoison_chunk(c);
   uint32_t words = (s->per_chunk + 63) / 64;
   size_t hdr = sizeof *c + sizeof(uint64_t) * words;
   c->objs = (char *)c + ((hdr + 63) & ~(size_t)63);
@@ -82,6 +105,7 @@ void fut__slab_destroy(struct fut__slab *s) {
   struct fut__slab_chunk *c = s->all;
   while (c) {
     struct fut__slab_chunk *next = c->next_all;
+    unpoison_chunk(c);
     fut__chunk_free(c, FUT__SLAB_CHUNK);
     c = next;
   }

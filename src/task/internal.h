@@ -61,13 +61,13 @@ struct fut__task {
   uint32_t ncancels;           /* cancel requests not withdrawn (cancelling) */
   uint8_t state;               /* enum fut__task_run_state */
   uint8_t rkind;               /* FUT__V_*: staged result for a 0 return */
-  bool must_cancel : 1;        /* a cancel waits for the next suspension */
-  bool closing_wake : 1;       /* resumed by loop close, not by its waiter */
-  bool abandoned : 1;          /* ended without returning: frames dropped */
-  bool in_cancel : 1;          /* the cancel is cancelling the waiter */
-  bool compact : 1;            /* created with FUT_TASK_COMPACT */
-  bool has_cmp : 1;            /* cold->cmp is set (a compact task not
-                                  ended yet): tested on every switch */
+  uint8_t must_cancel : 1;     /* a cancel waits for the next suspension */
+  uint8_t closing_wake : 1;    /* resumed by loop close, not by its waiter */
+  uint8_t abandoned : 1;       /* ended without returning: frames dropped */
+  uint8_t in_cancel : 1;       /* the cancel is cancelling the waiter */
+  uint8_t compact : 1;         /* created with FUT_TASK_COMPACT */
+  uint8_t has_cmp : 1;         /* cold->cmp is set (a compact task not
+                                ended yet): tested on every switch */
 #if defined(FUT__ASAN)
   void *asan_fake; /* ASan fake stack while switched away */
 #endif
