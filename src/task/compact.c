@@ -207,10 +207,6 @@ static _Thread_local uint32_t typical_cap;
 
 int fut__compact_init(struct fut__task_state *ts, struct fut__task *t,
                       size_t size, bool debug) {
-  /* Its record hangs from the task's cold fields. */
-  struct fut__task_cold *cold = fut__task_cold(t);
-  if (!cold)
-    return fut__error(-ENOMEM, "fut_create_task: out of memory");
   size_t cap = typical_cap < size ? typical_cap : 0;
   struct fut__compact *c = fut__malloc(hdr_size(debug) + cap);
   if (!c)
@@ -228,7 +224,13 @@ int fut__compact_init(struct fut__task_state *ts, struct fut__task *t,
     fut__free(c);
     return err;
   }
-  cold->cmp = c;
+  /* The record holds the task's cold fields (a name given already moves
+   * in): one allocation per compact task. */
+  if (t->cold) {
+    c->cold = *t->cold;
+    fut__free(t->cold);
+  }
+  t->cold = &c->cold;
   t->has_cmp = true;
   return 0;
 }
@@ -257,9 +259,11 @@ void fut__compact_free(struct fut__task_state *ts, struct fut__task *t,
     }
     t->stack.lo = NULL;
   }
-  t->cold->cmp = NULL;
   t->has_cmp = false;
-  fut__free(c);
+  /* The cold fields stay with the task: the record shrinks to them (in
+   * place; if the allocator refuses, the bigger block stays). */
+  struct fut__task_cold *cold = fut__realloc(c, sizeof *cold);
+  t->cold = cold ? cold : &c->cold;
 }
 
 void fut__compact_close(struct fut__task_state *ts) {
@@ -287,7 +291,7 @@ static _Thread_local bool slack_learnt;
  * caller. */
 __attribute__((noinline)) int fut__compact_reserve(struct fut__task *t,
                                                    const char *what) {
-  struct fut__compact *c = t->cold->cmp;
+  struct fut__compact *c = fut__task_cmp(t);
   volatile char probe = 0;
   last_probe = (uintptr_t)&probe;
   size_t need = (size_t)((uintptr_t)top_of(t) - last_probe) +
@@ -316,14 +320,14 @@ __attribute__((noinline)) int fut__compact_reserve(struct fut__task *t,
                       what, tname(t, (char[32]){0}), need);
   }
   n->cap = (uint32_t)need & ((1u << 30) - 1);
-  t->cold->cmp = n;
+  t->cold = &n->cold;
   return 0;
 }
 
 /* The owner's frames to its buffer; the run stack is free. */
 static void evict(struct fut__run_stack *rs) {
   struct fut__task *o = rs->owner;
-  struct fut__compact *c = o->cold->cmp;
+  struct fut__compact *c = fut__task_cmp(o);
   char *from = top_of(o) - c->len;
   stack_open(from, c->len);
   memcpy(img_of(c), from, c->len);
@@ -331,14 +335,14 @@ static void evict(struct fut__run_stack *rs) {
 }
 
 static void copy_in(struct fut__task *t) {
-  struct fut__compact *c = t->cold->cmp;
+  struct fut__compact *c = fut__task_cmp(t);
   char *to = top_of(t) - c->len;
   stack_open_for_write(to, c->len);
   memcpy(to, img_of(c), c->len);
 }
 
 void fut__compact_enter(struct fut__task *t) {
-  struct fut__compact *c = t->cold->cmp;
+  struct fut__compact *c = fut__task_cmp(t);
   if (c->debug) {
     unprotect(t);
     if (c->len)
@@ -365,7 +369,7 @@ void fut__compact_enter(struct fut__task *t) {
 }
 
 void fut__compact_leave(struct fut__task *t) {
-  struct fut__compact *c = t->cold->cmp;
+  struct fut__compact *c = fut__task_cmp(t);
   if (t->state == FUT__T_DONE)
     return;
   uintptr_t top = (uintptr_t)top_of(t);
@@ -392,7 +396,8 @@ void fut__compact_leave(struct fut__task *t) {
       fatal("compact task '%s': out of memory for its %zu-byte image",
             tname(t, (char[32]){0}), len);
     n->cap = (uint32_t)len & ((1u << 30) - 1);
-    t->cold->cmp = c = n;
+    c = n;
+    t->cold = &n->cold;
   }
   c->len = (uint32_t)len;
   if (c->debug) {

@@ -25,20 +25,18 @@ enum fut__task_run_state {
 struct fut__task_state;
 
 /* A task's cold fields: what most tasks never set (a name, messages, an
- * error group, a compact record).  Allocated at the first need
- * (fut__task_cold), freed with the task. */
+ * error group).  Allocated at the first need (fut__task_cold), or as the
+ * head of a compact task's record (compact.h); freed with the task. */
 struct fut__task_cold {
-  char *name;               /* malloc'd; NULL: the default "Task-<id>",
-                               formatted at the first request
-                               (fut__task_name) */
-  char *cancel_msg;         /* last cancel message, or NULL */
-  char *fail_msg;           /* fut_task_fail's message, or NULL */
-  void *sync_group;         /* the sync layer's error group raised last
-                               by a TaskGroup exit in this task, or NULL;
-                               released at destruction */
-  struct fut__compact *cmp; /* compact mode (compact.c) until the task
-                               ends, else NULL */
-  int fail_code;            /* the code fut_task_fail was given with it */
+  char *name;       /* malloc'd; NULL: the default "Task-<id>",
+                       formatted at the first request
+                       (fut__task_name) */
+  char *cancel_msg; /* last cancel message, or NULL */
+  char *fail_msg;   /* fut_task_fail's message, or NULL */
+  void *sync_group; /* the sync layer's error group raised last
+                       by a TaskGroup exit in this task, or NULL;
+                       released at destruction */
+  int fail_code;    /* the code fut_task_fail was given with it */
 };
 
 /* A task, 144 bytes (task.c checks it), from its loop's task slab.  Two
@@ -66,8 +64,9 @@ struct fut__task {
   uint8_t abandoned : 1;       /* ended without returning: frames dropped */
   uint8_t in_cancel : 1;       /* the cancel is cancelling the waiter */
   uint8_t compact : 1;         /* created with FUT_TASK_COMPACT */
-  uint8_t has_cmp : 1;         /* cold->cmp is set (a compact task not
-                                ended yet): tested on every switch */
+  uint8_t has_cmp : 1;         /* cold heads a compact record (a compact
+                                  task not ended yet): tested on every
+                                  switch */
 #if defined(FUT__ASAN)
   void *asan_fake; /* ASan fake stack while switched away */
 #endif
@@ -114,7 +113,7 @@ static inline const char *fut__task_given_name(const struct fut__task *t) {
 
 /* The compact record of a compact task not ended yet, else NULL. */
 static inline struct fut__compact *fut__task_cmp(const struct fut__task *t) {
-  return t->has_cmp ? t->cold->cmp : NULL;
+  return t->has_cmp ? (struct fut__compact *)(void *)t->cold : NULL;
 }
 
 /* A new task's function and argument: in its future's result union
