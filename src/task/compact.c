@@ -259,11 +259,9 @@ void fut__compact_free(struct fut__task_state *ts, struct fut__task *t,
     }
     t->stack.lo = NULL;
   }
+  /* The record stays, as the task's cold fields (t->cold), until the task
+   * is freed: no call here on a compact task's end. */
   t->has_cmp = false;
-  /* The cold fields stay with the task: the record shrinks to them (in
-   * place; if the allocator refuses, the bigger block stays). */
-  struct fut__task_cold *cold = fut__realloc(c, sizeof *cold);
-  t->cold = cold ? cold : &c->cold;
 }
 
 void fut__compact_close(struct fut__task_state *ts) {

@@ -26,8 +26,8 @@ struct fut__run_stacks {
 
 /* A compact task's record (fut__task_cmp): the task's cold fields, then
  * its run stack and image size; its image follows it (after the debug
- * links for a debug-mode task).  When the task ends, it shrinks to the
- * cold fields. */
+ * links for a debug-mode task).  When the task ends, it stays as its
+ * cold fields until the task is freed. */
 struct fut__compact {
   struct fut__task_cold cold; /* the task's cold fields (t->cold points
                                  here while the task runs): first */

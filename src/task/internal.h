@@ -26,7 +26,8 @@ struct fut__task_state;
 
 /* A task's cold fields: what most tasks never set (a name, messages, an
  * error group).  Allocated at the first need (fut__task_cold), or as the
- * head of a compact task's record (compact.h); freed with the task. */
+ * head of a compact task's record (compact.h); freed with the task (the
+ * whole record for a compact task). */
 struct fut__task_cold {
   char *name;       /* malloc'd; NULL: the default "Task-<id>",
                        formatted at the first request
