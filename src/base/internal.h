@@ -77,6 +77,10 @@ static inline uint64_t fut__now(void) {
  * are reallocated close together instead of as a random walk through
  * memory.  The steady state allocates nothing. */
 #define FUT__SLAB_CHUNK ((size_t)64 * 1024)
+/* Chunks are mapped in groups that grow to this many, so that a slab of a
+ * million objects (tasks) takes a few hundred mappings, not thousands;
+ * a small slab still maps one chunk. */
+#define FUT__SLAB_GROUP_MAX 16u
 
 struct fut__slab_chunk;
 struct fut__slab {
@@ -89,6 +93,12 @@ struct fut__slab {
   uint64_t div_magic;            /* ceil(2^32 / obj_size): offset -> index */
   void *owner;                   /* copied into each chunk: what an object
                                     belongs to (fut__slab_owner) */
+  char *spare;                   /* chunks mapped but not used yet, from
+                                    spare down: [spare - nspare chunks,
+                                    spare) */
+  uint32_t nspare;               /* how many */
+  uint32_t group;                /* chunks in the next mapping (1, 2, 4 ..
+                                    FUT__SLAB_GROUP_MAX): one VMA each */
 };
 
 struct fut__slab_chunk {

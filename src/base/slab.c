@@ -36,8 +36,26 @@ void fut__slab_init(struct fut__slab *s, size_t obj_size) {
   s->div_magic = ((UINT64_C(1) << 32) + s->obj_size - 1) / s->obj_size;
 }
 
+/* A chunk's memory: the next spare one, or a new group mapped (aligned on
+ * its size, a power of two, hence on the chunk size) whose spare ones the
+ * next calls take.  Contiguous chunks are one VMA. */
+static void *map_chunk(struct fut__slab *s) {
+  if (s->nspare == 0) {
+    uint32_t g = s->group ? s->group : 1;
+    char *m = fut__chunk_alloc(g * FUT__SLAB_CHUNK);
+    if (!m)
+      return NULL;
+    s->spare = m + (size_t)g * FUT__SLAB_CHUNK;
+    s->nspare = g;
+    s->group = g < FUT__SLAB_GROUP_MAX ? 2 * g : g;
+  }
+  s->nspare--;
+  s->spare -= FUT__SLAB_CHUNK;
+  return s->spare;
+}
+
 static struct fut__slab_chunk *new_chunk(struct fut__slab *s) {
-  struct fut__slab_chunk *c = fut__chunk_alloc(FUT__SLAB_CHUNK);
+  struct fut__slab_chunk *c = map_chunk(s);
   if (!c)
     return NULL;
   unpoison_chunk(c);
@@ -109,5 +127,10 @@ void fut__slab_destroy(struct fut__slab *s) {
     fut__chunk_free(c, FUT__SLAB_CHUNK);
     c = next;
   }
+  /* Spare chunks: the rest of the last group. */
+  if (s->nspare)
+    fut__chunk_free(s->spare - (size_t)s->nspare * FUT__SLAB_CHUNK,
+                    (size_t)s->nspare * FUT__SLAB_CHUNK);
+  s->nspare = 0;
   s->all = s->cur = s->avail = NULL;
 }
