@@ -973,6 +973,75 @@ static void test_task_current_and_all_tasks(void **state) {
   end_loop(loop);
 }
 
+/* The loop's task list is its task slab (docs/tasks.md, "A smaller task
+ * object"): over several slab chunks, with slots freed by finished tasks
+ * and taken again by new ones, fut_all_tasks lists exactly the tasks not
+ * done, and loop close gives each of them its last run. */
+struct many {
+  fut_t *gate;
+  int last_runs;
+};
+
+static int await_gate_then_count(void *arg) {
+  struct many *m = arg;
+  int rc = fut_await(m->gate, NULL);
+  if (rc == -ECANCELED)
+    m->last_runs++;
+  return rc;
+}
+
+enum { MANY = 1500, MORE = 500 };
+
+static void test_task_list_over_many_slab_slots(void **state) {
+  (void)state;
+  handler_calls = 0;
+  fut_loop_t *loop = new_loop();
+  fut_loop_set_exception_handler(loop, counting_handler, NULL);
+  struct many m = {.gate = newf(loop)};
+  static fut_t *ts[MANY + MORE], *out[MANY + MORE + 1];
+  for (int i = 0; i < MANY; i++)
+    ts[i] = spawn(loop, i % 2 ? ret_none : await_gate_then_count, &m);
+  assert_int_equal(fut_all_tasks(loop, NULL, 0), MANY);
+  drain(loop);
+  /* The odd ones ended: their slots go free. */
+  for (int i = 1; i < MANY; i += 2) {
+    assert_true(fut_done(ts[i]));
+    fut_unref(ts[i]);
+    ts[i] = NULL;
+  }
+  assert_int_equal(fut_all_tasks(loop, NULL, 0), MANY / 2);
+  for (int i = MANY; i < MANY + MORE; i++)
+    ts[i] = spawn(loop, await_gate_then_count, &m);
+  drain(loop);
+  size_t n = fut_all_tasks(loop, out, MANY + MORE + 1);
+  assert_int_equal(n, MANY / 2 + MORE);
+  /* Exactly the pending ones, each once. */
+  for (size_t k = 0; k < n; k++) {
+    int found = -1;
+    for (int i = 0; i < MANY + MORE && found < 0; i++)
+      if (ts[i] && out[k] == ts[i])
+        found = i;
+    assert_true(found >= 0 && (found >= MANY || found % 2 == 0));
+    assert_false(fut_done(out[k]));
+    for (size_t j = 0; j < k; j++)
+      assert_ptr_not_equal(out[j], out[k]);
+  }
+  /* A short buffer gets the first ones, the count is still all. */
+  assert_int_equal(fut_all_tasks(loop, out, 3), MANY / 2 + MORE);
+  assert_int_equal(fut_loop_close(loop), 0);
+  assert_int_equal(m.last_runs, MANY / 2 + MORE);
+  assert_int_equal(handler_calls, MANY / 2 + MORE); /* destroyed pending */
+  assert_int_equal(fut_all_tasks(loop, NULL, 0), 0);
+  for (int i = 0; i < MANY + MORE; i++) {
+    if (!ts[i])
+      continue;
+    assert_true(fut_cancelled(ts[i]));
+    fut_unref(ts[i]);
+  }
+  fut_unref(m.gate);
+  end_loop(loop);
+}
+
 static void test_task_names_and_stack_size(void **state) {
   (void)state;
   fut_loop_t *loop = new_loop();
@@ -1359,6 +1428,7 @@ int main(void) {
       cmocka_unit_test(test_task_cancel_await_cycle_does_not_recurse),
       cmocka_unit_test(test_task_cancel_awaiting_combinator_of_itself),
       cmocka_unit_test(test_task_current_and_all_tasks),
+      cmocka_unit_test(test_task_list_over_many_slab_slots),
       cmocka_unit_test(test_task_names_and_stack_size),
       cmocka_unit_test(test_task_default_name_is_lazy),
       cmocka_unit_test(test_task_create_bad_arguments),

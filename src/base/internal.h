@@ -81,12 +81,14 @@ static inline uint64_t fut__now(void) {
  * are reallocated close together instead of as a random walk through
  * memory.  The steady state allocates nothing. */
 #define FUT__SLAB_CHUNK ((size_t)64 * 1024)
-/* Past FUT__SLAB_SMALL chunks (2 MiB), a slab takes its chunks from 2 MiB
- * regions advised for huge pages: a burst of a million objects then
- * faults 16 times, not 8,000 (in a VM a 4 KiB fault can cost 10-20 us),
- * and a small loop still holds only the 64 KiB chunks it uses. */
-#define FUT__SLAB_SMALL 32u
+/* Chunks are mapped in groups that double up to FUT__SLAB_GROUP_MAX, so
+ * that a slab of a million objects (tasks) takes a few hundred mappings,
+ * not thousands, and a small slab still maps one chunk.  A full group is
+ * FUT__SLAB_REGION (2 MiB) and is advised for huge pages: a burst of a
+ * million objects then faults a few hundred times, not 8,000 (in a VM a
+ * 4 KiB fault can cost 10-20 us). */
 #define FUT__SLAB_REGION ((size_t)2 * 1024 * 1024)
+#define FUT__SLAB_GROUP_MAX ((uint32_t)(FUT__SLAB_REGION / FUT__SLAB_CHUNK))
 
 struct fut__slab_chunk;
 struct fut__slab {
@@ -99,10 +101,12 @@ struct fut__slab {
   uint64_t div_magic;            /* ceil(2^32 / obj_size): offset -> index */
   void *owner;                   /* copied into each chunk: what an object
                                     belongs to (fut__slab_owner) */
-  uint32_t nchunks;              /* chunks made so far */
-  char *region;                  /* the huge-page region's part not yet
-                                    carved into chunks, region_left bytes */
-  size_t region_left;
+  char *spare;                   /* chunks mapped but not used yet, from
+                                    spare down: [spare - nspare chunks,
+                                    spare) */
+  uint32_t nspare;               /* how many */
+  uint32_t group;                /* chunks in the next mapping (1, 2, 4 ..
+                                    FUT__SLAB_GROUP_MAX): one VMA each */
 };
 
 struct fut__slab_chunk {
@@ -121,6 +125,13 @@ void fut__slab_destroy(struct fut__slab *s);
 /* An object, or NULL when out of memory. */
 static inline void *fut__slab_alloc(struct fut__slab *s);
 static inline void fut__slab_free(struct fut__slab *s, void *p);
+/* Calls fn(obj, arg) on every object of s allocated now, a chunk at a
+ * time (in address order within a chunk).  fn may free objects, obj
+ * included; an object allocated during the walk may or may not be
+ * visited.  O(capacity): for rare walks (listing a loop's tasks, closing
+ * them), not hot paths. */
+void fut__slab_each(struct fut__slab *s, void (*fn)(void *obj, void *arg),
+                    void *arg);
 /* fut__slab_free's rare case: c had no free slot before (it is offered
  * again). */
 void fut__slab_offer(struct fut__slab *s, struct fut__slab_chunk *c);

@@ -4,6 +4,28 @@
 
 #include <string.h>
 
+#if defined(__SANITIZE_ADDRESS__)
+#define SLAB_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define SLAB_ASAN 1
+#endif
+#endif
+#if defined(SLAB_ASAN)
+#include <sanitizer/asan_interface.h>
+#endif
+
+/* A user may poison its free slots (the task layer does under ASan): a
+ * chunk's shadow is clean when it is made and when it goes, since a later
+ * mapping may reuse the addresses. */
+static void unpoison_chunk(struct fut__slab_chunk *c) {
+#if defined(SLAB_ASAN)
+  __asan_unpoison_memory_region(c, FUT__SLAB_CHUNK);
+#else
+  (void)c;
+#endif
+}
+
 void fut__slab_init(struct fut__slab *s, size_t obj_size) {
   memset(s, 0, sizeof *s);
   s->obj_size = (uint32_t)((obj_size + 7u) & ~(size_t)7u);
@@ -14,27 +36,32 @@ void fut__slab_init(struct fut__slab *s, size_t obj_size) {
   s->div_magic = ((UINT64_C(1) << 32) + s->obj_size - 1) / s->obj_size;
 }
 
-/* 64 KiB for a chunk: its own mapping while the slab is small, else the
- * next part of a huge-page region. */
-static void *chunk_memory(struct fut__slab *s) {
-  if (s->nchunks < FUT__SLAB_SMALL)
-    return fut__chunk_alloc(FUT__SLAB_CHUNK);
-  if (s->region_left == 0) {
-    if (!(s->region = fut__chunk_alloc_huge(FUT__SLAB_REGION)))
+/* A chunk's memory: the next spare one, or a new group mapped (aligned on
+ * its size, a power of two, hence on the chunk size) whose spare ones the
+ * next calls take.  Contiguous chunks are one VMA; a full group (2 MiB) is
+ * advised for huge pages. */
+static void *map_chunk(struct fut__slab *s) {
+  if (s->nspare == 0) {
+    uint32_t g = s->group ? s->group : 1;
+    size_t n = (size_t)g * FUT__SLAB_CHUNK;
+    char *m = g == FUT__SLAB_GROUP_MAX ? fut__chunk_alloc_huge(n)
+                                       : fut__chunk_alloc(n);
+    if (!m)
       return NULL;
-    s->region_left = FUT__SLAB_REGION;
+    s->spare = m + n;
+    s->nspare = g;
+    s->group = g < FUT__SLAB_GROUP_MAX ? 2 * g : g;
   }
-  void *p = s->region;
-  s->region += FUT__SLAB_CHUNK;
-  s->region_left -= FUT__SLAB_CHUNK;
-  return p;
+  s->nspare--;
+  s->spare -= FUT__SLAB_CHUNK;
+  return s->spare;
 }
 
 static struct fut__slab_chunk *new_chunk(struct fut__slab *s) {
-  struct fut__slab_chunk *c = chunk_memory(s);
+  struct fut__slab_chunk *c = map_chunk(s);
   if (!c)
     return NULL;
-  s->nchunks++;
+  unpoison_chunk(c);
   uint32_t words = (s->per_chunk + 63) / 64;
   size_t hdr = sizeof *c + sizeof(uint64_t) * words;
   c->objs = (char *)c + ((hdr + 63) & ~(size_t)63);
@@ -84,17 +111,30 @@ void fut__slab_offer(struct fut__slab *s, struct fut__slab_chunk *c) {
   }
 }
 
+void fut__slab_each(struct fut__slab *s, void (*fn)(void *obj, void *arg),
+                    void *arg) {
+  for (struct fut__slab_chunk *c = s->all; c; c = c->next_all) {
+    for (uint32_t i = 0; i < s->per_chunk; i++) {
+      /* The bit is read afresh: fn may have freed objects. */
+      if (!(c->bits[i / 64] >> (i % 64) & 1))
+        fn(c->objs + (size_t)i * s->obj_size, arg);
+    }
+  }
+}
+
 void fut__slab_destroy(struct fut__slab *s) {
   struct fut__slab_chunk *c = s->all;
   while (c) {
     struct fut__slab_chunk *next = c->next_all;
+    unpoison_chunk(c);
     fut__chunk_free(c, FUT__SLAB_CHUNK);
     c = next;
   }
-  if (s->region_left) /* the region's part never carved */
-    fut__chunk_free(s->region, s->region_left);
-  s->region = NULL;
-  s->region_left = 0;
-  s->nchunks = 0;
+  /* Spare chunks: the rest of the last group. */
+  if (s->nspare)
+    fut__chunk_free(s->spare - (size_t)s->nspare * FUT__SLAB_CHUNK,
+                    (size_t)s->nspare * FUT__SLAB_CHUNK);
+  s->nspare = 0;
+  s->group = 0;
   s->all = s->cur = s->avail = NULL;
 }

@@ -48,8 +48,14 @@ struct fut {
   uint8_t rkind;    /* FUT__R_* */
   uint8_t flags;    /* FUT__F_* */
   uint8_t unused;
-  uint32_t unused2;
+  uint32_t ext; /* never read by this layer: free for a struct embedding
+                   the future (struct fut__ext; a task's return code) */
   struct fut__cb_ent cb0; /* first registration when FUT__F_CB0 */
+  /* Read only once the future is done (rkind says what it holds): while
+   * it is pending, a struct embedding it whose owner alone sets the
+   * outcome (FUT__F_OWNED) may keep its own data here, and must leave it
+   * zeroed before setting the outcome (a task: fn and arg, then its
+   * staged result). */
   union {
     union fut__value v; /* FUT__R_PTR, FUT__R_BYTES, FUT__R_I64 */
     struct {

@@ -401,6 +401,10 @@ struct fut_loop {
                                    kept by the loop, whose memory
                                    outlives it while futures live */
   struct fut__slab handle_slab; /* handles */
+  struct fut__slab task_slab;   /* the task layer's task objects: sized
+                                   by it at its first task (obj_size 0
+                                   until then), kept by the loop like
+                                   fut_slab (tasks are futures) */
   size_t live_futures;          /* futures not yet freed (all kinds) */
   size_t live_handles;          /* handles not yet freed */
 

@@ -165,6 +165,7 @@ int fut_loop_close(fut_loop_t *loop) {
 static void release_memory(fut_loop_t *loop) {
   fut__slab_destroy(&loop->fut_slab);
   fut__slab_destroy(&loop->handle_slab);
+  fut__slab_destroy(&loop->task_slab);
   fut__free(loop->ready.ents);
   fut__timers_free(loop);
   fut__free(loop->events);

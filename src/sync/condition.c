@@ -93,7 +93,7 @@ int fut_cond_wait(fut_cond_t *c) {
     err = fut_lock_acquire(c->lock);
     if (err == 0)
       break;
-    if (err != -ECANCELED || t->closing_wake || t->ts->closing) {
+    if (err != -ECANCELED || fut__task_closing(t)) {
       /* -ENOMEM, or the loop is closing (every await fails at once): give
        * up, without the lock. */
       rc = err;

@@ -127,7 +127,10 @@ void fut_error_group_unref(fut_error_group_t *eg) {
 }
 
 const fut_error_group_t *fut_task_error_group(const fut_t *task) {
-  return fut_is_task(task) ? fut__task_of(task)->sync_group : NULL;
+  if (!fut_is_task(task))
+    return NULL;
+  const struct fut__task *t = fut__task_of(task);
+  return t->cold ? t->cold->sync_group : NULL;
 }
 
 /* ---- task groups ------------------------------------------------------- */
@@ -367,17 +370,21 @@ int fut_taskgroup_exit(fut_taskgroup_t *g, int err) {
     rc = -ECANCELED;
   } else {
     if (err && err != -ECANCELED) /* a nested group's code carries it */
-      record(g, err, NULL, err == FUT_E_GROUP ? t->sync_group : NULL);
+      record(g, err, NULL,
+             err == FUT_E_GROUP && t->cold ? t->cold->sync_group : NULL);
     if (has_errors(g)) {
       /* Keep an outer cancel pending, its count stable. */
       if (fut_task_cancelling(g->parent)) {
         fut_task_uncancel(g->parent);
         fut_cancel(g->parent, NULL);
       }
-      if (g->errors) {
+      /* Kept in the task's cold fields (without memory for them, the
+       * task's error group is not recorded; the code still says it). */
+      struct fut__task_cold *cold = g->errors ? fut__task_cold(t) : NULL;
+      if (cold) {
         FUT__ASSERT(fut__sync_hooks_installed()); /* releases it */
-        fut_error_group_unref(t->sync_group);
-        t->sync_group = fut_error_group_ref(g->errors);
+        fut_error_group_unref(cold->sync_group);
+        cold->sync_group = fut_error_group_ref(g->errors);
       }
       rc = fut__error(FUT_E_GROUP,
                       "fut_taskgroup_exit: %zu unhandled error(s) in a "

@@ -16,6 +16,8 @@
  * the next suspension point. */
 #include "task/internal.h"
 
+#include <string.h>
+
 #if defined(FUT__ASAN)
 #include <sanitizer/common_interface_defs.h>
 #endif
@@ -48,7 +50,7 @@ static void wakeup(fut_t *f, void *arg);
 /* Scheduler -> task. */
 static void switch_in(struct fut__task *t) {
   struct sched *s = &sched;
-  if (FUT__UNLIKELY(t->cmp != NULL)) /* its frames onto its run stack */
+  if (FUT__UNLIKELY(t->has_cmp)) /* its frames onto its run stack */
     fut__compact_enter(t);
   s->current = t;
   t->state = FUT__T_RUNNING;
@@ -59,7 +61,7 @@ static void switch_in(struct fut__task *t) {
 #endif
 #if defined(FUT__ASAN)
   __sanitizer_start_switch_fiber(&s->asan_fake, fut__stack_lo(&t->stack),
-                                 t->stack.size);
+                                 fut__stack_size(&t->stack));
 #endif
   fut__ctx_switch(&s->ctx, &t->ctx);
 #if defined(FUT__ASAN)
@@ -69,8 +71,8 @@ static void switch_in(struct fut__task *t) {
   /* The task switched out (or ended): a stack without a guard page of its
    * own has its canary checked (a few loads, see stack.c). */
   if (t->stack.canary && !fut__stack_canary_ok(&t->stack))
-    fut__stack_canary_hit(&t->stack, t->name);
-  if (FUT__UNLIKELY(t->cmp != NULL))
+    fut__stack_canary_hit(&t->stack, fut__task_given_name(t));
+  if (FUT__UNLIKELY(t->has_cmp))
     fut__compact_leave(t);
 }
 
@@ -103,7 +105,7 @@ __attribute__((noinline)) static void switch_out_compact(struct fut__task *t,
 
 /* Other tasks switch inline: no call on the hot path. */
 static inline void switch_out(struct fut__task *t, bool final) {
-  if (FUT__UNLIKELY(t->cmp != NULL))
+  if (FUT__UNLIKELY(t->has_cmp))
     switch_out_compact(t, final);
   else
     switch_out_body(t, final);
@@ -114,15 +116,20 @@ static void task_entry(void *p) {
 #if defined(FUT__ASAN)
   __sanitizer_finish_switch_fiber(NULL, &sched.main_bottom, &sched.main_size);
 #endif
-  t->rc = t->fn(t->arg);
+  /* fn and arg leave the future's result union, which is the staged
+   * result's from now on (zero: nothing staged). */
+  struct fut__task_start start;
+  memcpy(&start, &t->x.fut.r, sizeof start);
+  memset(&t->x.fut.r, 0, sizeof t->x.fut.r);
+  fut__task_set_rc(t, start.fn(start.arg));
   t->state = FUT__T_DONE;
   switch_out(t, true);
   FUT__ASSERT(!"a finished task was resumed");
 }
 
 void fut__task_make_ctx(struct fut__task *t) {
-  fut__ctx_make(&t->ctx, fut__stack_lo(&t->stack), t->stack.size, task_entry,
-                t);
+  fut__ctx_make(&t->ctx, fut__stack_lo(&t->stack), fut__stack_size(&t->stack),
+                task_entry, t);
 }
 
 void fut__task_init_ctx(struct fut__task *t) {
@@ -159,9 +166,10 @@ bool fut__task_guard_hit(const void *addr, const char **name, uint64_t *id,
   const char *a = addr;
   if (a < fut__stack_fault_lo(&t->stack) || a >= t->stack.lo)
     return false;
-  *name = t->name; /* NULL: the default, formatted by the caller */
+  *name = fut__task_given_name(t); /* NULL: the default, formatted by
+                                      the caller */
   *id = t->id;
-  *size = t->stack.size;
+  *size = fut__stack_size(&t->stack);
   return true;
 }
 
@@ -171,43 +179,50 @@ struct fut__task *fut__task_running(void) {
 
 /* ---- a task's end ------------------------------------------------------- */
 
-/* Sets the task's outcome from t->rc, releases its stack and the loop's
- * run reference.  On the scheduler stack. */
+/* Sets the task's outcome from fn's return code, releases its stack and the
+ * loop's run reference.  On the scheduler stack. */
 static void finish(struct fut__task *t) {
   fut_t *f = &t->x.fut;
-  if (t->cmp)
-    fut__compact_free(t->ts, t, t->abandoned);
+  struct fut__task_state *ts = fut__task_state_of(t);
+  if (t->has_cmp)
+    fut__compact_free(ts, t, t->abandoned);
   else if (t->abandoned)
-    fut__stack_discard(&t->ts->cache, &t->stack);
+    fut__stack_discard(&ts->cache, &t->stack);
   else
-    fut__stack_put(&t->ts->cache, &t->stack);
+    fut__stack_put(&ts->cache, &t->stack);
 #if defined(FUT__TSAN)
   __tsan_destroy_fiber(t->tsan_fiber);
   t->tsan_fiber = NULL;
 #endif
-  fut__q_remove(&t->node);
-  t->ts->ntasks--;
-  t->ts = NULL;
-  int rc = t->rc, err = 0;
+  ts->ntasks--; /* off the loop's list: state is FUT__T_DONE */
+  int rc = (int)(int32_t)f->ext, err = 0;
+  f->ext = 0;
+  /* The staged result (or, for a task that never ran, fn and arg) leaves
+   * the future's result union before the outcome goes there. */
+  union fut__value staged = *fut__task_staged(t);
+  uint8_t rkind = t->rkind;
+  t->rkind = FUT__V_NONE;
+  memset(&f->r, 0, sizeof f->r);
+  const struct fut__task_cold *c = t->cold;
   /* The owner sets the outcome now; once done, nobody can set it again. */
   f->flags &= (uint8_t)~FUT__F_OWNED;
   if (rc == 0 && !t->must_cancel) {
-    switch (t->rkind) {
+    switch (rkind) {
     case FUT__V_PTR:
-      err = fut_set_result(f, t->res.p.ptr, t->res.p.dtor);
+      err = fut_set_result(f, staged.p.ptr, staged.p.dtor);
       break;
     case FUT__V_BYTES:
-      err = fut_set_result_bytes_owned(f, t->res.b.data, t->res.b.len);
+      err = fut_set_result_bytes_owned(f, staged.b.data, staged.b.len);
       break;
     case FUT__V_I64:
-      err = fut_set_result_i64(f, t->res.i64);
+      err = fut_set_result_i64(f, staged.i64);
       break;
     default:
       err = fut_set_result(f, NULL, NULL);
       break;
     }
     if (err == 0)
-      t->rkind = FUT__V_NONE; /* the future owns it now */
+      rkind = FUT__V_NONE; /* the future owns it now */
   } else if (rc == 0 || rc == -ECANCELED) {
     /* Cancelled right before returning, or let the cancellation out: with
      * the message fut_task_fail gave -ECANCELED (a CancelledError re-raised
@@ -215,21 +230,22 @@ static void finish(struct fut__task *t) {
      * task's own cancel message. */
     t->must_cancel = false;
     const char *msg =
-        rc == -ECANCELED && t->fail_msg && t->fail_code == -ECANCELED
-            ? t->fail_msg
-            : t->cancel_msg;
+        !c ? NULL
+        : rc == -ECANCELED && c->fail_msg && c->fail_code == -ECANCELED
+            ? c->fail_msg
+            : c->cancel_msg;
     if (!fut__cancel_base(f, msg))
       err = FUT_E_INVALID_STATE;
   } else if (rc < 0) {
-    err = t->fail_msg ? fut_set_exception(f, rc, "%s", t->fail_msg)
-                      : fut_set_exception(f, rc, NULL);
+    err = c && c->fail_msg ? fut_set_exception(f, rc, "%s", c->fail_msg)
+                           : fut_set_exception(f, rc, NULL);
   } else {
     err = fut_set_exception(f, -EINVAL,
                             "task '%s' returned %d: a task "
                             "function returns 0 or a negative code",
                             fut__task_name(t), rc);
   }
-  fut__task_drop_staged(t);
+  fut__value_clear(rkind, &staged);
   if (err)
     fut__report_exception(f->loop,
                           "cannot set the outcome of a finished "
@@ -251,7 +267,7 @@ void fut__task_step(void *p) {
   if (t->state == FUT__T_CREATED && t->must_cancel) {
     /* asyncio throws CancelledError into a coroutine that never ran: it
      * ends at once, its body unexecuted. */
-    t->rc = -ECANCELED;
+    fut__task_set_rc(t, -ECANCELED);
     t->state = FUT__T_DONE;
     finish(t);
     return;
@@ -264,7 +280,7 @@ void fut__task_close(struct fut__task *t) {
   fut__report_exception(f->loop, "Task was destroyed but it is pending!", 0, f,
                         NULL, fut__task_name(t));
   if (t->state == FUT__T_CREATED) {
-    t->rc = -ECANCELED;
+    fut__task_set_rc(t, -ECANCELED);
     t->state = FUT__T_DONE;
     finish(t);
     return;
@@ -278,7 +294,7 @@ void fut__task_close(struct fut__task *t) {
     /* Closed from inside a task of another loop: switches only go
      * scheduler <-> task, so this one cannot run again.  Its frames are
      * dropped without clean-up. */
-    t->rc = -ECANCELED;
+    fut__task_set_rc(t, -ECANCELED);
     t->state = FUT__T_DONE;
     t->abandoned = true;
     finish(t);
@@ -313,17 +329,17 @@ static void wakeup(fut_t *f, void *arg) {
 
 /* Waits for the pending future f. */
 static int wait_on(struct fut__task *t, fut_t *f) {
-  if (t->closing_wake || t->ts->closing)
+  if (fut__task_closing(t))
     return -ECANCELED;
   int err =
-      FUT__UNLIKELY(t->cmp != NULL) ? fut__compact_reserve(t, "fut_await") : 0;
+      FUT__UNLIKELY(t->has_cmp) ? fut__compact_reserve(t, "fut_await") : 0;
   if (err)
     return err;
   err = fut__add_done_callback(f, wakeup, t);
   if (err)
     return err;
   t->waiter = fut_ref(f);
-  if (t->must_cancel && fut_cancel(f, t->cancel_msg))
+  if (t->must_cancel && fut_cancel(f, t->cold ? t->cold->cancel_msg : NULL))
     t->must_cancel = false;
   t->state = FUT__T_SUSPENDED;
   switch_out(t, false);
@@ -379,10 +395,10 @@ int fut_yield(void) {
   struct fut__task *t = fut__task_current("fut_yield");
   if (!t)
     return FUT_E_NOT_IN_TASK;
-  if (t->closing_wake || t->ts->closing)
+  if (fut__task_closing(t))
     return -ECANCELED;
   int err =
-      FUT__UNLIKELY(t->cmp != NULL) ? fut__compact_reserve(t, "fut_yield") : 0;
+      FUT__UNLIKELY(t->has_cmp) ? fut__compact_reserve(t, "fut_yield") : 0;
   if (err)
     return err;
   err = fut__ring_push(&t->x.fut.loop->ready, fut__task_step, t);

@@ -47,7 +47,7 @@ static unsigned char *img_of(struct fut__compact *c) {
 }
 
 static char *top_of(const struct fut__task *t) {
-  return t->stack.lo + t->stack.size;
+  return t->stack.lo + fut__stack_size(&t->stack);
 }
 
 /* Makes [p, p + n) of a stack readable for a copy-out: no stale ASan
@@ -128,8 +128,9 @@ bool fut__compact_fault(const void *addr, const char **name, uint64_t *id) {
   for (struct dbg *d = reg_head; d && !hit; d = d->next) {
     const char *lo = d->t->stack.lo;
     if ((const char *)addr >= lo &&
-        (const char *)addr < lo + d->t->stack.size) {
-      *name = d->t->name; /* NULL: the default, formatted by the caller */
+        (const char *)addr < lo + fut__stack_size(&d->t->stack)) {
+      /* NULL: the default, formatted by the caller */
+      *name = fut__task_given_name(d->t);
       *id = d->t->id;
       hit = true;
     }
@@ -142,8 +143,9 @@ bool fut__compact_fault(const void *addr, const char **name, uint64_t *id) {
 /* The task's name for a message, without allocating (the default name is
  * formatted lazily: fut__task_name may need memory that is not there). */
 static const char *tname(const struct fut__task *t, char buf[32]) {
-  if (t->name)
-    return t->name;
+  const char *given = fut__task_given_name(t);
+  if (given)
+    return given;
   snprintf(buf, 32, "Task-%llu", (unsigned long long)t->id);
   return buf;
 }
@@ -152,8 +154,8 @@ static const char *tname(const struct fut__task *t, char buf[32]) {
  * an address of it faults.  Without memory for the VMA split (too many
  * mappings), the task simply goes unchecked. */
 static void protect(struct fut__task *t) {
-  struct dbg *d = (struct dbg *)t->cmp;
-  if (mprotect(t->stack.lo, t->stack.size, PROT_NONE) != 0)
+  struct dbg *d = (struct dbg *)fut__task_cmp(t);
+  if (mprotect(t->stack.lo, fut__stack_size(&t->stack), PROT_NONE) != 0)
     return;
   d->h.prot = 1;
   d->t = t;
@@ -161,12 +163,13 @@ static void protect(struct fut__task *t) {
 }
 
 static void unprotect(struct fut__task *t) {
-  struct dbg *d = (struct dbg *)t->cmp;
+  struct dbg *d = (struct dbg *)fut__task_cmp(t);
   if (!d->h.prot)
     return;
   reg_remove(d);
   d->h.prot = 0;
-  if (mprotect(t->stack.lo, t->stack.size, PROT_READ | PROT_WRITE) != 0)
+  if (mprotect(t->stack.lo, fut__stack_size(&t->stack),
+               PROT_READ | PROT_WRITE) != 0)
     fatal("compact task '%s': cannot unprotect its stack: %s",
           tname(t, (char[32]){0}), strerror(errno));
 }
@@ -181,7 +184,7 @@ static struct fut__run_stack *run_stack(struct fut__task_state *ts, size_t size,
   }
   struct fut__run_stacks *r = ts->run;
   for (unsigned i = 0; i < r->n; i++)
-    if (r->rs[i].st.size == size)
+    if (fut__stack_size(&r->rs[i].st) == size)
       return &r->rs[i];
   if (r->n == FUT__STACK_POOLS) {
     *err = fut__error(-EINVAL,
@@ -221,17 +224,25 @@ int fut__compact_init(struct fut__task_state *ts, struct fut__task *t,
     fut__free(c);
     return err;
   }
-  t->cmp = c;
+  /* The record holds the task's cold fields (a name given already moves
+   * in): one allocation per compact task. */
+  if (t->cold) {
+    c->cold = *t->cold;
+    fut__free(t->cold);
+  }
+  t->cold = &c->cold;
+  t->has_cmp = true;
   return 0;
 }
 
 bool fut__compact_ctx_at_create(const struct fut__task *t) {
-  return !t->cmp || t->cmp->debug;
+  const struct fut__compact *c = fut__task_cmp(t);
+  return !c || c->debug;
 }
 
 void fut__compact_free(struct fut__task_state *ts, struct fut__task *t,
                        bool abandoned) {
-  struct fut__compact *c = t->cmp;
+  struct fut__compact *c = fut__task_cmp(t);
   if (!c)
     return;
   if (c->debug) {
@@ -244,12 +255,13 @@ void fut__compact_free(struct fut__task_state *ts, struct fut__task *t,
     if (c->rs->owner == t) {
       c->rs->owner = NULL;
       if (abandoned) /* its frames' poison stays behind */
-        stack_open(t->stack.lo, t->stack.size);
+        stack_open(t->stack.lo, fut__stack_size(&t->stack));
     }
     t->stack.lo = NULL;
   }
-  t->cmp = NULL;
-  fut__free(c);
+  /* The record stays, as the task's cold fields (t->cold), until the task
+   * is freed: no call here on a compact task's end. */
+  t->has_cmp = false;
 }
 
 void fut__compact_close(struct fut__task_state *ts) {
@@ -277,14 +289,14 @@ static _Thread_local bool slack_learnt;
  * caller. */
 __attribute__((noinline)) int fut__compact_reserve(struct fut__task *t,
                                                    const char *what) {
-  struct fut__compact *c = t->cmp;
+  struct fut__compact *c = fut__task_cmp(t);
   volatile char probe = 0;
   last_probe = (uintptr_t)&probe;
   size_t need = (size_t)((uintptr_t)top_of(t) - last_probe) +
                 (slack_learnt ? probe_slack : SLACK_GUESS);
   need = (need + 15) & ~(size_t)15;
-  if (need > t->stack.size)
-    need = t->stack.size;
+  if (need > fut__stack_size(&t->stack))
+    need = fut__stack_size(&t->stack);
   if (need <= 1024)
     typical_cap = (uint32_t)need;
   /* Reuse the buffer unless it is too small, or twice too big (a deep
@@ -306,14 +318,14 @@ __attribute__((noinline)) int fut__compact_reserve(struct fut__task *t,
                       what, tname(t, (char[32]){0}), need);
   }
   n->cap = (uint32_t)need & ((1u << 30) - 1);
-  t->cmp = n;
+  t->cold = &n->cold;
   return 0;
 }
 
 /* The owner's frames to its buffer; the run stack is free. */
 static void evict(struct fut__run_stack *rs) {
   struct fut__task *o = rs->owner;
-  struct fut__compact *c = o->cmp;
+  struct fut__compact *c = fut__task_cmp(o);
   char *from = top_of(o) - c->len;
   stack_open(from, c->len);
   memcpy(img_of(c), from, c->len);
@@ -321,14 +333,14 @@ static void evict(struct fut__run_stack *rs) {
 }
 
 static void copy_in(struct fut__task *t) {
-  struct fut__compact *c = t->cmp;
+  struct fut__compact *c = fut__task_cmp(t);
   char *to = top_of(t) - c->len;
   stack_open_for_write(to, c->len);
   memcpy(to, img_of(c), c->len);
 }
 
 void fut__compact_enter(struct fut__task *t) {
-  struct fut__compact *c = t->cmp;
+  struct fut__compact *c = fut__task_cmp(t);
   if (c->debug) {
     unprotect(t);
     if (c->len)
@@ -347,7 +359,7 @@ void fut__compact_enter(struct fut__task *t) {
      * frames, which fut__ctx_make's stores and the new frames would trip
      * over; for valgrind only the first frame's bytes (not the canary,
      * which must stay defined). */
-    stack_open(t->stack.lo, t->stack.size);
+    stack_open(t->stack.lo, fut__stack_size(&t->stack));
     stack_open_for_write(top_of(t) - 256, 256);
     fut__task_make_ctx(t);
   }
@@ -355,7 +367,7 @@ void fut__compact_enter(struct fut__task *t) {
 }
 
 void fut__compact_leave(struct fut__task *t) {
-  struct fut__compact *c = t->cmp;
+  struct fut__compact *c = fut__task_cmp(t);
   if (t->state == FUT__T_DONE)
     return;
   uintptr_t top = (uintptr_t)top_of(t);
@@ -382,7 +394,8 @@ void fut__compact_leave(struct fut__task *t) {
       fatal("compact task '%s': out of memory for its %zu-byte image",
             tname(t, (char[32]){0}), len);
     n->cap = (uint32_t)len & ((1u << 30) - 1);
-    t->cmp = c = n;
+    c = n;
+    t->cold = &n->cold;
   }
   c->len = (uint32_t)len;
   if (c->debug) {

@@ -24,15 +24,19 @@ struct fut__run_stacks {
   unsigned n;
 };
 
-/* A compact task's record (t->cmp); its image follows it (after the debug
- * links for a debug-mode task). */
+/* A compact task's record (fut__task_cmp): the task's cold fields, then
+ * its run stack and image size; its image follows it (after the debug
+ * links for a debug-mode task).  When the task ends, it stays as its
+ * cold fields until the task is freed. */
 struct fut__compact {
-  struct fut__run_stack *rs; /* its run stack; NULL in debug mode */
-  uint32_t len;              /* bytes of its frames (top - saved sp) at its
-                                last switch-out; 0 = it never ran */
-  uint32_t cap : 30;         /* bytes its image buffer holds */
-  uint32_t debug : 1;        /* a stack of its own, protected while away */
-  uint32_t prot : 1;         /* debug: protected (and registered) now */
+  struct fut__task_cold cold; /* the task's cold fields (t->cold points
+                                 here while the task runs): first */
+  struct fut__run_stack *rs;  /* its run stack; NULL in debug mode */
+  uint32_t len;               /* bytes of its frames (top - saved sp) at its
+                                 last switch-out; 0 = it never ran */
+  uint32_t cap : 30;          /* bytes its image buffer holds */
+  uint32_t debug : 1;         /* a stack of its own, protected while away */
+  uint32_t prot : 1;          /* debug: protected (and registered) now */
 };
 
 struct fut__task;

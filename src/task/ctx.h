@@ -14,6 +14,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #if defined(FUT_CTX_UCONTEXT)
 #include <ucontext.h>
@@ -110,14 +111,27 @@ static inline void fut__ctx_make(struct fut__ctx *c, void *lo, size_t size,
  * size, see stack.c) or, for unusual sizes, a mapping of its own.  Pages
  * are committed when first touched. */
 struct fut__arena;
+/* Sizes are kept in 4 KiB units (every stack size is a multiple of the
+ * page size, at most 4 GiB): the descriptor is 24 bytes, in each task and
+ * each free-list entry. */
+#define FUT__STACK_UNIT_SHIFT 12
 struct fut__stack {
   char *lo;                 /* lowest usable byte; NULL = none */
-  size_t size;              /* usable bytes */
   struct fut__arena *arena; /* NULL: a mapping of its own, guard below lo */
+  uint32_t units : 31;      /* usable bytes >> FUT__STACK_UNIT_SHIFT */
+  uint32_t canary : 1;      /* no guard page of its own: the lowest words
+                               are checked at every switch-out
+                               (fut__stack_canary_ok) */
   unsigned vg_id;           /* valgrind stack id, 0 without valgrind */
-  bool canary; /* no guard page of its own: the lowest words are checked
-                  at every switch-out (fut__stack_canary_ok) */
 };
+
+/* Usable bytes of s. */
+static inline size_t fut__stack_size(const struct fut__stack *s) {
+  return (size_t)s->units << FUT__STACK_UNIT_SHIFT;
+}
+static inline void fut__stack_set_size(struct fut__stack *s, size_t size) {
+  s->units = (uint32_t)(size >> FUT__STACK_UNIT_SHIFT) & 0x7fffffffu;
+}
 
 /* A fault in [fut__stack_fault_lo(s), lo) while this stack runs is its
  * overflow (its guard, or its arena's).  Async-signal-safe. */

@@ -146,8 +146,8 @@ size_t fut__stack_round(size_t size) {
  * 10 s). */
 static void unpoison(struct fut__stack *s) {
 #if defined(FUT__ASAN)
-  size_t n = s->size < 16384 ? s->size : 16384;
-  __asan_unpoison_memory_region(s->lo + (s->size - n), n);
+  size_t n = fut__stack_size(s) < 16384 ? fut__stack_size(s) : 16384;
+  __asan_unpoison_memory_region(s->lo + (fut__stack_size(s) - n), n);
 #else
   (void)s;
 #endif
@@ -156,7 +156,7 @@ static void unpoison(struct fut__stack *s) {
 static void vg_register(struct fut__stack *s) {
   s->vg_id = 0;
 #if defined(FUT__VALGRIND)
-  s->vg_id = VALGRIND_STACK_REGISTER(s->lo, s->lo + s->size);
+  s->vg_id = VALGRIND_STACK_REGISTER(s->lo, s->lo + fut__stack_size(s));
 #endif
 }
 
@@ -210,7 +210,7 @@ static int own_stack(size_t size, struct fut__stack *out) {
                       strerror(e));
   }
   out->lo = map + guard;
-  out->size = size;
+  fut__stack_set_size(out, size);
   out->arena = NULL;
   out->canary = false;
   vg_register(out);
@@ -315,7 +315,7 @@ static int carve(struct fut__stack_pool *p, struct fut__stack *out) {
                                       : guard_region(g, guard);
   a->carved++;
   out->lo = g + guard;
-  out->size = p->size;
+  fut__stack_set_size(out, p->size);
   out->arena = a;
   out->canary = !own_guard;
   vg_register(out);
@@ -371,14 +371,15 @@ int fut__stack_get(struct fut__stack_cache *c, size_t size,
 
 static void unmap_own(struct fut__stack *s) {
   vg_deregister(s);
-  munmap(s->lo - guard_bytes(), s->size + guard_bytes());
+  munmap(s->lo - guard_bytes(), fut__stack_size(s) + guard_bytes());
 }
 
 void fut__stack_put(struct fut__stack_cache *c, struct fut__stack *s) {
   if (!s->lo)
     return;
   unpoison(s);
-  struct fut__stack_pool *p = s->arena ? pool_of(c, s->size, false) : NULL;
+  struct fut__stack_pool *p =
+      s->arena ? pool_of(c, fut__stack_size(s), false) : NULL;
   if (!s->arena) {
     unmap_own(s);
   } else if (!p) {
@@ -395,7 +396,7 @@ void fut__stack_discard(struct fut__stack_cache *c, struct fut__stack *s) {
   if (!s->lo)
     return;
 #if defined(FUT__ASAN)
-  __asan_unpoison_memory_region(s->lo, s->size);
+  __asan_unpoison_memory_region(s->lo, fut__stack_size(s));
 #endif
   fut__stack_put(c, s);
 }
@@ -407,7 +408,7 @@ void fut__stack_cache_trim(struct fut__stack_cache *c, unsigned keep) {
      * canary reads zero again afterwards, as it must. */
     for (; p->clean + keep < p->n; p->clean++) {
       struct fut__stack *s = &p->free[p->clean];
-      madvise(s->lo, s->size, MADV_DONTNEED);
+      madvise(s->lo, fut__stack_size(s), MADV_DONTNEED);
     }
   }
 }

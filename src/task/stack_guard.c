@@ -28,7 +28,7 @@ _Noreturn void fut__stack_canary_hit(const struct fut__stack *s,
           "is exhausted (canary at %p overwritten, found at its switch-out; "
           "the stacks below it may be corrupt); give it a larger "
           "fut_task_opts_t.stack_size\n",
-          name ? name : "?", s->size, (void *)s->lo);
+          name ? name : "?", fut__stack_size(s), (void *)s->lo);
   abort();
 }
 
