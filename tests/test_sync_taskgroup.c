@@ -5,6 +5,8 @@
 #include "fixture.h"
 #include "task_helpers.h"
 
+#include "base/internal.h" /* fut__alloc_fail_after */
+
 #define T(fn) FX_LOOP_TEST(fn)
 
 static int sleeper(void *arg) {
@@ -113,6 +115,41 @@ static void test_taskgroup_inside_timeout(void **state) {
   assert_int_equal(c[0], 2);
   assert_int_equal(c[1], -ETIMEDOUT);
   assert_int_equal(c[2], 0);
+}
+
+/* Out of memory at enter: the group is not entered (enter works once
+ * memory is back), and the error group a failing exit raises is kept on
+ * the task, never lost for want of memory at exit. */
+struct oom {
+  fut_loop_t *loop;
+  int enter_rc, exit_rc;
+  size_t kept;
+};
+
+static int oom_main(void *arg) {
+  struct oom *c = arg;
+  static int code = -EIO;
+  fut_taskgroup_t *g;
+  assert_int_equal(fut_taskgroup_new(&g), 0);
+  fut__alloc_fail_after(1, false);
+  c->enter_rc = fut_taskgroup_enter(g);
+  fut__alloc_fail_after(0, false);
+  assert_int_equal(fut_taskgroup_enter(g), 0);
+  assert_int_equal(fut_taskgroup_create_task(g, fail_with, &code, NULL, NULL),
+                   0);
+  c->exit_rc = fut_taskgroup_exit(g, 0);
+  const fut_error_group_t *eg = fut_task_error_group(fut_current_task(c->loop));
+  c->kept = eg ? fut_error_group_count(eg) : 0;
+  fut_taskgroup_free(g);
+  return 0;
+}
+
+static void test_taskgroup_enter_out_of_memory(void **state) {
+  struct oom c = {.loop = *state};
+  assert_int_equal(run_main(*state, oom_main, &c), 0);
+  assert_int_equal(c.enter_rc, -ENOMEM);
+  assert_int_equal(c.exit_rc, FUT_E_GROUP);
+  assert_int_equal(c.kept, 1);
 }
 
 /* ---- error groups ------------------------------------------------------- */
@@ -383,6 +420,7 @@ int main(void) {
       T(test_taskgroup_inside_timeout),
       T(test_error_group_nested_and_kept),
       T(test_taskgroup_misuse),
+      T(test_taskgroup_enter_out_of_memory),
       T(test_taskgroup_free_without_exit),
       T(test_ctxvar_isolation),
       T(test_ctxvar_thread_context_copied),

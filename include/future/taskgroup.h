@@ -100,7 +100,8 @@ FUT_EXTERN int fut_taskgroup_new(fut_taskgroup_t **out);
  * (`async with`).  If fut_taskgroup_cancel was called before, the group
  * is cancelled now.  Returns 0 or a negative code.  Errors:
  * FUT_E_NOT_IN_TASK, -EINVAL (g NULL), FUT_E_INVALID_STATE (already
- * entered once). */
+ * entered once), -ENOMEM (the group is not entered; enter may be tried
+ * again). */
 FUT_EXTERN int fut_taskgroup_enter(fut_taskgroup_t *g);
 
 /* Creates a task in the group (TaskGroup.create_task): fn(arg) with opts

@@ -253,6 +253,10 @@ int fut_taskgroup_enter(fut_taskgroup_t *g) {
   if (g->entered)
     return fut__error(FUT_E_INVALID_STATE,
                       "fut_taskgroup_enter: the group was entered already");
+  /* The record a failing exit keeps its error group in: taken now, so
+   * that exit never loses the group for want of memory. */
+  if (!fut__task_cold(t))
+    return fut__error(-ENOMEM, "fut_taskgroup_enter: out of memory");
   g->entered = true;
   g->parent = fut_ref(&t->x.fut);
   g->loop = fut_get_loop(g->parent);
@@ -378,9 +382,8 @@ int fut_taskgroup_exit(fut_taskgroup_t *g, int err) {
         fut_task_uncancel(g->parent);
         fut_cancel(g->parent, NULL);
       }
-      /* Kept in the task's cold fields (without memory for them, the
-       * task's error group is not recorded; the code still says it). */
-      struct fut__task_cold *cold = g->errors ? fut__task_cold(t) : NULL;
+      /* Kept in the task's cold fields, made at enter. */
+      struct fut__task_cold *cold = g->errors ? t->cold : NULL;
       if (cold) {
         FUT__ASSERT(fut__sync_hooks_installed()); /* releases it */
         fut_error_group_unref(cold->sync_group);
