@@ -121,10 +121,11 @@ int fut_run_in_executor_job(fut_loop_t *loop, fut_executor_t *ex,
     return err;
   if (!ex && (err = default_executor(st, &ex)))
     return err;
-  /* The fast path; jobs whose bytes would need copying take the generic
+  /* The fast path: call jobs on our thread pools; bytes jobs (their
+   * descriptor and bytes do not fit in the fast wrapper) take the generic
    * one. */
-  if (fut__is_thread_pool(ex) && (job->fn || job->data_free || job->len == 0))
-    return fut__inbox_run_job(loop, st->inbox, ex, job, out);
+  if (job->fn && fut__is_thread_pool(ex))
+    return fut__inbox_run_job(loop, st->inbox, ex, job->fn, job->arg, out);
   fut_cfuture_t *cf;
   if ((err = fut_executor_submit_job(ex, job, &cf)))
     return err;
