@@ -130,8 +130,12 @@ struct fut__inbox {
                                  still come (struct wrapper.inflight) */
   size_t nfast;               /* loop thread: fast-path items not yet
                                  back */
-  struct wrapper **batch;     /* loop thread: drain's scratch array */
+  struct wrapper **batch;     /* loop thread: the taken completions,
+                                 newest first */
   size_t batch_cap;           /* loop thread: its capacity */
+  size_t left;                /* loop thread: batch[0, left) still to
+                                 deliver (see drain_step) */
+  bool more_queued;           /* loop thread: a drain_more is queued */
   uint64_t drains;            /* loop thread: drains run (tests) */
   uint64_t delivered;         /* loop thread: completions delivered */
 };
@@ -462,47 +466,103 @@ static size_t take_into_batch(struct fut__inbox *ib, struct wrapper **list) {
 
 /* How many wrappers ahead the drain prefetches. */
 #define DRAIN_AHEAD 4
+/* How many completions one drain step delivers before it lets the done
+ * callbacks they scheduled run (see drain_step). */
+#define DRAIN_CHUNK 64
 
-/* The thread-safe trampoline: runs on the loop thread.
+static void drain_more(void *p);
+
+/* One step of a drain (loop thread): delivers up to DRAIN_CHUNK of the
+ * taken completions, oldest first, taking the stack first when none is
+ * left over.
  *
  * A burst's completions do not fit in cache, and the stack is newest
  * first: walking it to reverse it and then again to deliver paid a
  * dependent cache miss per wrapper twice.  So the one walk stores the
- * wrappers in an array, and the delivery, oldest first, prefetches the
- * lines of the wrappers a few places ahead (their addresses are known). */
-static void drain(void *p) {
-  struct fut__inbox *ib = p;
-  /* Cleared first: a push after the take rings for another drain. */
-  atomic_store(&ib->scheduled, false);
-  struct wrapper *list = atomic_exchange(&ib->head, NULL);
-  ib->drains++;
-  size_t n = list ? take_into_batch(ib, &list) : 0;
-  if (FUT__LIKELY(n > 0)) {
-    struct wrapper **b = ib->batch;
-    for (size_t i = n; i-- > 0;) {
-      if (i >= DRAIN_AHEAD) {
-        struct wrapper *a = b[i - DRAIN_AHEAD];
-        for (size_t off = 0; off < sizeof *a; off += 64)
-          __builtin_prefetch((char *)a + off, 1, 3);
-        __builtin_prefetch((char *)a + sizeof *a - 1, 1, 3);
+ * wrappers in an array, and the delivery prefetches the lines of the
+ * wrappers a few places ahead (their addresses are known).
+ *
+ * Delivering a whole burst at once, then running its done callbacks
+ * (queued behind the drain) walked every wrapper twice from memory.  So a
+ * step delivers one chunk and queues the next step behind the chunk's
+ * callbacks: they run while the chunk's wrappers are still in cache.  To
+ * the callbacks this is as if the completions had come in several
+ * batches; each future's own callbacks still run in order, after its
+ * outcome, and completions are delivered in the order they came. */
+static void drain_step(struct fut__inbox *ib) {
+  bool took = ib->left == 0;
+  if (took) {
+    /* Cleared first: a push after the take rings for another drain. */
+    atomic_store(&ib->scheduled, false);
+    struct wrapper *list = atomic_exchange(&ib->head, NULL);
+    if (!list)
+      return;
+    ib->drains++;
+    ib->left = take_into_batch(ib, &list);
+    if (FUT__UNLIKELY(ib->left == 0)) {
+      /* Out of memory for the array: reverse in place (oldest first) and
+       * deliver all. */
+      struct wrapper *fifo = NULL;
+      while (list) {
+        struct wrapper *next = list->next_done;
+        list->next_done = fifo;
+        fifo = list;
+        list = next;
       }
-      deliver_one(ib, b[i]);
-    }
-  } else {
-    /* Reverse in place: oldest first. */
-    struct wrapper *fifo = NULL;
-    while (list) {
-      struct wrapper *next = list->next_done;
-      list->next_done = fifo;
-      fifo = list;
-      list = next;
-    }
-    while (fifo) {
-      struct wrapper *w = fifo;
-      fifo = w->next_done;
-      deliver_one(ib, w);
+      while (fifo) {
+        struct wrapper *w = fifo;
+        fifo = w->next_done;
+        deliver_one(ib, w);
+      }
+      return;
     }
   }
+  struct wrapper **b = ib->batch;
+  size_t end = ib->left > DRAIN_CHUNK ? ib->left - DRAIN_CHUNK : 0;
+  while (ib->left > end) {
+    size_t i = --ib->left;
+    if (i >= DRAIN_AHEAD) {
+      struct wrapper *a = b[i - DRAIN_AHEAD];
+      for (size_t off = 0; off < sizeof *a; off += 64)
+        __builtin_prefetch((char *)a + off, 1, 3);
+      __builtin_prefetch((char *)a + sizeof *a - 1, 1, 3);
+    }
+    deliver_one(ib, b[i]);
+  }
+  /* Leftovers: the next step.  None, after a step that did not take:
+   * the ring that set `scheduled` for an entry pushed since the last
+   * take may have been spent on leftovers; that entry is then still in
+   * the stack, so a look at the stack finds it. */
+  if (ib->left == 0 &&
+      (took || !atomic_load_explicit(&ib->head, memory_order_relaxed)))
+    return;
+  if (ib->more_queued)
+    return;
+  fut_loop_t *loop = (fut_loop_t *)(uintptr_t)ib->owner;
+  if (fut__ring_push(&loop->ready, drain_more, ib) == 0) {
+    atomic_fetch_add_explicit(&ib->refs, 1, memory_order_relaxed);
+    ib->more_queued = true;
+  } else {
+    /* Out of memory for the queue: the rest now; what is in the stack is
+     * then found before the loop blocks (fut__inbox_before_block). */
+    while (ib->left > 0)
+      deliver_one(ib, b[--ib->left]);
+    atomic_store(&ib->scheduled, false);
+  }
+}
+
+/* The thread-safe trampoline (ring): runs on the loop thread. */
+static void drain(void *p) {
+  struct fut__inbox *ib = p;
+  drain_step(ib);
+  inbox_unref(ib);
+}
+
+/* The next step of a drain, queued by the previous one. */
+static void drain_more(void *p) {
+  struct fut__inbox *ib = p;
+  ib->more_queued = false;
+  drain_step(ib);
   inbox_unref(ib);
 }
 
@@ -512,6 +572,7 @@ static void drain_release(void *p) {
 
 __attribute__((constructor)) static void inbox_init(void) {
   fut__register_release(drain, drain_release);
+  fut__register_release(drain_more, drain_release);
   fut__cfuture_set_embedded_release(job_cf_release);
 }
 
@@ -523,6 +584,13 @@ void fut__inbox_close(struct fut__inbox *ib) {
   ib->loop = NULL;
   atomic_store(&ib->closed, true);
   pthread_mutex_unlock(&ib->lock);
+  /* A drain's leftovers (their drain_more is dropped with the queue). */
+  while (ib->left > 0) {
+    struct wrapper *w = ib->batch[--ib->left];
+    fut__q_remove(&w->inflight);
+    entry_release(w);
+    fut_unref(&w->ext.fut);
+  }
   struct wrapper *list = inbox_take(ib);
   while (list) {
     struct wrapper *w = list;
