@@ -93,7 +93,17 @@ static void wrapper_pool_free_remote(struct wrapper_pool *pool, void *p) {
 }
 
 static void wrapper_pool_destroy(struct wrapper_pool *pool) {
-  void *c = pool->chunks;
+  /* Oldest first: the list is newest first, and the newest chunks are
+   * usually at the top of the heap, where freeing each one first would
+   * make malloc give memory back to the kernel one chunk at a time (a
+   * TLB shootdown on every thread each time). */
+  void *c = NULL;
+  for (void *n = pool->chunks; n;) {
+    void *next = *(void **)n;
+    *(void **)n = c;
+    c = n;
+    n = next;
+  }
   while (c) {
     void *next = *(void **)c;
     fut__free(c);
@@ -301,11 +311,11 @@ static const struct fut__ops slow_ops = {.type_name = "wrap_future",
 
 static void drain(void *p);
 
-/* Drops the share an inbox entry carries. */
+/* Drops the share an inbox entry carries: a generic wrapper's callback
+ * share.  A fast entry carries none (its completer drops the pool's
+ * reference itself once it pushed: see on_item_done). */
 static void entry_release(struct wrapper *w) {
-  if (is_fast(w))
-    fut_cfuture_unref(&w->u.fast.cf);
-  else
+  if (!is_fast(w))
     wrapper_drop(w);
 }
 
@@ -348,9 +358,9 @@ __attribute__((noinline)) static void ring(struct fut__inbox *ib) {
 static bool inbox_push(struct fut__inbox *ib, struct wrapper *w) {
   if (FUT__UNLIKELY(atomic_load(&ib->closed)))
     return false;
-  /* The completer's share moves to the inbox entry.  Once pushed, w may
-   * be drained at once; the caller keeps w (and so its inbox reference)
-   * alive until this returns (see keep_alive). */
+  /* The completer's share (if any) moves to the inbox entry.  Once
+   * pushed, w may be drained at once; the caller keeps w (and so its
+   * inbox reference) alive until this returns (see keep_alive). */
   struct wrapper *head = atomic_load_explicit(&ib->head, memory_order_relaxed);
   do
     w->next_done = head;
@@ -380,14 +390,15 @@ static void on_cf_done(fut_cfuture_t *cf, void *arg) {
 }
 
 /* Fast path: the pool is done with the item (it ran, or was cancelled
- * before it started); its cfuture reference comes home with it. */
+ * before it started).  The pool's cfuture reference keeps w (and so its
+ * inbox) alive through the push, and is dropped here after it: the loop
+ * side holds its own until it read the outcome, so the entry needs none,
+ * and this thread (which has cf's line) pays the atomic instead of the
+ * loop thread. */
 static void on_item_done(struct fut__work_item *it) {
   struct wrapper *w = fut__container_of(it, struct wrapper, u.fast.item);
-  fut_cfuture_t *cf = &w->u.fast.cf;
-  fut_cfuture_ref(cf); /* keep_alive, as on_cf_done */
-  if (!inbox_push(sink_inbox(it), w))
-    fut_cfuture_unref(cf);
-  fut_cfuture_unref(cf);
+  (void)inbox_push(sink_inbox(it), w);
+  fut_cfuture_unref(&w->u.fast.cf);
 }
 
 /* ---- draining (loop thread) ---------------------------------------------- */
