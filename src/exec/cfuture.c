@@ -72,7 +72,8 @@ void fut_cfuture_unref(fut_cfuture_t *cf) {
     return;
   /* No waiter can be linked: waiters hold references. */
   FUT__ASSERT(fut__q_empty(&cf->waiters));
-  if (cf->kind != FUT__V_NONE)
+  if (cf->kind != FUT__V_NONE &&
+      !(cf->kind == FUT__V_PTR && cf->value.p.dtor == NULL))
     fut__value_clear(cf->kind, &cf->value);
   if (cf->msg)
     fut__free(cf->msg);

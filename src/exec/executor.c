@@ -9,13 +9,6 @@
 
 /* ---- the executor object ------------------------------------------------- */
 
-struct fut_executor {
-  const fut_executor_ops_t *ops; /* never changes */
-  void *self;                    /* implementation object; never changes */
-  atomic_uint refs;              /* > 0 while alive */
-  atomic_bool shut;              /* fut_executor_shutdown was called */
-};
-
 int fut_executor_new(const fut_executor_ops_t *ops, void *self,
                      fut_executor_t **out) {
   if (!out)

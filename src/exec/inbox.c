@@ -54,14 +54,7 @@ static void *wrapper_pool_alloc(struct wrapper_pool *pool) {
       atomic_load_explicit(&pool->remote, memory_order_relaxed))
     p = atomic_exchange_explicit(&pool->remote, NULL, memory_order_acquire);
   if (FUT__LIKELY(p != NULL)) {
-    void *next = *(void **)p;
-    pool->free = next;
-    /* A burst's wrappers do not fit in cache: the next allocation would
-     * wait for its link's load and then stall on the stores that fill the
-     * block.  Fetch its lines now, while this one is being filled. */
-    if (next)
-      for (size_t off = 0; off < pool->size; off += 64)
-        __builtin_prefetch((char *)next + off, 1, 3);
+    pool->free = *(void **)p;
     return p;
   }
   char *chunk = fut__malloc(16 + pool->size * WRAPPERS_PER_CHUNK);
@@ -669,6 +662,15 @@ static int wrapper_new(fut_loop_t *loop, struct fut__inbox *ib,
   struct wrapper *w = wrapper_pool_alloc(&ib->pool);
   if (!w)
     return fut__error(-ENOMEM, "%s: out of memory", what);
+  /* A burst's wrappers do not fit in cache: the next allocation would
+   * wait for its link's load and then stall on the stores that fill the
+   * block.  Fetch its lines now, while this one is being filled. */
+  char *next = ib->pool.free;
+  if (next) {
+    for (size_t off = 0; off < sizeof *w; off += 64)
+      __builtin_prefetch(next + off, 1, 3);
+    __builtin_prefetch(next + sizeof *w - 1, 1, 3);
+  }
   int err = fut__ext_init(loop, &w->ext, ops);
   if (err) {
     wrapper_pool_free(&ib->pool, w);

@@ -156,6 +156,15 @@ int fut__cfuture_new_ext(size_t extra, fut_cfuture_t **out, void **extra_out);
 
 /* ---- the executor object and jobs (executor.c) ------------------------ */
 
+/* Visible to the layer so the hot paths (run_in_executor on a thread
+ * pool) read it without calls. */
+struct fut_executor {
+  const fut_executor_ops_t *ops; /* never changes */
+  void *self;                    /* implementation object; never changes */
+  atomic_uint refs;              /* > 0 while alive */
+  atomic_bool shut;              /* fut_executor_shutdown was called */
+};
+
 /* Checks a job descriptor: exactly one function, data for its length.
  * Returns 0 or -EINVAL with a detail naming `what`. */
 int fut__job_check(const fut_job_t *job, const char *what);
@@ -206,8 +215,13 @@ static inline fut_cfuture_t *fut__work_item_cf(struct fut__work_item *it) {
  * job skipped when cancelled); returns whether it ran. */
 bool fut__job_run_call(fut_job_fn fn, void *arg, fut_cfuture_t *cf);
 
+/* The thread pool's vtable (thread_pool.c). */
+extern const fut_executor_ops_t fut__thread_pool_ops;
+
 /* Whether ex is a thread pool from fut_thread_pool_new. */
-bool fut__is_thread_pool(const fut_executor_t *ex);
+static inline bool fut__is_thread_pool(const fut_executor_t *ex) {
+  return ex && ex->ops == &fut__thread_pool_ops;
+}
 /* Whether ex is a thread pool created before a fork of this process (in
  * the child: it has no threads; submit fails with FUT_E_FORKED, shutdown
  * neither waits nor blocks, free releases the memory only). */

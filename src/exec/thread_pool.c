@@ -580,8 +580,8 @@ static int init_cond(pthread_cond_t *c) {
   return -err;
 }
 
-static const fut_executor_ops_t thread_pool_ops = {"thread pool", pool_submit,
-                                                   pool_shutdown, pool_destroy};
+const fut_executor_ops_t fut__thread_pool_ops = {"thread pool", pool_submit,
+                                                 pool_shutdown, pool_destroy};
 
 size_t fut_thread_pool_default_workers(void) {
   cpu_set_t set;
@@ -640,7 +640,7 @@ int fut_thread_pool_new_ex(const fut_thread_pool_opts_t *o,
     goto fail_work;
   if ((err = init_cond(&p->exit_cv)))
     goto fail_exit;
-  if ((err = fut_executor_new(&thread_pool_ops, p, out)))
+  if ((err = fut_executor_new(&fut__thread_pool_ops, p, out)))
     goto fail_ex;
   return 0;
 
@@ -664,27 +664,22 @@ int fut_thread_pool_new(size_t max_workers, fut_executor_t **out) {
   return fut_thread_pool_new_ex(&o, out);
 }
 
-bool fut__is_thread_pool(const fut_executor_t *ex) {
-  return fut_executor_ops(ex) == &thread_pool_ops;
-}
-
 bool fut__thread_pool_forked(const fut_executor_t *ex) {
   return fut__is_thread_pool(ex) && forked(fut_executor_self(ex));
 }
 
 int fut__thread_pool_push(fut_executor_t *ex, struct fut__work_item *it) {
-  FUT__ASSERT(fut_executor_ops(ex) == &thread_pool_ops);
-  if (fut_executor_is_shutdown(ex))
+  FUT__ASSERT(ex->ops == &fut__thread_pool_ops);
+  if (atomic_load_explicit(&ex->shut, memory_order_relaxed))
     return fut__error(FUT_E_SHUTDOWN, "fut_executor_submit: the thread pool "
                                       "has been shut down");
-  it->next = NULL;
-  return enqueue(fut_executor_self(ex), it);
+  return enqueue(ex->self, it);
 }
 
 /* One of a thread pool's counts, read under its lock; 0 for another
  * executor. */
 static size_t locked_count(fut_executor_t *ex, bool idle) {
-  if (fut_executor_ops(ex) != &thread_pool_ops)
+  if (fut_executor_ops(ex) != &fut__thread_pool_ops)
     return 0;
   struct thread_pool *p = fut_executor_self(ex);
   pthread_mutex_lock(&p->lock);
