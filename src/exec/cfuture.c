@@ -280,6 +280,19 @@ int fut_cfuture_set_exception(fut_cfuture_t *cf, int code, const char *fmt,
   return err;
 }
 
+void fut__cfuture_finish_none(fut_cfuture_t *cf) {
+  fut__cfuture_lock(cf);
+  if (fut__cfuture_final(
+          atomic_load_explicit(&cf->state, memory_order_relaxed))) {
+    fut__cfuture_unlock(cf);
+    return;
+  }
+  cf->kind = FUT__V_PTR;
+  cf->value.p.ptr = NULL;
+  cf->value.p.dtor = NULL;
+  complete_locked(cf, FUT_CFUTURE_FINISHED);
+}
+
 /* ---- reading ------------------------------------------------------------ */
 
 /* Waits, then returns the outcome code; on success cf is done. */

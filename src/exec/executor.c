@@ -226,8 +226,7 @@ bool fut__job_run_call(fut_job_fn fn, void *arg, fut_cfuture_t *cf) {
     fut__error(0, "%s", "");
   int ret = fn(arg, cf);
   if (ret == 0) {
-    if (!fut_cfuture_done(cf))
-      fut_cfuture_set_result(cf, NULL, NULL);
+    fut__cfuture_finish_none(cf);
   } else {
     job_failed(cf, ret);
   }

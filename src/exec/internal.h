@@ -139,6 +139,11 @@ void fut__cfuture_init(fut_cfuture_t *cf, bool embedded, unsigned refs);
  * The result, message and callbacks are already released. */
 void fut__cfuture_set_embedded_release(void (*release)(fut_cfuture_t *cf));
 
+/* Finishes cf with a NULL pointer result (Python's None) unless it is
+ * done already: what a call job that returned 0 without setting cf
+ * leaves.  No error. */
+void fut__cfuture_finish_none(fut_cfuture_t *cf);
+
 /* The outcome of a done cfuture without waiting: 0, the error code or
  * -ECANCELED; *msg the exception message (borrowed) or NULL. */
 int fut__cfuture_outcome(fut_cfuture_t *cf, const char **msg);
