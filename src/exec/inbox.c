@@ -684,7 +684,7 @@ static int wrapper_new(fut_loop_t *loop, struct fut__inbox *ib,
 
 int fut__inbox_wrap(fut_loop_t *loop, struct fut__inbox *ib, fut_cfuture_t *cf,
                     fut_t **out) {
-  struct wrapper *w;
+  struct wrapper *w = NULL;
   int err = wrapper_new(loop, ib, &slow_ops, "fut_wrap_future", &w);
   if (err)
     return err;
@@ -712,7 +712,7 @@ int fut__inbox_wrap(fut_loop_t *loop, struct fut__inbox *ib, fut_cfuture_t *cf,
 int fut__inbox_run_job(fut_loop_t *loop, struct fut__inbox *ib,
                        fut_executor_t *pool, fut_job_fn fn, void *arg,
                        fut_t **out) {
-  struct wrapper *w;
+  struct wrapper *w = NULL;
   int err = wrapper_new(loop, ib, &fast_ops, "fut_run_in_executor", &w);
   if (err)
     return err;
