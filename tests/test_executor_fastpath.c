@@ -402,6 +402,39 @@ static void test_fastpath_close_between_drain_steps(void **state) {
   fx_loop_free_clean(loop);
 }
 
+/* Bursts of more than one drain step complete while the loop runs, with
+ * several workers pushing as the steps go: no completion is ever left in
+ * the inbox with nobody to drain it (a step that finishes the leftovers
+ * re-arms the doorbell), so every round ends well within its deadline. */
+static void test_fastpath_drain_steps_stress(void **state) {
+  (void)state;
+  enum { ROUNDS = 150, N = 300 };
+  fut_loop_t *loop;
+  assert_int_equal(fut_loop_new(&loop), 0);
+  fut_executor_t *ex;
+  assert_int_equal(fut_thread_pool_new(3, &ex), 0);
+  atomic_int n;
+  atomic_init(&n, 0);
+  static fut_t *fs[N];
+  for (int round = 0; round < ROUNDS; round++) {
+    for (int i = 0; i < N; i++) {
+      assert_int_equal(fut_run_in_executor(loop, ex, job_add, &n, &fs[i]), 0);
+      if (i % 50 == 49)
+        assert_int_equal(fut_loop_run_once(loop, 0), 0);
+    }
+    uint64_t end = fut__now() + FUT_SEC(20);
+    for (int i = 0; i < N; i++) {
+      while (!fut_done(fs[i]) && fut__now() < end)
+        assert_int_equal(fut_loop_run_once(loop, FUT_MS(50)), 0);
+      assert_true(fut_done(fs[i]));
+      fut_unref(fs[i]);
+    }
+  }
+  assert_int_equal(atomic_load(&n), ROUNDS * N);
+  fut_executor_free(ex);
+  fx_loop_free_clean(loop);
+}
+
 /* Bytes jobs: borrowed and owned bytes take the generic path (only call
  * jobs fit in the fast wrapper); empty arguments too; all give the same
  * results. */
@@ -781,6 +814,7 @@ int main(void) {
       T(test_fastpath_cfuture_shared),
       T(test_fastpath_drain_in_chunks),
       T(test_fastpath_close_between_drain_steps),
+      T(test_fastpath_drain_steps_stress),
       T(test_fastpath_bytes_jobs),
       T(test_fastpath_batching),
       T(test_fastpath_idle_pool_sleeps),

@@ -533,13 +533,20 @@ static void drain_step(struct fut__inbox *ib) {
     }
     deliver_one(ib, b[i]);
   }
-  /* Leftovers: the next step.  None, after a step that did not take:
-   * the ring that set `scheduled` for an entry pushed since the last
-   * take may have been spent on leftovers; that entry is then still in
-   * the stack, so a look at the stack finds it. */
-  if (ib->left == 0 &&
-      (took || !atomic_load_explicit(&ib->head, memory_order_relaxed)))
-    return;
+  /* Leftovers: the next step.  None, after a step that did not take: the
+   * ring that set `scheduled` since the last take may have been spent on
+   * leftovers (or set it for an entry that take already had), and
+   * nothing would clear it: a pusher seeing it set does not ring.  So
+   * clear it as a take does, then look at the stack (the seq_cst pair of
+   * drain_step's take: a push either is seen here or sees it clear and
+   * rings). */
+  if (ib->left == 0) {
+    if (took)
+      return;
+    atomic_store(&ib->scheduled, false);
+    if (!atomic_load(&ib->head))
+      return;
+  }
   if (ib->more_queued)
     return;
   fut_loop_t *loop = (fut_loop_t *)(uintptr_t)ib->owner;
