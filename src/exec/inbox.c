@@ -153,17 +153,18 @@ struct fut__inbox {
  *
  * 208 bytes for the fast path (the loop future 72, the cfuture 80, the
  * item 32, the links 24): a burst of 200,000 jobs walks 42 MB of them in
- * each phase (submit, worker, drain, callbacks), so every byte here is
- * paid four times in cache misses.  What the kinds do not share is in a
+ * each phase (submit, worker, drain and callbacks), so every byte here is
+ * paid three times in cache misses.  What the kinds do not share is in a
  * union; the inbox of a fast wrapper is where its item's sink lives. */
 struct wrapper {
   struct wrapper *next_done; /* inbox stack link: written before the push
                                 (first word: the free list's link too) */
   union {
     struct {
-      /* Its references: the loop side's and the pool's (which comes
-       * back through the inbox); user jobs may take more.  The memory
-       * goes when the last one does (job_cf_release). */
+      /* Its references: the loop side's and the pool's (dropped by the
+       * completer once the item is in the inbox); user jobs may take
+       * more.  The memory goes when the last one does
+       * (job_cf_release). */
       fut_cfuture_t cf;
       struct fut__work_item item; /* right after cf (fut__work_item_cf) */
     } fast;
