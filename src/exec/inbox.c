@@ -125,7 +125,12 @@ struct fut__inbox {
   pthread_mutex_t lock;       /* taken only to queue a drain and to close */
   fut_loop_t *loop;           /* guarded by lock; NULL once the loop closed */
   char pad[64];               /* keeps the lines apart */
-  atomic_uint refs;           /* loop state + live wrappers + queued drain */
+  atomic_uint refs;           /* loop state + live wrappers + queued drain
+                                 + credit */
+  unsigned credit;            /* loop thread: references taken ahead for
+                                 wrappers to come (each wrapper holds one;
+                                 one freed on the loop thread gives it
+                                 back here): two atomics fewer per job */
   unsigned fork_gen;          /* loop thread: fut__fork_generation() when
                                  made or re-armed (fut__inbox_check_fork) */
   struct wrapper_pool pool;   /* wrapper memory (see wrapper_drop) */
@@ -250,11 +255,13 @@ void fut__inbox_check_fork(struct fut__inbox *ib) {
  * loop not running) it goes on the atomic remote stack. */
 static void wrapper_free(struct fut__inbox *ib, struct wrapper *w) {
   if (fut_get_running_loop() == ib->owner &&
-      !atomic_load_explicit(&ib->closed, memory_order_acquire))
+      !atomic_load_explicit(&ib->closed, memory_order_acquire)) {
     wrapper_pool_free(&ib->pool, w);
-  else
+    ib->credit++; /* its inbox reference, kept for the next wrapper */
+  } else {
     wrapper_pool_free_remote(&ib->pool, w);
-  inbox_unref(ib);
+    inbox_unref(ib);
+  }
 }
 
 /* A generic wrapper's owner lets go. */
@@ -624,6 +631,10 @@ void fut__inbox_close(struct fut__inbox *ib) {
       wrapper_drop(w);
     fut_unref(&w->ext.fut);
   }
+  /* The references kept for wrappers to come (closed: wrappers freed
+   * from now on drop theirs with inbox_unref). */
+  atomic_fetch_sub_explicit(&ib->refs, ib->credit, memory_order_relaxed);
+  ib->credit = 0;
   inbox_unref(ib);
 }
 
@@ -661,6 +672,9 @@ void fut__inbox_before_block(fut_loop_t *loop, struct fut__inbox *ib) {
 
 /* ---- wrapping (loop thread) ---------------------------------------------- */
 
+/* Inbox references the loop thread takes at once for its wrappers. */
+#define INBOX_CREDIT 64u
+
 /* A wrapper with its loop future initialised (ops tell the kind), in
  * flight (the loop holds a second reference until the outcome arrives),
  * holding a reference to the inbox. */
@@ -684,7 +698,11 @@ static int wrapper_new(fut_loop_t *loop, struct fut__inbox *ib,
     wrapper_pool_free(&ib->pool, w);
     return err;
   }
-  atomic_fetch_add_explicit(&ib->refs, 1, memory_order_relaxed);
+  if (FUT__UNLIKELY(ib->credit == 0)) {
+    atomic_fetch_add_explicit(&ib->refs, INBOX_CREDIT, memory_order_relaxed);
+    ib->credit = INBOX_CREDIT;
+  }
+  ib->credit--;
   w->next_done = NULL;
   *out = w;
   return 0;
