@@ -7,8 +7,10 @@
  * uv_queue_work run alternately with ours (so machine noise hits both) and
  * the line gives the ratio.  libuv runs 4 threads by default; our pool is
  * given 4 workers too (W=<n> in the environment changes ours).  Argument
- * "t": S7 once, for profilers ("t<k>": k times); a number instead: the
- * scale factor of both sizes (bench/run --scales).
+ * "t": S7 once, for profilers ("t<k>": k times; with S7_UV=1 in the
+ * environment, a libuv burst before each, the cold shape of bench/run's
+ * rounds); a number instead: the scale factor of both sizes (bench/run
+ * --scales).
  * Last, the idle cost: the process's CPU time over 500 ms in which the
  * pool and the loop have nothing to do, right after the bursts (workers
  * and the loop spin only briefly before sleeping: this must stay near 0). */
@@ -155,6 +157,13 @@ int main(int argc, char **argv) {
   if (argc > 1 && argv[1][0] == 't') {
     /* "t5": five bursts (the first one touches the wrapper memory). */
     for (int i = argv[1][1] ? atoi(argv[1] + 1) : 1; i > 0; i--) {
+#ifdef FUT_BENCH_HAVE_LIBUV
+      /* S7_UV=1: a libuv burst before each of ours, as in bench/run's
+       * alternating rounds (our wrappers no longer in cache, our workers
+       * asleep). */
+      if (getenv("S7_UV"))
+        uv_burst(NJOBS_RUN);
+#endif
       uint64_t c0 = cpu_ns(), wall = s7_burst(NJOBS_RUN);
       fprintf(stderr, "S7 %.1f ns/job wall, %.1f ns/job CPU (all threads)\n",
               (double)wall / NJOBS_RUN, (double)(cpu_ns() - c0) / NJOBS_RUN);

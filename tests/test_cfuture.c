@@ -139,8 +139,7 @@ static void test_cfuture_alloc_failure(void **state) {
   fut__alloc_fail_after(1, false);
   assert_int_equal(fut_cfuture_set_exception(cf, -EIO, "m"), -ENOMEM);
   assert_false(fut_cfuture_done(cf));
-  /* Two registrations fit inline; the third allocates. */
-  assert_int_equal(fut_cfuture_add_done_callback(cf, noop_cb, NULL), 0);
+  /* One registration fits inline; the second allocates. */
   assert_int_equal(fut_cfuture_add_done_callback(cf, noop_cb, NULL), 0);
   fut__alloc_fail_after(1, false);
   assert_int_equal(fut_cfuture_add_done_callback(cf, noop_cb, NULL), -ENOMEM);
@@ -225,6 +224,58 @@ static void test_cfuture_callback_order_and_remove(void **state) {
   assert_int_equal(r.order[1], 2);
   assert_int_equal(r.calls, 0);
   fut_cfuture_unref(cf);
+}
+
+/* The first registration is stored inline, the others in a vector:
+ * removing the inline one keeps the others' order; removing all and
+ * adding again works; a cfuture freed pending frees its registrations. */
+static void order_cb3(fut_cfuture_t *cf, void *arg) {
+  (void)cf;
+  struct cb_rec *r = arg;
+  r->order[r->norder++] = 3;
+}
+
+static void test_cfuture_callback_remove_inline_one(void **state) {
+  (void)state;
+  fut_cfuture_t *cf;
+  assert_int_equal(fut_cfuture_new(&cf), 0);
+  struct cb_rec r = {0};
+  assert_int_equal(fut_cfuture_add_done_callback(cf, record_cb, &r), 0);
+  assert_int_equal(fut_cfuture_add_done_callback(cf, order_cb2, &r), 0);
+  assert_int_equal(fut_cfuture_add_done_callback(cf, record_cb, &r), 0);
+  assert_int_equal(fut_cfuture_add_done_callback(cf, order_cb3, &r), 0);
+  assert_int_equal(fut_cfuture_add_done_callback(cf, order_cb1, &r), 0);
+  assert_int_equal(fut_cfuture_remove_done_callback(cf, record_cb, &r), 2);
+  assert_true(fut_cfuture_set_result(cf, NULL, NULL) == 0);
+  assert_int_equal(r.norder, 3);
+  assert_int_equal(r.order[0], 2);
+  assert_int_equal(r.order[1], 3);
+  assert_int_equal(r.order[2], 1);
+  assert_int_equal(r.calls, 0);
+  fut_cfuture_unref(cf);
+
+  assert_int_equal(fut_cfuture_new(&cf), 0);
+  r = (struct cb_rec){0};
+  assert_int_equal(fut_cfuture_add_done_callback(cf, order_cb1, &r), 0);
+  assert_int_equal(fut_cfuture_add_done_callback(cf, order_cb2, &r), 0);
+  assert_int_equal(fut_cfuture_remove_done_callback(cf, order_cb1, &r), 1);
+  assert_int_equal(fut_cfuture_remove_done_callback(cf, order_cb2, &r), 1);
+  assert_int_equal(fut_cfuture_add_done_callback(cf, order_cb3, &r), 0);
+  assert_int_equal(fut_cfuture_add_done_callback(cf, order_cb1, &r), 0);
+  assert_true(fut_cfuture_cancel(cf));
+  assert_int_equal(r.norder, 2);
+  assert_int_equal(r.order[0], 3);
+  assert_int_equal(r.order[1], 1);
+  fut_cfuture_unref(cf);
+
+  /* Dropped pending with three registrations: nothing runs, nothing
+   * leaks (ASan). */
+  assert_int_equal(fut_cfuture_new(&cf), 0);
+  r = (struct cb_rec){0};
+  for (int i = 0; i < 3; i++)
+    assert_int_equal(fut_cfuture_add_done_callback(cf, record_cb, &r), 0);
+  fut_cfuture_unref(cf);
+  assert_int_equal(r.calls, 0);
 }
 
 /* A callback may drop the last reference. */
@@ -503,6 +554,7 @@ int main(void) {
       cmocka_unit_test(test_cfuture_callback_runs_in_completing_thread),
       cmocka_unit_test(test_cfuture_callback_inline_when_done),
       cmocka_unit_test(test_cfuture_callback_order_and_remove),
+      cmocka_unit_test(test_cfuture_callback_remove_inline_one),
       cmocka_unit_test(test_cfuture_callback_drops_last_ref),
       cmocka_unit_test(test_cfuture_wait_blocks_until_done),
       cmocka_unit_test(test_cfutures_wait_first_completed),

@@ -245,8 +245,199 @@ static void test_fastpath_job_keeps_cfuture(void **state) {
   fx_loop_free_clean(loop);
 }
 
-/* Bytes jobs: borrowed bytes take the copying path, owned bytes and empty
- * arguments the fast path; both give the same results. */
+/* The job's cfuture is shared: the job takes a reference and registers
+ * two cfuture callbacks (the inline slot and the vector); the loop future
+ * still resolves from it, and the reference outlives the loop future, the
+ * pool and the loop itself (the wrapper's memory then goes from this
+ * thread, and with it the inbox). */
+static fut_cfuture_t *shared_cf;
+static int shared_cbs;
+static void shared_cb(fut_cfuture_t *cf, void *arg) {
+  (void)cf;
+  __atomic_fetch_add(&shared_cbs, (int)(intptr_t)arg, __ATOMIC_SEQ_CST);
+}
+static int job_share(void *arg, fut_cfuture_t *cf) {
+  (void)arg;
+  shared_cf = fut_cfuture_ref(cf);
+  if (fut_cfuture_add_done_callback(cf, shared_cb, (void *)1) != 0 ||
+      fut_cfuture_add_done_callback(cf, shared_cb, (void *)10) != 0 ||
+      fut_cfuture_add_done_callback(cf, shared_cb, (void *)100) != 0 ||
+      fut_cfuture_remove_done_callback(cf, shared_cb, (void *)1) != 1)
+    return -EIO;
+  return fut_cfuture_set_result_i64(cf, 5);
+}
+
+static void test_fastpath_cfuture_shared(void **state) {
+  (void)state;
+  shared_cf = NULL;
+  shared_cbs = 0;
+  fut_loop_t *loop;
+  assert_int_equal(fut_loop_new(&loop), 0);
+  fut_executor_t *ex;
+  assert_int_equal(fut_thread_pool_new(1, &ex), 0);
+  fut_t *f;
+  assert_int_equal(fut_run_in_executor(loop, ex, job_share, NULL, &f), 0);
+  assert_int_equal(fut_loop_run_until_complete(loop, f), 0);
+  int64_t v = 0;
+  assert_int_equal(fut_result_i64(f, &v), 0);
+  assert_int_equal(v, 5);
+  /* Both remaining callbacks ran once, in the worker, before the item
+   * came home. */
+  assert_int_equal(__atomic_load_n(&shared_cbs, __ATOMIC_SEQ_CST), 110);
+  fut_unref(f);
+  fut_executor_free(ex);
+  fx_loop_free_clean(loop);
+  assert_non_null(shared_cf);
+  assert_true(fut_cfuture_done(shared_cf));
+  v = 0;
+  assert_int_equal(fut_cfuture_result_i64(shared_cf, 0, &v), 0);
+  assert_int_equal(v, 5);
+  fut_cfuture_unref(shared_cf);
+}
+
+/* A burst bigger than one drain step (DRAIN_CHUNK in inbox.c): one take,
+ * delivered oldest first over several steps, and the first futures' done
+ * callbacks run before the last future is delivered. */
+static int order[1000], norder;
+static bool last_done_at_first_cb;
+static fut_t *burst[1000];
+static void record_order(fut_t *f, void *arg) {
+  (void)f;
+  if (norder == 0)
+    last_done_at_first_cb = fut_done(burst[999]);
+  order[norder++] = (int)(intptr_t)arg;
+}
+
+/* Submits N jobs to a 1-worker pool behind a gated first one, and waits
+ * (without running the loop) until all of them sit in the inbox. */
+static void burst_into_inbox(fut_loop_t *loop, fut_executor_t *ex,
+                             struct gate *g, fut_t **busy, int n) {
+  assert_int_equal(fut_run_in_executor(loop, ex, job_gated, g, busy), 0);
+  gate_wait_arrived(g, 1);
+  for (int i = 0; i < n; i++) {
+    assert_int_equal(fut_run_in_executor(loop, ex, job_count,
+                                         (void *)(intptr_t)i, &burst[i]),
+                     0);
+    assert_int_equal(
+        fut_add_done_callback(burst[i], record_order, (void *)(intptr_t)i), 0);
+  }
+  gate_open(g);
+  while (__atomic_load_n(&ran, __ATOMIC_SEQ_CST) < n ||
+         fut__thread_pool_nidle(ex) != 1)
+    sched_yield();
+}
+
+static void test_fastpath_drain_in_chunks(void **state) {
+  (void)state;
+  enum { N = 1000 };
+  ran = 0;
+  norder = 0;
+  last_done_at_first_cb = true;
+  fut_loop_t *loop;
+  assert_int_equal(fut_loop_new(&loop), 0);
+  fut_executor_t *ex;
+  assert_int_equal(fut_thread_pool_new(1, &ex), 0);
+  struct gate g;
+  gate_init(&g);
+  fut_t *busy;
+  burst_into_inbox(loop, ex, &g, &busy, N);
+  fut_loop_stats_t st;
+  fut_loop_stats(loop, &st);
+  assert_int_equal(st.threadsafe, 1);
+  for (int k = 0; k < 1000 && norder < N; k++)
+    assert_int_equal(fut_loop_run_once(loop, FUT_MS(10)), 0);
+  assert_int_equal(norder, N);
+  for (int i = 0; i < N; i++) {
+    assert_int_equal(order[i], i);
+    int64_t v = -1;
+    assert_int_equal(fut_result_i64(burst[i], &v), 0);
+    assert_int_equal(v, i);
+  }
+  assert_false(last_done_at_first_cb);
+  uint64_t drains, delivered;
+  fut__executor_counters(loop, &drains, &delivered);
+  assert_int_equal(delivered, N + 1);
+  assert_int_equal(drains, 1);
+  fut_unref(busy);
+  for (int i = 0; i < N; i++)
+    fut_unref(burst[i]);
+  fut_executor_free(ex);
+  gate_destroy(&g);
+  fx_loop_free_clean(loop);
+}
+
+/* The loop stops, and closes, between two steps of a drain: the
+ * completions taken but not delivered are released with the loop (no
+ * leak, no use after free under the sanitizers), and their futures stay
+ * pending. */
+static void stop_at_first(fut_t *f, void *arg) {
+  fut_loop_stop(fut_get_loop(f));
+  record_order(f, arg);
+}
+
+static void test_fastpath_close_between_drain_steps(void **state) {
+  (void)state;
+  enum { N = 1000 };
+  ran = 0;
+  norder = 0;
+  fut_loop_t *loop;
+  assert_int_equal(fut_loop_new(&loop), 0);
+  fut_executor_t *ex;
+  assert_int_equal(fut_thread_pool_new(1, &ex), 0);
+  struct gate g;
+  gate_init(&g);
+  fut_t *busy;
+  burst_into_inbox(loop, ex, &g, &busy, N);
+  assert_int_equal(fut_add_done_callback(busy, stop_at_first, (void *)-1), 0);
+  assert_int_equal(fut_loop_run_forever(loop), 0);
+  /* Stopped after the first step's callbacks: the rest are pending. */
+  assert_true(norder >= 1 && norder < N);
+  assert_false(fut_done(burst[N - 1]));
+  fut_unref(busy);
+  for (int i = 0; i < N; i++)
+    fut_unref(burst[i]);
+  assert_int_equal(fut_loop_close(loop), 0);
+  fut_executor_free(ex);
+  gate_destroy(&g);
+  fx_loop_free_clean(loop);
+}
+
+/* Bursts of more than one drain step complete while the loop runs, with
+ * several workers pushing as the steps go: no completion is ever left in
+ * the inbox with nobody to drain it (a step that finishes the leftovers
+ * re-arms the doorbell), so every round ends well within its deadline. */
+static void test_fastpath_drain_steps_stress(void **state) {
+  (void)state;
+  enum { ROUNDS = 150, N = 300 };
+  fut_loop_t *loop;
+  assert_int_equal(fut_loop_new(&loop), 0);
+  fut_executor_t *ex;
+  assert_int_equal(fut_thread_pool_new(3, &ex), 0);
+  atomic_int n;
+  atomic_init(&n, 0);
+  static fut_t *fs[N];
+  for (int round = 0; round < ROUNDS; round++) {
+    for (int i = 0; i < N; i++) {
+      assert_int_equal(fut_run_in_executor(loop, ex, job_add, &n, &fs[i]), 0);
+      if (i % 50 == 49)
+        assert_int_equal(fut_loop_run_once(loop, 0), 0);
+    }
+    uint64_t end = fut__now() + FUT_SEC(20);
+    for (int i = 0; i < N; i++) {
+      while (!fut_done(fs[i]) && fut__now() < end)
+        assert_int_equal(fut_loop_run_once(loop, FUT_MS(50)), 0);
+      assert_true(fut_done(fs[i]));
+      fut_unref(fs[i]);
+    }
+  }
+  assert_int_equal(atomic_load(&n), ROUNDS * N);
+  fut_executor_free(ex);
+  fx_loop_free_clean(loop);
+}
+
+/* Bytes jobs: borrowed and owned bytes take the generic path (only call
+ * jobs fit in the fast wrapper); empty arguments too; all give the same
+ * results. */
 static int bytes_len(const void *data, size_t len, void **out,
                      size_t *out_len) {
   (void)data;
@@ -620,6 +811,10 @@ int main(void) {
       T(test_fastpath_loop_close_inflight),
       T(test_fastpath_shutdown_cancels_queued),
       T(test_fastpath_job_keeps_cfuture),
+      T(test_fastpath_cfuture_shared),
+      T(test_fastpath_drain_in_chunks),
+      T(test_fastpath_close_between_drain_steps),
+      T(test_fastpath_drain_steps_stress),
       T(test_fastpath_bytes_jobs),
       T(test_fastpath_batching),
       T(test_fastpath_idle_pool_sleeps),

@@ -16,34 +16,39 @@
 
 /* ---- lifetime ------------------------------------------------------------ */
 
-/* The cfuture's size rounded up so trailing extra space is aligned. */
-#define CF_SIZE ((sizeof(struct fut_cfuture) + 15u) & ~(size_t)15u)
-
 int fut__cfuture_new_ext(size_t extra, fut_cfuture_t **out, void **extra_out) {
   *out = NULL;
-  if (extra > SIZE_MAX - CF_SIZE)
+  if (extra > SIZE_MAX - FUT__CF_SIZE)
     return fut__error(-ENOMEM, "fut_cfuture_new: %zu bytes is too big", extra);
   /* Not calloc: the extra space may be large and is the caller's. */
-  fut_cfuture_t *cf = fut__malloc(CF_SIZE + extra);
+  fut_cfuture_t *cf = fut__malloc(FUT__CF_SIZE + extra);
   if (!cf)
     return fut__error(-ENOMEM, "fut_cfuture_new: out of memory");
-  fut__cfuture_init(cf, NULL, 1);
+  fut__cfuture_init(cf, false, 1);
   if (extra_out)
-    *extra_out = (char *)cf + CF_SIZE;
+    *extra_out = (char *)cf + FUT__CF_SIZE;
   *out = cf;
   return 0;
 }
 
-void fut__cfuture_init(fut_cfuture_t *cf, void (*release)(fut_cfuture_t *),
-                       unsigned refs) {
-  memset(cf, 0, sizeof *cf);
-  fut__q_init(&cf->waiters);
+void fut__cfuture_init(fut_cfuture_t *cf, bool embedded, unsigned refs) {
   atomic_init(&cf->refs, refs);
   atomic_init(&cf->state, FUT_CFUTURE_PENDING);
+  cf->err = 0;
   atomic_init(&cf->locked, false);
-  cf->cbs = cf->cb_inline;
-  cf->capcbs = 2;
-  cf->release = release;
+  cf->kind = FUT__V_NONE;
+  cf->embedded = embedded;
+  cf->msg = NULL;
+  cf->cb0.cb = NULL;
+  cf->more = NULL;
+  fut__q_init(&cf->waiters);
+}
+
+/* Takes back the memory of embedded cfutures (set once at load time). */
+static void (*embedded_release)(fut_cfuture_t *cf);
+
+void fut__cfuture_set_embedded_release(void (*release)(fut_cfuture_t *cf)) {
+  embedded_release = release;
 }
 
 int fut_cfuture_new(fut_cfuture_t **out) {
@@ -67,12 +72,16 @@ void fut_cfuture_unref(fut_cfuture_t *cf) {
     return;
   /* No waiter can be linked: waiters hold references. */
   FUT__ASSERT(fut__q_empty(&cf->waiters));
-  fut__value_clear(cf->kind, &cf->value);
-  fut__free(cf->msg);
-  if (cf->cbs != cf->cb_inline)
-    fut__free(cf->cbs);
-  if (cf->release)
-    cf->release(cf);
+  if (cf->kind != FUT__V_NONE &&
+      !(cf->kind == FUT__V_PTR && cf->value.p.dtor == NULL))
+    fut__value_clear(cf->kind, &cf->value);
+  if (cf->msg)
+    fut__free(cf->msg);
+  /* Registrations never run (a cfuture dropped pending). */
+  if (cf->more)
+    fut__free(cf->more);
+  if (cf->embedded)
+    embedded_release(cf);
   else
     fut__free(cf);
 }
@@ -99,22 +108,29 @@ bool fut_cfuture_running(const fut_cfuture_t *cf) {
  * wakes the waiters, detaches the callbacks; then, unlocked, runs them. */
 static void complete_locked(fut_cfuture_t *cf, int state) {
   atomic_store_explicit(&cf->state, state, memory_order_release);
-  fut__cfuture_wake_waiters(cf, state == FUT_CFUTURE_FINISHED && cf->err != 0);
-  /* Nobody writes the detached vector after the unlock: registrations on
-   * a done cfuture run inline, removals find ncbs == 0. */
-  struct fut__cfuture_callback *cbs = cf->cbs;
-  size_t ncbs = cf->ncbs;
-  cf->cbs = cf->cb_inline;
-  cf->ncbs = 0;
-  cf->capcbs = 2;
+  if (!fut__q_empty(&cf->waiters))
+    fut__cfuture_wake_waiters(cf,
+                              state == FUT_CFUTURE_FINISHED && cf->err != 0);
+  /* Nobody writes the detached registrations after the unlock:
+   * registrations on a done cfuture run inline, removals find none. */
+  struct fut__cfuture_callback first = cf->cb0;
+  struct fut__cfuture_cbvec *more = cf->more;
+  if (!first.cb) { /* the common case of a pool job: nobody registered */
+    fut__cfuture_unlock(cf);
+    return;
+  }
+  cf->cb0.cb = NULL;
+  cf->more = NULL;
   /* A callback may drop the last reference the caller relied on; keep cf
    * alive until they all ran. */
   fut_cfuture_ref(cf);
   fut__cfuture_unlock(cf);
-  for (size_t i = 0; i < ncbs; i++)
-    cbs[i].cb(cf, cbs[i].arg);
-  if (cbs != cf->cb_inline)
-    fut__free(cbs);
+  first.cb(cf, first.arg);
+  if (more) {
+    for (uint32_t i = 0; i < more->len; i++)
+      more->e[i].cb(cf, more->e[i].arg);
+    fut__free(more);
+  }
   fut_cfuture_unref(cf);
 }
 
@@ -264,6 +280,19 @@ int fut_cfuture_set_exception(fut_cfuture_t *cf, int code, const char *fmt,
   return err;
 }
 
+void fut__cfuture_finish_none(fut_cfuture_t *cf) {
+  fut__cfuture_lock(cf);
+  if (fut__cfuture_final(
+          atomic_load_explicit(&cf->state, memory_order_relaxed))) {
+    fut__cfuture_unlock(cf);
+    return;
+  }
+  cf->kind = FUT__V_PTR;
+  cf->value.p.ptr = NULL;
+  cf->value.p.dtor = NULL;
+  complete_locked(cf, FUT_CFUTURE_FINISHED);
+}
+
 /* ---- reading ------------------------------------------------------------ */
 
 /* Waits, then returns the outcome code; on success cf is done. */
@@ -352,21 +381,28 @@ int fut_cfuture_add_done_callback(fut_cfuture_t *cf, fut_cfuture_done_cb cb,
     cb(cf, arg);
     return 0;
   }
-  if (cf->ncbs == cf->capcbs) {
-    size_t cap = cf->capcbs * 2;
-    struct fut__cfuture_callback *v = fut__malloc(sizeof *v * cap);
-    if (!v) {
+  if (!cf->cb0.cb) {
+    cf->cb0 = (struct fut__cfuture_callback){cb, arg};
+    fut__cfuture_unlock(cf);
+    return 0;
+  }
+  struct fut__cfuture_cbvec *v = cf->more;
+  if (!v || v->len == v->cap) {
+    uint32_t cap = v ? 2 * v->cap : 2;
+    struct fut__cfuture_cbvec *nv =
+        v && cap <= v->cap ? NULL
+                           : fut__realloc(v, sizeof *v + sizeof v->e[0] * cap);
+    if (!nv) {
       fut__cfuture_unlock(cf);
       return fut__error(-ENOMEM, "fut_cfuture_add_done_callback: out of "
                                  "memory");
     }
-    memcpy(v, cf->cbs, sizeof *v * cf->ncbs);
-    if (cf->cbs != cf->cb_inline)
-      fut__free(cf->cbs);
-    cf->cbs = v;
-    cf->capcbs = cap;
+    if (!v)
+      nv->len = 0;
+    nv->cap = cap;
+    cf->more = v = nv;
   }
-  cf->cbs[cf->ncbs++] = (struct fut__cfuture_callback){cb, arg};
+  v->e[v->len++] = (struct fut__cfuture_callback){cb, arg};
   fut__cfuture_unlock(cf);
   return 0;
 }
@@ -378,14 +414,31 @@ int fut_cfuture_remove_done_callback(fut_cfuture_t *cf, fut_cfuture_done_cb cb,
                       !cf ? "cfuture" : "callback");
   int removed = 0;
   fut__cfuture_lock(cf);
-  size_t kept = 0;
-  for (size_t i = 0; i < cf->ncbs; i++) {
-    if (cf->cbs[i].cb == cb && cf->cbs[i].arg == arg)
+  /* Keep the others in order: cb0, then more, compacted. */
+  struct fut__cfuture_cbvec *v = cf->more;
+  uint32_t n = v ? v->len : 0, kept = 0;
+  bool have0 = false;
+  if (cf->cb0.cb) {
+    if (cf->cb0.cb == cb && cf->cb0.arg == arg)
       removed++;
     else
-      cf->cbs[kept++] = cf->cbs[i];
+      have0 = true;
   }
-  cf->ncbs = kept;
+  for (uint32_t i = 0; i < n; i++) {
+    struct fut__cfuture_callback e = v->e[i];
+    if (e.cb == cb && e.arg == arg) {
+      removed++;
+    } else if (!have0) {
+      cf->cb0 = e;
+      have0 = true;
+    } else {
+      v->e[kept++] = e;
+    }
+  }
+  if (!have0)
+    cf->cb0.cb = NULL;
+  if (v)
+    v->len = kept;
   fut__cfuture_unlock(cf);
   return removed;
 }

@@ -9,13 +9,6 @@
 
 /* ---- the executor object ------------------------------------------------- */
 
-struct fut_executor {
-  const fut_executor_ops_t *ops; /* never changes */
-  void *self;                    /* implementation object; never changes */
-  atomic_uint refs;              /* > 0 while alive */
-  atomic_bool shut;              /* fut_executor_shutdown was called */
-};
-
 int fut_executor_new(const fut_executor_ops_t *ops, void *self,
                      fut_executor_t **out) {
   if (!out)
@@ -210,43 +203,60 @@ void fut_job_free(fut_job_t *job) {
   fut__free(job);
 }
 
-bool fut_job_run(const fut_job_t *job, fut_cfuture_t *cf) {
-  if (!job || !cf || fut_cfuture_set_running_or_notify_cancel(cf) != 1)
+/* A failed job's outcome on cf (unless the job completed cf itself). */
+static void job_failed(fut_cfuture_t *cf, int ret) {
+  if (fut_cfuture_done(cf))
+    return;
+  int code = ret < 0 ? ret : FUT_E_JOB_FAILED;
+  const char *detail = fut_last_error();
+  if (detail[0])
+    fut_cfuture_set_exception(cf, code, "%s", detail);
+  else if (ret > 0)
+    fut_cfuture_set_exception(cf, code, "job returned %d", ret);
+  else
+    fut_cfuture_set_exception(cf, code, NULL);
+}
+
+bool fut__job_run_call(fut_job_fn fn, void *arg, fut_cfuture_t *cf) {
+  if (fut_cfuture_set_running_or_notify_cancel(cf) != 1)
     return false;
   /* The detail of this thread's last libfuture error becomes the message
    * of a failed job: clear it so a stale one is not reported. */
   if (fut_last_error()[0])
     fut__error(0, "%s", "");
-  int ret;
-  if (job->fn) {
-    ret = job->fn(job->arg, cf);
-    if (ret == 0 && !fut_cfuture_done(cf))
-      fut_cfuture_set_result(cf, NULL, NULL);
+  int ret = fn(arg, cf);
+  if (ret == 0) {
+    fut__cfuture_finish_none(cf);
   } else {
-    void *out = NULL;
-    size_t out_len = 0;
-    ret = job->bytes_fn(job->data, job->len, &out, &out_len);
-    if (ret == 0) {
-      if (out_len > 0 && !out)
-        ret = fut__error(-EINVAL,
-                         "bytes job returned NULL data with length "
-                         "%zu",
-                         out_len);
-      else if (fut_cfuture_set_result_bytes_owned(cf, out, out_len) != 0)
-        free(out); /* already done: the job completed cf itself */
-    } else {
-      free(out);
-    }
+    job_failed(cf, ret);
   }
-  if (ret != 0 && !fut_cfuture_done(cf)) {
-    int code = ret < 0 ? ret : FUT_E_JOB_FAILED;
-    const char *detail = fut_last_error();
-    if (detail[0])
-      fut_cfuture_set_exception(cf, code, "%s", detail);
-    else if (ret > 0)
-      fut_cfuture_set_exception(cf, code, "job returned %d", ret);
-    else
-      fut_cfuture_set_exception(cf, code, NULL);
+  return true;
+}
+
+bool fut_job_run(const fut_job_t *job, fut_cfuture_t *cf) {
+  if (!job || !cf)
+    return false;
+  if (job->fn)
+    return fut__job_run_call(job->fn, job->arg, cf);
+  if (fut_cfuture_set_running_or_notify_cancel(cf) != 1)
+    return false;
+  if (fut_last_error()[0])
+    fut__error(0, "%s", "");
+  void *out = NULL;
+  size_t out_len = 0;
+  int ret = job->bytes_fn(job->data, job->len, &out, &out_len);
+  if (ret == 0) {
+    if (out_len > 0 && !out)
+      ret = fut__error(-EINVAL,
+                       "bytes job returned NULL data with length "
+                       "%zu",
+                       out_len);
+    else if (fut_cfuture_set_result_bytes_owned(cf, out, out_len) != 0)
+      free(out); /* already done: the job completed cf itself */
+  } else {
+    free(out);
   }
+  if (ret != 0)
+    job_failed(cf, ret);
   return true;
 }

@@ -54,14 +54,7 @@ static void *wrapper_pool_alloc(struct wrapper_pool *pool) {
       atomic_load_explicit(&pool->remote, memory_order_relaxed))
     p = atomic_exchange_explicit(&pool->remote, NULL, memory_order_acquire);
   if (FUT__LIKELY(p != NULL)) {
-    void *next = *(void **)p;
-    pool->free = next;
-    /* A burst's wrappers do not fit in cache: the next allocation would
-     * wait for its link's load and then stall on the stores that fill the
-     * block.  Fetch its lines now, while this one is being filled. */
-    if (next)
-      for (size_t off = 0; off < pool->size; off += 64)
-        __builtin_prefetch((char *)next + off, 1, 3);
+    pool->free = *(void **)p;
     return p;
   }
   char *chunk = fut__malloc(16 + pool->size * WRAPPERS_PER_CHUNK);
@@ -93,7 +86,17 @@ static void wrapper_pool_free_remote(struct wrapper_pool *pool, void *p) {
 }
 
 static void wrapper_pool_destroy(struct wrapper_pool *pool) {
-  void *c = pool->chunks;
+  /* Oldest first: the list is newest first, and the newest chunks are
+   * usually at the top of the heap, where freeing each one first would
+   * make malloc give memory back to the kernel one chunk at a time (a
+   * TLB shootdown on every thread each time). */
+  void *c = NULL;
+  for (void *n = pool->chunks; n;) {
+    void *next = *(void **)n;
+    *(void **)n = c;
+    c = n;
+    n = next;
+  }
   while (c) {
     void *next = *(void **)c;
     fut__free(c);
@@ -114,13 +117,20 @@ struct fut__inbox {
   /* Completed, not drained: a stack (newest first) pushed with CAS and
    * taken whole with an exchange (so no ABA); linked by next_done. */
   _Atomic(struct wrapper *) head;
+  struct fut__item_sink sink; /* fast-path items come home here (read by
+                                 the completers; never changes) */
   atomic_bool scheduled;      /* a drain is queued (or being queued) */
   atomic_bool closed;         /* the loop closed: nobody drains head */
   const fut_loop_t *owner;    /* the loop; never changes (compared only) */
   pthread_mutex_t lock;       /* taken only to queue a drain and to close */
   fut_loop_t *loop;           /* guarded by lock; NULL once the loop closed */
   char pad[64];               /* keeps the lines apart */
-  atomic_uint refs;           /* loop state + live wrappers + queued drain */
+  atomic_uint refs;           /* loop state + live wrappers + queued drain
+                                 + credit */
+  unsigned credit;            /* loop thread: references taken ahead for
+                                 wrappers to come (each wrapper holds one;
+                                 one freed on the loop thread gives it
+                                 back here): two atomics fewer per job */
   unsigned fork_gen;          /* loop thread: fut__fork_generation() when
                                  made or re-armed (fut__inbox_check_fork) */
   struct wrapper_pool pool;   /* wrapper memory (see wrapper_drop) */
@@ -128,36 +138,76 @@ struct fut__inbox {
                                  still come (struct wrapper.inflight) */
   size_t nfast;               /* loop thread: fast-path items not yet
                                  back */
-  struct wrapper **batch;     /* loop thread: drain's scratch array */
+  struct wrapper **batch;     /* loop thread: the taken completions,
+                                 newest first */
   size_t batch_cap;           /* loop thread: its capacity */
+  size_t left;                /* loop thread: batch[0, left) still to
+                                 deliver (see drain_step) */
+  bool more_queued;           /* loop thread: a drain_more is queued */
   uint64_t drains;            /* loop thread: drains run (tests) */
   uint64_t delivered;         /* loop thread: completions delivered */
 };
 
 /* Two kinds.  A wrapper of any cfuture (fut_wrap_future, or
  * run_in_executor on another executor) registers a cfuture done callback.
- * A run_in_executor job on one of our thread pools is the fast path: the
- * wrapper carries the pool's work item and the job's cfuture itself (one
- * block from the free list per job, no malloc), and the worker hands the
- * item straight to the inbox (item.done) with no callback registration. */
+ * A run_in_executor call job on one of our thread pools is the fast path:
+ * the wrapper carries the job's cfuture and the pool's work item itself
+ * (one block from the free list per job, no malloc), and the worker hands
+ * the item straight to the inbox (its sink) with no callback
+ * registration.  The kinds differ by their ops (fast_ops, slow_ops).
+ *
+ * 208 bytes for the fast path (the loop future 72, the cfuture 80, the
+ * item 32, the links 24): a burst of 200,000 jobs walks 42 MB of them in
+ * each phase (submit, worker, drain and callbacks), so every byte here is
+ * paid three times in cache misses.  What the kinds do not share is in a
+ * union; the inbox of a fast wrapper is where its item's sink lives. */
 struct wrapper {
-  atomic_uint owners;         /* memory owners: loop side + pending
-                                 callback (fast: loop side + job_cf alive) */
-  struct fut__inbox *inbox;   /* owned reference */
-  fut_cfuture_t *cf;          /* owned reference: dropped with the memory,
-                                 or (fast) when the loop side goes */
-  struct wrapper *next_done;  /* inbox stack link: written before the
-                                 push */
+  struct wrapper *next_done; /* inbox stack link: written before the push
+                                (first word: the free list's link too) */
+  union {
+    struct {
+      /* Its references: the loop side's and the pool's (dropped by the
+       * completer once the item is in the inbox); user jobs may take
+       * more.  The memory goes when the last one does
+       * (job_cf_release). */
+      fut_cfuture_t cf;
+      struct fut__work_item item; /* right after cf (fut__work_item_cf) */
+    } fast;
+    struct {
+      fut_cfuture_t *cf;        /* owned reference: dropped with the
+                                   memory */
+      struct fut__inbox *inbox; /* owned reference */
+      atomic_uint owners;       /* memory owners: the loop side + the
+                                   pending callback */
+    } slow;
+  } u;
   struct fut__qnode inflight; /* in inbox->inflight until the outcome came
                                  (loop thread) */
-  bool fast;                  /* item and job_cf are in use; never
-                                 changes */
-  struct fut__work_item item; /* fast: the pool's item (its cf reference
-                                 comes back through the inbox) */
-  fut_cfuture_t job_cf;       /* fast: the job's cfuture (cf == &job_cf) */
   struct fut__ext ext;        /* the loop future; last: fut__ext ends with
                                  it */
 };
+
+_Static_assert(offsetof(struct wrapper, u.fast.item) -
+                       offsetof(struct wrapper, u.fast.cf) ==
+                   FUT__CF_SIZE,
+               "a work item follows its cfuture");
+
+static const struct fut__ops fast_ops, slow_ops;
+static void on_item_done(struct fut__work_item *it);
+
+static inline bool is_fast(const struct wrapper *w) {
+  return w->ext.ops == &fast_ops;
+}
+
+/* The inbox of a fast wrapper: its item's sink is the inbox's. */
+static inline struct fut__inbox *sink_inbox(const struct fut__work_item *it) {
+  return fut__container_of((struct fut__item_sink *)(uintptr_t)it->sink,
+                           struct fut__inbox, sink);
+}
+
+static inline fut_cfuture_t *cf_of(struct wrapper *w) {
+  return is_fast(w) ? &w->u.fast.cf : w->u.slow.cf;
+}
 
 static void inbox_unref(struct fut__inbox *ib) {
   if (atomic_fetch_sub_explicit(&ib->refs, 1, memory_order_acq_rel) != 1)
@@ -178,6 +228,7 @@ int fut__inbox_new(fut_loop_t *loop, struct fut__inbox **out) {
   atomic_init(&ib->scheduled, false);
   atomic_init(&ib->head, NULL);
   wrapper_pool_init(&ib->pool, sizeof(struct wrapper));
+  ib->sink.done = on_item_done;
   fut__q_init(&ib->inflight);
   ib->loop = loop;
   ib->owner = loop;
@@ -202,23 +253,31 @@ void fut__inbox_check_fork(struct fut__inbox *ib) {
  * inbox): then the block goes on the plain list.  Anywhere else (another
  * thread keeping the job's cfuture, a worker finishing after close, the
  * loop not running) it goes on the atomic remote stack. */
-static void wrapper_drop(struct wrapper *w) {
-  if (atomic_fetch_sub_explicit(&w->owners, 1, memory_order_acq_rel) != 1)
-    return;
-  struct fut__inbox *ib = w->inbox;
-  if (!w->fast)
-    fut_cfuture_unref(w->cf);
+static void wrapper_free(struct fut__inbox *ib, struct wrapper *w) {
   if (fut_get_running_loop() == ib->owner &&
-      !atomic_load_explicit(&ib->closed, memory_order_acquire))
+      !atomic_load_explicit(&ib->closed, memory_order_acquire)) {
     wrapper_pool_free(&ib->pool, w);
-  else
+    ib->credit++; /* its inbox reference, kept for the next wrapper */
+  } else {
     wrapper_pool_free_remote(&ib->pool, w);
-  inbox_unref(ib);
+    inbox_unref(ib);
+  }
 }
 
-/* The embedded job cfuture's last reference went (any thread). */
+/* A generic wrapper's owner lets go. */
+static void wrapper_drop(struct wrapper *w) {
+  if (atomic_fetch_sub_explicit(&w->u.slow.owners, 1, memory_order_acq_rel) !=
+      1)
+    return;
+  fut_cfuture_unref(w->u.slow.cf);
+  wrapper_free(w->u.slow.inbox, w);
+}
+
+/* A fast wrapper's cfuture lost its last reference (any thread): the loop
+ * side is gone (it held one), so is the memory. */
 static void job_cf_release(fut_cfuture_t *cf) {
-  wrapper_drop(fut__container_of(cf, struct wrapper, job_cf));
+  struct wrapper *w = fut__container_of(cf, struct wrapper, u.fast.cf);
+  wrapper_free(sink_inbox(&w->u.fast.item), w);
 }
 
 static struct wrapper *wrapper_of(fut_t *f) {
@@ -230,30 +289,34 @@ static bool wrapper_cancel(fut_t *f, const char *msg) {
   struct wrapper *w = wrapper_of(f);
   /* As asyncio's _chain_future: the loop future is cancelled; the job is
    * stopped only if it has not started. */
-  fut_cfuture_cancel(w->cf);
+  fut_cfuture_cancel(cf_of(w));
   return fut__cancel_base(f, msg);
 }
 
 static void wrapper_destroy(fut_t *f) {
   struct wrapper *w = wrapper_of(f);
-  if (w->fast)
-    fut_cfuture_unref(w->cf); /* may release job_cf: its share of owners */
-  wrapper_drop(w);
+  if (is_fast(w))
+    fut_cfuture_unref(&w->u.fast.cf); /* may release the memory */
+  else
+    wrapper_drop(w);
 }
 
-static const struct fut__ops wrapper_ops = {.type_name = "wrap_future",
-                                            .cancel = wrapper_cancel,
-                                            .destroy = wrapper_destroy};
+static const struct fut__ops fast_ops = {.type_name = "wrap_future",
+                                         .cancel = wrapper_cancel,
+                                         .destroy = wrapper_destroy};
+static const struct fut__ops slow_ops = {.type_name = "wrap_future",
+                                         .cancel = wrapper_cancel,
+                                         .destroy = wrapper_destroy};
 
 /* ---- completing (any thread) --------------------------------------------- */
 
 static void drain(void *p);
 
-/* Drops the share an inbox entry carries. */
+/* Drops the share an inbox entry carries: a generic wrapper's callback
+ * share.  A fast entry carries none (its completer drops the pool's
+ * reference itself once it pushed: see on_item_done). */
 static void entry_release(struct wrapper *w) {
-  if (w->fast)
-    fut_cfuture_unref(&w->job_cf);
-  else
+  if (!is_fast(w))
     wrapper_drop(w);
 }
 
@@ -293,13 +356,12 @@ __attribute__((noinline)) static void ring(struct fut__inbox *ib) {
  * take in close, so an entry is taken by close or by the pusher that saw
  * closed; push-then-read-scheduled here against clear-scheduled-then-take
  * in drain, so an entry is taken by a drain already queued or rings. */
-static bool inbox_push(struct wrapper *w) {
-  struct fut__inbox *ib = w->inbox;
+static bool inbox_push(struct fut__inbox *ib, struct wrapper *w) {
   if (FUT__UNLIKELY(atomic_load(&ib->closed)))
     return false;
-  /* The completer's share moves to the inbox entry.  Once pushed, w may
-   * be drained at once; the caller keeps w (and so its inbox reference)
-   * alive until this returns (see keep_alive). */
+  /* The completer's share (if any) moves to the inbox entry.  Once
+   * pushed, w may be drained at once; the caller keeps w (and so its
+   * inbox reference) alive until this returns (see keep_alive). */
   struct wrapper *head = atomic_load_explicit(&ib->head, memory_order_relaxed);
   do
     w->next_done = head;
@@ -322,20 +384,22 @@ static void on_cf_done(fut_cfuture_t *cf, void *arg) {
   struct wrapper *w = arg;
   /* keep_alive: a share of w's own (a line this thread has) rather than a
    * reference on the inbox, which every worker would bounce. */
-  atomic_fetch_add_explicit(&w->owners, 1, memory_order_relaxed);
-  if (!inbox_push(w))
+  atomic_fetch_add_explicit(&w->u.slow.owners, 1, memory_order_relaxed);
+  if (!inbox_push(w->u.slow.inbox, w))
     wrapper_drop(w);
   wrapper_drop(w);
 }
 
 /* Fast path: the pool is done with the item (it ran, or was cancelled
- * before it started); its cfuture reference comes home with it. */
+ * before it started).  The pool's cfuture reference keeps w (and so its
+ * inbox) alive through the push, and is dropped here after it: the loop
+ * side holds its own until it read the outcome, so the entry needs none,
+ * and this thread (which has cf's line) pays the atomic instead of the
+ * loop thread. */
 static void on_item_done(struct fut__work_item *it) {
-  struct wrapper *w = fut__container_of(it, struct wrapper, item);
-  fut_cfuture_ref(&w->job_cf); /* keep_alive, as on_cf_done */
-  if (!inbox_push(w))
-    fut_cfuture_unref(&w->job_cf);
-  fut_cfuture_unref(&w->job_cf);
+  struct wrapper *w = fut__container_of(it, struct wrapper, u.fast.item);
+  (void)inbox_push(sink_inbox(it), w);
+  fut_cfuture_unref(&w->u.fast.cf);
 }
 
 /* ---- draining (loop thread) ---------------------------------------------- */
@@ -346,17 +410,23 @@ static void deliver(struct wrapper *w) {
   fut_t *f = &w->ext.fut;
   if (fut_done(f))
     return;
-  fut_cfuture_t *cf = w->cf;
-  if (fut_cfuture_cancelled(cf)) {
+  fut_cfuture_t *cf = cf_of(w);
+  int state = atomic_load_explicit(&cf->state, memory_order_acquire);
+  if (state == FUT_CFUTURE_CANCELLED) {
     fut__cancel_base(f, NULL);
     return;
   }
-  const char *msg = NULL;
-  int err = fut__cfuture_outcome(cf, &msg);
+  FUT__ASSERT(state == FUT_CFUTURE_FINISHED);
+  /* The outcome fields were written before the release store of the
+   * final state and never change after it. */
   int r;
-  if (err) {
-    r = msg ? fut_set_exception(f, err, "%s", msg)
-            : fut_set_exception(f, err, NULL);
+  if (FUT__UNLIKELY(cf->err)) {
+    r = cf->msg ? fut_set_exception(f, cf->err, "%s", cf->msg)
+                : fut_set_exception(f, cf->err, NULL);
+  } else if (FUT__LIKELY(cf->kind == FUT__V_PTR)) {
+    /* Borrowed: the wrapper keeps cf (and so its destructor) alive as
+     * long as f. */
+    r = fut_set_result(f, cf->value.p.ptr, NULL);
   } else {
     r = fut__cfuture_copy_result(cf, f);
   }
@@ -380,7 +450,7 @@ static struct wrapper *inbox_take(struct fut__inbox *ib) {
 static void deliver_one(struct fut__inbox *ib, struct wrapper *w) {
   ib->delivered++;
   fut__q_remove(&w->inflight);
-  if (w->fast)
+  if (is_fast(w))
     ib->nfast--;
   deliver(w);
   entry_release(w);       /* the completer's share */
@@ -408,47 +478,110 @@ static size_t take_into_batch(struct fut__inbox *ib, struct wrapper **list) {
 
 /* How many wrappers ahead the drain prefetches. */
 #define DRAIN_AHEAD 4
+/* How many completions one drain step delivers before it lets the done
+ * callbacks they scheduled run (see drain_step). */
+#define DRAIN_CHUNK 64
 
-/* The thread-safe trampoline: runs on the loop thread.
+static void drain_more(void *p);
+
+/* One step of a drain (loop thread): delivers up to DRAIN_CHUNK of the
+ * taken completions, oldest first, taking the stack first when none is
+ * left over.
  *
  * A burst's completions do not fit in cache, and the stack is newest
  * first: walking it to reverse it and then again to deliver paid a
  * dependent cache miss per wrapper twice.  So the one walk stores the
- * wrappers in an array, and the delivery, oldest first, prefetches the
- * lines of the wrappers a few places ahead (their addresses are known). */
-static void drain(void *p) {
-  struct fut__inbox *ib = p;
-  /* Cleared first: a push after the take rings for another drain. */
-  atomic_store(&ib->scheduled, false);
-  struct wrapper *list = atomic_exchange(&ib->head, NULL);
-  ib->drains++;
-  size_t n = list ? take_into_batch(ib, &list) : 0;
-  if (FUT__LIKELY(n > 0)) {
-    struct wrapper **b = ib->batch;
-    for (size_t i = n; i-- > 0;) {
-      if (i >= DRAIN_AHEAD) {
-        struct wrapper *a = b[i - DRAIN_AHEAD];
-        __builtin_prefetch(a, 1, 3);
-        __builtin_prefetch(&a->job_cf, 1, 3);
-        __builtin_prefetch(&a->ext, 1, 3);
+ * wrappers in an array, and the delivery prefetches the lines of the
+ * wrappers a few places ahead (their addresses are known).
+ *
+ * Delivering a whole burst at once, then running its done callbacks
+ * (queued behind the drain) walked every wrapper twice from memory.  So a
+ * step delivers one chunk and queues the next step behind the chunk's
+ * callbacks: they run while the chunk's wrappers are still in cache.  To
+ * the callbacks this is as if the completions had come in several
+ * batches; each future's own callbacks still run in order, after its
+ * outcome, and completions are delivered in the order they came. */
+static void drain_step(struct fut__inbox *ib) {
+  bool took = ib->left == 0;
+  if (took) {
+    /* Cleared first: a push after the take rings for another drain. */
+    atomic_store(&ib->scheduled, false);
+    struct wrapper *list = atomic_exchange(&ib->head, NULL);
+    if (!list)
+      return;
+    ib->drains++;
+    ib->left = take_into_batch(ib, &list);
+    if (FUT__UNLIKELY(ib->left == 0)) {
+      /* Out of memory for the array: reverse in place (oldest first) and
+       * deliver all. */
+      struct wrapper *fifo = NULL;
+      while (list) {
+        struct wrapper *next = list->next_done;
+        list->next_done = fifo;
+        fifo = list;
+        list = next;
       }
-      deliver_one(ib, b[i]);
-    }
-  } else {
-    /* Reverse in place: oldest first. */
-    struct wrapper *fifo = NULL;
-    while (list) {
-      struct wrapper *next = list->next_done;
-      list->next_done = fifo;
-      fifo = list;
-      list = next;
-    }
-    while (fifo) {
-      struct wrapper *w = fifo;
-      fifo = w->next_done;
-      deliver_one(ib, w);
+      while (fifo) {
+        struct wrapper *w = fifo;
+        fifo = w->next_done;
+        deliver_one(ib, w);
+      }
+      return;
     }
   }
+  struct wrapper **b = ib->batch;
+  size_t end = ib->left > DRAIN_CHUNK ? ib->left - DRAIN_CHUNK : 0;
+  while (ib->left > end) {
+    size_t i = --ib->left;
+    if (i >= DRAIN_AHEAD) {
+      struct wrapper *a = b[i - DRAIN_AHEAD];
+      for (size_t off = 0; off < sizeof *a; off += 64)
+        __builtin_prefetch((char *)a + off, 1, 3);
+      __builtin_prefetch((char *)a + sizeof *a - 1, 1, 3);
+    }
+    deliver_one(ib, b[i]);
+  }
+  /* Leftovers: the next step.  None, after a step that did not take: the
+   * ring that set `scheduled` since the last take may have been spent on
+   * leftovers (or set it for an entry that take already had), and
+   * nothing would clear it: a pusher seeing it set does not ring.  So
+   * clear it as a take does, then look at the stack (the seq_cst pair of
+   * drain_step's take: a push either is seen here or sees it clear and
+   * rings). */
+  if (ib->left == 0) {
+    if (took)
+      return;
+    atomic_store(&ib->scheduled, false);
+    if (!atomic_load(&ib->head))
+      return;
+  }
+  if (ib->more_queued)
+    return;
+  fut_loop_t *loop = (fut_loop_t *)(uintptr_t)ib->owner;
+  if (fut__ring_push(&loop->ready, drain_more, ib) == 0) {
+    atomic_fetch_add_explicit(&ib->refs, 1, memory_order_relaxed);
+    ib->more_queued = true;
+  } else {
+    /* Out of memory for the queue: the rest now; what is in the stack is
+     * then found before the loop blocks (fut__inbox_before_block). */
+    while (ib->left > 0)
+      deliver_one(ib, b[--ib->left]);
+    atomic_store(&ib->scheduled, false);
+  }
+}
+
+/* The thread-safe trampoline (ring): runs on the loop thread. */
+static void drain(void *p) {
+  struct fut__inbox *ib = p;
+  drain_step(ib);
+  inbox_unref(ib);
+}
+
+/* The next step of a drain, queued by the previous one. */
+static void drain_more(void *p) {
+  struct fut__inbox *ib = p;
+  ib->more_queued = false;
+  drain_step(ib);
   inbox_unref(ib);
 }
 
@@ -458,6 +591,8 @@ static void drain_release(void *p) {
 
 __attribute__((constructor)) static void inbox_init(void) {
   fut__register_release(drain, drain_release);
+  fut__register_release(drain_more, drain_release);
+  fut__cfuture_set_embedded_release(job_cf_release);
 }
 
 void fut__inbox_close(struct fut__inbox *ib) {
@@ -468,6 +603,13 @@ void fut__inbox_close(struct fut__inbox *ib) {
   ib->loop = NULL;
   atomic_store(&ib->closed, true);
   pthread_mutex_unlock(&ib->lock);
+  /* A drain's leftovers (their drain_more is dropped with the queue). */
+  while (ib->left > 0) {
+    struct wrapper *w = ib->batch[--ib->left];
+    fut__q_remove(&w->inflight);
+    entry_release(w);
+    fut_unref(&w->ext.fut);
+  }
   struct wrapper *list = inbox_take(ib);
   while (list) {
     struct wrapper *w = list;
@@ -484,10 +626,15 @@ void fut__inbox_close(struct fut__inbox *ib) {
      * share here.  Otherwise it is running now and drops it itself.  A
      * fast-path item always comes back: its completer finds the inbox
      * closed and drops the pool's reference itself. */
-    if (!w->fast && fut_cfuture_remove_done_callback(w->cf, on_cf_done, w) > 0)
+    if (!is_fast(w) &&
+        fut_cfuture_remove_done_callback(w->u.slow.cf, on_cf_done, w) > 0)
       wrapper_drop(w);
     fut_unref(&w->ext.fut);
   }
+  /* The references kept for wrappers to come (closed: wrappers freed
+   * from now on drop theirs with inbox_unref). */
+  atomic_fetch_sub_explicit(&ib->refs, ib->credit, memory_order_relaxed);
+  ib->credit = 0;
   inbox_unref(ib);
 }
 
@@ -525,35 +672,51 @@ void fut__inbox_before_block(fut_loop_t *loop, struct fut__inbox *ib) {
 
 /* ---- wrapping (loop thread) ---------------------------------------------- */
 
-/* A wrapper with its loop future initialised, two memory owners (the loop
- * side and the completion side) and a reference to the inbox. */
-static int wrapper_new(fut_loop_t *loop, struct fut__inbox *ib, bool fast,
-                       const char *what, struct wrapper **out) {
+/* Inbox references the loop thread takes at once for its wrappers. */
+#define INBOX_CREDIT 64u
+
+/* A wrapper with its loop future initialised (ops tell the kind), in
+ * flight (the loop holds a second reference until the outcome arrives),
+ * holding a reference to the inbox. */
+static int wrapper_new(fut_loop_t *loop, struct fut__inbox *ib,
+                       const struct fut__ops *ops, const char *what,
+                       struct wrapper **out) {
   struct wrapper *w = wrapper_pool_alloc(&ib->pool);
   if (!w)
     return fut__error(-ENOMEM, "%s: out of memory", what);
-  int err = fut__ext_init(loop, &w->ext, &wrapper_ops);
+  /* A burst's wrappers do not fit in cache: the next allocation would
+   * wait for its link's load and then stall on the stores that fill the
+   * block.  Fetch its lines now, while this one is being filled. */
+  char *next = ib->pool.free;
+  if (next) {
+    for (size_t off = 0; off < sizeof *w; off += 64)
+      __builtin_prefetch(next + off, 1, 3);
+    __builtin_prefetch(next + sizeof *w - 1, 1, 3);
+  }
+  int err = fut__ext_init(loop, &w->ext, ops);
   if (err) {
     wrapper_pool_free(&ib->pool, w);
     return err;
   }
-  atomic_init(&w->owners, 2);
-  w->fast = fast;
-  w->inbox = ib;
-  atomic_fetch_add_explicit(&ib->refs, 1, memory_order_relaxed);
+  if (FUT__UNLIKELY(ib->credit == 0)) {
+    atomic_fetch_add_explicit(&ib->refs, INBOX_CREDIT, memory_order_relaxed);
+    ib->credit = INBOX_CREDIT;
+  }
+  ib->credit--;
   w->next_done = NULL;
-  fut__q_init(&w->inflight);
   *out = w;
   return 0;
 }
 
 int fut__inbox_wrap(fut_loop_t *loop, struct fut__inbox *ib, fut_cfuture_t *cf,
                     fut_t **out) {
-  struct wrapper *w;
-  int err = wrapper_new(loop, ib, false, "fut_wrap_future", &w);
+  struct wrapper *w = NULL;
+  int err = wrapper_new(loop, ib, &slow_ops, "fut_wrap_future", &w);
   if (err)
     return err;
-  w->cf = cf;
+  atomic_init(&w->u.slow.owners, 2);
+  w->u.slow.inbox = ib;
+  w->u.slow.cf = cf;
   /* In flight: the loop holds a reference until the outcome arrives. */
   fut_ref(&w->ext.fut);
   fut__q_insert_head(&ib->inflight, &w->inflight);
@@ -561,9 +724,9 @@ int fut__inbox_wrap(fut_loop_t *loop, struct fut__inbox *ib, fut_cfuture_t *cf,
   err = fut_cfuture_add_done_callback(cf, on_cf_done, w);
   if (err) {
     fut__q_remove(&w->inflight);
-    atomic_fetch_sub(&w->owners, 1); /* the callback will never run */
-    fut_cfuture_ref(cf);             /* the wrapper's unref must not take
-                                        the caller's reference */
+    atomic_fetch_sub(&w->u.slow.owners, 1); /* the callback will never run */
+    fut_cfuture_ref(cf); /* the wrapper's unref must not take the caller's
+                            reference */
     fut_unref(&w->ext.fut);
     fut_unref(&w->ext.fut);
     return err;
@@ -573,22 +736,21 @@ int fut__inbox_wrap(fut_loop_t *loop, struct fut__inbox *ib, fut_cfuture_t *cf,
 }
 
 int fut__inbox_run_job(fut_loop_t *loop, struct fut__inbox *ib,
-                       fut_executor_t *pool, const fut_job_t *job,
+                       fut_executor_t *pool, fut_job_fn fn, void *arg,
                        fut_t **out) {
-  struct wrapper *w;
-  int err = wrapper_new(loop, ib, true, "fut_run_in_executor", &w);
+  struct wrapper *w = NULL;
+  int err = wrapper_new(loop, ib, &fast_ops, "fut_run_in_executor", &w);
   if (err)
     return err;
-  /* owners: the loop side and job_cf; job_cf's references: the wrapper's
-   * and the pool's. */
-  fut__cfuture_init(&w->job_cf, job_cf_release, 2);
-  w->cf = &w->job_cf;
-  w->item.cf = &w->job_cf;
-  w->item.done = on_item_done;
-  w->item.job = *job;
-  if ((err = fut__thread_pool_push(pool, &w->item))) {
-    fut_cfuture_unref(&w->job_cf); /* the pool's */
-    fut_unref(&w->ext.fut);        /* frees the rest */
+  /* cf's references: the wrapper's and the pool's. */
+  fut__cfuture_init(&w->u.fast.cf, true, 2);
+  struct fut__work_item *it = &w->u.fast.item;
+  it->sink = &ib->sink;
+  it->fn = fn;
+  it->arg = arg;
+  if ((err = fut__thread_pool_push(pool, it))) {
+    fut_cfuture_unref(&w->u.fast.cf); /* the pool's */
+    fut_unref(&w->ext.fut);           /* frees the rest */
     return err;
   }
   /* In flight: the loop holds a reference until the item comes back. */

@@ -54,28 +54,40 @@ struct fut__cfuture_callback {
   void *arg;
 };
 
+/* The registrations after a cfuture's first (malloc'd, grown by
+ * doubling). */
+struct fut__cfuture_cbvec {
+  uint32_t len, cap;
+  struct fut__cfuture_callback e[];
+};
+
+/* 80 bytes (run_in_executor embeds one in every job's wrapper: a burst of
+ * jobs is bounded by how many of them the caches hold). */
 struct fut_cfuture {
-  atomic_uint refs;       /* > 0 while alive */
-  atomic_int state;       /* fut_cfuture_state_t; FINISHED/CANCELLED
-                             final */
-  atomic_bool locked;     /* the lock (fut__cfuture_lock): guards
-                             everything below until done */
-  int err;                /* 0, the exception's code, or -ECANCELED */
-  uint8_t kind;           /* FUT__V_* of value; set before done */
+  atomic_uint refs;   /* > 0 while alive */
+  atomic_int state;   /* fut_cfuture_state_t; FINISHED/CANCELLED
+                         final */
+  int err;            /* 0, the exception's code, or -ECANCELED */
+  atomic_bool locked; /* the lock (fut__cfuture_lock): guards
+                         everything below until done */
+  uint8_t kind;       /* FUT__V_* of value; set before done */
+  /* Set at init, never changes: the last unref hands the memory to the
+   * embedded-release hook (fut__cfuture_set_embedded_release) instead of
+   * fut__free (the cfuture lives inside a bigger object). */
+  bool embedded;
   union fut__value value; /* the result */
   char *msg;              /* exception message or NULL */
-  /* Registered, not yet run: cb_inline or a malloc'd vector. */
-  struct fut__cfuture_callback *cbs;
-  size_t ncbs, capcbs; /* entries used / capacity of cbs */
-  /* The first registrations (no allocation). */
-  struct fut__cfuture_callback cb_inline[2];
+  /* Registered, not yet run, in order: cb0 (cb0.cb NULL when there is
+   * none), then `more`. */
+  struct fut__cfuture_callback cb0;
+  struct fut__cfuture_cbvec *more;
   /* The blocking waits watching it (cfuture_wait.c); empty once done. */
   struct fut__qnode waiters;
-  /* Frees the memory once the last reference went (result, message and
-   * callback vector already released), or NULL for fut__free: a cfuture
-   * embedded in a bigger object hands it back to its owner. */
-  void (*release)(fut_cfuture_t *cf);
 };
+
+/* A cfuture's size rounded up so that what follows it is aligned (a work
+ * item after its cfuture: fut__work_item_cf). */
+#define FUT__CF_SIZE ((sizeof(struct fut_cfuture) + 15u) & ~(size_t)15u)
 
 static inline bool fut__cfuture_final(int state) {
   return state == FUT_CFUTURE_FINISHED || state == FUT_CFUTURE_CANCELLED;
@@ -117,11 +129,20 @@ static inline void fut__cfuture_unlock(fut_cfuture_t *cf) {
  * cf->waiters.  In cfuture_wait.c. */
 void fut__cfuture_wake_waiters(fut_cfuture_t *cf, bool failed);
 
-/* Initialises an embedded cfuture: pending, `refs` references, no
- * callbacks; release(cf) is called instead of fut__free after the last
- * unref (any thread). */
-void fut__cfuture_init(fut_cfuture_t *cf, void (*release)(fut_cfuture_t *),
-                       unsigned refs);
+/* Initialises a cfuture: pending, `refs` references, no callbacks.  An
+ * embedded one goes, after its last unref (any thread), to the hook set
+ * with fut__cfuture_set_embedded_release instead of fut__free. */
+void fut__cfuture_init(fut_cfuture_t *cf, bool embedded, unsigned refs);
+
+/* Sets the one function that takes back the memory of embedded cfutures
+ * (the loop glue's wrappers; at load time, before any cfuture exists).
+ * The result, message and callbacks are already released. */
+void fut__cfuture_set_embedded_release(void (*release)(fut_cfuture_t *cf));
+
+/* Finishes cf with a NULL pointer result (Python's None) unless it is
+ * done already: what a call job that returned 0 without setting cf
+ * leaves.  No error. */
+void fut__cfuture_finish_none(fut_cfuture_t *cf);
 
 /* The outcome of a done cfuture without waiting: 0, the error code or
  * -ECANCELED; *msg the exception message (borrowed) or NULL. */
@@ -140,6 +161,15 @@ int fut__cfuture_new_ext(size_t extra, fut_cfuture_t **out, void **extra_out);
 
 /* ---- the executor object and jobs (executor.c) ------------------------ */
 
+/* Visible to the layer so the hot paths (run_in_executor on a thread
+ * pool) read it without calls. */
+struct fut_executor {
+  const fut_executor_ops_t *ops; /* never changes */
+  void *self;                    /* implementation object; never changes */
+  atomic_uint refs;              /* > 0 while alive */
+  atomic_bool shut;              /* fut_executor_shutdown was called */
+};
+
 /* Checks a job descriptor: exactly one function, data for its length.
  * Returns 0 or -EINVAL with a detail naming `what`. */
 int fut__job_check(const fut_job_t *job, const char *what);
@@ -152,31 +182,58 @@ void fut__executor_release_nowait(fut_executor_t *ex);
 
 /* ---- the thread pool (thread_pool.c) ----------------------------------- */
 
-/* A thread pool's work item.  Items of fut_executor_submit live in the
- * extra space of their cfuture; run_in_executor embeds one in its wrapper
- * and sets done. */
-struct fut__work_item {
-  struct fut__work_item *next; /* pool FIFO link (guarded by the pool lock) */
-  fut_cfuture_t *cf;           /* the pool's reference to the job's cfuture */
-  /* NULL: the pool drops its reference when the job is over (ran, was
-   * cancelled, or failed for a broken pool).  Else called instead, once,
-   * in the thread that finished with the item (a worker, or the caller of
-   * shutdown or of a failing initializer): it takes over the reference,
-   * and the pool never touches the item again. */
+struct fut__work_item;
+
+/* Where a finished work item goes instead of dropping its cfuture
+ * reference: done(it) is called once, in the thread that finished with
+ * the item (a worker, or the caller of shutdown or of a failing
+ * initializer); it takes over the reference, and the pool never touches
+ * the item again.  Embedded in its owner (the loop glue's inbox), which
+ * the item's sink pointer so also names. */
+struct fut__item_sink {
   void (*done)(struct fut__work_item *it);
-  fut_job_t job; /* owns its bytes (copied after the item, or
-                    job.data_free) until the job ran */
 };
 
+/* A thread pool's work item: 32 bytes, always right after its job's
+ * cfuture (at FUT__CF_SIZE: fut__work_item_cf).  Items of
+ * fut_executor_submit live in the extra space of their cfuture;
+ * run_in_executor embeds cfuture and item in its wrapper. */
+struct fut__work_item {
+  struct fut__work_item *next; /* pool queue link */
+  /* NULL: the pool drops the cfuture's reference when the job is over
+   * (ran, was cancelled, or failed for a broken pool).  Else the sink
+   * takes it. */
+  const struct fut__item_sink *sink;
+  /* A call job: fn(arg, cf).  fn NULL: a bytes job, and arg its
+   * fut_job_t (after the item, owning its bytes until the item is
+   * freed). */
+  fut_job_fn fn;
+  void *arg;
+};
+
+/* The cfuture of a work item (the pool holds one reference to it). */
+static inline fut_cfuture_t *fut__work_item_cf(struct fut__work_item *it) {
+  return (fut_cfuture_t *)(void *)((char *)it - FUT__CF_SIZE);
+}
+
+/* Runs a call job for cf as fut_job_run does (cf marked running, or the
+ * job skipped when cancelled); returns whether it ran. */
+bool fut__job_run_call(fut_job_fn fn, void *arg, fut_cfuture_t *cf);
+
+/* The thread pool's vtable (thread_pool.c). */
+extern const fut_executor_ops_t fut__thread_pool_ops;
+
 /* Whether ex is a thread pool from fut_thread_pool_new. */
-bool fut__is_thread_pool(const fut_executor_t *ex);
+static inline bool fut__is_thread_pool(const fut_executor_t *ex) {
+  return ex && ex->ops == &fut__thread_pool_ops;
+}
 /* Whether ex is a thread pool created before a fork of this process (in
  * the child: it has no threads; submit fails with FUT_E_FORKED, shutdown
  * neither waits nor blocks, free releases the memory only). */
 bool fut__thread_pool_forked(const fut_executor_t *ex);
-/* Queues it on the thread pool ex: returns 0 (the pool took it->cf's
- * reference; it->done, if set, will be called) or a negative error
- * (FUT_E_SHUTDOWN, FUT_E_BROKEN_POOL, a thread creation error; the caller
+/* Queues it on the thread pool ex: returns 0 (the pool took the
+ * reference of it's cfuture; it->sink, if set, will be called) or a negative
+ * error (FUT_E_SHUTDOWN, FUT_E_BROKEN_POOL, a thread creation error; the caller
  * keeps it).  Allocates nothing.  Any thread. */
 int fut__thread_pool_push(fut_executor_t *ex, struct fut__work_item *it);
 
@@ -218,13 +275,13 @@ void fut__inbox_before_block(fut_loop_t *loop, struct fut__inbox *ib);
 int fut__inbox_wrap(fut_loop_t *loop, struct fut__inbox *ib, fut_cfuture_t *cf,
                     fut_t **out);
 
-/* The fast path of run_in_executor on pool, one of our thread pools: the
- * job's work item and cfuture live in the new loop future's wrapper, and
- * the worker hands the item straight back to the inbox.  job's bytes must
- * not need copying (a call job, owned bytes, or none).  Loop thread.
- * Errors: -ENOMEM, fut__thread_pool_push's. */
+/* The fast path of run_in_executor on pool, one of our thread pools, for
+ * the call job fn(arg): the job's work item and cfuture live in the new
+ * loop future's wrapper, and the worker hands the item straight back to
+ * the inbox.  Loop thread.  Errors: -ENOMEM, fut__thread_pool_push's. */
 int fut__inbox_run_job(fut_loop_t *loop, struct fut__inbox *ib,
-                       fut_executor_t *pool, const fut_job_t *job, fut_t **out);
+                       fut_executor_t *pool, fut_job_fn fn, void *arg,
+                       fut_t **out);
 
 /* Drains run and completions delivered so far. */
 void fut__inbox_counters(const struct fut__inbox *ib, uint64_t *drains,

@@ -111,7 +111,7 @@ int fut_run_in_executor_job(fut_loop_t *loop, fut_executor_t *ex,
   *out = NULL;
   if (!loop)
     return fut__error(-EINVAL, "fut_run_in_executor: NULL loop");
-  int err = fut__check_usable(loop);
+  int err = fut__check_usable_fast(loop);
   if (err)
     return err;
   if ((err = fut__job_check(job, "fut_run_in_executor")))
@@ -121,10 +121,11 @@ int fut_run_in_executor_job(fut_loop_t *loop, fut_executor_t *ex,
     return err;
   if (!ex && (err = default_executor(st, &ex)))
     return err;
-  /* The fast path; jobs whose bytes would need copying take the generic
+  /* The fast path: call jobs on our thread pools; bytes jobs (their
+   * descriptor and bytes do not fit in the fast wrapper) take the generic
    * one. */
-  if (fut__is_thread_pool(ex) && (job->fn || job->data_free || job->len == 0))
-    return fut__inbox_run_job(loop, st->inbox, ex, job, out);
+  if (job->fn && fut__is_thread_pool(ex))
+    return fut__inbox_run_job(loop, st->inbox, ex, job->fn, job->arg, out);
   fut_cfuture_t *cf;
   if ((err = fut_executor_submit_job(ex, job, &cf)))
     return err;
@@ -137,6 +138,21 @@ int fut_run_in_executor_job(fut_loop_t *loop, fut_executor_t *ex,
 
 int fut_run_in_executor(fut_loop_t *loop, fut_executor_t *ex, fut_job_fn fn,
                         void *arg, fut_t **out) {
+  /* The common case, with nothing to copy or check twice: a usable loop
+   * whose executor state exists, and one of our thread pools. */
+  struct exec_state *st;
+  if (FUT__LIKELY(fn && out && loop && fut__check_usable_fast(loop) == 0 &&
+                  (st = fut__loop_part(loop, exec_part)) != NULL)) {
+    fut__inbox_check_fork(st->inbox);
+    if (!ex && !(st->default_ex && !fut__thread_pool_forked(st->default_ex)))
+      goto general; /* makes or replaces the default executor */
+    fut_executor_t *pool = ex ? ex : st->default_ex;
+    if (fut__is_thread_pool(pool)) {
+      *out = NULL;
+      return fut__inbox_run_job(loop, st->inbox, pool, fn, arg, out);
+    }
+  }
+general:
   if (!fn) {
     if (out)
       *out = NULL;

@@ -121,14 +121,25 @@ static void pool_unref(struct thread_pool *p) {
 }
 
 /* Releases what the item holds; the item's memory goes with its cfuture
- * or is handed back to its owner by it->done. */
+ * or is handed back to its owner by its sink. */
 static void item_free(struct fut__work_item *it) {
-  if (it->job.data_free)
-    it->job.data_free((void *)(uintptr_t)it->job.data);
-  if (it->done)
-    it->done(it);
+  if (FUT__UNLIKELY(!it->fn)) {
+    const fut_job_t *job = it->arg;
+    if (job->data_free)
+      job->data_free((void *)(uintptr_t)job->data);
+  }
+  if (it->sink)
+    it->sink->done(it);
   else
-    fut_cfuture_unref(it->cf);
+    fut_cfuture_unref(fut__work_item_cf(it));
+}
+
+/* Runs the item's job (or finds its cfuture cancelled). */
+static void item_run(struct fut__work_item *it) {
+  if (FUT__LIKELY(it->fn != NULL))
+    fut__job_run_call(it->fn, it->arg, fut__work_item_cf(it));
+  else
+    fut_job_run(it->arg, fut__work_item_cf(it));
 }
 
 /* With p->lock held: moves the incoming stack to the FIFO's tail, oldest
@@ -208,7 +219,7 @@ static void fail_items(struct fut__work_item *list, int err,
   while (list) {
     struct fut__work_item *it = list;
     list = it->next;
-    fut_cfuture_set_exception(it->cf, FUT_E_BROKEN_POOL,
+    fut_cfuture_set_exception(fut__work_item_cf(it), FUT_E_BROKEN_POOL,
                               "thread pool %s is broken: a worker's "
                               "initializer failed (%s)",
                               prefix, fut_err_name(err));
@@ -291,7 +302,7 @@ static void serve(struct thread_pool *p) {
      * counts were settled under it, so any waiter may take the signal. */
     if (wake)
       pthread_cond_signal(&p->work_cv);
-    fut_job_run(&it->job, it->cf);
+    item_run(it);
     item_free(it);
     spun = false;
     pthread_mutex_lock(&p->lock);
@@ -427,25 +438,36 @@ static int enqueue(struct thread_pool *p, struct fut__work_item *it) {
 
 static int pool_submit(void *self, const fut_job_t *job, fut_cfuture_t **out) {
   struct thread_pool *p = self;
-  bool copy = job->bytes_fn && !job->data_free && job->len > 0;
-  size_t extra = copy ? job->len : 0;
-  if (extra > SIZE_MAX - sizeof(struct fut__work_item))
-    return fut__error(-ENOMEM, "thread pool: %zu argument bytes is too big",
-                      extra);
+  /* After the item: a bytes job's descriptor, then the argument bytes it
+   * borrowed (copied). */
+  bool bytes = job->fn == NULL;
+  bool copy = bytes && !job->data_free && job->len > 0;
+  size_t extra = sizeof(struct fut__work_item);
+  if (bytes) {
+    extra += sizeof(fut_job_t);
+    if (copy && job->len > SIZE_MAX - FUT__CF_SIZE - extra)
+      return fut__error(-ENOMEM, "thread pool: %zu argument bytes is too big",
+                        job->len);
+    extra += copy ? job->len : 0;
+  }
   fut_cfuture_t *cf;
   void *space;
-  int err =
-      fut__cfuture_new_ext(sizeof(struct fut__work_item) + extra, &cf, &space);
+  int err = fut__cfuture_new_ext(extra, &cf, &space);
   if (err)
     return err;
   struct fut__work_item *it = space;
-  it->cf = cf;
   it->next = NULL;
-  it->done = NULL;
-  it->job = *job;
-  if (copy) {
-    memcpy(it + 1, job->data, job->len);
-    it->job.data = it + 1;
+  it->sink = NULL;
+  it->fn = job->fn;
+  it->arg = job->arg;
+  if (bytes) {
+    fut_job_t *j = (fut_job_t *)(it + 1);
+    *j = *job;
+    if (copy) {
+      memcpy(j + 1, job->data, job->len);
+      j->data = j + 1;
+    }
+    it->arg = j;
   }
   /* The caller's reference; the item keeps the pool's. */
   fut_cfuture_ref(cf);
@@ -482,7 +504,7 @@ static int pool_shutdown(void *self, bool wait, bool cancel_pending,
   while (list) {
     struct fut__work_item *it = list;
     list = it->next;
-    fut_cfuture_cancel(it->cf);
+    fut_cfuture_cancel(fut__work_item_cf(it));
     item_free(it);
   }
   if (!wait)
@@ -558,8 +580,8 @@ static int init_cond(pthread_cond_t *c) {
   return -err;
 }
 
-static const fut_executor_ops_t thread_pool_ops = {"thread pool", pool_submit,
-                                                   pool_shutdown, pool_destroy};
+const fut_executor_ops_t fut__thread_pool_ops = {"thread pool", pool_submit,
+                                                 pool_shutdown, pool_destroy};
 
 size_t fut_thread_pool_default_workers(void) {
   cpu_set_t set;
@@ -618,7 +640,7 @@ int fut_thread_pool_new_ex(const fut_thread_pool_opts_t *o,
     goto fail_work;
   if ((err = init_cond(&p->exit_cv)))
     goto fail_exit;
-  if ((err = fut_executor_new(&thread_pool_ops, p, out)))
+  if ((err = fut_executor_new(&fut__thread_pool_ops, p, out)))
     goto fail_ex;
   return 0;
 
@@ -642,27 +664,22 @@ int fut_thread_pool_new(size_t max_workers, fut_executor_t **out) {
   return fut_thread_pool_new_ex(&o, out);
 }
 
-bool fut__is_thread_pool(const fut_executor_t *ex) {
-  return fut_executor_ops(ex) == &thread_pool_ops;
-}
-
 bool fut__thread_pool_forked(const fut_executor_t *ex) {
   return fut__is_thread_pool(ex) && forked(fut_executor_self(ex));
 }
 
 int fut__thread_pool_push(fut_executor_t *ex, struct fut__work_item *it) {
-  FUT__ASSERT(fut_executor_ops(ex) == &thread_pool_ops);
-  if (fut_executor_is_shutdown(ex))
+  FUT__ASSERT(ex->ops == &fut__thread_pool_ops);
+  if (atomic_load_explicit(&ex->shut, memory_order_relaxed))
     return fut__error(FUT_E_SHUTDOWN, "fut_executor_submit: the thread pool "
                                       "has been shut down");
-  it->next = NULL;
-  return enqueue(fut_executor_self(ex), it);
+  return enqueue(ex->self, it);
 }
 
 /* One of a thread pool's counts, read under its lock; 0 for another
  * executor. */
 static size_t locked_count(fut_executor_t *ex, bool idle) {
-  if (fut_executor_ops(ex) != &thread_pool_ops)
+  if (fut_executor_ops(ex) != &fut__thread_pool_ops)
     return 0;
   struct thread_pool *p = fut_executor_self(ex);
   pthread_mutex_lock(&p->lock);

@@ -130,7 +130,7 @@ int fut__ext_init(fut_loop_t *loop, struct fut__ext *x,
                   const struct fut__ops *ops) {
   if (!loop)
     return fut__error(-EINVAL, "NULL loop");
-  int err = fut__check_usable(loop);
+  int err = fut__check_usable_fast(loop);
   if (err)
     return err;
   x->ops = ops;

@@ -500,6 +500,14 @@ static inline int fut__check_thread(const fut_loop_t *loop) {
   return 0;
 }
 int fut__check_usable(const fut_loop_t *loop);
+/* fut__check_usable with its common case inline: a loop neither closed
+ * nor in debug mode (loop->checked) nor carried over a fork. */
+static inline int fut__check_usable_fast(const fut_loop_t *loop) {
+  if (FUT__LIKELY(!(loop->checked & FUT__CHK_USABLE) &&
+                  loop->fork_gen == fut__fork_generation()))
+    return 0;
+  return fut__check_usable(loop);
+}
 
 /* Releases the loop's memory once fut_loop_free ran and the last object
  * went. */
