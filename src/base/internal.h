@@ -107,6 +107,8 @@ struct fut__slab {
   uint32_t nspare;               /* how many */
   uint32_t group;                /* chunks in the next mapping (1, 2, 4 ..
                                     FUT__SLAB_GROUP_MAX): one VMA each */
+  bool huge;                     /* full groups advised for huge pages
+                                    (set after fut__slab_init) */
 };
 
 struct fut__slab_chunk {

@@ -44,8 +44,8 @@ static void *map_chunk(struct fut__slab *s) {
   if (s->nspare == 0) {
     uint32_t g = s->group ? s->group : 1;
     size_t n = (size_t)g * FUT__SLAB_CHUNK;
-    char *m = g == FUT__SLAB_GROUP_MAX ? fut__chunk_alloc_huge(n)
-                                       : fut__chunk_alloc(n);
+    char *m = s->huge && g == FUT__SLAB_GROUP_MAX ? fut__chunk_alloc_huge(n)
+                                                  : fut__chunk_alloc(n);
     if (!m)
       return NULL;
     s->spare = m + n;

@@ -107,6 +107,10 @@ int fut_loop_new(fut_loop_t **out) {
   loop->checked = loop->debug ? FUT__CHK_USABLE : 0;
   fut__slab_init(&loop->fut_slab, FUT__FUTURE_SIZE);
   fut__slab_init(&loop->handle_slab, sizeof(fut_handle_t));
+  /* A burst of a million futures or timers faults 2 MiB at a time (a
+   * 4 KiB fault costs 10-20 us in a VM).  Not the tasks' slab: measured
+   * slower there (docs/tasks.md, "Huge pages: not for tasks"). */
+  loop->fut_slab.huge = loop->handle_slab.huge = true;
   loop->handle_slab.owner = loop; /* fut__handle_loop */
   fut__timers_init(loop, fut__now());
   int err = fut__ring_grow(&loop->ready);

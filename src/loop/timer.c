@@ -149,6 +149,7 @@ void fut__timers_init(fut_loop_t *loop, uint64_t now) {
   loop->timers.cur_slot = now >> FUT__SLOT_SHIFT;
   fut__slab_init(&loop->timers.hslab, sizeof(struct fut__hchunk));
   fut__slab_init(&loop->timers.tslab, sizeof(struct fut__tchunk));
+  loop->timers.hslab.huge = loop->timers.tslab.huge = true;
 }
 
 /* ---- the wheel ------------------------------------------------------------
