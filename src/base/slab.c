@@ -1,5 +1,5 @@
-/* Per-loop pools of fixed-size objects (futures, handles): see the comment
- * on struct fut__slab in internal.h. */
+/* Per-loop pools of fixed-size objects (futures, tasks, handles): see the
+ * comment on struct fut__slab in internal.h. */
 #include "base/internal.h"
 
 #include <string.h>
@@ -39,7 +39,7 @@ void fut__slab_init(struct fut__slab *s, size_t obj_size) {
 /* A chunk's memory: the next spare one, or a new group mapped (aligned on
  * its size, a power of two, hence on the chunk size) whose spare ones the
  * next calls take.  Contiguous chunks are one VMA; a full group (2 MiB) is
- * advised for huge pages. */
+ * advised for huge pages when the slab's owner asked (s->huge). */
 static void *map_chunk(struct fut__slab *s) {
   if (s->nspare == 0) {
     uint32_t g = s->group ? s->group : 1;
