@@ -91,14 +91,25 @@ static void sift_down(struct fut__heap_ent *heap, uint32_t n, uint32_t i) {
   heap[i] = e;
 }
 
+/* The timers' growable arrays (the heaps, a bucket's chunk list, the lag):
+ * arr reallocated to twice *cap entries of elem bytes (first when empty).
+ * Returns the new array with *cap updated, or NULL (arr and *cap kept). */
+static void *grow_array(void *arr, uint32_t *cap, size_t elem, uint32_t first) {
+  uint32_t n = *cap ? *cap * 2 : first;
+  if (n <= *cap) /* 2^32 entries: never reached before memory runs out */
+    return NULL;
+  void *p = fut__realloc(arr, elem * n);
+  if (p)
+    *cap = n;
+  return p;
+}
+
 static int heap_push(struct fut__theap *h, const struct fut__heap_ent *e) {
   if (FUT__UNLIKELY(h->len == h->cap)) {
-    uint32_t cap = h->cap ? h->cap * 2 : 64;
-    struct fut__heap_ent *ents = fut__realloc(h->ents, sizeof *ents * cap);
+    struct fut__heap_ent *ents = grow_array(h->ents, &h->cap, sizeof *ents, 64);
     if (!ents)
       return fut__error(-ENOMEM, "timer heap: out of memory");
     h->ents = ents;
-    h->cap = cap;
   }
   h->ents[h->len] = *e;
   sift_up(h->ents, h->len++);
@@ -229,12 +240,10 @@ static inline int hwheel_add(struct fut__timers *t, uint32_t b, fut_handle_t *h,
   uint32_t i = hb->len, k = i / FUT__HCHUNK_ENTS;
   if (FUT__UNLIKELY(k == hb->nchunks)) {
     if (hb->nchunks == hb->cap) {
-      uint32_t cap = hb->cap ? hb->cap * 2 : 4;
-      struct fut__hchunk **cs = fut__realloc(hb->chunks, sizeof *cs * cap);
+      struct fut__hchunk **cs = grow_array(hb->chunks, &hb->cap, sizeof *cs, 4);
       if (!cs)
         return fut__error(-ENOMEM, "timer wheel: out of memory");
       hb->chunks = cs;
-      hb->cap = cap;
     }
     struct fut__hchunk *c = hchunk_get(t);
     if (!c)
@@ -505,12 +514,10 @@ static int lag_push(struct fut__timers *t, uint64_t s, uint32_t b) {
     return 0;
   }
   if (t->nlag == t->lag_cap) {
-    uint32_t cap = t->lag_cap ? t->lag_cap * 2 : 64;
-    struct fut__lag *l = fut__realloc(t->lag, sizeof *l * cap);
+    struct fut__lag *l = grow_array(t->lag, &t->lag_cap, sizeof *l, 64);
     if (!l)
       return fut__error(-ENOMEM, "timer lag: out of memory");
     t->lag = l;
-    t->lag_cap = cap;
   }
   t->lag[t->nlag++] = (struct fut__lag){s, t->wheel[b], *hb};
   t->wheel[b] = NULL;
